@@ -1,0 +1,13 @@
+//! Layered configuration: built-in defaults → optional TOML file → the Cantina team's `.env` names →
+//! `CANTINA__SECTION__KEY` environment variables (most specific wins). A `.env` file in the working directory is
+//! read as their Django setup reads it; the process environment wins over it. `NAME_FILE` gives a secret as a file.
+
+mod secret;
+mod settings;
+mod sources;
+mod validate;
+
+pub use secret::{DatabaseUrl, Secret, mask_url_password};
+pub use settings::*;
+pub use sources::{ConfigError, LoadOptions};
+pub use validate::{ChannelProviders, EmailBackend, RulesConfig, SmsProvider, ValidationErrors, WhatsAppProvider};

@@ -1,0 +1,298 @@
+use serde::{Deserialize, Deserializer, Serialize};
+
+use super::{DatabaseUrl, Secret};
+
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(default)]
+pub struct Settings {
+    pub database: DatabaseSettings,
+    pub http: HttpSettings,
+    pub log: LogSettings,
+    pub rules: RulesSettings,
+    pub email: EmailSettings,
+    pub sms: SmsSettings,
+    pub whatsapp: WhatsAppSettings,
+    pub twilio: TwilioSettings,
+    pub dispatch: DispatchSettings,
+    pub listener: ListenerSettings,
+    pub portal: PortalSettings,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(default)]
+pub struct DatabaseSettings {
+    /// `DATABASE_URL`.
+    pub url: Option<DatabaseUrl>,
+    /// `LISTEN_DATABASE_URL`: a direct session for LISTEN when `url` goes through a transaction-pooling PgBouncer.
+    pub listen_url: Option<DatabaseUrl>,
+    pub pool_size: usize,
+    pub connect_timeout_seconds: u64,
+}
+
+impl Default for DatabaseSettings {
+    fn default() -> Self {
+        Self { url: None, listen_url: None, pool_size: 16, connect_timeout_seconds: 10 }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(default)]
+pub struct HttpSettings {
+    pub addr: String,
+}
+
+impl Default for HttpSettings {
+    fn default() -> Self {
+        Self { addr: "0.0.0.0:8080".into() }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(default)]
+pub struct LogSettings {
+    /// `text` (default) or `json`.
+    pub format: String,
+}
+
+impl Default for LogSettings {
+    fn default() -> Self {
+        Self { format: "text".into() }
+    }
+}
+
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(default)]
+pub struct RulesSettings {
+    pub saldo_bajo: SaldoBajoRule,
+    pub recarga_exitosa: RuleSettings,
+    pub cuenta_pendiente: RuleSettings,
+    pub recordatorio_deuda: RuleSettings,
+    pub tarjeta_bloqueada: RuleSettings,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(default)]
+pub struct RuleSettings {
+    #[serde(deserialize_with = "string_or_list")]
+    pub channels: Vec<String>,
+}
+
+impl Default for RuleSettings {
+    fn default() -> Self {
+        Self { channels: vec!["email".into()] }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(default)]
+pub struct SaldoBajoRule {
+    #[serde(deserialize_with = "string_or_list")]
+    pub channels: Vec<String>,
+    /// Default low-balance threshold in guaraníes (a card's own `saldo_alerta` > 0 overrides it).
+    pub umbral: i64,
+}
+
+impl Default for SaldoBajoRule {
+    fn default() -> Self {
+        Self { channels: vec!["email".into()], umbral: 5_000 }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(default)]
+pub struct EmailSettings {
+    /// `EMAIL_BACKEND`: console (default), file, smtp, sendgrid, ses, or the Django class paths.
+    pub backend: String,
+    pub host: String,
+    pub port: Option<u16>,
+    pub use_tls: Option<bool>,
+    pub use_ssl: Option<bool>,
+    pub host_user: Option<String>,
+    pub host_password: Option<Secret>,
+    /// `DEFAULT_FROM_EMAIL`.
+    pub from: String,
+    /// `EMAIL_FILE_PATH` for the file backend.
+    pub file_path: String,
+    pub sendgrid_api_key: Option<Secret>,
+    pub sendgrid_api_url: String,
+    pub aws_access_key_id: Option<String>,
+    pub aws_secret_access_key: Option<Secret>,
+    pub aws_ses_region_name: Option<String>,
+}
+
+impl Default for EmailSettings {
+    fn default() -> Self {
+        Self {
+            backend: "console".into(),
+            host: "localhost".into(),
+            port: None,
+            use_tls: None,
+            use_ssl: None,
+            host_user: None,
+            host_password: None,
+            from: "Cantina Tita <noreply@cantinatita.com.py>".into(),
+            file_path: "notificaciones/email".into(),
+            sendgrid_api_key: None,
+            sendgrid_api_url: "https://api.sendgrid.com".into(),
+            aws_access_key_id: None,
+            aws_secret_access_key: None,
+            aws_ses_region_name: None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(default)]
+pub struct SmsSettings {
+    /// `SMS_PROVIDER`: twilio, tigo, personal, http, or console / file for development. Unset: no SMS channel.
+    pub provider: Option<String>,
+    pub file_path: String,
+    pub tigo_api_key: Option<Secret>,
+    pub tigo_api_url: Option<String>,
+    pub personal_api_key: Option<Secret>,
+    pub personal_api_url: Option<String>,
+}
+
+impl Default for SmsSettings {
+    fn default() -> Self {
+        Self {
+            provider: None,
+            file_path: "notificaciones/sms".into(),
+            tigo_api_key: None,
+            tigo_api_url: None,
+            personal_api_key: None,
+            personal_api_url: None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(default)]
+pub struct WhatsAppSettings {
+    /// `WHATSAPP_PROVIDER`: business_api, twilio, or console / file for development. Unset: no WhatsApp channel.
+    pub provider: Option<String>,
+    pub file_path: String,
+    pub access_token: Option<Secret>,
+    pub phone_number_id: Option<String>,
+    pub api_url: String,
+    pub api_version: String,
+}
+
+impl Default for WhatsAppSettings {
+    fn default() -> Self {
+        Self {
+            provider: None,
+            file_path: "notificaciones/whatsapp".into(),
+            access_token: None,
+            phone_number_id: None,
+            api_url: "https://graph.facebook.com".into(),
+            api_version: "v23.0".into(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(default)]
+pub struct TwilioSettings {
+    pub account_sid: Option<String>,
+    pub auth_token: Option<Secret>,
+    pub phone_number: Option<String>,
+    pub whatsapp_number: Option<String>,
+    pub api_url: String,
+}
+
+impl Default for TwilioSettings {
+    fn default() -> Self {
+        Self {
+            account_sid: None,
+            auth_token: None,
+            phone_number: None,
+            whatsapp_number: None,
+            api_url: "https://api.twilio.com".into(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(default)]
+pub struct DispatchSettings {
+    /// Requests claimed per round trip.
+    pub batch_size: i64,
+    /// Sends in flight at once per process.
+    pub concurrency: usize,
+    /// Attempts before a transient failure becomes `Error`.
+    pub max_attempts: i32,
+    /// First retry delay; doubles per attempt, with jitter, up to `retry_max_ms`.
+    pub retry_base_ms: u64,
+    pub retry_max_ms: u64,
+    /// How long a claim is held; a worker that dies leaves its claims to others after this.
+    pub lease_seconds: u64,
+    /// How often to look for due retries and expired leases when nothing woke the dispatcher.
+    pub poll_interval_ms: u64,
+    /// Upper bound of one provider call.
+    pub send_timeout_seconds: u64,
+    /// On SIGTERM, how long in-flight sends may take before the process exits anyway.
+    pub shutdown_grace_seconds: u64,
+    pub dry_run: bool,
+}
+
+impl Default for DispatchSettings {
+    fn default() -> Self {
+        Self {
+            batch_size: 200,
+            concurrency: 32,
+            max_attempts: 8,
+            retry_base_ms: 5_000,
+            retry_max_ms: 3_600_000,
+            lease_seconds: 120,
+            poll_interval_ms: 1_000,
+            send_timeout_seconds: 30,
+            shutdown_grace_seconds: 25,
+            dry_run: false,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(default)]
+pub struct ListenerSettings {
+    /// Outbox events turned into requests per transaction.
+    pub batch_size: i64,
+    /// The slow safety tick: drain even when no wake-up arrived.
+    pub safety_tick_seconds: u64,
+    pub reconnect_min_ms: u64,
+    pub reconnect_max_ms: u64,
+}
+
+impl Default for ListenerSettings {
+    fn default() -> Self {
+        Self { batch_size: 500, safety_tick_seconds: 5, reconnect_min_ms: 100, reconnect_max_ms: 30_000 }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(default)]
+pub struct PortalSettings {
+    /// Base URL of the parents' portal, for the buttons in emails.
+    pub base_url: String,
+}
+
+impl Default for PortalSettings {
+    fn default() -> Self {
+        Self { base_url: "https://portal.cantinatita.com.py".into() }
+    }
+}
+
+/// `email,sms` from the environment or `["email", "sms"]` from TOML.
+fn string_or_list<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Either {
+        One(String),
+        Many(Vec<String>),
+    }
+    Ok(match Either::deserialize(d)? {
+        Either::One(s) => s.split(',').map(str::trim).filter(|s| !s.is_empty()).map(String::from).collect(),
+        Either::Many(v) => v,
+    })
+}

@@ -1,0 +1,287 @@
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+use config::{Config, Environment, File, FileFormat};
+
+use super::Settings;
+
+/// The Cantina team's Django `.env` names and where each lands in [`Settings`].
+pub const TEAM_NAMES: &[(&str, &str)] = &[
+    ("DATABASE_URL", "database.url"),
+    ("LISTEN_DATABASE_URL", "database.listen_url"),
+    ("EMAIL_BACKEND", "email.backend"),
+    ("EMAIL_HOST", "email.host"),
+    ("EMAIL_PORT", "email.port"),
+    ("EMAIL_USE_TLS", "email.use_tls"),
+    ("EMAIL_USE_SSL", "email.use_ssl"),
+    ("EMAIL_HOST_USER", "email.host_user"),
+    ("EMAIL_HOST_PASSWORD", "email.host_password"),
+    ("DEFAULT_FROM_EMAIL", "email.from"),
+    ("EMAIL_FILE_PATH", "email.file_path"),
+    ("SENDGRID_API_KEY", "email.sendgrid_api_key"),
+    ("SENDGRID_API_URL", "email.sendgrid_api_url"),
+    ("AWS_ACCESS_KEY_ID", "email.aws_access_key_id"),
+    ("AWS_SECRET_ACCESS_KEY", "email.aws_secret_access_key"),
+    ("AWS_SES_REGION_NAME", "email.aws_ses_region_name"),
+    ("SMS_PROVIDER", "sms.provider"),
+    ("TIGO_SMS_API_KEY", "sms.tigo_api_key"),
+    ("TIGO_SMS_API_URL", "sms.tigo_api_url"),
+    ("PERSONAL_SMS_API_KEY", "sms.personal_api_key"),
+    ("PERSONAL_SMS_API_URL", "sms.personal_api_url"),
+    ("TWILIO_ACCOUNT_SID", "twilio.account_sid"),
+    ("TWILIO_AUTH_TOKEN", "twilio.auth_token"),
+    ("TWILIO_PHONE_NUMBER", "twilio.phone_number"),
+    ("TWILIO_WHATSAPP_NUMBER", "twilio.whatsapp_number"),
+    ("TWILIO_API_URL", "twilio.api_url"),
+    ("WHATSAPP_PROVIDER", "whatsapp.provider"),
+    ("WHATSAPP_ACCESS_TOKEN", "whatsapp.access_token"),
+    ("WHATSAPP_PHONE_NUMBER_ID", "whatsapp.phone_number_id"),
+    ("WHATSAPP_API_URL", "whatsapp.api_url"),
+    ("WHATSAPP_API_VERSION", "whatsapp.api_version"),
+];
+
+/// Names whose value may instead come from the file named by `NAME_FILE` (besides any `CANTINA__…` key).
+const FILE_SECRET_NAMES: &[&str] = &[
+    "DATABASE_URL",
+    "LISTEN_DATABASE_URL",
+    "EMAIL_HOST_USER",
+    "EMAIL_HOST_PASSWORD",
+    "SENDGRID_API_KEY",
+    "AWS_ACCESS_KEY_ID",
+    "AWS_SECRET_ACCESS_KEY",
+    "TWILIO_ACCOUNT_SID",
+    "TWILIO_AUTH_TOKEN",
+    "TIGO_SMS_API_KEY",
+    "PERSONAL_SMS_API_KEY",
+    "WHATSAPP_ACCESS_TOKEN",
+];
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read {key} = {path}: {source}")]
+    SecretFile { key: String, path: String, source: std::io::Error },
+    #[error("cannot read .env file {path}: {message}")]
+    DotEnv { path: String, message: String },
+    #[error("configuration file {path}: {source}")]
+    File { path: String, source: config::ConfigError },
+    #[error("invalid configuration: {0}")]
+    Invalid(String),
+}
+
+/// Where to read configuration from. `from_process()` is what the binary uses; tests pass explicit maps.
+#[derive(Debug, Clone, Default)]
+pub struct LoadOptions {
+    /// TOML file (`--config FILE` or `CANTINA_NOTIFY_CONFIG`).
+    pub file: Option<PathBuf>,
+    /// `.env` file to read, if it exists.
+    pub dotenv: Option<PathBuf>,
+    /// The process environment (or a stand-in).
+    pub env: HashMap<String, String>,
+}
+
+impl LoadOptions {
+    pub fn from_process(file: Option<PathBuf>) -> Self {
+        let env: HashMap<String, String> = std::env::vars().collect();
+        let file = file.or_else(|| env.get("CANTINA_NOTIFY_CONFIG").filter(|s| !s.is_empty()).map(PathBuf::from));
+        Self { file, dotenv: Some(PathBuf::from(".env")), env }
+    }
+}
+
+impl Settings {
+    pub fn load(opts: &LoadOptions) -> Result<Settings, ConfigError> {
+        let mut vars = match &opts.dotenv {
+            Some(p) if p.exists() => read_dotenv(p)?,
+            _ => HashMap::new(),
+        };
+        vars.extend(opts.env.iter().map(|(k, v)| (k.clone(), v.clone())));
+        resolve_file_secrets(&mut vars)?;
+
+        let team: config::Map<String, String> = TEAM_NAMES
+            .iter()
+            .filter_map(|(name, path)| {
+                let v = vars.get(*name)?;
+                // Empty means unset, as in Django's `env()` defaults.
+                (!v.is_empty()).then(|| (path.replace('.', "__"), v.clone()))
+            })
+            .collect();
+        let cantina: config::Map<String, String> =
+            vars.iter().filter(|(k, _)| k.starts_with("CANTINA__")).map(|(k, v)| (k.clone(), v.clone())).collect();
+
+        let mut builder = Config::builder();
+        if let Some(path) = &opts.file {
+            builder = builder.add_source(File::from(path.as_path()).format(FileFormat::Toml).required(true));
+        }
+        let built = builder
+            .add_source(Environment::default().separator("__").source(Some(team)))
+            .add_source(
+                Environment::with_prefix("CANTINA")
+                    .prefix_separator("__")
+                    .separator("__")
+                    .ignore_empty(true)
+                    .source(Some(cantina)),
+            )
+            .build()
+            .map_err(|e| match &opts.file {
+                Some(p) => ConfigError::File { path: p.display().to_string(), source: e },
+                None => ConfigError::Invalid(e.to_string()),
+            })?;
+        built.try_deserialize().map_err(|e| ConfigError::Invalid(explain(e)))
+    }
+}
+
+/// config's messages name the dotted path (`rules.saldo_bajo.umbral`); add the environment spelling too.
+fn explain(e: config::ConfigError) -> String {
+    let msg = e.to_string();
+    let Some((head, rest)) = msg.split_once(" for key `") else { return msg };
+    let key = rest.split('`').next().unwrap_or_default();
+    let env = format!("CANTINA__{}", key.replace('.', "__").to_uppercase());
+    let team = TEAM_NAMES.iter().find(|(_, p)| *p == key).map(|(n, _)| format!(" or {n}")).unwrap_or_default();
+    format!("{head} for {env}{team} ({key})")
+}
+
+fn read_dotenv(path: &Path) -> Result<HashMap<String, String>, ConfigError> {
+    let err = |message: String| ConfigError::DotEnv { path: path.display().to_string(), message };
+    let iter = dotenvy::from_path_iter(path).map_err(|e| err(e.to_string()))?;
+    iter.map(|item| item.map_err(|e| err(e.to_string()))).collect()
+}
+
+/// `NAME_FILE=/run/secrets/name` → `NAME` = the file's content without the trailing newline (Docker/Kubernetes).
+/// A value given directly wins over the file.
+fn resolve_file_secrets(vars: &mut HashMap<String, String>) -> Result<(), ConfigError> {
+    let file_keys: Vec<(String, String)> = vars
+        .iter()
+        .filter_map(|(k, v)| {
+            let base = k.strip_suffix("_FILE")?;
+            let allowed = FILE_SECRET_NAMES.contains(&base) || base.starts_with("CANTINA__");
+            (allowed && !v.is_empty()).then(|| (k.clone(), base.to_string()))
+        })
+        .collect();
+    for (key, base) in file_keys {
+        if vars.get(&base).is_some_and(|v| !v.is_empty()) {
+            continue;
+        }
+        let path = vars[&key].clone();
+        let content = std::fs::read_to_string(&path).map_err(|source| ConfigError::SecretFile {
+            key: key.clone(),
+            path: path.clone(),
+            source,
+        })?;
+        vars.insert(base, content.trim_end_matches(['\n', '\r']).to_string());
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> HashMap<String, String> {
+        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+    }
+
+    fn load(pairs: &[(&str, &str)]) -> Settings {
+        Settings::load(&LoadOptions { env: env(pairs), ..Default::default() }).unwrap()
+    }
+
+    #[test]
+    fn defaults_apply_with_an_empty_environment() {
+        let s = load(&[]);
+        assert_eq!(s.email.backend, "console");
+        assert_eq!(s.http.addr, "0.0.0.0:8080");
+        assert_eq!(s.rules.saldo_bajo.umbral, 5000);
+        assert_eq!(s.rules.recarga_exitosa.channels, vec!["email"]);
+        assert!(s.database.url.is_none());
+        assert_eq!(s.twilio.api_url, "https://api.twilio.com");
+        assert_eq!(s.whatsapp.api_version, "v23.0");
+    }
+
+    #[test]
+    fn team_names_and_cantina_names_are_read() {
+        let s = load(&[
+            ("DATABASE_URL", "postgres://u:p@h/db"),
+            ("EMAIL_BACKEND", "django.core.mail.backends.console.EmailBackend"),
+            ("EMAIL_PORT", "587"),
+            ("EMAIL_USE_TLS", "True"),
+            ("EMAIL_USE_SSL", "False"),
+            ("CANTINA__RULES__SALDO_BAJO__CHANNELS", "email, sms"),
+            ("CANTINA__RULES__SALDO_BAJO__UMBRAL", "7000"),
+            ("CANTINA__DISPATCH__DRY_RUN", "1"),
+        ]);
+        assert_eq!(s.database.url.as_ref().map(|u| u.expose()), Some("postgres://u:p@h/db"));
+        assert_eq!(s.email.port, Some(587));
+        assert_eq!(s.email.use_tls, Some(true));
+        assert_eq!(s.email.use_ssl, Some(false));
+        assert_eq!(s.rules.saldo_bajo.channels, vec!["email", "sms"]);
+        assert_eq!(s.rules.saldo_bajo.umbral, 7000);
+        assert!(s.dispatch.dry_run);
+    }
+
+    #[test]
+    fn cantina_names_win_over_team_names_which_win_over_the_file() {
+        let dir = std::env::temp_dir().join(format!("cn-cfg-{}", fastrand::u64(..)));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("c.toml");
+        std::fs::write(&file, "[email]\nbackend = \"file\"\nhost = \"from-file\"\nport = 25\n[http]\naddr = \"127.0.0.1:9\"\n").unwrap();
+        let s = Settings::load(&LoadOptions {
+            file: Some(file),
+            dotenv: None,
+            env: env(&[("EMAIL_HOST", "from-team"), ("CANTINA__EMAIL__HOST", "from-cantina"), ("EMAIL_PORT", "2525")]),
+        })
+        .unwrap();
+        assert_eq!(s.email.backend, "file");
+        assert_eq!(s.email.host, "from-cantina");
+        assert_eq!(s.email.port, Some(2525));
+        assert_eq!(s.http.addr, "127.0.0.1:9");
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn dotenv_is_read_and_the_process_environment_wins() {
+        let dir = std::env::temp_dir().join(format!("cn-env-{}", fastrand::u64(..)));
+        std::fs::create_dir_all(&dir).unwrap();
+        let dotenv = dir.join(".env");
+        std::fs::write(&dotenv, "EMAIL_HOST=smtp.gmail.com\nEMAIL_PORT=587\n# comment\nDEFAULT_FROM_EMAIL=\"Cantina Tita <noreply@x.py>\"\n").unwrap();
+        let s = Settings::load(&LoadOptions { file: None, dotenv: Some(dotenv), env: env(&[("EMAIL_PORT", "465")]) }).unwrap();
+        assert_eq!(s.email.host, "smtp.gmail.com");
+        assert_eq!(s.email.port, Some(465));
+        assert_eq!(s.email.from, "Cantina Tita <noreply@x.py>");
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn secrets_can_come_from_files() {
+        let dir = std::env::temp_dir().join(format!("cn-sec-{}", fastrand::u64(..)));
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("pw"), "s3cret\n").unwrap();
+        std::fs::write(dir.join("db"), "postgres://a:b@c/d\n").unwrap();
+        let s = load(&[
+            ("EMAIL_HOST_PASSWORD_FILE", dir.join("pw").to_str().unwrap()),
+            ("DATABASE_URL_FILE", dir.join("db").to_str().unwrap()),
+        ]);
+        assert_eq!(s.email.host_password.as_ref().map(|p| p.expose()), Some("s3cret"));
+        assert_eq!(s.database.url.as_ref().map(|u| u.expose()), Some("postgres://a:b@c/d"));
+        let missing = Settings::load(&LoadOptions {
+            env: env(&[("TWILIO_AUTH_TOKEN_FILE", "/nonexistent/token")]),
+            ..Default::default()
+        })
+        .unwrap_err()
+        .to_string();
+        assert!(missing.contains("TWILIO_AUTH_TOKEN_FILE"), "{missing}");
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn a_bad_value_names_the_key() {
+        let err = Settings::load(&LoadOptions {
+            env: env(&[("CANTINA__RULES__SALDO_BAJO__UMBRAL", "mucho")]),
+            ..Default::default()
+        })
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("CANTINA__RULES__SALDO_BAJO__UMBRAL"), "{err}");
+        let err = Settings::load(&LoadOptions { env: env(&[("EMAIL_USE_TLS", "maybe")]), ..Default::default() })
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("EMAIL_USE_TLS"), "{err}");
+    }
+}

@@ -1,0 +1,343 @@
+use std::collections::BTreeMap;
+use std::fmt;
+
+use super::Settings;
+use crate::domain::{ChannelKind, NotificationType};
+
+/// Every problem found at start-up, each naming the key and what is expected.
+#[derive(Debug)]
+pub struct ValidationErrors(pub Vec<String>);
+
+impl fmt::Display for ValidationErrors {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(f, "{} configuration problem(s):", self.0.len())?;
+        for e in &self.0 {
+            writeln!(f, "  - {e}")?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for ValidationErrors {}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EmailBackend {
+    Console,
+    File,
+    Smtp,
+    Sendgrid,
+    Ses,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SmsProvider {
+    Console,
+    File,
+    Twilio,
+    Tigo,
+    Personal,
+    Http,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WhatsAppProvider {
+    Console,
+    File,
+    BusinessApi,
+    Twilio,
+}
+
+/// Which provider serves each channel; `None` means the channel is not configured.
+#[derive(Debug, Clone, Copy)]
+pub struct ChannelProviders {
+    pub email: Option<EmailBackend>,
+    pub sms: Option<SmsProvider>,
+    pub whatsapp: Option<WhatsAppProvider>,
+}
+
+impl ChannelProviders {
+    pub fn configured(&self, kind: ChannelKind) -> bool {
+        match kind {
+            ChannelKind::Email => self.email.is_some(),
+            ChannelKind::Sms => self.sms.is_some(),
+            ChannelKind::WhatsApp => self.whatsapp.is_some(),
+            ChannelKind::Portal => false,
+        }
+    }
+}
+
+/// The rules' configuration in typed form.
+#[derive(Debug, Clone)]
+pub struct RulesConfig {
+    pub channels: BTreeMap<NotificationType, Vec<ChannelKind>>,
+    pub umbral_saldo_bajo: i64,
+    /// Channels with a provider configured (a manual request may name any of them).
+    pub available: Vec<ChannelKind>,
+}
+
+impl RulesConfig {
+    pub fn channels_for(&self, t: NotificationType) -> &[ChannelKind] {
+        self.channels.get(&t).map_or(&[], Vec::as_slice)
+    }
+}
+
+fn env_key(t: NotificationType) -> String {
+    format!("CANTINA__RULES__{}__CHANNELS", t.as_str().to_uppercase())
+}
+
+impl Settings {
+    pub fn email_backend(&self) -> Result<EmailBackend, String> {
+        match self.email.backend.trim() {
+            "console" | "django.core.mail.backends.console.EmailBackend" => Ok(EmailBackend::Console),
+            "file" | "django.core.mail.backends.filebased.EmailBackend" => Ok(EmailBackend::File),
+            "smtp" | "django.core.mail.backends.smtp.EmailBackend" => Ok(EmailBackend::Smtp),
+            "sendgrid" | "sendgrid_backend.SendgridBackend" => Ok(EmailBackend::Sendgrid),
+            "ses" | "django_ses.SESBackend" => Ok(EmailBackend::Ses),
+            other => Err(format!(
+                "EMAIL_BACKEND: unknown backend '{other}' (expected console, file, smtp, sendgrid, ses or a Django backend class path)"
+            )),
+        }
+    }
+
+    pub fn sms_provider(&self) -> Result<Option<SmsProvider>, String> {
+        let Some(p) = self.sms.provider.as_deref().map(str::trim).filter(|p| !p.is_empty()) else {
+            return Ok(None);
+        };
+        Ok(Some(match p.to_ascii_lowercase().as_str() {
+            "console" => SmsProvider::Console,
+            "file" => SmsProvider::File,
+            "twilio" => SmsProvider::Twilio,
+            "tigo" => SmsProvider::Tigo,
+            "personal" => SmsProvider::Personal,
+            "http" => SmsProvider::Http,
+            _ => return Err(format!("SMS_PROVIDER: unknown provider '{p}' (expected twilio, tigo, personal, http, console or file)")),
+        }))
+    }
+
+    pub fn whatsapp_provider(&self) -> Result<Option<WhatsAppProvider>, String> {
+        let Some(p) = self.whatsapp.provider.as_deref().map(str::trim).filter(|p| !p.is_empty()) else {
+            return Ok(None);
+        };
+        Ok(Some(match p.to_ascii_lowercase().as_str() {
+            "console" => WhatsAppProvider::Console,
+            "file" => WhatsAppProvider::File,
+            "business_api" => WhatsAppProvider::BusinessApi,
+            "twilio" => WhatsAppProvider::Twilio,
+            _ => {
+                return Err(format!(
+                    "WHATSAPP_PROVIDER: unknown provider '{p}' (expected business_api, twilio, console or file)"
+                ));
+            }
+        }))
+    }
+
+    /// Providers, with the ones this build cannot drive yet reported as errors rather than silently ignored.
+    pub fn channel_providers(&self) -> Result<ChannelProviders, Vec<String>> {
+        let mut errors = Vec::new();
+        let not_yet = |key: &str, value: &str| {
+            format!("{key}={value}: this version sends only through the console and file adapters; set {key} to console or file")
+        };
+        let email = match self.email_backend() {
+            Ok(b @ (EmailBackend::Console | EmailBackend::File)) => Some(b),
+            Ok(_) => {
+                errors.push(not_yet("EMAIL_BACKEND", &self.email.backend));
+                None
+            }
+            Err(e) => {
+                errors.push(e);
+                None
+            }
+        };
+        let sms = match self.sms_provider() {
+            Ok(None) => None,
+            Ok(Some(p @ (SmsProvider::Console | SmsProvider::File))) => Some(p),
+            Ok(Some(_)) => {
+                errors.push(not_yet("SMS_PROVIDER", self.sms.provider.as_deref().unwrap_or_default()));
+                None
+            }
+            Err(e) => {
+                errors.push(e);
+                None
+            }
+        };
+        let whatsapp = match self.whatsapp_provider() {
+            Ok(None) => None,
+            Ok(Some(p @ (WhatsAppProvider::Console | WhatsAppProvider::File))) => Some(p),
+            Ok(Some(_)) => {
+                errors.push(not_yet("WHATSAPP_PROVIDER", self.whatsapp.provider.as_deref().unwrap_or_default()));
+                None
+            }
+            Err(e) => {
+                errors.push(e);
+                None
+            }
+        };
+        if errors.is_empty() { Ok(ChannelProviders { email, sms, whatsapp }) } else { Err(errors) }
+    }
+
+    pub fn rules_config(&self) -> Result<RulesConfig, Vec<String>> {
+        let r = &self.rules;
+        let lists = [
+            (NotificationType::SaldoBajo, &r.saldo_bajo.channels),
+            (NotificationType::RecargaExitosa, &r.recarga_exitosa.channels),
+            (NotificationType::CuentaPendiente, &r.cuenta_pendiente.channels),
+            (NotificationType::RecordatorioDeuda, &r.recordatorio_deuda.channels),
+            (NotificationType::TarjetaBloqueada, &r.tarjeta_bloqueada.channels),
+        ];
+        let mut errors = Vec::new();
+        let mut channels = BTreeMap::new();
+        for (t, list) in lists {
+            let mut parsed: Vec<ChannelKind> = Vec::new();
+            for name in list {
+                match ChannelKind::parse(name) {
+                    Ok(c) if !parsed.contains(&c) => parsed.push(c),
+                    Ok(_) => {}
+                    Err(e) => errors.push(format!("{}: {e}", env_key(t))),
+                }
+            }
+            channels.insert(t, parsed);
+        }
+        if r.saldo_bajo.umbral <= 0 {
+            errors.push(format!(
+                "CANTINA__RULES__SALDO_BAJO__UMBRAL: must be a positive amount in guaraníes (got {})",
+                r.saldo_bajo.umbral
+            ));
+        }
+        if errors.is_empty() {
+            Ok(RulesConfig { channels, umbral_saldo_bajo: r.saldo_bajo.umbral, available: Vec::new() })
+        } else {
+            Err(errors)
+        }
+    }
+
+    /// Checks everything the service needs before it starts; `needs_database` is false for `check-config` and `demo`.
+    pub fn validate(&self, needs_database: bool) -> Result<(RulesConfig, ChannelProviders), ValidationErrors> {
+        let mut errors = Vec::new();
+        if needs_database && self.database.url.is_none() {
+            errors.push("DATABASE_URL: required (a libpq URL such as postgres://user@host:5432/cantina?sslmode=require)".into());
+        }
+        for (key, url) in [("DATABASE_URL", &self.database.url), ("LISTEN_DATABASE_URL", &self.database.listen_url)] {
+            if let Some(u) = url
+                && let Err(e) = u.expose().parse::<tokio_postgres::Config>()
+            {
+                errors.push(format!("{key}: not a valid libpq connection string ({e}): {}", u.masked()));
+            }
+        }
+        if self.http.addr.parse::<std::net::SocketAddr>().is_err() {
+            errors.push(format!("CANTINA__HTTP__ADDR: expected host:port such as 0.0.0.0:8080 (got '{}')", self.http.addr));
+        }
+        if !matches!(self.log.format.as_str(), "text" | "json") {
+            errors.push(format!("CANTINA__LOG__FORMAT: expected text or json (got '{}')", self.log.format));
+        }
+        let d = &self.dispatch;
+        for (key, ok) in [
+            ("CANTINA__DISPATCH__BATCH_SIZE", d.batch_size > 0),
+            ("CANTINA__DISPATCH__CONCURRENCY", d.concurrency > 0),
+            ("CANTINA__DISPATCH__MAX_ATTEMPTS", d.max_attempts > 0),
+            ("CANTINA__DISPATCH__RETRY_BASE_MS", d.retry_base_ms > 0 && d.retry_base_ms <= d.retry_max_ms),
+            ("CANTINA__DISPATCH__SEND_TIMEOUT_SECONDS", d.send_timeout_seconds > 0),
+            ("CANTINA__DISPATCH__POLL_INTERVAL_MS", d.poll_interval_ms > 0),
+            ("CANTINA__LISTENER__BATCH_SIZE", self.listener.batch_size > 0),
+            ("CANTINA__LISTENER__SAFETY_TICK_SECONDS", self.listener.safety_tick_seconds > 0),
+            ("CANTINA__DATABASE__POOL_SIZE", self.database.pool_size >= 2),
+        ] {
+            if !ok {
+                errors.push(format!("{key}: must be positive (retry base ≤ retry max; pool size ≥ 2)"));
+            }
+        }
+        if d.lease_seconds <= d.send_timeout_seconds {
+            errors.push(format!(
+                "CANTINA__DISPATCH__LEASE_SECONDS: must be longer than CANTINA__DISPATCH__SEND_TIMEOUT_SECONDS ({} ≤ {}), or a slow send could be taken over and sent twice",
+                d.lease_seconds, d.send_timeout_seconds
+            ));
+        }
+        let rules = self.rules_config().map_err(|e| errors.extend(e)).ok();
+        let providers = self.channel_providers().map_err(|e| errors.extend(e)).ok();
+        if let (Some(rules), Some(providers)) = (&rules, &providers) {
+            for (t, list) in &rules.channels {
+                for c in list {
+                    if !providers.configured(*c) {
+                        let provider_key = match c {
+                            ChannelKind::Email => "EMAIL_BACKEND",
+                            ChannelKind::Sms => "SMS_PROVIDER",
+                            ChannelKind::WhatsApp => "WHATSAPP_PROVIDER",
+                            ChannelKind::Portal => "the portal channel (not available in this version)",
+                        };
+                        errors.push(format!("{}: names channel '{c}' but {provider_key} is not configured", env_key(*t)));
+                    }
+                }
+            }
+        }
+        match (rules, providers) {
+            (Some(mut r), Some(p)) if errors.is_empty() => {
+                r.available = ChannelKind::ALL.into_iter().filter(|c| p.configured(*c)).collect();
+                Ok((r, p))
+            }
+            _ => Err(ValidationErrors(errors)),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+
+    use super::*;
+    use crate::config::LoadOptions;
+
+    fn settings(pairs: &[(&str, &str)]) -> Settings {
+        let env: HashMap<String, String> = pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        Settings::load(&LoadOptions { env, ..Default::default() }).unwrap()
+    }
+
+    #[test]
+    fn default_config_is_valid_without_a_database() {
+        let (rules, providers) = settings(&[]).validate(false).unwrap();
+        assert_eq!(rules.channels_for(NotificationType::RecargaExitosa), [ChannelKind::Email]);
+        assert_eq!(rules.umbral_saldo_bajo, 5000);
+        assert_eq!(providers.email, Some(EmailBackend::Console));
+        assert!(providers.sms.is_none());
+    }
+
+    #[test]
+    fn run_requires_database_url() {
+        let err = settings(&[]).validate(true).unwrap_err().to_string();
+        assert!(err.contains("DATABASE_URL: required"), "{err}");
+    }
+
+    #[test]
+    fn a_rule_naming_an_unconfigured_channel_names_both_keys() {
+        let err = settings(&[("CANTINA__RULES__RECARGA_EXITOSA__CHANNELS", "email,sms")]).validate(false).unwrap_err().to_string();
+        assert!(err.contains("CANTINA__RULES__RECARGA_EXITOSA__CHANNELS"), "{err}");
+        assert!(err.contains("SMS_PROVIDER"), "{err}");
+        settings(&[("CANTINA__RULES__RECARGA_EXITOSA__CHANNELS", "email,sms"), ("SMS_PROVIDER", "console")])
+            .validate(false)
+            .unwrap();
+    }
+
+    #[test]
+    fn unknown_values_are_reported_with_their_keys() {
+        let err = settings(&[
+            ("CANTINA__RULES__SALDO_BAJO__CHANNELS", "email,fax"),
+            ("EMAIL_BACKEND", "carrier-pigeon"),
+            ("CANTINA__LOG__FORMAT", "xml"),
+            ("CANTINA__HTTP__ADDR", "nowhere"),
+            ("DATABASE_URL", "postgres://x:y@h/db?sslmode=sometimes"),
+        ])
+        .validate(true)
+        .unwrap_err();
+        let all = err.to_string();
+        for needle in ["CANTINA__RULES__SALDO_BAJO__CHANNELS: unknown channel 'fax'", "EMAIL_BACKEND", "CANTINA__LOG__FORMAT", "CANTINA__HTTP__ADDR", "DATABASE_URL: not a valid"] {
+            assert!(all.contains(needle), "missing {needle} in {all}");
+        }
+        assert!(!all.contains(":y@"), "password leaked: {all}");
+    }
+
+    #[test]
+    fn django_class_paths_are_accepted() {
+        let s = settings(&[("EMAIL_BACKEND", "django.core.mail.backends.filebased.EmailBackend")]);
+        assert_eq!(s.email_backend(), Ok(EmailBackend::File));
+        let s = settings(&[("EMAIL_BACKEND", "django_ses.SESBackend")]);
+        assert_eq!(s.email_backend(), Ok(EmailBackend::Ses));
+    }
+}

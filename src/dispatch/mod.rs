@@ -1,0 +1,206 @@
+//! The dispatcher: claims due requests (SKIP LOCKED, with a lease), renders them, sends them through the channel
+//! adapters, and records each outcome. On shutdown it stops claiming, lets in-flight sends finish within the grace
+//! period, and gives back claims it never started.
+
+mod retry;
+mod store;
+
+pub use retry::retry_delay;
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use deadpool_postgres::Pool;
+use tokio::sync::{Notify, Semaphore};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::channels::{Channels, OutgoingMessage, SendError};
+use crate::config::DispatchSettings;
+use crate::domain::{ChannelKind, NotificationType};
+use crate::metrics::{Metrics, SendOutcome};
+use crate::rules::{MessageData, Recipient};
+use store::{Claimed, Outcome};
+
+pub struct Dispatcher {
+    pool: Pool,
+    channels: Channels,
+    settings: DispatchSettings,
+    portal_url: String,
+    metrics: Arc<Metrics>,
+    wake: Arc<Notify>,
+}
+
+impl Dispatcher {
+    pub fn new(
+        pool: Pool,
+        channels: Channels,
+        settings: DispatchSettings,
+        portal_url: String,
+        metrics: Arc<Metrics>,
+        wake: Arc<Notify>,
+    ) -> Self {
+        Self { pool, channels, settings, portal_url, metrics, wake }
+    }
+
+    pub async fn run(self: Arc<Self>, shutdown: CancellationToken) {
+        let permits = Arc::new(Semaphore::new(self.settings.concurrency));
+        let tracker = TaskTracker::new();
+        let destinos: Vec<&'static str> = self.channels.kinds().iter().map(|k| k.destino()).collect();
+        let lease = Duration::from_secs(self.settings.lease_seconds);
+        let poll = Duration::from_millis(self.settings.poll_interval_ms);
+        let mut db_backoff = Duration::from_millis(100);
+
+        while !shutdown.is_cancelled() {
+            // Wait for a free slot before claiming, so a claim is never held while it waits for capacity.
+            let first = tokio::select! {
+                p = permits.clone().acquire_owned() => match p { Ok(p) => p, Err(_) => break },
+                () = shutdown.cancelled() => break,
+            };
+            let free = permits.available_permits() + 1;
+            let limit = (free as i64).min(self.settings.batch_size);
+            let claimed = match store::claim(&self.pool, limit, lease, &destinos).await {
+                Ok(c) => {
+                    db_backoff = Duration::from_millis(100);
+                    c
+                }
+                Err(e) => {
+                    drop(first);
+                    self.metrics.dispatch_failed();
+                    tracing::warn!(error = %e, "claiming requests failed; retrying");
+                    tokio::select! {
+                        () = tokio::time::sleep(db_backoff) => {},
+                        () = shutdown.cancelled() => break,
+                    }
+                    db_backoff = (db_backoff * 2).min(Duration::from_secs(5));
+                    continue;
+                }
+            };
+            let got = claimed.len();
+            let mut first = Some(first);
+            for c in claimed {
+                let permit = match first.take() {
+                    Some(p) => p,
+                    // Claimed no more than the free permits, so this does not wait.
+                    None => match permits.clone().acquire_owned().await {
+                        Ok(p) => p,
+                        Err(_) => break,
+                    },
+                };
+                let this = self.clone();
+                let token = shutdown.clone();
+                tracker.spawn(async move {
+                    this.process(c, token).await;
+                    drop(permit);
+                });
+            }
+            drop(first);
+            if (got as i64) < limit {
+                // Caught up: sleep until woken by the drain, a poll tick (retries, expired leases) or shutdown.
+                tokio::select! {
+                    () = self.wake.notified() => {},
+                    () = tokio::time::sleep(poll) => {},
+                    () = shutdown.cancelled() => break,
+                }
+            }
+        }
+
+        tracker.close();
+        let grace = Duration::from_secs(self.settings.shutdown_grace_seconds);
+        if tokio::time::timeout(grace, tracker.wait()).await.is_err() {
+            tracing::warn!(grace_seconds = grace.as_secs(), "sends still in flight after the grace period; their leases will expire and another replica retries them");
+        }
+    }
+
+    /// One request: render, send, record. Never panics; every failure ends in a recorded outcome.
+    async fn process(&self, c: Claimed, shutdown: CancellationToken) {
+        if shutdown.is_cancelled() {
+            if let Err(e) = store::release(&self.pool, &c).await {
+                tracing::warn!(id = c.id, error = %e, "could not release an unstarted claim; its lease will expire");
+            }
+            return;
+        }
+        let msg = match self.prepare(&c) {
+            Ok(m) => m,
+            Err(reason) => {
+                tracing::warn!(id = c.id, %reason, "request cannot be sent");
+                self.write(&c, Outcome::Error { provider: "-", reason: &reason }).await;
+                return;
+            }
+        };
+        let Some(channel) = self.channels.get(msg.channel) else {
+            // Claims filter on configured channels, so this only happens if the configuration changed mid-flight.
+            let reason = format!("no hay proveedor configurado para {}", msg.channel.destino());
+            self.write(&c, Outcome::Retry { provider: "-", delay: Duration::from_secs(60), reason: &reason }).await;
+            return;
+        };
+        let provider = channel.provider();
+        let started = Instant::now();
+        let timeout = Duration::from_secs(self.settings.send_timeout_seconds);
+        let result = match tokio::time::timeout(timeout, channel.send(&msg)).await {
+            Ok(r) => r,
+            Err(_) => Err(SendError::Transient { reason: format!("sin respuesta en {} s", timeout.as_secs()), retry_after: None }),
+        };
+        let seconds = started.elapsed().as_secs_f64();
+        match result {
+            Ok(receipt) => {
+                self.metrics.send(msg.channel, provider, SendOutcome::Sent, seconds);
+                tracing::info!(id = c.id, tipo = %msg.notification_type, channel = %msg.channel, provider, to = %msg.recipient.masked(), "sent");
+                self.write(&c, Outcome::Sent { provider, provider_id: receipt.provider_message_id.as_deref() }).await;
+            }
+            Err(SendError::Transient { reason, retry_after }) if c.intentos < self.settings.max_attempts => {
+                let delay = retry_delay(
+                    c.intentos,
+                    Duration::from_millis(self.settings.retry_base_ms),
+                    Duration::from_millis(self.settings.retry_max_ms),
+                    retry_after,
+                    fastrand::f64(),
+                );
+                self.metrics.send(msg.channel, provider, SendOutcome::Retry, seconds);
+                tracing::warn!(id = c.id, channel = %msg.channel, provider, attempt = c.intentos, retry_in_ms = delay.as_millis() as u64, %reason, "send failed; will retry");
+                let reason = format!("intento {}: {reason}", c.intentos);
+                self.write(&c, Outcome::Retry { provider, delay, reason: &reason }).await;
+            }
+            Err(SendError::Transient { reason, .. }) => {
+                self.metrics.send(msg.channel, provider, SendOutcome::Error, seconds);
+                let reason = format!("agotados {} intentos; último error: {reason}", c.intentos);
+                tracing::warn!(id = c.id, channel = %msg.channel, provider, %reason, "giving up");
+                self.write(&c, Outcome::Error { provider, reason: &reason }).await;
+            }
+            Err(SendError::Permanent { reason }) => {
+                self.metrics.send(msg.channel, provider, SendOutcome::Error, seconds);
+                tracing::warn!(id = c.id, channel = %msg.channel, provider, %reason, "permanent failure");
+                self.write(&c, Outcome::Error { provider, reason: &reason }).await;
+            }
+        }
+    }
+
+    fn prepare(&self, c: &Claimed) -> Result<OutgoingMessage, String> {
+        let channel = ChannelKind::parse(c.destino.as_deref().unwrap_or_default()).map_err(|e| e.to_string())?;
+        let tipo = NotificationType::parse(c.tipo.as_deref().unwrap_or_default()).map_err(|e| e.to_string())?;
+        let data: MessageData = serde_json::from_value(c.datos.clone().unwrap_or_default())
+            .map_err(|e| format!("datos de la solicitud ilegibles: {e}"))?;
+        let recipient = Recipient::parse(channel, c.destinatario.as_deref())?;
+        let rendered = crate::render::render(&data, &self.portal_url).map_err(|e| e.to_string())?;
+        Ok(OutgoingMessage {
+            request_id: c.id,
+            idempotency_key: c.clave_dedup.clone(),
+            notification_type: tipo,
+            channel,
+            recipient,
+            subject: rendered.subject,
+            html: rendered.html,
+            text: rendered.text,
+            short_text: rendered.short,
+            data,
+        })
+    }
+
+    async fn write(&self, c: &Claimed, outcome: Outcome<'_>) {
+        // A failed write leaves the claim to expire and be retried: at-least-once, never lost.
+        if let Err(e) = store::record(&self.pool, c, outcome).await {
+            self.metrics.dispatch_failed();
+            tracing::error!(id = c.id, error = %e, "could not record the outcome; the lease will expire and the request be retried");
+        }
+    }
+}

@@ -1,0 +1,13 @@
+//! Validated domain types: parse once at the edge, then trust the type.
+
+mod channel;
+mod email;
+mod guaranies;
+mod notification_type;
+mod phone;
+
+pub use channel::{ChannelKind, ParseChannelError};
+pub use email::{EmailAddress, InvalidEmail};
+pub use guaranies::Guaranies;
+pub use notification_type::{NotificationType, UnknownNotificationType};
+pub use phone::{InvalidPhone, MobilePhone};

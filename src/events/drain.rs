@@ -1,0 +1,391 @@
+//! Turning outbox events into requests: claim a batch (SKIP LOCKED, so replicas share the work), load the rows it
+//! refers to in bulk, run the pure rules, insert the requests with ON CONFLICT DO NOTHING and mark the events done,
+//! all in one transaction. Running it twice, or on two replicas at once, yields the same single request per notice.
+
+use std::collections::HashSet;
+use std::time::SystemTime;
+
+use deadpool_postgres::{GenericClient, Pool};
+use jiff::Timestamp;
+use serde_json::Value as Json;
+
+use super::{EventKind, OutboxEvent};
+use crate::config::RulesConfig;
+use crate::db::DbError;
+use crate::domain::{ChannelKind, NotificationType};
+use crate::rules::{self, Card, Context, Decision, ManualCompletion, ManualRow, NewRequest, Parent, Recharge, RuleInput, Student};
+
+/// What one batch did, for metrics and for waking the dispatcher.
+#[derive(Debug, Default)]
+pub struct BatchOutcome {
+    pub events: usize,
+    pub by_kind: Vec<&'static str>,
+    /// (type, channel) of each request that became `Pendiente` (new or a completed manual row).
+    pub created: Vec<(NotificationType, ChannelKind)>,
+    /// (type, channel) of each request recorded `Error` at creation (no usable address, ...).
+    pub failed_at_creation: Vec<(NotificationType, ChannelKind)>,
+    /// Age of the oldest event in the batch.
+    pub oldest_age_seconds: f64,
+}
+
+const CLAIM_EVENTS: &str = "
+    SELECT id, tipo, id_ref, nro_tarjeta, saldo_anterior, saldo_nuevo, creado_en
+    FROM cantina_notify_eventos
+    WHERE procesado_en IS NULL
+    ORDER BY id
+    LIMIT $1
+    FOR UPDATE SKIP LOCKED";
+
+const LOAD_CARDS: &str = "
+    SELECT t.nro_tarjeta, t.saldo_actual, t.saldo_alerta, t.estado, t.notificar_saldo_bajo, t.ultima_notificacion_saldo,
+           h.id_hijo, h.nombre, h.apellido,
+           c.id_cliente, c.nombres, c.apellidos, c.email, c.telefono, c.activo
+    FROM tarjetas t
+    LEFT JOIN hijos h ON h.id_hijo = t.id_hijo
+    LEFT JOIN clientes c ON c.id_cliente = h.id_cliente_responsable
+    WHERE t.nro_tarjeta = ANY($1)";
+
+const LOAD_RECHARGES: &str = "
+    SELECT id_carga, nro_tarjeta, monto_cargado, estado, coalesce(fecha_confirmacion, fecha_carga, now()), referencia
+    FROM cargas_saldo WHERE id_carga = ANY($1)";
+
+const LOAD_MANUAL: &str = "
+    SELECT id_solicitud, id_cliente, nro_tarjeta, destino, estado, clave_dedup
+    FROM solicitudes_notificacion WHERE id_solicitud = ANY($1)";
+
+const LOAD_PARENTS: &str = "
+    SELECT id_cliente, nombres, apellidos, email, telefono, activo FROM clientes WHERE id_cliente = ANY($1)";
+
+const INSERT_REQUESTS: &str = "
+    INSERT INTO solicitudes_notificacion
+        (id_cliente, nro_tarjeta, saldo_alerta, mensaje, destino, estado, tipo, clave_dedup, destinatario, datos,
+         ultimo_error, proximo_intento, actualizado_en)
+    SELECT u.id_cliente, u.nro_tarjeta, u.saldo, u.mensaje, u.destino, u.estado, u.tipo, u.clave, u.destinatario, u.datos,
+           u.error, CASE WHEN u.estado = 'Pendiente' THEN now() END, now()
+    FROM unnest($1::int4[], $2::text[], $3::int8[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[],
+                $9::text[], $10::jsonb[], $11::text[])
+         AS u(id_cliente, nro_tarjeta, saldo, mensaje, destino, estado, tipo, clave, destinatario, datos, error)
+    ON CONFLICT (clave_dedup) DO NOTHING
+    RETURNING tipo, destino, estado";
+
+const COMPLETE_MANUAL: &str = "
+    UPDATE solicitudes_notificacion
+    SET tipo = $2, clave_dedup = $3, destino = coalesce($4, destino), destinatario = $5, datos = $6,
+        id_cliente = coalesce(id_cliente, $7), saldo_alerta = coalesce(saldo_alerta, $8), mensaje = coalesce(mensaje, $9),
+        estado = $10, ultimo_error = $11, proximo_intento = CASE WHEN $10 = 'Pendiente' THEN now() END,
+        actualizado_en = now()
+    WHERE id_solicitud = $1 AND clave_dedup IS NULL AND estado = 'Pendiente'";
+
+const MARK_DONE: &str = "
+    UPDATE cantina_notify_eventos e SET procesado_en = now(), resultado = u.resultado
+    FROM unnest($1::int8[], $2::text[]) AS u(id, resultado)
+    WHERE e.id = u.id";
+
+/// Processes one batch of pending events. Returns an empty outcome when there is nothing to do.
+/// `mark_busy` asks the triggers to stop sending NOTIFY while this listener drains (see [`set_awake`]).
+pub async fn drain_batch(pool: &Pool, config: &RulesConfig, batch_size: i64, mark_busy: bool) -> Result<BatchOutcome, DbError> {
+    let mut conn = pool.get().await?;
+    let tx = conn.transaction().await?;
+    // Safe without a synchronous commit: the dispatcher's claim commits synchronously before any send, which
+    // flushes this commit's WAL too; a crash before that only replays the events into the same dedup keys.
+    tx.batch_execute("SET LOCAL synchronous_commit = off").await?;
+
+    let rows = tx.query(CLAIM_EVENTS, &[&batch_size]).await?;
+    if rows.is_empty() {
+        return Ok(BatchOutcome::default());
+    }
+    let events: Vec<OutboxEvent> = rows
+        .iter()
+        .map(|r| OutboxEvent {
+            id: r.get(0),
+            kind: EventKind::decode(r.get(1), r.get(2), r.get(3), r.get(4), r.get(5)),
+            created_at: ts(r.get(6)),
+        })
+        .collect();
+
+    if mark_busy {
+        tx.execute("UPDATE cantina_notify_ajustes SET despertar = false WHERE despertar", &[]).await?;
+    }
+    let ctx = load_context(&tx, &events).await?;
+    let mut outcome = BatchOutcome { events: events.len(), ..Default::default() };
+    let now = Timestamp::now();
+    outcome.oldest_age_seconds =
+        events.iter().map(|e| (now - e.created_at).get_milliseconds() as f64 / 1000.0).fold(0.0, f64::max);
+
+    let mut inserts = InsertColumns::default();
+    let mut results: Vec<Option<String>> = Vec::with_capacity(events.len());
+    for event in &events {
+        outcome.by_kind.push(event.kind.label());
+        let decision = rules::decide(&RuleInput { event, ctx: &ctx, config });
+        results.push(match decision {
+            Decision::Create(requests) => {
+                let n = requests.len();
+                requests.into_iter().for_each(|r| inserts.push(r));
+                Some(format!("{n} solicitud(es)"))
+            }
+            Decision::CompleteManual { id_solicitud, completion } => {
+                complete_manual(&tx, id_solicitud, completion, &mut outcome).await?;
+                Some("solicitud manual completada".to_string())
+            }
+            Decision::Ignore(reason) => Some(reason),
+        });
+    }
+
+    if !inserts.is_empty() {
+        for row in tx.query(INSERT_REQUESTS, &inserts.params()).await? {
+            let (tipo, destino, estado): (String, String, String) = (row.get(0), row.get(1), row.get(2));
+            if let (Ok(t), Ok(c)) = (NotificationType::parse(&tipo), ChannelKind::parse(&destino)) {
+                if estado == "Pendiente" { outcome.created.push((t, c)) } else { outcome.failed_at_creation.push((t, c)) }
+            }
+        }
+    }
+    let ids: Vec<i64> = events.iter().map(|e| e.id).collect();
+    tx.execute(MARK_DONE, &[&ids, &results]).await?;
+    tx.commit().await?;
+    Ok(outcome)
+}
+
+async fn complete_manual(
+    tx: &deadpool_postgres::Transaction<'_>,
+    id_solicitud: i64,
+    completion: ManualCompletion,
+    outcome: &mut BatchOutcome,
+) -> Result<(), DbError> {
+    match completion {
+        ManualCompletion::Send(r) => {
+            let (estado, destinatario, error) = recipient_columns(&r);
+            let mensaje = crate::render::summary(&r.data);
+            let datos = serde_json::to_value(&r.data).unwrap_or(Json::Null);
+            let n = tx
+                .execute(
+                    COMPLETE_MANUAL,
+                    &[
+                        &id_solicitud,
+                        &r.tipo.as_str(),
+                        &r.clave_dedup,
+                        &r.channel.destino(),
+                        &destinatario,
+                        &datos,
+                        &r.id_cliente,
+                        &r.saldo.map(|s| s.0),
+                        &mensaje,
+                        &estado,
+                        &error,
+                    ],
+                )
+                .await?;
+            if n == 1 {
+                if estado == "Pendiente" { outcome.created.push((r.tipo, r.channel)) } else { outcome.failed_at_creation.push((r.tipo, r.channel)) }
+            }
+        }
+        ManualCompletion::Fail { clave_dedup, channel, reason } => {
+            let none: Option<String> = None;
+            tx.execute(
+                COMPLETE_MANUAL,
+                &[
+                    &id_solicitud,
+                    &NotificationType::SaldoBajo.as_str(),
+                    &clave_dedup,
+                    &channel.map(|c| c.destino()),
+                    &none,
+                    &Json::Null,
+                    &None::<i32>,
+                    &None::<i64>,
+                    &none,
+                    &"Error",
+                    &reason,
+                ],
+            )
+            .await?;
+        }
+    }
+    Ok(())
+}
+
+fn recipient_columns(r: &NewRequest) -> (&'static str, Option<String>, Option<String>) {
+    match &r.recipient {
+        Ok(addr) => ("Pendiente", Some(addr.as_str().to_string()), None),
+        Err(reason) => ("Error", None, Some(reason.clone())),
+    }
+}
+
+/// Column arrays for the bulk insert.
+#[derive(Default)]
+struct InsertColumns {
+    id_cliente: Vec<i32>,
+    nro_tarjeta: Vec<Option<String>>,
+    saldo: Vec<Option<i64>>,
+    mensaje: Vec<String>,
+    destino: Vec<&'static str>,
+    estado: Vec<&'static str>,
+    tipo: Vec<&'static str>,
+    clave: Vec<String>,
+    destinatario: Vec<Option<String>>,
+    datos: Vec<Json>,
+    error: Vec<Option<String>>,
+}
+
+impl InsertColumns {
+    fn push(&mut self, r: NewRequest) {
+        let (estado, destinatario, error) = recipient_columns(&r);
+        self.id_cliente.push(r.id_cliente);
+        self.nro_tarjeta.push(r.nro_tarjeta);
+        self.saldo.push(r.saldo.map(|s| s.0));
+        self.mensaje.push(crate::render::summary(&r.data));
+        self.destino.push(r.channel.destino());
+        self.estado.push(estado);
+        self.tipo.push(r.tipo.as_str());
+        self.clave.push(r.clave_dedup);
+        self.destinatario.push(destinatario);
+        self.datos.push(serde_json::to_value(&r.data).unwrap_or(Json::Null));
+        self.error.push(error);
+    }
+
+    fn is_empty(&self) -> bool {
+        self.clave.is_empty()
+    }
+
+    fn params(&self) -> [&(dyn tokio_postgres::types::ToSql + Sync); 11] {
+        [
+            &self.id_cliente,
+            &self.nro_tarjeta,
+            &self.saldo,
+            &self.mensaje,
+            &self.destino,
+            &self.estado,
+            &self.tipo,
+            &self.clave,
+            &self.destinatario,
+            &self.datos,
+            &self.error,
+        ]
+    }
+}
+
+async fn load_context(tx: &impl GenericClient, events: &[OutboxEvent]) -> Result<Context, DbError> {
+    let mut ctx = Context::default();
+    let mut card_ids: HashSet<String> = HashSet::new();
+    let mut recharge_ids = Vec::new();
+    let mut manual_ids = Vec::new();
+    for e in events {
+        match &e.kind {
+            EventKind::RecargaConfirmada { id_carga } => recharge_ids.push(*id_carga),
+            EventKind::SaldoBajo { nro_tarjeta, .. } | EventKind::TarjetaBloqueada { nro_tarjeta } => {
+                card_ids.insert(nro_tarjeta.clone());
+            }
+            EventKind::SolicitudManual { id_solicitud } => manual_ids.push(*id_solicitud),
+            EventKind::Invalid { .. } => {}
+        }
+    }
+    if !recharge_ids.is_empty() {
+        for r in tx.query(LOAD_RECHARGES, &[&recharge_ids]).await? {
+            let recharge = Recharge {
+                id_carga: r.get(0),
+                nro_tarjeta: r.get(1),
+                monto: r.get(2),
+                estado: r.get::<_, Option<String>>(3).unwrap_or_default(),
+                fecha: ts(r.get(4)),
+                referencia: r.get(5),
+            };
+            card_ids.insert(recharge.nro_tarjeta.clone());
+            ctx.recharges.insert(recharge.id_carga, recharge);
+        }
+    }
+    if !manual_ids.is_empty() {
+        let mut parent_ids = Vec::new();
+        for r in tx.query(LOAD_MANUAL, &[&manual_ids]).await? {
+            let row = ManualRow {
+                id_solicitud: r.get(0),
+                id_cliente: r.get(1),
+                nro_tarjeta: r.get(2),
+                destino: r.get(3),
+                estado: r.get::<_, Option<String>>(4).unwrap_or_default(),
+                clave_dedup: r.get(5),
+            };
+            if let Some(t) = &row.nro_tarjeta {
+                card_ids.insert(t.clone());
+            }
+            parent_ids.extend(row.id_cliente);
+            ctx.manual.insert(row.id_solicitud, row);
+        }
+        if !parent_ids.is_empty() {
+            for r in tx.query(LOAD_PARENTS, &[&parent_ids]).await? {
+                let p = Parent {
+                    id_cliente: r.get(0),
+                    nombres: r.get(1),
+                    apellidos: r.get(2),
+                    email: r.get(3),
+                    telefono: r.get(4),
+                    activo: r.get::<_, Option<bool>>(5).unwrap_or(true),
+                };
+                ctx.parents.insert(p.id_cliente, p);
+            }
+        }
+    }
+    if !card_ids.is_empty() {
+        let ids: Vec<String> = card_ids.into_iter().collect();
+        for r in tx.query(LOAD_CARDS, &[&ids]).await? {
+            let student = r.get::<_, Option<i32>>(6).map(|id_hijo| Student {
+                id_hijo,
+                nombre: r.get(7),
+                apellido: r.get(8),
+            });
+            let parent = r.get::<_, Option<i32>>(9).map(|id_cliente| Parent {
+                id_cliente,
+                nombres: r.get(10),
+                apellidos: r.get(11),
+                email: r.get(12),
+                telefono: r.get(13),
+                activo: r.get::<_, Option<bool>>(14).unwrap_or(true),
+            });
+            let card = Card {
+                nro_tarjeta: r.get(0),
+                saldo_actual: r.get(1),
+                saldo_alerta: r.get::<_, Option<i64>>(2).unwrap_or(0),
+                estado: r.get::<_, Option<String>>(3).unwrap_or_default(),
+                notificar_saldo_bajo: r.get::<_, Option<bool>>(4).unwrap_or(true),
+                ultima_notificacion_saldo: r.get::<_, Option<SystemTime>>(5).map(ts),
+                student,
+                parent,
+            };
+            ctx.cards.insert(card.nro_tarjeta.clone(), card);
+        }
+    }
+    Ok(ctx)
+}
+
+fn ts(t: SystemTime) -> Timestamp {
+    Timestamp::try_from(t).unwrap_or(Timestamp::UNIX_EPOCH)
+}
+
+/// Seconds since the oldest unprocessed event was written (0 when the outbox is empty).
+pub async fn outbox_lag_seconds(pool: &Pool) -> Result<f64, DbError> {
+    let conn = pool.get().await?;
+    let row = conn
+        .query_one(
+            "SELECT coalesce(extract(epoch FROM now() - min(creado_en)), 0)::float8
+             FROM cantina_notify_eventos WHERE procesado_en IS NULL",
+            &[],
+        )
+        .await?;
+    Ok(row.get(0))
+}
+
+/// Whether the triggers should NOTIFY: true while the listener waits, false while it is already draining
+/// (NOTIFY serialises committing transactions; a busy listener does not need the wake-ups).
+pub async fn set_awake(pool: &Pool) -> Result<(), DbError> {
+    pool.get().await?.execute("UPDATE cantina_notify_ajustes SET despertar = true WHERE NOT despertar", &[]).await?;
+    Ok(())
+}
+
+/// Keeps the default threshold the balance trigger reads in step with the configuration.
+pub async fn sync_settings(pool: &Pool, umbral: i64) -> Result<(), DbError> {
+    pool.get()
+        .await?
+        .execute(
+            "UPDATE cantina_notify_ajustes SET umbral_saldo_bajo = $1, actualizado_en = now() WHERE umbral_saldo_bajo <> $1",
+            &[&umbral],
+        )
+        .await?;
+    Ok(())
+}

@@ -1,0 +1,174 @@
+//! The listener: one dedicated connection that does nothing but LISTEN. Notifications only say "look now"; the
+//! outbox is the truth. It drains on every wake-up, at start, after every reconnect and on a slow safety tick, so
+//! no event written while the service was stopped, restarting or disconnected is ever lost.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use backon::{BackoffBuilder, ExponentialBuilder};
+use deadpool_postgres::Pool;
+use futures_util::future::poll_fn;
+use tokio::sync::{Notify, mpsc};
+use tokio_postgres::AsyncMessage;
+use tokio_util::sync::CancellationToken;
+
+use super::drain::{drain_batch, set_awake};
+use crate::config::{ListenerSettings, RulesConfig};
+use crate::db;
+use crate::metrics::Metrics;
+
+pub const CHANNEL: &str = "cantina_notify";
+pub const APPLICATION_NAME: &str = "cantina-notify-listener";
+
+pub struct Listener {
+    pub listen_url: String,
+    pub pool: Pool,
+    pub rules: RulesConfig,
+    pub settings: ListenerSettings,
+    pub metrics: Arc<Metrics>,
+    /// Woken when new requests are ready, so the dispatcher sends right after the rules' commit.
+    pub dispatcher: Arc<Notify>,
+}
+
+impl Listener {
+    pub async fn run(self, shutdown: CancellationToken) {
+        let mut backoff = self.backoff();
+        let mut ever_connected = false;
+        let mut tick = tokio::time::interval(Duration::from_secs(self.settings.safety_tick_seconds));
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        while !shutdown.is_cancelled() {
+            let (client, mut wakeups) = match self.connect().await {
+                Ok(c) => c,
+                Err(e) => {
+                    let delay = backoff.next().unwrap_or(Duration::from_millis(self.settings.reconnect_max_ms));
+                    tracing::warn!(error = %e, retry_in_ms = delay.as_millis() as u64, "listener cannot connect");
+                    // Keep draining through the pool meanwhile: PgBouncer or a direct-connection limit may block
+                    // only the LISTEN session.
+                    self.drain_all().await;
+                    tokio::select! {
+                        () = tokio::time::sleep(delay) => continue,
+                        () = shutdown.cancelled() => break,
+                    }
+                }
+            };
+            backoff = self.backoff();
+            self.metrics.set_listener_connected(true);
+            if ever_connected {
+                self.metrics.listener_reconnected();
+                tracing::info!("listener reconnected");
+            } else {
+                tracing::info!(channel = CHANNEL, "listening");
+            }
+            ever_connected = true;
+            // Anything written while we were away.
+            self.drain_all().await;
+            loop {
+                tokio::select! {
+                    msg = wakeups.recv() => match msg {
+                        Some(()) => {
+                            // Many commits, one drain.
+                            while wakeups.try_recv().is_ok() {}
+                            self.drain_all().await;
+                        }
+                        None => break,
+                    },
+                    _ = tick.tick() => {
+                        self.drain_all().await;
+                        if let Ok(lag) = super::drain::outbox_lag_seconds(&self.pool).await {
+                            self.metrics.set_outbox_lag(lag);
+                        }
+                    }
+                    () = shutdown.cancelled() => break,
+                }
+            }
+            drop(client);
+            self.metrics.set_listener_connected(false);
+            if !shutdown.is_cancelled() {
+                tracing::warn!("listener connection lost; reconnecting");
+            }
+        }
+        self.metrics.set_listener_connected(false);
+    }
+
+    fn backoff(&self) -> impl Iterator<Item = Duration> + use<> {
+        ExponentialBuilder::default()
+            .with_min_delay(Duration::from_millis(self.settings.reconnect_min_ms))
+            .with_max_delay(Duration::from_millis(self.settings.reconnect_max_ms))
+            .with_jitter()
+            .without_max_times()
+            .build()
+    }
+
+    /// Opens the LISTEN session. Notifications are read with `poll_message` on a task of their own; the channel
+    /// closes when the connection ends, which is how a lost connection is noticed.
+    async fn connect(&self) -> Result<(tokio_postgres::Client, mpsc::UnboundedReceiver<()>), db::DbError> {
+        let cfg = db::parse_url(&self.listen_url, APPLICATION_NAME, Duration::from_secs(10))?;
+        let (client, mut connection) = cfg.connect(db::tls()).await?;
+        let (tx, rx) = mpsc::unbounded_channel();
+        tokio::spawn(async move {
+            loop {
+                match poll_fn(|cx| connection.poll_message(cx)).await {
+                    Some(Ok(AsyncMessage::Notification(_))) => {
+                        if tx.send(()).is_err() {
+                            break;
+                        }
+                    }
+                    Some(Ok(_)) => {}
+                    Some(Err(e)) => {
+                        tracing::warn!(error = %e, "listener connection error");
+                        break;
+                    }
+                    None => break,
+                }
+            }
+        });
+        client.batch_execute(&format!("LISTEN {CHANNEL}")).await?;
+        Ok((client, rx))
+    }
+
+    /// Drains until the outbox is empty. While busy, the triggers are told not to NOTIFY; once idle again they
+    /// are, and one more drain picks up whatever committed in between.
+    pub async fn drain_all(&self) {
+        let mut busy = false;
+        loop {
+            match drain_batch(&self.pool, &self.rules, self.settings.batch_size, !busy).await {
+                Ok(o) if o.events == 0 => {
+                    self.metrics.set_outbox_lag(0.0);
+                    if !busy {
+                        // Also repairs a flag left false by a replica that died mid-drain.
+                        if let Err(e) = set_awake(&self.pool).await {
+                            tracing::warn!(error = %e, "could not re-enable wake-ups");
+                        }
+                        return;
+                    }
+                    if let Err(e) = set_awake(&self.pool).await {
+                        tracing::warn!(error = %e, "could not re-enable wake-ups");
+                        return;
+                    }
+                    busy = false;
+                }
+                Ok(o) => {
+                    busy = true;
+                    self.metrics.set_outbox_lag(o.oldest_age_seconds);
+                    for kind in &o.by_kind {
+                        self.metrics.event_received(kind);
+                    }
+                    for (t, c) in &o.failed_at_creation {
+                        self.metrics.request_created(*t, *c, "error");
+                    }
+                    for (t, c) in &o.created {
+                        self.metrics.request_created(*t, *c, "pending");
+                    }
+                    if !o.created.is_empty() {
+                        self.dispatcher.notify_one();
+                    }
+                }
+                Err(e) => {
+                    self.metrics.drain_failed();
+                    tracing::warn!(error = %e, "draining the outbox failed; the events stay and are retried");
+                    return;
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,22 @@
+//! cantina-notify: turns changes in the Cantina Tita database into notices for parents.
+//!
+//! Triggers write lean events to an outbox in the app's own transactions; the listener drains them through the
+//! pure rules into deduplicated rows of `solicitudes_notificacion`; the dispatcher sends those through the
+//! channel adapters and records every outcome.
+
+pub mod app;
+pub mod channels;
+pub mod cli;
+pub mod config;
+pub mod db;
+//TMP pub mod demo;
+pub mod dispatch;
+pub mod domain;
+pub mod events;
+pub mod http;
+pub mod metrics;
+pub mod migrate;
+//TMP pub mod pg_cluster;
+pub mod render;
+pub mod rules;
+pub mod telemetry;

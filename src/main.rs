@@ -1,0 +1,3 @@
+fn main() -> std::process::ExitCode {
+    cantina_notify::cli::main()
+}

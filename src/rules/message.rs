@@ -1,0 +1,94 @@
+use jiff::Timestamp;
+use jiff::civil::Date;
+use jiff::tz::TimeZone;
+use serde::{Deserialize, Serialize};
+
+use crate::domain::{Guaranies, NotificationType};
+
+/// Everything a template needs, captured when the request is created and stored in `solicitudes_notificacion.datos`,
+/// so a retry next hour renders the same notice without reading the database again.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "plantilla", rename_all = "snake_case")]
+pub enum MessageData {
+    RecargaExitosa {
+        padre: String,
+        alumno: String,
+        nro_tarjeta: String,
+        monto: Guaranies,
+        saldo: Guaranies,
+        fecha: String,
+        referencia: Option<String>,
+    },
+    SaldoBajo {
+        padre: String,
+        alumno: String,
+        nro_tarjeta: String,
+        saldo: Guaranies,
+        umbral: Guaranies,
+        fecha: String,
+    },
+    TarjetaBloqueada {
+        padre: String,
+        alumno: String,
+        nro_tarjeta: String,
+        fecha: String,
+    },
+}
+
+impl MessageData {
+    pub fn notification_type(&self) -> NotificationType {
+        match self {
+            MessageData::RecargaExitosa { .. } => NotificationType::RecargaExitosa,
+            MessageData::SaldoBajo { .. } => NotificationType::SaldoBajo,
+            MessageData::TarjetaBloqueada { .. } => NotificationType::TarjetaBloqueada,
+        }
+    }
+}
+
+fn asuncion() -> TimeZone {
+    // The bundled tz database, not the container's: Asunción's rules changed in 2024.
+    TimeZone::get("America/Asuncion").unwrap_or(TimeZone::UTC)
+}
+
+pub fn local_date(ts: Timestamp) -> Date {
+    ts.to_zoned(asuncion()).date()
+}
+
+/// `23/11/2026 19:45`, as parents in Paraguay write dates.
+pub fn local_datetime(ts: Timestamp) -> String {
+    ts.to_zoned(asuncion()).strftime("%d/%m/%Y %H:%M").to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dates_are_in_asuncion_which_is_utc_minus_3_all_year() {
+        // 02:30 UTC on 24 Nov is still 23 Nov in Asunción.
+        let ts: Timestamp = "2026-11-24T02:30:00Z".parse().unwrap();
+        assert_eq!(local_date(ts).to_string(), "2026-11-23");
+        assert_eq!(local_datetime(ts), "23/11/2026 23:30");
+        // July: no more DST since October 2024; still UTC-3.
+        let ts: Timestamp = "2026-07-01T12:00:00Z".parse().unwrap();
+        assert_eq!(local_datetime(ts), "01/07/2026 09:00");
+    }
+
+    #[test]
+    fn data_round_trips_through_json() {
+        let d = MessageData::SaldoBajo {
+            padre: "Ana".into(),
+            alumno: "Luis Pérez".into(),
+            nro_tarjeta: "T1".into(),
+            saldo: Guaranies(3000),
+            umbral: Guaranies(5000),
+            fecha: "01/07/2026 09:00".into(),
+        };
+        let v = serde_json::to_value(&d).unwrap();
+        assert_eq!(v["plantilla"], "saldo_bajo");
+        assert_eq!(v["saldo"], 3000);
+        let back: MessageData = serde_json::from_value(v).unwrap();
+        assert_eq!(back, d);
+        assert_eq!(back.notification_type(), NotificationType::SaldoBajo);
+    }
+}

@@ -1,0 +1,126 @@
+//! Rules: pure functions from an outbox event and the rows it refers to, to the notification requests it needs.
+//! No I/O here: the drain loads the context in bulk, calls [`decide`], and writes the result in one transaction.
+
+mod bloqueo;
+mod context;
+mod manual;
+mod message;
+mod recarga;
+mod recipient;
+mod saldo_bajo;
+
+#[cfg(test)]
+mod tests;
+
+pub use context::{Card, Context, ManualRow, Parent, Recharge, Student};
+pub use message::{MessageData, local_date, local_datetime};
+pub use recipient::{Recipient, resolve_recipient};
+
+use jiff::civil::Date;
+
+use crate::config::RulesConfig;
+use crate::domain::{ChannelKind, Guaranies, NotificationType};
+use crate::events::{EventKind, OutboxEvent};
+
+/// A request to insert into `solicitudes_notificacion`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewRequest {
+    pub tipo: NotificationType,
+    pub channel: ChannelKind,
+    pub clave_dedup: String,
+    pub id_cliente: i32,
+    pub nro_tarjeta: Option<String>,
+    /// The balance the notice is about (`solicitudes_notificacion.saldo_alerta`).
+    pub saldo: Option<Guaranies>,
+    /// The address, or why there is none usable (recorded as `Error` with that reason).
+    pub recipient: Result<Recipient, String>,
+    pub data: MessageData,
+}
+
+/// What to do with a manual request the POS inserted.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ManualCompletion {
+    /// Fill in the row and let the dispatcher send it.
+    Send(NewRequest),
+    /// Record the row as `Error` with this reason.
+    Fail { clave_dedup: String, channel: Option<ChannelKind>, reason: String },
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Decision {
+    Create(Vec<NewRequest>),
+    CompleteManual { id_solicitud: i64, completion: ManualCompletion },
+    /// Nothing to send, and why (kept on the event row).
+    Ignore(String),
+}
+
+/// What the rules need besides the rows: configuration and the event's local date.
+pub struct RuleInput<'a> {
+    pub event: &'a OutboxEvent,
+    pub ctx: &'a Context,
+    pub config: &'a RulesConfig,
+}
+
+impl RuleInput<'_> {
+    /// The event's date in America/Asuncion: "once per day" means the parents' day.
+    pub fn today(&self) -> Date {
+        local_date(self.event.created_at)
+    }
+}
+
+pub fn decide(input: &RuleInput<'_>) -> Decision {
+    match &input.event.kind {
+        EventKind::RecargaConfirmada { id_carga } => recarga::decide(input, *id_carga),
+        EventKind::SaldoBajo { nro_tarjeta, saldo_anterior, saldo_nuevo } => {
+            saldo_bajo::decide(input, nro_tarjeta, *saldo_anterior, *saldo_nuevo)
+        }
+        EventKind::TarjetaBloqueada { nro_tarjeta } => bloqueo::decide(input, nro_tarjeta),
+        EventKind::SolicitudManual { id_solicitud } => manual::decide(input, *id_solicitud),
+        EventKind::Invalid { reason } => Decision::Ignore(reason.clone()),
+    }
+}
+
+/// One request per configured channel of the type, each with its own dedup key.
+fn per_channel(
+    input: &RuleInput<'_>,
+    tipo: NotificationType,
+    key_prefix: &str,
+    parent: &Parent,
+    card: Option<&Card>,
+    saldo: Option<Guaranies>,
+    data: MessageData,
+) -> Decision {
+    let channels = input.config.channels_for(tipo);
+    if channels.is_empty() {
+        return Decision::Ignore(format!("ningún canal configurado para {tipo}"));
+    }
+    Decision::Create(
+        channels
+            .iter()
+            .map(|&channel| NewRequest {
+                tipo,
+                channel,
+                clave_dedup: format!("{key_prefix}:{channel}"),
+                id_cliente: parent.id_cliente,
+                nro_tarjeta: card.map(|c| c.nro_tarjeta.clone()),
+                saldo,
+                recipient: resolve_recipient(channel, parent),
+                data: data.clone(),
+            })
+            .collect(),
+    )
+}
+
+/// The card's holder and its responsible parent, or why the notice cannot be addressed.
+fn holder<'c>(ctx: &'c Context, nro_tarjeta: &str) -> Result<(&'c Card, &'c Student, &'c Parent), String> {
+    let card = ctx.cards.get(nro_tarjeta).ok_or_else(|| format!("la tarjeta {nro_tarjeta} no existe"))?;
+    let student = card.student.as_ref().ok_or_else(|| format!("la tarjeta {nro_tarjeta} no tiene alumno asignado"))?;
+    let parent = card
+        .parent
+        .as_ref()
+        .ok_or_else(|| format!("el alumno de la tarjeta {nro_tarjeta} no tiene cliente responsable"))?;
+    if !parent.activo {
+        return Err(format!("el cliente {} está inactivo", parent.id_cliente));
+    }
+    Ok((card, student, parent))
+}
