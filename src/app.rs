@@ -27,7 +27,10 @@ pub enum AppError {
     #[error(transparent)]
     Migrate(#[from] MigrateError),
     #[error("cannot listen on {addr}: {source}")]
-    Bind { addr: String, source: std::io::Error },
+    Bind {
+        addr: String,
+        source: std::io::Error,
+    },
     #[error("HTTP server: {0}")]
     Http(std::io::Error),
 }
@@ -47,8 +50,17 @@ impl Application {
     /// configured adapters (tests inject doubles); `None` builds them from the configuration.
     pub async fn build(settings: Settings, channels: Option<Channels>) -> Result<Self, AppError> {
         let (rules, providers) = settings.validate(true)?;
-        let url = settings.database.url.as_ref().map(|u| u.expose().to_string()).unwrap_or_default();
-        let listen_url = settings.database.listen_url.as_ref().map_or_else(|| url.clone(), |u| u.expose().to_string());
+        let url = settings
+            .database
+            .url
+            .as_ref()
+            .map(|u| u.expose().to_string())
+            .unwrap_or_default();
+        let listen_url = settings
+            .database
+            .listen_url
+            .as_ref()
+            .map_or_else(|| url.clone(), |u| u.expose().to_string());
         let timeout = Duration::from_secs(settings.database.connect_timeout_seconds);
         let pool = db::pool(&url, settings.database.pool_size, timeout)?;
         {
@@ -58,13 +70,26 @@ impl Application {
         sync_settings(&pool, rules.umbral_saldo_bajo).await?;
         let http = TcpListener::bind(&settings.http.addr)
             .await
-            .map_err(|source| AppError::Bind { addr: settings.http.addr.clone(), source })?;
+            .map_err(|source| AppError::Bind {
+                addr: settings.http.addr.clone(),
+                source,
+            })?;
         let channels = channels.unwrap_or_else(|| Channels::from_settings(&settings, &providers));
-        Ok(Self { settings, rules, pool, listen_url, channels, metrics: Metrics::new(), http })
+        Ok(Self {
+            settings,
+            rules,
+            pool,
+            listen_url,
+            channels,
+            metrics: Metrics::new(),
+            http,
+        })
     }
 
     pub fn http_addr(&self) -> SocketAddr {
-        self.http.local_addr().unwrap_or_else(|_| SocketAddr::from(([127, 0, 0, 1], 0)))
+        self.http
+            .local_addr()
+            .unwrap_or_else(|_| SocketAddr::from(([127, 0, 0, 1], 0)))
     }
 
     pub fn metrics(&self) -> Arc<Metrics> {
@@ -74,7 +99,12 @@ impl Application {
     /// Runs until `shutdown` is cancelled, then stops claiming, lets in-flight sends finish (within the grace
     /// period) and returns.
     pub async fn run(self, shutdown: CancellationToken) -> Result<(), AppError> {
-        let channels: Vec<&str> = self.channels.kinds().iter().map(|c| c.config_name()).collect();
+        let channels: Vec<&str> = self
+            .channels
+            .kinds()
+            .iter()
+            .map(|c| c.config_name())
+            .collect();
         tracing::info!(addr = %self.http_addr(), channels = ?channels, "cantina-notify running");
         let wake = Arc::new(Notify::new());
         let listener = Listener {

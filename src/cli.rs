@@ -12,7 +12,11 @@ use crate::app::Application;
 use crate::config::{LoadOptions, Settings};
 
 #[derive(Debug, Parser)]
-#[command(name = "cantina-notify", version, about = "Notices for Cantina Tita parents: recharges, low balances, blocked cards")]
+#[command(
+    name = "cantina-notify",
+    version,
+    about = "Notices for Cantina Tita parents: recharges, low balances, blocked cards"
+)]
 pub struct Cli {
     /// TOML configuration file (also CANTINA_NOTIFY_CONFIG). Environment variables override it.
     #[arg(long, global = true, value_name = "FILE")]
@@ -47,7 +51,10 @@ pub enum Command {
 
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(r) => r,
         Err(e) => {
             eprintln!("cannot start the async runtime: {e}");
@@ -65,14 +72,18 @@ pub fn main() -> ExitCode {
 }
 
 async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
-    let settings = Settings::load(&LoadOptions::from_process(cli.config.clone())).context("loading configuration")?;
+    let settings = Settings::load(&LoadOptions::from_process(cli.config.clone()))
+        .context("loading configuration")?;
     crate::telemetry::init(&settings.log.format);
     match cli.command {
         Command::Run => run(settings).await,
         Command::Migrate { reference_schema } => migrate(settings, reference_schema).await,
-        Command::Demo => todo!(),
+        Command::Demo => crate::demo::run(settings).await,
         Command::CheckConfig => Ok(check_config(&settings)),
-        Command::Healthcheck { addr, timeout_seconds } => Ok(healthcheck(&settings, addr, timeout_seconds).await),
+        Command::Healthcheck {
+            addr,
+            timeout_seconds,
+        } => Ok(healthcheck(&settings, addr, timeout_seconds).await),
     }
 }
 
@@ -109,13 +120,20 @@ pub async fn cancel_on_signal(token: CancellationToken) {
 }
 
 async fn migrate(settings: Settings, reference_schema: bool) -> anyhow::Result<ExitCode> {
-    let url = settings.database.url.as_ref().context("DATABASE_URL: required")?;
+    let url = settings
+        .database
+        .url
+        .as_ref()
+        .context("DATABASE_URL: required")?;
     let mut client = crate::db::connect(url.expose(), "cantina-notify-migrate").await?;
     let report = crate::migrate::migrate(&mut client, reference_schema).await?;
     if report.reference_schema {
         println!("reference schema: ensured");
     }
-    println!("migrations applied: {:?}; already present: {}", report.applied, report.already);
+    println!(
+        "migrations applied: {:?}; already present: {}",
+        report.applied, report.already
+    );
     Ok(ExitCode::SUCCESS)
 }
 
@@ -137,7 +155,13 @@ fn check_config(settings: &Settings) -> ExitCode {
 }
 
 async fn healthcheck(settings: &Settings, addr: Option<String>, timeout_seconds: u64) -> ExitCode {
-    let addr = addr.unwrap_or_else(|| settings.http.addr.replace("0.0.0.0", "127.0.0.1").replace("[::]", "[::1]"));
+    let addr = addr.unwrap_or_else(|| {
+        settings
+            .http
+            .addr
+            .replace("0.0.0.0", "127.0.0.1")
+            .replace("[::]", "[::1]")
+    });
     match crate::http::get_url(&addr, "/healthz", Duration::from_secs(timeout_seconds)).await {
         Ok((200, _)) => ExitCode::SUCCESS,
         Ok((status, _)) => {

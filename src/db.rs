@@ -14,8 +14,33 @@ pub enum DbError {
     Pool(String),
     #[error("cannot get a database connection: {0}")]
     Checkout(#[from] deadpool_postgres::PoolError),
-    #[error("database error: {0}")]
+    #[error("database error: {}", describe(.0))]
     Query(#[from] tokio_postgres::Error),
+}
+
+/// tokio-postgres displays a server error as just "db error"; the server's own message is what helps.
+pub fn describe(e: &tokio_postgres::Error) -> String {
+    match e.as_db_error() {
+        Some(db) => format!("{}: {} ({})", db.severity(), db.message(), db.code().code()),
+        None => e.to_string(),
+    }
+}
+
+impl DbError {
+    /// An error caused by the data or the statement (SQLSTATE classes 22, 23, 42, P0), which retrying the same
+    /// work cannot fix, as opposed to a lost connection or an unreachable server.
+    pub fn is_data_error(&self) -> bool {
+        let code = match self {
+            DbError::Query(e) => e.code(),
+            DbError::Checkout(deadpool_postgres::PoolError::Backend(e)) => e.code(),
+            _ => None,
+        };
+        code.is_some_and(|c| {
+            ["22", "23", "42", "P0"]
+                .iter()
+                .any(|class| c.code().starts_with(class))
+        })
+    }
 }
 
 /// rustls needs a process-wide crypto provider; aws-lc-rs is the one shared with lettre and reqwest.
@@ -32,7 +57,11 @@ pub fn tls() -> MakeRustlsConnect {
     MakeRustlsConnect::with_webpki_roots()
 }
 
-pub fn parse_url(url: &str, application_name: &str, connect_timeout: Duration) -> Result<tokio_postgres::Config, DbError> {
+pub fn parse_url(
+    url: &str,
+    application_name: &str,
+    connect_timeout: Duration,
+) -> Result<tokio_postgres::Config, DbError> {
     let mut cfg: tokio_postgres::Config = url.parse().map_err(DbError::Url)?;
     if cfg.get_application_name().is_none() {
         cfg.application_name(application_name);
@@ -45,7 +74,13 @@ pub fn parse_url(url: &str, application_name: &str, connect_timeout: Duration) -
 
 pub fn pool(url: &str, size: usize, connect_timeout: Duration) -> Result<Pool, DbError> {
     let cfg = parse_url(url, "cantina-notify", connect_timeout)?;
-    let mgr = Manager::from_config(cfg, tls(), ManagerConfig { recycling_method: RecyclingMethod::Fast });
+    let mgr = Manager::from_config(
+        cfg,
+        tls(),
+        ManagerConfig {
+            recycling_method: RecyclingMethod::Fast,
+        },
+    );
     Pool::builder(mgr)
         .max_size(size)
         .wait_timeout(Some(connect_timeout))

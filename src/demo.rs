@@ -45,10 +45,14 @@ async fn demo(settings: &mut Settings, url: &str) -> anyhow::Result<()> {
     settings.rules = RulesSettings::default();
 
     let mut client = crate::db::connect(url, "cantina-notify-demo").await?;
-    crate::migrate::migrate(&mut client, true).await.context("creating the schema")?;
+    crate::migrate::migrate(&mut client, true)
+        .await
+        .context("creating the schema")?;
     let suffix = format!("{:04}", fastrand::u16(..10_000));
     let (card, _other) = seed(&client, &suffix).await?;
-    println!("Datos de ejemplo: familia Benítez (tarjeta {card}, saldo Gs. 12.000) y familia Ortiz.\n");
+    println!(
+        "Datos de ejemplo: familia Benítez (tarjeta {card}, saldo Gs. 12.000) y familia Ortiz.\n"
+    );
 
     let app = Application::build(settings.clone(), None).await?;
     let shutdown = CancellationToken::new();
@@ -95,8 +99,22 @@ async fn demo(settings: &mut Settings, url: &str) -> anyhow::Result<()> {
 async fn seed(client: &tokio_postgres::Client, suffix: &str) -> anyhow::Result<(String, String)> {
     let mut cards = Vec::new();
     for (nombres, apellidos, email, telefono, hijo, saldo) in [
-        ("Ana", "Benítez", Some("ana.benitez@example.com"), Some("0981 123456"), "Luis", 12_000i64),
-        ("Carlos", "Ortiz", None, Some("021 555 123"), "Sofía", 30_000),
+        (
+            "Ana",
+            "Benítez",
+            Some("ana.benitez@example.com"),
+            Some("0981 123456"),
+            "Luis",
+            12_000i64,
+        ),
+        (
+            "Carlos",
+            "Ortiz",
+            None,
+            Some("021 555 123"),
+            "Sofía",
+            30_000,
+        ),
     ] {
         let id_cliente: i32 = client
             .query_one(
@@ -114,7 +132,10 @@ async fn seed(client: &tokio_postgres::Client, suffix: &str) -> anyhow::Result<(
             .get(0);
         let nro = format!("D{suffix}-{}", &hijo[..1]);
         client
-            .execute("INSERT INTO tarjetas (nro_tarjeta, id_hijo, saldo_actual) VALUES ($1, $2, $3)", &[&nro, &id_hijo, &saldo])
+            .execute(
+                "INSERT INTO tarjetas (nro_tarjeta, id_hijo, saldo_actual) VALUES ($1, $2, $3)",
+                &[&nro, &id_hijo, &saldo],
+            )
             .await?;
         cards.push(nro);
     }
@@ -133,7 +154,8 @@ async fn wait_sent(client: &tokio_postgres::Client, card: &str, tipo: &str) -> a
                 &[&card, &tipo],
             )
             .await?;
-        let (sent, failed, error): (i64, i64, Option<String>) = (row.get(0), row.get(1), row.get(2));
+        let (sent, failed, error): (i64, i64, Option<String>) =
+            (row.get(0), row.get(1), row.get(2));
         if sent > 0 {
             return Ok(());
         }

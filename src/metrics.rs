@@ -74,9 +74,16 @@ pub struct Metrics {
 
 impl Metrics {
     pub fn new() -> Arc<Self> {
-        let mut registry = Registry::with_prefix("cantina_notify");
+        let mut root = Registry::default();
+        // The process_* figures keep their standard names; ours share the service prefix.
+        root.register_collector(Box::new(ProcessCollector));
+        let registry = root.sub_registry_with_prefix("cantina_notify");
         let events_received = Family::<KindLabels, Counter>::default();
-        registry.register("events_received", "Outbox events turned into requests (or recorded as ignored), by event kind", events_received.clone());
+        registry.register(
+            "events_received",
+            "Outbox events turned into requests (or recorded as ignored), by event kind",
+            events_received.clone(),
+        );
         let requests_created = Family::<RequestLabels, Counter>::default();
         registry.register(
             "requests_created",
@@ -84,24 +91,54 @@ impl Metrics {
             requests_created.clone(),
         );
         let sends = Family::<SendLabels, Counter>::default();
-        registry.register("sends", "Send attempts by channel, provider and outcome (sent, retry, error)", sends.clone());
+        registry.register(
+            "sends",
+            "Send attempts by channel, provider and outcome (sent, retry, error)",
+            sends.clone(),
+        );
         let send_duration = Family::<ChannelLabels, Histogram>::new_with_constructor(|| {
-            Histogram::new([0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0])
+            Histogram::new([
+                0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
+                10.0, 30.0,
+            ])
         });
-        registry.register("send_duration_seconds", "Time one provider call took", send_duration.clone());
+        registry.register(
+            "send_duration_seconds",
+            "Time one provider call took",
+            send_duration.clone(),
+        );
         let outbox_lag = Gauge::<f64, std::sync::atomic::AtomicU64>::default();
-        registry.register("outbox_lag_seconds", "Age of the oldest outbox event not yet processed (0 when drained)", outbox_lag.clone());
+        registry.register(
+            "outbox_lag_seconds",
+            "Age of the oldest outbox event not yet processed (0 when drained)",
+            outbox_lag.clone(),
+        );
         let listener_connected = Gauge::default();
-        registry.register("listener_connected", "1 while the LISTEN connection is up", listener_connected.clone());
+        registry.register(
+            "listener_connected",
+            "1 while the LISTEN connection is up",
+            listener_connected.clone(),
+        );
         let listener_reconnects = Counter::default();
-        registry.register("listener_reconnects", "Times the LISTEN connection was lost and re-established", listener_reconnects.clone());
+        registry.register(
+            "listener_reconnects",
+            "Times the LISTEN connection was lost and re-established",
+            listener_reconnects.clone(),
+        );
         let drain_errors = Counter::default();
-        registry.register("drain_errors", "Outbox drains that failed (database errors); the events stay and are retried", drain_errors.clone());
+        registry.register(
+            "drain_errors",
+            "Outbox drains that failed (database errors); the events stay and are retried",
+            drain_errors.clone(),
+        );
         let dispatch_errors = Counter::default();
-        registry.register("dispatch_errors", "Dispatcher database errors (claims or outcome writes)", dispatch_errors.clone());
-        registry.register_collector(Box::new(ProcessCollector));
+        registry.register(
+            "dispatch_errors",
+            "Dispatcher database errors (claims or outcome writes)",
+            dispatch_errors.clone(),
+        );
         Arc::new(Self {
-            registry,
+            registry: root,
             events_received,
             requests_created,
             sends,
@@ -123,20 +160,35 @@ impl Metrics {
     }
 
     pub fn event_received(&self, kind: &str) {
-        self.events_received.get_or_create(&KindLabels { kind: kind.to_string() }).inc();
+        self.events_received
+            .get_or_create(&KindLabels {
+                kind: kind.to_string(),
+            })
+            .inc();
     }
 
     pub fn request_created(&self, t: NotificationType, c: ChannelKind, outcome: &str) {
         self.requests_created
-            .get_or_create(&RequestLabels { r#type: t.as_str().into(), channel: c.config_name().into(), outcome: outcome.into() })
+            .get_or_create(&RequestLabels {
+                r#type: t.as_str().into(),
+                channel: c.config_name().into(),
+                outcome: outcome.into(),
+            })
             .inc();
     }
 
     pub fn send(&self, channel: ChannelKind, provider: &str, outcome: SendOutcome, seconds: f64) {
-        let labels = ChannelLabels { channel: channel.config_name().into(), provider: provider.into() };
+        let labels = ChannelLabels {
+            channel: channel.config_name().into(),
+            provider: provider.into(),
+        };
         self.send_duration.get_or_create(&labels).observe(seconds);
         self.sends
-            .get_or_create(&SendLabels { channel: labels.channel, provider: labels.provider, outcome: outcome.as_str().into() })
+            .get_or_create(&SendLabels {
+                channel: labels.channel,
+                provider: labels.provider,
+                outcome: outcome.as_str().into(),
+            })
             .inc();
     }
 
@@ -172,20 +224,47 @@ struct ProcessCollector;
 
 impl Collector for ProcessCollector {
     fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
-        let Some(p) = ProcessStats::read() else { return Ok(()) };
+        let Some(p) = ProcessStats::read() else {
+            return Ok(());
+        };
         let gauges: [(&str, &str, f64); 5] = [
-            ("process_resident_memory_bytes", "Resident memory size in bytes", p.rss_bytes),
-            ("process_virtual_memory_bytes", "Virtual memory size in bytes", p.vsize_bytes),
-            ("process_open_fds", "Number of open file descriptors", p.open_fds),
-            ("process_max_fds", "Maximum number of open file descriptors", p.max_fds),
-            ("process_start_time_seconds", "Start time of the process since the Unix epoch in seconds", p.start_time),
+            (
+                "process_resident_memory_bytes",
+                "Resident memory size in bytes",
+                p.rss_bytes,
+            ),
+            (
+                "process_virtual_memory_bytes",
+                "Virtual memory size in bytes",
+                p.vsize_bytes,
+            ),
+            (
+                "process_open_fds",
+                "Number of open file descriptors",
+                p.open_fds,
+            ),
+            (
+                "process_max_fds",
+                "Maximum number of open file descriptors",
+                p.max_fds,
+            ),
+            (
+                "process_start_time_seconds",
+                "Start time of the process since the Unix epoch in seconds",
+                p.start_time,
+            ),
         ];
         for (name, help, value) in gauges {
             let g = ConstGauge::new(value);
             g.encode(encoder.encode_descriptor(name, help, None, g.metric_type())?)?;
         }
         let c = ConstCounter::new(p.cpu_seconds);
-        c.encode(encoder.encode_descriptor("process_cpu_seconds", "Total user and system CPU time spent in seconds", None, c.metric_type())?)?;
+        c.encode(encoder.encode_descriptor(
+            "process_cpu_seconds",
+            "Total user and system CPU time spent in seconds",
+            None,
+            c.metric_type(),
+        )?)?;
         Ok(())
     }
 }
@@ -202,24 +281,39 @@ struct ProcessStats {
 impl ProcessStats {
     fn read() -> Option<Self> {
         // SAFETY: sysconf has no preconditions.
-        let (ticks, page) = unsafe { (libc::sysconf(libc::_SC_CLK_TCK) as f64, libc::sysconf(libc::_SC_PAGESIZE) as f64) };
+        let (ticks, page) = unsafe {
+            (
+                libc::sysconf(libc::_SC_CLK_TCK) as f64,
+                libc::sysconf(libc::_SC_PAGESIZE) as f64,
+            )
+        };
         let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
         // Fields after the command name, which is in parentheses and may contain spaces.
         let rest = &stat[stat.rfind(')')? + 2..];
         let f: Vec<&str> = rest.split_whitespace().collect();
         let num = |i: usize| f.get(i).and_then(|v| v.parse::<f64>().ok());
-        let (utime, stime, starttime, vsize, rss) = (num(11)?, num(12)?, num(19)?, num(20)?, num(21)?);
+        let (utime, stime, starttime, vsize, rss) =
+            (num(11)?, num(12)?, num(19)?, num(20)?, num(21)?);
         let boot_time = std::fs::read_to_string("/proc/stat")
             .ok()?
             .lines()
-            .find_map(|l| l.strip_prefix("btime ").and_then(|v| v.trim().parse::<f64>().ok()))?;
-        let open_fds = std::fs::read_dir("/proc/self/fd").map(|d| d.count() as f64).unwrap_or(0.0);
+            .find_map(|l| {
+                l.strip_prefix("btime ")
+                    .and_then(|v| v.trim().parse::<f64>().ok())
+            })?;
+        let open_fds = std::fs::read_dir("/proc/self/fd")
+            .map(|d| d.count() as f64)
+            .unwrap_or(0.0);
         let max_fds = std::fs::read_to_string("/proc/self/limits")
             .ok()
             .and_then(|s| {
                 s.lines()
                     .find(|l| l.starts_with("Max open files"))
-                    .and_then(|l| l.split_whitespace().nth(3).and_then(|v| v.parse::<f64>().ok()))
+                    .and_then(|l| {
+                        l.split_whitespace()
+                            .nth(3)
+                            .and_then(|v| v.parse::<f64>().ok())
+                    })
             })
             .unwrap_or(0.0);
         Some(Self {

@@ -117,36 +117,142 @@ struct BloqueoShort<'a> {
 }
 
 fn run<T: TemplateSimple>(template: &'static str, t: T) -> Result<String, RenderError> {
-    t.render_once().map_err(|source| RenderError { template, source })
+    t.render_once()
+        .map_err(|source| RenderError { template, source })
 }
 
 pub fn render(data: &MessageData, portal_url: &str) -> Result<Rendered, RenderError> {
     let portal_url = portal_url.trim_end_matches('/');
     Ok(match data {
-        MessageData::RecargaExitosa { padre, alumno, nro_tarjeta, monto, saldo, fecha, referencia } => {
+        MessageData::RecargaExitosa {
+            padre,
+            alumno,
+            nro_tarjeta,
+            monto,
+            saldo,
+            fecha,
+            referencia,
+        } => {
             let referencia = referencia.as_deref();
             let (monto, saldo) = (monto.to_string(), saldo.to_string());
             Rendered {
                 subject: format!("Recarga exitosa de {monto} - {alumno}"),
-                html: run("recarga_exitosa.html", RecargaHtml { padre, alumno, nro_tarjeta, monto: monto.clone(), saldo: saldo.clone(), fecha, referencia, portal_url })?,
-                text: run("recarga_exitosa.txt", RecargaText { padre, alumno, nro_tarjeta, monto: monto.clone(), saldo: saldo.clone(), fecha, referencia, portal_url })?,
-                short: run("recarga_exitosa.sms", RecargaShort { alumno, monto, saldo })?,
+                html: run(
+                    "recarga_exitosa.html",
+                    RecargaHtml {
+                        padre,
+                        alumno,
+                        nro_tarjeta,
+                        monto: monto.clone(),
+                        saldo: saldo.clone(),
+                        fecha,
+                        referencia,
+                        portal_url,
+                    },
+                )?,
+                text: run(
+                    "recarga_exitosa.txt",
+                    RecargaText {
+                        padre,
+                        alumno,
+                        nro_tarjeta,
+                        monto: monto.clone(),
+                        saldo: saldo.clone(),
+                        fecha,
+                        referencia,
+                        portal_url,
+                    },
+                )?,
+                short: run(
+                    "recarga_exitosa.sms",
+                    RecargaShort {
+                        alumno,
+                        monto,
+                        saldo,
+                    },
+                )?,
             }
         }
-        MessageData::SaldoBajo { padre, alumno, nro_tarjeta, saldo, umbral, fecha } => {
+        MessageData::SaldoBajo {
+            padre,
+            alumno,
+            nro_tarjeta,
+            saldo,
+            umbral,
+            fecha,
+        } => {
             let (saldo, umbral) = (saldo.to_string(), umbral.to_string());
             Rendered {
                 subject: format!("Saldo bajo en la tarjeta de {alumno}"),
-                html: run("saldo_bajo.html", SaldoBajoHtml { padre, alumno, nro_tarjeta, saldo: saldo.clone(), umbral: umbral.clone(), fecha, portal_url })?,
-                text: run("saldo_bajo.txt", SaldoBajoText { padre, alumno, nro_tarjeta, saldo: saldo.clone(), umbral: umbral.clone(), fecha, portal_url })?,
-                short: run("saldo_bajo.sms", SaldoBajoShort { alumno, saldo, umbral })?,
+                html: run(
+                    "saldo_bajo.html",
+                    SaldoBajoHtml {
+                        padre,
+                        alumno,
+                        nro_tarjeta,
+                        saldo: saldo.clone(),
+                        umbral: umbral.clone(),
+                        fecha,
+                        portal_url,
+                    },
+                )?,
+                text: run(
+                    "saldo_bajo.txt",
+                    SaldoBajoText {
+                        padre,
+                        alumno,
+                        nro_tarjeta,
+                        saldo: saldo.clone(),
+                        umbral: umbral.clone(),
+                        fecha,
+                        portal_url,
+                    },
+                )?,
+                short: run(
+                    "saldo_bajo.sms",
+                    SaldoBajoShort {
+                        alumno,
+                        saldo,
+                        umbral,
+                    },
+                )?,
             }
         }
-        MessageData::TarjetaBloqueada { padre, alumno, nro_tarjeta, fecha } => Rendered {
+        MessageData::TarjetaBloqueada {
+            padre,
+            alumno,
+            nro_tarjeta,
+            fecha,
+        } => Rendered {
             subject: format!("Tarjeta bloqueada - {alumno}"),
-            html: run("tarjeta_bloqueada.html", BloqueoHtml { padre, alumno, nro_tarjeta, fecha, portal_url })?,
-            text: run("tarjeta_bloqueada.txt", BloqueoText { padre, alumno, nro_tarjeta, fecha, portal_url })?,
-            short: run("tarjeta_bloqueada.sms", BloqueoShort { alumno, nro_tarjeta, fecha })?,
+            html: run(
+                "tarjeta_bloqueada.html",
+                BloqueoHtml {
+                    padre,
+                    alumno,
+                    nro_tarjeta,
+                    fecha,
+                    portal_url,
+                },
+            )?,
+            text: run(
+                "tarjeta_bloqueada.txt",
+                BloqueoText {
+                    padre,
+                    alumno,
+                    nro_tarjeta,
+                    fecha,
+                    portal_url,
+                },
+            )?,
+            short: run(
+                "tarjeta_bloqueada.sms",
+                BloqueoShort {
+                    alumno,
+                    nro_tarjeta,
+                    fecha,
+                },
+            )?,
         },
     })
 }
@@ -181,11 +287,17 @@ mod tests {
         let r = render(&recarga("Luis Pérez"), "https://portal.example/").unwrap();
         assert_eq!(r.subject, "Recarga exitosa de Gs. 50.000 - Luis Pérez");
         assert!(r.html.contains("Gs. 50.000") && r.html.contains("Gs. 62.500"));
-        assert!(r.html.contains("href=\"https://portal.example/movimientos\""));
+        assert!(
+            r.html
+                .contains("href=\"https://portal.example/movimientos\"")
+        );
         assert!(r.html.contains("Ver Movimientos"));
         assert!(r.text.contains("Saldo actual: Gs. 62.500"));
         assert!(r.text.contains("Referencia: caja 2"));
-        assert_eq!(r.short, "Cantina Tita: recarga de Gs. 50.000 confirmada para Luis Pérez. Saldo actual: Gs. 62.500.");
+        assert_eq!(
+            r.short,
+            "Cantina Tita: recarga de Gs. 50.000 confirmada para Luis Pérez. Saldo actual: Gs. 62.500."
+        );
     }
 
     #[test]
@@ -209,7 +321,12 @@ mod tests {
         let r = render(&d, "https://p").unwrap();
         assert!(r.html.contains("Realizar Recarga") && r.html.contains("Gs. 3.000"));
         assert!(r.short.chars().count() <= 160, "{}", r.short);
-        let d = MessageData::TarjetaBloqueada { padre: "Ana".into(), alumno: "Luis".into(), nro_tarjeta: "0001".into(), fecha: "f".into() };
+        let d = MessageData::TarjetaBloqueada {
+            padre: "Ana".into(),
+            alumno: "Luis".into(),
+            nro_tarjeta: "0001".into(),
+            fecha: "f".into(),
+        };
         let r = render(&d, "https://p").unwrap();
         assert!(r.subject.contains("bloqueada"));
         assert!(r.text.contains("0001"));

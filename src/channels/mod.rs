@@ -43,7 +43,10 @@ pub struct SendReceipt {
 pub enum SendError {
     /// Worth retrying later (timeouts, 5xx, rate limits); `retry_after` when the provider said when.
     #[error("{reason}")]
-    Transient { reason: String, retry_after: Option<Duration> },
+    Transient {
+        reason: String,
+        retry_after: Option<Duration>,
+    },
     /// Retrying cannot help (invalid recipient, rejected content).
     #[error("{reason}")]
     Permanent { reason: String },
@@ -88,14 +91,22 @@ impl Channels {
         let mut channels = Channels::new();
         match providers.email {
             Some(EmailBackend::File) => {
-                channels = channels.with(Arc::new(FileChannel::new(ChannelKind::Email, &settings.email.file_path, &settings.email.from)));
+                channels = channels.with(Arc::new(FileChannel::new(
+                    ChannelKind::Email,
+                    &settings.email.file_path,
+                    &settings.email.from,
+                )));
             }
             Some(_) => channels = channels.with(Arc::new(ConsoleChannel::new(ChannelKind::Email))),
             None => {}
         }
         match providers.sms {
             Some(SmsProvider::File) => {
-                channels = channels.with(Arc::new(FileChannel::new(ChannelKind::Sms, &settings.sms.file_path, &settings.email.from)));
+                channels = channels.with(Arc::new(FileChannel::new(
+                    ChannelKind::Sms,
+                    &settings.sms.file_path,
+                    &settings.email.from,
+                )));
             }
             Some(_) => channels = channels.with(Arc::new(ConsoleChannel::new(ChannelKind::Sms))),
             None => {}
@@ -108,7 +119,9 @@ impl Channels {
                     &settings.email.from,
                 )));
             }
-            Some(_) => channels = channels.with(Arc::new(ConsoleChannel::new(ChannelKind::WhatsApp))),
+            Some(_) => {
+                channels = channels.with(Arc::new(ConsoleChannel::new(ChannelKind::WhatsApp)))
+            }
             None => {}
         }
         channels

@@ -79,7 +79,9 @@ pub fn mask_url_password(url: &str) -> String {
     }
     if let Some(i) = out.find("password=") {
         let start = i + "password=".len();
-        let end = out[start..].find(['&', ' ']).map_or(out.len(), |j| start + j);
+        let end = out[start..]
+            .find(['&', ' '])
+            .map_or(out.len(), |j| start + j);
         out.replace_range(start..end, "********");
     }
     out
@@ -103,7 +105,10 @@ mod tests {
             mask_url_password("postgres://app:s3cr%40t@db.local:5432/cantina?sslmode=require"),
             "postgres://app:********@db.local:5432/cantina?sslmode=require"
         );
-        assert_eq!(mask_url_password("postgres://app@db/cantina"), "postgres://app@db/cantina");
+        assert_eq!(
+            mask_url_password("postgres://app@db/cantina"),
+            "postgres://app@db/cantina"
+        );
         assert_eq!(
             mask_url_password("host=db user=app password=abc dbname=x"),
             "host=db user=app password=******** dbname=x"

@@ -31,7 +31,12 @@ pub struct DatabaseSettings {
 
 impl Default for DatabaseSettings {
     fn default() -> Self {
-        Self { url: None, listen_url: None, pool_size: 16, connect_timeout_seconds: 10 }
+        Self {
+            url: None,
+            listen_url: None,
+            pool_size: 16,
+            connect_timeout_seconds: 10,
+        }
     }
 }
 
@@ -43,7 +48,9 @@ pub struct HttpSettings {
 
 impl Default for HttpSettings {
     fn default() -> Self {
-        Self { addr: "0.0.0.0:8080".into() }
+        Self {
+            addr: "0.0.0.0:8080".into(),
+        }
     }
 }
 
@@ -56,7 +63,9 @@ pub struct LogSettings {
 
 impl Default for LogSettings {
     fn default() -> Self {
-        Self { format: "text".into() }
+        Self {
+            format: "text".into(),
+        }
     }
 }
 
@@ -79,7 +88,9 @@ pub struct RuleSettings {
 
 impl Default for RuleSettings {
     fn default() -> Self {
-        Self { channels: vec!["email".into()] }
+        Self {
+            channels: vec!["email".into()],
+        }
     }
 }
 
@@ -94,7 +105,10 @@ pub struct SaldoBajoRule {
 
 impl Default for SaldoBajoRule {
     fn default() -> Self {
-        Self { channels: vec!["email".into()], umbral: 5_000 }
+        Self {
+            channels: vec!["email".into()],
+            umbral: 5_000,
+        }
     }
 }
 
@@ -266,7 +280,12 @@ pub struct ListenerSettings {
 
 impl Default for ListenerSettings {
     fn default() -> Self {
-        Self { batch_size: 500, safety_tick_seconds: 5, reconnect_min_ms: 100, reconnect_max_ms: 30_000 }
+        Self {
+            batch_size: 500,
+            safety_tick_seconds: 5,
+            reconnect_min_ms: 100,
+            reconnect_max_ms: 30_000,
+        }
     }
 }
 
@@ -279,7 +298,9 @@ pub struct PortalSettings {
 
 impl Default for PortalSettings {
     fn default() -> Self {
-        Self { base_url: "https://portal.cantinatita.com.py".into() }
+        Self {
+            base_url: "https://portal.cantinatita.com.py".into(),
+        }
     }
 }
 
@@ -292,7 +313,12 @@ fn string_or_list<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Err
         Many(Vec<String>),
     }
     Ok(match Either::deserialize(d)? {
-        Either::One(s) => s.split(',').map(str::trim).filter(|s| !s.is_empty()).map(String::from).collect(),
+        Either::One(s) => s
+            .split(',')
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(String::from)
+            .collect(),
         Either::Many(v) => v,
     })
 }

@@ -59,11 +59,18 @@ const FILE_SECRET_NAMES: &[&str] = &[
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     #[error("cannot read {key} = {path}: {source}")]
-    SecretFile { key: String, path: String, source: std::io::Error },
+    SecretFile {
+        key: String,
+        path: String,
+        source: std::io::Error,
+    },
     #[error("cannot read .env file {path}: {message}")]
     DotEnv { path: String, message: String },
     #[error("configuration file {path}: {source}")]
-    File { path: String, source: config::ConfigError },
+    File {
+        path: String,
+        source: config::ConfigError,
+    },
     #[error("invalid configuration: {0}")]
     Invalid(String),
 }
@@ -82,8 +89,16 @@ pub struct LoadOptions {
 impl LoadOptions {
     pub fn from_process(file: Option<PathBuf>) -> Self {
         let env: HashMap<String, String> = std::env::vars().collect();
-        let file = file.or_else(|| env.get("CANTINA_NOTIFY_CONFIG").filter(|s| !s.is_empty()).map(PathBuf::from));
-        Self { file, dotenv: Some(PathBuf::from(".env")), env }
+        let file = file.or_else(|| {
+            env.get("CANTINA_NOTIFY_CONFIG")
+                .filter(|s| !s.is_empty())
+                .map(PathBuf::from)
+        });
+        Self {
+            file,
+            dotenv: Some(PathBuf::from(".env")),
+            env,
+        }
     }
 }
 
@@ -104,12 +119,19 @@ impl Settings {
                 (!v.is_empty()).then(|| (path.replace('.', "__"), v.clone()))
             })
             .collect();
-        let cantina: config::Map<String, String> =
-            vars.iter().filter(|(k, _)| k.starts_with("CANTINA__")).map(|(k, v)| (k.clone(), v.clone())).collect();
+        let cantina: config::Map<String, String> = vars
+            .iter()
+            .filter(|(k, _)| k.starts_with("CANTINA__"))
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
 
         let mut builder = Config::builder();
         if let Some(path) = &opts.file {
-            builder = builder.add_source(File::from(path.as_path()).format(FileFormat::Toml).required(true));
+            builder = builder.add_source(
+                File::from(path.as_path())
+                    .format(FileFormat::Toml)
+                    .required(true),
+            );
         }
         let built = builder
             .add_source(Environment::default().separator("__").source(Some(team)))
@@ -122,27 +144,42 @@ impl Settings {
             )
             .build()
             .map_err(|e| match &opts.file {
-                Some(p) => ConfigError::File { path: p.display().to_string(), source: e },
+                Some(p) => ConfigError::File {
+                    path: p.display().to_string(),
+                    source: e,
+                },
                 None => ConfigError::Invalid(e.to_string()),
             })?;
-        built.try_deserialize().map_err(|e| ConfigError::Invalid(explain(e)))
+        built
+            .try_deserialize()
+            .map_err(|e| ConfigError::Invalid(explain(e)))
     }
 }
 
 /// config's messages name the dotted path (`rules.saldo_bajo.umbral`); add the environment spelling too.
 fn explain(e: config::ConfigError) -> String {
     let msg = e.to_string();
-    let Some((head, rest)) = msg.split_once(" for key `") else { return msg };
+    let Some((head, rest)) = msg.split_once(" for key `") else {
+        return msg;
+    };
     let key = rest.split('`').next().unwrap_or_default();
     let env = format!("CANTINA__{}", key.replace('.', "__").to_uppercase());
-    let team = TEAM_NAMES.iter().find(|(_, p)| *p == key).map(|(n, _)| format!(" or {n}")).unwrap_or_default();
+    let team = TEAM_NAMES
+        .iter()
+        .find(|(_, p)| *p == key)
+        .map(|(n, _)| format!(" or {n}"))
+        .unwrap_or_default();
     format!("{head} for {env}{team} ({key})")
 }
 
 fn read_dotenv(path: &Path) -> Result<HashMap<String, String>, ConfigError> {
-    let err = |message: String| ConfigError::DotEnv { path: path.display().to_string(), message };
+    let err = |message: String| ConfigError::DotEnv {
+        path: path.display().to_string(),
+        message,
+    };
     let iter = dotenvy::from_path_iter(path).map_err(|e| err(e.to_string()))?;
-    iter.map(|item| item.map_err(|e| err(e.to_string()))).collect()
+    iter.map(|item| item.map_err(|e| err(e.to_string())))
+        .collect()
 }
 
 /// `NAME_FILE=/run/secrets/name` → `NAME` = the file's content without the trailing newline (Docker/Kubernetes).
@@ -176,11 +213,18 @@ mod tests {
     use super::*;
 
     fn env(pairs: &[(&str, &str)]) -> HashMap<String, String> {
-        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
     }
 
     fn load(pairs: &[(&str, &str)]) -> Settings {
-        Settings::load(&LoadOptions { env: env(pairs), ..Default::default() }).unwrap()
+        Settings::load(&LoadOptions {
+            env: env(pairs),
+            ..Default::default()
+        })
+        .unwrap()
     }
 
     #[test]
@@ -199,7 +243,10 @@ mod tests {
     fn team_names_and_cantina_names_are_read() {
         let s = load(&[
             ("DATABASE_URL", "postgres://u:p@h/db"),
-            ("EMAIL_BACKEND", "django.core.mail.backends.console.EmailBackend"),
+            (
+                "EMAIL_BACKEND",
+                "django.core.mail.backends.console.EmailBackend",
+            ),
             ("EMAIL_PORT", "587"),
             ("EMAIL_USE_TLS", "True"),
             ("EMAIL_USE_SSL", "False"),
@@ -207,7 +254,10 @@ mod tests {
             ("CANTINA__RULES__SALDO_BAJO__UMBRAL", "7000"),
             ("CANTINA__DISPATCH__DRY_RUN", "1"),
         ]);
-        assert_eq!(s.database.url.as_ref().map(|u| u.expose()), Some("postgres://u:p@h/db"));
+        assert_eq!(
+            s.database.url.as_ref().map(|u| u.expose()),
+            Some("postgres://u:p@h/db")
+        );
         assert_eq!(s.email.port, Some(587));
         assert_eq!(s.email.use_tls, Some(true));
         assert_eq!(s.email.use_ssl, Some(false));
@@ -225,7 +275,11 @@ mod tests {
         let s = Settings::load(&LoadOptions {
             file: Some(file),
             dotenv: None,
-            env: env(&[("EMAIL_HOST", "from-team"), ("CANTINA__EMAIL__HOST", "from-cantina"), ("EMAIL_PORT", "2525")]),
+            env: env(&[
+                ("EMAIL_HOST", "from-team"),
+                ("CANTINA__EMAIL__HOST", "from-cantina"),
+                ("EMAIL_PORT", "2525"),
+            ]),
         })
         .unwrap();
         assert_eq!(s.email.backend, "file");
@@ -241,7 +295,12 @@ mod tests {
         std::fs::create_dir_all(&dir).unwrap();
         let dotenv = dir.join(".env");
         std::fs::write(&dotenv, "EMAIL_HOST=smtp.gmail.com\nEMAIL_PORT=587\n# comment\nDEFAULT_FROM_EMAIL=\"Cantina Tita <noreply@x.py>\"\n").unwrap();
-        let s = Settings::load(&LoadOptions { file: None, dotenv: Some(dotenv), env: env(&[("EMAIL_PORT", "465")]) }).unwrap();
+        let s = Settings::load(&LoadOptions {
+            file: None,
+            dotenv: Some(dotenv),
+            env: env(&[("EMAIL_PORT", "465")]),
+        })
+        .unwrap();
         assert_eq!(s.email.host, "smtp.gmail.com");
         assert_eq!(s.email.port, Some(465));
         assert_eq!(s.email.from, "Cantina Tita <noreply@x.py>");
@@ -258,8 +317,14 @@ mod tests {
             ("EMAIL_HOST_PASSWORD_FILE", dir.join("pw").to_str().unwrap()),
             ("DATABASE_URL_FILE", dir.join("db").to_str().unwrap()),
         ]);
-        assert_eq!(s.email.host_password.as_ref().map(|p| p.expose()), Some("s3cret"));
-        assert_eq!(s.database.url.as_ref().map(|u| u.expose()), Some("postgres://a:b@c/d"));
+        assert_eq!(
+            s.email.host_password.as_ref().map(|p| p.expose()),
+            Some("s3cret")
+        );
+        assert_eq!(
+            s.database.url.as_ref().map(|u| u.expose()),
+            Some("postgres://a:b@c/d")
+        );
         let missing = Settings::load(&LoadOptions {
             env: env(&[("TWILIO_AUTH_TOKEN_FILE", "/nonexistent/token")]),
             ..Default::default()
@@ -279,9 +344,12 @@ mod tests {
         .unwrap_err()
         .to_string();
         assert!(err.contains("CANTINA__RULES__SALDO_BAJO__UMBRAL"), "{err}");
-        let err = Settings::load(&LoadOptions { env: env(&[("EMAIL_USE_TLS", "maybe")]), ..Default::default() })
-            .unwrap_err()
-            .to_string();
+        let err = Settings::load(&LoadOptions {
+            env: env(&[("EMAIL_USE_TLS", "maybe")]),
+            ..Default::default()
+        })
+        .unwrap_err()
+        .to_string();
         assert!(err.contains("EMAIL_USE_TLS"), "{err}");
     }
 }

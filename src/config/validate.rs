@@ -88,7 +88,9 @@ fn env_key(t: NotificationType) -> String {
 impl Settings {
     pub fn email_backend(&self) -> Result<EmailBackend, String> {
         match self.email.backend.trim() {
-            "console" | "django.core.mail.backends.console.EmailBackend" => Ok(EmailBackend::Console),
+            "console" | "django.core.mail.backends.console.EmailBackend" => {
+                Ok(EmailBackend::Console)
+            }
             "file" | "django.core.mail.backends.filebased.EmailBackend" => Ok(EmailBackend::File),
             "smtp" | "django.core.mail.backends.smtp.EmailBackend" => Ok(EmailBackend::Smtp),
             "sendgrid" | "sendgrid_backend.SendgridBackend" => Ok(EmailBackend::Sendgrid),
@@ -100,7 +102,13 @@ impl Settings {
     }
 
     pub fn sms_provider(&self) -> Result<Option<SmsProvider>, String> {
-        let Some(p) = self.sms.provider.as_deref().map(str::trim).filter(|p| !p.is_empty()) else {
+        let Some(p) = self
+            .sms
+            .provider
+            .as_deref()
+            .map(str::trim)
+            .filter(|p| !p.is_empty())
+        else {
             return Ok(None);
         };
         Ok(Some(match p.to_ascii_lowercase().as_str() {
@@ -110,12 +118,22 @@ impl Settings {
             "tigo" => SmsProvider::Tigo,
             "personal" => SmsProvider::Personal,
             "http" => SmsProvider::Http,
-            _ => return Err(format!("SMS_PROVIDER: unknown provider '{p}' (expected twilio, tigo, personal, http, console or file)")),
+            _ => {
+                return Err(format!(
+                    "SMS_PROVIDER: unknown provider '{p}' (expected twilio, tigo, personal, http, console or file)"
+                ));
+            }
         }))
     }
 
     pub fn whatsapp_provider(&self) -> Result<Option<WhatsAppProvider>, String> {
-        let Some(p) = self.whatsapp.provider.as_deref().map(str::trim).filter(|p| !p.is_empty()) else {
+        let Some(p) = self
+            .whatsapp
+            .provider
+            .as_deref()
+            .map(str::trim)
+            .filter(|p| !p.is_empty())
+        else {
             return Ok(None);
         };
         Ok(Some(match p.to_ascii_lowercase().as_str() {
@@ -135,7 +153,9 @@ impl Settings {
     pub fn channel_providers(&self) -> Result<ChannelProviders, Vec<String>> {
         let mut errors = Vec::new();
         let not_yet = |key: &str, value: &str| {
-            format!("{key}={value}: this version sends only through the console and file adapters; set {key} to console or file")
+            format!(
+                "{key}={value}: this version sends only through the console and file adapters; set {key} to console or file"
+            )
         };
         let email = match self.email_backend() {
             Ok(b @ (EmailBackend::Console | EmailBackend::File)) => Some(b),
@@ -152,7 +172,10 @@ impl Settings {
             Ok(None) => None,
             Ok(Some(p @ (SmsProvider::Console | SmsProvider::File))) => Some(p),
             Ok(Some(_)) => {
-                errors.push(not_yet("SMS_PROVIDER", self.sms.provider.as_deref().unwrap_or_default()));
+                errors.push(not_yet(
+                    "SMS_PROVIDER",
+                    self.sms.provider.as_deref().unwrap_or_default(),
+                ));
                 None
             }
             Err(e) => {
@@ -164,7 +187,10 @@ impl Settings {
             Ok(None) => None,
             Ok(Some(p @ (WhatsAppProvider::Console | WhatsAppProvider::File))) => Some(p),
             Ok(Some(_)) => {
-                errors.push(not_yet("WHATSAPP_PROVIDER", self.whatsapp.provider.as_deref().unwrap_or_default()));
+                errors.push(not_yet(
+                    "WHATSAPP_PROVIDER",
+                    self.whatsapp.provider.as_deref().unwrap_or_default(),
+                ));
                 None
             }
             Err(e) => {
@@ -172,17 +198,37 @@ impl Settings {
                 None
             }
         };
-        if errors.is_empty() { Ok(ChannelProviders { email, sms, whatsapp }) } else { Err(errors) }
+        if errors.is_empty() {
+            Ok(ChannelProviders {
+                email,
+                sms,
+                whatsapp,
+            })
+        } else {
+            Err(errors)
+        }
     }
 
     pub fn rules_config(&self) -> Result<RulesConfig, Vec<String>> {
         let r = &self.rules;
         let lists = [
             (NotificationType::SaldoBajo, &r.saldo_bajo.channels),
-            (NotificationType::RecargaExitosa, &r.recarga_exitosa.channels),
-            (NotificationType::CuentaPendiente, &r.cuenta_pendiente.channels),
-            (NotificationType::RecordatorioDeuda, &r.recordatorio_deuda.channels),
-            (NotificationType::TarjetaBloqueada, &r.tarjeta_bloqueada.channels),
+            (
+                NotificationType::RecargaExitosa,
+                &r.recarga_exitosa.channels,
+            ),
+            (
+                NotificationType::CuentaPendiente,
+                &r.cuenta_pendiente.channels,
+            ),
+            (
+                NotificationType::RecordatorioDeuda,
+                &r.recordatorio_deuda.channels,
+            ),
+            (
+                NotificationType::TarjetaBloqueada,
+                &r.tarjeta_bloqueada.channels,
+            ),
         ];
         let mut errors = Vec::new();
         let mut channels = BTreeMap::new();
@@ -204,45 +250,81 @@ impl Settings {
             ));
         }
         if errors.is_empty() {
-            Ok(RulesConfig { channels, umbral_saldo_bajo: r.saldo_bajo.umbral, available: Vec::new() })
+            Ok(RulesConfig {
+                channels,
+                umbral_saldo_bajo: r.saldo_bajo.umbral,
+                available: Vec::new(),
+            })
         } else {
             Err(errors)
         }
     }
 
     /// Checks everything the service needs before it starts; `needs_database` is false for `check-config` and `demo`.
-    pub fn validate(&self, needs_database: bool) -> Result<(RulesConfig, ChannelProviders), ValidationErrors> {
+    pub fn validate(
+        &self,
+        needs_database: bool,
+    ) -> Result<(RulesConfig, ChannelProviders), ValidationErrors> {
         let mut errors = Vec::new();
         if needs_database && self.database.url.is_none() {
             errors.push("DATABASE_URL: required (a libpq URL such as postgres://user@host:5432/cantina?sslmode=require)".into());
         }
-        for (key, url) in [("DATABASE_URL", &self.database.url), ("LISTEN_DATABASE_URL", &self.database.listen_url)] {
+        for (key, url) in [
+            ("DATABASE_URL", &self.database.url),
+            ("LISTEN_DATABASE_URL", &self.database.listen_url),
+        ] {
             if let Some(u) = url
                 && let Err(e) = u.expose().parse::<tokio_postgres::Config>()
             {
-                errors.push(format!("{key}: not a valid libpq connection string ({e}): {}", u.masked()));
+                errors.push(format!(
+                    "{key}: not a valid libpq connection string ({e}): {}",
+                    u.masked()
+                ));
             }
         }
         if self.http.addr.parse::<std::net::SocketAddr>().is_err() {
-            errors.push(format!("CANTINA__HTTP__ADDR: expected host:port such as 0.0.0.0:8080 (got '{}')", self.http.addr));
+            errors.push(format!(
+                "CANTINA__HTTP__ADDR: expected host:port such as 0.0.0.0:8080 (got '{}')",
+                self.http.addr
+            ));
         }
         if !matches!(self.log.format.as_str(), "text" | "json") {
-            errors.push(format!("CANTINA__LOG__FORMAT: expected text or json (got '{}')", self.log.format));
+            errors.push(format!(
+                "CANTINA__LOG__FORMAT: expected text or json (got '{}')",
+                self.log.format
+            ));
         }
         let d = &self.dispatch;
         for (key, ok) in [
             ("CANTINA__DISPATCH__BATCH_SIZE", d.batch_size > 0),
             ("CANTINA__DISPATCH__CONCURRENCY", d.concurrency > 0),
             ("CANTINA__DISPATCH__MAX_ATTEMPTS", d.max_attempts > 0),
-            ("CANTINA__DISPATCH__RETRY_BASE_MS", d.retry_base_ms > 0 && d.retry_base_ms <= d.retry_max_ms),
-            ("CANTINA__DISPATCH__SEND_TIMEOUT_SECONDS", d.send_timeout_seconds > 0),
-            ("CANTINA__DISPATCH__POLL_INTERVAL_MS", d.poll_interval_ms > 0),
-            ("CANTINA__LISTENER__BATCH_SIZE", self.listener.batch_size > 0),
-            ("CANTINA__LISTENER__SAFETY_TICK_SECONDS", self.listener.safety_tick_seconds > 0),
+            (
+                "CANTINA__DISPATCH__RETRY_BASE_MS",
+                d.retry_base_ms > 0 && d.retry_base_ms <= d.retry_max_ms,
+            ),
+            (
+                "CANTINA__DISPATCH__SEND_TIMEOUT_SECONDS",
+                d.send_timeout_seconds > 0,
+            ),
+            (
+                "CANTINA__DISPATCH__POLL_INTERVAL_MS",
+                d.poll_interval_ms > 0,
+            ),
+            (
+                "CANTINA__LISTENER__BATCH_SIZE",
+                self.listener.batch_size > 0,
+            ),
+            (
+                "CANTINA__LISTENER__SAFETY_TICK_SECONDS",
+                self.listener.safety_tick_seconds > 0,
+            ),
             ("CANTINA__DATABASE__POOL_SIZE", self.database.pool_size >= 2),
         ] {
             if !ok {
-                errors.push(format!("{key}: must be positive (retry base ≤ retry max; pool size ≥ 2)"));
+                errors.push(format!(
+                    "{key}: must be positive (retry base ≤ retry max; pool size ≥ 2)"
+                ));
             }
         }
         if d.lease_seconds <= d.send_timeout_seconds {
@@ -261,16 +343,24 @@ impl Settings {
                             ChannelKind::Email => "EMAIL_BACKEND",
                             ChannelKind::Sms => "SMS_PROVIDER",
                             ChannelKind::WhatsApp => "WHATSAPP_PROVIDER",
-                            ChannelKind::Portal => "the portal channel (not available in this version)",
+                            ChannelKind::Portal => {
+                                "the portal channel (not available in this version)"
+                            }
                         };
-                        errors.push(format!("{}: names channel '{c}' but {provider_key} is not configured", env_key(*t)));
+                        errors.push(format!(
+                            "{}: names channel '{c}' but {provider_key} is not configured",
+                            env_key(*t)
+                        ));
                     }
                 }
             }
         }
         match (rules, providers) {
             (Some(mut r), Some(p)) if errors.is_empty() => {
-                r.available = ChannelKind::ALL.into_iter().filter(|c| p.configured(*c)).collect();
+                r.available = ChannelKind::ALL
+                    .into_iter()
+                    .filter(|c| p.configured(*c))
+                    .collect();
                 Ok((r, p))
             }
             _ => Err(ValidationErrors(errors)),
@@ -286,14 +376,24 @@ mod tests {
     use crate::config::LoadOptions;
 
     fn settings(pairs: &[(&str, &str)]) -> Settings {
-        let env: HashMap<String, String> = pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
-        Settings::load(&LoadOptions { env, ..Default::default() }).unwrap()
+        let env: HashMap<String, String> = pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        Settings::load(&LoadOptions {
+            env,
+            ..Default::default()
+        })
+        .unwrap()
     }
 
     #[test]
     fn default_config_is_valid_without_a_database() {
         let (rules, providers) = settings(&[]).validate(false).unwrap();
-        assert_eq!(rules.channels_for(NotificationType::RecargaExitosa), [ChannelKind::Email]);
+        assert_eq!(
+            rules.channels_for(NotificationType::RecargaExitosa),
+            [ChannelKind::Email]
+        );
         assert_eq!(rules.umbral_saldo_bajo, 5000);
         assert_eq!(providers.email, Some(EmailBackend::Console));
         assert!(providers.sms.is_none());
@@ -307,12 +407,21 @@ mod tests {
 
     #[test]
     fn a_rule_naming_an_unconfigured_channel_names_both_keys() {
-        let err = settings(&[("CANTINA__RULES__RECARGA_EXITOSA__CHANNELS", "email,sms")]).validate(false).unwrap_err().to_string();
-        assert!(err.contains("CANTINA__RULES__RECARGA_EXITOSA__CHANNELS"), "{err}");
-        assert!(err.contains("SMS_PROVIDER"), "{err}");
-        settings(&[("CANTINA__RULES__RECARGA_EXITOSA__CHANNELS", "email,sms"), ("SMS_PROVIDER", "console")])
+        let err = settings(&[("CANTINA__RULES__RECARGA_EXITOSA__CHANNELS", "email,sms")])
             .validate(false)
-            .unwrap();
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("CANTINA__RULES__RECARGA_EXITOSA__CHANNELS"),
+            "{err}"
+        );
+        assert!(err.contains("SMS_PROVIDER"), "{err}");
+        settings(&[
+            ("CANTINA__RULES__RECARGA_EXITOSA__CHANNELS", "email,sms"),
+            ("SMS_PROVIDER", "console"),
+        ])
+        .validate(false)
+        .unwrap();
     }
 
     #[test]
@@ -327,7 +436,13 @@ mod tests {
         .validate(true)
         .unwrap_err();
         let all = err.to_string();
-        for needle in ["CANTINA__RULES__SALDO_BAJO__CHANNELS: unknown channel 'fax'", "EMAIL_BACKEND", "CANTINA__LOG__FORMAT", "CANTINA__HTTP__ADDR", "DATABASE_URL: not a valid"] {
+        for needle in [
+            "CANTINA__RULES__SALDO_BAJO__CHANNELS: unknown channel 'fax'",
+            "EMAIL_BACKEND",
+            "CANTINA__LOG__FORMAT",
+            "CANTINA__HTTP__ADDR",
+            "DATABASE_URL: not a valid",
+        ] {
             assert!(all.contains(needle), "missing {needle} in {all}");
         }
         assert!(!all.contains(":y@"), "password leaked: {all}");
@@ -335,7 +450,10 @@ mod tests {
 
     #[test]
     fn django_class_paths_are_accepted() {
-        let s = settings(&[("EMAIL_BACKEND", "django.core.mail.backends.filebased.EmailBackend")]);
+        let s = settings(&[(
+            "EMAIL_BACKEND",
+            "django.core.mail.backends.filebased.EmailBackend",
+        )]);
         assert_eq!(s.email_backend(), Ok(EmailBackend::File));
         let s = settings(&[("EMAIL_BACKEND", "django_ses.SESBackend")]);
         assert_eq!(s.email_backend(), Ok(EmailBackend::Ses));

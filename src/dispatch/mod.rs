@@ -40,13 +40,21 @@ impl Dispatcher {
         metrics: Arc<Metrics>,
         wake: Arc<Notify>,
     ) -> Self {
-        Self { pool, channels, settings, portal_url, metrics, wake }
+        Self {
+            pool,
+            channels,
+            settings,
+            portal_url,
+            metrics,
+            wake,
+        }
     }
 
     pub async fn run(self: Arc<Self>, shutdown: CancellationToken) {
         let permits = Arc::new(Semaphore::new(self.settings.concurrency));
         let tracker = TaskTracker::new();
-        let destinos: Vec<&'static str> = self.channels.kinds().iter().map(|k| k.destino()).collect();
+        let destinos: Vec<&'static str> =
+            self.channels.kinds().iter().map(|k| k.destino()).collect();
         let lease = Duration::from_secs(self.settings.lease_seconds);
         let poll = Duration::from_millis(self.settings.poll_interval_ms);
         let mut db_backoff = Duration::from_millis(100);
@@ -108,7 +116,10 @@ impl Dispatcher {
         tracker.close();
         let grace = Duration::from_secs(self.settings.shutdown_grace_seconds);
         if tokio::time::timeout(grace, tracker.wait()).await.is_err() {
-            tracing::warn!(grace_seconds = grace.as_secs(), "sends still in flight after the grace period; their leases will expire and another replica retries them");
+            tracing::warn!(
+                grace_seconds = grace.as_secs(),
+                "sends still in flight after the grace period; their leases will expire and another replica retries them"
+            );
         }
     }
 
@@ -124,14 +135,32 @@ impl Dispatcher {
             Ok(m) => m,
             Err(reason) => {
                 tracing::warn!(id = c.id, %reason, "request cannot be sent");
-                self.write(&c, Outcome::Error { provider: "-", reason: &reason }).await;
+                self.write(
+                    &c,
+                    Outcome::Error {
+                        provider: "-",
+                        reason: &reason,
+                    },
+                )
+                .await;
                 return;
             }
         };
         let Some(channel) = self.channels.get(msg.channel) else {
             // Claims filter on configured channels, so this only happens if the configuration changed mid-flight.
-            let reason = format!("no hay proveedor configurado para {}", msg.channel.destino());
-            self.write(&c, Outcome::Retry { provider: "-", delay: Duration::from_secs(60), reason: &reason }).await;
+            let reason = format!(
+                "no hay proveedor configurado para {}",
+                msg.channel.destino()
+            );
+            self.write(
+                &c,
+                Outcome::Retry {
+                    provider: "-",
+                    delay: Duration::from_secs(60),
+                    reason: &reason,
+                },
+            )
+            .await;
             return;
         };
         let provider = channel.provider();
@@ -139,16 +168,30 @@ impl Dispatcher {
         let timeout = Duration::from_secs(self.settings.send_timeout_seconds);
         let result = match tokio::time::timeout(timeout, channel.send(&msg)).await {
             Ok(r) => r,
-            Err(_) => Err(SendError::Transient { reason: format!("sin respuesta en {} s", timeout.as_secs()), retry_after: None }),
+            Err(_) => Err(SendError::Transient {
+                reason: format!("sin respuesta en {} s", timeout.as_secs()),
+                retry_after: None,
+            }),
         };
         let seconds = started.elapsed().as_secs_f64();
         match result {
             Ok(receipt) => {
-                self.metrics.send(msg.channel, provider, SendOutcome::Sent, seconds);
+                self.metrics
+                    .send(msg.channel, provider, SendOutcome::Sent, seconds);
                 tracing::info!(id = c.id, tipo = %msg.notification_type, channel = %msg.channel, provider, to = %msg.recipient.masked(), "sent");
-                self.write(&c, Outcome::Sent { provider, provider_id: receipt.provider_message_id.as_deref() }).await;
+                self.write(
+                    &c,
+                    Outcome::Sent {
+                        provider,
+                        provider_id: receipt.provider_message_id.as_deref(),
+                    },
+                )
+                .await;
             }
-            Err(SendError::Transient { reason, retry_after }) if c.intentos < self.settings.max_attempts => {
+            Err(SendError::Transient {
+                reason,
+                retry_after,
+            }) if c.intentos < self.settings.max_attempts => {
                 let delay = retry_delay(
                     c.intentos,
                     Duration::from_millis(self.settings.retry_base_ms),
@@ -156,28 +199,55 @@ impl Dispatcher {
                     retry_after,
                     fastrand::f64(),
                 );
-                self.metrics.send(msg.channel, provider, SendOutcome::Retry, seconds);
+                self.metrics
+                    .send(msg.channel, provider, SendOutcome::Retry, seconds);
                 tracing::warn!(id = c.id, channel = %msg.channel, provider, attempt = c.intentos, retry_in_ms = delay.as_millis() as u64, %reason, "send failed; will retry");
                 let reason = format!("intento {}: {reason}", c.intentos);
-                self.write(&c, Outcome::Retry { provider, delay, reason: &reason }).await;
+                self.write(
+                    &c,
+                    Outcome::Retry {
+                        provider,
+                        delay,
+                        reason: &reason,
+                    },
+                )
+                .await;
             }
             Err(SendError::Transient { reason, .. }) => {
-                self.metrics.send(msg.channel, provider, SendOutcome::Error, seconds);
+                self.metrics
+                    .send(msg.channel, provider, SendOutcome::Error, seconds);
                 let reason = format!("agotados {} intentos; último error: {reason}", c.intentos);
                 tracing::warn!(id = c.id, channel = %msg.channel, provider, %reason, "giving up");
-                self.write(&c, Outcome::Error { provider, reason: &reason }).await;
+                self.write(
+                    &c,
+                    Outcome::Error {
+                        provider,
+                        reason: &reason,
+                    },
+                )
+                .await;
             }
             Err(SendError::Permanent { reason }) => {
-                self.metrics.send(msg.channel, provider, SendOutcome::Error, seconds);
+                self.metrics
+                    .send(msg.channel, provider, SendOutcome::Error, seconds);
                 tracing::warn!(id = c.id, channel = %msg.channel, provider, %reason, "permanent failure");
-                self.write(&c, Outcome::Error { provider, reason: &reason }).await;
+                self.write(
+                    &c,
+                    Outcome::Error {
+                        provider,
+                        reason: &reason,
+                    },
+                )
+                .await;
             }
         }
     }
 
     fn prepare(&self, c: &Claimed) -> Result<OutgoingMessage, String> {
-        let channel = ChannelKind::parse(c.destino.as_deref().unwrap_or_default()).map_err(|e| e.to_string())?;
-        let tipo = NotificationType::parse(c.tipo.as_deref().unwrap_or_default()).map_err(|e| e.to_string())?;
+        let channel = ChannelKind::parse(c.destino.as_deref().unwrap_or_default())
+            .map_err(|e| e.to_string())?;
+        let tipo = NotificationType::parse(c.tipo.as_deref().unwrap_or_default())
+            .map_err(|e| e.to_string())?;
         let data: MessageData = serde_json::from_value(c.datos.clone().unwrap_or_default())
             .map_err(|e| format!("datos de la solicitud ilegibles: {e}"))?;
         let recipient = Recipient::parse(channel, c.destinatario.as_deref())?;

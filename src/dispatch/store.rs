@@ -36,9 +36,16 @@ const CLAIM: &str = "
     FROM due WHERE s.id_solicitud = due.id_solicitud
     RETURNING s.id_solicitud, s.tipo, s.destino, s.destinatario, s.datos, s.clave_dedup, s.intentos";
 
-pub async fn claim(pool: &Pool, limit: i64, lease: Duration, destinos: &[&str]) -> Result<Vec<Claimed>, DbError> {
+pub async fn claim(
+    pool: &Pool,
+    limit: i64,
+    lease: Duration,
+    destinos: &[&str],
+) -> Result<Vec<Claimed>, DbError> {
     let conn = pool.get().await?;
-    let rows = conn.query(CLAIM, &[&limit, &lease.as_secs_f64(), &destinos]).await?;
+    let rows = conn
+        .query(CLAIM, &[&limit, &lease.as_secs_f64(), &destinos])
+        .await?;
     Ok(rows
         .iter()
         .map(|r| Claimed {
@@ -82,28 +89,54 @@ const RELEASE: &str = "
     WHERE id_solicitud = $1 AND intentos = $2 AND estado = 'Pendiente'";
 
 pub enum Outcome<'a> {
-    Sent { provider: &'a str, provider_id: Option<&'a str> },
-    Retry { provider: &'a str, delay: Duration, reason: &'a str },
-    Error { provider: &'a str, reason: &'a str },
+    Sent {
+        provider: &'a str,
+        provider_id: Option<&'a str>,
+    },
+    Retry {
+        provider: &'a str,
+        delay: Duration,
+        reason: &'a str,
+    },
+    Error {
+        provider: &'a str,
+        reason: &'a str,
+    },
 }
 
 pub async fn record(pool: &Pool, c: &Claimed, outcome: Outcome<'_>) -> Result<(), DbError> {
     let conn = pool.get().await?;
     match outcome {
-        Outcome::Sent { provider, provider_id } => {
-            conn.execute(MARK_SENT, &[&c.id, &c.intentos, &provider, &provider_id]).await?;
+        Outcome::Sent {
+            provider,
+            provider_id,
+        } => {
+            conn.execute(MARK_SENT, &[&c.id, &c.intentos, &provider, &provider_id])
+                .await?;
         }
-        Outcome::Retry { provider, delay, reason } => {
-            conn.execute(MARK_RETRY, &[&c.id, &c.intentos, &delay.as_secs_f64(), &reason, &provider]).await?;
+        Outcome::Retry {
+            provider,
+            delay,
+            reason,
+        } => {
+            conn.execute(
+                MARK_RETRY,
+                &[&c.id, &c.intentos, &delay.as_secs_f64(), &reason, &provider],
+            )
+            .await?;
         }
         Outcome::Error { provider, reason } => {
-            conn.execute(MARK_ERROR, &[&c.id, &c.intentos, &reason, &provider]).await?;
+            conn.execute(MARK_ERROR, &[&c.id, &c.intentos, &reason, &provider])
+                .await?;
         }
     }
     Ok(())
 }
 
 pub async fn release(pool: &Pool, c: &Claimed) -> Result<(), DbError> {
-    pool.get().await?.execute(RELEASE, &[&c.id, &c.intentos]).await?;
+    pool.get()
+        .await?
+        .execute(RELEASE, &[&c.id, &c.intentos])
+        .await?;
     Ok(())
 }

@@ -7,9 +7,9 @@ pub struct EmailAddress(String);
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum InvalidEmail {
-    #[error("no email address on file")]
+    #[error("sin correo electrónico registrado")]
     Missing,
-    #[error("malformed email address ({0})")]
+    #[error("correo electrónico mal formado ({0})")]
     Malformed(String),
 }
 
@@ -33,9 +33,13 @@ impl EmailAddress {
             && domain
                 .chars()
                 .all(|c| c.is_ascii_alphanumeric() || c == '.' || c == '-')
-            && local
-                .chars()
-                .all(|c| c.is_ascii_graphic() && !matches!(c, '<' | '>' | '(' | ')' | ',' | ';' | ':' | '"' | '[' | ']' | '\\'));
+            && local.chars().all(|c| {
+                c.is_ascii_graphic()
+                    && !matches!(
+                        c,
+                        '<' | '>' | '(' | ')' | ',' | ';' | ':' | '"' | '[' | ']' | '\\'
+                    )
+            });
         if well_formed {
             Ok(Self(format!("{local}@{}", domain.to_ascii_lowercase())))
         } else {
@@ -103,7 +107,10 @@ mod tests {
             "juan@gm ail.com",
         ] {
             assert!(
-                matches!(EmailAddress::parse(Some(bad)), Err(InvalidEmail::Malformed(_))),
+                matches!(
+                    EmailAddress::parse(Some(bad)),
+                    Err(InvalidEmail::Malformed(_))
+                ),
                 "{bad} should be rejected"
             );
         }
@@ -118,6 +125,9 @@ mod tests {
     #[test]
     fn malformed_reason_is_masked() {
         let err = EmailAddress::parse(Some("juana@example")).unwrap_err();
-        assert_eq!(err.to_string(), "malformed email address (j***@example)");
+        assert_eq!(
+            err.to_string(),
+            "correo electrónico mal formado (j***@example)"
+        );
     }
 }

@@ -9,11 +9,11 @@ pub struct MobilePhone(String);
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum InvalidPhone {
-    #[error("no phone number on file")]
+    #[error("sin número de teléfono registrado")]
     Missing,
-    #[error("malformed phone number ({0})")]
+    #[error("número de teléfono mal formado ({0})")]
     Malformed(String),
-    #[error("not a mobile number ({0}); SMS and WhatsApp need a mobile")]
+    #[error("no es un número de celular ({0}); SMS y WhatsApp necesitan un celular")]
     NotMobile(String),
 }
 
@@ -82,11 +82,21 @@ mod tests {
 
     #[test]
     fn local_mobile_forms_become_e164() {
-        for raw in ["0981123456", "0981 123 456", "0981-123-456", "+595981123456", "595981123456", "(0981) 123456"] {
+        for raw in [
+            "0981123456",
+            "0981 123 456",
+            "0981-123-456",
+            "+595981123456",
+            "595981123456",
+            "(0981) 123456",
+        ] {
             let p = MobilePhone::parse(Some(raw)).unwrap_or_else(|e| panic!("{raw}: {e}"));
             assert_eq!(p.as_str(), "+595981123456", "{raw}");
         }
-        assert_eq!(MobilePhone::parse(Some("0971 654321")).unwrap().as_str(), "+595971654321");
+        assert_eq!(
+            MobilePhone::parse(Some("0971 654321")).unwrap().as_str(),
+            "+595971654321"
+        );
     }
 
     #[test]
@@ -100,15 +110,26 @@ mod tests {
     fn missing_blank_malformed_and_landline_are_rejected_with_reasons() {
         assert_eq!(MobilePhone::parse(None), Err(InvalidPhone::Missing));
         assert_eq!(MobilePhone::parse(Some(" ")), Err(InvalidPhone::Missing));
-        assert!(matches!(MobilePhone::parse(Some("abc")), Err(InvalidPhone::Malformed(_))));
-        assert!(matches!(MobilePhone::parse(Some("12")), Err(InvalidPhone::Malformed(_))));
+        assert!(matches!(
+            MobilePhone::parse(Some("abc")),
+            Err(InvalidPhone::Malformed(_))
+        ));
+        assert!(matches!(
+            MobilePhone::parse(Some("12")),
+            Err(InvalidPhone::Malformed(_))
+        ));
         // Asunción landline.
-        assert!(matches!(MobilePhone::parse(Some("021 555 123")), Err(InvalidPhone::NotMobile(_))));
+        assert!(matches!(
+            MobilePhone::parse(Some("021 555 123")),
+            Err(InvalidPhone::NotMobile(_))
+        ));
     }
 
     #[test]
     fn reasons_do_not_reveal_the_number() {
-        let err = MobilePhone::parse(Some("021 555 123")).unwrap_err().to_string();
+        let err = MobilePhone::parse(Some("021 555 123"))
+            .unwrap_err()
+            .to_string();
         assert!(!err.contains("555"), "{err}");
         assert!(err.contains("***123"), "{err}");
     }

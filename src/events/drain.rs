@@ -13,7 +13,10 @@ use super::{EventKind, OutboxEvent};
 use crate::config::RulesConfig;
 use crate::db::DbError;
 use crate::domain::{ChannelKind, NotificationType};
-use crate::rules::{self, Card, Context, Decision, ManualCompletion, ManualRow, NewRequest, Parent, Recharge, RuleInput, Student};
+use crate::rules::{
+    self, Card, Context, Decision, ManualCompletion, ManualRow, NewRequest, Parent, Recharge,
+    RuleInput, Student,
+};
 
 /// What one batch did, for metrics and for waking the dispatcher.
 #[derive(Debug, Default)]
@@ -31,7 +34,7 @@ pub struct BatchOutcome {
 const CLAIM_EVENTS: &str = "
     SELECT id, tipo, id_ref, nro_tarjeta, saldo_anterior, saldo_nuevo, creado_en
     FROM cantina_notify_eventos
-    WHERE procesado_en IS NULL
+    WHERE procesado_en IS NULL AND ($2::int8 IS NULL OR id = $2)
     ORDER BY id
     LIMIT $1
     FOR UPDATE SKIP LOCKED";
@@ -72,7 +75,7 @@ const COMPLETE_MANUAL: &str = "
     UPDATE solicitudes_notificacion
     SET tipo = $2, clave_dedup = $3, destino = coalesce($4, destino), destinatario = $5, datos = $6,
         id_cliente = coalesce(id_cliente, $7), saldo_alerta = coalesce(saldo_alerta, $8), mensaje = coalesce(mensaje, $9),
-        estado = $10, ultimo_error = $11, proximo_intento = CASE WHEN $10 = 'Pendiente' THEN now() END,
+        estado = $10::varchar, ultimo_error = $11, proximo_intento = CASE WHEN $10::varchar = 'Pendiente' THEN now() END,
         actualizado_en = now()
     WHERE id_solicitud = $1 AND clave_dedup IS NULL AND estado = 'Pendiente'";
 
@@ -83,14 +86,39 @@ const MARK_DONE: &str = "
 
 /// Processes one batch of pending events. Returns an empty outcome when there is nothing to do.
 /// `mark_busy` asks the triggers to stop sending NOTIFY while this listener drains (see [`set_awake`]).
-pub async fn drain_batch(pool: &Pool, config: &RulesConfig, batch_size: i64, mark_busy: bool) -> Result<BatchOutcome, DbError> {
+pub async fn drain_batch(
+    pool: &Pool,
+    config: &RulesConfig,
+    batch_size: i64,
+    mark_busy: bool,
+) -> Result<BatchOutcome, DbError> {
+    drain(pool, config, batch_size, mark_busy, None).await
+}
+
+/// One event only (isolating a batch that failed).
+pub async fn drain_event(
+    pool: &Pool,
+    config: &RulesConfig,
+    id: i64,
+) -> Result<BatchOutcome, DbError> {
+    drain(pool, config, 1, false, Some(id)).await
+}
+
+async fn drain(
+    pool: &Pool,
+    config: &RulesConfig,
+    batch_size: i64,
+    mark_busy: bool,
+    only: Option<i64>,
+) -> Result<BatchOutcome, DbError> {
     let mut conn = pool.get().await?;
     let tx = conn.transaction().await?;
     // Safe without a synchronous commit: the dispatcher's claim commits synchronously before any send, which
     // flushes this commit's WAL too; a crash before that only replays the events into the same dedup keys.
-    tx.batch_execute("SET LOCAL synchronous_commit = off").await?;
+    tx.batch_execute("SET LOCAL synchronous_commit = off")
+        .await?;
 
-    let rows = tx.query(CLAIM_EVENTS, &[&batch_size]).await?;
+    let rows = tx.query(CLAIM_EVENTS, &[&batch_size, &only]).await?;
     if rows.is_empty() {
         return Ok(BatchOutcome::default());
     }
@@ -104,27 +132,43 @@ pub async fn drain_batch(pool: &Pool, config: &RulesConfig, batch_size: i64, mar
         .collect();
 
     if mark_busy {
-        tx.execute("UPDATE cantina_notify_ajustes SET despertar = false WHERE despertar", &[]).await?;
+        tx.execute(
+            "UPDATE cantina_notify_ajustes SET despertar = false WHERE despertar",
+            &[],
+        )
+        .await?;
     }
     let ctx = load_context(&tx, &events).await?;
-    let mut outcome = BatchOutcome { events: events.len(), ..Default::default() };
+    let mut outcome = BatchOutcome {
+        events: events.len(),
+        ..Default::default()
+    };
     let now = Timestamp::now();
-    outcome.oldest_age_seconds =
-        events.iter().map(|e| (now - e.created_at).get_milliseconds() as f64 / 1000.0).fold(0.0, f64::max);
+    outcome.oldest_age_seconds = events
+        .iter()
+        .map(|e| (now - e.created_at).get_milliseconds() as f64 / 1000.0)
+        .fold(0.0, f64::max);
 
     let mut inserts = InsertColumns::default();
     let mut results: Vec<Option<String>> = Vec::with_capacity(events.len());
     for event in &events {
         outcome.by_kind.push(event.kind.label());
-        let decision = rules::decide(&RuleInput { event, ctx: &ctx, config });
+        let decision = rules::decide(&RuleInput {
+            event,
+            ctx: &ctx,
+            config,
+        });
         results.push(match decision {
             Decision::Create(requests) => {
                 let n = requests.len();
                 requests.into_iter().for_each(|r| inserts.push(r));
                 Some(format!("{n} solicitud(es)"))
             }
-            Decision::CompleteManual { id_solicitud, completion } => {
-                complete_manual(&tx, id_solicitud, completion, &mut outcome).await?;
+            Decision::CompleteManual {
+                id_solicitud,
+                completion,
+            } => {
+                complete_manual(&tx, id_solicitud, *completion, &mut outcome).await?;
                 Some("solicitud manual completada".to_string())
             }
             Decision::Ignore(reason) => Some(reason),
@@ -133,9 +177,14 @@ pub async fn drain_batch(pool: &Pool, config: &RulesConfig, batch_size: i64, mar
 
     if !inserts.is_empty() {
         for row in tx.query(INSERT_REQUESTS, &inserts.params()).await? {
-            let (tipo, destino, estado): (String, String, String) = (row.get(0), row.get(1), row.get(2));
+            let (tipo, destino, estado): (String, String, String) =
+                (row.get(0), row.get(1), row.get(2));
             if let (Ok(t), Ok(c)) = (NotificationType::parse(&tipo), ChannelKind::parse(&destino)) {
-                if estado == "Pendiente" { outcome.created.push((t, c)) } else { outcome.failed_at_creation.push((t, c)) }
+                if estado == "Pendiente" {
+                    outcome.created.push((t, c))
+                } else {
+                    outcome.failed_at_creation.push((t, c))
+                }
             }
         }
     }
@@ -175,10 +224,18 @@ async fn complete_manual(
                 )
                 .await?;
             if n == 1 {
-                if estado == "Pendiente" { outcome.created.push((r.tipo, r.channel)) } else { outcome.failed_at_creation.push((r.tipo, r.channel)) }
+                if estado == "Pendiente" {
+                    outcome.created.push((r.tipo, r.channel))
+                } else {
+                    outcome.failed_at_creation.push((r.tipo, r.channel))
+                }
             }
         }
-        ManualCompletion::Fail { clave_dedup, channel, reason } => {
+        ManualCompletion::Fail {
+            clave_dedup,
+            channel,
+            reason,
+        } => {
             let none: Option<String> = None;
             tx.execute(
                 COMPLETE_MANUAL,
@@ -237,7 +294,8 @@ impl InsertColumns {
         self.tipo.push(r.tipo.as_str());
         self.clave.push(r.clave_dedup);
         self.destinatario.push(destinatario);
-        self.datos.push(serde_json::to_value(&r.data).unwrap_or(Json::Null));
+        self.datos
+            .push(serde_json::to_value(&r.data).unwrap_or(Json::Null));
         self.error.push(error);
     }
 
@@ -270,7 +328,8 @@ async fn load_context(tx: &impl GenericClient, events: &[OutboxEvent]) -> Result
     for e in events {
         match &e.kind {
             EventKind::RecargaConfirmada { id_carga } => recharge_ids.push(*id_carga),
-            EventKind::SaldoBajo { nro_tarjeta, .. } | EventKind::TarjetaBloqueada { nro_tarjeta } => {
+            EventKind::SaldoBajo { nro_tarjeta, .. }
+            | EventKind::TarjetaBloqueada { nro_tarjeta } => {
                 card_ids.insert(nro_tarjeta.clone());
             }
             EventKind::SolicitudManual { id_solicitud } => manual_ids.push(*id_solicitud),
@@ -374,7 +433,13 @@ pub async fn outbox_lag_seconds(pool: &Pool) -> Result<f64, DbError> {
 /// Whether the triggers should NOTIFY: true while the listener waits, false while it is already draining
 /// (NOTIFY serialises committing transactions; a busy listener does not need the wake-ups).
 pub async fn set_awake(pool: &Pool) -> Result<(), DbError> {
-    pool.get().await?.execute("UPDATE cantina_notify_ajustes SET despertar = true WHERE NOT despertar", &[]).await?;
+    pool.get()
+        .await?
+        .execute(
+            "UPDATE cantina_notify_ajustes SET despertar = true WHERE NOT despertar",
+            &[],
+        )
+        .await?;
     Ok(())
 }
 
@@ -385,6 +450,32 @@ pub async fn sync_settings(pool: &Pool, umbral: i64) -> Result<(), DbError> {
         .execute(
             "UPDATE cantina_notify_ajustes SET umbral_saldo_bajo = $1, actualizado_en = now() WHERE umbral_saldo_bajo <> $1",
             &[&umbral],
+        )
+        .await?;
+    Ok(())
+}
+
+/// The ids a batch would take, without locking them (to retry them one by one after a batch failed).
+pub async fn pending_ids(pool: &Pool, limit: i64) -> Result<Vec<i64>, DbError> {
+    let rows = pool
+        .get()
+        .await?
+        .query(
+            "SELECT id FROM cantina_notify_eventos WHERE procesado_en IS NULL ORDER BY id LIMIT $1",
+            &[&limit],
+        )
+        .await?;
+    Ok(rows.iter().map(|r| r.get(0)).collect())
+}
+
+/// Sets aside an event the database refuses to process (a data error), with the reason, so one bad row cannot
+/// stall the outbox. The event stays in the table for inspection.
+pub async fn quarantine(pool: &Pool, id: i64, reason: &str) -> Result<(), DbError> {
+    pool.get()
+        .await?
+        .execute(
+            "UPDATE cantina_notify_eventos SET procesado_en = now(), resultado = $2 WHERE id = $1 AND procesado_en IS NULL",
+            &[&id, &reason],
         )
         .await?;
     Ok(())

@@ -34,13 +34,16 @@ impl Listener {
     pub async fn run(self, shutdown: CancellationToken) {
         let mut backoff = self.backoff();
         let mut ever_connected = false;
-        let mut tick = tokio::time::interval(Duration::from_secs(self.settings.safety_tick_seconds));
+        let mut tick =
+            tokio::time::interval(Duration::from_secs(self.settings.safety_tick_seconds));
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         while !shutdown.is_cancelled() {
             let (client, mut wakeups) = match self.connect().await {
                 Ok(c) => c,
                 Err(e) => {
-                    let delay = backoff.next().unwrap_or(Duration::from_millis(self.settings.reconnect_max_ms));
+                    let delay = backoff
+                        .next()
+                        .unwrap_or(Duration::from_millis(self.settings.reconnect_max_ms));
                     tracing::warn!(error = %e, retry_in_ms = delay.as_millis() as u64, "listener cannot connect");
                     // Keep draining through the pool meanwhile: PgBouncer or a direct-connection limit may block
                     // only the LISTEN session.
@@ -61,19 +64,21 @@ impl Listener {
             }
             ever_connected = true;
             // Anything written while we were away.
-            self.drain_all().await;
+            let go_on =
+                |w: &mpsc::UnboundedReceiver<()>| !w.is_closed() && !shutdown.is_cancelled();
+            self.drain_while(|| go_on(&wakeups)).await;
             loop {
                 tokio::select! {
                     msg = wakeups.recv() => match msg {
                         Some(()) => {
                             // Many commits, one drain.
                             while wakeups.try_recv().is_ok() {}
-                            self.drain_all().await;
+                            self.drain_while(|| go_on(&wakeups)).await;
                         }
                         None => break,
                     },
                     _ = tick.tick() => {
-                        self.drain_all().await;
+                        self.drain_while(|| go_on(&wakeups)).await;
                         if let Ok(lag) = super::drain::outbox_lag_seconds(&self.pool).await {
                             self.metrics.set_outbox_lag(lag);
                         }
@@ -101,7 +106,9 @@ impl Listener {
 
     /// Opens the LISTEN session. Notifications are read with `poll_message` on a task of their own; the channel
     /// closes when the connection ends, which is how a lost connection is noticed.
-    async fn connect(&self) -> Result<(tokio_postgres::Client, mpsc::UnboundedReceiver<()>), db::DbError> {
+    async fn connect(
+        &self,
+    ) -> Result<(tokio_postgres::Client, mpsc::UnboundedReceiver<()>), db::DbError> {
         let cfg = db::parse_url(&self.listen_url, APPLICATION_NAME, Duration::from_secs(10))?;
         let (client, mut connection) = cfg.connect(db::tls()).await?;
         let (tx, rx) = mpsc::unbounded_channel();
@@ -115,7 +122,7 @@ impl Listener {
                     }
                     Some(Ok(_)) => {}
                     Some(Err(e)) => {
-                        tracing::warn!(error = %e, "listener connection error");
+                        tracing::warn!(error = %db::describe(&e), "listener connection error");
                         break;
                     }
                     None => break,
@@ -126,11 +133,61 @@ impl Listener {
         Ok((client, rx))
     }
 
+    /// Retries the next batch one event at a time; an event the database refuses is set aside with the reason.
+    async fn isolate(&self) {
+        let ids = match super::drain::pending_ids(&self.pool, self.settings.batch_size).await {
+            Ok(ids) => ids,
+            Err(e) => return tracing::warn!(error = %e, "cannot list pending events"),
+        };
+        for id in ids {
+            match super::drain::drain_event(&self.pool, &self.rules, id).await {
+                Ok(o) => self.record(&o),
+                Err(e) if e.is_data_error() => {
+                    let reason = format!("error al procesar el evento: {e}");
+                    tracing::error!(event = id, error = %e, "event set aside");
+                    if let Err(e) = super::drain::quarantine(&self.pool, id, &reason).await {
+                        tracing::warn!(event = id, error = %e, "could not set the event aside");
+                    }
+                }
+                Err(e) => {
+                    return tracing::warn!(error = %e, "draining the outbox failed; the events stay and are retried");
+                }
+            }
+        }
+    }
+
+    fn record(&self, o: &super::drain::BatchOutcome) {
+        for kind in &o.by_kind {
+            self.metrics.event_received(kind);
+        }
+        for (t, c) in &o.failed_at_creation {
+            self.metrics.request_created(*t, *c, "error");
+        }
+        for (t, c) in &o.created {
+            self.metrics.request_created(*t, *c, "pending");
+        }
+        if !o.created.is_empty() {
+            self.dispatcher.notify_one();
+        }
+    }
+
     /// Drains until the outbox is empty. While busy, the triggers are told not to NOTIFY; once idle again they
     /// are, and one more drain picks up whatever committed in between.
     pub async fn drain_all(&self) {
+        self.drain_while(|| true).await;
+    }
+
+    /// Drains until the outbox is empty or `go_on` says stop (the LISTEN connection died or shutdown began), so a
+    /// steady stream of events cannot keep the listener from noticing and repairing its connection.
+    async fn drain_while(&self, go_on: impl Fn() -> bool) {
         let mut busy = false;
         loop {
+            if !go_on() {
+                if busy && let Err(e) = set_awake(&self.pool).await {
+                    tracing::warn!(error = %e, "could not re-enable wake-ups");
+                }
+                return;
+            }
             match drain_batch(&self.pool, &self.rules, self.settings.batch_size, !busy).await {
                 Ok(o) if o.events == 0 => {
                     self.metrics.set_outbox_lag(0.0);
@@ -150,18 +207,17 @@ impl Listener {
                 Ok(o) => {
                     busy = true;
                     self.metrics.set_outbox_lag(o.oldest_age_seconds);
-                    for kind in &o.by_kind {
-                        self.metrics.event_received(kind);
+                    self.record(&o);
+                }
+                Err(e) if e.is_data_error() => {
+                    self.metrics.drain_failed();
+                    tracing::error!(error = %e, "a batch of events failed; isolating the event that causes it");
+                    self.isolate().await;
+                    // The rest waits for the next wake-up or tick; never spin on a failing batch.
+                    if let Err(e) = set_awake(&self.pool).await {
+                        tracing::warn!(error = %e, "could not re-enable wake-ups");
                     }
-                    for (t, c) in &o.failed_at_creation {
-                        self.metrics.request_created(*t, *c, "error");
-                    }
-                    for (t, c) in &o.created {
-                        self.metrics.request_created(*t, *c, "pending");
-                    }
-                    if !o.created.is_empty() {
-                        self.dispatcher.notify_one();
-                    }
+                    return;
                 }
                 Err(e) => {
                     self.metrics.drain_failed();

@@ -56,7 +56,9 @@ pub fn local_date(ts: Timestamp) -> Date {
 
 /// `23/11/2026 19:45`, as parents in Paraguay write dates.
 pub fn local_datetime(ts: Timestamp) -> String {
-    ts.to_zoned(asuncion()).strftime("%d/%m/%Y %H:%M").to_string()
+    ts.to_zoned(asuncion())
+        .strftime("%d/%m/%Y %H:%M")
+        .to_string()
 }
 
 #[cfg(test)]

@@ -28,10 +28,12 @@ impl Recipient {
     /// Re-validates a stored `destinatario` for its channel.
     pub fn parse(channel: ChannelKind, stored: Option<&str>) -> Result<Recipient, String> {
         match channel {
-            ChannelKind::Email => EmailAddress::parse(stored).map(Recipient::Email).map_err(|e| e.to_string()),
-            ChannelKind::Sms | ChannelKind::WhatsApp => {
-                MobilePhone::parse(stored).map(Recipient::Phone).map_err(|e| e.to_string())
-            }
+            ChannelKind::Email => EmailAddress::parse(stored)
+                .map(Recipient::Email)
+                .map_err(|e| e.to_string()),
+            ChannelKind::Sms | ChannelKind::WhatsApp => MobilePhone::parse(stored)
+                .map(Recipient::Phone)
+                .map_err(|e| e.to_string()),
             ChannelKind::Portal => Err("el canal portal no está disponible en esta versión".into()),
         }
     }
@@ -44,5 +46,6 @@ pub fn resolve_recipient(channel: ChannelKind, parent: &Parent) -> Result<Recipi
         ChannelKind::Sms | ChannelKind::WhatsApp => parent.telefono.as_deref(),
         ChannelKind::Portal => None,
     };
-    Recipient::parse(channel, stored).map_err(|reason| format!("cliente {}: {reason}", parent.id_cliente))
+    Recipient::parse(channel, stored)
+        .map_err(|reason| format!("cliente {}: {reason}", parent.id_cliente))
 }

@@ -1,0 +1,768 @@
+//! A throwaway PostgreSQL cluster built from the locally installed server
+//! binaries.
+//!
+//! The `demo` subcommand and the integration-test harness need a real
+//! PostgreSQL server (LISTEN/NOTIFY cannot be faked), but the machines they
+//! run on have the server binaries, no running server and no Docker. [`PgCluster::start`] runs `initdb` into a fresh private temp
+//! directory and starts `postgres` on a free loopback port, tuned for speed
+//! rather than durability. Callers create fresh databases in it.
+//!
+//! # Lifetime guarantee
+//!
+//! The server never outlives the process that started it, even when that
+//! process is SIGKILLed or exits without running destructors (test binaries
+//! never drop statics). `postgres` is not our child: it runs under a small
+//! `/bin/sh` watchdog whose stdin is a pipe, and only this process holds the
+//! write end (the [`std::process::ChildStdin`] kept inside [`PgCluster`]). The kernel closes
+//! that end when this process dies, however it dies; the watchdog's `read`
+//! then returns, it sends SIGINT (fast shutdown) to `postgres`, waits for it,
+//! and deletes the directory. [`PgCluster::stop`] does the same thing on
+//! purpose by closing the pipe. `PR_SET_PDEATHSIG` is deliberately not used:
+//! it fires when the spawning *thread* exits, and test threads exit early.
+//!
+//! The only unguarded window is the half second `initdb` runs: if the process
+//! is killed right then, the temp directory (but no server) is left behind.
+
+use std::ffi::CStr;
+use std::fmt::Write as _;
+use std::fs::{self, DirBuilder};
+use std::io::{self, Read, Write};
+use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
+use std::os::unix::fs::DirBuilderExt;
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, ChildStderr, Command, Stdio};
+use std::thread::sleep;
+use std::time::{Duration, Instant};
+
+/// How long the server may take to accept connections, and to shut down.
+const START_TIMEOUT: Duration = Duration::from_secs(30);
+const STOP_TIMEOUT: Duration = Duration::from_secs(30);
+/// Readiness/exit polling interval: short, since a fresh cluster is up in well
+/// under a second and tests start many processes.
+const POLL_INTERVAL: Duration = Duration::from_millis(20);
+/// The free port we pick can be grabbed by someone else before postgres binds
+/// it; each retry costs one more `initdb` (~0.5 s), which is rare enough.
+const START_ATTEMPTS: u32 = 5;
+/// How much of the server log to put into an error.
+const LOG_TAIL_BYTES: usize = 16 * 1024;
+
+/// The watchdog. Arguments: `$1` postgres binary, `$2` data directory,
+/// `$3` cluster directory (deleted on exit), `$4` server log, then the
+/// postgres options. Its stdin is the lifeline pipe.
+///
+/// Unlike a plain `postgres & read; kill` script, it waits for *postgres*
+/// and lets a background subshell wait for the lifeline, so the watchdog
+/// also exits when postgres dies on its own (e.g. port already taken); that
+/// is how `start` notices a failed server. In that case it copies the log
+/// tail to its stderr before deleting the directory.
+const WATCHDOG_SCRIPT: &str = r#"
+pg=$1 data=$2 dir=$3 log=$4
+shift 4
+exec 3<&0 </dev/null
+"$pg" -D "$data" "$@" >>"$log" 2>&1 3<&- &
+pid=$!
+( read -r line <&3; kill -INT "$pid" ) >/dev/null 2>&1 &
+reader=$!
+exec 3<&-
+trap 'kill -INT "$pid" 2>/dev/null' HUP INT TERM
+while :; do
+    wait "$pid"
+    status=$?
+    kill -0 "$pid" 2>/dev/null || break
+done
+kill "$reader" 2>/dev/null
+if [ "$status" -ne 0 ]; then
+    tail -c 16384 "$log" >&2
+fi
+rm -rf "$dir"
+exit "$status"
+"#;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ClusterError {
+    #[error(
+        "PostgreSQL server binaries not found (looked in PG_BIN, /usr/lib/postgresql/*/bin, PATH); install postgresql or set DATABASE_URL"
+    )]
+    BinariesNotFound,
+
+    #[error(
+        "PG_BIN is set to {0}, but that directory does not contain both `initdb` and `postgres`"
+    )]
+    BadPgBin(PathBuf),
+
+    #[error(
+        "running as root, but there is no `postgres` system user to run the server as (initdb and postgres refuse to run as root); create one or set DATABASE_URL"
+    )]
+    NoPostgresUser,
+
+    #[error("{context}: {error}")]
+    Io { context: String, error: io::Error },
+
+    #[error("`{command}` failed ({status}):\n{output}")]
+    Initdb {
+        command: String,
+        status: String,
+        output: String,
+    },
+
+    #[error(
+        "PostgreSQL server on port {port} exited during startup ({status}); server log:\n{log}"
+    )]
+    ServerExited {
+        port: u16,
+        status: String,
+        log: String,
+    },
+
+    #[error(
+        "PostgreSQL server on port {port} did not accept connections within {} s; server log:\n{log}",
+        START_TIMEOUT.as_secs()
+    )]
+    StartTimeout { port: u16, log: String },
+
+    #[error(
+        "PostgreSQL server could not bind a free port in {attempts} attempts; last server log:\n{log}"
+    )]
+    NoFreePort { attempts: u32, log: String },
+}
+
+fn io_err(context: impl Into<String>) -> impl FnOnce(io::Error) -> ClusterError {
+    let context = context.into();
+    move |error| ClusterError::Io { context, error }
+}
+
+/// A running throwaway cluster. Dropping it stops the server and deletes its
+/// directory; see the module docs for what happens if it is never dropped.
+#[derive(Debug)]
+pub struct PgCluster {
+    port: u16,
+    /// Private directory holding `data/`, `server.log` and the unix socket.
+    dir: PathBuf,
+    /// The watchdog; its stdin is the lifeline pipe.
+    watchdog: Option<Child>,
+}
+
+impl PgCluster {
+    /// initdb into a fresh temp directory and start a server listening on
+    /// 127.0.0.1 on a free port (and a unix socket in the temp dir).
+    ///
+    /// Blocks for about a second; from async code call it through
+    /// `tokio::task::spawn_blocking`.
+    pub fn start() -> Result<PgCluster, ClusterError> {
+        let bins = Binaries::find()?;
+        let run_as = server_user()?;
+        let mut last_log = String::new();
+        for attempt in 1..=START_ATTEMPTS {
+            match Self::start_once(&bins, run_as, free_port) {
+                Err(ClusterError::ServerExited { port, log, .. }) if port_was_taken(&log) => {
+                    tracing::debug!(
+                        port,
+                        attempt,
+                        "port taken before postgres bound it; retrying"
+                    );
+                    last_log = log;
+                }
+                result => return result,
+            }
+        }
+        Err(ClusterError::NoFreePort {
+            attempts: START_ATTEMPTS,
+            log: last_log,
+        })
+    }
+
+    /// libpq URL for a database in this cluster, e.g.
+    /// `postgres://postgres@127.0.0.1:PORT/DBNAME`.
+    pub fn url(&self, dbname: &str) -> String {
+        format!(
+            "postgres://postgres@127.0.0.1:{}/{}",
+            self.port,
+            percent_encode(dbname)
+        )
+    }
+
+    /// The cluster's temporary directory (data, socket, log); removed by `stop`.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// Fast shutdown and removal of the data directory. Idempotent.
+    pub fn stop(&mut self) {
+        if let Some(mut watchdog) = self.watchdog.take() {
+            // Closing the lifeline is the shutdown request (see module docs).
+            drop(watchdog.stdin.take());
+            let deadline = Instant::now() + STOP_TIMEOUT;
+            loop {
+                match watchdog.try_wait() {
+                    Ok(Some(_)) => break,
+                    Ok(None) if Instant::now() < deadline => sleep(POLL_INTERVAL),
+                    outcome => {
+                        tracing::warn!(
+                            port = self.port,
+                            ?outcome,
+                            "PostgreSQL did not shut down in time; killing it"
+                        );
+                        kill_group(&watchdog);
+                        let _ = watchdog.wait();
+                        break;
+                    }
+                }
+            }
+        }
+        // The watchdog normally deletes the directory itself; this covers the
+        // cases where it could not (killed, or never started).
+        if !self.dir.as_os_str().is_empty() {
+            match fs::remove_dir_all(&self.dir) {
+                Ok(()) => {}
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                Err(e) => tracing::warn!(dir = %self.dir.display(), error = %e,
+                    "could not remove PostgreSQL temp directory"),
+            }
+        }
+    }
+
+    /// `pick_port` runs after initdb, to keep the window in which someone
+    /// else can take the port short.
+    fn start_once(
+        bins: &Binaries,
+        run_as: Option<UserIds>,
+        pick_port: impl FnOnce() -> Result<u16, ClusterError>,
+    ) -> Result<PgCluster, ClusterError> {
+        // From here on, any early return drops `cluster`, which cleans up.
+        let mut cluster = PgCluster {
+            port: 0,
+            dir: create_private_dir()?,
+            watchdog: None,
+        };
+        let dir = cluster.dir.clone();
+        if let Some(ids) = run_as {
+            std::os::unix::fs::chown(&dir, Some(ids.uid), Some(ids.gid)).map_err(io_err(
+                format!("chown {} to the postgres user", dir.display()),
+            ))?;
+        }
+        let data = dir.join("data");
+        let log = dir.join("server.log");
+
+        let mut initdb = Command::new(&bins.initdb);
+        initdb
+            .arg("-D")
+            .arg(&data)
+            .args([
+                "-U",
+                "postgres",
+                "--auth=trust",
+                "-E",
+                "UTF8",
+                "--locale=C",
+                "--no-instructions",
+                // Durability of a throwaway cluster is irrelevant; saves seconds.
+                "--no-sync",
+            ])
+            .stdin(Stdio::null())
+            .current_dir(&dir);
+        run_as_user(&mut initdb, run_as);
+        let initdb_desc = format!("{} -D {}", bins.initdb.display(), data.display());
+        let out = initdb
+            .output()
+            .map_err(io_err(format!("running `{initdb_desc}`")))?;
+        if !out.status.success() {
+            let mut output = String::from_utf8_lossy(&out.stderr).into_owned();
+            if output.trim().is_empty() {
+                output = String::from_utf8_lossy(&out.stdout).into_owned();
+            }
+            return Err(ClusterError::Initdb {
+                command: initdb_desc,
+                status: out.status.to_string(),
+                output,
+            });
+        }
+
+        cluster.port = pick_port()?;
+        let port = cluster.port;
+        let mut server = Command::new("/bin/sh");
+        server
+            .arg("-c")
+            .arg(WATCHDOG_SCRIPT)
+            .arg("pg_cluster-watchdog")
+            .arg(&bins.postgres)
+            .arg(&data)
+            .arg(&dir)
+            .arg(&log);
+        for setting in [
+            "listen_addresses=127.0.0.1".to_owned(),
+            format!("port={port}"),
+            format!("unix_socket_directories={}", dir.display()),
+            // Speed over durability: the cluster is deleted afterwards anyway.
+            "fsync=off".to_owned(),
+            "full_page_writes=off".to_owned(),
+            "synchronous_commit=off".to_owned(),
+            // Tests run many pools in parallel against one cluster.
+            "max_connections=400".to_owned(),
+            "shared_buffers=128MB".to_owned(),
+            // stderr already goes to server.log (see the watchdog script).
+            "logging_collector=off".to_owned(),
+        ] {
+            server.arg("-c").arg(setting);
+        }
+        server
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .current_dir(&dir)
+            // Own process group: a Ctrl-C on the terminal must not stop the
+            // server under a `demo` that is still shutting down gracefully.
+            .process_group(0);
+        // The watchdog, not only postgres, runs as the postgres user: postgres
+        // inherits the ids without an `su` in between (so `$!` is really
+        // postgres), and the watchdog may delete the directory that user owns.
+        run_as_user(&mut server, run_as);
+        let watchdog = cluster.watchdog.insert(
+            server
+                .spawn()
+                .map_err(io_err(format!("starting {}", bins.postgres.display())))?,
+        );
+
+        wait_until_ready(watchdog, port, &data, &log)?;
+        tracing::debug!(port, dir = %dir.display(), "throwaway PostgreSQL cluster ready");
+        Ok(cluster)
+    }
+}
+
+/// Polls until the server accepts connections, it exits, or `START_TIMEOUT`
+/// passes.
+fn wait_until_ready(
+    watchdog: &mut Child,
+    port: u16,
+    data: &Path,
+    log: &Path,
+) -> Result<(), ClusterError> {
+    let deadline = Instant::now() + START_TIMEOUT;
+    loop {
+        match watchdog.try_wait() {
+            Ok(Some(status)) => {
+                // The watchdog has already deleted the directory, but it
+                // copied the log tail to its stderr first.
+                let log = watchdog.stderr.take().map(read_all).unwrap_or_default();
+                return Err(ClusterError::ServerExited {
+                    port,
+                    status: status.to_string(),
+                    log,
+                });
+            }
+            Ok(None) => {}
+            Err(error) => {
+                return Err(ClusterError::Io {
+                    context: "waiting for the PostgreSQL watchdog".to_owned(),
+                    error,
+                });
+            }
+        }
+        // postmaster.pid proves that *our* postmaster owns the port (a
+        // stranger that grabbed it could also answer the probe); the
+        // probe proves TCP connections are really accepted.
+        if postmaster_ready(data, port) && accepts_connections(port) {
+            return Ok(());
+        }
+        if Instant::now() >= deadline {
+            return Err(ClusterError::StartTimeout {
+                port,
+                log: read_tail(log),
+            });
+        }
+        sleep(POLL_INTERVAL);
+    }
+}
+
+impl Drop for PgCluster {
+    fn drop(&mut self) {
+        self.stop()
+    }
+}
+
+struct Binaries {
+    initdb: PathBuf,
+    postgres: PathBuf,
+}
+
+impl Binaries {
+    /// `PG_BIN`, else the newest `/usr/lib/postgresql/*/bin` (Debian's layout,
+    /// not on PATH), else `pg_config --bindir`, else `initdb` on PATH.
+    fn find() -> Result<Binaries, ClusterError> {
+        if let Some(dir) = std::env::var_os("PG_BIN") {
+            let dir = PathBuf::from(dir);
+            return Self::in_dir(&dir).ok_or(ClusterError::BadPgBin(dir));
+        }
+        Self::newest_debian()
+            .or_else(Self::from_pg_config)
+            .or_else(Self::from_path)
+            .ok_or(ClusterError::BinariesNotFound)
+    }
+
+    fn in_dir(dir: &Path) -> Option<Binaries> {
+        let initdb = dir.join("initdb");
+        let postgres = dir.join("postgres");
+        (initdb.is_file() && postgres.is_file()).then_some(Binaries { initdb, postgres })
+    }
+
+    fn newest_debian() -> Option<Binaries> {
+        let entries = fs::read_dir("/usr/lib/postgresql").ok()?;
+        let mut versions: Vec<(Vec<u32>, PathBuf)> = entries
+            .filter_map(|entry| {
+                let entry = entry.ok()?;
+                let version = entry
+                    .file_name()
+                    .to_str()?
+                    .split('.')
+                    .map(|part| part.parse().ok())
+                    .collect::<Option<Vec<u32>>>()?;
+                Some((version, entry.path().join("bin")))
+            })
+            .collect();
+        versions.sort();
+        versions.iter().rev().find_map(|(_, dir)| Self::in_dir(dir))
+    }
+
+    fn from_pg_config() -> Option<Binaries> {
+        let out = Command::new("pg_config")
+            .arg("--bindir")
+            .stdin(Stdio::null())
+            .stderr(Stdio::null())
+            .output()
+            .ok()?;
+        if !out.status.success() {
+            return None;
+        }
+        let dir = String::from_utf8(out.stdout).ok()?;
+        Self::in_dir(Path::new(dir.trim()))
+    }
+
+    fn from_path() -> Option<Binaries> {
+        let path = std::env::var_os("PATH")?;
+        std::env::split_paths(&path).find_map(|dir| {
+            let initdb = dir.join("initdb");
+            if !initdb.is_file() {
+                return None;
+            }
+            // PATH often holds symlinks (e.g. /usr/local/bin/initdb); postgres
+            // sits next to the real file.
+            fs::canonicalize(&initdb)
+                .ok()
+                .and_then(|real| Self::in_dir(real.parent()?))
+                .or_else(|| Self::in_dir(&dir))
+        })
+    }
+}
+
+#[derive(Clone, Copy, Debug)]
+struct UserIds {
+    uid: u32,
+    gid: u32,
+}
+
+/// `None`: run as ourselves. As root, initdb and postgres refuse to run, so
+/// use the `postgres` system user that the server packages create.
+fn server_user() -> Result<Option<UserIds>, ClusterError> {
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    if unsafe { libc::geteuid() } != 0 {
+        return Ok(None);
+    }
+    lookup_user(c"postgres")?
+        .map(Some)
+        .ok_or(ClusterError::NoPostgresUser)
+}
+
+fn lookup_user(name: &CStr) -> Result<Option<UserIds>, ClusterError> {
+    // getpwnam_r rather than getpwnam: two clusters may start concurrently on
+    // different threads, and getpwnam returns a shared static buffer.
+    let mut buf = vec![0 as libc::c_char; 16 * 1024];
+    loop {
+        // SAFETY: all-zero is a valid `passwd` (integers and null pointers).
+        let mut pwd: libc::passwd = unsafe { std::mem::zeroed() };
+        let mut result: *mut libc::passwd = std::ptr::null_mut();
+        // SAFETY: every pointer is valid for the duration of the call and
+        // `buf.len()` is the real size of `buf`.
+        let rc = unsafe {
+            libc::getpwnam_r(
+                name.as_ptr(),
+                &mut pwd,
+                buf.as_mut_ptr(),
+                buf.len(),
+                &mut result,
+            )
+        };
+        if rc == libc::ERANGE && buf.len() < 1024 * 1024 {
+            buf.resize(buf.len() * 4, 0);
+            continue;
+        }
+        if rc != 0 {
+            return Err(ClusterError::Io {
+                context: format!("looking up the {name:?} user"),
+                error: io::Error::from_raw_os_error(rc),
+            });
+        }
+        return Ok((!result.is_null()).then_some(UserIds {
+            uid: pwd.pw_uid,
+            gid: pwd.pw_gid,
+        }));
+    }
+}
+
+fn run_as_user(cmd: &mut Command, ids: Option<UserIds>) {
+    if let Some(ids) = ids {
+        // std also drops root's supplementary groups when uid is set.
+        cmd.uid(ids.uid).gid(ids.gid);
+    }
+}
+
+/// A fresh 0700 directory under the system temp dir.
+fn create_private_dir() -> Result<PathBuf, ClusterError> {
+    let base = std::env::temp_dir();
+    let pid = std::process::id();
+    loop {
+        let dir = base.join(format!("cantina-pg-{pid}-{:016x}", fastrand::u64(..)));
+        match DirBuilder::new().mode(0o700).create(&dir) {
+            Ok(()) => return Ok(dir),
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => continue,
+            Err(e) => return Err(io_err(format!("creating {}", dir.display()))(e)),
+        }
+    }
+}
+
+/// A port that was free a moment ago; postgres may lose a race for it, which
+/// `start` handles by retrying.
+fn free_port() -> Result<u16, ClusterError> {
+    let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
+        .map_err(io_err("binding 127.0.0.1:0 to find a free port"))?;
+    let addr = listener
+        .local_addr()
+        .map_err(io_err("reading the address of a bound socket"))?;
+    Ok(addr.port())
+}
+
+fn port_was_taken(log: &str) -> bool {
+    log.contains("could not bind")
+        || log.contains("Address already in use")
+        || log.contains("could not create any TCP/IP sockets")
+}
+
+/// The status line of `postmaster.pid`, which postgres sets to `ready` once
+/// it accepts connections (pg_ctl waits on the same thing).
+fn postmaster_ready(data: &Path, port: u16) -> bool {
+    let Ok(contents) = fs::read_to_string(data.join("postmaster.pid")) else {
+        return false;
+    };
+    let lines: Vec<&str> = contents.lines().collect();
+    lines.get(3).map(|l| l.trim()) == Some(port.to_string().as_str())
+        && lines.get(7).map(|l| l.trim()) == Some("ready")
+}
+
+/// Sends a protocol-3.0 startup packet; an authentication reply (`R`) means
+/// the server accepts connections, an error (`E`) means it is still starting.
+fn accepts_connections(port: u16) -> bool {
+    let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
+    let Ok(mut stream) = TcpStream::connect_timeout(&addr, Duration::from_secs(1)) else {
+        return false;
+    };
+    let _ = stream.set_read_timeout(Some(Duration::from_secs(2)));
+    let _ = stream.set_write_timeout(Some(Duration::from_secs(2)));
+    let params = b"user\0postgres\0database\0postgres\0\0";
+    let Ok(len) = i32::try_from(8 + params.len()) else {
+        return false;
+    };
+    let mut packet = Vec::with_capacity(8 + params.len());
+    packet.extend_from_slice(&len.to_be_bytes());
+    packet.extend_from_slice(&196_608_i32.to_be_bytes()); // protocol 3.0
+    packet.extend_from_slice(params);
+    if stream.write_all(&packet).is_err() {
+        return false;
+    }
+    let mut tag = [0u8; 1];
+    let ready = stream.read_exact(&mut tag).is_ok() && tag[0] == b'R';
+    if ready {
+        // Terminate, so the server does not log an unexpected EOF.
+        let _ = stream.write_all(&[b'X', 0, 0, 0, 4]);
+    }
+    ready
+}
+
+/// SIGKILL the watchdog's process group (the watchdog, postgres and the
+/// lifeline reader; postgres backends exit when their postmaster dies).
+fn kill_group(watchdog: &Child) {
+    let Ok(pgid) = libc::pid_t::try_from(watchdog.id()) else {
+        return;
+    };
+    // SAFETY: plain syscall; the watchdog is unreaped, so its pid (and thus
+    // the group id it leads) cannot have been reused.
+    unsafe {
+        libc::killpg(pgid, libc::SIGKILL);
+    }
+}
+
+fn read_all(mut stderr: ChildStderr) -> String {
+    let mut buf = Vec::new();
+    let _ = stderr.read_to_end(&mut buf);
+    String::from_utf8_lossy(&buf).into_owned()
+}
+
+fn read_tail(path: &Path) -> String {
+    match fs::read(path) {
+        Ok(bytes) => {
+            let start = bytes.len().saturating_sub(LOG_TAIL_BYTES);
+            String::from_utf8_lossy(&bytes[start..]).into_owned()
+        }
+        Err(e) => format!("(could not read {}: {e})", path.display()),
+    }
+}
+
+/// Database names are identifiers and may contain characters that are not
+/// allowed in a URL path segment.
+fn percent_encode(s: &str) -> String {
+    let mut out = String::new();
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
+            out.push(char::from(b));
+        } else {
+            let _ = write!(out, "%{b:02X}");
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio_postgres::NoTls;
+
+    async fn start() -> PgCluster {
+        tokio::task::spawn_blocking(PgCluster::start)
+            .await
+            .expect("start task panicked")
+            .expect("start cluster")
+    }
+
+    async fn stop(mut cluster: PgCluster) {
+        tokio::task::spawn_blocking(move || cluster.stop())
+            .await
+            .expect("stop task panicked");
+    }
+
+    async fn query_one(url: &str) -> i32 {
+        let (client, conn) = tokio_postgres::connect(url, NoTls).await.expect("connect");
+        tokio::spawn(conn);
+        client
+            .query_one("SELECT 1", &[])
+            .await
+            .expect("SELECT 1")
+            .get(0)
+    }
+
+    fn port_closed(port: u16) -> bool {
+        TcpStream::connect_timeout(
+            &SocketAddr::from((Ipv4Addr::LOCALHOST, port)),
+            Duration::from_millis(500),
+        )
+        .is_err()
+    }
+
+    #[tokio::test]
+    async fn start_query_create_database_stop() {
+        let cluster = start().await;
+        let port = cluster.port();
+        let dir = cluster.dir.clone();
+        assert!(dir.join("data").is_dir());
+        assert_eq!(
+            cluster.url("postgres"),
+            format!("postgres://postgres@127.0.0.1:{port}/postgres")
+        );
+
+        let (client, conn) = tokio_postgres::connect(&cluster.url("postgres"), NoTls)
+            .await
+            .expect("connect");
+        let conn = tokio::spawn(conn);
+        let one: i32 = client.query_one("SELECT 1", &[]).await.unwrap().get(0);
+        assert_eq!(one, 1);
+        client
+            .batch_execute("CREATE DATABASE fresh_db")
+            .await
+            .expect("create database");
+        assert_eq!(query_one(&cluster.url("fresh_db")).await, 1);
+        drop(client);
+        let _ = conn.await;
+
+        stop(cluster).await;
+        assert!(port_closed(port), "port {port} still accepts connections");
+        assert!(!dir.exists(), "{} still exists", dir.display());
+    }
+
+    #[tokio::test]
+    async fn two_clusters_at_once() {
+        let (a, b) = tokio::join!(start(), start());
+        assert_ne!(a.port(), b.port());
+        assert_ne!(a.dir, b.dir);
+        assert_eq!(query_one(&a.url("postgres")).await, 1);
+        assert_eq!(query_one(&b.url("postgres")).await, 1);
+        let (a_port, b_port) = (a.port(), b.port());
+        tokio::join!(stop(a), stop(b));
+        assert!(port_closed(a_port) && port_closed(b_port));
+    }
+
+    #[tokio::test]
+    async fn stop_is_idempotent() {
+        let mut cluster = start().await;
+        let port = cluster.port();
+        tokio::task::spawn_blocking(move || {
+            cluster.stop();
+            cluster.stop();
+            drop(cluster);
+        })
+        .await
+        .unwrap();
+        assert!(port_closed(port));
+    }
+
+    #[tokio::test]
+    async fn reports_server_log_when_port_is_taken() {
+        let taken = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).unwrap();
+        let port = taken.local_addr().unwrap().port();
+        let err = tokio::task::spawn_blocking(move || {
+            let bins = Binaries::find().unwrap();
+            PgCluster::start_once(&bins, server_user().unwrap(), || Ok(port))
+        })
+        .await
+        .unwrap()
+        .expect_err("port is taken");
+        let ClusterError::ServerExited { log, .. } = &err else {
+            panic!("unexpected error: {err}");
+        };
+        assert!(port_was_taken(log), "{err}");
+        drop(taken);
+    }
+
+    #[test]
+    fn url_encodes_database_name() {
+        let cluster = PgCluster {
+            port: 5555,
+            dir: PathBuf::new(),
+            watchdog: None,
+        };
+        assert_eq!(
+            cluster.url("a b/ü"),
+            "postgres://postgres@127.0.0.1:5555/a%20b%2F%C3%BC"
+        );
+    }
+
+    #[test]
+    fn recognizes_port_conflicts() {
+        assert!(port_was_taken(
+            "LOG:  could not bind IPv4 address \"127.0.0.1\": Address already in use"
+        ));
+        assert!(!port_was_taken(
+            "FATAL:  data directory has wrong ownership"
+        ));
+    }
+}

@@ -1,0 +1,292 @@
+//! Retries, permanent failures, replicas and graceful shutdown.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use cantina_notify::channels::SendError;
+use cantina_notify::domain::ChannelKind;
+use tokio::sync::Notify;
+
+use crate::helpers::*;
+
+fn transient(reason: &str) -> SendError {
+    SendError::Transient {
+        reason: reason.into(),
+        retry_after: None,
+    }
+}
+
+#[tokio::test]
+async fn a_transient_failure_is_retried_then_sent() {
+    let db = TestDb::new().await;
+    let c = db.client().await;
+    let fam = seed_family(&c, Some("ana@example.com"), None, 12_000).await;
+    let rec = Recorder::new(ChannelKind::Email);
+    rec.then(Script::Fail(transient("503 Service Unavailable")));
+    let app = TestApp::start(test_settings(&db, &[]), &rec).await;
+    recharge(&c, &fam.nro_tarjeta, 10_000).await;
+    wait_count(
+        &c,
+        "SELECT count(*) FROM solicitudes_notificacion WHERE estado = 'Enviado'",
+        1,
+        SHORT,
+    )
+    .await;
+    let r = c
+        .query_one(
+            "SELECT intentos, ultimo_error FROM solicitudes_notificacion",
+            &[],
+        )
+        .await
+        .unwrap();
+    assert_eq!(r.get::<_, i32>(0), 2);
+    assert_eq!(r.get::<_, Option<String>>(1), None);
+    assert_eq!(
+        rec.attempts
+            .lock()
+            .unwrap()
+            .values()
+            .copied()
+            .collect::<Vec<_>>(),
+        [2]
+    );
+    assert_eq!(rec.sent_count(), 1);
+    let metrics = app.get("/metrics").await.1;
+    assert!(
+        metrics.contains(
+            r#"cantina_notify_sends_total{channel="email",provider="recorder",outcome="retry"} 1"#
+        ),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains(
+            r#"cantina_notify_sends_total{channel="email",provider="recorder",outcome="sent"} 1"#
+        ),
+        "{metrics}"
+    );
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_retry_waits_for_its_time_on_the_row() {
+    let db = TestDb::new().await;
+    let c = db.client().await;
+    let fam = seed_family(&c, Some("ana@example.com"), None, 12_000).await;
+    let rec = Recorder::new(ChannelKind::Email);
+    rec.then(Script::Fail(SendError::Transient {
+        reason: "429".into(),
+        retry_after: Some(Duration::from_secs(3600)),
+    }));
+    let settings = test_settings(&db, &[("CANTINA__DISPATCH__RETRY_MAX_MS", "7200000")]);
+    let app = TestApp::start(settings, &rec).await;
+    recharge(&c, &fam.nro_tarjeta, 10_000).await;
+    wait_count(
+        &c,
+        "SELECT count(*) FROM solicitudes_notificacion WHERE ultimo_error IS NOT NULL",
+        1,
+        SHORT,
+    )
+    .await;
+    // Retry-After is honoured: the next attempt is stored about an hour ahead, the row waits as Pendiente.
+    let secs: f64 = c
+        .query_one("SELECT extract(epoch FROM proximo_intento - now())::float8 FROM solicitudes_notificacion", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert!((3500.0..=3601.0).contains(&secs), "{secs}");
+    assert_eq!(
+        count(
+            &c,
+            "SELECT count(*) FROM solicitudes_notificacion WHERE estado = 'Pendiente'"
+        )
+        .await,
+        1
+    );
+    let err: String = c
+        .query_one("SELECT ultimo_error FROM solicitudes_notificacion", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(err, "intento 1: 429");
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_permanent_failure_is_an_error_with_its_reason() {
+    let db = TestDb::new().await;
+    let c = db.client().await;
+    let fam = seed_family(&c, Some("ana@example.com"), None, 12_000).await;
+    let rec = Recorder::new(ChannelKind::Email);
+    rec.then(Script::Fail(SendError::Permanent {
+        reason: "550 mailbox unavailable".into(),
+    }));
+    let app = TestApp::start(test_settings(&db, &[]), &rec).await;
+    recharge(&c, &fam.nro_tarjeta, 10_000).await;
+    wait_count(
+        &c,
+        "SELECT count(*) FROM solicitudes_notificacion WHERE estado = 'Error'",
+        1,
+        SHORT,
+    )
+    .await;
+    let r = c
+        .query_one(
+            "SELECT intentos, ultimo_error, fecha_envio IS NULL FROM solicitudes_notificacion",
+            &[],
+        )
+        .await
+        .unwrap();
+    assert_eq!(r.get::<_, i32>(0), 1, "not retried");
+    assert_eq!(r.get::<_, String>(1), "550 mailbox unavailable");
+    assert!(r.get::<_, bool>(2));
+    assert_eq!(rec.sent_count(), 0);
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn exhausted_attempts_become_an_error() {
+    let db = TestDb::new().await;
+    let c = db.client().await;
+    let fam = seed_family(&c, Some("ana@example.com"), None, 12_000).await;
+    let rec = Recorder::new(ChannelKind::Email);
+    rec.always_fail(transient("connection refused"));
+    let app = TestApp::start(
+        test_settings(&db, &[("CANTINA__DISPATCH__MAX_ATTEMPTS", "3")]),
+        &rec,
+    )
+    .await;
+    recharge(&c, &fam.nro_tarjeta, 10_000).await;
+    wait_count(
+        &c,
+        "SELECT count(*) FROM solicitudes_notificacion WHERE estado = 'Error'",
+        1,
+        SHORT,
+    )
+    .await;
+    let r = c
+        .query_one(
+            "SELECT intentos, ultimo_error FROM solicitudes_notificacion",
+            &[],
+        )
+        .await
+        .unwrap();
+    assert_eq!(r.get::<_, i32>(0), 3);
+    assert_eq!(
+        r.get::<_, String>(1),
+        "agotados 3 intentos; último error: connection refused"
+    );
+    assert_eq!(
+        rec.attempts
+            .lock()
+            .unwrap()
+            .values()
+            .copied()
+            .collect::<Vec<_>>(),
+        [3]
+    );
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn an_expired_lease_is_taken_over() {
+    let db = TestDb::new().await;
+    let c = db.client().await;
+    let fam = seed_family(&c, Some("ana@example.com"), None, 12_000).await;
+    recharge(&c, &fam.nro_tarjeta, 10_000).await;
+    // Turn the event into a request without sending, then pretend a worker claimed it and died.
+    let settings = test_settings(&db, &[]);
+    let (rules, _) = settings.validate(true).unwrap();
+    let pool = cantina_notify::db::pool(&db.url, 2, Duration::from_secs(5)).unwrap();
+    cantina_notify::events::drain::drain_batch(&pool, &rules, 10, false)
+        .await
+        .unwrap();
+    c.execute("UPDATE solicitudes_notificacion SET intentos = 1, proximo_intento = now() + interval '1 second'", &[]).await.unwrap();
+    let rec = Recorder::new(ChannelKind::Email);
+    let app = TestApp::start(settings, &rec).await;
+    wait_count(
+        &c,
+        "SELECT count(*) FROM solicitudes_notificacion WHERE estado = 'Enviado'",
+        1,
+        SHORT,
+    )
+    .await;
+    assert_eq!(
+        count(&c, "SELECT intentos::int8 FROM solicitudes_notificacion").await,
+        2
+    );
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn two_replicas_share_the_work_without_duplicates() {
+    let db = TestDb::new().await;
+    let c = db.client().await;
+    let fam = seed_family(&c, Some("ana@example.com"), None, 12_000).await;
+    let rec = Recorder::new(ChannelKind::Email);
+    let a = TestApp::start(test_settings(&db, &[]), &rec).await;
+    let b = TestApp::start(test_settings(&db, &[]), &rec).await;
+    let n = 400;
+    for _ in 0..n {
+        recharge(&c, &fam.nro_tarjeta, 1_000).await;
+    }
+    wait_count(
+        &c,
+        "SELECT count(*) FROM solicitudes_notificacion WHERE estado = 'Enviado'",
+        n,
+        LONG,
+    )
+    .await;
+    assert_eq!(
+        count(&c, "SELECT count(*) FROM solicitudes_notificacion").await,
+        n
+    );
+    assert_eq!(rec.sent_count() as i64, n);
+    assert!(rec.duplicates().is_empty(), "{:?}", rec.duplicates());
+    a.stop().await;
+    b.stop().await;
+}
+
+#[tokio::test]
+async fn sigterm_lets_in_flight_sends_finish() {
+    let db = TestDb::new().await;
+    let c = db.client().await;
+    let fam = seed_family(&c, Some("ana@example.com"), None, 12_000).await;
+    let rec = Recorder::new(ChannelKind::Email);
+    let (started, release) = (Arc::new(Notify::new()), Arc::new(Notify::new()));
+    rec.then(Script::Hold {
+        started: started.clone(),
+        release: release.clone(),
+    });
+    let app = TestApp::start(test_settings(&db, &[]), &rec).await;
+    recharge(&c, &fam.nro_tarjeta, 10_000).await;
+    tokio::time::timeout(SHORT, started.notified())
+        .await
+        .expect("send started");
+    // Shutdown begins while the send is in flight; it is allowed to finish and its outcome is recorded.
+    app.shutdown.cancel();
+    let metrics = app.metrics.clone();
+    poll_until("listener stopped", SHORT, || {
+        let m = metrics.clone();
+        async move { (!m.listener_is_connected()).then_some(()) }
+    })
+    .await;
+    assert_eq!(
+        count(
+            &c,
+            "SELECT count(*) FROM solicitudes_notificacion WHERE estado = 'Enviado'"
+        )
+        .await,
+        0
+    );
+    release.notify_one();
+    app.stop().await;
+    assert_eq!(
+        count(
+            &c,
+            "SELECT count(*) FROM solicitudes_notificacion WHERE estado = 'Enviado'"
+        )
+        .await,
+        1
+    );
+    assert_eq!(rec.sent_count(), 1);
+}

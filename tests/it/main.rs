@@ -1,0 +1,12 @@
+//! Integration tests over a real PostgreSQL: `DATABASE_URL` when set (the role needs CREATEDB), otherwise one
+//! throwaway cluster per test run started from the installed server binaries. Every test gets a fresh database.
+
+mod helpers;
+
+mod binary;
+mod cluster;
+mod dispatch;
+mod http;
+mod migrate;
+mod pipeline;
+mod resilience;
