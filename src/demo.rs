@@ -49,7 +49,7 @@ async fn demo(settings: &mut Settings, url: &str) -> anyhow::Result<()> {
         .await
         .context("creating the schema")?;
     let suffix = format!("{:04}", fastrand::u16(..10_000));
-    let (card, _other) = seed(&client, &suffix).await?;
+    let (card, other) = seed(&client, &suffix).await?;
     println!(
         "Datos de ejemplo: familia Benítez (tarjeta {card}, saldo Gs. 12.000) y familia Ortiz.\n"
     );
@@ -75,6 +75,18 @@ async fn demo(settings: &mut Settings, url: &str) -> anyhow::Result<()> {
         )
         .await?;
     wait_sent(&client, &card, "saldo_bajo").await?;
+
+    println!(
+        "\n3) Se confirma una recarga para Sofía Ortiz, cuyo padre no tiene correo registrado:\n"
+    );
+    client
+        .execute(
+            "INSERT INTO cargas_saldo (nro_tarjeta, monto_cargado, estado, referencia) VALUES ($1, 20000, 'CONFIRMADO', 'Caja 1')",
+            &[&other],
+        )
+        .await?;
+    let reason = wait_failed(&client, &other).await?;
+    println!("   No se envía: la solicitud queda en estado Error con el motivo «{reason}».");
 
     println!("\nsolicitudes_notificacion de la tarjeta {card}:");
     for r in client
@@ -142,6 +154,26 @@ async fn seed(client: &tokio_postgres::Client, suffix: &str) -> anyhow::Result<(
     let other = cards.pop().unwrap_or_default();
     let card = cards.pop().unwrap_or_default();
     Ok((card, other))
+}
+
+/// Waits for the request of `card` to be recorded as `Error` and returns its reason.
+async fn wait_failed(client: &tokio_postgres::Client, card: &str) -> anyhow::Result<String> {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let row = client
+            .query_opt(
+                "SELECT ultimo_error FROM solicitudes_notificacion WHERE nro_tarjeta = $1 AND estado = 'Error'",
+                &[&card],
+            )
+            .await?;
+        if let Some(r) = row {
+            return Ok(r.get::<_, Option<String>>(0).unwrap_or_default());
+        }
+        if Instant::now() > deadline {
+            bail!("the request for card {card} was not recorded within 30 s");
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 }
 
 async fn wait_sent(client: &tokio_postgres::Client, card: &str, tipo: &str) -> anyhow::Result<()> {
