@@ -118,14 +118,14 @@ impl Application {
         let dispatcher = Arc::new(Dispatcher::new(
             self.pool.clone(),
             self.channels,
-            self.settings.dispatch.clone(),
-            self.settings.portal.base_url.clone(),
+            &self.settings,
             self.metrics.clone(),
             wake,
         ));
         let router = crate::http::router(self.metrics.clone(), self.pool.clone());
 
         let listener_task = tokio::spawn(listener.run(shutdown.clone()));
+        let prober_task = tokio::spawn(dispatcher.clone().probe_paused(shutdown.clone()));
         let dispatcher_task = tokio::spawn(dispatcher.run(shutdown.clone()));
         let http_task = tokio::spawn(crate::http::serve(self.http, router, shutdown.clone()));
 
@@ -133,6 +133,7 @@ impl Application {
         tracing::info!("shutting down: no new claims; waiting for in-flight sends");
         let _ = listener_task.await;
         let _ = dispatcher_task.await;
+        let _ = prober_task.await;
         let http = http_task.await;
         self.pool.close();
         tracing::info!("stopped");

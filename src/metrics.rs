@@ -67,6 +67,7 @@ pub struct Metrics {
     listener_connected: Gauge,
     listener_reconnects: Counter,
     drain_errors: Counter,
+    channel_paused: Family<ChannelLabels, Gauge>,
     dispatch_errors: Counter,
     /// Mirrors `listener_connected` for `/readyz`.
     connected: Arc<AtomicBool>,
@@ -131,6 +132,12 @@ impl Metrics {
             "Outbox drains that failed (database errors); the events stay and are retried",
             drain_errors.clone(),
         );
+        let channel_paused = Family::<ChannelLabels, Gauge>::default();
+        registry.register(
+            "channel_paused",
+            "1 while a channel is paused because its provider rejected the configuration (credentials, sender)",
+            channel_paused.clone(),
+        );
         let dispatch_errors = Counter::default();
         registry.register(
             "dispatch_errors",
@@ -147,6 +154,7 @@ impl Metrics {
             listener_connected,
             listener_reconnects,
             drain_errors,
+            channel_paused,
             dispatch_errors,
             connected: Arc::new(AtomicBool::new(false)),
         })
@@ -211,6 +219,15 @@ impl Metrics {
 
     pub fn drain_failed(&self) {
         self.drain_errors.inc();
+    }
+
+    pub fn set_channel_paused(&self, channel: ChannelKind, provider: &str, paused: bool) {
+        self.channel_paused
+            .get_or_create(&ChannelLabels {
+                channel: channel.config_name().into(),
+                provider: provider.into(),
+            })
+            .set(i64::from(paused));
     }
 
     pub fn dispatch_failed(&self) {

@@ -4,7 +4,7 @@
 
 use sailfish::TemplateSimple;
 
-use crate::rules::MessageData;
+use crate::rules::{MessageData, NivelRecordatorio};
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct Rendered {
@@ -116,6 +116,100 @@ struct BloqueoShort<'a> {
     fecha: &'a str,
 }
 
+#[derive(TemplateSimple)]
+#[template(path = "email/cuenta_pendiente.html.stpl")]
+struct CuentaHtml<'a> {
+    padre: &'a str,
+    cliente: &'a str,
+    ruc_ci: &'a str,
+    monto: String,
+    ventas: i64,
+    desde: &'a str,
+    portal_url: &'a str,
+}
+
+#[derive(TemplateSimple)]
+#[template(path = "email/cuenta_pendiente.txt.stpl")]
+struct CuentaText<'a> {
+    padre: &'a str,
+    cliente: &'a str,
+    ruc_ci: &'a str,
+    monto: String,
+    ventas: i64,
+    desde: &'a str,
+    portal_url: &'a str,
+}
+
+#[derive(TemplateSimple)]
+#[template(path = "sms/cuenta_pendiente.stpl")]
+struct CuentaShort<'a> {
+    monto: String,
+    desde: &'a str,
+}
+
+#[derive(TemplateSimple)]
+#[template(path = "email/recordatorio_deuda.html.stpl")]
+struct DeudaHtml<'a> {
+    padre: &'a str,
+    alumno: &'a str,
+    nro_tarjeta: &'a str,
+    monto: String,
+    dias: i32,
+    fecha: &'a str,
+    titulo: &'a str,
+    intro: &'a str,
+    color: &'a str,
+    portal_url: &'a str,
+}
+
+#[derive(TemplateSimple)]
+#[template(path = "email/recordatorio_deuda.txt.stpl")]
+struct DeudaText<'a> {
+    padre: &'a str,
+    alumno: &'a str,
+    nro_tarjeta: &'a str,
+    monto: String,
+    dias: i32,
+    fecha: &'a str,
+    intro: &'a str,
+    portal_url: &'a str,
+}
+
+#[derive(TemplateSimple)]
+#[template(path = "sms/recordatorio_deuda.stpl")]
+struct DeudaShort<'a> {
+    alumno: &'a str,
+    monto: String,
+    dias: i32,
+}
+
+/// Title, opening line and colour of each reminder level: friendly, urgent, critical.
+fn nivel_texts(nivel: NivelRecordatorio, alumno: &str) -> (&'static str, String, &'static str) {
+    match nivel {
+        NivelRecordatorio::Amistoso => (
+            "Recordatorio de saldo pendiente",
+            format!(
+                "Le recordamos que la tarjeta de {alumno} quedó con saldo negativo. Cuando pueda, realice una recarga para regularizarla."
+            ),
+            "#17a2b8",
+        ),
+        NivelRecordatorio::Urgente => (
+            "Saldo pendiente: recordatorio urgente",
+            format!(
+                "La tarjeta de {alumno} sigue con saldo negativo. Le pedimos regularizarla a la brevedad."
+            ),
+            "#fd7e14",
+        ),
+        NivelRecordatorio::Critico => (
+            "Saldo pendiente: aviso final",
+            format!(
+                "La tarjeta de {alumno} lleva más de dos semanas con saldo negativo. Si no se regulariza, podrá restringirse el uso de la tarjeta."
+            ),
+            "#dc3545",
+        ),
+    }
+}
+
 fn run<T: TemplateSimple>(template: &'static str, t: T) -> Result<String, RenderError> {
     t.render_once()
         .map_err(|source| RenderError { template, source })
@@ -214,6 +308,97 @@ pub fn render(data: &MessageData, portal_url: &str) -> Result<Rendered, RenderEr
                         alumno,
                         saldo,
                         umbral,
+                    },
+                )?,
+            }
+        }
+        MessageData::CuentaPendiente {
+            padre,
+            cliente,
+            ruc_ci,
+            monto,
+            ventas,
+            desde,
+        } => {
+            let monto = monto.to_string();
+            let ventas = *ventas;
+            Rendered {
+                subject: format!("Cuenta pendiente de {monto} en la cantina"),
+                html: run(
+                    "cuenta_pendiente.html",
+                    CuentaHtml {
+                        padre,
+                        cliente,
+                        ruc_ci,
+                        monto: monto.clone(),
+                        ventas,
+                        desde,
+                        portal_url,
+                    },
+                )?,
+                text: run(
+                    "cuenta_pendiente.txt",
+                    CuentaText {
+                        padre,
+                        cliente,
+                        ruc_ci,
+                        monto: monto.clone(),
+                        ventas,
+                        desde,
+                        portal_url,
+                    },
+                )?,
+                short: run("cuenta_pendiente.sms", CuentaShort { monto, desde })?,
+            }
+        }
+        MessageData::RecordatorioDeuda {
+            padre,
+            alumno,
+            nro_tarjeta,
+            monto,
+            dias,
+            nivel,
+            fecha,
+        } => {
+            let monto = monto.to_string();
+            let dias = *dias;
+            let (titulo, intro, color) = nivel_texts(*nivel, alumno);
+            Rendered {
+                subject: format!("{titulo} - {alumno}"),
+                html: run(
+                    "recordatorio_deuda.html",
+                    DeudaHtml {
+                        padre,
+                        alumno,
+                        nro_tarjeta,
+                        monto: monto.clone(),
+                        dias,
+                        fecha,
+                        titulo,
+                        intro: &intro,
+                        color,
+                        portal_url,
+                    },
+                )?,
+                text: run(
+                    "recordatorio_deuda.txt",
+                    DeudaText {
+                        padre,
+                        alumno,
+                        nro_tarjeta,
+                        monto: monto.clone(),
+                        dias,
+                        fecha,
+                        intro: &intro,
+                        portal_url,
+                    },
+                )?,
+                short: run(
+                    "recordatorio_deuda.sms",
+                    DeudaShort {
+                        alumno,
+                        monto,
+                        dias,
                     },
                 )?,
             }

@@ -2,6 +2,12 @@
 
 mod console;
 mod file;
+pub mod http_gateway;
+pub mod portal;
+pub mod sendgrid;
+pub mod smtp;
+pub mod twilio;
+pub mod whatsapp_cloud;
 
 pub use console::ConsoleChannel;
 pub use file::FileChannel;
@@ -47,9 +53,14 @@ pub enum SendError {
         reason: String,
         retry_after: Option<Duration>,
     },
-    /// Retrying cannot help (invalid recipient, rejected content).
+    /// Retrying cannot help for this recipient or content (invalid number, opted out, bounced address).
     #[error("{reason}")]
     Permanent { reason: String },
+    /// The channel itself is broken (rejected credentials, unknown sender, missing template): retrying every
+    /// queued request would only burn them. The dispatcher pauses the channel, raises one staff alert, gives the
+    /// request back untouched, and resumes when [`Channel::probe`] succeeds.
+    #[error("{reason}")]
+    Configuration { reason: String },
 }
 
 #[async_trait]
@@ -58,6 +69,16 @@ pub trait Channel: Send + Sync {
     /// Metric label and `solicitudes_notificacion.proveedor`.
     fn provider(&self) -> &'static str;
     async fn send(&self, msg: &OutgoingMessage) -> Result<SendReceipt, SendError>;
+
+    /// Sends per second the provider account allows by default (`0` = no limit); `CANTINA__LIMITS__…` overrides.
+    fn default_per_second(&self) -> f64 {
+        0.0
+    }
+
+    /// A cheap call that proves the credentials work (used to resume a paused channel). The default says yes.
+    async fn probe(&self) -> Result<(), SendError> {
+        Ok(())
+    }
 }
 
 /// The adapters of a running service, one per configured channel.

@@ -16,6 +16,34 @@ pub struct Settings {
     pub dispatch: DispatchSettings,
     pub listener: ListenerSettings,
     pub portal: PortalSettings,
+    pub limits: LimitsSettings,
+}
+
+/// `CANTINA__LIMITS__<EMAIL|SMS|WHATSAPP>__PER_SECOND`: sends per second per process; `0` means no limit;
+/// unset means the provider's default (Twilio long code 1/s, Meta 80/s per number, SMTP 10/s, gateways 10/s).
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(default)]
+pub struct LimitsSettings {
+    pub email: LimitSettings,
+    pub sms: LimitSettings,
+    pub whatsapp: LimitSettings,
+}
+
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(default)]
+pub struct LimitSettings {
+    pub per_second: Option<f64>,
+}
+
+impl LimitsSettings {
+    pub fn per_second(&self, kind: crate::domain::ChannelKind) -> Option<f64> {
+        match kind {
+            crate::domain::ChannelKind::Email => self.email.per_second,
+            crate::domain::ChannelKind::Sms => self.sms.per_second,
+            crate::domain::ChannelKind::WhatsApp => self.whatsapp.per_second,
+            crate::domain::ChannelKind::Portal => Some(0.0),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -132,6 +160,10 @@ pub struct EmailSettings {
     pub aws_access_key_id: Option<String>,
     pub aws_secret_access_key: Option<Secret>,
     pub aws_ses_region_name: Option<String>,
+    /// Extra trusted root certificate (PEM file) for an SMTP relay with a private CA.
+    pub ca_file: Option<String>,
+    /// Upper bound of one SMTP conversation or API call.
+    pub timeout_seconds: u64,
 }
 
 impl Default for EmailSettings {
@@ -151,6 +183,8 @@ impl Default for EmailSettings {
             aws_access_key_id: None,
             aws_secret_access_key: None,
             aws_ses_region_name: None,
+            ca_file: None,
+            timeout_seconds: 30,
         }
     }
 }
@@ -190,6 +224,38 @@ pub struct WhatsAppSettings {
     pub phone_number_id: Option<String>,
     pub api_url: String,
     pub api_version: String,
+    /// Per notification type: the approved template (`CANTINA__WHATSAPP__TEMPLATES__<TYPE>__NAME`, `__LANGUAGE`,
+    /// and for Twilio `__CONTENT_SID`). Defaults: the type's name and `es`.
+    pub templates: std::collections::BTreeMap<String, WhatsAppTemplateSettings>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(default)]
+pub struct WhatsAppTemplateSettings {
+    pub name: Option<String>,
+    pub language: Option<String>,
+    pub content_sid: Option<String>,
+}
+
+impl WhatsAppSettings {
+    /// (template name, language) for a type.
+    pub fn template(&self, t: crate::domain::NotificationType) -> (String, String) {
+        let cfg = self.templates.get(t.as_str());
+        let name = cfg
+            .and_then(|c| c.name.clone())
+            .unwrap_or_else(|| t.as_str().to_string());
+        let language = cfg
+            .and_then(|c| c.language.clone())
+            .unwrap_or_else(|| "es".to_string());
+        (name, language)
+    }
+
+    /// Twilio Content SID (`HX…`) for a type, if configured.
+    pub fn content_sid(&self, t: crate::domain::NotificationType) -> Option<String> {
+        self.templates
+            .get(t.as_str())
+            .and_then(|c| c.content_sid.clone())
+    }
 }
 
 impl Default for WhatsAppSettings {
@@ -201,6 +267,7 @@ impl Default for WhatsAppSettings {
             phone_number_id: None,
             api_url: "https://graph.facebook.com".into(),
             api_version: "v23.0".into(),
+            templates: Default::default(),
         }
     }
 }
@@ -213,6 +280,8 @@ pub struct TwilioSettings {
     pub phone_number: Option<String>,
     pub whatsapp_number: Option<String>,
     pub api_url: String,
+    /// `StatusCallback` for delivery receipts (the webhook of the receipts issue).
+    pub status_callback_url: Option<String>,
 }
 
 impl Default for TwilioSettings {
@@ -223,6 +292,7 @@ impl Default for TwilioSettings {
             phone_number: None,
             whatsapp_number: None,
             api_url: "https://api.twilio.com".into(),
+            status_callback_url: None,
         }
     }
 }
@@ -247,6 +317,8 @@ pub struct DispatchSettings {
     pub send_timeout_seconds: u64,
     /// On SIGTERM, how long in-flight sends may take before the process exits anyway.
     pub shutdown_grace_seconds: u64,
+    /// While a channel is paused for a configuration error, how often its credentials are probed.
+    pub probe_interval_seconds: u64,
     pub dry_run: bool,
 }
 
@@ -262,6 +334,7 @@ impl Default for DispatchSettings {
             poll_interval_ms: 1_000,
             send_timeout_seconds: 30,
             shutdown_grace_seconds: 25,
+            probe_interval_seconds: 30,
             dry_run: false,
         }
     }

@@ -2,11 +2,16 @@
 //! adapters, and records each outcome. On shutdown it stops claiming, lets in-flight sends finish within the grace
 //! period, and gives back claims it never started.
 
+mod pause;
+mod rate;
 mod retry;
 mod store;
 
+pub use pause::Pauses;
+pub use rate::RateLimiter;
 pub use retry::retry_delay;
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -16,7 +21,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::channels::{Channels, OutgoingMessage, SendError};
-use crate::config::DispatchSettings;
+use crate::config::{DispatchSettings, Settings};
 use crate::domain::{ChannelKind, NotificationType};
 use crate::metrics::{Metrics, SendOutcome};
 use crate::rules::{MessageData, Recipient};
@@ -29,32 +34,55 @@ pub struct Dispatcher {
     portal_url: String,
     metrics: Arc<Metrics>,
     wake: Arc<Notify>,
+    pauses: Pauses,
+    limiters: HashMap<ChannelKind, RateLimiter>,
 }
 
 impl Dispatcher {
     pub fn new(
         pool: Pool,
         channels: Channels,
-        settings: DispatchSettings,
-        portal_url: String,
+        settings: &Settings,
         metrics: Arc<Metrics>,
         wake: Arc<Notify>,
     ) -> Self {
+        let limiters = channels
+            .kinds()
+            .into_iter()
+            .filter_map(|k| {
+                let ch = channels.get(k)?;
+                let rate = settings
+                    .limits
+                    .per_second(k)
+                    .unwrap_or_else(|| ch.default_per_second());
+                Some((k, RateLimiter::new(rate)))
+            })
+            .collect();
         Self {
             pool,
             channels,
-            settings,
-            portal_url,
+            settings: settings.dispatch.clone(),
+            portal_url: settings.portal.base_url.clone(),
             metrics,
             wake,
+            pauses: Pauses::default(),
+            limiters,
         }
+    }
+
+    /// Channels to claim for: configured and not paused.
+    fn open_destinos(&self) -> Vec<&'static str> {
+        self.channels
+            .kinds()
+            .into_iter()
+            .filter(|k| !self.pauses.is_paused(*k))
+            .map(|k| k.destino())
+            .collect()
     }
 
     pub async fn run(self: Arc<Self>, shutdown: CancellationToken) {
         let permits = Arc::new(Semaphore::new(self.settings.concurrency));
         let tracker = TaskTracker::new();
-        let destinos: Vec<&'static str> =
-            self.channels.kinds().iter().map(|k| k.destino()).collect();
         let lease = Duration::from_secs(self.settings.lease_seconds);
         let poll = Duration::from_millis(self.settings.poll_interval_ms);
         let mut db_backoff = Duration::from_millis(100);
@@ -67,6 +95,7 @@ impl Dispatcher {
             };
             let free = permits.available_permits() + 1;
             let limit = (free as i64).min(self.settings.batch_size);
+            let destinos = self.open_destinos();
             let claimed = match store::claim(&self.pool, limit, lease, &destinos).await {
                 Ok(c) => {
                     db_backoff = Duration::from_millis(100);
@@ -164,6 +193,9 @@ impl Dispatcher {
             return;
         };
         let provider = channel.provider();
+        if let Some(limiter) = self.limiters.get(&msg.channel) {
+            limiter.acquire().await;
+        }
         let started = Instant::now();
         let timeout = Duration::from_secs(self.settings.send_timeout_seconds);
         let result = match tokio::time::timeout(timeout, channel.send(&msg)).await {
@@ -227,6 +259,15 @@ impl Dispatcher {
                 )
                 .await;
             }
+            Err(SendError::Configuration { reason }) => {
+                self.metrics
+                    .send(msg.channel, provider, SendOutcome::Retry, seconds);
+                // The request is not at fault: give it back untouched and stop the channel until a probe passes.
+                if let Err(e) = store::release(&self.pool, &c).await {
+                    tracing::warn!(id = c.id, error = %e, "could not release the claim; its lease will expire");
+                }
+                self.pause(msg.channel, provider, &reason).await;
+            }
             Err(SendError::Permanent { reason }) => {
                 self.metrics
                     .send(msg.channel, provider, SendOutcome::Error, seconds);
@@ -239,6 +280,51 @@ impl Dispatcher {
                     },
                 )
                 .await;
+            }
+        }
+    }
+
+    async fn pause(&self, kind: ChannelKind, provider: &'static str, reason: &str) {
+        if !self.pauses.pause(kind, reason) {
+            return;
+        }
+        self.metrics.set_channel_paused(kind, provider, true);
+        tracing::error!(channel = %kind, provider, %reason, "channel paused: configuration error");
+        if let Err(e) = pause::raise_alert(&self.pool, kind, provider, reason).await {
+            tracing::warn!(error = %e, "could not record the staff alert");
+        }
+    }
+
+    /// While a channel is paused, probe it; resume on the first success.
+    pub async fn probe_paused(self: Arc<Self>, shutdown: CancellationToken) {
+        let every = Duration::from_secs(self.settings.probe_interval_seconds.max(1));
+        loop {
+            tokio::select! {
+                () = tokio::time::sleep(every) => {},
+                () = shutdown.cancelled() => return,
+            }
+            for kind in self.channels.kinds() {
+                if !self.pauses.is_paused(kind) {
+                    continue;
+                }
+                let Some(channel) = self.channels.get(kind) else {
+                    continue;
+                };
+                match channel.probe().await {
+                    Ok(()) => {
+                        self.pauses.resume(kind);
+                        self.metrics
+                            .set_channel_paused(kind, channel.provider(), false);
+                        tracing::info!(channel = %kind, provider = channel.provider(), "probe succeeded; channel resumed");
+                        if let Err(e) = pause::resolve_alert(&self.pool, kind).await {
+                            tracing::warn!(error = %e, "could not resolve the staff alert");
+                        }
+                        self.wake.notify_one();
+                    }
+                    Err(e) => {
+                        tracing::warn!(channel = %kind, error = %e, "probe failed; channel stays paused")
+                    }
+                }
             }
         }
     }

@@ -33,6 +33,47 @@ pub enum MessageData {
         nro_tarjeta: String,
         fecha: String,
     },
+    /// Account debt (`ventas` pending payment) with a sale older than 7 days.
+    CuentaPendiente {
+        padre: String,
+        /// Client name (or `razon_social`) and document, as on the account.
+        cliente: String,
+        ruc_ci: String,
+        monto: Guaranies,
+        ventas: i64,
+        /// Date of the oldest unpaid sale.
+        desde: String,
+    },
+    /// A card allowed below zero and not regularised: 3, 7 and 15 days after the authorisation.
+    RecordatorioDeuda {
+        padre: String,
+        alumno: String,
+        nro_tarjeta: String,
+        /// What is owed (the card's negative balance, as a positive amount).
+        monto: Guaranies,
+        dias: i32,
+        nivel: NivelRecordatorio,
+        fecha: String,
+    },
+}
+
+/// How insistent a debt reminder is: friendly at 3 days, urgent at 7, critical at 15.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum NivelRecordatorio {
+    Amistoso,
+    Urgente,
+    Critico,
+}
+
+impl NivelRecordatorio {
+    pub fn for_days(dias: i32) -> NivelRecordatorio {
+        match dias {
+            ..=6 => NivelRecordatorio::Amistoso,
+            7..=14 => NivelRecordatorio::Urgente,
+            _ => NivelRecordatorio::Critico,
+        }
+    }
 }
 
 impl MessageData {
@@ -41,6 +82,82 @@ impl MessageData {
             MessageData::RecargaExitosa { .. } => NotificationType::RecargaExitosa,
             MessageData::SaldoBajo { .. } => NotificationType::SaldoBajo,
             MessageData::TarjetaBloqueada { .. } => NotificationType::TarjetaBloqueada,
+            MessageData::CuentaPendiente { .. } => NotificationType::CuentaPendiente,
+            MessageData::RecordatorioDeuda { .. } => NotificationType::RecordatorioDeuda,
+        }
+    }
+
+    /// The body parameters of the approved WhatsApp template, in this documented order ({{1}}, {{2}}, …):
+    /// - `recarga_exitosa`: padre, alumno, monto, saldo, fecha
+    /// - `saldo_bajo`: padre, alumno, saldo, umbral
+    /// - `tarjeta_bloqueada`: padre, alumno, nro_tarjeta, fecha
+    /// - `cuenta_pendiente`: padre, monto, desde
+    /// - `recordatorio_deuda`: padre, alumno, monto, dias
+    pub fn template_parameters(&self) -> Vec<String> {
+        match self {
+            MessageData::RecargaExitosa {
+                padre,
+                alumno,
+                monto,
+                saldo,
+                fecha,
+                ..
+            } => {
+                vec![
+                    padre.clone(),
+                    alumno.clone(),
+                    monto.to_string(),
+                    saldo.to_string(),
+                    fecha.clone(),
+                ]
+            }
+            MessageData::SaldoBajo {
+                padre,
+                alumno,
+                saldo,
+                umbral,
+                ..
+            } => {
+                vec![
+                    padre.clone(),
+                    alumno.clone(),
+                    saldo.to_string(),
+                    umbral.to_string(),
+                ]
+            }
+            MessageData::TarjetaBloqueada {
+                padre,
+                alumno,
+                nro_tarjeta,
+                fecha,
+            } => {
+                vec![
+                    padre.clone(),
+                    alumno.clone(),
+                    nro_tarjeta.clone(),
+                    fecha.clone(),
+                ]
+            }
+            MessageData::CuentaPendiente {
+                padre,
+                monto,
+                desde,
+                ..
+            } => vec![padre.clone(), monto.to_string(), desde.clone()],
+            MessageData::RecordatorioDeuda {
+                padre,
+                alumno,
+                monto,
+                dias,
+                ..
+            } => {
+                vec![
+                    padre.clone(),
+                    alumno.clone(),
+                    monto.to_string(),
+                    dias.to_string(),
+                ]
+            }
         }
     }
 }

@@ -13,7 +13,7 @@ mod saldo_bajo;
 mod tests;
 
 pub use context::{Card, Context, ManualRow, Parent, Recharge, Student};
-pub use message::{MessageData, local_date, local_datetime};
+pub use message::{MessageData, NivelRecordatorio, local_date, local_datetime};
 pub use recipient::{Recipient, resolve_recipient};
 
 use jiff::civil::Date;

@@ -6,14 +6,19 @@ use crate::domain::{ChannelKind, EmailAddress, MobilePhone};
 pub enum Recipient {
     Email(EmailAddress),
     Phone(MobilePhone),
+    /// The parent's portal accounts, by client (`notificacion` rows go to each active `usuario_portal`).
+    Portal {
+        id_cliente: i32,
+    },
 }
 
 impl Recipient {
     /// The address as stored in `destinatario` and handed to providers.
-    pub fn as_str(&self) -> &str {
+    pub fn as_str(&self) -> String {
         match self {
-            Recipient::Email(e) => e.as_str(),
-            Recipient::Phone(p) => p.as_str(),
+            Recipient::Email(e) => e.as_str().to_string(),
+            Recipient::Phone(p) => p.as_str().to_string(),
+            Recipient::Portal { id_cliente } => format!("cliente:{id_cliente}"),
         }
     }
 
@@ -22,6 +27,7 @@ impl Recipient {
         match self {
             Recipient::Email(e) => e.masked(),
             Recipient::Phone(p) => p.masked(),
+            Recipient::Portal { id_cliente } => format!("portal:cliente {id_cliente}"),
         }
     }
 
@@ -34,7 +40,11 @@ impl Recipient {
             ChannelKind::Sms | ChannelKind::WhatsApp => MobilePhone::parse(stored)
                 .map(Recipient::Phone)
                 .map_err(|e| e.to_string()),
-            ChannelKind::Portal => Err("el canal portal no está disponible en esta versión".into()),
+            ChannelKind::Portal => stored
+                .and_then(|s| s.strip_prefix("cliente:"))
+                .and_then(|id| id.parse().ok())
+                .map(|id_cliente| Recipient::Portal { id_cliente })
+                .ok_or_else(|| "destinatario de portal inválido".to_string()),
         }
     }
 }
@@ -44,7 +54,12 @@ pub fn resolve_recipient(channel: ChannelKind, parent: &Parent) -> Result<Recipi
     let stored = match channel {
         ChannelKind::Email => parent.email.as_deref(),
         ChannelKind::Sms | ChannelKind::WhatsApp => parent.telefono.as_deref(),
-        ChannelKind::Portal => None,
+        // Whether the parent has an active portal account is the portal adapter's to check at send time.
+        ChannelKind::Portal => {
+            return Ok(Recipient::Portal {
+                id_cliente: parent.id_cliente,
+            });
+        }
     };
     Recipient::parse(channel, stored)
         .map_err(|reason| format!("cliente {}: {reason}", parent.id_cliente))

@@ -1,0 +1,1 @@
+//! HTTP SMS gateways (Tigo, Personal, Kannel, any form/JSON API).

@@ -1,0 +1,1 @@
+//! Portal notices: rows in `notificacion` for the parent's active portal accounts.

@@ -1,0 +1,1 @@
+//! Email over SendGrid's v3 API.

@@ -1,0 +1,1 @@
+//! Email over SMTP (lettre): STARTTLS, implicit TLS, AWS SES's SMTP endpoint.
