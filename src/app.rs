@@ -7,6 +7,7 @@ use std::time::Duration;
 use deadpool_postgres::Pool;
 use tokio::net::TcpListener;
 use tokio::sync::Notify;
+use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 use crate::channels::Channels;
@@ -27,12 +28,9 @@ pub enum AppError {
     #[error(transparent)]
     Migrate(#[from] MigrateError),
     #[error("cannot listen on {addr}: {source}")]
-    Bind {
-        addr: String,
-        source: std::io::Error,
-    },
-    #[error("HTTP server: {0}")]
-    Http(std::io::Error),
+    Bind { addr: String, source: std::io::Error },
+    #[error("service task failed: {0}")]
+    TaskFailed(String),
 }
 
 pub struct Application {
@@ -50,17 +48,8 @@ impl Application {
     /// configured adapters (tests inject doubles); `None` builds them from the configuration.
     pub async fn build(settings: Settings, channels: Option<Channels>) -> Result<Self, AppError> {
         let (rules, providers) = settings.validate(true)?;
-        let url = settings
-            .database
-            .url
-            .as_ref()
-            .map(|u| u.expose().to_string())
-            .unwrap_or_default();
-        let listen_url = settings
-            .database
-            .listen_url
-            .as_ref()
-            .map_or_else(|| url.clone(), |u| u.expose().to_string());
+        let url = settings.database.url.as_ref().map(|u| u.expose().to_string()).unwrap_or_default();
+        let listen_url = settings.database.listen_url.as_ref().map_or_else(|| url.clone(), |u| u.expose().to_string());
         let timeout = Duration::from_secs(settings.database.connect_timeout_seconds);
         let pool = db::pool(&url, settings.database.pool_size, timeout)?;
         {
@@ -70,26 +59,13 @@ impl Application {
         sync_settings(&pool, rules.umbral_saldo_bajo).await?;
         let http = TcpListener::bind(&settings.http.addr)
             .await
-            .map_err(|source| AppError::Bind {
-                addr: settings.http.addr.clone(),
-                source,
-            })?;
+            .map_err(|source| AppError::Bind { addr: settings.http.addr.clone(), source })?;
         let channels = channels.unwrap_or_else(|| Channels::from_settings(&settings, &providers));
-        Ok(Self {
-            settings,
-            rules,
-            pool,
-            listen_url,
-            channels,
-            metrics: Metrics::new(),
-            http,
-        })
+        Ok(Self { settings, rules, pool, listen_url, channels, metrics: Metrics::new(), http })
     }
 
     pub fn http_addr(&self) -> SocketAddr {
-        self.http
-            .local_addr()
-            .unwrap_or_else(|_| SocketAddr::from(([127, 0, 0, 1], 0)))
+        self.http.local_addr().unwrap_or_else(|_| SocketAddr::from(([127, 0, 0, 1], 0)))
     }
 
     pub fn metrics(&self) -> Arc<Metrics> {
@@ -99,12 +75,7 @@ impl Application {
     /// Runs until `shutdown` is cancelled, then stops claiming, lets in-flight sends finish (within the grace
     /// period) and returns.
     pub async fn run(self, shutdown: CancellationToken) -> Result<(), AppError> {
-        let channels: Vec<&str> = self
-            .channels
-            .kinds()
-            .iter()
-            .map(|c| c.config_name())
-            .collect();
+        let channels: Vec<&str> = self.channels.kinds().iter().map(|c| c.config_name()).collect();
         tracing::info!(addr = %self.http_addr(), channels = ?channels, "cantina-notify running");
         let wake = Arc::new(Notify::new());
         let listener = Listener {
@@ -115,31 +86,61 @@ impl Application {
             metrics: self.metrics.clone(),
             dispatcher: wake.clone(),
         };
-        let dispatcher = Arc::new(Dispatcher::new(
-            self.pool.clone(),
-            self.channels,
-            &self.settings,
-            self.metrics.clone(),
-            wake,
-        ));
+        let dispatcher =
+            Arc::new(Dispatcher::new(self.pool.clone(), self.channels, &self.settings, self.metrics.clone(), wake));
         let router = crate::http::router(self.metrics.clone(), self.pool.clone());
 
-        let listener_task = tokio::spawn(listener.run(shutdown.clone()));
-        let prober_task = tokio::spawn(dispatcher.clone().probe_paused(shutdown.clone()));
-        let dispatcher_task = tokio::spawn(dispatcher.run(shutdown.clone()));
-        let http_task = tokio::spawn(crate::http::serve(self.http, router, shutdown.clone()));
+        let mut tasks: JoinSet<(&'static str, Result<(), String>)> = JoinSet::new();
+        let s = shutdown.clone();
+        tasks.spawn(async move {
+            listener.run(s).await;
+            ("listener", Ok(()))
+        });
+        let (s, d) = (shutdown.clone(), dispatcher.clone());
+        tasks.spawn(async move {
+            d.probe_paused(s).await;
+            ("prober", Ok(()))
+        });
+        let s = shutdown.clone();
+        tasks.spawn(async move {
+            dispatcher.run(s).await;
+            ("dispatcher", Ok(()))
+        });
+        let (s, http) = (shutdown.clone(), self.http);
+        tasks.spawn(async move { ("http", crate::http::serve(http, router, s).await.map_err(|e| e.to_string())) });
 
-        shutdown.cancelled().await;
+        // Every task runs until shutdown. One that ends or panics before is a failure of the whole service: stop
+        // the others and exit non-zero so the orchestrator restarts it, rather than run half-alive and look ready.
+        let mut failure: Option<String> = None;
+        tokio::select! {
+            () = shutdown.cancelled() => {}
+            Some(joined) = tasks.join_next() => {
+                failure = Some(task_failure(joined).unwrap_or_else(|| "a task ended before shutdown".into()));
+                tracing::error!(failure = failure.as_deref().unwrap_or_default(), "stopping the service");
+                shutdown.cancel();
+            }
+        }
         tracing::info!("shutting down: no new claims; waiting for in-flight sends");
-        let _ = listener_task.await;
-        let _ = dispatcher_task.await;
-        let _ = prober_task.await;
-        let http = http_task.await;
+        while let Some(joined) = tasks.join_next().await {
+            if let Some(f) = task_failure(joined) {
+                failure.get_or_insert(f);
+            }
+        }
         self.pool.close();
         tracing::info!("stopped");
-        match http {
-            Ok(Err(e)) => Err(AppError::Http(e)),
-            _ => Ok(()),
+        match failure {
+            Some(f) => Err(AppError::TaskFailed(f)),
+            None => Ok(()),
         }
+    }
+}
+
+/// What went wrong with a finished task, if anything.
+fn task_failure(joined: Result<(&'static str, Result<(), String>), tokio::task::JoinError>) -> Option<String> {
+    match joined {
+        Ok((_, Ok(()))) => None,
+        Ok((name, Err(e))) => Some(format!("{name}: {e}")),
+        Err(e) if e.is_panic() => Some(format!("a task panicked: {e}")),
+        Err(e) => Some(format!("a task was cancelled: {e}")),
     }
 }

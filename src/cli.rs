@@ -51,10 +51,7 @@ pub enum Command {
 
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(r) => r,
         Err(e) => {
             eprintln!("cannot start the async runtime: {e}");
@@ -72,68 +69,56 @@ pub fn main() -> ExitCode {
 }
 
 async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
-    let settings = Settings::load(&LoadOptions::from_process(cli.config.clone()))
-        .context("loading configuration")?;
+    let settings = Settings::load(&LoadOptions::from_process(cli.config.clone())).context("loading configuration")?;
     crate::telemetry::init(&settings.log.format);
     match cli.command {
         Command::Run => run(settings).await,
         Command::Migrate { reference_schema } => migrate(settings, reference_schema).await,
         Command::Demo => crate::demo::run(settings).await,
         Command::CheckConfig => Ok(check_config(&settings)),
-        Command::Healthcheck {
-            addr,
-            timeout_seconds,
-        } => Ok(healthcheck(&settings, addr, timeout_seconds).await),
+        Command::Healthcheck { addr, timeout_seconds } => Ok(healthcheck(&settings, addr, timeout_seconds).await),
     }
 }
 
 async fn run(settings: Settings) -> anyhow::Result<ExitCode> {
-    let app = Application::build(settings, None).await?;
+    // Handlers first: a SIGTERM that arrives while we start must still mean a graceful stop.
     let shutdown = CancellationToken::new();
-    tokio::spawn(cancel_on_signal(shutdown.clone()));
+    let signals = Signals::install()?;
+    tokio::spawn(signals.cancel(shutdown.clone()));
+    let app = Application::build(settings, None).await?;
     app.run(shutdown).await?;
     Ok(ExitCode::SUCCESS)
 }
 
-/// SIGTERM (Kubernetes) or Ctrl-C.
-pub async fn cancel_on_signal(token: CancellationToken) {
-    #[cfg(unix)]
-    {
+/// SIGTERM (Kubernetes) and Ctrl-C, registered before anything else starts.
+pub struct Signals {
+    term: tokio::signal::unix::Signal,
+    int: tokio::signal::unix::Signal,
+}
+
+impl Signals {
+    pub fn install() -> std::io::Result<Signals> {
         use tokio::signal::unix::{SignalKind, signal};
-        match signal(SignalKind::terminate()) {
-            Ok(mut term) => {
-                tokio::select! {
-                    _ = term.recv() => tracing::info!("SIGTERM received"),
-                    _ = tokio::signal::ctrl_c() => tracing::info!("interrupt received"),
-                }
-            }
-            Err(_) => {
-                let _ = tokio::signal::ctrl_c().await;
-            }
+        Ok(Signals { term: signal(SignalKind::terminate())?, int: signal(SignalKind::interrupt())? })
+    }
+
+    pub async fn cancel(mut self, token: CancellationToken) {
+        tokio::select! {
+            _ = self.term.recv() => tracing::info!("SIGTERM received"),
+            _ = self.int.recv() => tracing::info!("interrupt received"),
         }
+        token.cancel();
     }
-    #[cfg(not(unix))]
-    {
-        let _ = tokio::signal::ctrl_c().await;
-    }
-    token.cancel();
 }
 
 async fn migrate(settings: Settings, reference_schema: bool) -> anyhow::Result<ExitCode> {
-    let url = settings
-        .database
-        .url
-        .as_ref()
-        .context("DATABASE_URL: required")?;
+    let url = settings.database.url.as_ref().context("DATABASE_URL: required")?;
     let mut client = crate::db::connect(url.expose(), "cantina-notify-migrate").await?;
     let report = crate::migrate::migrate(&mut client, reference_schema).await?;
     if report.reference_schema {
         println!("reference schema: ensured");
     }
-    println!(
-        "migrations applied: {:?}; already present: {}",
-        report.applied, report.already
-    );
+    println!("migrations applied: {:?}; already present: {}", report.applied, report.already);
     Ok(ExitCode::SUCCESS)
 }
 
@@ -155,13 +140,7 @@ fn check_config(settings: &Settings) -> ExitCode {
 }
 
 async fn healthcheck(settings: &Settings, addr: Option<String>, timeout_seconds: u64) -> ExitCode {
-    let addr = addr.unwrap_or_else(|| {
-        settings
-            .http
-            .addr
-            .replace("0.0.0.0", "127.0.0.1")
-            .replace("[::]", "[::1]")
-    });
+    let addr = addr.unwrap_or_else(|| settings.http.addr.replace("0.0.0.0", "127.0.0.1").replace("[::]", "[::1]"));
     match crate::http::get_url(&addr, "/healthz", Duration::from_secs(timeout_seconds)).await {
         Ok((200, _)) => ExitCode::SUCCESS,
         Ok((status, _)) => {

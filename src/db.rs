@@ -16,6 +16,10 @@ pub enum DbError {
     Checkout(#[from] deadpool_postgres::PoolError),
     #[error("database error: {}", describe(.0))]
     Query(#[from] tokio_postgres::Error),
+    /// Code that reads the rows panicked (an unexpected column type or value): treated like a data error so the
+    /// row is set aside with this message instead of taking the service down.
+    #[error("error interno al procesar: {0}")]
+    Panic(String),
 }
 
 /// tokio-postgres displays a server error as just "db error"; the server's own message is what helps.
@@ -27,19 +31,25 @@ pub fn describe(e: &tokio_postgres::Error) -> String {
 }
 
 impl DbError {
-    /// An error caused by the data or the statement (SQLSTATE classes 22, 23, 42, P0), which retrying the same
-    /// work cannot fix, as opposed to a lost connection or an unreachable server.
+    /// The SQLSTATE, when the server answered with an error.
+    pub fn sqlstate(&self) -> Option<&str> {
+        match self {
+            DbError::Query(e) => e.code().map(|c| c.code()),
+            _ => None,
+        }
+    }
+
+    /// An error caused by the data of a row (SQLSTATE classes 22 data exception, 23 integrity violation, P0 raised
+    /// by a trigger), which retrying the same row cannot fix. Not class 42 (permissions, missing tables): those
+    /// break every row alike and must stop the work, not set rows aside.
     pub fn is_data_error(&self) -> bool {
         let code = match self {
+            DbError::Panic(_) => return true,
             DbError::Query(e) => e.code(),
             DbError::Checkout(deadpool_postgres::PoolError::Backend(e)) => e.code(),
             _ => None,
         };
-        code.is_some_and(|c| {
-            ["22", "23", "42", "P0"]
-                .iter()
-                .any(|class| c.code().starts_with(class))
-        })
+        code.is_some_and(|c| ["22", "23", "P0"].iter().any(|class| c.code().starts_with(class)))
     }
 }
 
@@ -74,13 +84,7 @@ pub fn parse_url(
 
 pub fn pool(url: &str, size: usize, connect_timeout: Duration) -> Result<Pool, DbError> {
     let cfg = parse_url(url, "cantina-notify", connect_timeout)?;
-    let mgr = Manager::from_config(
-        cfg,
-        tls(),
-        ManagerConfig {
-            recycling_method: RecyclingMethod::Fast,
-        },
-    );
+    let mgr = Manager::from_config(cfg, tls(), ManagerConfig { recycling_method: RecyclingMethod::Fast });
     Pool::builder(mgr)
         .max_size(size)
         .wait_timeout(Some(connect_timeout))
@@ -100,4 +104,21 @@ pub async fn connect(url: &str, application_name: &str) -> Result<tokio_postgres
         }
     });
     Ok(client)
+}
+
+/// Runs `f`, turning a panic into [`DbError::Panic`].
+pub async fn guarded<T>(f: impl std::future::Future<Output = Result<T, DbError>>) -> Result<T, DbError> {
+    use futures_util::FutureExt;
+    match std::panic::AssertUnwindSafe(f).catch_unwind().await {
+        Ok(r) => r,
+        Err(payload) => Err(DbError::Panic(panic_message(payload.as_ref()))),
+    }
+}
+
+pub fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
+    payload
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| payload.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "pánico sin mensaje".to_string())
 }

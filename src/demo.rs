@@ -45,14 +45,10 @@ async fn demo(settings: &mut Settings, url: &str) -> anyhow::Result<()> {
     settings.rules = RulesSettings::default();
 
     let mut client = crate::db::connect(url, "cantina-notify-demo").await?;
-    crate::migrate::migrate(&mut client, true)
-        .await
-        .context("creating the schema")?;
+    crate::migrate::migrate(&mut client, true).await.context("creating the schema")?;
     let suffix = format!("{:04}", fastrand::u16(..10_000));
     let (card, other) = seed(&client, &suffix).await?;
-    println!(
-        "Datos de ejemplo: familia Benítez (tarjeta {card}, saldo Gs. 12.000) y familia Ortiz.\n"
-    );
+    println!("Datos de ejemplo: familia Benítez (tarjeta {card}, saldo Gs. 12.000) y familia Ortiz.\n");
 
     let app = Application::build(settings.clone(), None).await?;
     let shutdown = CancellationToken::new();
@@ -76,9 +72,7 @@ async fn demo(settings: &mut Settings, url: &str) -> anyhow::Result<()> {
         .await?;
     wait_sent(&client, &card, "saldo_bajo").await?;
 
-    println!(
-        "\n3) Se confirma una recarga para Sofía Ortiz, cuyo padre no tiene correo registrado:\n"
-    );
+    println!("\n3) Se confirma una recarga para Sofía Ortiz, cuyo padre no tiene correo registrado:\n");
     client
         .execute(
             "INSERT INTO cargas_saldo (nro_tarjeta, monto_cargado, estado, referencia) VALUES ($1, 20000, 'CONFIRMADO', 'Caja 1')",
@@ -111,22 +105,8 @@ async fn demo(settings: &mut Settings, url: &str) -> anyhow::Result<()> {
 async fn seed(client: &tokio_postgres::Client, suffix: &str) -> anyhow::Result<(String, String)> {
     let mut cards = Vec::new();
     for (nombres, apellidos, email, telefono, hijo, saldo) in [
-        (
-            "Ana",
-            "Benítez",
-            Some("ana.benitez@example.com"),
-            Some("0981 123456"),
-            "Luis",
-            12_000i64,
-        ),
-        (
-            "Carlos",
-            "Ortiz",
-            None,
-            Some("021 555 123"),
-            "Sofía",
-            30_000,
-        ),
+        ("Ana", "Benítez", Some("ana.benitez@example.com"), Some("0981 123456"), "Luis", 12_000i64),
+        ("Carlos", "Ortiz", None, Some("021 555 123"), "Sofía", 30_000),
     ] {
         let id_cliente: i32 = client
             .query_one(
@@ -186,8 +166,7 @@ async fn wait_sent(client: &tokio_postgres::Client, card: &str, tipo: &str) -> a
                 &[&card, &tipo],
             )
             .await?;
-        let (sent, failed, error): (i64, i64, Option<String>) =
-            (row.get(0), row.get(1), row.get(2));
+        let (sent, failed, error): (i64, i64, Option<String>) = (row.get(0), row.get(1), row.get(2));
         if sent > 0 {
             return Ok(());
         }

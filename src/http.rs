@@ -28,24 +28,12 @@ pub fn router(metrics: Arc<Metrics>, pool: Pool) -> Router {
         .with_state(AppState { metrics, pool })
 }
 
-pub async fn serve(
-    listener: TcpListener,
-    router: Router,
-    shutdown: CancellationToken,
-) -> std::io::Result<()> {
-    axum::serve(listener, router)
-        .with_graceful_shutdown(async move { shutdown.cancelled().await })
-        .await
+pub async fn serve(listener: TcpListener, router: Router, shutdown: CancellationToken) -> std::io::Result<()> {
+    axum::serve(listener, router).with_graceful_shutdown(async move { shutdown.cancelled().await }).await
 }
 
 async fn metrics_handler(State(s): State<AppState>) -> impl IntoResponse {
-    (
-        [(
-            header::CONTENT_TYPE,
-            "application/openmetrics-text; version=1.0.0; charset=utf-8",
-        )],
-        s.metrics.encode(),
-    )
+    ([(header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")], s.metrics.encode())
 }
 
 async fn readyz(State(s): State<AppState>) -> impl IntoResponse {
@@ -61,17 +49,9 @@ async fn readyz(State(s): State<AppState>) -> impl IntoResponse {
     let body = format!(
         "database: {}\nlistener: {}\n",
         if db_ok { "ok" } else { "unreachable" },
-        if listener_ok {
-            "connected"
-        } else {
-            "disconnected"
-        }
+        if listener_ok { "connected" } else { "disconnected" }
     );
-    let status = if db_ok && listener_ok {
-        StatusCode::OK
-    } else {
-        StatusCode::SERVICE_UNAVAILABLE
-    };
+    let status = if db_ok && listener_ok { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
     (status, body)
 }
 
@@ -90,13 +70,8 @@ pub async fn get_url(addr: &str, path: &str, timeout: Duration) -> std::io::Resu
             .split_whitespace()
             .nth(1)
             .and_then(|s| s.parse::<u16>().ok())
-            .ok_or_else(|| {
-                std::io::Error::new(std::io::ErrorKind::InvalidData, "not an HTTP response")
-            })?;
-        let body = text
-            .split_once("\r\n\r\n")
-            .map(|(_, b)| b.to_string())
-            .unwrap_or_default();
+            .ok_or_else(|| std::io::Error::new(std::io::ErrorKind::InvalidData, "not an HTTP response"))?;
+        let body = text.split_once("\r\n\r\n").map(|(_, b)| b.to_string()).unwrap_or_default();
         Ok((status, body))
     };
     tokio::time::timeout(timeout, fut)

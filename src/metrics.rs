@@ -67,6 +67,7 @@ pub struct Metrics {
     listener_connected: Gauge,
     listener_reconnects: Counter,
     drain_errors: Counter,
+    events_set_aside: Counter,
     channel_paused: Family<ChannelLabels, Gauge>,
     dispatch_errors: Counter,
     /// Mirrors `listener_connected` for `/readyz`.
@@ -98,16 +99,9 @@ impl Metrics {
             sends.clone(),
         );
         let send_duration = Family::<ChannelLabels, Histogram>::new_with_constructor(|| {
-            Histogram::new([
-                0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
-                10.0, 30.0,
-            ])
+            Histogram::new([0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0])
         });
-        registry.register(
-            "send_duration_seconds",
-            "Time one provider call took",
-            send_duration.clone(),
-        );
+        registry.register("send_duration_seconds", "Time one provider call took", send_duration.clone());
         let outbox_lag = Gauge::<f64, std::sync::atomic::AtomicU64>::default();
         registry.register(
             "outbox_lag_seconds",
@@ -115,11 +109,7 @@ impl Metrics {
             outbox_lag.clone(),
         );
         let listener_connected = Gauge::default();
-        registry.register(
-            "listener_connected",
-            "1 while the LISTEN connection is up",
-            listener_connected.clone(),
-        );
+        registry.register("listener_connected", "1 while the LISTEN connection is up", listener_connected.clone());
         let listener_reconnects = Counter::default();
         registry.register(
             "listener_reconnects",
@@ -131,6 +121,12 @@ impl Metrics {
             "drain_errors",
             "Outbox drains that failed (database errors); the events stay and are retried",
             drain_errors.clone(),
+        );
+        let events_set_aside = Counter::default();
+        registry.register(
+            "events_set_aside",
+            "Outbox events the database refused to turn into requests, set aside with the reason (resultado 'apartado: …')",
+            events_set_aside.clone(),
         );
         let channel_paused = Family::<ChannelLabels, Gauge>::default();
         registry.register(
@@ -154,6 +150,7 @@ impl Metrics {
             listener_connected,
             listener_reconnects,
             drain_errors,
+            events_set_aside,
             channel_paused,
             dispatch_errors,
             connected: Arc::new(AtomicBool::new(false)),
@@ -168,11 +165,7 @@ impl Metrics {
     }
 
     pub fn event_received(&self, kind: &str) {
-        self.events_received
-            .get_or_create(&KindLabels {
-                kind: kind.to_string(),
-            })
-            .inc();
+        self.events_received.get_or_create(&KindLabels { kind: kind.to_string() }).inc();
     }
 
     pub fn request_created(&self, t: NotificationType, c: ChannelKind, outcome: &str) {
@@ -186,10 +179,7 @@ impl Metrics {
     }
 
     pub fn send(&self, channel: ChannelKind, provider: &str, outcome: SendOutcome, seconds: f64) {
-        let labels = ChannelLabels {
-            channel: channel.config_name().into(),
-            provider: provider.into(),
-        };
+        let labels = ChannelLabels { channel: channel.config_name().into(), provider: provider.into() };
         self.send_duration.get_or_create(&labels).observe(seconds);
         self.sends
             .get_or_create(&SendLabels {
@@ -221,12 +211,13 @@ impl Metrics {
         self.drain_errors.inc();
     }
 
+    pub fn event_set_aside(&self) {
+        self.events_set_aside.inc();
+    }
+
     pub fn set_channel_paused(&self, channel: ChannelKind, provider: &str, paused: bool) {
         self.channel_paused
-            .get_or_create(&ChannelLabels {
-                channel: channel.config_name().into(),
-                provider: provider.into(),
-            })
+            .get_or_create(&ChannelLabels { channel: channel.config_name().into(), provider: provider.into() })
             .set(i64::from(paused));
     }
 
@@ -245,31 +236,11 @@ impl Collector for ProcessCollector {
             return Ok(());
         };
         let gauges: [(&str, &str, f64); 5] = [
-            (
-                "process_resident_memory_bytes",
-                "Resident memory size in bytes",
-                p.rss_bytes,
-            ),
-            (
-                "process_virtual_memory_bytes",
-                "Virtual memory size in bytes",
-                p.vsize_bytes,
-            ),
-            (
-                "process_open_fds",
-                "Number of open file descriptors",
-                p.open_fds,
-            ),
-            (
-                "process_max_fds",
-                "Maximum number of open file descriptors",
-                p.max_fds,
-            ),
-            (
-                "process_start_time_seconds",
-                "Start time of the process since the Unix epoch in seconds",
-                p.start_time,
-            ),
+            ("process_resident_memory_bytes", "Resident memory size in bytes", p.rss_bytes),
+            ("process_virtual_memory_bytes", "Virtual memory size in bytes", p.vsize_bytes),
+            ("process_open_fds", "Number of open file descriptors", p.open_fds),
+            ("process_max_fds", "Maximum number of open file descriptors", p.max_fds),
+            ("process_start_time_seconds", "Start time of the process since the Unix epoch in seconds", p.start_time),
         ];
         for (name, help, value) in gauges {
             let g = ConstGauge::new(value);
@@ -298,39 +269,25 @@ struct ProcessStats {
 impl ProcessStats {
     fn read() -> Option<Self> {
         // SAFETY: sysconf has no preconditions.
-        let (ticks, page) = unsafe {
-            (
-                libc::sysconf(libc::_SC_CLK_TCK) as f64,
-                libc::sysconf(libc::_SC_PAGESIZE) as f64,
-            )
-        };
+        let (ticks, page) =
+            unsafe { (libc::sysconf(libc::_SC_CLK_TCK) as f64, libc::sysconf(libc::_SC_PAGESIZE) as f64) };
         let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
         // Fields after the command name, which is in parentheses and may contain spaces.
         let rest = &stat[stat.rfind(')')? + 2..];
         let f: Vec<&str> = rest.split_whitespace().collect();
         let num = |i: usize| f.get(i).and_then(|v| v.parse::<f64>().ok());
-        let (utime, stime, starttime, vsize, rss) =
-            (num(11)?, num(12)?, num(19)?, num(20)?, num(21)?);
+        let (utime, stime, starttime, vsize, rss) = (num(11)?, num(12)?, num(19)?, num(20)?, num(21)?);
         let boot_time = std::fs::read_to_string("/proc/stat")
             .ok()?
             .lines()
-            .find_map(|l| {
-                l.strip_prefix("btime ")
-                    .and_then(|v| v.trim().parse::<f64>().ok())
-            })?;
-        let open_fds = std::fs::read_dir("/proc/self/fd")
-            .map(|d| d.count() as f64)
-            .unwrap_or(0.0);
+            .find_map(|l| l.strip_prefix("btime ").and_then(|v| v.trim().parse::<f64>().ok()))?;
+        let open_fds = std::fs::read_dir("/proc/self/fd").map(|d| d.count() as f64).unwrap_or(0.0);
         let max_fds = std::fs::read_to_string("/proc/self/limits")
             .ok()
             .and_then(|s| {
                 s.lines()
                     .find(|l| l.starts_with("Max open files"))
-                    .and_then(|l| {
-                        l.split_whitespace()
-                            .nth(3)
-                            .and_then(|v| v.parse::<f64>().ok())
-                    })
+                    .and_then(|l| l.split_whitespace().nth(3).and_then(|v| v.parse::<f64>().ok()))
             })
             .unwrap_or(0.0);
         Some(Self {

@@ -8,16 +8,8 @@ pub const REFERENCE_SCHEMA: &str = include_str!("../sql/reference/cantina_schema
 
 /// The service's own migrations: (version, name, SQL). Only ever append to this list.
 pub const MIGRATIONS: &[(i32, &str, &str)] = &[
-    (
-        1,
-        "tablas_servicio",
-        include_str!("../sql/migrations/0001_tablas_servicio.sql"),
-    ),
-    (
-        2,
-        "disparadores",
-        include_str!("../sql/migrations/0002_disparadores.sql"),
-    ),
+    (1, "tablas_servicio", include_str!("../sql/migrations/0001_tablas_servicio.sql")),
+    (2, "disparadores", include_str!("../sql/migrations/0002_disparadores.sql")),
 ];
 
 /// Arbitrary but fixed: every replica must use the same key.
@@ -30,14 +22,8 @@ pub enum MigrateError {
     )]
     NoCantinaTables,
     #[error("migration {version} ({name}) failed: {source}")]
-    Migration {
-        version: i32,
-        name: &'static str,
-        source: tokio_postgres::Error,
-    },
-    #[error(
-        "database is not migrated: {0} migration(s) pending; run `cantina-notify migrate` first"
-    )]
+    Migration { version: i32, name: &'static str, source: tokio_postgres::Error },
+    #[error("database is not migrated: {0} migration(s) pending; run `cantina-notify migrate` first")]
     Pending(usize),
     #[error("database error: {0}")]
     Db(#[from] tokio_postgres::Error),
@@ -50,39 +36,21 @@ pub struct MigrateReport {
     pub already: usize,
 }
 
-pub async fn migrate(
-    client: &mut Client,
-    reference_schema: bool,
-) -> Result<MigrateReport, MigrateError> {
-    client
-        .execute("SELECT pg_advisory_lock($1)", &[&MIGRATION_LOCK_KEY])
-        .await?;
+pub async fn migrate(client: &mut Client, reference_schema: bool) -> Result<MigrateReport, MigrateError> {
+    client.execute("SELECT pg_advisory_lock($1)", &[&MIGRATION_LOCK_KEY]).await?;
     let result = migrate_locked(client, reference_schema).await;
     // Unlock even after a failure; if this fails too, closing the session releases the lock.
-    let _ = client
-        .execute("SELECT pg_advisory_unlock($1)", &[&MIGRATION_LOCK_KEY])
-        .await;
+    let _ = client.execute("SELECT pg_advisory_unlock($1)", &[&MIGRATION_LOCK_KEY]).await;
     result
 }
 
-async fn migrate_locked(
-    client: &mut Client,
-    reference_schema: bool,
-) -> Result<MigrateReport, MigrateError> {
-    let mut report = MigrateReport {
-        reference_schema,
-        ..Default::default()
-    };
+async fn migrate_locked(client: &mut Client, reference_schema: bool) -> Result<MigrateReport, MigrateError> {
+    let mut report = MigrateReport { reference_schema, ..Default::default() };
     if reference_schema {
         client.batch_execute(REFERENCE_SCHEMA).await?;
     }
-    let has_cantina: bool = client
-        .query_one(
-            "SELECT to_regclass('solicitudes_notificacion') IS NOT NULL",
-            &[],
-        )
-        .await?
-        .get(0);
+    let has_cantina: bool =
+        client.query_one("SELECT to_regclass('solicitudes_notificacion') IS NOT NULL", &[]).await?.get(0);
     if !has_cantina {
         return Err(MigrateError::NoCantinaTables);
     }
@@ -102,18 +70,13 @@ async fn migrate_locked(
             continue;
         }
         let tx = client.transaction().await?;
-        let wrap = |source| MigrateError::Migration {
-            version: *version,
-            name,
-            source,
-        };
+        let wrap = |source| MigrateError::Migration { version: *version, name, source };
+        // Altering an app table waits for its lock; never for long, or every POS transaction queues behind us.
+        tx.batch_execute("SET LOCAL lock_timeout = '10s'").await.map_err(wrap)?;
         tx.batch_execute(sql).await.map_err(wrap)?;
-        tx.execute(
-            "INSERT INTO cantina_notify_migraciones (version, nombre) VALUES ($1, $2)",
-            &[version, name],
-        )
-        .await
-        .map_err(wrap)?;
+        tx.execute("INSERT INTO cantina_notify_migraciones (version, nombre) VALUES ($1, $2)", &[version, name])
+            .await
+            .map_err(wrap)?;
         tx.commit().await.map_err(wrap)?;
         tracing::info!(version, name, "migration applied");
         report.applied.push(*version);
@@ -122,36 +85,15 @@ async fn migrate_locked(
 }
 
 async fn applied_versions(client: &Client) -> Result<Vec<i32>, tokio_postgres::Error> {
-    let rows = client
-        .query(
-            "SELECT version FROM cantina_notify_migraciones ORDER BY version",
-            &[],
-        )
-        .await?;
+    let rows = client.query("SELECT version FROM cantina_notify_migraciones ORDER BY version", &[]).await?;
     Ok(rows.iter().map(|r| r.get(0)).collect())
 }
 
 /// `run` refuses to start on a database that is not fully migrated, with the command to fix it.
 pub async fn ensure_migrated(client: &Client) -> Result<(), MigrateError> {
-    let exists: bool = client
-        .query_one(
-            "SELECT to_regclass('cantina_notify_migraciones') IS NOT NULL",
-            &[],
-        )
-        .await?
-        .get(0);
-    let applied = if exists {
-        applied_versions(client).await?
-    } else {
-        Vec::new()
-    };
-    let pending = MIGRATIONS
-        .iter()
-        .filter(|(v, _, _)| !applied.contains(v))
-        .count();
-    if pending > 0 {
-        Err(MigrateError::Pending(pending))
-    } else {
-        Ok(())
-    }
+    let exists: bool =
+        client.query_one("SELECT to_regclass('cantina_notify_migraciones') IS NOT NULL", &[]).await?.get(0);
+    let applied = if exists { applied_versions(client).await? } else { Vec::new() };
+    let pending = MIGRATIONS.iter().filter(|(v, _, _)| !applied.contains(v)).count();
+    if pending > 0 { Err(MigrateError::Pending(pending)) } else { Ok(()) }
 }

@@ -86,9 +86,7 @@ pub enum ClusterError {
     )]
     BinariesNotFound,
 
-    #[error(
-        "PG_BIN is set to {0}, but that directory does not contain both `initdb` and `postgres`"
-    )]
+    #[error("PG_BIN is set to {0}, but that directory does not contain both `initdb` and `postgres`")]
     BadPgBin(PathBuf),
 
     #[error(
@@ -100,20 +98,10 @@ pub enum ClusterError {
     Io { context: String, error: io::Error },
 
     #[error("`{command}` failed ({status}):\n{output}")]
-    Initdb {
-        command: String,
-        status: String,
-        output: String,
-    },
+    Initdb { command: String, status: String, output: String },
 
-    #[error(
-        "PostgreSQL server on port {port} exited during startup ({status}); server log:\n{log}"
-    )]
-    ServerExited {
-        port: u16,
-        status: String,
-        log: String,
-    },
+    #[error("PostgreSQL server on port {port} exited during startup ({status}); server log:\n{log}")]
+    ServerExited { port: u16, status: String, log: String },
 
     #[error(
         "PostgreSQL server on port {port} did not accept connections within {} s; server log:\n{log}",
@@ -121,9 +109,7 @@ pub enum ClusterError {
     )]
     StartTimeout { port: u16, log: String },
 
-    #[error(
-        "PostgreSQL server could not bind a free port in {attempts} attempts; last server log:\n{log}"
-    )]
+    #[error("PostgreSQL server could not bind a free port in {attempts} attempts; last server log:\n{log}")]
     NoFreePort { attempts: u32, log: String },
 }
 
@@ -156,30 +142,19 @@ impl PgCluster {
         for attempt in 1..=START_ATTEMPTS {
             match Self::start_once(&bins, run_as, free_port) {
                 Err(ClusterError::ServerExited { port, log, .. }) if port_was_taken(&log) => {
-                    tracing::debug!(
-                        port,
-                        attempt,
-                        "port taken before postgres bound it; retrying"
-                    );
+                    tracing::debug!(port, attempt, "port taken before postgres bound it; retrying");
                     last_log = log;
                 }
                 result => return result,
             }
         }
-        Err(ClusterError::NoFreePort {
-            attempts: START_ATTEMPTS,
-            log: last_log,
-        })
+        Err(ClusterError::NoFreePort { attempts: START_ATTEMPTS, log: last_log })
     }
 
     /// libpq URL for a database in this cluster, e.g.
     /// `postgres://postgres@127.0.0.1:PORT/DBNAME`.
     pub fn url(&self, dbname: &str) -> String {
-        format!(
-            "postgres://postgres@127.0.0.1:{}/{}",
-            self.port,
-            percent_encode(dbname)
-        )
+        format!("postgres://postgres@127.0.0.1:{}/{}", self.port, percent_encode(dbname))
     }
 
     /// The cluster's temporary directory (data, socket, log); removed by `stop`.
@@ -202,11 +177,7 @@ impl PgCluster {
                     Ok(Some(_)) => break,
                     Ok(None) if Instant::now() < deadline => sleep(POLL_INTERVAL),
                     outcome => {
-                        tracing::warn!(
-                            port = self.port,
-                            ?outcome,
-                            "PostgreSQL did not shut down in time; killing it"
-                        );
+                        tracing::warn!(port = self.port, ?outcome, "PostgreSQL did not shut down in time; killing it");
                         kill_group(&watchdog);
                         let _ = watchdog.wait();
                         break;
@@ -234,16 +205,11 @@ impl PgCluster {
         pick_port: impl FnOnce() -> Result<u16, ClusterError>,
     ) -> Result<PgCluster, ClusterError> {
         // From here on, any early return drops `cluster`, which cleans up.
-        let mut cluster = PgCluster {
-            port: 0,
-            dir: create_private_dir()?,
-            watchdog: None,
-        };
+        let mut cluster = PgCluster { port: 0, dir: create_private_dir()?, watchdog: None };
         let dir = cluster.dir.clone();
         if let Some(ids) = run_as {
-            std::os::unix::fs::chown(&dir, Some(ids.uid), Some(ids.gid)).map_err(io_err(
-                format!("chown {} to the postgres user", dir.display()),
-            ))?;
+            std::os::unix::fs::chown(&dir, Some(ids.uid), Some(ids.gid))
+                .map_err(io_err(format!("chown {} to the postgres user", dir.display())))?;
         }
         let data = dir.join("data");
         let log = dir.join("server.log");
@@ -267,19 +233,13 @@ impl PgCluster {
             .current_dir(&dir);
         run_as_user(&mut initdb, run_as);
         let initdb_desc = format!("{} -D {}", bins.initdb.display(), data.display());
-        let out = initdb
-            .output()
-            .map_err(io_err(format!("running `{initdb_desc}`")))?;
+        let out = initdb.output().map_err(io_err(format!("running `{initdb_desc}`")))?;
         if !out.status.success() {
             let mut output = String::from_utf8_lossy(&out.stderr).into_owned();
             if output.trim().is_empty() {
                 output = String::from_utf8_lossy(&out.stdout).into_owned();
             }
-            return Err(ClusterError::Initdb {
-                command: initdb_desc,
-                status: out.status.to_string(),
-                output,
-            });
+            return Err(ClusterError::Initdb { command: initdb_desc, status: out.status.to_string(), output });
         }
 
         cluster.port = pick_port()?;
@@ -321,11 +281,8 @@ impl PgCluster {
         // inherits the ids without an `su` in between (so `$!` is really
         // postgres), and the watchdog may delete the directory that user owns.
         run_as_user(&mut server, run_as);
-        let watchdog = cluster.watchdog.insert(
-            server
-                .spawn()
-                .map_err(io_err(format!("starting {}", bins.postgres.display())))?,
-        );
+        let watchdog =
+            cluster.watchdog.insert(server.spawn().map_err(io_err(format!("starting {}", bins.postgres.display())))?);
 
         wait_until_ready(watchdog, port, &data, &log)?;
         tracing::debug!(port, dir = %dir.display(), "throwaway PostgreSQL cluster ready");
@@ -335,12 +292,7 @@ impl PgCluster {
 
 /// Polls until the server accepts connections, it exits, or `START_TIMEOUT`
 /// passes.
-fn wait_until_ready(
-    watchdog: &mut Child,
-    port: u16,
-    data: &Path,
-    log: &Path,
-) -> Result<(), ClusterError> {
+fn wait_until_ready(watchdog: &mut Child, port: u16, data: &Path, log: &Path) -> Result<(), ClusterError> {
     let deadline = Instant::now() + START_TIMEOUT;
     loop {
         match watchdog.try_wait() {
@@ -348,18 +300,11 @@ fn wait_until_ready(
                 // The watchdog has already deleted the directory, but it
                 // copied the log tail to its stderr first.
                 let log = watchdog.stderr.take().map(read_all).unwrap_or_default();
-                return Err(ClusterError::ServerExited {
-                    port,
-                    status: status.to_string(),
-                    log,
-                });
+                return Err(ClusterError::ServerExited { port, status: status.to_string(), log });
             }
             Ok(None) => {}
             Err(error) => {
-                return Err(ClusterError::Io {
-                    context: "waiting for the PostgreSQL watchdog".to_owned(),
-                    error,
-                });
+                return Err(ClusterError::Io { context: "waiting for the PostgreSQL watchdog".to_owned(), error });
             }
         }
         // postmaster.pid proves that *our* postmaster owns the port (a
@@ -369,10 +314,7 @@ fn wait_until_ready(
             return Ok(());
         }
         if Instant::now() >= deadline {
-            return Err(ClusterError::StartTimeout {
-                port,
-                log: read_tail(log),
-            });
+            return Err(ClusterError::StartTimeout { port, log: read_tail(log) });
         }
         sleep(POLL_INTERVAL);
     }
@@ -428,12 +370,7 @@ impl Binaries {
     }
 
     fn from_pg_config() -> Option<Binaries> {
-        let out = Command::new("pg_config")
-            .arg("--bindir")
-            .stdin(Stdio::null())
-            .stderr(Stdio::null())
-            .output()
-            .ok()?;
+        let out = Command::new("pg_config").arg("--bindir").stdin(Stdio::null()).stderr(Stdio::null()).output().ok()?;
         if !out.status.success() {
             return None;
         }
@@ -450,10 +387,7 @@ impl Binaries {
             }
             // PATH often holds symlinks (e.g. /usr/local/bin/initdb); postgres
             // sits next to the real file.
-            fs::canonicalize(&initdb)
-                .ok()
-                .and_then(|real| Self::in_dir(real.parent()?))
-                .or_else(|| Self::in_dir(&dir))
+            fs::canonicalize(&initdb).ok().and_then(|real| Self::in_dir(real.parent()?)).or_else(|| Self::in_dir(&dir))
         })
     }
 }
@@ -471,9 +405,7 @@ fn server_user() -> Result<Option<UserIds>, ClusterError> {
     if unsafe { libc::geteuid() } != 0 {
         return Ok(None);
     }
-    lookup_user(c"postgres")?
-        .map(Some)
-        .ok_or(ClusterError::NoPostgresUser)
+    lookup_user(c"postgres")?.map(Some).ok_or(ClusterError::NoPostgresUser)
 }
 
 fn lookup_user(name: &CStr) -> Result<Option<UserIds>, ClusterError> {
@@ -486,15 +418,7 @@ fn lookup_user(name: &CStr) -> Result<Option<UserIds>, ClusterError> {
         let mut result: *mut libc::passwd = std::ptr::null_mut();
         // SAFETY: every pointer is valid for the duration of the call and
         // `buf.len()` is the real size of `buf`.
-        let rc = unsafe {
-            libc::getpwnam_r(
-                name.as_ptr(),
-                &mut pwd,
-                buf.as_mut_ptr(),
-                buf.len(),
-                &mut result,
-            )
-        };
+        let rc = unsafe { libc::getpwnam_r(name.as_ptr(), &mut pwd, buf.as_mut_ptr(), buf.len(), &mut result) };
         if rc == libc::ERANGE && buf.len() < 1024 * 1024 {
             buf.resize(buf.len() * 4, 0);
             continue;
@@ -505,10 +429,7 @@ fn lookup_user(name: &CStr) -> Result<Option<UserIds>, ClusterError> {
                 error: io::Error::from_raw_os_error(rc),
             });
         }
-        return Ok((!result.is_null()).then_some(UserIds {
-            uid: pwd.pw_uid,
-            gid: pwd.pw_gid,
-        }));
+        return Ok((!result.is_null()).then_some(UserIds { uid: pwd.pw_uid, gid: pwd.pw_gid }));
     }
 }
 
@@ -536,11 +457,9 @@ fn create_private_dir() -> Result<PathBuf, ClusterError> {
 /// A port that was free a moment ago; postgres may lose a race for it, which
 /// `start` handles by retrying.
 fn free_port() -> Result<u16, ClusterError> {
-    let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
-        .map_err(io_err("binding 127.0.0.1:0 to find a free port"))?;
-    let addr = listener
-        .local_addr()
-        .map_err(io_err("reading the address of a bound socket"))?;
+    let listener =
+        TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).map_err(io_err("binding 127.0.0.1:0 to find a free port"))?;
+    let addr = listener.local_addr().map_err(io_err("reading the address of a bound socket"))?;
     Ok(addr.port())
 }
 
@@ -557,8 +476,7 @@ fn postmaster_ready(data: &Path, port: u16) -> bool {
         return false;
     };
     let lines: Vec<&str> = contents.lines().collect();
-    lines.get(3).map(|l| l.trim()) == Some(port.to_string().as_str())
-        && lines.get(7).map(|l| l.trim()) == Some("ready")
+    lines.get(3).map(|l| l.trim()) == Some(port.to_string().as_str()) && lines.get(7).map(|l| l.trim()) == Some("ready")
 }
 
 /// Sends a protocol-3.0 startup packet; an authentication reply (`R`) means
@@ -639,34 +557,21 @@ mod tests {
     use tokio_postgres::NoTls;
 
     async fn start() -> PgCluster {
-        tokio::task::spawn_blocking(PgCluster::start)
-            .await
-            .expect("start task panicked")
-            .expect("start cluster")
+        tokio::task::spawn_blocking(PgCluster::start).await.expect("start task panicked").expect("start cluster")
     }
 
     async fn stop(mut cluster: PgCluster) {
-        tokio::task::spawn_blocking(move || cluster.stop())
-            .await
-            .expect("stop task panicked");
+        tokio::task::spawn_blocking(move || cluster.stop()).await.expect("stop task panicked");
     }
 
     async fn query_one(url: &str) -> i32 {
         let (client, conn) = tokio_postgres::connect(url, NoTls).await.expect("connect");
         tokio::spawn(conn);
-        client
-            .query_one("SELECT 1", &[])
-            .await
-            .expect("SELECT 1")
-            .get(0)
+        client.query_one("SELECT 1", &[]).await.expect("SELECT 1").get(0)
     }
 
     fn port_closed(port: u16) -> bool {
-        TcpStream::connect_timeout(
-            &SocketAddr::from((Ipv4Addr::LOCALHOST, port)),
-            Duration::from_millis(500),
-        )
-        .is_err()
+        TcpStream::connect_timeout(&SocketAddr::from((Ipv4Addr::LOCALHOST, port)), Duration::from_millis(500)).is_err()
     }
 
     #[tokio::test]
@@ -675,21 +580,13 @@ mod tests {
         let port = cluster.port();
         let dir = cluster.dir.clone();
         assert!(dir.join("data").is_dir());
-        assert_eq!(
-            cluster.url("postgres"),
-            format!("postgres://postgres@127.0.0.1:{port}/postgres")
-        );
+        assert_eq!(cluster.url("postgres"), format!("postgres://postgres@127.0.0.1:{port}/postgres"));
 
-        let (client, conn) = tokio_postgres::connect(&cluster.url("postgres"), NoTls)
-            .await
-            .expect("connect");
+        let (client, conn) = tokio_postgres::connect(&cluster.url("postgres"), NoTls).await.expect("connect");
         let conn = tokio::spawn(conn);
         let one: i32 = client.query_one("SELECT 1", &[]).await.unwrap().get(0);
         assert_eq!(one, 1);
-        client
-            .batch_execute("CREATE DATABASE fresh_db")
-            .await
-            .expect("create database");
+        client.batch_execute("CREATE DATABASE fresh_db").await.expect("create database");
         assert_eq!(query_one(&cluster.url("fresh_db")).await, 1);
         drop(client);
         let _ = conn.await;
@@ -745,24 +642,13 @@ mod tests {
 
     #[test]
     fn url_encodes_database_name() {
-        let cluster = PgCluster {
-            port: 5555,
-            dir: PathBuf::new(),
-            watchdog: None,
-        };
-        assert_eq!(
-            cluster.url("a b/ü"),
-            "postgres://postgres@127.0.0.1:5555/a%20b%2F%C3%BC"
-        );
+        let cluster = PgCluster { port: 5555, dir: PathBuf::new(), watchdog: None };
+        assert_eq!(cluster.url("a b/ü"), "postgres://postgres@127.0.0.1:5555/a%20b%2F%C3%BC");
     }
 
     #[test]
     fn recognizes_port_conflicts() {
-        assert!(port_was_taken(
-            "LOG:  could not bind IPv4 address \"127.0.0.1\": Address already in use"
-        ));
-        assert!(!port_was_taken(
-            "FATAL:  data directory has wrong ownership"
-        ));
+        assert!(port_was_taken("LOG:  could not bind IPv4 address \"127.0.0.1\": Address already in use"));
+        assert!(!port_was_taken("FATAL:  data directory has wrong ownership"));
     }
 }

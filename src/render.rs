@@ -195,9 +195,7 @@ fn nivel_texts(nivel: NivelRecordatorio, alumno: &str) -> (&'static str, String,
         ),
         NivelRecordatorio::Urgente => (
             "Saldo pendiente: recordatorio urgente",
-            format!(
-                "La tarjeta de {alumno} sigue con saldo negativo. Le pedimos regularizarla a la brevedad."
-            ),
+            format!("La tarjeta de {alumno} sigue con saldo negativo. Le pedimos regularizarla a la brevedad."),
             "#fd7e14",
         ),
         NivelRecordatorio::Critico => (
@@ -211,22 +209,13 @@ fn nivel_texts(nivel: NivelRecordatorio, alumno: &str) -> (&'static str, String,
 }
 
 fn run<T: TemplateSimple>(template: &'static str, t: T) -> Result<String, RenderError> {
-    t.render_once()
-        .map_err(|source| RenderError { template, source })
+    t.render_once().map_err(|source| RenderError { template, source })
 }
 
 pub fn render(data: &MessageData, portal_url: &str) -> Result<Rendered, RenderError> {
     let portal_url = portal_url.trim_end_matches('/');
     Ok(match data {
-        MessageData::RecargaExitosa {
-            padre,
-            alumno,
-            nro_tarjeta,
-            monto,
-            saldo,
-            fecha,
-            referencia,
-        } => {
+        MessageData::RecargaExitosa { padre, alumno, nro_tarjeta, monto, saldo, fecha, referencia } => {
             let referencia = referencia.as_deref();
             let (monto, saldo) = (monto.to_string(), saldo.to_string());
             Rendered {
@@ -257,24 +246,10 @@ pub fn render(data: &MessageData, portal_url: &str) -> Result<Rendered, RenderEr
                         portal_url,
                     },
                 )?,
-                short: run(
-                    "recarga_exitosa.sms",
-                    RecargaShort {
-                        alumno,
-                        monto,
-                        saldo,
-                    },
-                )?,
+                short: run("recarga_exitosa.sms", RecargaShort { alumno, monto, saldo })?,
             }
         }
-        MessageData::SaldoBajo {
-            padre,
-            alumno,
-            nro_tarjeta,
-            saldo,
-            umbral,
-            fecha,
-        } => {
+        MessageData::SaldoBajo { padre, alumno, nro_tarjeta, saldo, umbral, fecha } => {
             let (saldo, umbral) = (saldo.to_string(), umbral.to_string());
             Rendered {
                 subject: format!("Saldo bajo en la tarjeta de {alumno}"),
@@ -302,64 +277,26 @@ pub fn render(data: &MessageData, portal_url: &str) -> Result<Rendered, RenderEr
                         portal_url,
                     },
                 )?,
-                short: run(
-                    "saldo_bajo.sms",
-                    SaldoBajoShort {
-                        alumno,
-                        saldo,
-                        umbral,
-                    },
-                )?,
+                short: run("saldo_bajo.sms", SaldoBajoShort { alumno, saldo, umbral })?,
             }
         }
-        MessageData::CuentaPendiente {
-            padre,
-            cliente,
-            ruc_ci,
-            monto,
-            ventas,
-            desde,
-        } => {
+        MessageData::CuentaPendiente { padre, cliente, ruc_ci, monto, ventas, desde } => {
             let monto = monto.to_string();
             let ventas = *ventas;
             Rendered {
                 subject: format!("Cuenta pendiente de {monto} en la cantina"),
                 html: run(
                     "cuenta_pendiente.html",
-                    CuentaHtml {
-                        padre,
-                        cliente,
-                        ruc_ci,
-                        monto: monto.clone(),
-                        ventas,
-                        desde,
-                        portal_url,
-                    },
+                    CuentaHtml { padre, cliente, ruc_ci, monto: monto.clone(), ventas, desde, portal_url },
                 )?,
                 text: run(
                     "cuenta_pendiente.txt",
-                    CuentaText {
-                        padre,
-                        cliente,
-                        ruc_ci,
-                        monto: monto.clone(),
-                        ventas,
-                        desde,
-                        portal_url,
-                    },
+                    CuentaText { padre, cliente, ruc_ci, monto: monto.clone(), ventas, desde, portal_url },
                 )?,
                 short: run("cuenta_pendiente.sms", CuentaShort { monto, desde })?,
             }
         }
-        MessageData::RecordatorioDeuda {
-            padre,
-            alumno,
-            nro_tarjeta,
-            monto,
-            dias,
-            nivel,
-            fecha,
-        } => {
+        MessageData::RecordatorioDeuda { padre, alumno, nro_tarjeta, monto, dias, nivel, fecha } => {
             let monto = monto.to_string();
             let dias = *dias;
             let (titulo, intro, color) = nivel_texts(*nivel, alumno);
@@ -393,60 +330,21 @@ pub fn render(data: &MessageData, portal_url: &str) -> Result<Rendered, RenderEr
                         portal_url,
                     },
                 )?,
-                short: run(
-                    "recordatorio_deuda.sms",
-                    DeudaShort {
-                        alumno,
-                        monto,
-                        dias,
-                    },
-                )?,
+                short: run("recordatorio_deuda.sms", DeudaShort { alumno, monto, dias })?,
             }
         }
-        MessageData::TarjetaBloqueada {
-            padre,
-            alumno,
-            nro_tarjeta,
-            fecha,
-        } => Rendered {
+        MessageData::TarjetaBloqueada { padre, alumno, nro_tarjeta, fecha } => Rendered {
             subject: format!("Tarjeta bloqueada - {alumno}"),
-            html: run(
-                "tarjeta_bloqueada.html",
-                BloqueoHtml {
-                    padre,
-                    alumno,
-                    nro_tarjeta,
-                    fecha,
-                    portal_url,
-                },
-            )?,
-            text: run(
-                "tarjeta_bloqueada.txt",
-                BloqueoText {
-                    padre,
-                    alumno,
-                    nro_tarjeta,
-                    fecha,
-                    portal_url,
-                },
-            )?,
-            short: run(
-                "tarjeta_bloqueada.sms",
-                BloqueoShort {
-                    alumno,
-                    nro_tarjeta,
-                    fecha,
-                },
-            )?,
+            html: run("tarjeta_bloqueada.html", BloqueoHtml { padre, alumno, nro_tarjeta, fecha, portal_url })?,
+            text: run("tarjeta_bloqueada.txt", BloqueoText { padre, alumno, nro_tarjeta, fecha, portal_url })?,
+            short: run("tarjeta_bloqueada.sms", BloqueoShort { alumno, nro_tarjeta, fecha })?,
         },
     })
 }
 
 /// The short text, cut to the 255 characters of `solicitudes_notificacion.mensaje`.
 pub fn summary(data: &MessageData) -> String {
-    let short = render(data, "")
-        .map(|r| r.short)
-        .unwrap_or_else(|e| format!("{}: {e}", data.notification_type()));
+    let short = render(data, "").map(|r| r.short).unwrap_or_else(|e| format!("{}: {e}", data.notification_type()));
     short.chars().take(255).collect()
 }
 
@@ -472,10 +370,7 @@ mod tests {
         let r = render(&recarga("Luis Pérez"), "https://portal.example/").unwrap();
         assert_eq!(r.subject, "Recarga exitosa de Gs. 50.000 - Luis Pérez");
         assert!(r.html.contains("Gs. 50.000") && r.html.contains("Gs. 62.500"));
-        assert!(
-            r.html
-                .contains("href=\"https://portal.example/movimientos\"")
-        );
+        assert!(r.html.contains("href=\"https://portal.example/movimientos\""));
         assert!(r.html.contains("Ver Movimientos"));
         assert!(r.text.contains("Saldo actual: Gs. 62.500"));
         assert!(r.text.contains("Referencia: caja 2"));

@@ -29,9 +29,17 @@ CREATE TABLE IF NOT EXISTS cantina_notify_eventos (
 CREATE INDEX IF NOT EXISTS cantina_notify_eventos_pendientes
     ON cantina_notify_eventos (id) WHERE procesado_en IS NULL;
 
--- The app's roles write events through the triggers, which run with the caller's rights.
-GRANT INSERT ON cantina_notify_eventos TO PUBLIC;
-GRANT SELECT ON cantina_notify_ajustes TO PUBLIC;
+-- No grants to the app's roles: the triggers write events as the owner of these tables (SECURITY DEFINER,
+-- migration 0002), so no other role can forge an event.
+
+-- The app's CHECK constraints this migration replaces, verbatim, so a rollback can restore them exactly.
+CREATE TABLE IF NOT EXISTS cantina_notify_restricciones_originales (
+    tabla      text NOT NULL,
+    nombre     text NOT NULL,
+    definicion text NOT NULL,
+    guardada_en timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (tabla, nombre)
+);
 
 ALTER TABLE solicitudes_notificacion
     ADD COLUMN IF NOT EXISTS tipo            varchar(30),
@@ -67,6 +75,8 @@ BEGIN
         WHERE conrelid = 'solicitudes_notificacion'::regclass AND contype = 'c'
     LOOP
         IF (c.def ~ '\mestado\M' AND c.def !~ 'Omitido') OR (c.def ~ '\mdestino\M' AND c.def !~ 'Portal') THEN
+            INSERT INTO cantina_notify_restricciones_originales (tabla, nombre, definicion)
+            VALUES ('solicitudes_notificacion', c.conname, c.def) ON CONFLICT DO NOTHING;
             EXECUTE format('ALTER TABLE solicitudes_notificacion DROP CONSTRAINT %I', c.conname);
         END IF;
     END LOOP;
@@ -77,6 +87,8 @@ ALTER TABLE solicitudes_notificacion
         CHECK (estado IN ('Pendiente', 'Enviado', 'Error', 'Omitido')) NOT VALID,
     ADD CONSTRAINT cantina_notify_destino_check
         CHECK (destino IS NULL OR destino IN ('SMS', 'WhatsApp', 'Email', 'Portal')) NOT VALID;
--- Existing rows satisfied the narrower checks; validating takes only a light lock.
+-- Existing rows satisfied the narrower checks, so validation cannot fail. (Inside this migration's transaction it
+-- runs under the ALTER's lock; `migrate` sets a lock_timeout so a long dashboard query makes it fail and retry
+-- instead of queueing the POS behind it.)
 ALTER TABLE solicitudes_notificacion VALIDATE CONSTRAINT cantina_notify_estado_check;
 ALTER TABLE solicitudes_notificacion VALIDATE CONSTRAINT cantina_notify_destino_check;

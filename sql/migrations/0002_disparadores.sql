@@ -2,9 +2,11 @@
 -- Each fires only when its WHEN clause says the change can matter, so ordinary sales and recharges pay
 -- for at most a settings read. NOTIFY is only a wake-up (no payload) and only when a listener asked for it.
 -- Rows that existed before this migration fire nothing: triggers see only later changes.
+-- The functions run as their owner (SECURITY DEFINER) with the search_path of this migration, so the app's roles
+-- need no rights on the service's tables and cannot write events except through these triggers.
 
 CREATE OR REPLACE FUNCTION cantina_notify_evento_recarga() RETURNS trigger
-LANGUAGE plpgsql AS $$
+LANGUAGE plpgsql SECURITY DEFINER SET search_path FROM CURRENT AS $$
 BEGIN
     INSERT INTO cantina_notify_eventos (tipo, id_ref, nro_tarjeta)
     VALUES ('recarga_confirmada', NEW.id_carga, NEW.nro_tarjeta);
@@ -15,7 +17,7 @@ BEGIN
 END $$;
 
 CREATE OR REPLACE FUNCTION cantina_notify_evento_saldo() RETURNS trigger
-LANGUAGE plpgsql AS $$
+LANGUAGE plpgsql SECURITY DEFINER SET search_path FROM CURRENT AS $$
 DECLARE
     ajustes cantina_notify_ajustes%ROWTYPE;
     umbral  bigint;
@@ -36,7 +38,7 @@ BEGIN
 END $$;
 
 CREATE OR REPLACE FUNCTION cantina_notify_evento_bloqueo() RETURNS trigger
-LANGUAGE plpgsql AS $$
+LANGUAGE plpgsql SECURITY DEFINER SET search_path FROM CURRENT AS $$
 BEGIN
     INSERT INTO cantina_notify_eventos (tipo, nro_tarjeta) VALUES ('tarjeta_bloqueada', NEW.nro_tarjeta);
     IF (SELECT despertar FROM cantina_notify_ajustes) THEN
@@ -46,7 +48,7 @@ BEGIN
 END $$;
 
 CREATE OR REPLACE FUNCTION cantina_notify_evento_solicitud() RETURNS trigger
-LANGUAGE plpgsql AS $$
+LANGUAGE plpgsql SECURITY DEFINER SET search_path FROM CURRENT AS $$
 BEGIN
     INSERT INTO cantina_notify_eventos (tipo, id_ref, nro_tarjeta)
     VALUES ('solicitud_manual', NEW.id_solicitud, NEW.nro_tarjeta);

@@ -26,11 +26,7 @@ pub fn format_message(msg: &OutgoingMessage) -> String {
         msg.request_id
     );
     match msg.channel {
-        ChannelKind::Email => format!(
-            "{header}\nAsunto: {}\n\n{}\n",
-            msg.subject,
-            msg.text.trim_end()
-        ),
+        ChannelKind::Email => format!("{header}\nAsunto: {}\n\n{}\n", msg.subject, msg.text.trim_end()),
         _ => format!("{header}\n{}\n", msg.short_text),
     }
 }
@@ -51,12 +47,7 @@ impl Channel for ConsoleChannel {
         let mut out = std::io::stdout().lock();
         out.write_all(text.as_bytes())
             .and_then(|()| out.flush())
-            .map_err(|e| SendError::Transient {
-                reason: format!("stdout: {e}"),
-                retry_after: None,
-            })?;
-        Ok(SendReceipt {
-            provider_message_id: Some(format!("console-{}", msg.request_id)),
-        })
+            .map_err(|e| SendError::Transient { reason: format!("stdout: {e}"), retry_after: None })?;
+        Ok(SendReceipt { provider_message_id: Some(format!("console-{}", msg.request_id)) })
     }
 }

@@ -16,36 +16,20 @@ pub struct FileChannel {
 
 impl FileChannel {
     pub fn new(kind: ChannelKind, dir: &str, from: &str) -> Self {
-        Self {
-            kind,
-            dir: PathBuf::from(dir),
-            from: from.to_string(),
-        }
+        Self { kind, dir: PathBuf::from(dir), from: from.to_string() }
     }
 
     fn email_bytes(&self, msg: &OutgoingMessage) -> Result<Vec<u8>, SendError> {
         let permanent = |reason: String| SendError::Permanent { reason };
-        let from: Mailbox = self
-            .from
-            .parse()
-            .map_err(|e| permanent(format!("DEFAULT_FROM_EMAIL inválido: {e}")))?;
-        let to: Mailbox = msg
-            .recipient
-            .as_str()
-            .parse()
-            .map_err(|e| permanent(format!("destinatario inválido: {e}")))?;
+        let from: Mailbox = self.from.parse().map_err(|e| permanent(format!("DEFAULT_FROM_EMAIL inválido: {e}")))?;
+        let to: Mailbox =
+            msg.recipient.as_str().parse().map_err(|e| permanent(format!("destinatario inválido: {e}")))?;
         let email = lettre::Message::builder()
             .from(from)
             .to(to)
             .subject(msg.subject.clone())
-            .message_id(Some(format!(
-                "<{}@cantina-notify>",
-                msg.idempotency_key.replace([':', ' '], ".")
-            )))
-            .multipart(MultiPart::alternative_plain_html(
-                msg.text.clone(),
-                msg.html.clone(),
-            ))
+            .message_id(Some(format!("<{}@cantina-notify>", msg.idempotency_key.replace([':', ' '], "."))))
+            .multipart(MultiPart::alternative_plain_html(msg.text.clone(), msg.html.clone()))
             .map_err(|e| permanent(format!("no se pudo armar el correo: {e}")))?;
         Ok(email.formatted())
     }
@@ -64,27 +48,18 @@ impl Channel for FileChannel {
     async fn send(&self, msg: &OutgoingMessage) -> Result<SendReceipt, SendError> {
         let (ext, bytes) = match self.kind {
             ChannelKind::Email => ("eml", self.email_bytes(msg)?),
-            _ => (
-                "txt",
-                format!("To: {}\n\n{}\n", msg.recipient.as_str(), msg.short_text).into_bytes(),
-            ),
+            _ => ("txt", format!("To: {}\n\n{}\n", msg.recipient.as_str(), msg.short_text).into_bytes()),
         };
         let name = format!("{:010}-{}.{ext}", msg.request_id, msg.notification_type);
         let transient = |e: std::io::Error| SendError::Transient {
             reason: format!("{}: {e}", self.dir.display()),
             retry_after: None,
         };
-        tokio::fs::create_dir_all(&self.dir)
-            .await
-            .map_err(transient)?;
+        tokio::fs::create_dir_all(&self.dir).await.map_err(transient)?;
         // Write then rename, so a reader never sees half a message.
         let tmp = self.dir.join(format!(".{name}.tmp"));
         tokio::fs::write(&tmp, bytes).await.map_err(transient)?;
-        tokio::fs::rename(&tmp, self.dir.join(&name))
-            .await
-            .map_err(transient)?;
-        Ok(SendReceipt {
-            provider_message_id: Some(name),
-        })
+        tokio::fs::rename(&tmp, self.dir.join(&name)).await.map_err(transient)?;
+        Ok(SendReceipt { provider_message_id: Some(name) })
     }
 }

@@ -49,10 +49,7 @@ pub struct SendReceipt {
 pub enum SendError {
     /// Worth retrying later (timeouts, 5xx, rate limits); `retry_after` when the provider said when.
     #[error("{reason}")]
-    Transient {
-        reason: String,
-        retry_after: Option<Duration>,
-    },
+    Transient { reason: String, retry_after: Option<Duration> },
     /// Retrying cannot help for this recipient or content (invalid number, opted out, bounced address).
     #[error("{reason}")]
     Permanent { reason: String },
@@ -140,9 +137,7 @@ impl Channels {
                     &settings.email.from,
                 )));
             }
-            Some(_) => {
-                channels = channels.with(Arc::new(ConsoleChannel::new(ChannelKind::WhatsApp)))
-            }
+            Some(_) => channels = channels.with(Arc::new(ConsoleChannel::new(ChannelKind::WhatsApp))),
             None => {}
         }
         channels

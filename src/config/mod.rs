@@ -10,6 +10,4 @@ mod validate;
 pub use secret::{DatabaseUrl, Secret, mask_url_password};
 pub use settings::*;
 pub use sources::{ConfigError, LoadOptions};
-pub use validate::{
-    ChannelProviders, EmailBackend, RulesConfig, SmsProvider, ValidationErrors, WhatsAppProvider,
-};
+pub use validate::{ChannelProviders, EmailBackend, RulesConfig, SmsProvider, ValidationErrors, WhatsAppProvider};

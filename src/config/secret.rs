@@ -66,9 +66,7 @@ pub fn mask_url_password(url: &str) -> String {
     let mut out = url.to_string();
     if let Some(scheme_end) = out.find("://") {
         let rest_start = scheme_end + 3;
-        let authority_end = out[rest_start..]
-            .find(['/', '?'])
-            .map_or(out.len(), |i| rest_start + i);
+        let authority_end = out[rest_start..].find(['/', '?']).map_or(out.len(), |i| rest_start + i);
         if let Some(at) = out[rest_start..authority_end].rfind('@') {
             let userinfo = &out[rest_start..rest_start + at];
             if let Some(colon) = userinfo.find(':') {
@@ -79,9 +77,7 @@ pub fn mask_url_password(url: &str) -> String {
     }
     if let Some(i) = out.find("password=") {
         let start = i + "password=".len();
-        let end = out[start..]
-            .find(['&', ' '])
-            .map_or(out.len(), |j| start + j);
+        let end = out[start..].find(['&', ' ']).map_or(out.len(), |j| start + j);
         out.replace_range(start..end, "********");
     }
     out
@@ -105,10 +101,7 @@ mod tests {
             mask_url_password("postgres://app:s3cr%40t@db.local:5432/cantina?sslmode=require"),
             "postgres://app:********@db.local:5432/cantina?sslmode=require"
         );
-        assert_eq!(
-            mask_url_password("postgres://app@db/cantina"),
-            "postgres://app@db/cantina"
-        );
+        assert_eq!(mask_url_password("postgres://app@db/cantina"), "postgres://app@db/cantina");
         assert_eq!(
             mask_url_password("host=db user=app password=abc dbname=x"),
             "host=db user=app password=******** dbname=x"

@@ -59,12 +59,7 @@ pub struct DatabaseSettings {
 
 impl Default for DatabaseSettings {
     fn default() -> Self {
-        Self {
-            url: None,
-            listen_url: None,
-            pool_size: 16,
-            connect_timeout_seconds: 10,
-        }
+        Self { url: None, listen_url: None, pool_size: 24, connect_timeout_seconds: 10 }
     }
 }
 
@@ -76,9 +71,7 @@ pub struct HttpSettings {
 
 impl Default for HttpSettings {
     fn default() -> Self {
-        Self {
-            addr: "0.0.0.0:8080".into(),
-        }
+        Self { addr: "0.0.0.0:8080".into() }
     }
 }
 
@@ -91,9 +84,7 @@ pub struct LogSettings {
 
 impl Default for LogSettings {
     fn default() -> Self {
-        Self {
-            format: "text".into(),
-        }
+        Self { format: "text".into() }
     }
 }
 
@@ -116,9 +107,7 @@ pub struct RuleSettings {
 
 impl Default for RuleSettings {
     fn default() -> Self {
-        Self {
-            channels: vec!["email".into()],
-        }
+        Self { channels: vec!["email".into()] }
     }
 }
 
@@ -133,10 +122,7 @@ pub struct SaldoBajoRule {
 
 impl Default for SaldoBajoRule {
     fn default() -> Self {
-        Self {
-            channels: vec!["email".into()],
-            umbral: 5_000,
-        }
+        Self { channels: vec!["email".into()], umbral: 5_000 }
     }
 }
 
@@ -241,20 +227,14 @@ impl WhatsAppSettings {
     /// (template name, language) for a type.
     pub fn template(&self, t: crate::domain::NotificationType) -> (String, String) {
         let cfg = self.templates.get(t.as_str());
-        let name = cfg
-            .and_then(|c| c.name.clone())
-            .unwrap_or_else(|| t.as_str().to_string());
-        let language = cfg
-            .and_then(|c| c.language.clone())
-            .unwrap_or_else(|| "es".to_string());
+        let name = cfg.and_then(|c| c.name.clone()).unwrap_or_else(|| t.as_str().to_string());
+        let language = cfg.and_then(|c| c.language.clone()).unwrap_or_else(|| "es".to_string());
         (name, language)
     }
 
     /// Twilio Content SID (`HX…`) for a type, if configured.
     pub fn content_sid(&self, t: crate::domain::NotificationType) -> Option<String> {
-        self.templates
-            .get(t.as_str())
-            .and_then(|c| c.content_sid.clone())
+        self.templates.get(t.as_str()).and_then(|c| c.content_sid.clone())
     }
 }
 
@@ -319,14 +299,13 @@ pub struct DispatchSettings {
     pub shutdown_grace_seconds: u64,
     /// While a channel is paused for a configuration error, how often its credentials are probed.
     pub probe_interval_seconds: u64,
-    pub dry_run: bool,
 }
 
 impl Default for DispatchSettings {
     fn default() -> Self {
         Self {
             batch_size: 200,
-            concurrency: 32,
+            concurrency: 16,
             max_attempts: 8,
             retry_base_ms: 5_000,
             retry_max_ms: 3_600_000,
@@ -335,7 +314,6 @@ impl Default for DispatchSettings {
             send_timeout_seconds: 30,
             shutdown_grace_seconds: 25,
             probe_interval_seconds: 30,
-            dry_run: false,
         }
     }
 }
@@ -353,12 +331,7 @@ pub struct ListenerSettings {
 
 impl Default for ListenerSettings {
     fn default() -> Self {
-        Self {
-            batch_size: 500,
-            safety_tick_seconds: 5,
-            reconnect_min_ms: 100,
-            reconnect_max_ms: 30_000,
-        }
+        Self { batch_size: 500, safety_tick_seconds: 5, reconnect_min_ms: 100, reconnect_max_ms: 30_000 }
     }
 }
 
@@ -371,9 +344,7 @@ pub struct PortalSettings {
 
 impl Default for PortalSettings {
     fn default() -> Self {
-        Self {
-            base_url: "https://portal.cantinatita.com.py".into(),
-        }
+        Self { base_url: "https://portal.cantinatita.com.py".into() }
     }
 }
 
@@ -386,12 +357,7 @@ fn string_or_list<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Err
         Many(Vec<String>),
     }
     Ok(match Either::deserialize(d)? {
-        Either::One(s) => s
-            .split(',')
-            .map(str::trim)
-            .filter(|s| !s.is_empty())
-            .map(String::from)
-            .collect(),
+        Either::One(s) => s.split(',').map(str::trim).filter(|s| !s.is_empty()).map(String::from).collect(),
         Either::Many(v) => v,
     })
 }

@@ -59,18 +59,11 @@ const FILE_SECRET_NAMES: &[&str] = &[
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     #[error("cannot read {key} = {path}: {source}")]
-    SecretFile {
-        key: String,
-        path: String,
-        source: std::io::Error,
-    },
+    SecretFile { key: String, path: String, source: std::io::Error },
     #[error("cannot read .env file {path}: {message}")]
     DotEnv { path: String, message: String },
     #[error("configuration file {path}: {source}")]
-    File {
-        path: String,
-        source: config::ConfigError,
-    },
+    File { path: String, source: config::ConfigError },
     #[error("invalid configuration: {0}")]
     Invalid(String),
 }
@@ -89,16 +82,8 @@ pub struct LoadOptions {
 impl LoadOptions {
     pub fn from_process(file: Option<PathBuf>) -> Self {
         let env: HashMap<String, String> = std::env::vars().collect();
-        let file = file.or_else(|| {
-            env.get("CANTINA_NOTIFY_CONFIG")
-                .filter(|s| !s.is_empty())
-                .map(PathBuf::from)
-        });
-        Self {
-            file,
-            dotenv: Some(PathBuf::from(".env")),
-            env,
-        }
+        let file = file.or_else(|| env.get("CANTINA_NOTIFY_CONFIG").filter(|s| !s.is_empty()).map(PathBuf::from));
+        Self { file, dotenv: Some(PathBuf::from(".env")), env }
     }
 }
 
@@ -119,19 +104,12 @@ impl Settings {
                 (!v.is_empty()).then(|| (path.replace('.', "__"), v.clone()))
             })
             .collect();
-        let cantina: config::Map<String, String> = vars
-            .iter()
-            .filter(|(k, _)| k.starts_with("CANTINA__"))
-            .map(|(k, v)| (k.clone(), v.clone()))
-            .collect();
+        let cantina: config::Map<String, String> =
+            vars.iter().filter(|(k, _)| k.starts_with("CANTINA__")).map(|(k, v)| (k.clone(), v.clone())).collect();
 
         let mut builder = Config::builder();
         if let Some(path) = &opts.file {
-            builder = builder.add_source(
-                File::from(path.as_path())
-                    .format(FileFormat::Toml)
-                    .required(true),
-            );
+            builder = builder.add_source(File::from(path.as_path()).format(FileFormat::Toml).required(true));
         }
         let built = builder
             .add_source(Environment::default().separator("__").source(Some(team)))
@@ -144,15 +122,10 @@ impl Settings {
             )
             .build()
             .map_err(|e| match &opts.file {
-                Some(p) => ConfigError::File {
-                    path: p.display().to_string(),
-                    source: e,
-                },
+                Some(p) => ConfigError::File { path: p.display().to_string(), source: e },
                 None => ConfigError::Invalid(e.to_string()),
             })?;
-        built
-            .try_deserialize()
-            .map_err(|e| ConfigError::Invalid(explain(e)))
+        built.try_deserialize().map_err(|e| ConfigError::Invalid(explain(e)))
     }
 }
 
@@ -164,22 +137,14 @@ fn explain(e: config::ConfigError) -> String {
     };
     let key = rest.split('`').next().unwrap_or_default();
     let env = format!("CANTINA__{}", key.replace('.', "__").to_uppercase());
-    let team = TEAM_NAMES
-        .iter()
-        .find(|(_, p)| *p == key)
-        .map(|(n, _)| format!(" or {n}"))
-        .unwrap_or_default();
+    let team = TEAM_NAMES.iter().find(|(_, p)| *p == key).map(|(n, _)| format!(" or {n}")).unwrap_or_default();
     format!("{head} for {env}{team} ({key})")
 }
 
 fn read_dotenv(path: &Path) -> Result<HashMap<String, String>, ConfigError> {
-    let err = |message: String| ConfigError::DotEnv {
-        path: path.display().to_string(),
-        message,
-    };
+    let err = |message: String| ConfigError::DotEnv { path: path.display().to_string(), message };
     let iter = dotenvy::from_path_iter(path).map_err(|e| err(e.to_string()))?;
-    iter.map(|item| item.map_err(|e| err(e.to_string())))
-        .collect()
+    iter.map(|item| item.map_err(|e| err(e.to_string()))).collect()
 }
 
 /// `NAME_FILE=/run/secrets/name` → `NAME` = the file's content without the trailing newline (Docker/Kubernetes).
@@ -213,18 +178,11 @@ mod tests {
     use super::*;
 
     fn env(pairs: &[(&str, &str)]) -> HashMap<String, String> {
-        pairs
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect()
+        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
     }
 
     fn load(pairs: &[(&str, &str)]) -> Settings {
-        Settings::load(&LoadOptions {
-            env: env(pairs),
-            ..Default::default()
-        })
-        .unwrap()
+        Settings::load(&LoadOptions { env: env(pairs), ..Default::default() }).unwrap()
     }
 
     #[test]
@@ -243,27 +201,21 @@ mod tests {
     fn team_names_and_cantina_names_are_read() {
         let s = load(&[
             ("DATABASE_URL", "postgres://u:p@h/db"),
-            (
-                "EMAIL_BACKEND",
-                "django.core.mail.backends.console.EmailBackend",
-            ),
+            ("EMAIL_BACKEND", "django.core.mail.backends.console.EmailBackend"),
             ("EMAIL_PORT", "587"),
             ("EMAIL_USE_TLS", "True"),
             ("EMAIL_USE_SSL", "False"),
             ("CANTINA__RULES__SALDO_BAJO__CHANNELS", "email, sms"),
             ("CANTINA__RULES__SALDO_BAJO__UMBRAL", "7000"),
-            ("CANTINA__DISPATCH__DRY_RUN", "1"),
+            ("CANTINA__LISTENER__BATCH_SIZE", "50"),
         ]);
-        assert_eq!(
-            s.database.url.as_ref().map(|u| u.expose()),
-            Some("postgres://u:p@h/db")
-        );
+        assert_eq!(s.database.url.as_ref().map(|u| u.expose()), Some("postgres://u:p@h/db"));
         assert_eq!(s.email.port, Some(587));
         assert_eq!(s.email.use_tls, Some(true));
         assert_eq!(s.email.use_ssl, Some(false));
         assert_eq!(s.rules.saldo_bajo.channels, vec!["email", "sms"]);
         assert_eq!(s.rules.saldo_bajo.umbral, 7000);
-        assert!(s.dispatch.dry_run);
+        assert_eq!(s.listener.batch_size, 50);
     }
 
     #[test]
@@ -271,15 +223,15 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("cn-cfg-{}", fastrand::u64(..)));
         std::fs::create_dir_all(&dir).unwrap();
         let file = dir.join("c.toml");
-        std::fs::write(&file, "[email]\nbackend = \"file\"\nhost = \"from-file\"\nport = 25\n[http]\naddr = \"127.0.0.1:9\"\n").unwrap();
+        std::fs::write(
+            &file,
+            "[email]\nbackend = \"file\"\nhost = \"from-file\"\nport = 25\n[http]\naddr = \"127.0.0.1:9\"\n",
+        )
+        .unwrap();
         let s = Settings::load(&LoadOptions {
             file: Some(file),
             dotenv: None,
-            env: env(&[
-                ("EMAIL_HOST", "from-team"),
-                ("CANTINA__EMAIL__HOST", "from-cantina"),
-                ("EMAIL_PORT", "2525"),
-            ]),
+            env: env(&[("EMAIL_HOST", "from-team"), ("CANTINA__EMAIL__HOST", "from-cantina"), ("EMAIL_PORT", "2525")]),
         })
         .unwrap();
         assert_eq!(s.email.backend, "file");
@@ -295,12 +247,8 @@ mod tests {
         std::fs::create_dir_all(&dir).unwrap();
         let dotenv = dir.join(".env");
         std::fs::write(&dotenv, "EMAIL_HOST=smtp.gmail.com\nEMAIL_PORT=587\n# comment\nDEFAULT_FROM_EMAIL=\"Cantina Tita <noreply@x.py>\"\n").unwrap();
-        let s = Settings::load(&LoadOptions {
-            file: None,
-            dotenv: Some(dotenv),
-            env: env(&[("EMAIL_PORT", "465")]),
-        })
-        .unwrap();
+        let s = Settings::load(&LoadOptions { file: None, dotenv: Some(dotenv), env: env(&[("EMAIL_PORT", "465")]) })
+            .unwrap();
         assert_eq!(s.email.host, "smtp.gmail.com");
         assert_eq!(s.email.port, Some(465));
         assert_eq!(s.email.from, "Cantina Tita <noreply@x.py>");
@@ -317,14 +265,8 @@ mod tests {
             ("EMAIL_HOST_PASSWORD_FILE", dir.join("pw").to_str().unwrap()),
             ("DATABASE_URL_FILE", dir.join("db").to_str().unwrap()),
         ]);
-        assert_eq!(
-            s.email.host_password.as_ref().map(|p| p.expose()),
-            Some("s3cret")
-        );
-        assert_eq!(
-            s.database.url.as_ref().map(|u| u.expose()),
-            Some("postgres://a:b@c/d")
-        );
+        assert_eq!(s.email.host_password.as_ref().map(|p| p.expose()), Some("s3cret"));
+        assert_eq!(s.database.url.as_ref().map(|u| u.expose()), Some("postgres://a:b@c/d"));
         let missing = Settings::load(&LoadOptions {
             env: env(&[("TWILIO_AUTH_TOKEN_FILE", "/nonexistent/token")]),
             ..Default::default()
@@ -344,12 +286,9 @@ mod tests {
         .unwrap_err()
         .to_string();
         assert!(err.contains("CANTINA__RULES__SALDO_BAJO__UMBRAL"), "{err}");
-        let err = Settings::load(&LoadOptions {
-            env: env(&[("EMAIL_USE_TLS", "maybe")]),
-            ..Default::default()
-        })
-        .unwrap_err()
-        .to_string();
+        let err = Settings::load(&LoadOptions { env: env(&[("EMAIL_USE_TLS", "maybe")]), ..Default::default() })
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("EMAIL_USE_TLS"), "{err}");
     }
 }

@@ -88,9 +88,7 @@ fn env_key(t: NotificationType) -> String {
 impl Settings {
     pub fn email_backend(&self) -> Result<EmailBackend, String> {
         match self.email.backend.trim() {
-            "console" | "django.core.mail.backends.console.EmailBackend" => {
-                Ok(EmailBackend::Console)
-            }
+            "console" | "django.core.mail.backends.console.EmailBackend" => Ok(EmailBackend::Console),
             "file" | "django.core.mail.backends.filebased.EmailBackend" => Ok(EmailBackend::File),
             "smtp" | "django.core.mail.backends.smtp.EmailBackend" => Ok(EmailBackend::Smtp),
             "sendgrid" | "sendgrid_backend.SendgridBackend" => Ok(EmailBackend::Sendgrid),
@@ -102,13 +100,7 @@ impl Settings {
     }
 
     pub fn sms_provider(&self) -> Result<Option<SmsProvider>, String> {
-        let Some(p) = self
-            .sms
-            .provider
-            .as_deref()
-            .map(str::trim)
-            .filter(|p| !p.is_empty())
-        else {
+        let Some(p) = self.sms.provider.as_deref().map(str::trim).filter(|p| !p.is_empty()) else {
             return Ok(None);
         };
         Ok(Some(match p.to_ascii_lowercase().as_str() {
@@ -127,13 +119,7 @@ impl Settings {
     }
 
     pub fn whatsapp_provider(&self) -> Result<Option<WhatsAppProvider>, String> {
-        let Some(p) = self
-            .whatsapp
-            .provider
-            .as_deref()
-            .map(str::trim)
-            .filter(|p| !p.is_empty())
-        else {
+        let Some(p) = self.whatsapp.provider.as_deref().map(str::trim).filter(|p| !p.is_empty()) else {
             return Ok(None);
         };
         Ok(Some(match p.to_ascii_lowercase().as_str() {
@@ -172,10 +158,7 @@ impl Settings {
             Ok(None) => None,
             Ok(Some(p @ (SmsProvider::Console | SmsProvider::File))) => Some(p),
             Ok(Some(_)) => {
-                errors.push(not_yet(
-                    "SMS_PROVIDER",
-                    self.sms.provider.as_deref().unwrap_or_default(),
-                ));
+                errors.push(not_yet("SMS_PROVIDER", self.sms.provider.as_deref().unwrap_or_default()));
                 None
             }
             Err(e) => {
@@ -187,10 +170,7 @@ impl Settings {
             Ok(None) => None,
             Ok(Some(p @ (WhatsAppProvider::Console | WhatsAppProvider::File))) => Some(p),
             Ok(Some(_)) => {
-                errors.push(not_yet(
-                    "WHATSAPP_PROVIDER",
-                    self.whatsapp.provider.as_deref().unwrap_or_default(),
-                ));
+                errors.push(not_yet("WHATSAPP_PROVIDER", self.whatsapp.provider.as_deref().unwrap_or_default()));
                 None
             }
             Err(e) => {
@@ -198,37 +178,17 @@ impl Settings {
                 None
             }
         };
-        if errors.is_empty() {
-            Ok(ChannelProviders {
-                email,
-                sms,
-                whatsapp,
-            })
-        } else {
-            Err(errors)
-        }
+        if errors.is_empty() { Ok(ChannelProviders { email, sms, whatsapp }) } else { Err(errors) }
     }
 
     pub fn rules_config(&self) -> Result<RulesConfig, Vec<String>> {
         let r = &self.rules;
         let lists = [
             (NotificationType::SaldoBajo, &r.saldo_bajo.channels),
-            (
-                NotificationType::RecargaExitosa,
-                &r.recarga_exitosa.channels,
-            ),
-            (
-                NotificationType::CuentaPendiente,
-                &r.cuenta_pendiente.channels,
-            ),
-            (
-                NotificationType::RecordatorioDeuda,
-                &r.recordatorio_deuda.channels,
-            ),
-            (
-                NotificationType::TarjetaBloqueada,
-                &r.tarjeta_bloqueada.channels,
-            ),
+            (NotificationType::RecargaExitosa, &r.recarga_exitosa.channels),
+            (NotificationType::CuentaPendiente, &r.cuenta_pendiente.channels),
+            (NotificationType::RecordatorioDeuda, &r.recordatorio_deuda.channels),
+            (NotificationType::TarjetaBloqueada, &r.tarjeta_bloqueada.channels),
         ];
         let mut errors = Vec::new();
         let mut channels = BTreeMap::new();
@@ -250,36 +210,25 @@ impl Settings {
             ));
         }
         if errors.is_empty() {
-            Ok(RulesConfig {
-                channels,
-                umbral_saldo_bajo: r.saldo_bajo.umbral,
-                available: Vec::new(),
-            })
+            Ok(RulesConfig { channels, umbral_saldo_bajo: r.saldo_bajo.umbral, available: Vec::new() })
         } else {
             Err(errors)
         }
     }
 
     /// Checks everything the service needs before it starts; `needs_database` is false for `check-config` and `demo`.
-    pub fn validate(
-        &self,
-        needs_database: bool,
-    ) -> Result<(RulesConfig, ChannelProviders), ValidationErrors> {
+    pub fn validate(&self, needs_database: bool) -> Result<(RulesConfig, ChannelProviders), ValidationErrors> {
         let mut errors = Vec::new();
         if needs_database && self.database.url.is_none() {
-            errors.push("DATABASE_URL: required (a libpq URL such as postgres://user@host:5432/cantina?sslmode=require)".into());
+            errors.push(
+                "DATABASE_URL: required (a libpq URL such as postgres://user@host:5432/cantina?sslmode=require)".into(),
+            );
         }
-        for (key, url) in [
-            ("DATABASE_URL", &self.database.url),
-            ("LISTEN_DATABASE_URL", &self.database.listen_url),
-        ] {
+        for (key, url) in [("DATABASE_URL", &self.database.url), ("LISTEN_DATABASE_URL", &self.database.listen_url)] {
             if let Some(u) = url
                 && let Err(e) = u.expose().parse::<tokio_postgres::Config>()
             {
-                errors.push(format!(
-                    "{key}: not a valid libpq connection string ({e}): {}",
-                    u.masked()
-                ));
+                errors.push(format!("{key}: not a valid libpq connection string ({e}): {}", u.masked()));
             }
         }
         if self.http.addr.parse::<std::net::SocketAddr>().is_err() {
@@ -289,43 +238,29 @@ impl Settings {
             ));
         }
         if !matches!(self.log.format.as_str(), "text" | "json") {
-            errors.push(format!(
-                "CANTINA__LOG__FORMAT: expected text or json (got '{}')",
-                self.log.format
-            ));
+            errors.push(format!("CANTINA__LOG__FORMAT: expected text or json (got '{}')", self.log.format));
         }
         let d = &self.dispatch;
         for (key, ok) in [
             ("CANTINA__DISPATCH__BATCH_SIZE", d.batch_size > 0),
             ("CANTINA__DISPATCH__CONCURRENCY", d.concurrency > 0),
             ("CANTINA__DISPATCH__MAX_ATTEMPTS", d.max_attempts > 0),
-            (
-                "CANTINA__DISPATCH__RETRY_BASE_MS",
-                d.retry_base_ms > 0 && d.retry_base_ms <= d.retry_max_ms,
-            ),
-            (
-                "CANTINA__DISPATCH__SEND_TIMEOUT_SECONDS",
-                d.send_timeout_seconds > 0,
-            ),
-            (
-                "CANTINA__DISPATCH__POLL_INTERVAL_MS",
-                d.poll_interval_ms > 0,
-            ),
-            (
-                "CANTINA__LISTENER__BATCH_SIZE",
-                self.listener.batch_size > 0,
-            ),
-            (
-                "CANTINA__LISTENER__SAFETY_TICK_SECONDS",
-                self.listener.safety_tick_seconds > 0,
-            ),
+            ("CANTINA__DISPATCH__RETRY_BASE_MS", d.retry_base_ms > 0 && d.retry_base_ms <= d.retry_max_ms),
+            ("CANTINA__DISPATCH__SEND_TIMEOUT_SECONDS", d.send_timeout_seconds > 0),
+            ("CANTINA__DISPATCH__POLL_INTERVAL_MS", d.poll_interval_ms > 0),
+            ("CANTINA__LISTENER__BATCH_SIZE", self.listener.batch_size > 0),
+            ("CANTINA__LISTENER__SAFETY_TICK_SECONDS", self.listener.safety_tick_seconds > 0),
             ("CANTINA__DATABASE__POOL_SIZE", self.database.pool_size >= 2),
         ] {
             if !ok {
-                errors.push(format!(
-                    "{key}: must be positive (retry base ≤ retry max; pool size ≥ 2)"
-                ));
+                errors.push(format!("{key}: must be positive (retry base ≤ retry max; pool size ≥ 2)"));
             }
+        }
+        if self.database.pool_size < d.concurrency + 4 {
+            errors.push(format!(
+                "CANTINA__DATABASE__POOL_SIZE: must be at least CANTINA__DISPATCH__CONCURRENCY + 4 ({} < {} + 4): every send in flight records its outcome, and the listener and /readyz need connections too",
+                self.database.pool_size, d.concurrency
+            ));
         }
         if d.lease_seconds <= d.send_timeout_seconds {
             errors.push(format!(
@@ -343,24 +278,17 @@ impl Settings {
                             ChannelKind::Email => "EMAIL_BACKEND",
                             ChannelKind::Sms => "SMS_PROVIDER",
                             ChannelKind::WhatsApp => "WHATSAPP_PROVIDER",
-                            ChannelKind::Portal => {
-                                "the portal channel (not available in this version)"
-                            }
+                            ChannelKind::Portal => "the portal channel (not available in this version)",
                         };
-                        errors.push(format!(
-                            "{}: names channel '{c}' but {provider_key} is not configured",
-                            env_key(*t)
-                        ));
+                        errors
+                            .push(format!("{}: names channel '{c}' but {provider_key} is not configured", env_key(*t)));
                     }
                 }
             }
         }
         match (rules, providers) {
             (Some(mut r), Some(p)) if errors.is_empty() => {
-                r.available = ChannelKind::ALL
-                    .into_iter()
-                    .filter(|c| p.configured(*c))
-                    .collect();
+                r.available = ChannelKind::ALL.into_iter().filter(|c| p.configured(*c)).collect();
                 Ok((r, p))
             }
             _ => Err(ValidationErrors(errors)),
@@ -376,24 +304,14 @@ mod tests {
     use crate::config::LoadOptions;
 
     fn settings(pairs: &[(&str, &str)]) -> Settings {
-        let env: HashMap<String, String> = pairs
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect();
-        Settings::load(&LoadOptions {
-            env,
-            ..Default::default()
-        })
-        .unwrap()
+        let env: HashMap<String, String> = pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        Settings::load(&LoadOptions { env, ..Default::default() }).unwrap()
     }
 
     #[test]
     fn default_config_is_valid_without_a_database() {
         let (rules, providers) = settings(&[]).validate(false).unwrap();
-        assert_eq!(
-            rules.channels_for(NotificationType::RecargaExitosa),
-            [ChannelKind::Email]
-        );
+        assert_eq!(rules.channels_for(NotificationType::RecargaExitosa), [ChannelKind::Email]);
         assert_eq!(rules.umbral_saldo_bajo, 5000);
         assert_eq!(providers.email, Some(EmailBackend::Console));
         assert!(providers.sms.is_none());
@@ -411,17 +329,11 @@ mod tests {
             .validate(false)
             .unwrap_err()
             .to_string();
-        assert!(
-            err.contains("CANTINA__RULES__RECARGA_EXITOSA__CHANNELS"),
-            "{err}"
-        );
+        assert!(err.contains("CANTINA__RULES__RECARGA_EXITOSA__CHANNELS"), "{err}");
         assert!(err.contains("SMS_PROVIDER"), "{err}");
-        settings(&[
-            ("CANTINA__RULES__RECARGA_EXITOSA__CHANNELS", "email,sms"),
-            ("SMS_PROVIDER", "console"),
-        ])
-        .validate(false)
-        .unwrap();
+        settings(&[("CANTINA__RULES__RECARGA_EXITOSA__CHANNELS", "email,sms"), ("SMS_PROVIDER", "console")])
+            .validate(false)
+            .unwrap();
     }
 
     #[test]
@@ -450,10 +362,7 @@ mod tests {
 
     #[test]
     fn django_class_paths_are_accepted() {
-        let s = settings(&[(
-            "EMAIL_BACKEND",
-            "django.core.mail.backends.filebased.EmailBackend",
-        )]);
+        let s = settings(&[("EMAIL_BACKEND", "django.core.mail.backends.filebased.EmailBackend")]);
         assert_eq!(s.email_backend(), Ok(EmailBackend::File));
         let s = settings(&[("EMAIL_BACKEND", "django_ses.SESBackend")]);
         assert_eq!(s.email_backend(), Ok(EmailBackend::Ses));

@@ -5,7 +5,7 @@
 mod pause;
 mod rate;
 mod retry;
-mod store;
+pub mod store;
 
 pub use pause::Pauses;
 pub use rate::RateLimiter;
@@ -39,22 +39,13 @@ pub struct Dispatcher {
 }
 
 impl Dispatcher {
-    pub fn new(
-        pool: Pool,
-        channels: Channels,
-        settings: &Settings,
-        metrics: Arc<Metrics>,
-        wake: Arc<Notify>,
-    ) -> Self {
+    pub fn new(pool: Pool, channels: Channels, settings: &Settings, metrics: Arc<Metrics>, wake: Arc<Notify>) -> Self {
         let limiters = channels
             .kinds()
             .into_iter()
             .filter_map(|k| {
                 let ch = channels.get(k)?;
-                let rate = settings
-                    .limits
-                    .per_second(k)
-                    .unwrap_or_else(|| ch.default_per_second());
+                let rate = settings.limits.per_second(k).unwrap_or_else(|| ch.default_per_second());
                 Some((k, RateLimiter::new(rate)))
             })
             .collect();
@@ -72,12 +63,7 @@ impl Dispatcher {
 
     /// Channels to claim for: configured and not paused.
     fn open_destinos(&self) -> Vec<&'static str> {
-        self.channels
-            .kinds()
-            .into_iter()
-            .filter(|k| !self.pauses.is_paused(*k))
-            .map(|k| k.destino())
-            .collect()
+        self.channels.kinds().into_iter().filter(|k| !self.pauses.is_paused(*k)).map(|k| k.destino()).collect()
     }
 
     pub async fn run(self: Arc<Self>, shutdown: CancellationToken) {
@@ -96,7 +82,7 @@ impl Dispatcher {
             let free = permits.available_permits() + 1;
             let limit = (free as i64).min(self.settings.batch_size);
             let destinos = self.open_destinos();
-            let claimed = match store::claim(&self.pool, limit, lease, &destinos).await {
+            let claimed = match store::claim(&self.pool, limit, lease, &destinos, self.settings.max_attempts).await {
                 Ok(c) => {
                     db_backoff = Duration::from_millis(100);
                     c
@@ -127,12 +113,31 @@ impl Dispatcher {
                 let this = self.clone();
                 let token = shutdown.clone();
                 tracker.spawn(async move {
-                    this.process(c, token).await;
+                    use futures_util::FutureExt;
+                    let claim = c.clone();
+                    let run = std::panic::AssertUnwindSafe(this.process(c, token)).catch_unwind().await;
+                    if let Err(payload) = run {
+                        // A bug or an unexpected value must not leave the request to be re-sent until it expires.
+                        let reason = format!(
+                            "error interno al preparar el envío: {}",
+                            crate::db::panic_message(payload.as_ref())
+                        );
+                        tracing::error!(id = claim.id, %reason, "send task panicked");
+                        this.write(&claim, Outcome::Error { provider: "-", reason: &reason }).await;
+                    }
                     drop(permit);
                 });
             }
             drop(first);
             if (got as i64) < limit {
+                match store::close_abandoned(&self.pool, self.settings.max_attempts).await {
+                    Ok(0) => {}
+                    Ok(n) => tracing::warn!(
+                        requests = n,
+                        "requests closed as Error: attempts exhausted without a recorded outcome"
+                    ),
+                    Err(e) => tracing::warn!(error = %e, "could not close abandoned requests"),
+                }
                 // Caught up: sleep until woken by the drain, a poll tick (retries, expired leases) or shutdown.
                 tokio::select! {
                     () = self.wake.notified() => {},
@@ -164,32 +169,14 @@ impl Dispatcher {
             Ok(m) => m,
             Err(reason) => {
                 tracing::warn!(id = c.id, %reason, "request cannot be sent");
-                self.write(
-                    &c,
-                    Outcome::Error {
-                        provider: "-",
-                        reason: &reason,
-                    },
-                )
-                .await;
+                self.write(&c, Outcome::Error { provider: "-", reason: &reason }).await;
                 return;
             }
         };
         let Some(channel) = self.channels.get(msg.channel) else {
             // Claims filter on configured channels, so this only happens if the configuration changed mid-flight.
-            let reason = format!(
-                "no hay proveedor configurado para {}",
-                msg.channel.destino()
-            );
-            self.write(
-                &c,
-                Outcome::Retry {
-                    provider: "-",
-                    delay: Duration::from_secs(60),
-                    reason: &reason,
-                },
-            )
-            .await;
+            let reason = format!("no hay proveedor configurado para {}", msg.channel.destino());
+            self.write(&c, Outcome::Retry { provider: "-", delay: Duration::from_secs(60), reason: &reason }).await;
             return;
         };
         let provider = channel.provider();
@@ -208,22 +195,11 @@ impl Dispatcher {
         let seconds = started.elapsed().as_secs_f64();
         match result {
             Ok(receipt) => {
-                self.metrics
-                    .send(msg.channel, provider, SendOutcome::Sent, seconds);
+                self.metrics.send(msg.channel, provider, SendOutcome::Sent, seconds);
                 tracing::info!(id = c.id, tipo = %msg.notification_type, channel = %msg.channel, provider, to = %msg.recipient.masked(), "sent");
-                self.write(
-                    &c,
-                    Outcome::Sent {
-                        provider,
-                        provider_id: receipt.provider_message_id.as_deref(),
-                    },
-                )
-                .await;
+                self.write(&c, Outcome::Sent { provider, provider_id: receipt.provider_message_id.as_deref() }).await;
             }
-            Err(SendError::Transient {
-                reason,
-                retry_after,
-            }) if c.intentos < self.settings.max_attempts => {
+            Err(SendError::Transient { reason, retry_after }) if c.intentos < self.settings.max_attempts => {
                 let delay = retry_delay(
                     c.intentos,
                     Duration::from_millis(self.settings.retry_base_ms),
@@ -231,37 +207,19 @@ impl Dispatcher {
                     retry_after,
                     fastrand::f64(),
                 );
-                self.metrics
-                    .send(msg.channel, provider, SendOutcome::Retry, seconds);
+                self.metrics.send(msg.channel, provider, SendOutcome::Retry, seconds);
                 tracing::warn!(id = c.id, channel = %msg.channel, provider, attempt = c.intentos, retry_in_ms = delay.as_millis() as u64, %reason, "send failed; will retry");
                 let reason = format!("intento {}: {reason}", c.intentos);
-                self.write(
-                    &c,
-                    Outcome::Retry {
-                        provider,
-                        delay,
-                        reason: &reason,
-                    },
-                )
-                .await;
+                self.write(&c, Outcome::Retry { provider, delay, reason: &reason }).await;
             }
             Err(SendError::Transient { reason, .. }) => {
-                self.metrics
-                    .send(msg.channel, provider, SendOutcome::Error, seconds);
+                self.metrics.send(msg.channel, provider, SendOutcome::Error, seconds);
                 let reason = format!("agotados {} intentos; último error: {reason}", c.intentos);
                 tracing::warn!(id = c.id, channel = %msg.channel, provider, %reason, "giving up");
-                self.write(
-                    &c,
-                    Outcome::Error {
-                        provider,
-                        reason: &reason,
-                    },
-                )
-                .await;
+                self.write(&c, Outcome::Error { provider, reason: &reason }).await;
             }
             Err(SendError::Configuration { reason }) => {
-                self.metrics
-                    .send(msg.channel, provider, SendOutcome::Retry, seconds);
+                self.metrics.send(msg.channel, provider, SendOutcome::Retry, seconds);
                 // The request is not at fault: give it back untouched and stop the channel until a probe passes.
                 if let Err(e) = store::release(&self.pool, &c).await {
                     tracing::warn!(id = c.id, error = %e, "could not release the claim; its lease will expire");
@@ -269,17 +227,9 @@ impl Dispatcher {
                 self.pause(msg.channel, provider, &reason).await;
             }
             Err(SendError::Permanent { reason }) => {
-                self.metrics
-                    .send(msg.channel, provider, SendOutcome::Error, seconds);
+                self.metrics.send(msg.channel, provider, SendOutcome::Error, seconds);
                 tracing::warn!(id = c.id, channel = %msg.channel, provider, %reason, "permanent failure");
-                self.write(
-                    &c,
-                    Outcome::Error {
-                        provider,
-                        reason: &reason,
-                    },
-                )
-                .await;
+                self.write(&c, Outcome::Error { provider, reason: &reason }).await;
             }
         }
     }
@@ -313,8 +263,7 @@ impl Dispatcher {
                 match channel.probe().await {
                     Ok(()) => {
                         self.pauses.resume(kind);
-                        self.metrics
-                            .set_channel_paused(kind, channel.provider(), false);
+                        self.metrics.set_channel_paused(kind, channel.provider(), false);
                         tracing::info!(channel = %kind, provider = channel.provider(), "probe succeeded; channel resumed");
                         if let Err(e) = pause::resolve_alert(&self.pool, kind).await {
                             tracing::warn!(error = %e, "could not resolve the staff alert");
@@ -330,10 +279,8 @@ impl Dispatcher {
     }
 
     fn prepare(&self, c: &Claimed) -> Result<OutgoingMessage, String> {
-        let channel = ChannelKind::parse(c.destino.as_deref().unwrap_or_default())
-            .map_err(|e| e.to_string())?;
-        let tipo = NotificationType::parse(c.tipo.as_deref().unwrap_or_default())
-            .map_err(|e| e.to_string())?;
+        let channel = ChannelKind::parse(c.destino.as_deref().unwrap_or_default()).map_err(|e| e.to_string())?;
+        let tipo = NotificationType::parse(c.tipo.as_deref().unwrap_or_default()).map_err(|e| e.to_string())?;
         let data: MessageData = serde_json::from_value(c.datos.clone().unwrap_or_default())
             .map_err(|e| format!("datos de la solicitud ilegibles: {e}"))?;
         let recipient = Recipient::parse(channel, c.destinatario.as_deref())?;
@@ -352,11 +299,27 @@ impl Dispatcher {
         })
     }
 
+    /// Records an outcome, retrying a few times within the lease: after a successful send, a lost write would
+    /// mean sending again. If it still fails the lease expires and the request is retried (at least once, never
+    /// lost), up to the attempt limit.
     async fn write(&self, c: &Claimed, outcome: Outcome<'_>) {
-        // A failed write leaves the claim to expire and be retried: at-least-once, never lost.
-        if let Err(e) = store::record(&self.pool, c, outcome).await {
-            self.metrics.dispatch_failed();
-            tracing::error!(id = c.id, error = %e, "could not record the outcome; the lease will expire and the request be retried");
+        let mut delay = Duration::from_millis(100);
+        for attempt in 1..=4 {
+            match store::record(&self.pool, c, &outcome).await {
+                Ok(0) => {
+                    return tracing::warn!(
+                        id = c.id,
+                        "outcome not recorded: the lease had expired and another worker took the request over"
+                    );
+                }
+                Ok(_) => return,
+                Err(e) => {
+                    self.metrics.dispatch_failed();
+                    tracing::error!(id = c.id, attempt, error = %e, "could not record the outcome");
+                    tokio::time::sleep(delay).await;
+                    delay *= 4;
+                }
+            }
         }
     }
 }

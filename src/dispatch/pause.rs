@@ -23,17 +23,11 @@ impl Pauses {
     }
 
     pub fn resume(&self, kind: ChannelKind) {
-        self.paused
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .remove(&kind);
+        self.paused.lock().unwrap_or_else(|e| e.into_inner()).remove(&kind);
     }
 
     pub fn is_paused(&self, kind: ChannelKind) -> bool {
-        self.paused
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .contains_key(&kind)
+        self.paused.lock().unwrap_or_else(|e| e.into_inner()).contains_key(&kind)
     }
 }
 
@@ -42,12 +36,7 @@ fn alert_prefix(kind: ChannelKind) -> String {
 }
 
 /// One open `SISTEMA` alert per paused channel, whichever replica notices first.
-pub async fn raise_alert(
-    pool: &Pool,
-    kind: ChannelKind,
-    provider: &str,
-    reason: &str,
-) -> Result<(), DbError> {
+pub async fn raise_alert(pool: &Pool, kind: ChannelKind, provider: &str, reason: &str) -> Result<(), DbError> {
     let prefix = alert_prefix(kind);
     let mensaje: String = format!(
         "{prefix} ({provider}): {reason}. Revise la configuración del proveedor; los avisos esperan y el canal se reanuda solo cuando la prueba de conexión funcione."
@@ -57,11 +46,7 @@ pub async fn raise_alert(
     .collect();
     let mut conn = pool.get().await?;
     let tx = conn.transaction().await?;
-    tx.execute(
-        "SELECT pg_advisory_xact_lock(hashtext('cantina-notify-alertas'))",
-        &[],
-    )
-    .await?;
+    tx.execute("SELECT pg_advisory_xact_lock(hashtext('cantina-notify-alertas'))", &[]).await?;
     tx.execute(
         "INSERT INTO alertas_sistema (tipo, mensaje, estado)
          SELECT 'SISTEMA', $1, 'Pendiente'

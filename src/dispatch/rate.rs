@@ -14,10 +14,7 @@ impl RateLimiter {
     /// `per_second` ≤ 0 means no limit.
     pub fn new(per_second: f64) -> Self {
         let interval = (per_second > 0.0).then(|| Duration::from_secs_f64(1.0 / per_second));
-        Self {
-            interval,
-            next: Mutex::new(Instant::now()),
-        }
+        Self { interval, next: Mutex::new(Instant::now()) }
     }
 
     pub async fn acquire(&self) {

@@ -10,9 +10,7 @@ pub fn retry_delay(
     retry_after: Option<Duration>,
     jitter: f64,
 ) -> Duration {
-    let exp = u32::try_from(attempt.saturating_sub(1))
-        .unwrap_or(0)
-        .min(30);
+    let exp = u32::try_from(attempt.saturating_sub(1)).unwrap_or(0).min(30);
     let raw = base.saturating_mul(1u32 << exp).min(max);
     let jitter = jitter.clamp(0.0, 1.0);
     let delay = raw.mul_f64(0.5 + 0.5 * jitter);
@@ -48,18 +46,9 @@ mod tests {
     #[test]
     fn retry_after_is_a_floor_but_capped() {
         let max = Duration::from_secs(60);
-        assert_eq!(
-            retry_delay(1, S, max, Some(Duration::from_secs(7)), 1.0),
-            Duration::from_secs(7)
-        );
-        assert_eq!(
-            retry_delay(3, S, max, Some(Duration::from_millis(10)), 1.0),
-            4 * S
-        );
-        assert_eq!(
-            retry_delay(1, S, max, Some(Duration::from_secs(3600)), 1.0),
-            max
-        );
+        assert_eq!(retry_delay(1, S, max, Some(Duration::from_secs(7)), 1.0), Duration::from_secs(7));
+        assert_eq!(retry_delay(3, S, max, Some(Duration::from_millis(10)), 1.0), 4 * S);
+        assert_eq!(retry_delay(1, S, max, Some(Duration::from_secs(3600)), 1.0), max);
     }
 
     #[test]

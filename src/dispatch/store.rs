@@ -27,7 +27,7 @@ const CLAIM: &str = "
     WITH due AS (
         SELECT id_solicitud FROM solicitudes_notificacion
         WHERE estado = 'Pendiente' AND clave_dedup IS NOT NULL AND proximo_intento <= now()
-          AND destino = ANY($3)
+          AND destino = ANY($3) AND intentos < $4
         ORDER BY proximo_intento
         LIMIT $1
         FOR UPDATE SKIP LOCKED)
@@ -41,11 +41,10 @@ pub async fn claim(
     limit: i64,
     lease: Duration,
     destinos: &[&str],
+    max_attempts: i32,
 ) -> Result<Vec<Claimed>, DbError> {
     let conn = pool.get().await?;
-    let rows = conn
-        .query(CLAIM, &[&limit, &lease.as_secs_f64(), &destinos])
-        .await?;
+    let rows = conn.query(CLAIM, &[&limit, &lease.as_secs_f64(), &destinos, &max_attempts]).await?;
     Ok(rows
         .iter()
         .map(|r| Claimed {
@@ -60,17 +59,26 @@ pub async fn claim(
         .collect())
 }
 
-/// Sent: `Enviado` with the time and the provider's id. A `saldo_bajo` notice also stamps the card's
-/// `ultima_notificacion_saldo`, which the app and the daily sweep read.
+/// Sent: `Enviado` with the time and the provider's id.
 const MARK_SENT: &str = "
-    WITH s AS (
-        UPDATE solicitudes_notificacion
-        SET estado = 'Enviado', fecha_envio = now(), proveedor = $3, id_proveedor = $4, ultimo_error = NULL,
-            proximo_intento = NULL, actualizado_en = now()
-        WHERE id_solicitud = $1 AND intentos = $2 AND estado = 'Pendiente'
-        RETURNING tipo, nro_tarjeta)
-    UPDATE tarjetas t SET ultima_notificacion_saldo = now()
-    FROM s WHERE s.tipo = 'saldo_bajo' AND t.nro_tarjeta = s.nro_tarjeta";
+    UPDATE solicitudes_notificacion
+    SET estado = 'Enviado', fecha_envio = now(), proveedor = $3, id_proveedor = $4, ultimo_error = NULL,
+        proximo_intento = NULL, actualizado_en = now()
+    WHERE id_solicitud = $1 AND intentos = $2 AND estado = 'Pendiente'
+    RETURNING tipo, nro_tarjeta";
+
+/// A `saldo_bajo` notice that went out stamps the card's `ultima_notificacion_saldo`, which the app and the daily
+/// sweep read. Separate from MARK_SENT so a problem with the app's table cannot undo a recorded send.
+const STAMP_CARD: &str = "UPDATE tarjetas SET ultima_notificacion_saldo = now() WHERE nro_tarjeta = $1";
+
+/// Claims that ran out of attempts without any outcome recorded (a worker crashed mid-send each time, or could not
+/// write the outcome): never claimed again, so they are closed as `Error` saying the send may have happened.
+const CLOSE_ABANDONED: &str = "
+    UPDATE solicitudes_notificacion
+    SET estado = 'Error', proximo_intento = NULL, actualizado_en = now(),
+        ultimo_error = 'sin resultado registrado tras ' || intentos || ' intentos; el envío pudo haberse realizado'
+             || coalesce(' (último error: ' || ultimo_error || ')', '')
+    WHERE estado = 'Pendiente' AND clave_dedup IS NOT NULL AND intentos >= $1 AND proximo_intento <= now()";
 
 const MARK_RETRY: &str = "
     UPDATE solicitudes_notificacion
@@ -88,55 +96,45 @@ const RELEASE: &str = "
     SET proximo_intento = now(), intentos = intentos - 1, actualizado_en = now()
     WHERE id_solicitud = $1 AND intentos = $2 AND estado = 'Pendiente'";
 
-pub enum Outcome<'a> {
-    Sent {
-        provider: &'a str,
-        provider_id: Option<&'a str>,
-    },
-    Retry {
-        provider: &'a str,
-        delay: Duration,
-        reason: &'a str,
-    },
-    Error {
-        provider: &'a str,
-        reason: &'a str,
-    },
+pub async fn close_abandoned(pool: &Pool, max_attempts: i32) -> Result<u64, DbError> {
+    Ok(pool.get().await?.execute(CLOSE_ABANDONED, &[&max_attempts]).await?)
 }
 
-pub async fn record(pool: &Pool, c: &Claimed, outcome: Outcome<'_>) -> Result<(), DbError> {
+pub enum Outcome<'a> {
+    Sent { provider: &'a str, provider_id: Option<&'a str> },
+    Retry { provider: &'a str, delay: Duration, reason: &'a str },
+    Error { provider: &'a str, reason: &'a str },
+}
+
+/// Writes the outcome if the claim is still ours; returns how many rows changed (0: the lease expired and another
+/// worker took the request over).
+pub async fn record(pool: &Pool, c: &Claimed, outcome: &Outcome<'_>) -> Result<u64, DbError> {
     let conn = pool.get().await?;
-    match outcome {
-        Outcome::Sent {
-            provider,
-            provider_id,
-        } => {
-            conn.execute(MARK_SENT, &[&c.id, &c.intentos, &provider, &provider_id])
-                .await?;
+    let n = match outcome {
+        Outcome::Sent { provider, provider_id } => {
+            let rows = conn.query(MARK_SENT, &[&c.id, &c.intentos, provider, provider_id]).await?;
+            for r in &rows {
+                let (tipo, nro): (Option<String>, Option<String>) = (r.get(0), r.get(1));
+                if let (Some("saldo_bajo"), Some(nro)) = (tipo.as_deref(), nro) {
+                    // Best effort: the notice is recorded either way.
+                    if let Err(e) = conn.execute(STAMP_CARD, &[&nro]).await {
+                        tracing::warn!(id = c.id, error = %DbError::from(e), "could not stamp ultima_notificacion_saldo");
+                    }
+                }
+            }
+            rows.len() as u64
         }
-        Outcome::Retry {
-            provider,
-            delay,
-            reason,
-        } => {
-            conn.execute(
-                MARK_RETRY,
-                &[&c.id, &c.intentos, &delay.as_secs_f64(), &reason, &provider],
-            )
-            .await?;
+        Outcome::Retry { provider, delay, reason } => {
+            conn.execute(MARK_RETRY, &[&c.id, &c.intentos, &delay.as_secs_f64(), reason, provider]).await?
         }
         Outcome::Error { provider, reason } => {
-            conn.execute(MARK_ERROR, &[&c.id, &c.intentos, &reason, &provider])
-                .await?;
+            conn.execute(MARK_ERROR, &[&c.id, &c.intentos, reason, provider]).await?
         }
-    }
-    Ok(())
+    };
+    Ok(n)
 }
 
 pub async fn release(pool: &Pool, c: &Claimed) -> Result<(), DbError> {
-    pool.get()
-        .await?
-        .execute(RELEASE, &[&c.id, &c.intentos])
-        .await?;
+    pool.get().await?.execute(RELEASE, &[&c.id, &c.intentos]).await?;
     Ok(())
 }

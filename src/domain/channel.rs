@@ -40,9 +40,7 @@ impl ChannelKind {
         let t = s.trim();
         Self::ALL
             .into_iter()
-            .find(|c| {
-                c.config_name().eq_ignore_ascii_case(t) || c.destino().eq_ignore_ascii_case(t)
-            })
+            .find(|c| c.config_name().eq_ignore_ascii_case(t) || c.destino().eq_ignore_ascii_case(t))
             .ok_or_else(|| ParseChannelError(s.to_string()))
     }
 }
@@ -62,10 +60,7 @@ mod tests {
         assert_eq!(ChannelKind::parse("email").ok(), Some(ChannelKind::Email));
         assert_eq!(ChannelKind::parse("Email").ok(), Some(ChannelKind::Email));
         assert_eq!(ChannelKind::parse(" SMS ").ok(), Some(ChannelKind::Sms));
-        assert_eq!(
-            ChannelKind::parse("WhatsApp").ok(),
-            Some(ChannelKind::WhatsApp)
-        );
+        assert_eq!(ChannelKind::parse("WhatsApp").ok(), Some(ChannelKind::WhatsApp));
         assert_eq!(ChannelKind::parse("portal").ok(), Some(ChannelKind::Portal));
         assert!(ChannelKind::parse("fax").is_err());
         assert!(ChannelKind::parse("").is_err());

@@ -1,9 +1,7 @@
 use std::fmt;
 
 /// An amount of whole guaraníes (the Cantina database has no cents).
-#[derive(
-    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
-)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
 #[serde(transparent)]
 pub struct Guaranies(pub i64);
 
@@ -35,9 +33,6 @@ mod tests {
         assert_eq!(Guaranies(50_000).to_string(), "Gs. 50.000");
         assert_eq!(Guaranies(1_234_567).to_string(), "Gs. 1.234.567");
         assert_eq!(Guaranies(-15_500).to_string(), "Gs. -15.500");
-        assert_eq!(
-            Guaranies(i64::MIN).to_string(),
-            "Gs. -9.223.372.036.854.775.808"
-        );
+        assert_eq!(Guaranies(i64::MIN).to_string(), "Gs. -9.223.372.036.854.775.808");
     }
 }

@@ -17,13 +17,8 @@ pub enum NotificationType {
 pub struct UnknownNotificationType(pub String);
 
 impl NotificationType {
-    pub const ALL: [NotificationType; 5] = [
-        Self::SaldoBajo,
-        Self::RecargaExitosa,
-        Self::CuentaPendiente,
-        Self::RecordatorioDeuda,
-        Self::TarjetaBloqueada,
-    ];
+    pub const ALL: [NotificationType; 5] =
+        [Self::SaldoBajo, Self::RecargaExitosa, Self::CuentaPendiente, Self::RecordatorioDeuda, Self::TarjetaBloqueada];
 
     pub fn as_str(self) -> &'static str {
         match self {
@@ -36,10 +31,7 @@ impl NotificationType {
     }
 
     pub fn parse(s: &str) -> Result<Self, UnknownNotificationType> {
-        Self::ALL
-            .into_iter()
-            .find(|t| t.as_str() == s.trim())
-            .ok_or_else(|| UnknownNotificationType(s.to_string()))
+        Self::ALL.into_iter().find(|t| t.as_str() == s.trim()).ok_or_else(|| UnknownNotificationType(s.to_string()))
     }
 }
 

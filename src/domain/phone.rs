@@ -25,8 +25,7 @@ impl MobilePhone {
             return Err(InvalidPhone::Missing);
         }
         let masked = mask_digits(s);
-        let number = phonenumber::parse(Some(Id::PY), s)
-            .map_err(|_| InvalidPhone::Malformed(masked.clone()))?;
+        let number = phonenumber::parse(Some(Id::PY), s).map_err(|_| InvalidPhone::Malformed(masked.clone()))?;
         if !number.is_valid() {
             return Err(InvalidPhone::Malformed(masked));
         }
@@ -82,21 +81,11 @@ mod tests {
 
     #[test]
     fn local_mobile_forms_become_e164() {
-        for raw in [
-            "0981123456",
-            "0981 123 456",
-            "0981-123-456",
-            "+595981123456",
-            "595981123456",
-            "(0981) 123456",
-        ] {
+        for raw in ["0981123456", "0981 123 456", "0981-123-456", "+595981123456", "595981123456", "(0981) 123456"] {
             let p = MobilePhone::parse(Some(raw)).unwrap_or_else(|e| panic!("{raw}: {e}"));
             assert_eq!(p.as_str(), "+595981123456", "{raw}");
         }
-        assert_eq!(
-            MobilePhone::parse(Some("0971 654321")).unwrap().as_str(),
-            "+595971654321"
-        );
+        assert_eq!(MobilePhone::parse(Some("0971 654321")).unwrap().as_str(), "+595971654321");
     }
 
     #[test]
@@ -110,26 +99,15 @@ mod tests {
     fn missing_blank_malformed_and_landline_are_rejected_with_reasons() {
         assert_eq!(MobilePhone::parse(None), Err(InvalidPhone::Missing));
         assert_eq!(MobilePhone::parse(Some(" ")), Err(InvalidPhone::Missing));
-        assert!(matches!(
-            MobilePhone::parse(Some("abc")),
-            Err(InvalidPhone::Malformed(_))
-        ));
-        assert!(matches!(
-            MobilePhone::parse(Some("12")),
-            Err(InvalidPhone::Malformed(_))
-        ));
+        assert!(matches!(MobilePhone::parse(Some("abc")), Err(InvalidPhone::Malformed(_))));
+        assert!(matches!(MobilePhone::parse(Some("12")), Err(InvalidPhone::Malformed(_))));
         // Asunción landline.
-        assert!(matches!(
-            MobilePhone::parse(Some("021 555 123")),
-            Err(InvalidPhone::NotMobile(_))
-        ));
+        assert!(matches!(MobilePhone::parse(Some("021 555 123")), Err(InvalidPhone::NotMobile(_))));
     }
 
     #[test]
     fn reasons_do_not_reveal_the_number() {
-        let err = MobilePhone::parse(Some("021 555 123"))
-            .unwrap_err()
-            .to_string();
+        let err = MobilePhone::parse(Some("021 555 123")).unwrap_err().to_string();
         assert!(!err.contains("555"), "{err}");
         assert!(err.contains("***123"), "{err}");
     }

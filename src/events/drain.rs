@@ -14,8 +14,7 @@ use crate::config::RulesConfig;
 use crate::db::DbError;
 use crate::domain::{ChannelKind, NotificationType};
 use crate::rules::{
-    self, Card, Context, Decision, ManualCompletion, ManualRow, NewRequest, Parent, Recharge,
-    RuleInput, Student,
+    self, Card, Context, Decision, ManualCompletion, ManualRow, NewRequest, Parent, Recharge, RuleInput, Student,
 };
 
 /// What one batch did, for metrics and for waking the dispatcher.
@@ -92,16 +91,12 @@ pub async fn drain_batch(
     batch_size: i64,
     mark_busy: bool,
 ) -> Result<BatchOutcome, DbError> {
-    drain(pool, config, batch_size, mark_busy, None).await
+    crate::db::guarded(drain(pool, config, batch_size, mark_busy, None)).await
 }
 
 /// One event only (isolating a batch that failed).
-pub async fn drain_event(
-    pool: &Pool,
-    config: &RulesConfig,
-    id: i64,
-) -> Result<BatchOutcome, DbError> {
-    drain(pool, config, 1, false, Some(id)).await
+pub async fn drain_event(pool: &Pool, config: &RulesConfig, id: i64) -> Result<BatchOutcome, DbError> {
+    crate::db::guarded(drain(pool, config, 1, false, Some(id))).await
 }
 
 async fn drain(
@@ -115,8 +110,7 @@ async fn drain(
     let tx = conn.transaction().await?;
     // Safe without a synchronous commit: the dispatcher's claim commits synchronously before any send, which
     // flushes this commit's WAL too; a crash before that only replays the events into the same dedup keys.
-    tx.batch_execute("SET LOCAL synchronous_commit = off")
-        .await?;
+    tx.batch_execute("SET LOCAL synchronous_commit = off").await?;
 
     let rows = tx.query(CLAIM_EVENTS, &[&batch_size, &only]).await?;
     if rows.is_empty() {
@@ -132,42 +126,26 @@ async fn drain(
         .collect();
 
     if mark_busy {
-        tx.execute(
-            "UPDATE cantina_notify_ajustes SET despertar = false WHERE despertar",
-            &[],
-        )
-        .await?;
+        tx.execute("UPDATE cantina_notify_ajustes SET despertar = false WHERE despertar", &[]).await?;
     }
     let ctx = load_context(&tx, &events).await?;
-    let mut outcome = BatchOutcome {
-        events: events.len(),
-        ..Default::default()
-    };
+    let mut outcome = BatchOutcome { events: events.len(), ..Default::default() };
     let now = Timestamp::now();
-    outcome.oldest_age_seconds = events
-        .iter()
-        .map(|e| (now - e.created_at).get_milliseconds() as f64 / 1000.0)
-        .fold(0.0, f64::max);
+    outcome.oldest_age_seconds =
+        events.iter().map(|e| (now - e.created_at).get_milliseconds() as f64 / 1000.0).fold(0.0, f64::max);
 
     let mut inserts = InsertColumns::default();
     let mut results: Vec<Option<String>> = Vec::with_capacity(events.len());
     for event in &events {
         outcome.by_kind.push(event.kind.label());
-        let decision = rules::decide(&RuleInput {
-            event,
-            ctx: &ctx,
-            config,
-        });
+        let decision = rules::decide(&RuleInput { event, ctx: &ctx, config });
         results.push(match decision {
             Decision::Create(requests) => {
                 let n = requests.len();
                 requests.into_iter().for_each(|r| inserts.push(r));
                 Some(format!("{n} solicitud(es)"))
             }
-            Decision::CompleteManual {
-                id_solicitud,
-                completion,
-            } => {
+            Decision::CompleteManual { id_solicitud, completion } => {
                 complete_manual(&tx, id_solicitud, *completion, &mut outcome).await?;
                 Some("solicitud manual completada".to_string())
             }
@@ -177,8 +155,7 @@ async fn drain(
 
     if !inserts.is_empty() {
         for row in tx.query(INSERT_REQUESTS, &inserts.params()).await? {
-            let (tipo, destino, estado): (String, String, String) =
-                (row.get(0), row.get(1), row.get(2));
+            let (tipo, destino, estado): (String, String, String) = (row.get(0), row.get(1), row.get(2));
             if let (Ok(t), Ok(c)) = (NotificationType::parse(&tipo), ChannelKind::parse(&destino)) {
                 if estado == "Pendiente" {
                     outcome.created.push((t, c))
@@ -231,11 +208,10 @@ async fn complete_manual(
                 }
             }
         }
-        ManualCompletion::Fail {
-            clave_dedup,
-            channel,
-            reason,
-        } => {
+        ManualCompletion::Fail { clave_dedup, channel, reason } => {
+            if let Some(c) = channel {
+                outcome.failed_at_creation.push((NotificationType::SaldoBajo, c));
+            }
             let none: Option<String> = None;
             tx.execute(
                 COMPLETE_MANUAL,
@@ -294,8 +270,7 @@ impl InsertColumns {
         self.tipo.push(r.tipo.as_str());
         self.clave.push(r.clave_dedup);
         self.destinatario.push(destinatario);
-        self.datos
-            .push(serde_json::to_value(&r.data).unwrap_or(Json::Null));
+        self.datos.push(serde_json::to_value(&r.data).unwrap_or(Json::Null));
         self.error.push(error);
     }
 
@@ -328,8 +303,7 @@ async fn load_context(tx: &impl GenericClient, events: &[OutboxEvent]) -> Result
     for e in events {
         match &e.kind {
             EventKind::RecargaConfirmada { id_carga } => recharge_ids.push(*id_carga),
-            EventKind::SaldoBajo { nro_tarjeta, .. }
-            | EventKind::TarjetaBloqueada { nro_tarjeta } => {
+            EventKind::SaldoBajo { nro_tarjeta, .. } | EventKind::TarjetaBloqueada { nro_tarjeta } => {
                 card_ids.insert(nro_tarjeta.clone());
             }
             EventKind::SolicitudManual { id_solicitud } => manual_ids.push(*id_solicitud),
@@ -384,11 +358,8 @@ async fn load_context(tx: &impl GenericClient, events: &[OutboxEvent]) -> Result
     if !card_ids.is_empty() {
         let ids: Vec<String> = card_ids.into_iter().collect();
         for r in tx.query(LOAD_CARDS, &[&ids]).await? {
-            let student = r.get::<_, Option<i32>>(6).map(|id_hijo| Student {
-                id_hijo,
-                nombre: r.get(7),
-                apellido: r.get(8),
-            });
+            let student =
+                r.get::<_, Option<i32>>(6).map(|id_hijo| Student { id_hijo, nombre: r.get(7), apellido: r.get(8) });
             let parent = r.get::<_, Option<i32>>(9).map(|id_cliente| Parent {
                 id_cliente,
                 nombres: r.get(10),
@@ -433,13 +404,7 @@ pub async fn outbox_lag_seconds(pool: &Pool) -> Result<f64, DbError> {
 /// Whether the triggers should NOTIFY: true while the listener waits, false while it is already draining
 /// (NOTIFY serialises committing transactions; a busy listener does not need the wake-ups).
 pub async fn set_awake(pool: &Pool) -> Result<(), DbError> {
-    pool.get()
-        .await?
-        .execute(
-            "UPDATE cantina_notify_ajustes SET despertar = true WHERE NOT despertar",
-            &[],
-        )
-        .await?;
+    pool.get().await?.execute("UPDATE cantina_notify_ajustes SET despertar = true WHERE NOT despertar", &[]).await?;
     Ok(())
 }
 
@@ -460,10 +425,7 @@ pub async fn pending_ids(pool: &Pool, limit: i64) -> Result<Vec<i64>, DbError> {
     let rows = pool
         .get()
         .await?
-        .query(
-            "SELECT id FROM cantina_notify_eventos WHERE procesado_en IS NULL ORDER BY id LIMIT $1",
-            &[&limit],
-        )
+        .query("SELECT id FROM cantina_notify_eventos WHERE procesado_en IS NULL ORDER BY id LIMIT $1", &[&limit])
         .await?;
     Ok(rows.iter().map(|r| r.get(0)).collect())
 }

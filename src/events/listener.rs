@@ -34,16 +34,13 @@ impl Listener {
     pub async fn run(self, shutdown: CancellationToken) {
         let mut backoff = self.backoff();
         let mut ever_connected = false;
-        let mut tick =
-            tokio::time::interval(Duration::from_secs(self.settings.safety_tick_seconds));
+        let mut tick = tokio::time::interval(Duration::from_secs(self.settings.safety_tick_seconds));
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         while !shutdown.is_cancelled() {
             let (client, mut wakeups) = match self.connect().await {
                 Ok(c) => c,
                 Err(e) => {
-                    let delay = backoff
-                        .next()
-                        .unwrap_or(Duration::from_millis(self.settings.reconnect_max_ms));
+                    let delay = backoff.next().unwrap_or(Duration::from_millis(self.settings.reconnect_max_ms));
                     tracing::warn!(error = %e, retry_in_ms = delay.as_millis() as u64, "listener cannot connect");
                     // Keep draining through the pool meanwhile: PgBouncer or a direct-connection limit may block
                     // only the LISTEN session.
@@ -64,8 +61,7 @@ impl Listener {
             }
             ever_connected = true;
             // Anything written while we were away.
-            let go_on =
-                |w: &mpsc::UnboundedReceiver<()>| !w.is_closed() && !shutdown.is_cancelled();
+            let go_on = |w: &mpsc::UnboundedReceiver<()>| !w.is_closed() && !shutdown.is_cancelled();
             self.drain_while(|| go_on(&wakeups)).await;
             loop {
                 tokio::select! {
@@ -106,10 +102,14 @@ impl Listener {
 
     /// Opens the LISTEN session. Notifications are read with `poll_message` on a task of their own; the channel
     /// closes when the connection ends, which is how a lost connection is noticed.
-    async fn connect(
-        &self,
-    ) -> Result<(tokio_postgres::Client, mpsc::UnboundedReceiver<()>), db::DbError> {
+    async fn connect(&self) -> Result<(tokio_postgres::Client, mpsc::UnboundedReceiver<()>), db::DbError> {
         let cfg = db::parse_url(&self.listen_url, APPLICATION_NAME, Duration::from_secs(10))?;
+        let mut cfg = cfg;
+        // Notice a silently dead connection (a partition without a reset) in about a minute, not the OS's 2 hours.
+        cfg.keepalives(true)
+            .keepalives_idle(Duration::from_secs(30))
+            .keepalives_interval(Duration::from_secs(10))
+            .keepalives_retries(3);
         let (client, mut connection) = cfg.connect(db::tls()).await?;
         let (tx, rx) = mpsc::unbounded_channel();
         tokio::spawn(async move {
@@ -133,25 +133,49 @@ impl Listener {
         Ok((client, rx))
     }
 
-    /// Retries the next batch one event at a time; an event the database refuses is set aside with the reason.
+    /// Retries the next batch one event at a time. Events the database refuses are set aside with the reason, but
+    /// only if others went through: when every event fails, the cause is not the rows (a schema change, a trigger
+    /// refusing everything), so nothing is set aside and the events wait for the cause to be fixed.
     async fn isolate(&self) {
         let ids = match super::drain::pending_ids(&self.pool, self.settings.batch_size).await {
             Ok(ids) => ids,
             Err(e) => return tracing::warn!(error = %e, "cannot list pending events"),
         };
+        let mut refused = Vec::new();
+        let mut passed = 0;
         for id in ids {
             match super::drain::drain_event(&self.pool, &self.rules, id).await {
-                Ok(o) => self.record(&o),
-                Err(e) if e.is_data_error() => {
-                    let reason = format!("error al procesar el evento: {e}");
-                    tracing::error!(event = id, error = %e, "event set aside");
-                    if let Err(e) = super::drain::quarantine(&self.pool, id, &reason).await {
-                        tracing::warn!(event = id, error = %e, "could not set the event aside");
-                    }
+                Ok(o) => {
+                    passed += o.events;
+                    self.record(&o);
                 }
+                Err(e) if e.is_data_error() => refused.push((id, e)),
                 Err(e) => {
                     return tracing::warn!(error = %e, "draining the outbox failed; the events stay and are retried");
                 }
+            }
+        }
+        if passed == 0 {
+            if let Some((_, e)) = refused.first() {
+                tracing::error!(events = refused.len(), error = %e, "every event fails the same way: nothing set aside; fix the cause");
+            }
+            return;
+        }
+        for (id, e) in refused {
+            // Once more: the cause may have been fixed while this pass ran (a trigger dropped, a row corrected).
+            let e = match super::drain::drain_event(&self.pool, &self.rules, id).await {
+                Ok(o) => {
+                    self.record(&o);
+                    continue;
+                }
+                Err(again) if again.is_data_error() => again,
+                Err(_) => e,
+            };
+            let reason = format!("apartado: error al procesar el evento: {e}");
+            tracing::error!(event = id, error = %e, "event set aside");
+            match super::drain::quarantine(&self.pool, id, &reason).await {
+                Ok(()) => self.metrics.event_set_aside(),
+                Err(e) => tracing::warn!(event = id, error = %e, "could not set the event aside"),
             }
         }
     }
@@ -190,7 +214,7 @@ impl Listener {
             }
             match drain_batch(&self.pool, &self.rules, self.settings.batch_size, !busy).await {
                 Ok(o) if o.events == 0 => {
-                    self.metrics.set_outbox_lag(0.0);
+                    // Not a lag of 0: another replica may still hold a backlog; the tick measures the table.
                     if !busy {
                         // Also repairs a flag left false by a replica that died mid-drain.
                         if let Err(e) = set_awake(&self.pool).await {
@@ -222,6 +246,9 @@ impl Listener {
                 Err(e) => {
                     self.metrics.drain_failed();
                     tracing::warn!(error = %e, "draining the outbox failed; the events stay and are retried");
+                    if busy && let Err(e) = set_awake(&self.pool).await {
+                        tracing::warn!(error = %e, "could not re-enable wake-ups; the next tick repairs it");
+                    }
                     return;
                 }
             }

@@ -44,35 +44,23 @@ impl EventKind {
         saldo_anterior: Option<i64>,
         saldo_nuevo: Option<i64>,
     ) -> EventKind {
-        let missing = |what: &str| EventKind::Invalid {
-            reason: format!("evento {tipo} sin {what}"),
-        };
+        let missing = |what: &str| EventKind::Invalid { reason: format!("evento {tipo} sin {what}") };
         match tipo {
-            "recarga_confirmada" => id_ref.map_or_else(
-                || missing("id_ref"),
-                |id_carga| EventKind::RecargaConfirmada { id_carga },
-            ),
+            "recarga_confirmada" => {
+                id_ref.map_or_else(|| missing("id_ref"), |id_carga| EventKind::RecargaConfirmada { id_carga })
+            }
             "saldo_bajo" => match (nro_tarjeta, saldo_anterior, saldo_nuevo) {
                 (Some(nro_tarjeta), Some(saldo_anterior), Some(saldo_nuevo)) => {
-                    EventKind::SaldoBajo {
-                        nro_tarjeta,
-                        saldo_anterior,
-                        saldo_nuevo,
-                    }
+                    EventKind::SaldoBajo { nro_tarjeta, saldo_anterior, saldo_nuevo }
                 }
                 _ => missing("tarjeta o saldos"),
             },
-            "tarjeta_bloqueada" => nro_tarjeta.map_or_else(
-                || missing("nro_tarjeta"),
-                |nro_tarjeta| EventKind::TarjetaBloqueada { nro_tarjeta },
-            ),
-            "solicitud_manual" => id_ref.map_or_else(
-                || missing("id_ref"),
-                |id_solicitud| EventKind::SolicitudManual { id_solicitud },
-            ),
-            other => EventKind::Invalid {
-                reason: format!("tipo de evento desconocido: {other}"),
-            },
+            "tarjeta_bloqueada" => nro_tarjeta
+                .map_or_else(|| missing("nro_tarjeta"), |nro_tarjeta| EventKind::TarjetaBloqueada { nro_tarjeta }),
+            "solicitud_manual" => {
+                id_ref.map_or_else(|| missing("id_ref"), |id_solicitud| EventKind::SolicitudManual { id_solicitud })
+            }
+            other => EventKind::Invalid { reason: format!("tipo de evento desconocido: {other}") },
         }
     }
 
@@ -99,24 +87,12 @@ mod tests {
             EventKind::RecargaConfirmada { id_carga: 7 }
         );
         assert_eq!(
-            EventKind::decode(
-                "saldo_bajo",
-                None,
-                Some("T1".into()),
-                Some(6000),
-                Some(4000)
-            ),
-            EventKind::SaldoBajo {
-                nro_tarjeta: "T1".into(),
-                saldo_anterior: 6000,
-                saldo_nuevo: 4000
-            }
+            EventKind::decode("saldo_bajo", None, Some("T1".into()), Some(6000), Some(4000)),
+            EventKind::SaldoBajo { nro_tarjeta: "T1".into(), saldo_anterior: 6000, saldo_nuevo: 4000 }
         );
         assert_eq!(
             EventKind::decode("tarjeta_bloqueada", None, Some("T1".into()), None, None),
-            EventKind::TarjetaBloqueada {
-                nro_tarjeta: "T1".into()
-            }
+            EventKind::TarjetaBloqueada { nro_tarjeta: "T1".into() }
         );
         assert_eq!(
             EventKind::decode("solicitud_manual", Some(3), None, None, None),

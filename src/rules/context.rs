@@ -27,11 +27,7 @@ pub struct Card {
 
 impl Card {
     pub fn threshold(&self, default: i64) -> i64 {
-        if self.saldo_alerta > 0 {
-            self.saldo_alerta
-        } else {
-            default
-        }
+        if self.saldo_alerta > 0 { self.saldo_alerta } else { default }
     }
 }
 

@@ -1,7 +1,4 @@
-use super::{
-    Decision, ManualCompletion, MessageData, NewRequest, RuleInput, local_datetime,
-    resolve_recipient,
-};
+use super::{Decision, ManualCompletion, MessageData, NewRequest, RuleInput, local_datetime, resolve_recipient};
 use crate::domain::{ChannelKind, Guaranies, NotificationType};
 
 /// The POS "Notificar" button: a low-balance notice for one card, on the channel the row names (or the first
@@ -16,57 +13,28 @@ pub(super) fn decide(input: &RuleInput<'_>, id_solicitud: i64) -> Decision {
     let clave_dedup = format!("manual:{id_solicitud}");
     let fail = |channel, reason: String| Decision::CompleteManual {
         id_solicitud,
-        completion: Box::new(ManualCompletion::Fail {
-            clave_dedup: clave_dedup.clone(),
-            channel,
-            reason,
-        }),
+        completion: Box::new(ManualCompletion::Fail { clave_dedup: clave_dedup.clone(), channel, reason }),
     };
 
-    let channel = match row
-        .destino
-        .as_deref()
-        .map(str::trim)
-        .filter(|d| !d.is_empty())
-    {
+    let channel = match row.destino.as_deref().map(str::trim).filter(|d| !d.is_empty()) {
         Some(d) => match ChannelKind::parse(d) {
             Ok(c) => c,
             Err(_) => {
-                return fail(
-                    None,
-                    format!("destino desconocido '{d}' (se espera Email, SMS, WhatsApp o Portal)"),
-                );
+                return fail(None, format!("destino desconocido '{d}' (se espera Email, SMS, WhatsApp o Portal)"));
             }
         },
-        None => match input
-            .config
-            .channels_for(NotificationType::SaldoBajo)
-            .first()
-        {
+        None => match input.config.channels_for(NotificationType::SaldoBajo).first() {
             Some(c) => *c,
             None => {
-                return fail(
-                    None,
-                    "la solicitud no indica destino y saldo_bajo no tiene canales configurados"
-                        .into(),
-                );
+                return fail(None, "la solicitud no indica destino y saldo_bajo no tiene canales configurados".into());
             }
         },
     };
     if !input.config.available.contains(&channel) {
-        return fail(
-            Some(channel),
-            format!(
-                "el canal {} no está configurado en el servicio",
-                channel.destino()
-            ),
-        );
+        return fail(Some(channel), format!("el canal {} no está configurado en el servicio", channel.destino()));
     }
     let Some(nro_tarjeta) = row.nro_tarjeta.as_deref() else {
-        return fail(
-            Some(channel),
-            "la solicitud manual no indica nro_tarjeta".into(),
-        );
+        return fail(Some(channel), "la solicitud manual no indica nro_tarjeta".into());
     };
     let Some(card) = input.ctx.cards.get(nro_tarjeta) else {
         return fail(Some(channel), format!("la tarjeta {nro_tarjeta} no existe"));
@@ -77,15 +45,9 @@ pub(super) fn decide(input: &RuleInput<'_>, id_solicitud: i64) -> Decision {
         None => card.parent.as_ref(),
     };
     let Some(parent) = parent else {
-        return fail(
-            Some(channel),
-            format!("no se encontró el cliente a notificar para la tarjeta {nro_tarjeta}"),
-        );
+        return fail(Some(channel), format!("no se encontró el cliente a notificar para la tarjeta {nro_tarjeta}"));
     };
-    let alumno = card
-        .student
-        .as_ref()
-        .map_or_else(|| format!("tarjeta {nro_tarjeta}"), |s| s.full_name());
+    let alumno = card.student.as_ref().map_or_else(|| format!("tarjeta {nro_tarjeta}"), |s| s.full_name());
     let data = MessageData::SaldoBajo {
         padre: parent.nombres.trim().to_string(),
         alumno,

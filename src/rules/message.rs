@@ -95,68 +95,20 @@ impl MessageData {
     /// - `recordatorio_deuda`: padre, alumno, monto, dias
     pub fn template_parameters(&self) -> Vec<String> {
         match self {
-            MessageData::RecargaExitosa {
-                padre,
-                alumno,
-                monto,
-                saldo,
-                fecha,
-                ..
-            } => {
-                vec![
-                    padre.clone(),
-                    alumno.clone(),
-                    monto.to_string(),
-                    saldo.to_string(),
-                    fecha.clone(),
-                ]
+            MessageData::RecargaExitosa { padre, alumno, monto, saldo, fecha, .. } => {
+                vec![padre.clone(), alumno.clone(), monto.to_string(), saldo.to_string(), fecha.clone()]
             }
-            MessageData::SaldoBajo {
-                padre,
-                alumno,
-                saldo,
-                umbral,
-                ..
-            } => {
-                vec![
-                    padre.clone(),
-                    alumno.clone(),
-                    saldo.to_string(),
-                    umbral.to_string(),
-                ]
+            MessageData::SaldoBajo { padre, alumno, saldo, umbral, .. } => {
+                vec![padre.clone(), alumno.clone(), saldo.to_string(), umbral.to_string()]
             }
-            MessageData::TarjetaBloqueada {
-                padre,
-                alumno,
-                nro_tarjeta,
-                fecha,
-            } => {
-                vec![
-                    padre.clone(),
-                    alumno.clone(),
-                    nro_tarjeta.clone(),
-                    fecha.clone(),
-                ]
+            MessageData::TarjetaBloqueada { padre, alumno, nro_tarjeta, fecha } => {
+                vec![padre.clone(), alumno.clone(), nro_tarjeta.clone(), fecha.clone()]
             }
-            MessageData::CuentaPendiente {
-                padre,
-                monto,
-                desde,
-                ..
-            } => vec![padre.clone(), monto.to_string(), desde.clone()],
-            MessageData::RecordatorioDeuda {
-                padre,
-                alumno,
-                monto,
-                dias,
-                ..
-            } => {
-                vec![
-                    padre.clone(),
-                    alumno.clone(),
-                    monto.to_string(),
-                    dias.to_string(),
-                ]
+            MessageData::CuentaPendiente { padre, monto, desde, .. } => {
+                vec![padre.clone(), monto.to_string(), desde.clone()]
+            }
+            MessageData::RecordatorioDeuda { padre, alumno, monto, dias, .. } => {
+                vec![padre.clone(), alumno.clone(), monto.to_string(), dias.to_string()]
             }
         }
     }
@@ -173,9 +125,7 @@ pub fn local_date(ts: Timestamp) -> Date {
 
 /// `23/11/2026 19:45`, as parents in Paraguay write dates.
 pub fn local_datetime(ts: Timestamp) -> String {
-    ts.to_zoned(asuncion())
-        .strftime("%d/%m/%Y %H:%M")
-        .to_string()
+    ts.to_zoned(asuncion()).strftime("%d/%m/%Y %H:%M").to_string()
 }
 
 #[cfg(test)]

@@ -43,11 +43,7 @@ pub enum ManualCompletion {
     /// Fill in the row and let the dispatcher send it.
     Send(NewRequest),
     /// Record the row as `Error` with this reason.
-    Fail {
-        clave_dedup: String,
-        channel: Option<ChannelKind>,
-        reason: String,
-    },
+    Fail { clave_dedup: String, channel: Option<ChannelKind>, reason: String },
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -78,11 +74,9 @@ impl RuleInput<'_> {
 pub fn decide(input: &RuleInput<'_>) -> Decision {
     match &input.event.kind {
         EventKind::RecargaConfirmada { id_carga } => recarga::decide(input, *id_carga),
-        EventKind::SaldoBajo {
-            nro_tarjeta,
-            saldo_anterior,
-            saldo_nuevo,
-        } => saldo_bajo::decide(input, nro_tarjeta, *saldo_anterior, *saldo_nuevo),
+        EventKind::SaldoBajo { nro_tarjeta, saldo_anterior, saldo_nuevo } => {
+            saldo_bajo::decide(input, nro_tarjeta, *saldo_anterior, *saldo_nuevo)
+        }
         EventKind::TarjetaBloqueada { nro_tarjeta } => bloqueo::decide(input, nro_tarjeta),
         EventKind::SolicitudManual { id_solicitud } => manual::decide(input, *id_solicitud),
         EventKind::Invalid { reason } => Decision::Ignore(reason.clone()),
@@ -121,21 +115,13 @@ fn per_channel(
 }
 
 /// The card's holder and its responsible parent, or why the notice cannot be addressed.
-fn holder<'c>(
-    ctx: &'c Context,
-    nro_tarjeta: &str,
-) -> Result<(&'c Card, &'c Student, &'c Parent), String> {
-    let card = ctx
-        .cards
-        .get(nro_tarjeta)
-        .ok_or_else(|| format!("la tarjeta {nro_tarjeta} no existe"))?;
-    let student = card
-        .student
+fn holder<'c>(ctx: &'c Context, nro_tarjeta: &str) -> Result<(&'c Card, &'c Student, &'c Parent), String> {
+    let card = ctx.cards.get(nro_tarjeta).ok_or_else(|| format!("la tarjeta {nro_tarjeta} no existe"))?;
+    let student = card.student.as_ref().ok_or_else(|| format!("la tarjeta {nro_tarjeta} no tiene alumno asignado"))?;
+    let parent = card
+        .parent
         .as_ref()
-        .ok_or_else(|| format!("la tarjeta {nro_tarjeta} no tiene alumno asignado"))?;
-    let parent = card.parent.as_ref().ok_or_else(|| {
-        format!("el alumno de la tarjeta {nro_tarjeta} no tiene cliente responsable")
-    })?;
+        .ok_or_else(|| format!("el alumno de la tarjeta {nro_tarjeta} no tiene cliente responsable"))?;
     if !parent.activo {
         return Err(format!("el cliente {} está inactivo", parent.id_cliente));
     }

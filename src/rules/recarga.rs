@@ -7,10 +7,7 @@ pub(super) fn decide(input: &RuleInput<'_>, id_carga: i64) -> Decision {
         return Decision::Ignore(format!("la recarga {id_carga} no existe"));
     };
     if r.estado != "CONFIRMADO" {
-        return Decision::Ignore(format!(
-            "la recarga {id_carga} ya no está CONFIRMADO (estado {})",
-            r.estado
-        ));
+        return Decision::Ignore(format!("la recarga {id_carga} ya no está CONFIRMADO (estado {})", r.estado));
     }
     let (card, student, parent) = match holder(input.ctx, &r.nro_tarjeta) {
         Ok(h) => h,

@@ -34,12 +34,10 @@ impl Recipient {
     /// Re-validates a stored `destinatario` for its channel.
     pub fn parse(channel: ChannelKind, stored: Option<&str>) -> Result<Recipient, String> {
         match channel {
-            ChannelKind::Email => EmailAddress::parse(stored)
-                .map(Recipient::Email)
-                .map_err(|e| e.to_string()),
-            ChannelKind::Sms | ChannelKind::WhatsApp => MobilePhone::parse(stored)
-                .map(Recipient::Phone)
-                .map_err(|e| e.to_string()),
+            ChannelKind::Email => EmailAddress::parse(stored).map(Recipient::Email).map_err(|e| e.to_string()),
+            ChannelKind::Sms | ChannelKind::WhatsApp => {
+                MobilePhone::parse(stored).map(Recipient::Phone).map_err(|e| e.to_string())
+            }
             ChannelKind::Portal => stored
                 .and_then(|s| s.strip_prefix("cliente:"))
                 .and_then(|id| id.parse().ok())
@@ -56,11 +54,8 @@ pub fn resolve_recipient(channel: ChannelKind, parent: &Parent) -> Result<Recipi
         ChannelKind::Sms | ChannelKind::WhatsApp => parent.telefono.as_deref(),
         // Whether the parent has an active portal account is the portal adapter's to check at send time.
         ChannelKind::Portal => {
-            return Ok(Recipient::Portal {
-                id_cliente: parent.id_cliente,
-            });
+            return Ok(Recipient::Portal { id_cliente: parent.id_cliente });
         }
     };
-    Recipient::parse(channel, stored)
-        .map_err(|reason| format!("cliente {}: {reason}", parent.id_cliente))
+    Recipient::parse(channel, stored).map_err(|reason| format!("cliente {}: {reason}", parent.id_cliente))
 }

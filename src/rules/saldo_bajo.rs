@@ -3,26 +3,16 @@ use crate::domain::{Guaranies, NotificationType};
 
 /// `saldo_bajo`: the balance crossed below the card's threshold. At most once per crossing (the trigger only
 /// reports crossings) and once per card per local day (the dedup key carries the date, shared with the daily sweep).
-pub(super) fn decide(
-    input: &RuleInput<'_>,
-    nro_tarjeta: &str,
-    saldo_anterior: i64,
-    saldo_nuevo: i64,
-) -> Decision {
+pub(super) fn decide(input: &RuleInput<'_>, nro_tarjeta: &str, saldo_anterior: i64, saldo_nuevo: i64) -> Decision {
     let (card, student, parent) = match holder(input.ctx, nro_tarjeta) {
         Ok(h) => h,
         Err(reason) => return Decision::Ignore(reason),
     };
     if card.estado != "Activa" {
-        return Decision::Ignore(format!(
-            "la tarjeta {nro_tarjeta} no está Activa (estado {})",
-            card.estado
-        ));
+        return Decision::Ignore(format!("la tarjeta {nro_tarjeta} no está Activa (estado {})", card.estado));
     }
     if !card.notificar_saldo_bajo {
-        return Decision::Ignore(format!(
-            "la tarjeta {nro_tarjeta} tiene desactivado el aviso de saldo bajo"
-        ));
+        return Decision::Ignore(format!("la tarjeta {nro_tarjeta} tiene desactivado el aviso de saldo bajo"));
     }
     let umbral = card.threshold(input.config.umbral_saldo_bajo);
     if !(saldo_nuevo < umbral && saldo_anterior >= umbral) {
@@ -37,13 +27,8 @@ pub(super) fn decide(
         ));
     }
     let today = input.today();
-    if card
-        .ultima_notificacion_saldo
-        .is_some_and(|t| local_date(t) == today)
-    {
-        return Decision::Ignore(format!(
-            "la tarjeta {nro_tarjeta} ya recibió un aviso de saldo bajo hoy"
-        ));
+    if card.ultima_notificacion_saldo.is_some_and(|t| local_date(t) == today) {
+        return Decision::Ignore(format!("la tarjeta {nro_tarjeta} ya recibió un aviso de saldo bajo hoy"));
     }
     let data = MessageData::SaldoBajo {
         padre: parent.nombres.trim().to_string(),

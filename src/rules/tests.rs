@@ -9,8 +9,8 @@ use std::collections::{BTreeMap, HashMap};
 use jiff::Timestamp;
 
 use super::{
-    Card, Context, Decision, ManualCompletion, ManualRow, MessageData, NewRequest, Parent,
-    Recharge, Recipient, RuleInput, Student, decide, resolve_recipient,
+    Card, Context, Decision, ManualCompletion, ManualRow, MessageData, NewRequest, Parent, Recharge, Recipient,
+    RuleInput, Student, decide, resolve_recipient,
 };
 use crate::config::RulesConfig;
 use crate::domain::{ChannelKind, EmailAddress, Guaranies, MobilePhone, NotificationType};
@@ -44,9 +44,7 @@ const MOBILE_E164: &str = "+595981123456";
 use ChannelKind::{Email, Portal, Sms, WhatsApp};
 
 fn ts(rfc3339: &str) -> Timestamp {
-    rfc3339
-        .parse()
-        .unwrap_or_else(|e| panic!("bad timestamp {rfc3339}: {e}"))
+    rfc3339.parse().unwrap_or_else(|e| panic!("bad timestamp {rfc3339}: {e}"))
 }
 
 fn parent() -> Parent {
@@ -73,11 +71,7 @@ fn other_parent() -> Parent {
 }
 
 fn student() -> Student {
-    Student {
-        id_hijo: HIJO,
-        nombre: " Luis".into(),
-        apellido: "Gómez Benítez ".into(),
-    }
+    Student { id_hijo: HIJO, nombre: " Luis".into(), apellido: "Gómez Benítez ".into() }
 }
 
 /// An `Activa` card below the default threshold (Gs. 3.500 < Gs. 5.000), with low-balance notices on.
@@ -157,10 +151,7 @@ struct Config(RulesConfig);
 impl Config {
     fn new() -> Self {
         Config(RulesConfig {
-            channels: NotificationType::ALL
-                .into_iter()
-                .map(|t| (t, vec![Email]))
-                .collect::<BTreeMap<_, _>>(),
+            channels: NotificationType::ALL.into_iter().map(|t| (t, vec![Email])).collect::<BTreeMap<_, _>>(),
             umbral_saldo_bajo: 5_000,
             available: vec![Email],
         })
@@ -196,11 +187,7 @@ fn config() -> RulesConfig {
 }
 
 fn event(id: i64, kind: EventKind, at: &str) -> OutboxEvent {
-    OutboxEvent {
-        id,
-        kind,
-        created_at: ts(at),
-    }
+    OutboxEvent { id, kind, created_at: ts(at) }
 }
 
 fn recarga_event(id_carga: i64) -> OutboxEvent {
@@ -208,15 +195,7 @@ fn recarga_event(id_carga: i64) -> OutboxEvent {
 }
 
 fn saldo_event_at(saldo_anterior: i64, saldo_nuevo: i64, at: &str) -> OutboxEvent {
-    event(
-        EVENTO,
-        EventKind::SaldoBajo {
-            nro_tarjeta: TARJETA.into(),
-            saldo_anterior,
-            saldo_nuevo,
-        },
-        at,
-    )
+    event(EVENTO, EventKind::SaldoBajo { nro_tarjeta: TARJETA.into(), saldo_anterior, saldo_nuevo }, at)
 }
 
 /// Gs. 6.000 → Gs. 3.500: crosses the default Gs. 5.000.
@@ -225,23 +204,11 @@ fn saldo_event() -> OutboxEvent {
 }
 
 fn bloqueo_event(id: i64) -> OutboxEvent {
-    event(
-        id,
-        EventKind::TarjetaBloqueada {
-            nro_tarjeta: TARJETA.into(),
-        },
-        EVENT_AT,
-    )
+    event(id, EventKind::TarjetaBloqueada { nro_tarjeta: TARJETA.into() }, EVENT_AT)
 }
 
 fn manual_event() -> OutboxEvent {
-    event(
-        EVENTO,
-        EventKind::SolicitudManual {
-            id_solicitud: SOLICITUD,
-        },
-        EVENT_AT,
-    )
+    event(EVENTO, EventKind::SolicitudManual { id_solicitud: SOLICITUD }, EVENT_AT)
 }
 
 fn run(event: &OutboxEvent, ctx: &Context, config: &RulesConfig) -> Decision {
@@ -267,10 +234,7 @@ fn ignored(decision: Decision) -> String {
 #[track_caller]
 fn manual_sent(decision: Decision) -> NewRequest {
     match decision {
-        Decision::CompleteManual {
-            id_solicitud,
-            completion,
-        } => match *completion {
+        Decision::CompleteManual { id_solicitud, completion } => match *completion {
             ManualCompletion::Send(request) => {
                 assert_eq!(id_solicitud, SOLICITUD);
                 request
@@ -285,15 +249,8 @@ fn manual_sent(decision: Decision) -> NewRequest {
 #[track_caller]
 fn manual_failed(decision: Decision) -> (String, Option<ChannelKind>, String) {
     match decision {
-        Decision::CompleteManual {
-            id_solicitud,
-            completion,
-        } => match *completion {
-            ManualCompletion::Fail {
-                clave_dedup,
-                channel,
-                reason,
-            } => {
+        Decision::CompleteManual { id_solicitud, completion } => match *completion {
+            ManualCompletion::Fail { clave_dedup, channel, reason } => {
                 assert_eq!(id_solicitud, SOLICITUD);
                 (clave_dedup, channel, reason)
             }
@@ -322,49 +279,24 @@ fn phone(number: &str) -> Recipient {
 #[track_caller]
 fn assert_contains(haystack: &str, needles: &[&str]) {
     for needle in needles {
-        assert!(
-            haystack.contains(needle),
-            "expected {needle:?} in {haystack:?}"
-        );
+        assert!(haystack.contains(needle), "expected {needle:?} in {haystack:?}");
     }
 }
 
 #[track_caller]
 fn assert_lacks(haystack: &str, needles: &[&str]) {
     for needle in needles {
-        assert!(
-            !haystack.contains(needle),
-            "{needle:?} must not appear in {haystack:?}"
-        );
+        assert!(!haystack.contains(needle), "{needle:?} must not appear in {haystack:?}");
     }
 }
 
 /// The holder chain broken in each possible way, with what the reason must mention.
 fn broken_holders() -> Vec<(&'static str, Context, &'static [&'static str])> {
     vec![
-        (
-            "card missing",
-            Context {
-                cards: HashMap::new(),
-                ..family()
-            },
-            &[TARJETA, "no existe"],
-        ),
-        (
-            "card without student",
-            family_with_card(|c| c.student = None),
-            &[TARJETA, "no tiene alumno"],
-        ),
-        (
-            "student without parent",
-            family_with_card(|c| c.parent = None),
-            &[TARJETA, "cliente responsable"],
-        ),
-        (
-            "inactive parent",
-            family_with_parent(|p| p.activo = false),
-            &["cliente 7", "inactivo"],
-        ),
+        ("card missing", Context { cards: HashMap::new(), ..family() }, &[TARJETA, "no existe"]),
+        ("card without student", family_with_card(|c| c.student = None), &[TARJETA, "no tiene alumno"]),
+        ("student without parent", family_with_card(|c| c.parent = None), &[TARJETA, "cliente responsable"]),
+        ("inactive parent", family_with_parent(|p| p.activo = false), &["cliente 7", "inactivo"]),
     ]
 }
 
@@ -408,29 +340,18 @@ mod recarga_exitosa {
                 data: expected_data(),
             }]
         );
-        assert_eq!(
-            requests[0].recipient.as_ref().map(Recipient::as_str),
-            Ok(EMAIL.to_string())
-        );
+        assert_eq!(requests[0].recipient.as_ref().map(Recipient::as_str), Ok(EMAIL.to_string()));
     }
 
     #[test]
     fn one_request_per_configured_channel_each_with_its_own_key() {
-        let cfg = Config::new()
-            .channels(NotificationType::RecargaExitosa, &[Email, Sms])
-            .available(&[Email, Sms])
-            .build();
+        let cfg =
+            Config::new().channels(NotificationType::RecargaExitosa, &[Email, Sms]).available(&[Email, Sms]).build();
         let requests = created(run(&recarga_event(CARGA), &recharged(), &cfg));
-        assert_eq!(
-            keys(&requests),
-            ["recarga_exitosa:9001:email", "recarga_exitosa:9001:sms"]
-        );
+        assert_eq!(keys(&requests), ["recarga_exitosa:9001:email", "recarga_exitosa:9001:sms"]);
         assert_eq!(channels(&requests), [Email, Sms]);
         assert_eq!(requests[0].recipient, Ok(email(EMAIL)));
-        assert_eq!(
-            requests[1].recipient.as_ref().map(Recipient::as_str),
-            Ok(MOBILE_E164.to_string())
-        );
+        assert_eq!(requests[1].recipient.as_ref().map(Recipient::as_str), Ok(MOBILE_E164.to_string()));
         for r in &requests {
             assert_eq!(r.tipo, NotificationType::RecargaExitosa);
             assert_eq!(r.id_cliente, CLIENTE);
@@ -449,11 +370,7 @@ mod recarga_exitosa {
         let requests = created(run(&recarga_event(CARGA), &recharged(), &cfg));
         assert_eq!(
             keys(&requests),
-            [
-                "recarga_exitosa:9001:whatsapp",
-                "recarga_exitosa:9001:sms",
-                "recarga_exitosa:9001:email"
-            ]
+            ["recarga_exitosa:9001:whatsapp", "recarga_exitosa:9001:sms", "recarga_exitosa:9001:email"]
         );
     }
 
@@ -505,9 +422,7 @@ mod recarga_exitosa {
             let ctx = family_with_recharge(|r| r.referencia = referencia.map(String::from));
             let requests = created(run(&recarga_event(CARGA), &ctx, &config()));
             match &requests[0].data {
-                MessageData::RecargaExitosa {
-                    referencia: got, ..
-                } => assert_eq!(*got, None, "{referencia:?}"),
+                MessageData::RecargaExitosa { referencia: got, .. } => assert_eq!(*got, None, "{referencia:?}"),
                 other => panic!("wrong data {other:?}"),
             }
         }
@@ -532,43 +447,27 @@ mod recarga_exitosa {
     fn broken_holder_chain_is_ignored_with_a_readable_reason() {
         for (case, ctx, mentions) in broken_holders() {
             let reason = ignored(run(&recarga_event(CARGA), &ctx, &config()));
-            assert!(
-                mentions.iter().all(|m| reason.contains(m)),
-                "{case}: {reason:?} should mention {mentions:?}"
-            );
+            assert!(mentions.iter().all(|m| reason.contains(m)), "{case}: {reason:?} should mention {mentions:?}");
         }
     }
 
     #[test]
     fn missing_card_reason_is_exact() {
-        let ctx = Context {
-            cards: HashMap::new(),
-            ..family()
-        };
-        assert_eq!(
-            ignored(run(&recarga_event(CARGA), &ctx, &config())),
-            "la tarjeta TAR-0042 no existe"
-        );
+        let ctx = Context { cards: HashMap::new(), ..family() };
+        assert_eq!(ignored(run(&recarga_event(CARGA), &ctx, &config())), "la tarjeta TAR-0042 no existe");
     }
 
     #[test]
     fn inactive_parent_reason_is_exact() {
         let ctx = family_with_parent(|p| p.activo = false);
-        assert_eq!(
-            ignored(run(&recarga_event(CARGA), &ctx, &config())),
-            "el cliente 7 está inactivo"
-        );
+        assert_eq!(ignored(run(&recarga_event(CARGA), &ctx, &config())), "el cliente 7 está inactivo");
     }
 
     #[test]
     fn a_card_that_is_not_activa_still_gets_its_recharge_notice() {
         for estado in ["Bloqueada", "Vencida"] {
             let ctx = family_with_card(|c| c.estado = estado.into());
-            assert_eq!(
-                created(run(&recarga_event(CARGA), &ctx, &config())).len(),
-                1,
-                "{estado}"
-            );
+            assert_eq!(created(run(&recarga_event(CARGA), &ctx, &config())).len(), 1, "{estado}");
         }
     }
 
@@ -577,15 +476,8 @@ mod recarga_exitosa {
         let ctx = recharged();
         let first = run(&recarga_event(CARGA), &ctx, &config());
         // Same recharge reported by another outbox row (e.g. re-confirmation): same dedup keys.
-        let again = run(
-            &event(
-                EVENTO + 50,
-                EventKind::RecargaConfirmada { id_carga: CARGA },
-                EVENT_AT,
-            ),
-            &ctx,
-            &config(),
-        );
+        let again =
+            run(&event(EVENTO + 50, EventKind::RecargaConfirmada { id_carga: CARGA }, EVENT_AT), &ctx, &config());
         assert_eq!(first, again);
         assert_eq!(keys(&created(first)), ["recarga_exitosa:9001:email"]);
     }
@@ -599,17 +491,11 @@ mod recipient {
     use super::*;
 
     fn email_and_sms() -> RulesConfig {
-        Config::new()
-            .channels(NotificationType::RecargaExitosa, &[Email, Sms])
-            .available(&[Email, Sms])
-            .build()
+        Config::new().channels(NotificationType::RecargaExitosa, &[Email, Sms]).available(&[Email, Sms]).build()
     }
 
     fn recipients(ctx: &Context, cfg: &RulesConfig) -> Vec<Result<Recipient, String>> {
-        created(run(&recarga_event(CARGA), ctx, cfg))
-            .into_iter()
-            .map(|r| r.recipient)
-            .collect()
+        created(run(&recarga_event(CARGA), ctx, cfg)).into_iter().map(|r| r.recipient).collect()
     }
 
     #[test]
@@ -630,12 +516,7 @@ mod recipient {
 
     #[test]
     fn malformed_email_is_an_error_that_does_not_reveal_the_address() {
-        for bad in [
-            "juana.perez@example",
-            "sin correo",
-            "juana.perez@@example.com",
-            "juana perez@example.com",
-        ] {
+        for bad in ["juana.perez@example", "sin correo", "juana.perez@@example.com", "juana perez@example.com"] {
             let ctx = family_with_parent(|p| p.email = Some(bad.into()));
             let [recipient] = recipients(&ctx, &config()).try_into().expect("one request");
             let reason = recipient.expect_err(bad);
@@ -659,16 +540,9 @@ mod recipient {
 
     #[test]
     fn sms_to_a_local_mobile_is_e164() {
-        for raw in [
-            "0981 123456",
-            "0981123456",
-            "0981-123-456",
-            "+595 981 123456",
-        ] {
+        for raw in ["0981 123456", "0981123456", "0981-123-456", "+595 981 123456"] {
             let ctx = family_with_parent(|p| p.telefono = Some(raw.into()));
-            let sms = recipients(&ctx, &email_and_sms())
-                .remove(1)
-                .unwrap_or_else(|e| panic!("{raw}: {e}"));
+            let sms = recipients(&ctx, &email_and_sms()).remove(1).unwrap_or_else(|e| panic!("{raw}: {e}"));
             assert_eq!(sms, phone(MOBILE_E164), "{raw}");
             assert_eq!(sms.as_str(), MOBILE_E164, "{raw}");
         }
@@ -682,10 +556,7 @@ mod recipient {
         assert_eq!(all[0], Ok(email(EMAIL)));
         let reason = all[1].clone().expect_err("landline");
         assert_contains(&reason, &["cliente 7", "no es un número de celular"]);
-        assert_lacks(
-            &reason,
-            &["021 555 123", "021555123", "555 123", "555123", "555"],
-        );
+        assert_lacks(&reason, &["021 555 123", "021555123", "555 123", "555123", "555"]);
     }
 
     #[test]
@@ -696,41 +567,28 @@ mod recipient {
             (Some("llamar a la oficina"), "mal formado"),
         ] {
             let ctx = family_with_parent(|p| p.telefono = telefono.map(String::from));
-            let reason = recipients(&ctx, &email_and_sms())[1]
-                .clone()
-                .expect_err("no usable phone");
+            let reason = recipients(&ctx, &email_and_sms())[1].clone().expect_err("no usable phone");
             assert_contains(&reason, &["cliente 7", expected]);
         }
     }
 
     #[test]
     fn whatsapp_uses_the_phone_too() {
-        let cfg = Config::new()
-            .channels(NotificationType::RecargaExitosa, &[WhatsApp])
-            .available(&[WhatsApp])
-            .build();
+        let cfg = Config::new().channels(NotificationType::RecargaExitosa, &[WhatsApp]).available(&[WhatsApp]).build();
         let requests = created(run(&recarga_event(CARGA), &family(), &cfg));
         assert_eq!(keys(&requests), ["recarga_exitosa:9001:whatsapp"]);
         assert_eq!(requests[0].recipient, Ok(phone(MOBILE)));
 
         let landline = family_with_parent(|p| p.telefono = Some("021 555 123".into()));
-        let reason = created(run(&recarga_event(CARGA), &landline, &cfg))
-            .remove(0)
-            .recipient
-            .expect_err("landline");
+        let reason = created(run(&recarga_event(CARGA), &landline, &cfg)).remove(0).recipient.expect_err("landline");
         assert_contains(&reason, &["no es un número de celular"]);
     }
 
     #[test]
     fn sms_reason_never_contains_the_full_number_even_when_malformed() {
         let ctx = family_with_parent(|p| p.telefono = Some("0981 12345678901".into()));
-        let reason = recipients(&ctx, &email_and_sms())[1]
-            .clone()
-            .expect_err("too long");
-        assert_lacks(
-            &reason,
-            &["0981 12345678901", "098112345678901", "12345678901"],
-        );
+        let reason = recipients(&ctx, &email_and_sms())[1].clone().expect_err("too long");
+        assert_lacks(&reason, &["0981 12345678901", "098112345678901", "12345678901"]);
     }
 
     #[test]
@@ -797,18 +655,9 @@ mod saldo_bajo {
 
     #[test]
     fn one_request_per_configured_channel() {
-        let cfg = Config::new()
-            .channels(NotificationType::SaldoBajo, &[Email, Sms])
-            .available(&[Email, Sms])
-            .build();
+        let cfg = Config::new().channels(NotificationType::SaldoBajo, &[Email, Sms]).available(&[Email, Sms]).build();
         let requests = created(run(&saldo_event(), &family(), &cfg));
-        assert_eq!(
-            keys(&requests),
-            [
-                "saldo_bajo:TAR-0042:2026-11-23:email",
-                "saldo_bajo:TAR-0042:2026-11-23:sms"
-            ]
-        );
+        assert_eq!(keys(&requests), ["saldo_bajo:TAR-0042:2026-11-23:email", "saldo_bajo:TAR-0042:2026-11-23:sms"]);
         assert_eq!(requests[1].recipient, Ok(phone(MOBILE)));
         assert!(requests.iter().all(|r| r.tipo == NotificationType::SaldoBajo && r.saldo == Some(Guaranies(3_500))));
     }
@@ -817,19 +666,9 @@ mod saldo_bajo {
     fn saldo_is_the_current_balance_not_the_events() {
         // Another sale after the trigger fired: the notice reports what the card holds now.
         let ctx = family_with_card(|c| c.saldo_actual = 1_200);
-        let requests = created(run(
-            &saldo_event_at(6_000, 3_500, EVENT_AT),
-            &ctx,
-            &config(),
-        ));
+        let requests = created(run(&saldo_event_at(6_000, 3_500, EVENT_AT), &ctx, &config()));
         assert_eq!(requests[0].saldo, Some(Guaranies(1_200)));
-        assert!(matches!(
-            requests[0].data,
-            MessageData::SaldoBajo {
-                saldo: Guaranies(1_200),
-                ..
-            }
-        ));
+        assert!(matches!(requests[0].data, MessageData::SaldoBajo { saldo: Guaranies(1_200), .. }));
     }
 
     #[test]
@@ -850,38 +689,18 @@ mod saldo_bajo {
             let ctx = family_with_card(|c| c.saldo_actual = nuevo);
             let decision = run(&saldo_event_at(anterior, nuevo, EVENT_AT), &ctx, &config());
             if crosses {
-                assert_eq!(
-                    keys(&created(decision)),
-                    [key(EVENT_LOCAL_DATE)],
-                    "{anterior} → {nuevo}"
-                );
+                assert_eq!(keys(&created(decision)), [key(EVENT_LOCAL_DATE)], "{anterior} → {nuevo}");
             } else {
                 let reason = ignored(decision);
-                assert_contains(
-                    &reason,
-                    &[
-                        &anterior.to_string(),
-                        &nuevo.to_string(),
-                        "5000",
-                        TARJETA,
-                        "no cruza",
-                    ],
-                );
+                assert_contains(&reason, &[&anterior.to_string(), &nuevo.to_string(), "5000", TARJETA, "no cruza"]);
             }
         }
     }
 
     #[test]
     fn already_below_before_is_not_a_crossing() {
-        let reason = ignored(run(
-            &saldo_event_at(4_000, 3_500, EVENT_AT),
-            &family(),
-            &config(),
-        ));
-        assert_eq!(
-            reason,
-            "el cambio de saldo 4000 → 3500 no cruza el umbral 5000 de la tarjeta TAR-0042"
-        );
+        let reason = ignored(run(&saldo_event_at(4_000, 3_500, EVENT_AT), &family(), &config()));
+        assert_eq!(reason, "el cambio de saldo 4000 → 3500 no cruza el umbral 5000 de la tarjeta TAR-0042");
     }
 
     #[test]
@@ -891,19 +710,11 @@ mod saldo_bajo {
             c.saldo_alerta = 10_000;
             c.saldo_actual = 8_000;
         });
-        let requests = created(run(
-            &saldo_event_at(12_000, 8_000, EVENT_AT),
-            &ctx,
-            &config(),
-        ));
+        let requests = created(run(&saldo_event_at(12_000, 8_000, EVENT_AT), &ctx, &config()));
         assert_eq!(keys(&requests), [key(EVENT_LOCAL_DATE)]);
         assert!(matches!(
             requests[0].data,
-            MessageData::SaldoBajo {
-                umbral: Guaranies(10_000),
-                saldo: Guaranies(8_000),
-                ..
-            }
+            MessageData::SaldoBajo { umbral: Guaranies(10_000), saldo: Guaranies(8_000), .. }
         ));
     }
 
@@ -918,18 +729,8 @@ mod saldo_bajo {
             c.saldo_alerta = 3_000;
             c.saldo_actual = 2_999;
         });
-        let requests = created(run(
-            &saldo_event_at(3_500, 2_999, EVENT_AT),
-            &ctx,
-            &config(),
-        ));
-        assert!(matches!(
-            requests[0].data,
-            MessageData::SaldoBajo {
-                umbral: Guaranies(3_000),
-                ..
-            }
-        ));
+        let requests = created(run(&saldo_event_at(3_500, 2_999, EVENT_AT), &ctx, &config()));
+        assert!(matches!(requests[0].data, MessageData::SaldoBajo { umbral: Guaranies(3_000), .. }));
     }
 
     #[test]
@@ -942,13 +743,7 @@ mod saldo_bajo {
             });
             let requests = created(run(&saldo_event_at(8_000, 6_500, EVENT_AT), &ctx, &cfg));
             assert!(
-                matches!(
-                    requests[0].data,
-                    MessageData::SaldoBajo {
-                        umbral: Guaranies(7_000),
-                        ..
-                    }
-                ),
+                matches!(requests[0].data, MessageData::SaldoBajo { umbral: Guaranies(7_000), .. }),
                 "saldo_alerta {saldo_alerta}"
             );
         }
@@ -962,10 +757,7 @@ mod saldo_bajo {
         for estado in ["Bloqueada", "Vencida"] {
             let ctx = family_with_card(|c| c.estado = estado.into());
             let reason = ignored(run(&saldo_event(), &ctx, &config()));
-            assert_eq!(
-                reason,
-                format!("la tarjeta TAR-0042 no está Activa (estado {estado})")
-            );
+            assert_eq!(reason, format!("la tarjeta TAR-0042 no está Activa (estado {estado})"));
         }
     }
 
@@ -973,10 +765,7 @@ mod saldo_bajo {
     fn notices_turned_off_on_the_card_are_ignored() {
         let ctx = family_with_card(|c| c.notificar_saldo_bajo = false);
         let reason = ignored(run(&saldo_event(), &ctx, &config()));
-        assert_eq!(
-            reason,
-            "la tarjeta TAR-0042 tiene desactivado el aviso de saldo bajo"
-        );
+        assert_eq!(reason, "la tarjeta TAR-0042 tiene desactivado el aviso de saldo bajo");
     }
 
     #[test]
@@ -987,10 +776,7 @@ mod saldo_bajo {
             assert_contains(&reason, &[TARJETA, "recuperó saldo"]);
         }
         let ctx = family_with_card(|c| c.saldo_actual = 80_000);
-        assert_eq!(
-            ignored(run(&saldo_event(), &ctx, &config())),
-            "la tarjeta TAR-0042 ya recuperó saldo (Gs. 80.000)"
-        );
+        assert_eq!(ignored(run(&saldo_event(), &ctx, &config())), "la tarjeta TAR-0042 ya recuperó saldo (Gs. 80.000)");
         // One guaraní short of the threshold is still low.
         let ctx = family_with_card(|c| c.saldo_actual = 4_999);
         assert_eq!(created(run(&saldo_event(), &ctx, &config())).len(), 1);
@@ -1003,15 +789,7 @@ mod saldo_bajo {
             c.saldo_alerta = 10_000;
             c.saldo_actual = 7_000;
         });
-        assert_eq!(
-            created(run(
-                &saldo_event_at(12_000, 6_000, EVENT_AT),
-                &ctx,
-                &config()
-            ))
-            .len(),
-            1
-        );
+        assert_eq!(created(run(&saldo_event_at(12_000, 6_000, EVENT_AT), &ctx, &config())).len(), 1);
     }
 
     #[test]
@@ -1019,10 +797,7 @@ mod saldo_bajo {
         // 2026-11-23T15:00Z is 12:00 on 23 Nov local; the event (02:00Z on the 24th) is 23:00 on 23 Nov local.
         // A UTC comparison would see 23 ≠ 24 and send again.
         let reason = ignored(with_last_notice("2026-11-23T15:00:00Z"));
-        assert_eq!(
-            reason,
-            "la tarjeta TAR-0042 ya recibió un aviso de saldo bajo hoy"
-        );
+        assert_eq!(reason, "la tarjeta TAR-0042 ya recibió un aviso de saldo bajo hoy");
     }
 
     #[test]
@@ -1071,34 +846,16 @@ mod saldo_bajo {
 
     #[test]
     fn message_date_is_the_events_local_time() {
-        let requests = created(run(
-            &saldo_event_at(6_000, 3_500, "2026-07-01T03:30:00Z"),
-            &family(),
-            &config(),
-        ));
-        assert!(
-            matches!(&requests[0].data, MessageData::SaldoBajo { fecha, .. } if fecha == "01/07/2026 00:30")
-        );
+        let requests = created(run(&saldo_event_at(6_000, 3_500, "2026-07-01T03:30:00Z"), &family(), &config()));
+        assert!(matches!(&requests[0].data, MessageData::SaldoBajo { fecha, .. } if fecha == "01/07/2026 00:30"));
     }
 
     #[test]
     fn two_crossings_the_same_local_day_share_keys_other_days_do_not() {
         let ctx = family();
-        let evening = created(run(
-            &event(1, saldo_event().kind, "2026-11-23T12:00:00Z"),
-            &ctx,
-            &config(),
-        ));
-        let night = created(run(
-            &event(2, saldo_event().kind, "2026-11-24T02:59:00Z"),
-            &ctx,
-            &config(),
-        ));
-        let next_day = created(run(
-            &event(3, saldo_event().kind, "2026-11-24T03:01:00Z"),
-            &ctx,
-            &config(),
-        ));
+        let evening = created(run(&event(1, saldo_event().kind, "2026-11-23T12:00:00Z"), &ctx, &config()));
+        let night = created(run(&event(2, saldo_event().kind, "2026-11-24T02:59:00Z"), &ctx, &config()));
+        let next_day = created(run(&event(3, saldo_event().kind, "2026-11-24T03:01:00Z"), &ctx, &config()));
         assert_eq!(keys(&evening), keys(&night));
         assert_eq!(keys(&next_day), [key("2026-11-24")]);
     }
@@ -1107,10 +864,7 @@ mod saldo_bajo {
     fn broken_holder_chain_is_ignored_with_a_readable_reason() {
         for (case, ctx, mentions) in broken_holders() {
             let reason = ignored(run(&saldo_event(), &ctx, &config()));
-            assert!(
-                mentions.iter().all(|m| reason.contains(m)),
-                "{case}: {reason:?} should mention {mentions:?}"
-            );
+            assert!(mentions.iter().all(|m| reason.contains(m)), "{case}: {reason:?} should mention {mentions:?}");
         }
     }
 }
@@ -1162,41 +916,24 @@ mod tarjeta_bloqueada {
 
     #[test]
     fn one_request_per_configured_channel() {
-        let cfg = Config::new()
-            .channels(NotificationType::TarjetaBloqueada, &[Sms, Email])
-            .available(&[Email, Sms])
-            .build();
+        let cfg =
+            Config::new().channels(NotificationType::TarjetaBloqueada, &[Sms, Email]).available(&[Email, Sms]).build();
         let requests = created(run(&bloqueo_event(314), &blocked(), &cfg));
-        assert_eq!(
-            keys(&requests),
-            [
-                "tarjeta_bloqueada:TAR-0042:314:sms",
-                "tarjeta_bloqueada:TAR-0042:314:email"
-            ]
-        );
+        assert_eq!(keys(&requests), ["tarjeta_bloqueada:TAR-0042:314:sms", "tarjeta_bloqueada:TAR-0042:314:email"]);
         assert_eq!(requests[0].recipient, Ok(phone(MOBILE)));
     }
 
     #[test]
     fn missing_card_is_ignored() {
-        let ctx = Context {
-            cards: HashMap::new(),
-            ..family()
-        };
-        assert_eq!(
-            ignored(run(&bloqueo_event(314), &ctx, &config())),
-            "la tarjeta TAR-0042 no existe"
-        );
+        let ctx = Context { cards: HashMap::new(), ..family() };
+        assert_eq!(ignored(run(&bloqueo_event(314), &ctx, &config())), "la tarjeta TAR-0042 no existe");
     }
 
     #[test]
     fn broken_holder_chain_is_ignored_with_a_readable_reason() {
         for (case, ctx, mentions) in broken_holders() {
             let reason = ignored(run(&bloqueo_event(314), &ctx, &config()));
-            assert!(
-                mentions.iter().all(|m| reason.contains(m)),
-                "{case}: {reason:?} should mention {mentions:?}"
-            );
+            assert!(mentions.iter().all(|m| reason.contains(m)), "{case}: {reason:?} should mention {mentions:?}");
         }
     }
 
@@ -1267,10 +1004,7 @@ mod manual {
         let (clave, channel, reason) = manual_failed(run_manual(&ctx, &config()));
         assert_eq!(clave, "manual:555");
         assert_eq!(channel, Some(Email));
-        assert_eq!(
-            reason,
-            "no se encontró el cliente a notificar para la tarjeta TAR-0042"
-        );
+        assert_eq!(reason, "no se encontró el cliente a notificar para la tarjeta TAR-0042");
     }
 
     #[test]
@@ -1295,9 +1029,7 @@ mod manual {
     fn no_destino_and_no_saldo_bajo_channel_fails() {
         let ctx = family_with_manual(|m| m.destino = None);
         for cfg in [
-            Config::new()
-                .channels(NotificationType::SaldoBajo, &[])
-                .build(),
+            Config::new().channels(NotificationType::SaldoBajo, &[]).build(),
             Config::new().without(NotificationType::SaldoBajo).build(),
         ] {
             let (clave, channel, reason) = manual_failed(run_manual(&ctx, &cfg));
@@ -1309,19 +1041,9 @@ mod manual {
 
     #[test]
     fn destino_is_parsed_case_insensitively() {
-        for (destino, channel) in [
-            ("Email", Email),
-            ("email", Email),
-            (" EMAIL ", Email),
-            ("SMS", Sms),
-            ("sms", Sms),
-        ] {
+        for (destino, channel) in [("Email", Email), ("email", Email), (" EMAIL ", Email), ("SMS", Sms), ("sms", Sms)] {
             let ctx = family_with_manual(|m| m.destino = Some(destino.into()));
-            assert_eq!(
-                manual_sent(run_manual(&ctx, &email_and_sms())).channel,
-                channel,
-                "{destino}"
-            );
+            assert_eq!(manual_sent(run_manual(&ctx, &email_and_sms())).channel, channel, "{destino}");
         }
     }
 
@@ -1331,27 +1053,19 @@ mod manual {
         let ctx = family_with_manual(|m| m.destino = Some("SMS".into()));
         let request = manual_sent(run_manual(&ctx, &email_and_sms()));
         assert_eq!(request.channel, Sms);
-        assert_eq!(
-            request.recipient.as_ref().map(Recipient::as_str),
-            Ok(MOBILE_E164.to_string())
-        );
+        assert_eq!(request.recipient.as_ref().map(Recipient::as_str), Ok(MOBILE_E164.to_string()));
     }
 
     #[test]
     fn destino_naming_an_unavailable_channel_fails() {
-        for (destino, channel, shown) in [
-            ("SMS", Sms, "SMS"),
-            ("WhatsApp", WhatsApp, "WhatsApp"),
-            ("Portal", Portal, "Portal"),
-        ] {
+        for (destino, channel, shown) in
+            [("SMS", Sms, "SMS"), ("WhatsApp", WhatsApp, "WhatsApp"), ("Portal", Portal, "Portal")]
+        {
             let ctx = family_with_manual(|m| m.destino = Some(destino.into()));
             let (clave, got, reason) = manual_failed(run_manual(&ctx, &config()));
             assert_eq!(clave, "manual:555");
             assert_eq!(got, Some(channel));
-            assert_eq!(
-                reason,
-                format!("el canal {shown} no está configurado en el servicio")
-            );
+            assert_eq!(reason, format!("el canal {shown} no está configurado en el servicio"));
         }
     }
 
@@ -1385,32 +1099,21 @@ mod manual {
         let ctx = family_with_card(|c| c.parent = None);
         let (_, channel, reason) = manual_failed(run_manual(&ctx, &config()));
         assert_eq!(channel, Some(Email));
-        assert_eq!(
-            reason,
-            "no se encontró el cliente a notificar para la tarjeta TAR-0042"
-        );
+        assert_eq!(reason, "no se encontró el cliente a notificar para la tarjeta TAR-0042");
     }
 
     #[test]
     fn card_without_student_names_the_card_instead() {
         let ctx = family_with_card(|c| c.student = None);
         let request = manual_sent(run_manual(&ctx, &config()));
-        assert!(
-            matches!(&request.data, MessageData::SaldoBajo { alumno, .. } if alumno == "tarjeta TAR-0042")
-        );
+        assert!(matches!(&request.data, MessageData::SaldoBajo { alumno, .. } if alumno == "tarjeta TAR-0042"));
     }
 
     #[test]
     fn uses_the_cards_own_threshold_in_the_message() {
         let ctx = family_with_card(|c| c.saldo_alerta = 8_000);
         let request = manual_sent(run_manual(&ctx, &config()));
-        assert!(matches!(
-            request.data,
-            MessageData::SaldoBajo {
-                umbral: Guaranies(8_000),
-                ..
-            }
-        ));
+        assert!(matches!(request.data, MessageData::SaldoBajo { umbral: Guaranies(8_000), .. }));
     }
 
     #[test]
@@ -1437,19 +1140,14 @@ mod manual {
     fn recipient_problems_are_recorded_on_the_request() {
         let ctx = family_with_parent(|p| p.email = None);
         let request = manual_sent(run_manual(&ctx, &config()));
-        assert_eq!(
-            request.recipient,
-            Err("cliente 7: sin correo electrónico registrado".into())
-        );
+        assert_eq!(request.recipient, Err("cliente 7: sin correo electrónico registrado".into()));
 
         let ctx = {
             let mut ctx = family_with_parent(|p| p.telefono = Some("021 555 123".into()));
             ctx.manual.get_mut(&SOLICITUD).expect("row").destino = Some("SMS".into());
             ctx
         };
-        let reason = manual_sent(run_manual(&ctx, &email_and_sms()))
-            .recipient
-            .expect_err("landline");
+        let reason = manual_sent(run_manual(&ctx, &email_and_sms())).recipient.expect_err("landline");
         assert_contains(&reason, &["cliente 7", "no es un número de celular"]);
         assert_lacks(&reason, &["555"]);
     }
@@ -1468,23 +1166,14 @@ mod manual {
                 m.estado = estado.into();
             });
             let reason = ignored(run_manual(&ctx, &config()));
-            assert_eq!(
-                reason, "la solicitud 555 ya fue procesada",
-                "{clave_dedup:?} {estado}"
-            );
+            assert_eq!(reason, "la solicitud 555 ya fue procesada", "{clave_dedup:?} {estado}");
         }
     }
 
     #[test]
     fn missing_row_is_ignored() {
-        let ctx = Context {
-            manual: HashMap::new(),
-            ..family()
-        };
-        assert_eq!(
-            ignored(run_manual(&ctx, &config())),
-            "la solicitud 555 ya no existe"
-        );
+        let ctx = Context { manual: HashMap::new(), ..family() };
+        assert_eq!(ignored(run_manual(&ctx, &config())), "la solicitud 555 ya no existe");
     }
 
     #[test]
@@ -1509,17 +1198,9 @@ mod general {
     /// One event of each automatic kind, with the context in which it would create requests.
     fn automatic_events() -> Vec<(NotificationType, OutboxEvent, Context)> {
         vec![
-            (
-                NotificationType::RecargaExitosa,
-                recarga_event(CARGA),
-                family(),
-            ),
+            (NotificationType::RecargaExitosa, recarga_event(CARGA), family()),
             (NotificationType::SaldoBajo, saldo_event(), family()),
-            (
-                NotificationType::TarjetaBloqueada,
-                bloqueo_event(314),
-                family(),
-            ),
+            (NotificationType::TarjetaBloqueada, bloqueo_event(314), family()),
         ]
     }
 
@@ -1527,70 +1208,35 @@ mod general {
     fn a_type_configured_with_no_channels_is_ignored() {
         for (tipo, event, ctx) in automatic_events() {
             let cfg = Config::new().channels(tipo, &[]).build();
-            assert_eq!(
-                ignored(run(&event, &ctx, &cfg)),
-                format!("ningún canal configurado para {tipo}")
-            );
+            assert_eq!(ignored(run(&event, &ctx, &cfg)), format!("ningún canal configurado para {tipo}"));
             // Absent from the map altogether: same.
             let cfg = Config::new().without(tipo).build();
-            assert_eq!(
-                ignored(run(&event, &ctx, &cfg)),
-                format!("ningún canal configurado para {tipo}")
-            );
+            assert_eq!(ignored(run(&event, &ctx, &cfg)), format!("ningún canal configurado para {tipo}"));
             // Other types' channels do not leak in.
-            let cfg = Config::new()
-                .channels(tipo, &[])
-                .channels(NotificationType::CuentaPendiente, &[Email, Sms])
-                .build();
+            let cfg =
+                Config::new().channels(tipo, &[]).channels(NotificationType::CuentaPendiente, &[Email, Sms]).build();
             ignored(run(&event, &ctx, &cfg));
         }
     }
 
     #[test]
     fn invalid_event_is_ignored_with_its_reason() {
-        let ev = event(
-            7,
-            EventKind::Invalid {
-                reason: "tipo de evento desconocido: consumo".into(),
-            },
-            EVENT_AT,
-        );
-        assert_eq!(
-            ignored(run(&ev, &family(), &config())),
-            "tipo de evento desconocido: consumo"
-        );
-        assert_eq!(
-            ignored(run(&ev, &Context::default(), &config())),
-            "tipo de evento desconocido: consumo"
-        );
+        let ev = event(7, EventKind::Invalid { reason: "tipo de evento desconocido: consumo".into() }, EVENT_AT);
+        assert_eq!(ignored(run(&ev, &family(), &config())), "tipo de evento desconocido: consumo");
+        assert_eq!(ignored(run(&ev, &Context::default(), &config())), "tipo de evento desconocido: consumo");
     }
 
     #[test]
     fn decoded_events_reach_their_rule() {
         let ev = event(
             EVENTO,
-            EventKind::decode(
-                "saldo_bajo",
-                None,
-                Some(TARJETA.into()),
-                Some(6_000),
-                Some(3_500),
-            ),
+            EventKind::decode("saldo_bajo", None, Some(TARJETA.into()), Some(6_000), Some(3_500)),
             EVENT_AT,
         );
-        assert_eq!(
-            keys(&created(run(&ev, &family(), &config()))),
-            ["saldo_bajo:TAR-0042:2026-11-23:email"]
-        );
-        let ev = event(
-            EVENTO,
-            EventKind::decode("saldo_bajo", None, Some(TARJETA.into()), None, Some(3_500)),
-            EVENT_AT,
-        );
-        assert_eq!(
-            ignored(run(&ev, &family(), &config())),
-            "evento saldo_bajo sin tarjeta o saldos"
-        );
+        assert_eq!(keys(&created(run(&ev, &family(), &config()))), ["saldo_bajo:TAR-0042:2026-11-23:email"]);
+        let ev =
+            event(EVENTO, EventKind::decode("saldo_bajo", None, Some(TARJETA.into()), None, Some(3_500)), EVENT_AT);
+        assert_eq!(ignored(run(&ev, &family(), &config())), "evento saldo_bajo sin tarjeta o saldos");
     }
 
     #[test]
@@ -1644,12 +1290,7 @@ mod general {
             k.sort_unstable();
             k.dedup();
             assert_eq!(k.len(), 3, "{tipo}");
-            assert!(
-                requests
-                    .iter()
-                    .all(|r| r.tipo == tipo && r.data.notification_type() == tipo),
-                "{tipo}"
-            );
+            assert!(requests.iter().all(|r| r.tipo == tipo && r.data.notification_type() == tipo), "{tipo}");
         }
     }
 }

@@ -7,10 +7,7 @@ use crate::helpers::*;
 const BIN: &str = env!("CARGO_BIN_EXE_cantina-notify");
 
 fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("free port")
+    std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).expect("free port")
 }
 
 #[tokio::test]
@@ -22,11 +19,7 @@ async fn migrate_run_healthcheck_and_sigterm() {
         .current_dir(std::env::temp_dir())
         .output()
         .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     assert!(String::from_utf8_lossy(&out.stdout).contains("migrations applied: [1, 2]"));
 
     let addr = format!("127.0.0.1:{}", free_port());
@@ -40,37 +33,18 @@ async fn migrate_run_healthcheck_and_sigterm() {
         .spawn()
         .unwrap();
     poll_until("healthy", SHORT, || async {
-        let ok = Command::new(BIN)
-            .args(["healthcheck", "--addr", &addr])
-            .output()
-            .ok()?
-            .status
-            .success();
+        let ok = Command::new(BIN).args(["healthcheck", "--addr", &addr]).output().ok()?.status.success();
         ok.then_some(())
     })
     .await;
     // SAFETY: plain kill(2) on our own child.
     unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
-    let status = tokio::task::spawn_blocking(move || child.wait_with_output())
-        .await
-        .unwrap()
-        .unwrap();
-    assert!(
-        status.status.success(),
-        "exit {:?}: {}",
-        status.status,
-        String::from_utf8_lossy(&status.stderr)
-    );
+    let status = tokio::task::spawn_blocking(move || child.wait_with_output()).await.unwrap().unwrap();
+    assert!(status.status.success(), "exit {:?}: {}", status.status, String::from_utf8_lossy(&status.stderr));
     let stderr = String::from_utf8_lossy(&status.stderr);
-    assert!(
-        stderr.contains("SIGTERM received") && stderr.contains("stopped"),
-        "{stderr}"
-    );
+    assert!(stderr.contains("SIGTERM received") && stderr.contains("stopped"), "{stderr}");
 
-    let down = Command::new(BIN)
-        .args(["healthcheck", "--addr", &addr, "--timeout-seconds", "1"])
-        .output()
-        .unwrap();
+    let down = Command::new(BIN).args(["healthcheck", "--addr", &addr, "--timeout-seconds", "1"]).output().unwrap();
     assert!(!down.status.success());
 }
 
@@ -78,10 +52,7 @@ async fn migrate_run_healthcheck_and_sigterm() {
 fn check_config_masks_secrets_and_names_bad_keys() {
     let out = Command::new(BIN)
         .arg("check-config")
-        .env(
-            "DATABASE_URL",
-            "postgres://app:very-secret-pw@db.example:5432/cantina",
-        )
+        .env("DATABASE_URL", "postgres://app:very-secret-pw@db.example:5432/cantina")
         .env("EMAIL_HOST_PASSWORD", "smtp-secret-pw")
         .env("TWILIO_AUTH_TOKEN", "twilio-secret")
         .env("CANTINA__RULES__SALDO_BAJO__CHANNELS", "email,sms")
@@ -91,23 +62,11 @@ fn check_config_masks_secrets_and_names_bad_keys() {
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);
     for secret in ["very-secret-pw", "smtp-secret-pw", "twilio-secret"] {
-        assert!(
-            !stdout.contains(secret) && !stderr.contains(secret),
-            "{secret} leaked:\n{stdout}\n{stderr}"
-        );
+        assert!(!stdout.contains(secret) && !stderr.contains(secret), "{secret} leaked:\n{stdout}\n{stderr}");
     }
-    assert!(
-        stdout.contains("postgres://app:********@db.example:5432/cantina"),
-        "{stdout}"
-    );
-    assert!(
-        stdout.contains("CANTINA__RULES__SALDO_BAJO__CHANNELS") && stdout.contains("SMS_PROVIDER"),
-        "{stdout}"
-    );
-    assert!(
-        !out.status.success(),
-        "an invalid configuration exits non-zero"
-    );
+    assert!(stdout.contains("postgres://app:********@db.example:5432/cantina"), "{stdout}");
+    assert!(stdout.contains("CANTINA__RULES__SALDO_BAJO__CHANNELS") && stdout.contains("SMS_PROVIDER"), "{stdout}");
+    assert!(!out.status.success(), "an invalid configuration exits non-zero");
 
     let ok = Command::new(BIN)
         .arg("check-config")
@@ -115,9 +74,5 @@ fn check_config_masks_secrets_and_names_bad_keys() {
         .current_dir(std::env::temp_dir())
         .output()
         .unwrap();
-    assert!(
-        ok.status.success(),
-        "{}",
-        String::from_utf8_lossy(&ok.stdout)
-    );
+    assert!(ok.status.success(), "{}", String::from_utf8_lossy(&ok.stdout));
 }

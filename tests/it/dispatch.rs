@@ -10,10 +10,7 @@ use tokio::sync::Notify;
 use crate::helpers::*;
 
 fn transient(reason: &str) -> SendError {
-    SendError::Transient {
-        reason: reason.into(),
-        retry_after: None,
-    }
+    SendError::Transient { reason: reason.into(), retry_after: None }
 }
 
 #[tokio::test]
@@ -25,43 +22,19 @@ async fn a_transient_failure_is_retried_then_sent() {
     rec.then(Script::Fail(transient("503 Service Unavailable")));
     let app = TestApp::start(test_settings(&db, &[]), &rec).await;
     recharge(&c, &fam.nro_tarjeta, 10_000).await;
-    wait_count(
-        &c,
-        "SELECT count(*) FROM solicitudes_notificacion WHERE estado = 'Enviado'",
-        1,
-        SHORT,
-    )
-    .await;
-    let r = c
-        .query_one(
-            "SELECT intentos, ultimo_error FROM solicitudes_notificacion",
-            &[],
-        )
-        .await
-        .unwrap();
+    wait_count(&c, "SELECT count(*) FROM solicitudes_notificacion WHERE estado = 'Enviado'", 1, SHORT).await;
+    let r = c.query_one("SELECT intentos, ultimo_error FROM solicitudes_notificacion", &[]).await.unwrap();
     assert_eq!(r.get::<_, i32>(0), 2);
     assert_eq!(r.get::<_, Option<String>>(1), None);
-    assert_eq!(
-        rec.attempts
-            .lock()
-            .unwrap()
-            .values()
-            .copied()
-            .collect::<Vec<_>>(),
-        [2]
-    );
+    assert_eq!(rec.attempts.lock().unwrap().values().copied().collect::<Vec<_>>(), [2]);
     assert_eq!(rec.sent_count(), 1);
     let metrics = app.get("/metrics").await.1;
     assert!(
-        metrics.contains(
-            r#"cantina_notify_sends_total{channel="email",provider="recorder",outcome="retry"} 1"#
-        ),
+        metrics.contains(r#"cantina_notify_sends_total{channel="email",provider="recorder",outcome="retry"} 1"#),
         "{metrics}"
     );
     assert!(
-        metrics.contains(
-            r#"cantina_notify_sends_total{channel="email",provider="recorder",outcome="sent"} 1"#
-        ),
+        metrics.contains(r#"cantina_notify_sends_total{channel="email",provider="recorder",outcome="sent"} 1"#),
         "{metrics}"
     );
     app.stop().await;
@@ -73,20 +46,11 @@ async fn a_retry_waits_for_its_time_on_the_row() {
     let c = db.client().await;
     let fam = seed_family(&c, Some("ana@example.com"), None, 12_000).await;
     let rec = Recorder::new(ChannelKind::Email);
-    rec.then(Script::Fail(SendError::Transient {
-        reason: "429".into(),
-        retry_after: Some(Duration::from_secs(3600)),
-    }));
+    rec.then(Script::Fail(SendError::Transient { reason: "429".into(), retry_after: Some(Duration::from_secs(3600)) }));
     let settings = test_settings(&db, &[("CANTINA__DISPATCH__RETRY_MAX_MS", "7200000")]);
     let app = TestApp::start(settings, &rec).await;
     recharge(&c, &fam.nro_tarjeta, 10_000).await;
-    wait_count(
-        &c,
-        "SELECT count(*) FROM solicitudes_notificacion WHERE ultimo_error IS NOT NULL",
-        1,
-        SHORT,
-    )
-    .await;
+    wait_count(&c, "SELECT count(*) FROM solicitudes_notificacion WHERE ultimo_error IS NOT NULL", 1, SHORT).await;
     // Retry-After is honoured: the next attempt is stored about an hour ahead, the row waits as Pendiente.
     let secs: f64 = c
         .query_one("SELECT extract(epoch FROM proximo_intento - now())::float8 FROM solicitudes_notificacion", &[])
@@ -94,19 +58,8 @@ async fn a_retry_waits_for_its_time_on_the_row() {
         .unwrap()
         .get(0);
     assert!((3500.0..=3601.0).contains(&secs), "{secs}");
-    assert_eq!(
-        count(
-            &c,
-            "SELECT count(*) FROM solicitudes_notificacion WHERE estado = 'Pendiente'"
-        )
-        .await,
-        1
-    );
-    let err: String = c
-        .query_one("SELECT ultimo_error FROM solicitudes_notificacion", &[])
-        .await
-        .unwrap()
-        .get(0);
+    assert_eq!(count(&c, "SELECT count(*) FROM solicitudes_notificacion WHERE estado = 'Pendiente'").await, 1);
+    let err: String = c.query_one("SELECT ultimo_error FROM solicitudes_notificacion", &[]).await.unwrap().get(0);
     assert_eq!(err, "intento 1: 429");
     app.stop().await;
 }
@@ -117,23 +70,12 @@ async fn a_permanent_failure_is_an_error_with_its_reason() {
     let c = db.client().await;
     let fam = seed_family(&c, Some("ana@example.com"), None, 12_000).await;
     let rec = Recorder::new(ChannelKind::Email);
-    rec.then(Script::Fail(SendError::Permanent {
-        reason: "550 mailbox unavailable".into(),
-    }));
+    rec.then(Script::Fail(SendError::Permanent { reason: "550 mailbox unavailable".into() }));
     let app = TestApp::start(test_settings(&db, &[]), &rec).await;
     recharge(&c, &fam.nro_tarjeta, 10_000).await;
-    wait_count(
-        &c,
-        "SELECT count(*) FROM solicitudes_notificacion WHERE estado = 'Error'",
-        1,
-        SHORT,
-    )
-    .await;
+    wait_count(&c, "SELECT count(*) FROM solicitudes_notificacion WHERE estado = 'Error'", 1, SHORT).await;
     let r = c
-        .query_one(
-            "SELECT intentos, ultimo_error, fecha_envio IS NULL FROM solicitudes_notificacion",
-            &[],
-        )
+        .query_one("SELECT intentos, ultimo_error, fecha_envio IS NULL FROM solicitudes_notificacion", &[])
         .await
         .unwrap();
     assert_eq!(r.get::<_, i32>(0), 1, "not retried");
@@ -150,40 +92,13 @@ async fn exhausted_attempts_become_an_error() {
     let fam = seed_family(&c, Some("ana@example.com"), None, 12_000).await;
     let rec = Recorder::new(ChannelKind::Email);
     rec.always_fail(transient("connection refused"));
-    let app = TestApp::start(
-        test_settings(&db, &[("CANTINA__DISPATCH__MAX_ATTEMPTS", "3")]),
-        &rec,
-    )
-    .await;
+    let app = TestApp::start(test_settings(&db, &[("CANTINA__DISPATCH__MAX_ATTEMPTS", "3")]), &rec).await;
     recharge(&c, &fam.nro_tarjeta, 10_000).await;
-    wait_count(
-        &c,
-        "SELECT count(*) FROM solicitudes_notificacion WHERE estado = 'Error'",
-        1,
-        SHORT,
-    )
-    .await;
-    let r = c
-        .query_one(
-            "SELECT intentos, ultimo_error FROM solicitudes_notificacion",
-            &[],
-        )
-        .await
-        .unwrap();
+    wait_count(&c, "SELECT count(*) FROM solicitudes_notificacion WHERE estado = 'Error'", 1, SHORT).await;
+    let r = c.query_one("SELECT intentos, ultimo_error FROM solicitudes_notificacion", &[]).await.unwrap();
     assert_eq!(r.get::<_, i32>(0), 3);
-    assert_eq!(
-        r.get::<_, String>(1),
-        "agotados 3 intentos; último error: connection refused"
-    );
-    assert_eq!(
-        rec.attempts
-            .lock()
-            .unwrap()
-            .values()
-            .copied()
-            .collect::<Vec<_>>(),
-        [3]
-    );
+    assert_eq!(r.get::<_, String>(1), "agotados 3 intentos; último error: connection refused");
+    assert_eq!(rec.attempts.lock().unwrap().values().copied().collect::<Vec<_>>(), [3]);
     app.stop().await;
 }
 
@@ -197,23 +112,14 @@ async fn an_expired_lease_is_taken_over() {
     let settings = test_settings(&db, &[]);
     let (rules, _) = settings.validate(true).unwrap();
     let pool = cantina_notify::db::pool(&db.url, 2, Duration::from_secs(5)).unwrap();
-    cantina_notify::events::drain::drain_batch(&pool, &rules, 10, false)
+    cantina_notify::events::drain::drain_batch(&pool, &rules, 10, false).await.unwrap();
+    c.execute("UPDATE solicitudes_notificacion SET intentos = 1, proximo_intento = now() + interval '1 second'", &[])
         .await
         .unwrap();
-    c.execute("UPDATE solicitudes_notificacion SET intentos = 1, proximo_intento = now() + interval '1 second'", &[]).await.unwrap();
     let rec = Recorder::new(ChannelKind::Email);
     let app = TestApp::start(settings, &rec).await;
-    wait_count(
-        &c,
-        "SELECT count(*) FROM solicitudes_notificacion WHERE estado = 'Enviado'",
-        1,
-        SHORT,
-    )
-    .await;
-    assert_eq!(
-        count(&c, "SELECT intentos::int8 FROM solicitudes_notificacion").await,
-        2
-    );
+    wait_count(&c, "SELECT count(*) FROM solicitudes_notificacion WHERE estado = 'Enviado'", 1, SHORT).await;
+    assert_eq!(count(&c, "SELECT intentos::int8 FROM solicitudes_notificacion").await, 2);
     app.stop().await;
 }
 
@@ -229,17 +135,8 @@ async fn two_replicas_share_the_work_without_duplicates() {
     for _ in 0..n {
         recharge(&c, &fam.nro_tarjeta, 1_000).await;
     }
-    wait_count(
-        &c,
-        "SELECT count(*) FROM solicitudes_notificacion WHERE estado = 'Enviado'",
-        n,
-        LONG,
-    )
-    .await;
-    assert_eq!(
-        count(&c, "SELECT count(*) FROM solicitudes_notificacion").await,
-        n
-    );
+    wait_count(&c, "SELECT count(*) FROM solicitudes_notificacion WHERE estado = 'Enviado'", n, LONG).await;
+    assert_eq!(count(&c, "SELECT count(*) FROM solicitudes_notificacion").await, n);
     assert_eq!(rec.sent_count() as i64, n);
     assert!(rec.duplicates().is_empty(), "{:?}", rec.duplicates());
     a.stop().await;
@@ -253,15 +150,10 @@ async fn sigterm_lets_in_flight_sends_finish() {
     let fam = seed_family(&c, Some("ana@example.com"), None, 12_000).await;
     let rec = Recorder::new(ChannelKind::Email);
     let (started, release) = (Arc::new(Notify::new()), Arc::new(Notify::new()));
-    rec.then(Script::Hold {
-        started: started.clone(),
-        release: release.clone(),
-    });
+    rec.then(Script::Hold { started: started.clone(), release: release.clone() });
     let app = TestApp::start(test_settings(&db, &[]), &rec).await;
     recharge(&c, &fam.nro_tarjeta, 10_000).await;
-    tokio::time::timeout(SHORT, started.notified())
-        .await
-        .expect("send started");
+    tokio::time::timeout(SHORT, started.notified()).await.expect("send started");
     // Shutdown begins while the send is in flight; it is allowed to finish and its outcome is recorded.
     app.shutdown.cancel();
     let metrics = app.metrics.clone();
@@ -270,23 +162,60 @@ async fn sigterm_lets_in_flight_sends_finish() {
         async move { (!m.listener_is_connected()).then_some(()) }
     })
     .await;
-    assert_eq!(
-        count(
-            &c,
-            "SELECT count(*) FROM solicitudes_notificacion WHERE estado = 'Enviado'"
-        )
-        .await,
-        0
-    );
+    assert_eq!(count(&c, "SELECT count(*) FROM solicitudes_notificacion WHERE estado = 'Enviado'").await, 0);
     release.notify_one();
     app.stop().await;
-    assert_eq!(
-        count(
-            &c,
-            "SELECT count(*) FROM solicitudes_notificacion WHERE estado = 'Enviado'"
-        )
-        .await,
-        1
-    );
+    assert_eq!(count(&c, "SELECT count(*) FROM solicitudes_notificacion WHERE estado = 'Enviado'").await, 1);
     assert_eq!(rec.sent_count(), 1);
+}
+
+#[tokio::test]
+async fn a_stale_holder_cannot_overwrite_a_takeover() {
+    use cantina_notify::dispatch::store::{self, Outcome};
+    let db = TestDb::new().await;
+    let c = db.client().await;
+    let fam = seed_family(&c, Some("ana@example.com"), None, 12_000).await;
+    recharge(&c, &fam.nro_tarjeta, 10_000).await;
+    let settings = test_settings(&db, &[]);
+    let (rules, _) = settings.validate(true).unwrap();
+    let pool = cantina_notify::db::pool(&db.url, 2, Duration::from_secs(5)).unwrap();
+    cantina_notify::events::drain::drain_batch(&pool, &rules, 10, false).await.unwrap();
+
+    let first = store::claim(&pool, 10, Duration::from_secs(60), &["Email"], 8).await.unwrap();
+    assert_eq!(first.len(), 1);
+    assert!(store::claim(&pool, 10, Duration::from_secs(60), &["Email"], 8).await.unwrap().is_empty(), "leased");
+    // The lease runs out and a second worker takes the request over.
+    c.execute("UPDATE solicitudes_notificacion SET proximo_intento = now()", &[]).await.unwrap();
+    let second = store::claim(&pool, 10, Duration::from_secs(60), &["Email"], 8).await.unwrap();
+    assert_eq!(second[0].intentos, 2);
+    // The slow first holder finally answers: its write must not land.
+    let n = store::record(&pool, &first[0], &Outcome::Error { provider: "x", reason: "tarde" }).await.unwrap();
+    assert_eq!(n, 0);
+    let n = store::record(&pool, &second[0], &Outcome::Sent { provider: "x", provider_id: Some("p-2") }).await.unwrap();
+    assert_eq!(n, 1);
+    let r = c.query_one("SELECT estado, id_proveedor, ultimo_error FROM solicitudes_notificacion", &[]).await.unwrap();
+    assert_eq!(r.get::<_, String>(0), "Enviado");
+    assert_eq!(r.get::<_, String>(1), "p-2");
+    assert_eq!(r.get::<_, Option<String>>(2), None);
+}
+
+#[tokio::test]
+async fn claims_that_never_recorded_an_outcome_are_closed_at_the_attempt_limit() {
+    let db = TestDb::new().await;
+    let c = db.client().await;
+    let fam = seed_family(&c, Some("ana@example.com"), None, 12_000).await;
+    recharge(&c, &fam.nro_tarjeta, 10_000).await;
+    let settings = test_settings(&db, &[("CANTINA__DISPATCH__MAX_ATTEMPTS", "3")]);
+    let (rules, _) = settings.validate(true).unwrap();
+    let pool = cantina_notify::db::pool(&db.url, 2, Duration::from_secs(5)).unwrap();
+    cantina_notify::events::drain::drain_batch(&pool, &rules, 10, false).await.unwrap();
+    // Three workers claimed it and died before recording anything; the last lease has run out.
+    c.execute("UPDATE solicitudes_notificacion SET intentos = 3, proximo_intento = now()", &[]).await.unwrap();
+    let rec = Recorder::new(ChannelKind::Email);
+    let app = TestApp::start(settings, &rec).await;
+    wait_count(&c, "SELECT count(*) FROM solicitudes_notificacion WHERE estado = 'Error'", 1, SHORT).await;
+    let reason: String = c.query_one("SELECT ultimo_error FROM solicitudes_notificacion", &[]).await.unwrap().get(0);
+    assert!(reason.contains("sin resultado registrado tras 3 intentos"), "{reason}");
+    assert_eq!(rec.sent_count(), 0, "not sent a fourth time");
+    app.stop().await;
 }

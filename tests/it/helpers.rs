@@ -27,38 +27,22 @@ struct Server {
 
 fn server() -> &'static Server {
     static SERVER: OnceLock<Server> = OnceLock::new();
-    SERVER.get_or_init(
-        || match std::env::var("DATABASE_URL").ok().filter(|u| !u.is_empty()) {
-            Some(url) => {
-                // Same server, other databases: replace the database name.
-                let base = match url.split_once('?') {
-                    Some((head, _)) => head.to_string(),
-                    None => url.clone(),
-                };
-                let base = base
-                    .rsplit_once('/')
-                    .map(|(h, _)| h.to_string())
-                    .unwrap_or(base);
-                Server {
-                    base,
-                    _cluster: None,
-                }
-            }
-            None => {
-                let cluster = PgCluster::start()
-                    .unwrap_or_else(|e| panic!("cannot start a throwaway PostgreSQL: {e}"));
-                let base = cluster
-                    .url("postgres")
-                    .rsplit_once('/')
-                    .map(|(h, _)| h.to_string())
-                    .unwrap_or_default();
-                Server {
-                    base,
-                    _cluster: Some(cluster),
-                }
-            }
-        },
-    )
+    SERVER.get_or_init(|| match std::env::var("DATABASE_URL").ok().filter(|u| !u.is_empty()) {
+        Some(url) => {
+            // Same server, other databases: replace the database name.
+            let base = match url.split_once('?') {
+                Some((head, _)) => head.to_string(),
+                None => url.clone(),
+            };
+            let base = base.rsplit_once('/').map(|(h, _)| h.to_string()).unwrap_or(base);
+            Server { base, _cluster: None }
+        }
+        None => {
+            let cluster = PgCluster::start().unwrap_or_else(|e| panic!("cannot start a throwaway PostgreSQL: {e}"));
+            let base = cluster.url("postgres").rsplit_once('/').map(|(h, _)| h.to_string()).unwrap_or_default();
+            Server { base, _cluster: Some(cluster) }
+        }
+    })
 }
 
 pub fn url_for(dbname: &str) -> String {
@@ -66,9 +50,7 @@ pub fn url_for(dbname: &str) -> String {
 }
 
 pub async fn connect(url: &str) -> Client {
-    let (client, conn) = tokio_postgres::connect(url, NoTls)
-        .await
-        .unwrap_or_else(|e| panic!("connect {url}: {e}"));
+    let (client, conn) = tokio_postgres::connect(url, NoTls).await.unwrap_or_else(|e| panic!("connect {url}: {e}"));
     tokio::spawn(async move {
         let _ = conn.await;
     });
@@ -83,14 +65,9 @@ async fn template() -> &'static str {
         .get_or_init(|| async {
             let name = format!("cn_template_{}", std::process::id());
             let admin = connect(&url_for("postgres")).await;
-            admin
-                .batch_execute(&format!("CREATE DATABASE {name}"))
-                .await
-                .expect("create template");
+            admin.batch_execute(&format!("CREATE DATABASE {name}")).await.expect("create template");
             let mut c = connect(&url_for(&name)).await;
-            cantina_notify::migrate::migrate(&mut c, true)
-                .await
-                .expect("migrate template");
+            cantina_notify::migrate::migrate(&mut c, true).await.expect("migrate template");
             drop(c);
             name
         })
@@ -130,10 +107,7 @@ impl TestDb {
             }
         })
         .await;
-        TestDb {
-            url: url_for(&name),
-            name,
-        }
+        TestDb { url: url_for(&name), name }
     }
 
     pub async fn client(&self) -> Client {
@@ -148,12 +122,7 @@ pub struct Family {
 }
 
 /// One client, one student, one card.
-pub async fn seed_family(
-    c: &Client,
-    email: Option<&str>,
-    telefono: Option<&str>,
-    saldo: i64,
-) -> Family {
+pub async fn seed_family(c: &Client, email: Option<&str>, telefono: Option<&str>, saldo: i64) -> Family {
     let n = fastrand::u64(..);
     let id_cliente: i32 = c
         .query_one(
@@ -178,10 +147,7 @@ pub async fn seed_family(
     )
     .await
     .expect("insert tarjeta");
-    Family {
-        id_cliente,
-        nro_tarjeta,
-    }
+    Family { id_cliente, nro_tarjeta }
 }
 
 pub async fn recharge(c: &Client, nro_tarjeta: &str, monto: i64) -> i64 {
@@ -195,16 +161,16 @@ pub async fn recharge(c: &Client, nro_tarjeta: &str, monto: i64) -> i64 {
 }
 
 pub async fn consume(c: &Client, nro_tarjeta: &str, monto: i64) {
-    c.execute("INSERT INTO consumos_tarjeta (nro_tarjeta, monto_consumido, detalle) VALUES ($1, $2, 'test')", &[&nro_tarjeta, &monto])
-        .await
-        .expect("insert consumo");
+    c.execute(
+        "INSERT INTO consumos_tarjeta (nro_tarjeta, monto_consumido, detalle) VALUES ($1, $2, 'test')",
+        &[&nro_tarjeta, &monto],
+    )
+    .await
+    .expect("insert consumo");
 }
 
 pub async fn count(c: &Client, sql: &str) -> i64 {
-    c.query_one(sql, &[])
-        .await
-        .unwrap_or_else(|e| panic!("{sql}: {e}"))
-        .get(0)
+    c.query_one(sql, &[]).await.unwrap_or_else(|e| panic!("{sql}: {e}")).get(0)
 }
 
 /// Polls `f` until it returns `Some`, or panics after `timeout` naming what was awaited.
@@ -218,10 +184,7 @@ where
         if let Some(v) = f().await {
             return v;
         }
-        assert!(
-            Instant::now() < deadline,
-            "timed out after {timeout:?} waiting for: {what}"
-        );
+        assert!(Instant::now() < deadline, "timed out after {timeout:?} waiting for: {what}");
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
@@ -230,18 +193,23 @@ where
 pub async fn wait_count(c: &Client, sql: &str, expected: i64, timeout: Duration) {
     let deadline = Instant::now() + timeout;
     loop {
-        let v: i64 = c
-            .query_one(sql, &[])
-            .await
-            .unwrap_or_else(|e| panic!("{sql}: {e}"))
-            .get(0);
+        let v: i64 = c.query_one(sql, &[]).await.unwrap_or_else(|e| panic!("{sql}: {e}")).get(0);
         if v == expected {
             return;
         }
-        assert!(
-            Instant::now() < deadline,
-            "timed out after {timeout:?}: {sql} is {v}, expected {expected}"
-        );
+        if Instant::now() >= deadline {
+            let dump = |q: &'static str| async move {
+                c.query(q, &[])
+                    .await
+                    .map(|rows| rows.iter().map(|r| r.get::<_, String>(0)).collect::<Vec<_>>())
+                    .unwrap_or_default()
+            };
+            let requests = dump("SELECT estado || ' intentos=' || intentos || ' ' || coalesce(ultimo_error, '') FROM solicitudes_notificacion ORDER BY 1 LIMIT 20").await;
+            let events = dump("SELECT id || ' ' || coalesce(procesado_en::text, 'pendiente') || ' ' || coalesce(resultado, '') FROM cantina_notify_eventos ORDER BY id DESC LIMIT 10").await;
+            panic!(
+                "timed out after {timeout:?}: {sql} is {v}, expected {expected}\nrequests: {requests:#?}\nevents: {events:#?}"
+            );
+        }
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
@@ -295,10 +263,7 @@ impl Recorder {
         for m in self.sent.lock().unwrap().iter() {
             *seen.entry(m.idempotency_key.clone()).or_default() += 1;
         }
-        seen.into_iter()
-            .filter(|(_, n)| *n > 1)
-            .map(|(k, _)| k)
-            .collect()
+        seen.into_iter().filter(|(_, n)| *n > 1).map(|(k, _)| k).collect()
     }
 }
 
@@ -313,12 +278,7 @@ impl Channel for Recorder {
     }
 
     async fn send(&self, msg: &OutgoingMessage) -> Result<SendReceipt, SendError> {
-        *self
-            .attempts
-            .lock()
-            .unwrap()
-            .entry(msg.idempotency_key.clone())
-            .or_default() += 1;
+        *self.attempts.lock().unwrap().entry(msg.idempotency_key.clone()).or_default() += 1;
         if let Some(e) = self.always_fail.lock().unwrap().clone() {
             return Err(e);
         }
@@ -332,9 +292,7 @@ impl Channel for Recorder {
             None => {}
         }
         self.sent.lock().unwrap().push(msg.clone());
-        Ok(SendReceipt {
-            provider_message_id: Some(format!("rec-{}", msg.request_id)),
-        })
+        Ok(SendReceipt { provider_message_id: Some(format!("rec-{}", msg.request_id)) })
     }
 }
 
@@ -343,7 +301,8 @@ pub fn test_settings(db: &TestDb, extra: &[(&str, &str)]) -> Settings {
     let mut env: HashMap<String, String> = [
         ("DATABASE_URL", db.url.as_str()),
         ("CANTINA__HTTP__ADDR", "127.0.0.1:0"),
-        ("CANTINA__DATABASE__POOL_SIZE", "6"),
+        ("CANTINA__DATABASE__POOL_SIZE", "8"),
+        ("CANTINA__DISPATCH__CONCURRENCY", "4"),
         ("CANTINA__DISPATCH__RETRY_BASE_MS", "20"),
         ("CANTINA__DISPATCH__RETRY_MAX_MS", "200"),
         ("CANTINA__DISPATCH__POLL_INTERVAL_MS", "50"),
@@ -355,11 +314,7 @@ pub fn test_settings(db: &TestDb, extra: &[(&str, &str)]) -> Settings {
     .map(|(k, v)| (k.to_string(), v.to_string()))
     .collect();
     env.extend(extra.iter().map(|(k, v)| (k.to_string(), v.to_string())));
-    Settings::load(&LoadOptions {
-        env,
-        ..Default::default()
-    })
-    .expect("test settings")
+    Settings::load(&LoadOptions { env, ..Default::default() }).expect("test settings")
 }
 
 pub struct TestApp {
@@ -379,35 +334,23 @@ impl TestApp {
         if std::env::var_os("TEST_LOG").is_some() {
             cantina_notify::telemetry::init("text");
         }
-        let app = Application::build(settings, channels)
-            .await
-            .expect("build app");
+        let app = Application::build(settings, channels).await.expect("build app");
         let addr = app.http_addr();
         let metrics = app.metrics();
         let shutdown = CancellationToken::new();
         let handle = tokio::spawn(app.run(shutdown.clone()));
-        TestApp {
-            addr,
-            shutdown,
-            metrics,
-            handle,
-        }
+        TestApp { addr, shutdown, metrics, handle }
     }
 
     pub async fn get(&self, path: &str) -> (u16, String) {
-        cantina_notify::http::get_url(&self.addr.to_string(), path, Duration::from_secs(5))
-            .await
-            .expect("http get")
+        cantina_notify::http::get_url(&self.addr.to_string(), path, Duration::from_secs(5)).await.expect("http get")
     }
 
     /// Graceful stop; the service must exit cleanly.
     pub async fn stop(self) {
         self.shutdown.cancel();
-        let r = tokio::time::timeout(Duration::from_secs(30), self.handle)
-            .await
-            .expect("service did not stop in 30 s");
-        r.expect("service task panicked")
-            .expect("service returned an error");
+        let r = tokio::time::timeout(Duration::from_secs(30), self.handle).await.expect("service did not stop in 30 s");
+        r.expect("service task panicked").expect("service returned an error");
     }
 }
 

@@ -14,13 +14,8 @@ async fn metrics_expose_the_pipeline_figures() {
     let app = TestApp::start(test_settings(&db, &[]), &rec).await;
     recharge(&c, &fam.nro_tarjeta, 10_000).await;
     recharge(&c, &none.nro_tarjeta, 10_000).await;
-    wait_count(
-        &c,
-        "SELECT count(*) FROM solicitudes_notificacion WHERE estado IN ('Enviado', 'Error')",
-        2,
-        SHORT,
-    )
-    .await;
+    wait_count(&c, "SELECT count(*) FROM solicitudes_notificacion WHERE estado IN ('Enviado', 'Error')", 2, SHORT)
+        .await;
     let (status, body) = app.get("/metrics").await;
     assert_eq!(status, 200);
     for line in [
@@ -51,20 +46,11 @@ async fn readyz_follows_the_listener_connection() {
     let rec = Recorder::new(ChannelKind::Email);
     let app = TestApp::start(test_settings(&db, &[]), &rec).await;
     assert_eq!(app.get("/healthz").await.0, 200);
-    poll_until("ready", SHORT, || async {
-        (app.get("/readyz").await.0 == 200).then_some(())
-    })
-    .await;
+    poll_until("ready", SHORT, || async { (app.get("/readyz").await.0 == 200).then_some(()) }).await;
 
     // Keep the listener from coming back, then kill its session.
     let admin = connect(&url_for("postgres")).await;
-    admin
-        .batch_execute(&format!(
-            "ALTER DATABASE {} ALLOW_CONNECTIONS false",
-            db.name
-        ))
-        .await
-        .unwrap();
+    admin.batch_execute(&format!("ALTER DATABASE {} ALLOW_CONNECTIONS false", db.name)).await.unwrap();
     c.query(
         "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = 'cantina-notify-listener' AND datname = current_database()",
         &[],
@@ -79,21 +65,9 @@ async fn readyz_follows_the_listener_connection() {
     assert!(body.contains("listener: disconnected"), "{body}");
     assert_eq!(app.get("/healthz").await.0, 200, "alive while unready");
 
-    admin
-        .batch_execute(&format!(
-            "ALTER DATABASE {} ALLOW_CONNECTIONS true",
-            db.name
-        ))
-        .await
-        .unwrap();
-    poll_until("ready again", SHORT, || async {
-        (app.get("/readyz").await.0 == 200).then_some(())
-    })
-    .await;
+    admin.batch_execute(&format!("ALTER DATABASE {} ALLOW_CONNECTIONS true", db.name)).await.unwrap();
+    poll_until("ready again", SHORT, || async { (app.get("/readyz").await.0 == 200).then_some(()) }).await;
     let metrics = app.get("/metrics").await.1;
-    assert!(
-        metrics.contains("cantina_notify_listener_reconnects_total 1"),
-        "{metrics}"
-    );
+    assert!(metrics.contains("cantina_notify_listener_reconnects_total 1"), "{metrics}");
     app.stop().await;
 }

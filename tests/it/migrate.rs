@@ -12,25 +12,14 @@ async fn migrate_is_idempotent_and_two_at_once_do_not_race() {
     let mut b = db.client().await;
     let (ra, rb) = tokio::join!(migrate(&mut a, true), migrate(&mut b, true));
     let (ra, rb) = (ra.unwrap(), rb.unwrap());
-    let mut applied: Vec<i32> = ra
-        .applied
-        .iter()
-        .chain(rb.applied.iter())
-        .copied()
-        .collect();
+    let mut applied: Vec<i32> = ra.applied.iter().chain(rb.applied.iter()).copied().collect();
     applied.sort();
     let all: Vec<i32> = MIGRATIONS.iter().map(|(v, _, _)| *v).collect();
-    assert_eq!(
-        applied, all,
-        "each migration applied exactly once across both"
-    );
+    assert_eq!(applied, all, "each migration applied exactly once across both");
     let again = migrate(&mut a, true).await.unwrap();
     assert!(again.applied.is_empty());
     assert_eq!(again.already, MIGRATIONS.len());
-    assert_eq!(
-        count(&a, "SELECT count(*) FROM cantina_notify_migraciones").await,
-        MIGRATIONS.len() as i64
-    );
+    assert_eq!(count(&a, "SELECT count(*) FROM cantina_notify_migraciones").await, MIGRATIONS.len() as i64);
 }
 
 #[tokio::test]
@@ -50,9 +39,12 @@ async fn installing_on_a_live_database_keeps_every_row_and_sends_nothing_retroac
     // Cantina data from before the service: a family, recharges, and a manual request never sent.
     let fam = seed_family(&c, Some("ana@example.com"), None, 1_000).await;
     recharge(&c, &fam.nro_tarjeta, 50_000).await;
-    c.execute("INSERT INTO cargas_saldo (nro_tarjeta, monto_cargado, estado) VALUES ($1, 7000, 'PENDIENTE')", &[&fam.nro_tarjeta])
-        .await
-        .unwrap();
+    c.execute(
+        "INSERT INTO cargas_saldo (nro_tarjeta, monto_cargado, estado) VALUES ($1, 7000, 'PENDIENTE')",
+        &[&fam.nro_tarjeta],
+    )
+    .await
+    .unwrap();
     c.execute(
         "INSERT INTO solicitudes_notificacion (id_cliente, nro_tarjeta, mensaje, destino, estado) VALUES ($1, $2, 'viejo', 'SMS', 'Pendiente')",
         &[&fam.id_cliente, &fam.nro_tarjeta],
@@ -62,48 +54,22 @@ async fn installing_on_a_live_database_keeps_every_row_and_sends_nothing_retroac
     let before = snapshot(&c).await;
 
     migrate(&mut c, false).await.unwrap();
-    assert_eq!(
-        snapshot(&c).await,
-        before,
-        "every Cantina row kept as it was"
-    );
-    assert_eq!(
-        count(&c, "SELECT count(*) FROM cantina_notify_eventos").await,
-        0,
-        "nothing retroactive"
-    );
+    assert_eq!(snapshot(&c).await, before, "every Cantina row kept as it was");
+    assert_eq!(count(&c, "SELECT count(*) FROM cantina_notify_eventos").await, 0, "nothing retroactive");
 
     let rec = Recorder::new(ChannelKind::Email);
     let app = TestApp::start(test_settings(&db, &[]), &rec).await;
     // The old pending recharge confirmed now is a new confirmation: that one is notified.
-    c.execute(
-        "UPDATE cargas_saldo SET estado = 'CONFIRMADO' WHERE estado = 'PENDIENTE'",
-        &[],
-    )
-    .await
-    .unwrap();
-    wait_count(
-        &c,
-        "SELECT count(*) FROM solicitudes_notificacion WHERE estado = 'Enviado'",
-        1,
-        SHORT,
-    )
-    .await;
+    c.execute("UPDATE cargas_saldo SET estado = 'CONFIRMADO' WHERE estado = 'PENDIENTE'", &[]).await.unwrap();
+    wait_count(&c, "SELECT count(*) FROM solicitudes_notificacion WHERE estado = 'Enviado'", 1, SHORT).await;
     let old: (String, Option<String>) = {
         let r = c
-            .query_one(
-                "SELECT estado, clave_dedup FROM solicitudes_notificacion WHERE mensaje = 'viejo'",
-                &[],
-            )
+            .query_one("SELECT estado, clave_dedup FROM solicitudes_notificacion WHERE mensaje = 'viejo'", &[])
             .await
             .unwrap();
         (r.get(0), r.get(1))
     };
-    assert_eq!(
-        old,
-        ("Pendiente".to_string(), None),
-        "the old manual row is left alone"
-    );
+    assert_eq!(old, ("Pendiente".to_string(), None), "the old manual row is left alone");
     assert_eq!(rec.sent_count(), 1);
     app.stop().await;
 
@@ -125,10 +91,7 @@ async fn run_refuses_an_unmigrated_database() {
     let db = TestDb::empty().await;
     let c = db.client().await;
     c.batch_execute(REFERENCE_SCHEMA).await.unwrap();
-    let err = cantina_notify::app::Application::build(test_settings(&db, &[]), None)
-        .await
-        .err()
-        .expect("refused");
+    let err = cantina_notify::app::Application::build(test_settings(&db, &[]), None).await.err().expect("refused");
     assert!(err.to_string().contains("cantina-notify migrate"), "{err}");
 }
 
@@ -137,16 +100,12 @@ async fn snapshot(c: &tokio_postgres::Client) -> Vec<(String, i64, String)> {
     let mut out = Vec::new();
     // solicitudes_notificacion gains columns: compare the app's own.
     let solicitudes = "(SELECT id_solicitud, id_cliente, nro_tarjeta, saldo_alerta, mensaje, destino, estado, fecha_solicitud, fecha_envio FROM solicitudes_notificacion)";
-    for t in [
-        "clientes",
-        "hijos",
-        "tarjetas",
-        "cargas_saldo",
-        "consumos_tarjeta",
-        solicitudes,
-    ] {
+    for t in ["clientes", "hijos", "tarjetas", "cargas_saldo", "consumos_tarjeta", solicitudes] {
         let r = c
-            .query_one(&format!("SELECT count(*), coalesce(md5(string_agg(x::text, '|' ORDER BY x::text)), '') FROM {t} x"), &[])
+            .query_one(
+                &format!("SELECT count(*), coalesce(md5(string_agg(x::text, '|' ORDER BY x::text)), '') FROM {t} x"),
+                &[],
+            )
             .await
             .unwrap();
         out.push((t.to_string(), r.get(0), r.get(1)));

@@ -15,13 +15,7 @@ async fn a_confirmed_recharge_sends_one_recarga_exitosa() {
     let app = TestApp::start(test_settings(&db, &[]), &rec).await;
 
     let id_carga = recharge(&c, &fam.nro_tarjeta, 50_000).await;
-    wait_count(
-        &c,
-        "SELECT count(*) FROM solicitudes_notificacion WHERE estado = 'Enviado'",
-        1,
-        SHORT,
-    )
-    .await;
+    wait_count(&c, "SELECT count(*) FROM solicitudes_notificacion WHERE estado = 'Enviado'", 1, SHORT).await;
 
     let r = c
         .query_one(
@@ -35,10 +29,7 @@ async fn a_confirmed_recharge_sends_one_recarga_exitosa() {
     assert_eq!(r.get::<_, String>(0), "recarga_exitosa");
     assert_eq!(r.get::<_, String>(1), "Email");
     assert_eq!(r.get::<_, String>(2), "ana@example.com");
-    assert_eq!(
-        r.get::<_, String>(3),
-        format!("recarga_exitosa:{id_carga}:email")
-    );
+    assert_eq!(r.get::<_, String>(3), format!("recarga_exitosa:{id_carga}:email"));
     assert_eq!(r.get::<_, i32>(4), fam.id_cliente);
     assert_eq!(r.get::<_, String>(5), fam.nro_tarjeta);
     assert_eq!(r.get::<_, i64>(6), 62_000);
@@ -53,18 +44,12 @@ async fn a_confirmed_recharge_sends_one_recarga_exitosa() {
 
     let sent = rec.sent.lock().unwrap().clone();
     assert_eq!(sent.len(), 1);
-    assert_eq!(
-        sent[0].subject,
-        "Recarga exitosa de Gs. 50.000 - Luis Benítez"
-    );
+    assert_eq!(sent[0].subject, "Recarga exitosa de Gs. 50.000 - Luis Benítez");
     assert!(sent[0].html.contains("Gs. 62.000"));
     assert_eq!(sent[0].recipient.as_str(), "ana@example.com");
     // The card's balance rose through the app's own logic (the reference schema) and only crossed upwards:
     // the outbox holds the recharge event and nothing else.
-    assert_eq!(
-        count(&c, "SELECT count(*) FROM cantina_notify_eventos").await,
-        1
-    );
+    assert_eq!(count(&c, "SELECT count(*) FROM cantina_notify_eventos").await, 1);
     app.stop().await;
 }
 
@@ -78,13 +63,15 @@ async fn a_balance_crossing_sends_one_saldo_bajo_and_stamps_the_card() {
 
     consume(&c, &fam.nro_tarjeta, 5_000).await; // 7.000: above the threshold, no event
     consume(&c, &fam.nro_tarjeta, 3_000).await; // 4.000: crosses below Gs. 5.000
-    wait_count(&c, "SELECT count(*) FROM solicitudes_notificacion WHERE tipo = 'saldo_bajo' AND estado = 'Enviado'", 1, SHORT).await;
-    consume(&c, &fam.nro_tarjeta, 1_000).await; // 3.000: already below, no second event
-    assert_eq!(
-        count(&c, "SELECT count(*) FROM cantina_notify_eventos").await,
+    wait_count(
+        &c,
+        "SELECT count(*) FROM solicitudes_notificacion WHERE tipo = 'saldo_bajo' AND estado = 'Enviado'",
         1,
-        "only the crossing writes an event"
-    );
+        SHORT,
+    )
+    .await;
+    consume(&c, &fam.nro_tarjeta, 1_000).await; // 3.000: already below, no second event
+    assert_eq!(count(&c, "SELECT count(*) FROM cantina_notify_eventos").await, 1, "only the crossing writes an event");
     let stamped: bool = c
         .query_one(
             "SELECT ultima_notificacion_saldo IS NOT NULL FROM tarjetas WHERE nro_tarjeta = $1",
@@ -95,55 +82,27 @@ async fn a_balance_crossing_sends_one_saldo_bajo_and_stamps_the_card() {
         .get(0);
     assert!(stamped, "ultima_notificacion_saldo kept current");
     let (saldo, clave): (i64, String) = {
-        let r = c
-            .query_one(
-                "SELECT saldo_alerta, clave_dedup FROM solicitudes_notificacion",
-                &[],
-            )
-            .await
-            .unwrap();
+        let r = c.query_one("SELECT saldo_alerta, clave_dedup FROM solicitudes_notificacion", &[]).await.unwrap();
         (r.get(0), r.get(1))
     };
     assert_eq!(saldo, 4_000, "the balance the notice is about");
-    assert!(
-        clave.starts_with(&format!("saldo_bajo:{}:", fam.nro_tarjeta)),
-        "{clave}"
-    );
+    assert!(clave.starts_with(&format!("saldo_bajo:{}:", fam.nro_tarjeta)), "{clave}");
 
     // Re-armed by a recharge, crossing again the same day: the per-day key keeps it to one notice.
     recharge(&c, &fam.nro_tarjeta, 10_000).await;
     consume(&c, &fam.nro_tarjeta, 10_000).await;
-    wait_count(
-        &c,
-        "SELECT count(*) FROM cantina_notify_eventos WHERE procesado_en IS NOT NULL",
-        3,
-        SHORT,
-    )
-    .await;
-    wait_count(
-        &c,
-        "SELECT count(*) FROM solicitudes_notificacion WHERE estado = 'Enviado'",
-        2,
-        SHORT,
-    )
-    .await;
-    assert_eq!(
-        count(
-            &c,
-            "SELECT count(*) FROM solicitudes_notificacion WHERE tipo = 'saldo_bajo'"
-        )
-        .await,
-        1
-    );
+    wait_count(&c, "SELECT count(*) FROM cantina_notify_eventos WHERE procesado_en IS NOT NULL", 3, SHORT).await;
+    wait_count(&c, "SELECT count(*) FROM solicitudes_notificacion WHERE estado = 'Enviado'", 2, SHORT).await;
+    assert_eq!(count(&c, "SELECT count(*) FROM solicitudes_notificacion WHERE tipo = 'saldo_bajo'").await, 1);
     let resultado: String = c
-        .query_one("SELECT resultado FROM cantina_notify_eventos WHERE tipo = 'saldo_bajo' ORDER BY id DESC LIMIT 1", &[])
+        .query_one(
+            "SELECT resultado FROM cantina_notify_eventos WHERE tipo = 'saldo_bajo' ORDER BY id DESC LIMIT 1",
+            &[],
+        )
         .await
         .unwrap()
         .get(0);
-    assert!(
-        resultado.contains("hoy"),
-        "second crossing is recorded as already notified today: {resultado}"
-    );
+    assert!(resultado.contains("hoy"), "second crossing is recorded as already notified today: {resultado}");
     app.stop().await;
 }
 
@@ -152,32 +111,23 @@ async fn the_cards_own_threshold_overrides_the_default_and_config_reaches_the_tr
     let db = TestDb::new().await;
     let c = db.client().await;
     let own = seed_family(&c, Some("a@example.com"), None, 30_000).await;
-    c.execute(
-        "UPDATE tarjetas SET saldo_alerta = 20000 WHERE nro_tarjeta = $1",
-        &[&own.nro_tarjeta],
-    )
-    .await
-    .unwrap();
+    c.execute("UPDATE tarjetas SET saldo_alerta = 20000 WHERE nro_tarjeta = $1", &[&own.nro_tarjeta]).await.unwrap();
     let default = seed_family(&c, Some("b@example.com"), None, 30_000).await;
     let rec = Recorder::new(ChannelKind::Email);
-    let app = TestApp::start(
-        test_settings(&db, &[("CANTINA__RULES__SALDO_BAJO__UMBRAL", "8000")]),
-        &rec,
-    )
-    .await;
-    assert_eq!(
-        count(&c, "SELECT umbral_saldo_bajo FROM cantina_notify_ajustes").await,
-        8_000
-    );
+    let app = TestApp::start(test_settings(&db, &[("CANTINA__RULES__SALDO_BAJO__UMBRAL", "8000")]), &rec).await;
+    assert_eq!(count(&c, "SELECT umbral_saldo_bajo FROM cantina_notify_ajustes").await, 8_000);
 
     consume(&c, &own.nro_tarjeta, 15_000).await; // 15.000 < 20.000 (card's own)
     consume(&c, &default.nro_tarjeta, 15_000).await; // 15.000 ≥ 8.000: nothing
     consume(&c, &default.nro_tarjeta, 8_000).await; // 7.000 < 8.000 (configured default)
-    wait_count(&c, "SELECT count(*) FROM solicitudes_notificacion WHERE tipo = 'saldo_bajo' AND estado = 'Enviado'", 2, SHORT).await;
-    assert_eq!(
-        count(&c, "SELECT count(*) FROM cantina_notify_eventos").await,
-        2
-    );
+    wait_count(
+        &c,
+        "SELECT count(*) FROM solicitudes_notificacion WHERE tipo = 'saldo_bajo' AND estado = 'Enviado'",
+        2,
+        SHORT,
+    )
+    .await;
+    assert_eq!(count(&c, "SELECT count(*) FROM cantina_notify_eventos").await, 2);
     app.stop().await;
 }
 
@@ -188,35 +138,21 @@ async fn a_blocked_card_sends_tarjeta_bloqueada() {
     let fam = seed_family(&c, Some("ana@example.com"), None, 12_000).await;
     let rec = Recorder::new(ChannelKind::Email);
     let app = TestApp::start(test_settings(&db, &[]), &rec).await;
-    c.execute(
-        "UPDATE tarjetas SET estado = 'Bloqueada' WHERE nro_tarjeta = $1",
-        &[&fam.nro_tarjeta],
+    c.execute("UPDATE tarjetas SET estado = 'Bloqueada' WHERE nro_tarjeta = $1", &[&fam.nro_tarjeta]).await.unwrap();
+    wait_count(
+        &c,
+        "SELECT count(*) FROM solicitudes_notificacion WHERE tipo = 'tarjeta_bloqueada' AND estado = 'Enviado'",
+        1,
+        SHORT,
     )
-    .await
-    .unwrap();
-    wait_count(&c, "SELECT count(*) FROM solicitudes_notificacion WHERE tipo = 'tarjeta_bloqueada' AND estado = 'Enviado'", 1, SHORT).await;
+    .await;
     // Updating other columns of a blocked card fires nothing more.
-    c.execute(
-        "UPDATE tarjetas SET fecha_vencimiento = '2030-01-01' WHERE nro_tarjeta = $1",
-        &[&fam.nro_tarjeta],
-    )
-    .await
-    .unwrap();
-    c.execute(
-        "UPDATE tarjetas SET estado = 'Bloqueada' WHERE nro_tarjeta = $1",
-        &[&fam.nro_tarjeta],
-    )
-    .await
-    .unwrap();
-    assert_eq!(
-        count(&c, "SELECT count(*) FROM cantina_notify_eventos").await,
-        1
-    );
-    assert!(
-        rec.sent.lock().unwrap()[0]
-            .subject
-            .contains("Tarjeta bloqueada")
-    );
+    c.execute("UPDATE tarjetas SET fecha_vencimiento = '2030-01-01' WHERE nro_tarjeta = $1", &[&fam.nro_tarjeta])
+        .await
+        .unwrap();
+    c.execute("UPDATE tarjetas SET estado = 'Bloqueada' WHERE nro_tarjeta = $1", &[&fam.nro_tarjeta]).await.unwrap();
+    assert_eq!(count(&c, "SELECT count(*) FROM cantina_notify_eventos").await, 1);
+    assert!(rec.sent.lock().unwrap()[0].subject.contains("Tarjeta bloqueada"));
     app.stop().await;
 }
 
@@ -227,22 +163,9 @@ async fn the_same_event_twice_gives_one_request() {
     let fam = seed_family(&c, Some("ana@example.com"), None, 12_000).await;
     let id_carga = recharge(&c, &fam.nro_tarjeta, 50_000).await;
     // The gateway flips it back and forth: a second confirmation event for the same recharge.
-    c.execute(
-        "UPDATE cargas_saldo SET estado = 'PENDIENTE' WHERE id_carga = $1",
-        &[&id_carga],
-    )
-    .await
-    .unwrap();
-    c.execute(
-        "UPDATE cargas_saldo SET estado = 'CONFIRMADO' WHERE id_carga = $1",
-        &[&id_carga],
-    )
-    .await
-    .unwrap();
-    assert_eq!(
-        count(&c, "SELECT count(*) FROM cantina_notify_eventos").await,
-        2
-    );
+    c.execute("UPDATE cargas_saldo SET estado = 'PENDIENTE' WHERE id_carga = $1", &[&id_carga]).await.unwrap();
+    c.execute("UPDATE cargas_saldo SET estado = 'CONFIRMADO' WHERE id_carga = $1", &[&id_carga]).await.unwrap();
+    assert_eq!(count(&c, "SELECT count(*) FROM cantina_notify_eventos").await, 2);
 
     let settings = test_settings(&db, &[]);
     let (rules, _) = settings.validate(true).unwrap();
@@ -251,24 +174,12 @@ async fn the_same_event_twice_gives_one_request() {
     assert_eq!(first.events, 2);
     assert_eq!(first.created.len(), 1);
     // Redelivery: the events are handed out again (as after a crash before the commit was acknowledged).
-    c.execute("UPDATE cantina_notify_eventos SET procesado_en = NULL", &[])
-        .await
-        .unwrap();
+    c.execute("UPDATE cantina_notify_eventos SET procesado_en = NULL", &[]).await.unwrap();
     let again = drain_batch(&pool, &rules, 100, false).await.unwrap();
     assert_eq!(again.events, 2);
     assert!(again.created.is_empty());
-    assert_eq!(
-        count(&c, "SELECT count(*) FROM solicitudes_notificacion").await,
-        1
-    );
-    assert_eq!(
-        count(
-            &c,
-            "SELECT count(*) FROM cantina_notify_eventos WHERE procesado_en IS NULL"
-        )
-        .await,
-        0
-    );
+    assert_eq!(count(&c, "SELECT count(*) FROM solicitudes_notificacion").await, 1);
+    assert_eq!(count(&c, "SELECT count(*) FROM cantina_notify_eventos WHERE procesado_en IS NULL").await, 0);
 }
 
 #[tokio::test]
@@ -283,37 +194,19 @@ async fn a_parent_without_email_gets_a_recorded_reason_and_others_still_go_out()
     for f in [&none, &bad, &good] {
         recharge(&c, &f.nro_tarjeta, 10_000).await;
     }
-    wait_count(
-        &c,
-        "SELECT count(*) FROM solicitudes_notificacion WHERE estado = 'Enviado'",
-        1,
-        SHORT,
-    )
-    .await;
-    wait_count(
-        &c,
-        "SELECT count(*) FROM solicitudes_notificacion WHERE estado = 'Error'",
-        2,
-        SHORT,
-    )
-    .await;
+    wait_count(&c, "SELECT count(*) FROM solicitudes_notificacion WHERE estado = 'Enviado'", 1, SHORT).await;
+    wait_count(&c, "SELECT count(*) FROM solicitudes_notificacion WHERE estado = 'Error'", 2, SHORT).await;
     let reason = |nro: String| {
         let c = &c;
         async move {
-            c.query_one(
-                "SELECT ultimo_error FROM solicitudes_notificacion WHERE nro_tarjeta = $1",
-                &[&nro],
-            )
-            .await
-            .unwrap()
-            .get::<_, String>(0)
+            c.query_one("SELECT ultimo_error FROM solicitudes_notificacion WHERE nro_tarjeta = $1", &[&nro])
+                .await
+                .unwrap()
+                .get::<_, String>(0)
         }
     };
     let r = reason(none.nro_tarjeta.clone()).await;
-    assert!(
-        r.contains("sin correo electrónico registrado") && r.contains(&none.id_cliente.to_string()),
-        "{r}"
-    );
+    assert!(r.contains("sin correo electrónico registrado") && r.contains(&none.id_cliente.to_string()), "{r}");
     let r = reason(bad.nro_tarjeta.clone()).await;
     assert!(r.contains("correo electrónico mal formado"), "{r}");
     assert_eq!(rec.sent_count(), 1);
@@ -327,32 +220,22 @@ async fn sms_to_a_landline_is_recorded_and_a_mobile_is_sent_in_e164() {
     let landline = seed_family(&c, None, Some("021 555 123"), 12_000).await;
     let mobile = seed_family(&c, None, Some("0981 123-456"), 12_000).await;
     let rec = Recorder::new(ChannelKind::Sms);
-    let settings = test_settings(
-        &db,
-        &[
-            ("SMS_PROVIDER", "console"),
-            ("CANTINA__RULES__RECARGA_EXITOSA__CHANNELS", "sms"),
-        ],
-    );
+    let settings =
+        test_settings(&db, &[("SMS_PROVIDER", "console"), ("CANTINA__RULES__RECARGA_EXITOSA__CHANNELS", "sms")]);
     let app = TestApp::start(settings, &rec).await;
     recharge(&c, &landline.nro_tarjeta, 10_000).await;
     recharge(&c, &mobile.nro_tarjeta, 10_000).await;
-    wait_count(
-        &c,
-        "SELECT count(*) FROM solicitudes_notificacion WHERE estado IN ('Enviado', 'Error')",
-        2,
-        SHORT,
-    )
-    .await;
+    wait_count(&c, "SELECT count(*) FROM solicitudes_notificacion WHERE estado IN ('Enviado', 'Error')", 2, SHORT)
+        .await;
     let r: String = c
-        .query_one("SELECT ultimo_error FROM solicitudes_notificacion WHERE nro_tarjeta = $1 AND estado = 'Error'", &[&landline.nro_tarjeta])
+        .query_one(
+            "SELECT ultimo_error FROM solicitudes_notificacion WHERE nro_tarjeta = $1 AND estado = 'Error'",
+            &[&landline.nro_tarjeta],
+        )
         .await
         .unwrap()
         .get(0);
-    assert!(
-        r.contains("no es un número de celular") && !r.contains("555 123"),
-        "{r}"
-    );
+    assert!(r.contains("no es un número de celular") && !r.contains("555 123"), "{r}");
     let sent = rec.sent.lock().unwrap().clone();
     assert_eq!(sent.len(), 1);
     assert_eq!(sent[0].recipient.as_str(), "+595981123456");
@@ -367,42 +250,20 @@ async fn one_request_per_configured_channel() {
     let fam = seed_family(&c, Some("ana@example.com"), Some("0981123456"), 12_000).await;
     let email = Recorder::new(ChannelKind::Email);
     let sms = Recorder::new(ChannelKind::Sms);
-    let settings = test_settings(
-        &db,
-        &[
-            ("SMS_PROVIDER", "console"),
-            ("CANTINA__RULES__RECARGA_EXITOSA__CHANNELS", "email,sms"),
-        ],
-    );
-    let channels = cantina_notify::channels::Channels::new()
-        .with(email.clone())
-        .with(sms.clone());
+    let settings =
+        test_settings(&db, &[("SMS_PROVIDER", "console"), ("CANTINA__RULES__RECARGA_EXITOSA__CHANNELS", "email,sms")]);
+    let channels = cantina_notify::channels::Channels::new().with(email.clone()).with(sms.clone());
     let app = TestApp::start_with(settings, Some(channels)).await;
     let id = recharge(&c, &fam.nro_tarjeta, 20_000).await;
-    wait_count(
-        &c,
-        "SELECT count(*) FROM solicitudes_notificacion WHERE estado = 'Enviado'",
-        2,
-        SHORT,
-    )
-    .await;
+    wait_count(&c, "SELECT count(*) FROM solicitudes_notificacion WHERE estado = 'Enviado'", 2, SHORT).await;
     let keys: Vec<String> = c
-        .query(
-            "SELECT clave_dedup FROM solicitudes_notificacion ORDER BY clave_dedup",
-            &[],
-        )
+        .query("SELECT clave_dedup FROM solicitudes_notificacion ORDER BY clave_dedup", &[])
         .await
         .unwrap()
         .iter()
         .map(|r| r.get(0))
         .collect();
-    assert_eq!(
-        keys,
-        [
-            format!("recarga_exitosa:{id}:email"),
-            format!("recarga_exitosa:{id}:sms")
-        ]
-    );
+    assert_eq!(keys, [format!("recarga_exitosa:{id}:email"), format!("recarga_exitosa:{id}:sms")]);
     assert_eq!((email.sent_count(), sms.sent_count()), (1, 1));
     app.stop().await;
 }
@@ -424,30 +285,19 @@ async fn a_manual_request_from_the_pos_is_completed_and_sent() {
         .await
         .unwrap()
         .get(0);
-    wait_count(
-        &c,
-        "SELECT count(*) FROM solicitudes_notificacion WHERE estado = 'Enviado'",
-        1,
-        SHORT,
-    )
-    .await;
+    wait_count(&c, "SELECT count(*) FROM solicitudes_notificacion WHERE estado = 'Enviado'", 1, SHORT).await;
     let r = c
-        .query_one("SELECT tipo, clave_dedup, destinatario, mensaje FROM solicitudes_notificacion WHERE id_solicitud = $1", &[&id])
+        .query_one(
+            "SELECT tipo, clave_dedup, destinatario, mensaje FROM solicitudes_notificacion WHERE id_solicitud = $1",
+            &[&id],
+        )
         .await
         .unwrap();
     assert_eq!(r.get::<_, String>(0), "saldo_bajo");
     assert_eq!(r.get::<_, String>(1), format!("manual:{id}"));
     assert_eq!(r.get::<_, String>(2), "ana@example.com");
-    assert_eq!(
-        r.get::<_, String>(3),
-        "Aviso manual",
-        "the staff's own text is kept"
-    );
-    assert_eq!(
-        count(&c, "SELECT count(*) FROM solicitudes_notificacion").await,
-        1,
-        "completed in place, not copied"
-    );
+    assert_eq!(r.get::<_, String>(3), "Aviso manual", "the staff's own text is kept");
+    assert_eq!(count(&c, "SELECT count(*) FROM solicitudes_notificacion").await, 1, "completed in place, not copied");
     assert_eq!(rec.sent_count(), 1);
     assert!(rec.sent.lock().unwrap()[0].text.contains("Gs. 3.000"));
 
@@ -460,15 +310,10 @@ async fn a_manual_request_from_the_pos_is_completed_and_sent() {
         .await
         .unwrap()
         .get(0);
-    let sql = format!(
-        "SELECT count(*) FROM solicitudes_notificacion WHERE id_solicitud = {id2} AND estado = 'Error'"
-    );
+    let sql = format!("SELECT count(*) FROM solicitudes_notificacion WHERE id_solicitud = {id2} AND estado = 'Error'");
     wait_count(&c, &sql, 1, SHORT).await;
     let reason: String = c
-        .query_one(
-            "SELECT ultimo_error FROM solicitudes_notificacion WHERE id_solicitud = $1",
-            &[&id2],
-        )
+        .query_one("SELECT ultimo_error FROM solicitudes_notificacion WHERE id_solicitud = $1", &[&id2])
         .await
         .unwrap()
         .get(0);
@@ -485,28 +330,12 @@ async fn the_file_backend_writes_a_complete_eml() {
     let dir_s = dir.to_string_lossy().to_string();
     let settings: Settings = test_settings(
         &db,
-        &[
-            (
-                "EMAIL_BACKEND",
-                "django.core.mail.backends.filebased.EmailBackend",
-            ),
-            ("EMAIL_FILE_PATH", &dir_s),
-        ],
+        &[("EMAIL_BACKEND", "django.core.mail.backends.filebased.EmailBackend"), ("EMAIL_FILE_PATH", &dir_s)],
     );
     let app = TestApp::start_with(settings, None).await;
     recharge(&c, &fam.nro_tarjeta, 50_000).await;
-    wait_count(
-        &c,
-        "SELECT count(*) FROM solicitudes_notificacion WHERE estado = 'Enviado'",
-        1,
-        SHORT,
-    )
-    .await;
-    let files: Vec<_> = std::fs::read_dir(&dir)
-        .unwrap()
-        .filter_map(Result::ok)
-        .map(|e| e.path())
-        .collect();
+    wait_count(&c, "SELECT count(*) FROM solicitudes_notificacion WHERE estado = 'Enviado'", 1, SHORT).await;
+    let files: Vec<_> = std::fs::read_dir(&dir).unwrap().filter_map(Result::ok).map(|e| e.path()).collect();
     assert_eq!(files.len(), 1, "{files:?}");
     assert_eq!(files[0].extension().and_then(|e| e.to_str()), Some("eml"));
     let eml = std::fs::read_to_string(&files[0]).unwrap();
@@ -517,15 +346,8 @@ async fn the_file_backend_writes_a_complete_eml() {
     );
     assert!(eml.contains("To: ana@example.com"), "{eml}");
     assert!(eml.contains("multipart/alternative"), "{eml}");
-    assert!(
-        eml.contains("text/plain") && eml.contains("text/html"),
-        "{eml}"
-    );
-    let proveedor: String = c
-        .query_one("SELECT proveedor FROM solicitudes_notificacion", &[])
-        .await
-        .unwrap()
-        .get(0);
+    assert!(eml.contains("text/plain") && eml.contains("text/html"), "{eml}");
+    let proveedor: String = c.query_one("SELECT proveedor FROM solicitudes_notificacion", &[]).await.unwrap().get(0);
     assert_eq!(proveedor, "file");
     app.stop().await;
     std::fs::remove_dir_all(dir).unwrap();
@@ -540,26 +362,16 @@ async fn ordinary_sales_and_recharges_add_no_extra_event_rows() {
         consume(&c, &fam.nro_tarjeta, 1_000).await;
     }
     // A pending online payment is not a notice yet.
-    c.execute("INSERT INTO cargas_saldo (nro_tarjeta, monto_cargado, estado) VALUES ($1, 5000, 'PENDIENTE')", &[&fam.nro_tarjeta])
-        .await
-        .unwrap();
-    assert_eq!(
-        count(&c, "SELECT count(*) FROM cantina_notify_eventos").await,
-        0
-    );
+    c.execute(
+        "INSERT INTO cargas_saldo (nro_tarjeta, monto_cargado, estado) VALUES ($1, 5000, 'PENDIENTE')",
+        &[&fam.nro_tarjeta],
+    )
+    .await
+    .unwrap();
+    assert_eq!(count(&c, "SELECT count(*) FROM cantina_notify_eventos").await, 0);
     recharge(&c, &fam.nro_tarjeta, 10_000).await;
-    assert_eq!(
-        count(&c, "SELECT count(*) FROM cantina_notify_eventos").await,
-        1
-    );
-    assert_eq!(
-        count(
-            &c,
-            "SELECT count(*) FROM cantina_notify_eventos WHERE tipo = 'recarga_confirmada'"
-        )
-        .await,
-        1
-    );
+    assert_eq!(count(&c, "SELECT count(*) FROM cantina_notify_eventos").await, 1);
+    assert_eq!(count(&c, "SELECT count(*) FROM cantina_notify_eventos WHERE tipo = 'recarga_confirmada'").await, 1);
 }
 
 #[tokio::test]
@@ -581,47 +393,15 @@ async fn an_event_the_database_refuses_is_set_aside_and_the_rest_flows() {
     recharge(&c, &good.nro_tarjeta, 10_000).await;
     let rec = Recorder::new(ChannelKind::Email);
     let app = TestApp::start(test_settings(&db, &[]), &rec).await;
-    wait_count(
-        &c,
-        "SELECT count(*) FROM solicitudes_notificacion WHERE estado = 'Enviado'",
-        1,
-        SHORT,
-    )
-    .await;
-    wait_count(
-        &c,
-        "SELECT count(*) FROM cantina_notify_eventos WHERE procesado_en IS NULL",
-        0,
-        SHORT,
-    )
-    .await;
-    let resultado: String = c
-        .query_one(
-            "SELECT resultado FROM cantina_notify_eventos ORDER BY id LIMIT 1",
-            &[],
-        )
-        .await
-        .unwrap()
-        .get(0);
+    wait_count(&c, "SELECT count(*) FROM solicitudes_notificacion WHERE estado = 'Enviado'", 1, SHORT).await;
+    wait_count(&c, "SELECT count(*) FROM cantina_notify_eventos WHERE procesado_en IS NULL", 0, SHORT).await;
+    let resultado: String =
+        c.query_one("SELECT resultado FROM cantina_notify_eventos ORDER BY id LIMIT 1", &[]).await.unwrap().get(0);
     assert!(resultado.contains("tarjeta en auditoría"), "{resultado}");
-    assert_eq!(
-        rec.sent.lock().unwrap()[0].recipient.as_str(),
-        "g@example.com"
-    );
-    assert!(
-        app.get("/metrics")
-            .await
-            .1
-            .contains("cantina_notify_drain_errors_total 1")
-    );
+    assert_eq!(rec.sent.lock().unwrap()[0].recipient.as_str(), "g@example.com");
+    assert!(app.get("/metrics").await.1.contains("cantina_notify_drain_errors_total 1"));
     // The service keeps going.
     recharge(&c, &good.nro_tarjeta, 10_000).await;
-    wait_count(
-        &c,
-        "SELECT count(*) FROM solicitudes_notificacion WHERE estado = 'Enviado'",
-        2,
-        SHORT,
-    )
-    .await;
+    wait_count(&c, "SELECT count(*) FROM solicitudes_notificacion WHERE estado = 'Enviado'", 2, SHORT).await;
     app.stop().await;
 }
