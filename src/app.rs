@@ -60,7 +60,10 @@ impl Application {
         let http = TcpListener::bind(&settings.http.addr)
             .await
             .map_err(|source| AppError::Bind { addr: settings.http.addr.clone(), source })?;
-        let channels = channels.unwrap_or_else(|| Channels::from_settings(&settings, &providers));
+        let channels = match channels {
+            Some(c) => c,
+            None => Channels::from_settings(&settings, &providers, &pool).map_err(ValidationErrors)?,
+        };
         Ok(Self { settings, rules, pool, listen_url, channels, metrics: Metrics::new(), http })
     }
 

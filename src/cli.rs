@@ -39,6 +39,18 @@ pub enum Command {
     Demo,
     /// Print the effective configuration (secrets masked) and any problems with it.
     CheckConfig,
+    /// Send one rendered sample through the configured provider and print its answer (checks credentials).
+    SendTest {
+        /// email, sms, whatsapp or portal.
+        #[arg(long)]
+        channel: String,
+        /// Email address, phone number (local or E.164), or for the portal the client id (id_cliente).
+        #[arg(long)]
+        to: String,
+        /// Notification type of the sample.
+        #[arg(long = "type", default_value = "recarga_exitosa")]
+        kind: String,
+    },
     /// Exit 0 if the service at CANTINA__HTTP__ADDR answers /healthz, 1 otherwise (container HEALTHCHECK).
     Healthcheck {
         /// Address to check instead of the configured one.
@@ -76,6 +88,7 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Migrate { reference_schema } => migrate(settings, reference_schema).await,
         Command::Demo => crate::demo::run(settings).await,
         Command::CheckConfig => Ok(check_config(&settings)),
+        Command::SendTest { channel, to, kind } => send_test(&settings, &channel, &to, &kind).await,
         Command::Healthcheck { addr, timeout_seconds } => Ok(healthcheck(&settings, addr, timeout_seconds).await),
     }
 }
@@ -108,6 +121,58 @@ impl Signals {
             _ = self.int.recv() => tracing::info!("interrupt received"),
         }
         token.cancel();
+    }
+}
+
+async fn send_test(settings: &Settings, channel: &str, to: &str, kind: &str) -> anyhow::Result<ExitCode> {
+    use crate::channels::{Channels, OutgoingMessage, SendError};
+    use crate::domain::{ChannelKind, NotificationType};
+    use crate::rules::{MessageData, Recipient};
+
+    let channel = ChannelKind::parse(channel)?;
+    let tipo = NotificationType::parse(kind)?;
+    let providers = settings.channel_providers().map_err(|e| anyhow::anyhow!(e.join("; ")))?;
+    // The pool connects lazily: only the portal channel uses it.
+    let url = settings.database.url.as_ref().map_or("postgres://localhost/cantina", |u| u.expose());
+    if channel == ChannelKind::Portal && settings.database.url.is_none() {
+        anyhow::bail!("DATABASE_URL: required for the portal channel");
+    }
+    let pool = crate::db::pool(url, 2, Duration::from_secs(settings.database.connect_timeout_seconds))?;
+    let channels = Channels::from_settings(settings, &providers, &pool).map_err(|e| anyhow::anyhow!(e.join("; ")))?;
+    let Some(adapter) = channels.get(channel) else {
+        anyhow::bail!("no provider is configured for {channel}");
+    };
+    let stored = if channel == ChannelKind::Portal { format!("cliente:{to}") } else { to.to_string() };
+    let recipient = Recipient::parse(channel, Some(&stored)).map_err(|e| anyhow::anyhow!(e))?;
+    let data = MessageData::sample(tipo);
+    let rendered = crate::render::render(&data, &settings.portal.base_url)?;
+    let msg = OutgoingMessage {
+        request_id: 0,
+        idempotency_key: format!("send-test:{}", fastrand::u64(..)),
+        notification_type: tipo,
+        channel,
+        recipient,
+        subject: rendered.subject,
+        html: rendered.html,
+        text: rendered.text,
+        short_text: rendered.short,
+        data,
+    };
+    println!("Enviando {tipo} de prueba por {} ({}) a {}…", channel.destino(), adapter.provider(), msg.recipient.masked());
+    match adapter.send(&msg).await {
+        Ok(receipt) => {
+            println!("Aceptado. Id del proveedor: {}", receipt.provider_message_id.unwrap_or_else(|| "(ninguno)".into()));
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(e) => {
+            let class = match e {
+                SendError::Transient { .. } => "temporal (se reintentaría)",
+                SendError::Permanent { .. } => "permanente para este destinatario",
+                SendError::Configuration { .. } => "de configuración (el canal se pausaría)",
+            };
+            println!("Rechazado, error {class}: {e}");
+            Ok(ExitCode::FAILURE)
+        }
     }
 }
 

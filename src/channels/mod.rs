@@ -11,6 +11,14 @@ pub mod whatsapp_cloud;
 
 pub use console::ConsoleChannel;
 pub use file::FileChannel;
+pub use http_gateway::HttpGatewayChannel;
+pub use portal::PortalChannel;
+pub use sendgrid::SendGridChannel;
+pub use smtp::SmtpChannel;
+pub use twilio::TwilioChannel;
+pub use whatsapp_cloud::WhatsAppCloudChannel;
+
+use deadpool_postgres::Pool;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -104,42 +112,58 @@ impl Channels {
         k
     }
 
-    /// Builds the adapters the configuration asks for.
-    pub fn from_settings(settings: &Settings, providers: &ChannelProviders) -> Self {
+    /// Builds the adapters the configuration asks for; an error names the keys to fix.
+    pub fn from_settings(settings: &Settings, providers: &ChannelProviders, pool: &Pool) -> Result<Self, Vec<String>> {
+        let http = http_client(settings).map_err(|e| vec![e])?;
+        let file = |kind, dir: &str| -> Arc<dyn Channel> { Arc::new(FileChannel::new(kind, dir, &settings.email.from)) };
+        let console = |kind| -> Arc<dyn Channel> { Arc::new(ConsoleChannel::new(kind)) };
+        let mut built: Vec<Result<Arc<dyn Channel>, String>> = Vec::new();
+        built.extend(providers.email.map(|b| match b {
+            EmailBackend::Console => Ok(console(ChannelKind::Email)),
+            EmailBackend::File => Ok(file(ChannelKind::Email, &settings.email.file_path)),
+            EmailBackend::Smtp | EmailBackend::Ses => {
+                SmtpChannel::from_settings(settings).map(|c| Arc::new(c) as Arc<dyn Channel>)
+            }
+            EmailBackend::Sendgrid => {
+                SendGridChannel::from_settings(settings, &http).map(|c| Arc::new(c) as Arc<dyn Channel>)
+            }
+        }));
+        built.extend(providers.sms.map(|p| match p {
+            SmsProvider::Console => Ok(console(ChannelKind::Sms)),
+            SmsProvider::File => Ok(file(ChannelKind::Sms, &settings.sms.file_path)),
+            SmsProvider::Twilio => TwilioChannel::sms(settings, &http).map(|c| Arc::new(c) as Arc<dyn Channel>),
+            SmsProvider::Tigo | SmsProvider::Personal | SmsProvider::Http => {
+                HttpGatewayChannel::from_settings(settings, p, &http).map(|c| Arc::new(c) as Arc<dyn Channel>)
+            }
+        }));
+        built.extend(providers.whatsapp.map(|p| match p {
+            WhatsAppProvider::Console => Ok(console(ChannelKind::WhatsApp)),
+            WhatsAppProvider::File => Ok(file(ChannelKind::WhatsApp, &settings.whatsapp.file_path)),
+            WhatsAppProvider::BusinessApi => {
+                WhatsAppCloudChannel::from_settings(settings, &http).map(|c| Arc::new(c) as Arc<dyn Channel>)
+            }
+            WhatsAppProvider::Twilio => TwilioChannel::whatsapp(settings, &http).map(|c| Arc::new(c) as Arc<dyn Channel>),
+        }));
+        built.push(Ok(Arc::new(PortalChannel::new(pool.clone()))));
         let mut channels = Channels::new();
-        match providers.email {
-            Some(EmailBackend::File) => {
-                channels = channels.with(Arc::new(FileChannel::new(
-                    ChannelKind::Email,
-                    &settings.email.file_path,
-                    &settings.email.from,
-                )));
+        let mut errors = Vec::new();
+        for b in built {
+            match b {
+                Ok(c) => channels = channels.with(c),
+                Err(e) => errors.push(e),
             }
-            Some(_) => channels = channels.with(Arc::new(ConsoleChannel::new(ChannelKind::Email))),
-            None => {}
         }
-        match providers.sms {
-            Some(SmsProvider::File) => {
-                channels = channels.with(Arc::new(FileChannel::new(
-                    ChannelKind::Sms,
-                    &settings.sms.file_path,
-                    &settings.email.from,
-                )));
-            }
-            Some(_) => channels = channels.with(Arc::new(ConsoleChannel::new(ChannelKind::Sms))),
-            None => {}
-        }
-        match providers.whatsapp {
-            Some(WhatsAppProvider::File) => {
-                channels = channels.with(Arc::new(FileChannel::new(
-                    ChannelKind::WhatsApp,
-                    &settings.whatsapp.file_path,
-                    &settings.email.from,
-                )));
-            }
-            Some(_) => channels = channels.with(Arc::new(ConsoleChannel::new(ChannelKind::WhatsApp))),
-            None => {}
-        }
-        channels
+        if errors.is_empty() { Ok(channels) } else { Err(errors) }
     }
+}
+
+/// One HTTP client for every provider: connection pooling, rustls with the shared crypto provider.
+fn http_client(settings: &Settings) -> Result<reqwest::Client, String> {
+    crate::db::install_crypto_provider();
+    reqwest::Client::builder()
+        .user_agent(concat!("cantina-notify/", env!("CARGO_PKG_VERSION")))
+        .connect_timeout(std::time::Duration::from_secs(10))
+        .timeout(std::time::Duration::from_secs(settings.dispatch.send_timeout_seconds.max(1)))
+        .build()
+        .map_err(|e| format!("cannot build the HTTP client: {e}"))
 }

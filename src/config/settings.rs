@@ -185,6 +185,7 @@ pub struct SmsSettings {
     pub tigo_api_url: Option<String>,
     pub personal_api_key: Option<Secret>,
     pub personal_api_url: Option<String>,
+    pub gateway: crate::channels::http_gateway::GatewaySettings,
 }
 
 impl Default for SmsSettings {
@@ -196,6 +197,7 @@ impl Default for SmsSettings {
             tigo_api_url: None,
             personal_api_key: None,
             personal_api_url: None,
+            gateway: Default::default(),
         }
     }
 }

@@ -61,7 +61,8 @@ impl ChannelProviders {
             ChannelKind::Email => self.email.is_some(),
             ChannelKind::Sms => self.sms.is_some(),
             ChannelKind::WhatsApp => self.whatsapp.is_some(),
-            ChannelKind::Portal => false,
+            // The portal channel writes to the Cantina database itself: always available.
+            ChannelKind::Portal => true,
         }
     }
 }
@@ -135,49 +136,13 @@ impl Settings {
         }))
     }
 
-    /// Providers, with the ones this build cannot drive yet reported as errors rather than silently ignored.
+    /// Which provider serves each channel (unknown names are errors; missing credentials are reported when the
+    /// adapters are built).
     pub fn channel_providers(&self) -> Result<ChannelProviders, Vec<String>> {
         let mut errors = Vec::new();
-        let not_yet = |key: &str, value: &str| {
-            format!(
-                "{key}={value}: this version sends only through the console and file adapters; set {key} to console or file"
-            )
-        };
-        let email = match self.email_backend() {
-            Ok(b @ (EmailBackend::Console | EmailBackend::File)) => Some(b),
-            Ok(_) => {
-                errors.push(not_yet("EMAIL_BACKEND", &self.email.backend));
-                None
-            }
-            Err(e) => {
-                errors.push(e);
-                None
-            }
-        };
-        let sms = match self.sms_provider() {
-            Ok(None) => None,
-            Ok(Some(p @ (SmsProvider::Console | SmsProvider::File))) => Some(p),
-            Ok(Some(_)) => {
-                errors.push(not_yet("SMS_PROVIDER", self.sms.provider.as_deref().unwrap_or_default()));
-                None
-            }
-            Err(e) => {
-                errors.push(e);
-                None
-            }
-        };
-        let whatsapp = match self.whatsapp_provider() {
-            Ok(None) => None,
-            Ok(Some(p @ (WhatsAppProvider::Console | WhatsAppProvider::File))) => Some(p),
-            Ok(Some(_)) => {
-                errors.push(not_yet("WHATSAPP_PROVIDER", self.whatsapp.provider.as_deref().unwrap_or_default()));
-                None
-            }
-            Err(e) => {
-                errors.push(e);
-                None
-            }
-        };
+        let email = self.email_backend().map_err(|e| errors.push(e)).ok();
+        let sms = self.sms_provider().map_err(|e| errors.push(e)).ok().flatten();
+        let whatsapp = self.whatsapp_provider().map_err(|e| errors.push(e)).ok().flatten();
         if errors.is_empty() { Ok(ChannelProviders { email, sms, whatsapp }) } else { Err(errors) }
     }
 
@@ -278,7 +243,7 @@ impl Settings {
                             ChannelKind::Email => "EMAIL_BACKEND",
                             ChannelKind::Sms => "SMS_PROVIDER",
                             ChannelKind::WhatsApp => "WHATSAPP_PROVIDER",
-                            ChannelKind::Portal => "the portal channel (not available in this version)",
+                            ChannelKind::Portal => "the portal",
                         };
                         errors
                             .push(format!("{}: names channel '{c}' but {provider_key} is not configured", env_key(*t)));

@@ -87,6 +87,44 @@ impl MessageData {
         }
     }
 
+    /// Realistic sample data for `send-test` and template previews.
+    pub fn sample(t: NotificationType) -> MessageData {
+        let (padre, alumno, nro_tarjeta) = ("Ana".to_string(), "Luis Benítez".to_string(), "0001234".to_string());
+        let fecha = local_datetime(Timestamp::now());
+        match t {
+            NotificationType::RecargaExitosa => MessageData::RecargaExitosa {
+                padre,
+                alumno,
+                nro_tarjeta,
+                monto: Guaranies(50_000),
+                saldo: Guaranies(62_500),
+                fecha,
+                referencia: Some("Prueba".into()),
+            },
+            NotificationType::SaldoBajo => {
+                MessageData::SaldoBajo { padre, alumno, nro_tarjeta, saldo: Guaranies(3_500), umbral: Guaranies(5_000), fecha }
+            }
+            NotificationType::TarjetaBloqueada => MessageData::TarjetaBloqueada { padre, alumno, nro_tarjeta, fecha },
+            NotificationType::CuentaPendiente => MessageData::CuentaPendiente {
+                padre,
+                cliente: "Ana Benítez".into(),
+                ruc_ci: "1234567".into(),
+                monto: Guaranies(185_000),
+                ventas: 4,
+                desde: "03/11/2026".into(),
+            },
+            NotificationType::RecordatorioDeuda => MessageData::RecordatorioDeuda {
+                padre,
+                alumno,
+                nro_tarjeta,
+                monto: Guaranies(12_000),
+                dias: 7,
+                nivel: NivelRecordatorio::Urgente,
+                fecha,
+            },
+        }
+    }
+
     /// The body parameters of the approved WhatsApp template, in this documented order ({{1}}, {{2}}, …):
     /// - `recarga_exitosa`: padre, alumno, monto, saldo, fecha
     /// - `saldo_bajo`: padre, alumno, saldo, umbral

@@ -4,6 +4,7 @@
 mod helpers;
 
 mod binary;
+mod channels_e2e;
 mod cluster;
 mod dispatch;
 mod http;

@@ -1,0 +1,113 @@
+//! Renders every kind of notice (and the three reminder levels) with realistic data to
+//! `target/email-samples/<name>.html` and `<name>.txt`, and prints each subject and short text with its SMS encoding.
+//! Open the HTML files in a browser, or screenshot them as `docs/email-screenshots/README.md` shows.
+//!
+//! `cargo run --example render_samples -j 1 [-- OUTPUT_DIR]`
+
+use std::path::PathBuf;
+
+use cantina_notify::domain::Guaranies;
+use cantina_notify::render::{render, sms_encoding, sms_text};
+use cantina_notify::rules::{MessageData, NivelRecordatorio};
+
+const PORTAL: &str = "https://portal.cantinatita.com.py";
+
+fn reminder(alumno: &str, monto: i64, dias: i32, fecha: &str) -> MessageData {
+    MessageData::RecordatorioDeuda {
+        padre: "Rocío Benítez".into(),
+        alumno: alumno.into(),
+        nro_tarjeta: "TAR-000731".into(),
+        monto: Guaranies(monto),
+        dias,
+        nivel: NivelRecordatorio::for_days(dias),
+        fecha: fecha.into(),
+    }
+}
+
+fn samples() -> Vec<(&'static str, MessageData)> {
+    vec![
+        (
+            "recarga_exitosa",
+            MessageData::RecargaExitosa {
+                padre: "Begoña Ñamandú de Giménez".into(),
+                alumno: "María José Giménez Benítez".into(),
+                nro_tarjeta: "TAR-000412".into(),
+                monto: Guaranies(150_000),
+                saldo: Guaranies(162_500),
+                fecha: "23/11/2026 19:45".into(),
+                referencia: Some("Pago en línea Bancard N.º 8841207".into()),
+            },
+        ),
+        (
+            "recarga_exitosa_largo",
+            MessageData::RecargaExitosa {
+                padre: "Carlos Alberto Fernández Villagra de la Santísima Trinidad".into(),
+                alumno: "María de los Ángeles Florencia Fernández Villagra de Ñamandú Benítez".into(),
+                nro_tarjeta: "TAR-2026-000000000918".into(),
+                monto: Guaranies(12_500_000),
+                saldo: Guaranies(12_734_500),
+                fecha: "02/12/2026 07:58".into(),
+                referencia: Some("TX-9F8A7B6C5D4E3F2A1B0C9D8E7F6A5B4C3D2E1F0A9B8C".into()),
+            },
+        ),
+        (
+            "saldo_bajo",
+            MessageData::SaldoBajo {
+                padre: "Ana <b>Gómez</b>".into(),
+                alumno: "<script>alert('hola')</script> Ñandutí".into(),
+                nro_tarjeta: "TAR-000588".into(),
+                saldo: Guaranies(3_500),
+                umbral: Guaranies(5_000),
+                fecha: "24/11/2026 12:10".into(),
+            },
+        ),
+        (
+            "cuenta_pendiente",
+            MessageData::CuentaPendiente {
+                padre: "Sebastián Núñez".into(),
+                cliente: "Sebastián Núñez Acuña".into(),
+                ruc_ci: "4.567.890-1".into(),
+                monto: Guaranies(285_000),
+                ventas: 6,
+                desde: "02/11/2026".into(),
+            },
+        ),
+        ("recordatorio_deuda_amistoso", reminder("Tomás Benítez", 12_500, 3, "20/11/2026 10:30")),
+        ("recordatorio_deuda_urgente", reminder("Tomás Benítez", 12_500, 7, "16/11/2026 10:30")),
+        ("recordatorio_deuda_critico", reminder("Tomás Benítez", 27_000, 15, "08/11/2026 10:30")),
+        (
+            "tarjeta_bloqueada",
+            MessageData::TarjetaBloqueada {
+                padre: "Lucía Ortiz".into(),
+                alumno: "Joaquín Ortiz Peña".into(),
+                nro_tarjeta: "TAR-000127".into(),
+                fecha: "25/11/2026 08:05".into(),
+            },
+        ),
+    ]
+}
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let dir = match std::env::args().nth(1) {
+        Some(d) => PathBuf::from(d),
+        None => std::env::var_os("CARGO_TARGET_DIR")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target"))
+            .join("email-samples"),
+    };
+    std::fs::create_dir_all(&dir)?;
+    for (name, data) in samples() {
+        let r = render(&data, PORTAL)?;
+        std::fs::write(dir.join(format!("{name}.html")), &r.html)?;
+        std::fs::write(dir.join(format!("{name}.txt")), &r.text)?;
+        let sms = sms_text(&r.short);
+        let (enc, parts) = sms_encoding(&r.short);
+        let (sms_enc, sms_parts) = sms_encoding(&sms);
+        println!("{name}");
+        println!("  asunto: {}", r.subject);
+        println!("  corto:  {} ({} caracteres, {enc:?}, {parts} segmento(s))", r.short, r.short.chars().count());
+        println!("  SMS:    {sms} ({} caracteres, {sms_enc:?}, {sms_parts} segmento(s))", sms.chars().count());
+    }
+    println!("{}", dir.display());
+    Ok(())
+}
