@@ -87,7 +87,7 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Run => run(settings).await,
         Command::Migrate { reference_schema } => migrate(settings, reference_schema).await,
         Command::Demo => crate::demo::run(settings).await,
-        Command::CheckConfig => Ok(check_config(&settings)),
+        Command::CheckConfig => Ok(check_config(&settings).await),
         Command::SendTest { channel, to, kind } => send_test(&settings, &channel, &to, &kind).await,
         Command::Healthcheck { addr, timeout_seconds } => Ok(healthcheck(&settings, addr, timeout_seconds).await),
     }
@@ -132,12 +132,10 @@ async fn send_test(settings: &Settings, channel: &str, to: &str, kind: &str) -> 
     let channel = ChannelKind::parse(channel)?;
     let tipo = NotificationType::parse(kind)?;
     let providers = settings.channel_providers().map_err(|e| anyhow::anyhow!(e.join("; ")))?;
-    // The pool connects lazily: only the portal channel uses it.
-    let url = settings.database.url.as_ref().map_or("postgres://localhost/cantina", |u| u.expose());
     if channel == ChannelKind::Portal && settings.database.url.is_none() {
         anyhow::bail!("DATABASE_URL: required for the portal channel");
     }
-    let pool = crate::db::pool(url, 2, Duration::from_secs(settings.database.connect_timeout_seconds))?;
+    let pool = lazy_pool(settings)?;
     let channels = Channels::from_settings(settings, &providers, &pool).map_err(|e| anyhow::anyhow!(e.join("; ")))?;
     let Some(adapter) = channels.get(channel) else {
         anyhow::bail!("no provider is configured for {channel}");
@@ -158,10 +156,18 @@ async fn send_test(settings: &Settings, channel: &str, to: &str, kind: &str) -> 
         short_text: rendered.short,
         data,
     };
-    println!("Enviando {tipo} de prueba por {} ({}) a {}…", channel.destino(), adapter.provider(), msg.recipient.masked());
+    println!(
+        "Enviando {tipo} de prueba por {} ({}) a {}…",
+        channel.destino(),
+        adapter.provider(),
+        msg.recipient.masked()
+    );
     match adapter.send(&msg).await {
         Ok(receipt) => {
-            println!("Aceptado. Id del proveedor: {}", receipt.provider_message_id.unwrap_or_else(|| "(ninguno)".into()));
+            println!(
+                "Aceptado. Id del proveedor: {}",
+                receipt.provider_message_id.unwrap_or_else(|| "(ninguno)".into())
+            );
             Ok(ExitCode::SUCCESS)
         }
         Err(e) => {
@@ -187,21 +193,32 @@ async fn migrate(settings: Settings, reference_schema: bool) -> anyhow::Result<E
     Ok(ExitCode::SUCCESS)
 }
 
-fn check_config(settings: &Settings) -> ExitCode {
+async fn check_config(settings: &Settings) -> ExitCode {
     match toml::to_string_pretty(settings) {
         Ok(s) => println!("{s}"),
         Err(e) => println!("(cannot print the configuration: {e})"),
     }
-    match settings.validate(true) {
-        Ok(_) => {
-            println!("# configuration OK");
-            ExitCode::SUCCESS
-        }
-        Err(e) => {
-            println!("# {e}");
-            ExitCode::FAILURE
-        }
+    let problems = match settings.validate(true) {
+        // Build the adapters too (nothing is sent; the pool connects lazily), so missing provider keys show here.
+        Ok((_, providers)) => match lazy_pool(settings) {
+            Ok(pool) => crate::channels::Channels::from_settings(settings, &providers, &pool).err().unwrap_or_default(),
+            Err(e) => vec![e.to_string()],
+        },
+        Err(e) => e.0,
+    };
+    if problems.is_empty() {
+        println!("# configuration OK");
+        ExitCode::SUCCESS
+    } else {
+        println!("# {}", crate::config::ValidationErrors(problems));
+        ExitCode::FAILURE
     }
+}
+
+/// A pool that connects only when first used (only the portal channel uses it outside `run`).
+fn lazy_pool(settings: &Settings) -> Result<deadpool_postgres::Pool, crate::db::DbError> {
+    let url = settings.database.url.as_ref().map_or("postgres://localhost/cantina", |u| u.expose());
+    crate::db::pool(url, 2, Duration::from_secs(settings.database.connect_timeout_seconds))
 }
 
 async fn healthcheck(settings: &Settings, addr: Option<String>, timeout_seconds: u64) -> ExitCode {

@@ -35,7 +35,7 @@
 //! | `success_body_contains` | the body must contain one of these texts (comma list) | no check |
 //! | `success_json_pointer`, `success_json_value` | the JSON body's value at this pointer (RFC 6901, e.g. `/status`) must equal this text (`true`, `0` compare as JSON) | no check |
 //! | `message_id_pointer` | the provider's message id is the JSON body's value at this pointer (`/message_id`) | no id |
-//! | `message_id_pattern` | for text bodies: the id is what stands at `{id}` in this text, e.g. `ID: {id}` (up to the text after `{id}`, or to the next blank when nothing follows it) | no id |
+//! | `message_id_pattern` | for text bodies: the id is what stands at `{id}` in this text, e.g. `ID: {id}` (up to the text after `{id}`, or to the next blank when nothing follows it). Literal text, not a regular expression: the crate has no regex dependency | no id |
 //!
 //! Placeholders in templates: `{to}` E.164 (`+595981123456`), `{to_local}` national digits (`0981123456`),
 //! `{to_digits}` E.164 without `+` (`595981123456`), `{message}` the SMS text, `{api_key}`, `{id}` the request's
@@ -349,7 +349,7 @@ impl Template {
     }
 
     fn uses(&self, var: Var) -> bool {
-        self.0.iter().any(|p| *p == Piece::Var(var))
+        self.0.contains(&Piece::Var(var))
     }
 
     fn render(&self, v: &Values<'_>) -> String {
@@ -516,18 +516,38 @@ fn join_keys(keys: &[&str]) -> String {
     }
 }
 
+/// What the Cantina Tita system sent to a carrier.
+struct Preset {
+    provider: &'static str,
+    name: &'static str,
+    keys: Keys,
+    fields: [(&'static str, &'static str); 3],
+}
+
+const TIGO: Preset = Preset {
+    provider: "tigo",
+    name: "Tigo",
+    keys: Keys { url: "TIGO_SMS_API_URL", api_key: "TIGO_SMS_API_KEY" },
+    fields: [("api_key", "{api_key}"), ("to", "{to_local}"), ("message", "{message}")],
+};
+
+const PERSONAL: Preset = Preset {
+    provider: "personal",
+    name: "Personal",
+    keys: Keys { url: "PERSONAL_SMS_API_URL", api_key: "PERSONAL_SMS_API_KEY" },
+    fields: [("apikey", "{api_key}"), ("phone", "{to_local}"), ("text", "{message}")],
+};
+
 impl<'a> Base<'a> {
+    /// The preset's fields with `[sms.gateway]` fields merged over them (an empty template removes a field).
     fn preset(
-        provider: &'static str,
-        name: &'static str,
-        keys: Keys,
+        preset: &Preset,
         url: Option<&'a str>,
         api_key: Option<&Secret>,
-        preset_fields: [(&str, &str); 3],
         overrides: &BTreeMap<String, String>,
     ) -> Self {
         let mut fields: BTreeMap<String, String> =
-            preset_fields.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+            preset.fields.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
         for (k, v) in overrides {
             if v.trim().is_empty() {
                 fields.remove(k);
@@ -536,14 +556,133 @@ impl<'a> Base<'a> {
             }
         }
         Self {
-            provider,
-            name,
-            keys,
+            provider: preset.provider,
+            name: preset.name,
+            keys: preset.keys,
             url: non_empty(url),
             api_key: non_empty_secret(api_key),
             fields,
             default_statuses: "200",
         }
+    }
+
+    /// `SMS_PROVIDER=http`: everything from `[sms.gateway]`.
+    fn generic(g: &'a GatewaySettings) -> Self {
+        Self {
+            provider: "http",
+            name: "Gateway SMS",
+            keys: Keys { url: KEY_URL, api_key: KEY_API_KEY },
+            url: non_empty(g.url.as_deref()),
+            api_key: non_empty_secret(g.api_key.as_ref()),
+            fields: g
+                .fields
+                .iter()
+                .filter(|(_, v)| !v.trim().is_empty())
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect(),
+            default_statuses: "200-299",
+        }
+    }
+}
+
+/// What is wrong with the settings: missing keys (reported first, together) and invalid values.
+#[derive(Default)]
+struct Problems {
+    missing: Vec<&'static str>,
+    errors: Vec<String>,
+}
+
+fn method_and_format(g: &GatewaySettings, p: &mut Problems) -> (Method, BodyFormat) {
+    let method = match non_empty(g.method.as_deref()).map(str::to_ascii_uppercase).as_deref() {
+        None | Some("POST") => Method::Post,
+        Some("GET") => Method::Get,
+        Some(other) => {
+            p.errors.push(format!("{KEY_METHOD}: '{other}' is not POST or GET"));
+            Method::Post
+        }
+    };
+    let format = match non_empty(g.format.as_deref()).map(str::to_ascii_lowercase).as_deref() {
+        None if method == Method::Get => BodyFormat::Query,
+        None | Some("form") => BodyFormat::Form,
+        Some("json") => BodyFormat::Json,
+        Some("query") => BodyFormat::Query,
+        Some(other) => {
+            p.errors.push(format!("{KEY_FORMAT}: '{other}' is not form, json or query"));
+            BodyFormat::Form
+        }
+    };
+    if method == Method::Get && format != BodyFormat::Query {
+        p.errors.push(format!("{KEY_FORMAT}: a GET request has no body; use query (or {KEY_METHOD}=POST)"));
+    }
+    (method, format)
+}
+
+fn auth_header(g: &GatewaySettings, p: &mut Problems) -> Option<(HeaderName, Template)> {
+    match (non_empty(g.auth_header.as_deref()), g.auth_value.as_ref()) {
+        (None, None) => None,
+        (Some(h), Some(v)) => {
+            let name = HeaderName::from_bytes(h.as_bytes())
+                .map_err(|_| p.errors.push(format!("{KEY_AUTH_HEADER}: '{h}' is not a valid header name")))
+                .ok();
+            let value = Template::parse(v.expose()).map_err(|e| p.errors.push(format!("{KEY_AUTH_VALUE}: {e}"))).ok();
+            name.zip(value)
+        }
+        (Some(_), None) => {
+            p.missing.push(KEY_AUTH_VALUE);
+            None
+        }
+        (None, Some(_)) => {
+            p.missing.push(KEY_AUTH_HEADER);
+            None
+        }
+    }
+}
+
+fn success_rule(g: &GatewaySettings, default_statuses: &str, p: &mut Problems) -> SuccessRule {
+    let statuses = parse_statuses(g.success_status.as_deref().unwrap_or(default_statuses)).unwrap_or_else(|e| {
+        p.errors.push(format!("{KEY_SUCCESS_STATUS}: {e}"));
+        Vec::new()
+    });
+    let json = match (non_empty(g.success_json_pointer.as_deref()), g.success_json_value.as_deref()) {
+        (None, None) => None,
+        (Some(ptr), Some(v)) => check_pointer(KEY_SUCCESS_POINTER, ptr)
+            .map_err(|e| p.errors.push(e))
+            .ok()
+            .map(|ptr| (ptr, v.trim().to_string())),
+        (Some(_), None) => {
+            p.missing.push(KEY_SUCCESS_VALUE);
+            None
+        }
+        (None, Some(_)) => {
+            p.missing.push(KEY_SUCCESS_POINTER);
+            None
+        }
+    };
+    SuccessRule { statuses, body_contains: g.success_body_contains.clone(), json }
+}
+
+fn message_id_rule(g: &GatewaySettings, p: &mut Problems) -> MessageIdRule {
+    match (non_empty(g.message_id_pointer.as_deref()), non_empty(g.message_id_pattern.as_deref())) {
+        (None, None) => MessageIdRule::None,
+        (Some(_), Some(_)) => {
+            p.errors.push(format!("{KEY_ID_POINTER} and {KEY_ID_PATTERN}: set one, not both"));
+            MessageIdRule::None
+        }
+        (Some(ptr), None) => check_pointer(KEY_ID_POINTER, ptr).map(MessageIdRule::Pointer).unwrap_or_else(|e| {
+            p.errors.push(e);
+            MessageIdRule::None
+        }),
+        (None, Some(pattern)) => match pattern.split_once("{id}") {
+            Some((before, after)) if !after.contains("{id}") => {
+                MessageIdRule::Pattern { before: before.to_string(), after: after.to_string() }
+            }
+            _ => {
+                p.errors.push(format!(
+                    "{KEY_ID_PATTERN}: '{pattern}' must contain {{id}} exactly once (e.g. 'ID: {{id}}')"
+                ));
+                MessageIdRule::None
+            }
+        },
     }
 }
 
@@ -593,172 +732,56 @@ impl HttpGatewayChannel {
         let sms = &settings.sms;
         let g = &sms.gateway;
         let base = match provider {
-            SmsProvider::Tigo => Base::preset(
-                "tigo",
-                "Tigo",
-                Keys { url: "TIGO_SMS_API_URL", api_key: "TIGO_SMS_API_KEY" },
-                sms.tigo_api_url.as_deref(),
-                sms.tigo_api_key.as_ref(),
-                [("api_key", "{api_key}"), ("to", "{to_local}"), ("message", "{message}")],
-                &g.fields,
-            ),
-            SmsProvider::Personal => Base::preset(
-                "personal",
-                "Personal",
-                Keys { url: "PERSONAL_SMS_API_URL", api_key: "PERSONAL_SMS_API_KEY" },
-                sms.personal_api_url.as_deref(),
-                sms.personal_api_key.as_ref(),
-                [("apikey", "{api_key}"), ("phone", "{to_local}"), ("text", "{message}")],
-                &g.fields,
-            ),
-            SmsProvider::Http => Base {
-                provider: "http",
-                name: "Gateway SMS",
-                keys: Keys { url: KEY_URL, api_key: KEY_API_KEY },
-                url: non_empty(g.url.as_deref()),
-                api_key: non_empty_secret(g.api_key.as_ref()),
-                fields: g
-                    .fields
-                    .iter()
-                    .filter(|(_, v)| !v.trim().is_empty())
-                    .map(|(k, v)| (k.clone(), v.clone()))
-                    .collect(),
-                default_statuses: "200-299",
-            },
+            SmsProvider::Tigo => Base::preset(&TIGO, sms.tigo_api_url.as_deref(), sms.tigo_api_key.as_ref(), &g.fields),
+            SmsProvider::Personal => {
+                Base::preset(&PERSONAL, sms.personal_api_url.as_deref(), sms.personal_api_key.as_ref(), &g.fields)
+            }
+            SmsProvider::Http => Base::generic(g),
             other => {
                 return Err(format!(
                     "SMS_PROVIDER: {other:?} is not an HTTP gateway (expected tigo, personal or http)"
                 ));
             }
         };
-        let selector = format!("SMS_PROVIDER={}", base.provider);
-        let mut errors: Vec<String> = Vec::new();
-        let mut missing: Vec<&str> = Vec::new();
-
-        let method = match non_empty(g.method.as_deref()).map(str::to_ascii_uppercase).as_deref() {
-            None | Some("POST") => Method::Post,
-            Some("GET") => Method::Get,
-            Some(other) => {
-                errors.push(format!("{KEY_METHOD}: '{other}' is not POST or GET"));
-                Method::Post
-            }
-        };
-        let format = match non_empty(g.format.as_deref()).map(str::to_ascii_lowercase).as_deref() {
-            None if method == Method::Get => BodyFormat::Query,
-            None | Some("form") => BodyFormat::Form,
-            Some("json") => BodyFormat::Json,
-            Some("query") => BodyFormat::Query,
-            Some(other) => {
-                errors.push(format!("{KEY_FORMAT}: '{other}' is not form, json or query"));
-                BodyFormat::Form
-            }
-        };
-        if method == Method::Get && format != BodyFormat::Query {
-            errors.push(format!("{KEY_FORMAT}: a GET request has no body; use query (or {KEY_METHOD}=POST)"));
-        }
-
+        let mut p = Problems::default();
+        let (method, format) = method_and_format(g, &mut p);
         let url = match base.url {
             None => {
-                missing.push(base.keys.url);
+                p.missing.push(base.keys.url);
                 None
             }
             Some(u) => match reqwest::Url::parse(u) {
                 Ok(parsed) if matches!(parsed.scheme(), "http" | "https") => Some(parsed),
                 _ => {
-                    errors.push(format!("{}: '{}' is not an http(s) URL", base.keys.url, mask_url_password(u)));
+                    p.errors.push(format!("{}: '{}' is not an http(s) URL", base.keys.url, mask_url_password(u)));
                     None
                 }
             },
         };
-
         if base.fields.is_empty() {
-            missing.push(KEY_FIELDS);
+            p.missing.push(KEY_FIELDS);
         }
         let mut fields = Vec::with_capacity(base.fields.len());
         for (name, tpl) in &base.fields {
             match Template::parse(tpl) {
                 Ok(t) => fields.push((name.clone(), t)),
-                Err(e) => errors.push(format!("{KEY_FIELDS}: field '{name}': {e}")),
+                Err(e) => p.errors.push(format!("{KEY_FIELDS}: field '{name}': {e}")),
             }
         }
-
-        let auth = match (non_empty(g.auth_header.as_deref()), g.auth_value.as_ref()) {
-            (None, None) => None,
-            (Some(h), Some(v)) => {
-                let name = HeaderName::from_bytes(h.as_bytes())
-                    .map_err(|_| errors.push(format!("{KEY_AUTH_HEADER}: '{h}' is not a valid header name")))
-                    .ok();
-                let value = Template::parse(v.expose()).map_err(|e| errors.push(format!("{KEY_AUTH_VALUE}: {e}"))).ok();
-                name.zip(value)
-            }
-            (Some(_), None) => {
-                missing.push(KEY_AUTH_VALUE);
-                None
-            }
-            (None, Some(_)) => {
-                missing.push(KEY_AUTH_HEADER);
-                None
-            }
-        };
-
+        let auth = auth_header(g, &mut p);
         let uses_key =
             fields.iter().any(|(_, t)| t.uses(Var::ApiKey)) || auth.as_ref().is_some_and(|(_, t)| t.uses(Var::ApiKey));
         if uses_key && base.api_key.is_none() {
-            missing.push(base.keys.api_key);
+            p.missing.push(base.keys.api_key);
         }
+        let success = success_rule(g, base.default_statuses, &mut p);
+        let message_id = message_id_rule(g, &mut p);
 
-        let statuses = match parse_statuses(g.success_status.as_deref().unwrap_or(base.default_statuses)) {
-            Ok(s) => s,
-            Err(e) => {
-                errors.push(format!("{KEY_SUCCESS_STATUS}: {e}"));
-                Vec::new()
-            }
-        };
-        let json = match (non_empty(g.success_json_pointer.as_deref()), g.success_json_value.as_deref()) {
-            (None, None) => None,
-            (Some(p), Some(v)) => check_pointer(KEY_SUCCESS_POINTER, p)
-                .map_err(|e| errors.push(e))
-                .ok()
-                .map(|p| (p, v.trim().to_string())),
-            (Some(_), None) => {
-                missing.push(KEY_SUCCESS_VALUE);
-                None
-            }
-            (None, Some(_)) => {
-                missing.push(KEY_SUCCESS_POINTER);
-                None
-            }
-        };
-        let success = SuccessRule { statuses, body_contains: g.success_body_contains.clone(), json };
-
-        let message_id = match (non_empty(g.message_id_pointer.as_deref()), non_empty(g.message_id_pattern.as_deref()))
-        {
-            (None, None) => MessageIdRule::None,
-            (Some(_), Some(_)) => {
-                errors.push(format!("{KEY_ID_POINTER} and {KEY_ID_PATTERN}: set one, not both"));
-                MessageIdRule::None
-            }
-            (Some(p), None) => check_pointer(KEY_ID_POINTER, p).map(MessageIdRule::Pointer).unwrap_or_else(|e| {
-                errors.push(e);
-                MessageIdRule::None
-            }),
-            (None, Some(p)) => match p.split_once("{id}") {
-                Some((before, after)) if !after.contains("{id}") => {
-                    MessageIdRule::Pattern { before: before.to_string(), after: after.to_string() }
-                }
-                _ => {
-                    errors
-                        .push(format!("{KEY_ID_PATTERN}: '{p}' must contain {{id}} exactly once (e.g. 'ID: {{id}}')"));
-                    MessageIdRule::None
-                }
-            },
-        };
-
-        if !missing.is_empty() {
-            errors.insert(0, format!("{selector} needs {}", join_keys(&missing)));
+        if !p.missing.is_empty() {
+            p.errors.insert(0, format!("SMS_PROVIDER={} needs {}", base.provider, join_keys(&p.missing)));
         }
-        let (Some(url), true) = (url, errors.is_empty()) else {
-            return Err(errors.join("; "));
+        let (Some(url), true) = (url, p.errors.is_empty()) else {
+            return Err(p.errors.join("; "));
         };
         let timeout = match settings.email.timeout_seconds {
             0 => DEFAULT_TIMEOUT,
@@ -860,7 +883,7 @@ impl HttpGatewayChannel {
             let found = v.pointer(pointer);
             let equal = match found {
                 Some(serde_json::Value::String(s)) => s.trim() == expected,
-                Some(other) => other.to_string() == *expected,
+                Some(other) => serde_json::from_str::<serde_json::Value>(expected).is_ok_and(|e| e == *other),
                 None => false,
             };
             if !equal {
@@ -1790,6 +1813,21 @@ mod tests {
         let ch = HttpGatewayChannel::from_settings(&s, SmsProvider::Http, &client()).unwrap();
         assert_eq!(ch.message_id(r#"{"id": 123}"#).as_deref(), Some("123"));
         assert_eq!(ch.message_id("not json"), None);
+    }
+
+    #[test]
+    fn json_success_values_compare_as_json_for_non_strings() {
+        let mut s = Settings::default();
+        s.sms.gateway.url = Some("https://gw.example/send".into());
+        s.sms.gateway.fields = parse_fields("to={to}").unwrap();
+        s.sms.gateway.success_json_pointer = Some("/ok".into());
+        s.sms.gateway.success_json_value = Some("true".into());
+        let ch = HttpGatewayChannel::from_settings(&s, SmsProvider::Http, &client()).unwrap();
+        assert_eq!(ch.body_rule_failure(r#"{"ok": true}"#), None);
+        assert_eq!(ch.body_rule_failure(r#"{"ok": "true"}"#), None);
+        assert_eq!(ch.body_rule_failure(r#"{"ok": false}"#).as_deref(), Some("/ok vale false, se esperaba 'true'"));
+        assert_eq!(ch.body_rule_failure("{}").as_deref(), Some("/ok vale nada, se esperaba 'true'"));
+        assert!(ch.body_rule_failure("OK").unwrap().contains("no es JSON"));
     }
 
     #[test]

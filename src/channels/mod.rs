@@ -115,7 +115,8 @@ impl Channels {
     /// Builds the adapters the configuration asks for; an error names the keys to fix.
     pub fn from_settings(settings: &Settings, providers: &ChannelProviders, pool: &Pool) -> Result<Self, Vec<String>> {
         let http = http_client(settings).map_err(|e| vec![e])?;
-        let file = |kind, dir: &str| -> Arc<dyn Channel> { Arc::new(FileChannel::new(kind, dir, &settings.email.from)) };
+        let file =
+            |kind, dir: &str| -> Arc<dyn Channel> { Arc::new(FileChannel::new(kind, dir, &settings.email.from)) };
         let console = |kind| -> Arc<dyn Channel> { Arc::new(ConsoleChannel::new(kind)) };
         let mut built: Vec<Result<Arc<dyn Channel>, String>> = Vec::new();
         built.extend(providers.email.map(|b| match b {
@@ -142,7 +143,9 @@ impl Channels {
             WhatsAppProvider::BusinessApi => {
                 WhatsAppCloudChannel::from_settings(settings, &http).map(|c| Arc::new(c) as Arc<dyn Channel>)
             }
-            WhatsAppProvider::Twilio => TwilioChannel::whatsapp(settings, &http).map(|c| Arc::new(c) as Arc<dyn Channel>),
+            WhatsAppProvider::Twilio => {
+                TwilioChannel::whatsapp(settings, &http).map(|c| Arc::new(c) as Arc<dyn Channel>)
+            }
         }));
         built.push(Ok(Arc::new(PortalChannel::new(pool.clone()))));
         let mut channels = Channels::new();

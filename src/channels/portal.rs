@@ -42,7 +42,9 @@ impl Channel for PortalChannel {
 
     async fn send(&self, msg: &OutgoingMessage) -> Result<SendReceipt, SendError> {
         let Recipient::Portal { id_cliente } = msg.recipient else {
-            return Err(SendError::Permanent { reason: "el canal portal necesita un cliente como destinatario".into() });
+            return Err(SendError::Permanent {
+                reason: "el canal portal necesita un cliente como destinatario".into(),
+            });
         };
         let conn = self.pool.get().await.map_err(transient)?;
         let titulo: String = msg.subject.chars().take(255).collect();

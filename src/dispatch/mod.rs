@@ -196,6 +196,11 @@ impl Dispatcher {
         match result {
             Ok(receipt) => {
                 self.metrics.send(msg.channel, provider, SendOutcome::Sent, seconds);
+                if self.pauses.confirm(msg.channel)
+                    && let Err(e) = pause::resolve_alert(&self.pool, msg.channel).await
+                {
+                    tracing::warn!(error = %e, "could not resolve the staff alert");
+                }
                 tracing::info!(id = c.id, tipo = %msg.notification_type, channel = %msg.channel, provider, to = %msg.recipient.masked(), "sent");
                 self.write(&c, Outcome::Sent { provider, provider_id: receipt.provider_message_id.as_deref() }).await;
             }
@@ -265,9 +270,6 @@ impl Dispatcher {
                         self.pauses.resume(kind);
                         self.metrics.set_channel_paused(kind, channel.provider(), false);
                         tracing::info!(channel = %kind, provider = channel.provider(), "probe succeeded; channel resumed");
-                        if let Err(e) = pause::resolve_alert(&self.pool, kind).await {
-                            tracing::warn!(error = %e, "could not resolve the staff alert");
-                        }
                         self.wake.notify_one();
                     }
                     Err(e) => {

@@ -13,6 +13,9 @@ use crate::domain::ChannelKind;
 #[derive(Default)]
 pub struct Pauses {
     paused: Mutex<HashMap<ChannelKind, String>>,
+    /// Resumed after a probe but not yet confirmed by a real send: the staff alert stays open until one succeeds,
+    /// so a probe that cannot tell (an HTTP gateway has none) does not resolve and re-raise it every interval.
+    unconfirmed: Mutex<std::collections::HashSet<ChannelKind>>,
 }
 
 impl Pauses {
@@ -24,6 +27,12 @@ impl Pauses {
 
     pub fn resume(&self, kind: ChannelKind) {
         self.paused.lock().unwrap_or_else(|e| e.into_inner()).remove(&kind);
+        self.unconfirmed.lock().unwrap_or_else(|e| e.into_inner()).insert(kind);
+    }
+
+    /// A send went through: true if this confirms a resumed channel (time to resolve its alert).
+    pub fn confirm(&self, kind: ChannelKind) -> bool {
+        self.unconfirmed.lock().unwrap_or_else(|e| e.into_inner()).remove(&kind)
     }
 
     pub fn is_paused(&self, kind: ChannelKind) -> bool {

@@ -101,9 +101,14 @@ impl MessageData {
                 fecha,
                 referencia: Some("Prueba".into()),
             },
-            NotificationType::SaldoBajo => {
-                MessageData::SaldoBajo { padre, alumno, nro_tarjeta, saldo: Guaranies(3_500), umbral: Guaranies(5_000), fecha }
-            }
+            NotificationType::SaldoBajo => MessageData::SaldoBajo {
+                padre,
+                alumno,
+                nro_tarjeta,
+                saldo: Guaranies(3_500),
+                umbral: Guaranies(5_000),
+                fecha,
+            },
             NotificationType::TarjetaBloqueada => MessageData::TarjetaBloqueada { padre, alumno, nro_tarjeta, fecha },
             NotificationType::CuentaPendiente => MessageData::CuentaPendiente {
                 padre,

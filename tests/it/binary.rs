@@ -68,6 +68,20 @@ fn check_config_masks_secrets_and_names_bad_keys() {
     assert!(stdout.contains("CANTINA__RULES__SALDO_BAJO__CHANNELS") && stdout.contains("SMS_PROVIDER"), "{stdout}");
     assert!(!out.status.success(), "an invalid configuration exits non-zero");
 
+    // A provider chosen without its credentials is reported by name.
+    let missing = Command::new(BIN)
+        .arg("check-config")
+        .env("DATABASE_URL", "postgres://app@db.example/cantina")
+        .env("SMS_PROVIDER", "twilio")
+        .env_remove("TWILIO_ACCOUNT_SID")
+        .env_remove("TWILIO_AUTH_TOKEN")
+        .current_dir(std::env::temp_dir())
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&missing.stdout);
+    assert!(!missing.status.success());
+    assert!(stdout.contains("TWILIO_ACCOUNT_SID") && stdout.contains("TWILIO_AUTH_TOKEN"), "{stdout}");
+
     let ok = Command::new(BIN)
         .arg("check-config")
         .env("DATABASE_URL", "postgres://app@db.example/cantina")
@@ -75,4 +89,68 @@ fn check_config_masks_secrets_and_names_bad_keys() {
         .output()
         .unwrap();
     assert!(ok.status.success(), "{}", String::from_utf8_lossy(&ok.stdout));
+}
+
+#[tokio::test]
+async fn send_test_prints_the_providers_answer() {
+    use wiremock::matchers::{body_string_contains, method, path};
+    use wiremock::{Mock, MockServer, ResponseTemplate};
+    let twilio = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(path("/2010-04-01/Accounts/AC0123456789abcdef0123456789abcdef/Messages.json"))
+        .and(body_string_contains("To=%2B595981123456"))
+        .respond_with(
+            ResponseTemplate::new(201).set_body_json(serde_json::json!({"sid": "SM0123456789abcdef0123456789abcdef"})),
+        )
+        .expect(1)
+        .mount(&twilio)
+        .await;
+    let uri = twilio.uri();
+    let run = move |token: &str| {
+        Command::new(BIN)
+            .args(["send-test", "--channel", "sms", "--to", "0981 123456", "--type", "saldo_bajo"])
+            .env("SMS_PROVIDER", "twilio")
+            .env("TWILIO_ACCOUNT_SID", "AC0123456789abcdef0123456789abcdef")
+            .env("TWILIO_AUTH_TOKEN", token)
+            .env("TWILIO_PHONE_NUMBER", "+15005550006")
+            .env("TWILIO_API_URL", &uri)
+            .current_dir(std::env::temp_dir())
+            .output()
+            .unwrap()
+    };
+    let out = tokio::task::spawn_blocking(move || run("token-1")).await.unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+    assert!(stdout.contains("SM0123456789abcdef0123456789abcdef"), "{stdout}");
+    assert!(stdout.contains("+595 98* *** 456") && !stdout.contains("981123456"), "masked: {stdout}");
+
+    twilio.reset().await;
+    Mock::given(method("POST"))
+        .respond_with(
+            ResponseTemplate::new(401)
+                .set_body_json(serde_json::json!({"code": 20003, "message": "Authenticate", "status": 401})),
+        )
+        .mount(&twilio)
+        .await;
+    let uri = twilio.uri();
+    let out = tokio::task::spawn_blocking(move || {
+        Command::new(BIN)
+            .args(["send-test", "--channel", "sms", "--to", "0981123456"])
+            .env("SMS_PROVIDER", "twilio")
+            .env("TWILIO_ACCOUNT_SID", "AC0123456789abcdef0123456789abcdef")
+            .env("TWILIO_AUTH_TOKEN", "wrong-token")
+            .env("TWILIO_PHONE_NUMBER", "+15005550006")
+            .env("TWILIO_API_URL", uri)
+            .current_dir(std::env::temp_dir())
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(!out.status.success());
+    assert!(
+        stdout.contains("configuración") && stdout.contains("20003") && !stdout.contains("wrong-token"),
+        "{stdout}"
+    );
 }

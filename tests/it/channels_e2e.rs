@@ -12,9 +12,12 @@ use wiremock::{Mock, MockServer, ResponseTemplate};
 
 use crate::helpers::*;
 
+/// (MAIL FROM, RCPT TO, DATA) of each message received.
+type Mail = (String, Vec<String>, String);
+
 #[derive(Clone, Default)]
 struct Smtp {
-    mails: Arc<Mutex<Vec<(String, Vec<String>, String)>>>,
+    mails: Arc<Mutex<Vec<Mail>>>,
     auth: Arc<Mutex<Vec<(String, String)>>>,
     from: String,
     to: Vec<String>,
@@ -89,7 +92,10 @@ async fn a_recharge_goes_out_on_every_real_channel() {
         .and(header("authorization", "Basic QUMwMTIzNDU2Nzg5YWJjZGVmMDEyMzQ1Njc4OWFiY2RlZjpzZWNyZXQtdG9rZW4="))
         .and(body_string_contains("To=%2B595981123456"))
         .and(body_string_contains("From=%2B15005550006"))
-        .respond_with(ResponseTemplate::new(201).set_body_json(serde_json::json!({"sid": "SM0123456789abcdef0123456789abcdef", "status": "queued"})))
+        .respond_with(
+            ResponseTemplate::new(201)
+                .set_body_json(serde_json::json!({"sid": "SM0123456789abcdef0123456789abcdef", "status": "queued"})),
+        )
         .expect(1)
         .mount(&twilio)
         .await;
@@ -146,8 +152,14 @@ async fn a_recharge_goes_out_on_every_real_channel() {
     assert_eq!(got[0].1, "smtp");
     assert!(!got[0].2.is_empty());
     assert!(got[1].0 == "Portal" && got[1].1 == "portal" && got[1].2.starts_with("notificacion:"), "{got:?}");
-    assert_eq!((got[2].0.as_str(), got[2].1.as_str(), got[2].2.as_str()), ("SMS", "twilio", "SM0123456789abcdef0123456789abcdef"));
-    assert_eq!((got[3].0.as_str(), got[3].1.as_str(), got[3].2.as_str()), ("WhatsApp", "meta", "wamid.HBgLNTk1OTgxMTIzNDU2FQIAERgSQ0"));
+    assert_eq!(
+        (got[2].0.as_str(), got[2].1.as_str(), got[2].2.as_str()),
+        ("SMS", "twilio", "SM0123456789abcdef0123456789abcdef")
+    );
+    assert_eq!(
+        (got[3].0.as_str(), got[3].1.as_str(), got[3].2.as_str()),
+        ("WhatsApp", "meta", "wamid.HBgLNTk1OTgxMTIzNDU2FQIAERgSQ0")
+    );
 
     let mails = smtp.mails.lock().unwrap().clone();
     assert_eq!(mails.len(), 1);
@@ -181,7 +193,10 @@ async fn a_401_pauses_the_channel_with_one_staff_alert_and_a_probe_resumes_it() 
     let probe_path = "/2010-04-01/Accounts/AC0123456789abcdef0123456789abcdef.json";
     Mock::given(method("GET"))
         .and(path(probe_path))
-        .respond_with(ResponseTemplate::new(401).set_body_json(serde_json::json!({"code": 20003, "message": "Authenticate", "status": 401})))
+        .respond_with(
+            ResponseTemplate::new(401)
+                .set_body_json(serde_json::json!({"code": 20003, "message": "Authenticate", "status": 401})),
+        )
         .up_to_n_times(1)
         .mount(&twilio)
         .await;
@@ -203,29 +218,40 @@ async fn a_401_pauses_the_channel_with_one_staff_alert_and_a_probe_resumes_it() 
     for _ in 0..5 {
         recharge(&c, &fam.nro_tarjeta, 1_000).await;
     }
-    wait_count(&c, "SELECT count(*) FROM alertas_sistema WHERE tipo = 'SISTEMA' AND estado = 'Pendiente'", 1, SHORT).await;
+    wait_count(&c, "SELECT count(*) FROM alertas_sistema WHERE tipo = 'SISTEMA' AND estado = 'Pendiente'", 1, SHORT)
+        .await;
     let metrics = app.metrics.clone();
     poll_until("channel paused", SHORT, || {
         let m = metrics.clone();
-        async move { m.encode().contains(r#"cantina_notify_channel_paused{channel="sms",provider="twilio"} 1"#).then_some(()) }
+        async move {
+            m.encode().contains(r#"cantina_notify_channel_paused{channel="sms",provider="twilio"} 1"#).then_some(())
+        }
     })
     .await;
     // Nothing is burnt: the requests wait as Pendiente, none is Error, and only one alert was raised.
     assert_eq!(count(&c, "SELECT count(*) FROM solicitudes_notificacion WHERE estado = 'Error'").await, 0);
     assert_eq!(count(&c, "SELECT count(*) FROM solicitudes_notificacion WHERE estado = 'Pendiente'").await, 5);
     let alert: String = c.query_one("SELECT mensaje FROM alertas_sistema", &[]).await.unwrap().get(0);
-    assert!(alert.contains("canal SMS pausado") && alert.contains("20003") && !alert.contains("expired-token"), "{alert}");
+    assert!(
+        alert.contains("canal SMS pausado") && alert.contains("20003") && !alert.contains("expired-token"),
+        "{alert}"
+    );
 
     // The credentials are fixed at Twilio: the probe passes, the channel resumes and the queue drains.
     twilio.reset().await;
     Mock::given(method("GET"))
         .and(path(probe_path))
-        .respond_with(ResponseTemplate::new(200).set_body_json(serde_json::json!({"sid": "AC0123456789abcdef0123456789abcdef", "status": "active"})))
+        .respond_with(
+            ResponseTemplate::new(200)
+                .set_body_json(serde_json::json!({"sid": "AC0123456789abcdef0123456789abcdef", "status": "active"})),
+        )
         .mount(&twilio)
         .await;
     Mock::given(method("POST"))
         .and(path(send_path))
-        .respond_with(ResponseTemplate::new(201).set_body_json(serde_json::json!({"sid": "SM0123456789abcdef0123456789abcdef"})))
+        .respond_with(
+            ResponseTemplate::new(201).set_body_json(serde_json::json!({"sid": "SM0123456789abcdef0123456789abcdef"})),
+        )
         .mount(&twilio)
         .await;
     wait_count(&c, "SELECT count(*) FROM solicitudes_notificacion WHERE estado = 'Enviado'", 5, SHORT).await;
