@@ -116,10 +116,15 @@ impl Application {
         // the others and exit non-zero so the orchestrator restarts it, rather than run half-alive and look ready.
         let mut failure: Option<String> = None;
         tokio::select! {
+            biased;
             () = shutdown.cancelled() => {}
             Some(joined) = tasks.join_next() => {
-                failure = Some(task_failure(joined).unwrap_or_else(|| "a task ended before shutdown".into()));
-                tracing::error!(failure = failure.as_deref().unwrap_or_default(), "stopping the service");
+                // A task that ends cleanly because shutdown was just requested is not a failure.
+                let early = task_failure(joined).or_else(|| (!shutdown.is_cancelled()).then(|| "a task ended before shutdown".to_string()));
+                if let Some(f) = early {
+                    tracing::error!(failure = %f, "stopping the service");
+                    failure = Some(f);
+                }
                 shutdown.cancel();
             }
         }

@@ -1041,7 +1041,9 @@ impl Channel for HttpGatewayChannel {
             });
         };
         let api_key = self.api_key.as_ref().map(Secret::expose).unwrap_or_default();
-        let values = Values::new(phone, &msg.short_text, api_key, &msg.idempotency_key);
+        // GSM-7 text: one SMS segment instead of UCS-2 ones because of an accented name.
+        let text = crate::render::sms_text(&msg.short_text);
+        let values = Values::new(phone, &text, api_key, &msg.idempotency_key);
         let response = self.request(&values)?.send().await.map_err(|e| self.transport_error(e))?;
         let status = response.status().as_u16();
         let retry_after = parse_retry_after(response.headers());
@@ -1097,7 +1099,7 @@ mod tests {
 
     const KEY: &str = "clave-secreta-9876";
     const IDEMPOTENCY: &str = "recarga_exitosa:4711:sms";
-    const SHORT: &str = "Cantina Tita: recarga de Gs. 50.000 para Ñandú confirmada. Saldo: Gs. 65.000";
+    const SHORT: &str = "Cantina Tita: recarga de Gs. 50.000 para Ñandé confirmada. Saldo: Gs. 65.000";
     const TIGO_PATH: &str = "/api/v1/sms/send";
     const PERSONAL_PATH: &str = "/sms/enviar";
     const FORM: &str = "application/x-www-form-urlencoded";

@@ -49,7 +49,8 @@ impl Channel for PortalChannel {
         let conn = self.pool.get().await.map_err(transient)?;
         let titulo: String = msg.subject.chars().take(255).collect();
         let rows = conn
-            .query(INSERT, &[&id_cliente, &msg.notification_type.as_str(), &titulo, &msg.text])
+            // The short text: the email's plain part carries email-only lines (footer, "do not reply").
+            .query(INSERT, &[&id_cliente, &msg.notification_type.as_str(), &titulo, &msg.short_text])
             .await
             .map_err(transient)?;
         if rows.is_empty() {

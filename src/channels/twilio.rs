@@ -248,6 +248,8 @@ impl TwilioChannel {
                 form.push(("ContentSid", content_sid.clone()));
                 form.push(("ContentVariables", content_variables(&msg.data.template_parameters())));
             }
+            // SMS in GSM-7 (one segment, not UCS-2 because of an accent); WhatsApp shows Spanish as written.
+            _ if self.kind == ChannelKind::Sms => form.push(("Body", crate::render::sms_text(&msg.short_text))),
             _ => form.push(("Body", msg.short_text.clone())),
         }
         if let Some(cb) = &self.status_callback {
@@ -603,7 +605,7 @@ mod tests {
     const CALLBACK: &str = "https://notify.cantinatita.com.py/webhooks/twilio/status";
     const TO: &str = "+595981123456";
     const KEY: &str = "recarga_exitosa:carga:4711:sms";
-    const SHORT: &str = "Cantina Tita: recarga de Gs. 50.000 para Ñandú. Saldo: Gs. 65.000.";
+    const SHORT: &str = "Cantina Tita: recarga de Gs. 50.000 para Ñandé. Saldo: Gs. 65.000.";
 
     // ── the official spec ────────────────────────────────────────────────────────────────────────────
 
@@ -926,7 +928,19 @@ mod tests {
         // The raw body is UTF-8 form encoding (Ñ → %C3%91), spaces as '+'.
         let body = String::from_utf8(server.received_requests().await.unwrap()[0].body.clone()).unwrap();
         assert!(body.contains("To=%2B595981123456"), "{body}");
-        assert!(body.contains("%C3%91and%C3%BA"), "{body}");
+        assert!(body.contains("%C3%91and%C3%A9"), "{body}");
+    }
+
+    #[tokio::test]
+    async fn sms_bodies_are_kept_in_gsm7_so_an_accent_does_not_cost_extra_segments() {
+        let server = server_answering(created()).await;
+        let ch = TwilioChannel::sms(&settings(&server.uri()), &client()).unwrap();
+        let mut msg = message(ChannelKind::Sms);
+        msg.short_text = "Cantina Tita: recarga para Luis Benítez Ñúñez.".into();
+        ch.send(&msg).await.unwrap();
+        let body = String::from_utf8(server.received_requests().await.unwrap()[0].body.clone()).unwrap();
+        // í and ú are not GSM-7 (they would force UCS-2); Ñ and ñ are.
+        assert!(body.contains("Benitez+%C3%91u%C3%B1ez"), "{body}");
     }
 
     #[tokio::test]
