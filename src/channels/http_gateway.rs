@@ -119,7 +119,7 @@ use std::ops::RangeInclusive;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use reqwest::header::{HeaderMap, HeaderName, HeaderValue, RETRY_AFTER};
+use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
 use serde::{Deserialize, Deserializer, Serialize};
 
 use super::{Channel, OutgoingMessage, SendError, SendReceipt};
@@ -1012,12 +1012,7 @@ impl HttpGatewayChannel {
 
 /// `Retry-After` as seconds or as an HTTP date.
 fn parse_retry_after(headers: &HeaderMap) -> Option<Duration> {
-    let v = headers.get(RETRY_AFTER)?.to_str().ok()?.trim();
-    if let Ok(secs) = v.parse::<u64>() {
-        return Some(Duration::from_secs(secs));
-    }
-    let when = jiff::fmt::rfc2822::parse(v).ok()?.timestamp();
-    Some(Duration::try_from(when.duration_since(jiff::Timestamp::now())).unwrap_or(Duration::ZERO))
+    super::retry_after_at(headers, jiff::Timestamp::now())
 }
 
 #[async_trait]
@@ -1830,15 +1825,5 @@ mod tests {
         assert_eq!(ch.body_rule_failure(r#"{"ok": false}"#).as_deref(), Some("/ok vale false, se esperaba 'true'"));
         assert_eq!(ch.body_rule_failure("{}").as_deref(), Some("/ok vale nada, se esperaba 'true'"));
         assert!(ch.body_rule_failure("OK").unwrap().contains("no es JSON"));
-    }
-
-    #[test]
-    fn retry_after_accepts_seconds_and_http_dates() {
-        let mut h = HeaderMap::new();
-        assert_eq!(parse_retry_after(&h), None);
-        h.insert(RETRY_AFTER, HeaderValue::from_static("12"));
-        assert_eq!(parse_retry_after(&h), Some(Duration::from_secs(12)));
-        h.insert(RETRY_AFTER, HeaderValue::from_static("Wed, 21 Oct 2015 07:28:00 GMT"));
-        assert_eq!(parse_retry_after(&h), Some(Duration::ZERO));
     }
 }

@@ -160,6 +160,16 @@ impl Channels {
     }
 }
 
+/// A provider's `Retry-After`, as seconds or as an HTTP date (relative to `now`); every HTTP adapter uses this one.
+pub(crate) fn retry_after_at(headers: &reqwest::header::HeaderMap, now: jiff::Timestamp) -> Option<Duration> {
+    let value = headers.get(reqwest::header::RETRY_AFTER)?.to_str().ok()?.trim();
+    if let Ok(secs) = value.parse::<u64>() {
+        return Some(Duration::from_secs(secs));
+    }
+    let at = jiff::fmt::rfc2822::DateTimeParser::new().parse_timestamp(value).ok()?;
+    Some(Duration::from_secs(u64::try_from(at.as_second().saturating_sub(now.as_second())).unwrap_or(0)))
+}
+
 /// One HTTP client for every provider: connection pooling, rustls with the shared crypto provider.
 fn http_client(settings: &Settings) -> Result<reqwest::Client, String> {
     crate::db::install_crypto_provider();
@@ -169,4 +179,29 @@ fn http_client(settings: &Settings) -> Result<reqwest::Client, String> {
         .timeout(std::time::Duration::from_secs(settings.dispatch.send_timeout_seconds.max(1)))
         .build()
         .map_err(|e| format!("cannot build the HTTP client: {e}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use reqwest::header::{HeaderMap, HeaderValue, RETRY_AFTER};
+
+    use super::retry_after_at;
+
+    #[test]
+    fn retry_after_accepts_seconds_and_http_dates() {
+        let now: jiff::Timestamp = "2015-10-21T07:27:00Z".parse().unwrap();
+        let mut h = HeaderMap::new();
+        assert_eq!(retry_after_at(&h, now), None);
+        h.insert(RETRY_AFTER, HeaderValue::from_static("12"));
+        assert_eq!(retry_after_at(&h, now), Some(Duration::from_secs(12)));
+        h.insert(RETRY_AFTER, HeaderValue::from_static("Wed, 21 Oct 2015 07:28:00 GMT"));
+        assert_eq!(retry_after_at(&h, now), Some(Duration::from_secs(60)));
+        // A date in the past means now; garbage means nothing.
+        h.insert(RETRY_AFTER, HeaderValue::from_static("Wed, 21 Oct 2015 07:00:00 GMT"));
+        assert_eq!(retry_after_at(&h, now), Some(Duration::ZERO));
+        h.insert(RETRY_AFTER, HeaderValue::from_static("soon"));
+        assert_eq!(retry_after_at(&h, now), None);
+    }
 }

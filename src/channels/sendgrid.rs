@@ -164,16 +164,10 @@ fn describe_errors(body: &str) -> String {
 /// `Retry-After` (seconds or an HTTP date), else `X-RateLimit-Reset` (Unix time when the window resets).
 fn retry_after(headers: &HeaderMap) -> Option<Duration> {
     let now = jiff::Timestamp::now();
-    let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok()).map(str::trim);
-    if let Some(v) = header("retry-after") {
-        if let Ok(secs) = v.parse::<u64>() {
-            return Some(Duration::from_secs(secs));
-        }
-        if let Ok(at) = jiff::fmt::rfc2822::DateTimeParser::new().parse_timestamp(v) {
-            return Some(Duration::from_secs(at.as_second().saturating_sub(now.as_second()).max(0).unsigned_abs()));
-        }
+    if let Some(d) = super::retry_after_at(headers, now) {
+        return Some(d);
     }
-    let reset = header("x-ratelimit-reset")?.parse::<i64>().ok()?;
+    let reset = headers.get("x-ratelimit-reset")?.to_str().ok()?.trim().parse::<i64>().ok()?;
     Some(Duration::from_secs(reset.saturating_sub(now.as_second()).max(0).unsigned_abs()))
 }
 

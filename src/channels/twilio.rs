@@ -24,7 +24,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use reqwest::StatusCode;
-use reqwest::header::{HeaderMap, HeaderValue, RETRY_AFTER};
+use reqwest::header::{HeaderMap, HeaderValue};
 
 use super::{Channel, OutgoingMessage, SendError, SendReceipt};
 use crate::config::{Secret, Settings};
@@ -284,13 +284,7 @@ fn content_variables(params: &[String]) -> String {
 
 /// `Retry-After` as seconds or as an HTTP date.
 fn parse_retry_after(headers: &HeaderMap) -> Option<Duration> {
-    let v = headers.get(RETRY_AFTER)?.to_str().ok()?.trim();
-    if let Ok(secs) = v.parse::<u64>() {
-        return Some(Duration::from_secs(secs));
-    }
-    let when = jiff::fmt::rfc2822::parse(v).ok()?.timestamp();
-    let wait = when.duration_since(jiff::Timestamp::now());
-    Some(Duration::try_from(wait).unwrap_or(Duration::ZERO))
+    super::retry_after_at(headers, jiff::Timestamp::now())
 }
 
 /// What a reason may say about the message that failed.
@@ -1255,23 +1249,6 @@ mod tests {
         let err = ch.send(&message(ChannelKind::Sms)).await.unwrap_err();
         let (reason, _) = transient(&err);
         assert!(reason.starts_with("Twilio no respondió a tiempo"), "{reason}");
-    }
-
-    #[test]
-    fn retry_after_accepts_seconds_and_http_dates() {
-        let mut h = HeaderMap::new();
-        assert_eq!(parse_retry_after(&h), None);
-        h.insert(RETRY_AFTER, HeaderValue::from_static("2"));
-        assert_eq!(parse_retry_after(&h), Some(Duration::from_secs(2)));
-        h.insert(RETRY_AFTER, HeaderValue::from_static("Wed, 21 Oct 2015 07:28:00 GMT"));
-        assert_eq!(parse_retry_after(&h), Some(Duration::ZERO));
-        let later = jiff::Timestamp::now() + jiff::SignedDuration::from_secs(3_600);
-        let date = jiff::fmt::rfc2822::DateTimePrinter::new().timestamp_to_rfc9110_string(&later).unwrap();
-        h.insert(RETRY_AFTER, HeaderValue::from_str(&date).unwrap());
-        let d = parse_retry_after(&h).unwrap();
-        assert!(d > Duration::from_secs(3_500) && d <= Duration::from_secs(3_600), "{d:?}");
-        h.insert(RETRY_AFTER, HeaderValue::from_static("soon"));
-        assert_eq!(parse_retry_after(&h), None);
     }
 
     // ── probe ────────────────────────────────────────────────────────────────────────────────────────

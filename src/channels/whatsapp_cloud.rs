@@ -15,7 +15,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use reqwest::StatusCode;
-use reqwest::header::{HeaderMap, RETRY_AFTER};
+use reqwest::header::HeaderMap;
 use serde_json::{Value, json};
 
 use super::{Channel, OutgoingMessage, SendError, SendReceipt};
@@ -457,13 +457,7 @@ fn classify(
 
 /// `Retry-After` as seconds or an HTTP date.
 fn parse_retry_after(headers: &HeaderMap, now: jiff::Timestamp) -> Option<Duration> {
-    let value = headers.get(RETRY_AFTER)?.to_str().ok()?.trim();
-    if let Ok(secs) = value.parse::<u64>() {
-        return Some(Duration::from_secs(secs));
-    }
-    let at = jiff::fmt::rfc2822::DateTimeParser::new().parse_timestamp(value).ok()?;
-    let secs = at.as_second().saturating_sub(now.as_second());
-    Some(Duration::from_secs(u64::try_from(secs).unwrap_or(0)))
+    super::retry_after_at(headers, now)
 }
 
 /// Never let the token reach a reason, even if a provider or library echoes it.
@@ -1046,21 +1040,6 @@ mod tests {
         s.whatsapp.access_token = Some(Secret::new(format!("{TOKEN}\n")));
         let ch = WhatsAppCloudChannel::from_settings(&s, &reqwest::Client::new()).unwrap();
         assert_eq!(ch.access_token.expose(), TOKEN);
-    }
-
-    #[test]
-    fn retry_after_accepts_seconds_and_http_dates() {
-        let now: jiff::Timestamp = "2025-03-14T10:00:00Z".parse().unwrap();
-        let mut h = HeaderMap::new();
-        assert_eq!(parse_retry_after(&h, now), None);
-        h.insert(RETRY_AFTER, "15".parse().unwrap());
-        assert_eq!(parse_retry_after(&h, now), Some(Duration::from_secs(15)));
-        h.insert(RETRY_AFTER, "Fri, 14 Mar 2025 10:01:30 GMT".parse().unwrap());
-        assert_eq!(parse_retry_after(&h, now), Some(Duration::from_secs(90)));
-        h.insert(RETRY_AFTER, "Fri, 14 Mar 2025 09:00:00 GMT".parse().unwrap());
-        assert_eq!(parse_retry_after(&h, now), Some(Duration::ZERO));
-        h.insert(RETRY_AFTER, "soon".parse().unwrap());
-        assert_eq!(parse_retry_after(&h, now), None);
     }
 
     #[test]
