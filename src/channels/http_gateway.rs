@@ -783,7 +783,7 @@ impl HttpGatewayChannel {
         let (Some(url), true) = (url, p.errors.is_empty()) else {
             return Err(p.errors.join("; "));
         };
-        let timeout = match settings.email.timeout_seconds {
+        let timeout = match settings.dispatch.send_timeout_seconds {
             0 => DEFAULT_TIMEOUT,
             s => Duration::from_secs(s),
         };

@@ -344,6 +344,30 @@ impl SmtpChannel {
     }
 }
 
+/// `5.7.1` from a reply text such as `5.7.1 Relay access denied`.
+fn enhanced_code(text: &str) -> Option<String> {
+    text.split_whitespace().find_map(|w| {
+        let w = w.trim_matches(|c: char| !c.is_ascii_digit() && c != '.');
+        let parts: Vec<&str> = w.split('.').collect();
+        (parts.len() == 3
+            && matches!(parts[0], "2" | "4" | "5")
+            && parts[1..].iter().all(|p| !p.is_empty() && p.len() <= 3 && p.chars().all(|c| c.is_ascii_digit())))
+        .then(|| w.to_string())
+    })
+}
+
+/// Servers quote the recipient in their replies; reasons are stored and logged, so the address is masked.
+fn mask_address(error: SendError, recipient: &crate::rules::Recipient) -> SendError {
+    let address = recipient.as_str();
+    let masked = recipient.masked();
+    let scrub = |r: String| r.replace(&address, &masked).replace(&address.to_lowercase(), &masked);
+    match error {
+        SendError::Transient { reason, retry_after } => SendError::Transient { reason: scrub(reason), retry_after },
+        SendError::Permanent { reason } => SendError::Permanent { reason: scrub(reason) },
+        SendError::Configuration { reason } => SendError::Configuration { reason: scrub(reason) },
+    }
+}
+
 fn message_id_local_part(key: &str) -> String {
     let mut out = String::with_capacity(key.len() + 8);
     for b in key.bytes() {
@@ -409,7 +433,22 @@ fn classify(err: &lettre::transport::smtp::Error, cfg: &SmtpConfig) -> SendError
                 ),
             };
         }
-        return if code >= 500 {
+        // The enhanced status code (RFC 3463) says whose problem it is: 5.7.x is policy or authorisation (relay
+        // denied, sender not allowed) and 5.4.5 a sending quota (Gmail's daily limit): the account's, not this
+        // recipient's, so they must not burn the queue as per-recipient errors.
+        let enhanced = enhanced_code(text);
+        return if code >= 500 && enhanced.as_deref() == Some("5.4.5") {
+            SendError::Transient {
+                reason: format!("SMTP {code} de {server}: límite de envío de la cuenta alcanzado: {text}"),
+                retry_after: Some(Duration::from_secs(3600)),
+            }
+        } else if code >= 500 && enhanced.as_deref().is_some_and(|c| c.starts_with("5.7.")) {
+            SendError::Configuration {
+                reason: format!(
+                    "SMTP {code} de {server}: el servidor rechaza el envío por política o autorización: {text}; revise la cuenta de correo y DEFAULT_FROM_EMAIL"
+                ),
+            }
+        } else if code >= 500 {
             SendError::Permanent { reason: format!("SMTP {code} de {server}: {text}") }
         } else {
             SendError::Transient { reason: format!("SMTP {code} de {server} (temporal): {text}"), retry_after: None }
@@ -504,7 +543,7 @@ impl Channel for SmtpChannel {
                 retry_after: None,
             }),
             Ok(Err(e)) => {
-                let error = self.classify(&e);
+                let error = mask_address(self.classify(&e), &msg.recipient);
                 tracing::debug!(to = %msg.recipient.masked(), request_id = msg.request_id, error = %error, "SMTP send failed");
                 Err(error)
             }
@@ -557,6 +596,31 @@ mod tests {
     use mailin_embedded::{AuthMechanism, Handler, Server, SslConfig};
 
     use super::*;
+
+    #[test]
+    fn enhanced_status_codes_are_found_in_reply_texts() {
+        assert_eq!(enhanced_code("5.7.1 Relay access denied").as_deref(), Some("5.7.1"));
+        assert_eq!(
+            enhanced_code("Daily user sending limit exceeded. 5.4.5 https://support.google.com").as_deref(),
+            Some("5.4.5")
+        );
+        assert_eq!(enhanced_code("<ana@x.py>: Recipient address rejected (5.1.1)").as_deref(), Some("5.1.1"));
+        assert_eq!(enhanced_code("Mailbox unavailable").as_deref(), None);
+        assert_eq!(enhanced_code("version 1.2.3.4 here").as_deref(), None);
+    }
+
+    #[test]
+    fn recipient_addresses_are_masked_in_reasons() {
+        let to = crate::rules::Recipient::Email(EmailAddress::parse(Some("Ana.B@example.com")).unwrap());
+        let e = mask_address(
+            SendError::Permanent { reason: "550 5.1.1 <Ana.B@example.com>: unknown; ana.b@example.com".into() },
+            &to,
+        );
+        assert_eq!(
+            e,
+            SendError::Permanent { reason: "550 5.1.1 <A***@example.com>: unknown; A***@example.com".into() }
+        );
+    }
     use crate::domain::{EmailAddress, Guaranies, NotificationType};
     use crate::rules::MessageData;
 

@@ -12,8 +12,8 @@
 //!   `CANTINA__WHATSAPP__TEMPLATES__<TYPE>__CONTENT_SID` set, the notice goes as `ContentSid` +
 //!   `ContentVariables` (`{"1": …, "2": …}` in the documented parameter order); without it, as a free-form
 //!   `Body`, which Twilio only delivers inside the 24-hour customer-service window (error 63016 otherwise).
-//! - Both: optional `StatusCallback`, and the request's dedup key as `I-Twilio-Idempotency-Token`, so a
-//!   retry after a lost response does not send the notice twice.
+//! - Both: optional `StatusCallback`. The request's dedup key also goes as `I-Twilio-Idempotency-Token`, but
+//!   the Messages API does not document honouring it: a retry after a lost response may send twice.
 //!
 //! Twilio's error bodies (`{"code", "message", "more_info", "status"}`) are classified by code first, then
 //! by HTTP status; see [`classify_error`].
@@ -188,7 +188,7 @@ impl TwilioChannel {
         {
             return Err(format!("twilio.status_callback_url: '{cb}' is not a URL"));
         }
-        let timeout = match settings.email.timeout_seconds {
+        let timeout = match settings.dispatch.send_timeout_seconds {
             0 => DEFAULT_TIMEOUT,
             s => Duration::from_secs(s),
         };
@@ -262,9 +262,8 @@ impl TwilioChannel {
 /// `whatsapp:+E164`, from a configured value with or without the prefix (and with or without the `+`).
 fn whatsapp_address(configured: &str) -> String {
     let s = configured.trim();
-    let number = if s.len() >= WHATSAPP_PREFIX.len() && s[..WHATSAPP_PREFIX.len()].eq_ignore_ascii_case(WHATSAPP_PREFIX)
-    {
-        s[WHATSAPP_PREFIX.len()..].trim()
+    let number = if s.get(..WHATSAPP_PREFIX.len()).is_some_and(|p| p.eq_ignore_ascii_case(WHATSAPP_PREFIX)) {
+        s.get(WHATSAPP_PREFIX.len()..).unwrap_or_default().trim()
     } else {
         s
     };
@@ -364,6 +363,10 @@ fn classify_error(status: StatusCode, retry_after: Option<Duration>, body: &str,
             return permanent(
                 "La cuenta de Twilio es de prueba y solo envía a números verificados; este número no lo está",
             );
+        }
+        // Only Paraguay must be enabled; a foreign number is this recipient's problem, not the channel's.
+        Some(21408) if ctx.phone.is_some_and(|p| !p.as_str().starts_with("+595")) => {
+            return permanent("La cuenta de Twilio no tiene habilitado el envío al país de este número");
         }
         Some(21408) => {
             return configuration(

@@ -209,6 +209,14 @@ impl Channel for WhatsAppCloudChannel {
         }
         let headers = response.headers().clone();
         let bytes = response.bytes().await.map(|b| b.to_vec()).unwrap_or_default();
+        // Reading the phone number needs whatsapp_business_management; a token with only messaging rights gets a
+        // permission error (code 10 or 200–299) here yet can send. Only a rejected token (401 / code 190) fails.
+        let code = serde_json::from_slice::<serde_json::Value>(&bytes)
+            .ok()
+            .and_then(|v| v.pointer("/error/code").and_then(serde_json::Value::as_i64));
+        if status != reqwest::StatusCode::UNAUTHORIZED && matches!(code, Some(10 | 200..=299)) {
+            return Ok(());
+        }
         match classify(status, &headers, &bytes, None, self.access_token.expose()) {
             e @ SendError::Configuration { .. } => Err(e),
             SendError::Transient { reason, retry_after } => Err(SendError::Transient { reason, retry_after }),

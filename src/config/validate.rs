@@ -227,6 +227,20 @@ impl Settings {
                 self.database.pool_size, d.concurrency
             ));
         }
+        // A claimed send may wait for its rate-limit slot: at the slowest configured rate, every send in flight
+        // ahead of it must fit in the lease, or another replica could take it over and send it twice.
+        let slowest = [self.limits.email.per_second, self.limits.sms.per_second, self.limits.whatsapp.per_second]
+            .into_iter()
+            .flatten()
+            .filter(|r| *r > 0.0)
+            .fold(1.0_f64, f64::min);
+        let worst_wait = d.concurrency as f64 / slowest + d.send_timeout_seconds as f64;
+        if (d.lease_seconds as f64) <= worst_wait {
+            errors.push(format!(
+                "CANTINA__DISPATCH__LEASE_SECONDS: {} s is too short: at {slowest} sends/s (CANTINA__LIMITS__…__PER_SECOND) with CANTINA__DISPATCH__CONCURRENCY {} a send can wait {worst_wait:.0} s before its timeout; raise the lease or the rate, or lower the concurrency",
+                d.lease_seconds, d.concurrency
+            ));
+        }
         if d.lease_seconds <= d.send_timeout_seconds {
             errors.push(format!(
                 "CANTINA__DISPATCH__LEASE_SECONDS: must be longer than CANTINA__DISPATCH__SEND_TIMEOUT_SECONDS ({} ≤ {}), or a slow send could be taken over and sent twice",

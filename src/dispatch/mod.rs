@@ -40,6 +40,7 @@ pub struct Dispatcher {
 
 impl Dispatcher {
     pub fn new(pool: Pool, channels: Channels, settings: &Settings, metrics: Arc<Metrics>, wake: Arc<Notify>) -> Self {
+        let pauses = Pauses::new(channels.kinds());
         let limiters = channels
             .kinds()
             .into_iter()
@@ -56,7 +57,7 @@ impl Dispatcher {
             portal_url: settings.portal.base_url.clone(),
             metrics,
             wake,
-            pauses: Pauses::default(),
+            pauses,
             limiters,
         }
     }
@@ -225,9 +226,16 @@ impl Dispatcher {
             }
             Err(SendError::Configuration { reason }) => {
                 self.metrics.send(msg.channel, provider, SendOutcome::Retry, seconds);
-                // The request is not at fault: give it back untouched and stop the channel until a probe passes.
-                if let Err(e) = store::release(&self.pool, &c).await {
-                    tracing::warn!(id = c.id, error = %e, "could not release the claim; its lease will expire");
+                // Stop the channel until a probe passes; the rest of the queue waits untouched. This request's
+                // attempt counts: a "configuration" error that is really about this request or its type (a missing
+                // template, a country not enabled) then ends as Error after MAX_ATTEMPTS instead of cycling forever.
+                let delay = Duration::from_secs(self.settings.probe_interval_seconds.max(1));
+                if c.intentos >= self.settings.max_attempts {
+                    let reason = format!("agotados {} intentos; último error: {reason}", c.intentos);
+                    self.write(&c, Outcome::Error { provider, reason: &reason }).await;
+                } else {
+                    let stored = format!("intento {}: {reason}", c.intentos);
+                    self.write(&c, Outcome::Retry { provider, delay, reason: &stored }).await;
                 }
                 self.pause(msg.channel, provider, &reason).await;
             }
@@ -258,13 +266,14 @@ impl Dispatcher {
                 () = tokio::time::sleep(every) => {},
                 () = shutdown.cancelled() => return,
             }
-            for kind in self.channels.kinds() {
-                if !self.pauses.is_paused(kind) {
-                    continue;
-                }
+            for (kind, reason) in self.pauses.paused_kinds() {
                 let Some(channel) = self.channels.get(kind) else {
                     continue;
                 };
+                // Idempotent: repairs an alert whose first insert failed.
+                if let Err(e) = pause::raise_alert(&self.pool, kind, channel.provider(), &reason).await {
+                    tracing::warn!(error = %e, "could not record the staff alert");
+                }
                 match channel.probe().await {
                     Ok(()) => {
                         self.pauses.resume(kind);

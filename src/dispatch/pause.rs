@@ -19,6 +19,16 @@ pub struct Pauses {
 }
 
 impl Pauses {
+    /// Every channel starts unconfirmed: the first successful send of each, in each process, resolves an alert left
+    /// open by an earlier incident (say, fixed by changing the secret and restarting the pods).
+    pub fn new(kinds: impl IntoIterator<Item = ChannelKind>) -> Self {
+        Self { paused: Mutex::default(), unconfirmed: Mutex::new(kinds.into_iter().collect()) }
+    }
+
+    pub fn paused_kinds(&self) -> Vec<(ChannelKind, String)> {
+        self.paused.lock().unwrap_or_else(|e| e.into_inner()).iter().map(|(k, r)| (*k, r.clone())).collect()
+    }
+
     /// Returns true if this call paused the channel (false if it already was).
     pub fn pause(&self, kind: ChannelKind, reason: &str) -> bool {
         let mut p = self.paused.lock().unwrap_or_else(|e| e.into_inner());
@@ -59,7 +69,7 @@ pub async fn raise_alert(pool: &Pool, kind: ChannelKind, provider: &str, reason:
     tx.execute(
         "INSERT INTO alertas_sistema (tipo, mensaje, estado)
          SELECT 'SISTEMA', $1, 'Pendiente'
-         WHERE NOT EXISTS (SELECT 1 FROM alertas_sistema WHERE tipo = 'SISTEMA' AND estado = 'Pendiente' AND mensaje LIKE $2 || '%')",
+         WHERE NOT EXISTS (SELECT 1 FROM alertas_sistema WHERE tipo = 'SISTEMA' AND estado IN ('Pendiente', 'Leida') AND mensaje LIKE $2 || '%')",
         &[&mensaje, &prefix],
     )
     .await?;
@@ -75,7 +85,7 @@ pub async fn resolve_alert(pool: &Pool, kind: ChannelKind) -> Result<(), DbError
             "UPDATE alertas_sistema
              SET estado = 'Resuelta', fecha_resolucion = now(),
                  observaciones = 'cantina-notify: la prueba del canal funcionó; envíos reanudados automáticamente'
-             WHERE tipo = 'SISTEMA' AND estado = 'Pendiente' AND mensaje LIKE $1 || '%'",
+             WHERE tipo = 'SISTEMA' AND estado IN ('Pendiente', 'Leida') AND mensaje LIKE $1 || '%'",
             &[&alert_prefix(kind)],
         )
         .await?;
