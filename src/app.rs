@@ -91,7 +91,15 @@ impl Application {
         };
         let dispatcher =
             Arc::new(Dispatcher::new(self.pool.clone(), self.channels, &self.settings, self.metrics.clone(), wake));
-        let router = crate::http::router(self.metrics.clone(), self.pool.clone());
+        let webhooks = crate::webhooks::WebhookState {
+            pool: self.pool.clone(),
+            twilio_auth_token: self.settings.twilio.auth_token.clone(),
+            public_base_url: self.settings.webhooks.public_url.clone(),
+            meta_app_secret: self.settings.webhooks.whatsapp_app_secret.clone(),
+            meta_verify_token: self.settings.webhooks.whatsapp_verify_token.clone(),
+            metrics: self.metrics.clone(),
+        };
+        let router = crate::http::router(self.metrics.clone(), self.pool.clone(), webhooks);
 
         let mut tasks: JoinSet<(&'static str, Result<(), String>)> = JoinSet::new();
         let s = shutdown.clone();

@@ -20,12 +20,14 @@ struct AppState {
     pool: Pool,
 }
 
-pub fn router(metrics: Arc<Metrics>, pool: Pool) -> Router {
+pub fn router(metrics: Arc<Metrics>, pool: Pool, webhooks: crate::webhooks::WebhookState) -> Router {
     Router::new()
         .route("/metrics", get(metrics_handler))
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/readyz", get(readyz))
         .with_state(AppState { metrics, pool })
+        // Merged, not nested: Twilio signs the exact path it called.
+        .merge(crate::webhooks::router(webhooks))
 }
 
 pub async fn serve(listener: TcpListener, router: Router, shutdown: CancellationToken) -> std::io::Result<()> {

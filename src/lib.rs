@@ -20,3 +20,4 @@ pub mod pg_cluster;
 pub mod render;
 pub mod rules;
 pub mod telemetry;
+pub mod webhooks;

@@ -34,6 +34,17 @@ pub struct SendLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ProviderLabels {
+    pub provider: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ReceiptLabels {
+    pub provider: String,
+    pub state: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct ChannelLabels {
     pub channel: String,
     pub provider: String,
@@ -69,6 +80,8 @@ pub struct Metrics {
     drain_errors: Counter,
     events_set_aside: Counter,
     channel_paused: Family<ChannelLabels, Gauge>,
+    webhook_rejected: Family<ProviderLabels, Counter>,
+    receipts: Family<ReceiptLabels, Counter>,
     dispatch_errors: Counter,
     /// Mirrors `listener_connected` for `/readyz`.
     connected: Arc<AtomicBool>,
@@ -134,6 +147,18 @@ impl Metrics {
             "1 while a channel is paused because its provider rejected the configuration (credentials, sender)",
             channel_paused.clone(),
         );
+        let webhook_rejected = Family::<ProviderLabels, Counter>::default();
+        registry.register(
+            "webhook_rejected",
+            "Provider callbacks refused for a missing or bad signature",
+            webhook_rejected.clone(),
+        );
+        let receipts = Family::<ReceiptLabels, Counter>::default();
+        registry.register(
+            "receipts",
+            "Verified delivery receipts by provider and delivery state (sent, delivered, read, failed), repeats included",
+            receipts.clone(),
+        );
         let dispatch_errors = Counter::default();
         registry.register(
             "dispatch_errors",
@@ -152,6 +177,8 @@ impl Metrics {
             drain_errors,
             events_set_aside,
             channel_paused,
+            webhook_rejected,
+            receipts,
             dispatch_errors,
             connected: Arc::new(AtomicBool::new(false)),
         })
@@ -219,6 +246,14 @@ impl Metrics {
         self.channel_paused
             .get_or_create(&ChannelLabels { channel: channel.config_name().into(), provider: provider.into() })
             .set(i64::from(paused));
+    }
+
+    pub fn webhook_rejected(&self, provider: &str) {
+        self.webhook_rejected.get_or_create(&ProviderLabels { provider: provider.into() }).inc();
+    }
+
+    pub fn receipt(&self, provider: &str, state: &str) {
+        self.receipts.get_or_create(&ReceiptLabels { provider: provider.into(), state: state.into() }).inc();
     }
 
     pub fn dispatch_failed(&self) {

@@ -10,6 +10,7 @@ pub const REFERENCE_SCHEMA: &str = include_str!("../sql/reference/cantina_schema
 pub const MIGRATIONS: &[(i32, &str, &str)] = &[
     (1, "tablas_servicio", include_str!("../sql/migrations/0001_tablas_servicio.sql")),
     (2, "disparadores", include_str!("../sql/migrations/0002_disparadores.sql")),
+    (3, "indice_proveedor", include_str!("../sql/migrations/0003_indice_proveedor.sql")),
 ];
 
 /// Arbitrary but fixed: every replica must use the same key.

@@ -17,6 +17,19 @@ pub struct Settings {
     pub listener: ListenerSettings,
     pub portal: PortalSettings,
     pub limits: LimitsSettings,
+    pub webhooks: WebhooksSettings,
+}
+
+/// Delivery-receipt webhooks (`/webhooks/twilio/status`, `/webhooks/whatsapp`).
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(default)]
+pub struct WebhooksSettings {
+    /// `CANTINA__WEBHOOKS__PUBLIC_URL`: the base URL providers call (Twilio signs the full URL it called).
+    pub public_url: Option<String>,
+    /// `WHATSAPP_APP_SECRET`: Meta app secret for `X-Hub-Signature-256`.
+    pub whatsapp_app_secret: Option<Secret>,
+    /// `WHATSAPP_VERIFY_TOKEN`: the token Meta's subscription handshake must present.
+    pub whatsapp_verify_token: Option<Secret>,
 }
 
 /// `CANTINA__LIMITS__<EMAIL|SMS|WHATSAPP>__PER_SECOND`: sends per second per process; `0` means no limit;

@@ -38,6 +38,8 @@ pub const TEAM_NAMES: &[(&str, &str)] = &[
     ("WHATSAPP_PHONE_NUMBER_ID", "whatsapp.phone_number_id"),
     ("WHATSAPP_API_URL", "whatsapp.api_url"),
     ("WHATSAPP_API_VERSION", "whatsapp.api_version"),
+    ("WHATSAPP_APP_SECRET", "webhooks.whatsapp_app_secret"),
+    ("WHATSAPP_VERIFY_TOKEN", "webhooks.whatsapp_verify_token"),
 ];
 
 /// Names whose value may instead come from the file named by `NAME_FILE` (besides any `CANTINA__…` key).
@@ -54,6 +56,8 @@ const FILE_SECRET_NAMES: &[&str] = &[
     "TIGO_SMS_API_KEY",
     "PERSONAL_SMS_API_KEY",
     "WHATSAPP_ACCESS_TOKEN",
+    "WHATSAPP_APP_SECRET",
+    "WHATSAPP_VERIFY_TOKEN",
 ];
 
 #[derive(Debug, thiserror::Error)]

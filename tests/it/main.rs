@@ -11,3 +11,4 @@ mod http;
 mod migrate;
 mod pipeline;
 mod resilience;
+mod webhooks;
