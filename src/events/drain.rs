@@ -26,6 +26,8 @@ pub struct BatchOutcome {
     pub created: Vec<(NotificationType, ChannelKind)>,
     /// (type, channel) of each request recorded `Error` at creation (no usable address, ...).
     pub failed_at_creation: Vec<(NotificationType, ChannelKind)>,
+    /// (type, channel) of each request recorded `Omitido` (the parent turned the channel off).
+    pub omitted_at_creation: Vec<(NotificationType, ChannelKind)>,
     /// Age of the oldest event in the batch.
     pub oldest_age_seconds: f64,
 }
@@ -157,10 +159,10 @@ async fn drain(
         for row in tx.query(INSERT_REQUESTS, &inserts.params()).await? {
             let (tipo, destino, estado): (String, String, String) = (row.get(0), row.get(1), row.get(2));
             if let (Ok(t), Ok(c)) = (NotificationType::parse(&tipo), ChannelKind::parse(&destino)) {
-                if estado == "Pendiente" {
-                    outcome.created.push((t, c))
-                } else {
-                    outcome.failed_at_creation.push((t, c))
+                match estado.as_ref() {
+                    "Pendiente" => outcome.created.push((t, c)),
+                    "Omitido" => outcome.omitted_at_creation.push((t, c)),
+                    _ => outcome.failed_at_creation.push((t, c)),
                 }
             }
         }
@@ -236,9 +238,10 @@ async fn complete_manual(
 }
 
 fn recipient_columns(r: &NewRequest) -> (&'static str, Option<String>, Option<String>) {
-    match &r.recipient {
-        Ok(addr) => ("Pendiente", Some(addr.as_str().to_string()), None),
-        Err(reason) => ("Error", None, Some(reason.clone())),
+    match (&r.omitted, &r.recipient) {
+        (Some(reason), recipient) => ("Omitido", recipient.as_ref().ok().map(|a| a.as_str()), Some(reason.clone())),
+        (None, Ok(addr)) => ("Pendiente", Some(addr.as_str()), None),
+        (None, Err(reason)) => ("Error", None, Some(reason.clone())),
     }
 }
 
@@ -357,6 +360,50 @@ async fn load_context(tx: &impl GenericClient, events: &[OutboxEvent]) -> Result
     }
     if !card_ids.is_empty() {
         let ids: Vec<String> = card_ids.into_iter().collect();
+        load_card_rows(tx, &ids, &mut ctx).await?;
+    }
+    load_preferences(tx, &mut ctx).await?;
+    Ok(ctx)
+}
+
+/// Which channels each client turned off per type: off only if every one of their active portal accounts has a
+/// preference row for the type with that channel false (no row = on).
+const LOAD_PREFERENCES: &str = "
+    SELECT u.id_cliente, t.tipo,
+           bool_and(coalesce(NOT p.email_activo, false)),
+           bool_and(coalesce(NOT p.sms_activo, false)),
+           bool_and(coalesce(NOT p.whatsapp_activo, false)),
+           bool_and(coalesce(NOT p.push_activo, false))
+    FROM usuario_portal u
+    CROSS JOIN unnest($2::text[]) AS t(tipo)
+    LEFT JOIN preferencia_notificacion p
+           ON p.id_usuario_portal = u.id_usuario_portal AND p.tipo_notificacion = t.tipo
+    WHERE u.id_cliente = ANY($1) AND coalesce(u.activo, true)
+    GROUP BY u.id_cliente, t.tipo";
+
+async fn load_preferences(tx: &impl GenericClient, ctx: &mut Context) -> Result<(), DbError> {
+    let mut clients: Vec<i32> = ctx.cards.values().filter_map(|c| c.parent.as_ref().map(|p| p.id_cliente)).collect();
+    clients.extend(ctx.parents.keys());
+    if clients.is_empty() {
+        return Ok(());
+    }
+    let tipos: Vec<&str> = NotificationType::ALL.iter().map(|t| t.as_str()).collect();
+    for r in tx.query(LOAD_PREFERENCES, &[&clients, &tipos]).await? {
+        let (id, tipo): (i32, String) = (r.get(0), r.get(1));
+        let Ok(t) = NotificationType::parse(&tipo) else { continue };
+        for (i, channel) in
+            [(2, ChannelKind::Email), (3, ChannelKind::Sms), (4, ChannelKind::WhatsApp), (5, ChannelKind::Portal)]
+        {
+            if r.get::<_, Option<bool>>(i).unwrap_or(false) {
+                ctx.turned_off.insert((id, t, channel));
+            }
+        }
+    }
+    Ok(())
+}
+
+async fn load_card_rows(tx: &impl GenericClient, ids: &[String], ctx: &mut Context) -> Result<(), DbError> {
+    {
         for r in tx.query(LOAD_CARDS, &[&ids]).await? {
             let student =
                 r.get::<_, Option<i32>>(6).map(|id_hijo| Student { id_hijo, nombre: r.get(7), apellido: r.get(8) });
@@ -381,7 +428,7 @@ async fn load_context(tx: &impl GenericClient, events: &[OutboxEvent]) -> Result
             ctx.cards.insert(card.nro_tarjeta.clone(), card);
         }
     }
-    Ok(ctx)
+    Ok(())
 }
 
 fn ts(t: SystemTime) -> Timestamp {

@@ -187,6 +187,9 @@ impl Listener {
         for (t, c) in &o.failed_at_creation {
             self.metrics.request_created(*t, *c, "error");
         }
+        for (t, c) in &o.omitted_at_creation {
+            self.metrics.request_created(*t, *c, "omitted");
+        }
         for (t, c) in &o.created {
             self.metrics.request_created(*t, *c, "pending");
         }

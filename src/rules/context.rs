@@ -10,6 +10,8 @@ pub struct Context {
     pub manual: HashMap<i64, ManualRow>,
     /// Clients named directly by manual requests.
     pub parents: HashMap<i32, Parent>,
+    /// (client, type, channel) the parent turned off in the portal (every one of their portal accounts).
+    pub turned_off: std::collections::HashSet<(i32, crate::domain::NotificationType, crate::domain::ChannelKind)>,
 }
 
 #[derive(Debug, Clone, PartialEq)]

@@ -67,6 +67,8 @@ pub(super) fn decide(input: &RuleInput<'_>, id_solicitud: i64) -> Decision {
             saldo: Some(Guaranies(card.saldo_actual)),
             recipient: resolve_recipient(channel, parent),
             data,
+            // Staff pressed the button for this parent: an explicit request, not subject to preferences.
+            omitted: None,
         })),
     }
 }

@@ -35,10 +35,14 @@ pub struct NewRequest {
     /// The address, or why there is none usable (recorded as `Error` with that reason).
     pub recipient: Result<Recipient, String>,
     pub data: MessageData,
+    /// Deliberately not sent (the parent turned this channel off): recorded `Omitido` with this reason.
+    pub omitted: Option<String>,
 }
 
 /// What to do with a manual request the POS inserted.
 #[derive(Debug, Clone, PartialEq)]
+// Only ever held boxed (in `Decision::CompleteManual`), so the size difference costs nothing.
+#[allow(clippy::large_enum_variant)]
 pub enum ManualCompletion {
     /// Fill in the row and let the dispatcher send it.
     Send(NewRequest),
@@ -109,6 +113,13 @@ fn per_channel(
                 saldo,
                 recipient: resolve_recipient(channel, parent),
                 data: data.clone(),
+                omitted: input.ctx.turned_off.contains(&(parent.id_cliente, tipo, channel)).then(|| {
+                    format!(
+                        "el cliente {} desactivó los avisos {tipo} por {} en el portal",
+                        parent.id_cliente,
+                        channel.destino()
+                    )
+                }),
             })
             .collect(),
     )

@@ -119,6 +119,7 @@ fn family() -> Context {
         recharges: HashMap::from([(CARGA, recharge())]),
         manual: HashMap::from([(SOLICITUD, manual_row())]),
         parents: HashMap::from([(OTRO_CLIENTE, other_parent())]),
+        turned_off: Default::default(),
     }
 }
 
@@ -330,6 +331,7 @@ mod recarga_exitosa {
         assert_eq!(
             requests,
             vec![NewRequest {
+                omitted: None,
                 tipo: NotificationType::RecargaExitosa,
                 channel: Email,
                 clave_dedup: "recarga_exitosa:9001:email".into(),
@@ -634,6 +636,7 @@ mod saldo_bajo {
         assert_eq!(
             requests,
             vec![NewRequest {
+                omitted: None,
                 tipo: NotificationType::SaldoBajo,
                 channel: Email,
                 clave_dedup: "saldo_bajo:TAR-0042:2026-11-23:email".into(),
@@ -886,6 +889,7 @@ mod tarjeta_bloqueada {
         assert_eq!(
             requests,
             vec![NewRequest {
+                omitted: None,
                 tipo: NotificationType::TarjetaBloqueada,
                 channel: Email,
                 clave_dedup: "tarjeta_bloqueada:TAR-0042:314:email".into(),
@@ -967,6 +971,7 @@ mod manual {
         assert_eq!(
             request,
             NewRequest {
+                omitted: None,
                 tipo: NotificationType::SaldoBajo,
                 channel: Email,
                 clave_dedup: "manual:555".into(),

@@ -405,3 +405,53 @@ async fn an_event_the_database_refuses_is_set_aside_and_the_rest_flows() {
     wait_count(&c, "SELECT count(*) FROM solicitudes_notificacion WHERE estado = 'Enviado'", 2, SHORT).await;
     app.stop().await;
 }
+
+#[tokio::test]
+async fn a_channel_every_portal_account_turned_off_is_recorded_omitido() {
+    let db = TestDb::new().await;
+    let c = db.client().await;
+    let fam = seed_family(&c, Some("ana@example.com"), Some("0981 123456"), 12_000).await;
+    // Two portal accounts: both turned email off for recharges; only one turned SMS off.
+    for (email, sms) in [("a1@example.com", false), ("a2@example.com", true)] {
+        let id: i32 = c
+            .query_one(
+                "INSERT INTO usuario_portal (id_cliente, email, activo) VALUES ($1, $2, true) RETURNING id_usuario_portal",
+                &[&fam.id_cliente, &email],
+            )
+            .await
+            .unwrap()
+            .get(0);
+        c.execute(
+            "INSERT INTO preferencia_notificacion (id_usuario_portal, tipo_notificacion, email_activo, push_activo, sms_activo)
+             VALUES ($1, 'recarga_exitosa', false, false, $2)",
+            &[&id, &sms],
+        )
+        .await
+        .unwrap();
+    }
+    let email = Recorder::new(ChannelKind::Email);
+    let sms = Recorder::new(ChannelKind::Sms);
+    let settings =
+        test_settings(&db, &[("SMS_PROVIDER", "console"), ("CANTINA__RULES__RECARGA_EXITOSA__CHANNELS", "email,sms")]);
+    let app = TestApp::start_with(
+        settings,
+        Some(cantina_notify::channels::Channels::new().with(email.clone()).with(sms.clone())),
+    )
+    .await;
+    recharge(&c, &fam.nro_tarjeta, 10_000).await;
+    wait_count(&c, "SELECT count(*) FROM solicitudes_notificacion WHERE estado IN ('Enviado', 'Omitido')", 2, SHORT)
+        .await;
+    let r = c
+        .query_one("SELECT estado, ultimo_error FROM solicitudes_notificacion WHERE destino = 'Email'", &[])
+        .await
+        .unwrap();
+    assert_eq!(r.get::<_, String>(0), "Omitido");
+    assert!(r.get::<_, String>(1).contains("desactivó los avisos recarga_exitosa por Email"));
+    assert_eq!(
+        count(&c, "SELECT count(*) FROM solicitudes_notificacion WHERE destino = 'SMS' AND estado = 'Enviado'").await,
+        1,
+        "one account still wants SMS"
+    );
+    assert_eq!((email.sent_count(), sms.sent_count()), (0, 1));
+    app.stop().await;
+}
