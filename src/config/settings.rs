@@ -18,6 +18,7 @@ pub struct Settings {
     pub portal: PortalSettings,
     pub limits: LimitsSettings,
     pub webhooks: WebhooksSettings,
+    pub quiet_hours: crate::dispatch::quiet::QuietHoursSettings,
 }
 
 /// Delivery-receipt webhooks (`/webhooks/twilio/status`, `/webhooks/whatsapp`).

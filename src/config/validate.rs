@@ -247,6 +247,9 @@ impl Settings {
                 d.lease_seconds, d.send_timeout_seconds
             ));
         }
+        if let Err(e) = self.quiet_hours.parse() {
+            errors.extend(e);
+        }
         let rules = self.rules_config().map_err(|e| errors.extend(e)).ok();
         let providers = self.channel_providers().map_err(|e| errors.extend(e)).ok();
         if let (Some(rules), Some(providers)) = (&rules, &providers) {

@@ -3,6 +3,7 @@
 //! period, and gives back claims it never started.
 
 mod pause;
+pub mod quiet;
 mod rate;
 mod retry;
 pub mod store;
@@ -36,6 +37,7 @@ pub struct Dispatcher {
     wake: Arc<Notify>,
     pauses: Pauses,
     limiters: HashMap<ChannelKind, RateLimiter>,
+    quiet: Option<quiet::QuietHours>,
 }
 
 impl Dispatcher {
@@ -59,6 +61,8 @@ impl Dispatcher {
             wake,
             pauses,
             limiters,
+            // Validated at start-up (Settings::validate); an invalid window cannot reach here.
+            quiet: settings.quiet_hours.parse().ok().flatten(),
         }
     }
 
@@ -181,6 +185,15 @@ impl Dispatcher {
             return;
         };
         let provider = channel.provider();
+        if let Some(until) =
+            self.quiet.as_ref().and_then(|q| q.deferral(jiff::Timestamp::now(), msg.channel, msg.notification_type))
+        {
+            tracing::info!(id = c.id, channel = %msg.channel, until = %until, "quiet hours: deferred");
+            if let Err(e) = store::defer(&self.pool, &c, until).await {
+                tracing::warn!(id = c.id, error = %e, "could not defer; the lease will expire and it is tried again");
+            }
+            return;
+        }
         if let Some(limiter) = self.limiters.get(&msg.channel) {
             limiter.acquire().await;
         }

@@ -138,3 +138,19 @@ pub async fn release(pool: &Pool, c: &Claimed) -> Result<(), DbError> {
     pool.get().await?.execute(RELEASE, &[&c.id, &c.intentos]).await?;
     Ok(())
 }
+
+/// Quiet hours: the request waits, `Pendiente`, until `until`; the attempt does not count.
+pub async fn defer(pool: &Pool, c: &Claimed, until: jiff::Timestamp) -> Result<(), DbError> {
+    let until = std::time::SystemTime::from(until);
+    pool.get()
+        .await?
+        .execute(
+            "UPDATE solicitudes_notificacion
+             SET proximo_intento = $3, intentos = intentos - 1, actualizado_en = now(),
+                 ultimo_error = 'en espera: horario de silencio'
+             WHERE id_solicitud = $1 AND intentos = $2 AND estado = 'Pendiente'",
+            &[&c.id, &c.intentos, &until],
+        )
+        .await?;
+    Ok(())
+}

@@ -219,3 +219,54 @@ async fn claims_that_never_recorded_an_outcome_are_closed_at_the_attempt_limit()
     assert_eq!(rec.sent_count(), 0, "not sent a fourth time");
     app.stop().await;
 }
+
+#[tokio::test]
+async fn quiet_hours_defer_sms_to_the_end_of_the_window_and_let_email_through() {
+    let db = TestDb::new().await;
+    let c = db.client().await;
+    let fam = seed_family(&c, Some("ana@example.com"), Some("0981 123456"), 12_000).await;
+    // A window around the current local time in Asunción.
+    let tz = jiff::tz::TimeZone::get("America/Asuncion").unwrap();
+    let now = jiff::Timestamp::now().to_zoned(tz);
+    let hhmm = |z: jiff::Zoned| z.strftime("%H:%M").to_string();
+    let start = hhmm(now.checked_sub(jiff::Span::new().hours(1)).unwrap());
+    let end_zoned = now.checked_add(jiff::Span::new().hours(1)).unwrap();
+    let end = hhmm(end_zoned.clone());
+    let email = Recorder::new(ChannelKind::Email);
+    let sms = Recorder::new(ChannelKind::Sms);
+    let settings = test_settings(
+        &db,
+        &[
+            ("SMS_PROVIDER", "console"),
+            ("CANTINA__RULES__RECARGA_EXITOSA__CHANNELS", "email,sms"),
+            ("CANTINA__QUIET_HOURS__START", &start),
+            ("CANTINA__QUIET_HOURS__END", &end),
+        ],
+    );
+    let channels = cantina_notify::channels::Channels::new().with(email.clone()).with(sms.clone());
+    let app = TestApp::start_with(settings, Some(channels)).await;
+    recharge(&c, &fam.nro_tarjeta, 10_000).await;
+    wait_count(
+        &c,
+        "SELECT count(*) FROM solicitudes_notificacion WHERE destino = 'Email' AND estado = 'Enviado'",
+        1,
+        SHORT,
+    )
+    .await;
+    wait_count(&c, "SELECT count(*) FROM solicitudes_notificacion WHERE destino = 'SMS' AND ultimo_error = 'en espera: horario de silencio'", 1, SHORT).await;
+    let r = c
+        .query_one(
+            "SELECT estado, intentos, extract(epoch FROM proximo_intento)::int8 FROM solicitudes_notificacion WHERE destino = 'SMS'",
+            &[],
+        )
+        .await
+        .unwrap();
+    assert_eq!(r.get::<_, String>(0), "Pendiente", "deferred, not dropped");
+    assert_eq!(r.get::<_, i32>(1), 0, "a deferral is not an attempt");
+    // Due at the end of the window (to the minute).
+    let due = r.get::<_, i64>(2);
+    let expected = end_zoned.timestamp().as_second() / 60 * 60;
+    assert_eq!(due, expected, "deferred to {end} local");
+    assert_eq!(sms.sent_count(), 0);
+    app.stop().await;
+}
