@@ -81,10 +81,11 @@ impl Application {
         let channels: Vec<&str> = self.channels.kinds().iter().map(|c| c.config_name()).collect();
         tracing::info!(addr = %self.http_addr(), channels = ?channels, "cantina-notify running");
         let wake = Arc::new(Notify::new());
+        let rules_for_scheduler = self.rules.clone();
         let listener = Listener {
             listen_url: self.listen_url,
             pool: self.pool.clone(),
-            rules: self.rules,
+            rules: self.rules.clone(),
             settings: self.settings.listener.clone(),
             metrics: self.metrics.clone(),
             dispatcher: wake.clone(),
@@ -117,6 +118,27 @@ impl Application {
             dispatcher.run(s).await;
             ("dispatcher", Ok(()))
         });
+        if self.settings.scheduler.enabled {
+            let replica = format!(
+                "{}:{}",
+                std::env::var("HOSTNAME").unwrap_or_else(|_| "cantina-notify".into()),
+                std::process::id()
+            );
+            let clock: Arc<dyn crate::scheduler::Clock> = Arc::new(crate::scheduler::SystemClock);
+            let scheduler = crate::scheduler::Scheduler::new(
+                self.pool.clone(),
+                rules_for_scheduler,
+                &self.settings.scheduler,
+                replica,
+                clock,
+            )
+            .map_err(|e| AppError::Config(ValidationErrors(vec![e])))?;
+            let s = shutdown.clone();
+            tasks.spawn(async move {
+                scheduler.run(s).await;
+                ("scheduler", Ok(()))
+            });
+        }
         let (s, http) = (shutdown.clone(), self.http);
         tasks.spawn(async move { ("http", crate::http::serve(http, router, s).await.map_err(|e| e.to_string())) });
 

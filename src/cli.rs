@@ -39,6 +39,9 @@ pub enum Command {
     Demo,
     /// Print the effective configuration (secrets masked) and any problems with it.
     CheckConfig,
+    /// Create one sweep's requests now (saldo_bajo, cuenta_pendiente or recordatorio_deuda), deduplicated against
+    /// the scheduled runs and itself, and exit; the running service sends them.
+    Sweep { kind: String },
     /// Send one rendered sample through the configured provider and print its answer (checks credentials).
     SendTest {
         /// email, sms, whatsapp or portal.
@@ -88,6 +91,7 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Migrate { reference_schema } => migrate(settings, reference_schema).await,
         Command::Demo => crate::demo::run(settings).await,
         Command::CheckConfig => Ok(check_config(&settings).await),
+        Command::Sweep { kind } => sweep(settings, &kind).await,
         Command::SendTest { channel, to, kind } => send_test(&settings, &channel, &to, &kind).await,
         Command::Healthcheck { addr, timeout_seconds } => Ok(healthcheck(&settings, addr, timeout_seconds).await),
     }
@@ -122,6 +126,16 @@ impl Signals {
         }
         token.cancel();
     }
+}
+
+async fn sweep(settings: Settings, kind: &str) -> anyhow::Result<ExitCode> {
+    let kind = crate::scheduler::SweepKind::parse(kind).map_err(|e| anyhow::anyhow!(e))?;
+    let (rules, _) = settings.validate(true)?;
+    let url = settings.database.url.as_ref().context("DATABASE_URL: required")?;
+    let pool = crate::db::pool(url.expose(), 2, Duration::from_secs(settings.database.connect_timeout_seconds))?;
+    let created = crate::scheduler::run_sweep(&pool, &rules, kind, jiff::Timestamp::now()).await?;
+    println!("sweep {}: {created} solicitud(es) creadas", kind.as_str());
+    Ok(ExitCode::SUCCESS)
 }
 
 async fn send_test(settings: &Settings, channel: &str, to: &str, kind: &str) -> anyhow::Result<ExitCode> {

@@ -43,6 +43,8 @@ async fn demo(settings: &mut Settings, url: &str) -> anyhow::Result<()> {
     settings.http.addr = "127.0.0.1:0".into();
     settings.email.backend = "console".into();
     settings.rules = RulesSettings::default();
+    // The demo shows the event flow; the sweeps would add notices depending on the time of day.
+    settings.scheduler.enabled = false;
 
     let mut client = crate::db::connect(url, "cantina-notify-demo").await?;
     crate::migrate::migrate(&mut client, true).await.context("creating the schema")?;

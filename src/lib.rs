@@ -19,5 +19,6 @@ pub mod migrate;
 pub mod pg_cluster;
 pub mod render;
 pub mod rules;
+pub mod scheduler;
 pub mod telemetry;
 pub mod webhooks;

@@ -11,6 +11,7 @@ pub const MIGRATIONS: &[(i32, &str, &str)] = &[
     (1, "tablas_servicio", include_str!("../sql/migrations/0001_tablas_servicio.sql")),
     (2, "disparadores", include_str!("../sql/migrations/0002_disparadores.sql")),
     (3, "indice_proveedor", include_str!("../sql/migrations/0003_indice_proveedor.sql")),
+    (4, "ledger", include_str!("../sql/migrations/0004_ledger.sql")),
     (5, "preferencias", include_str!("../sql/migrations/0005_preferencias.sql")),
 ];
 

@@ -19,6 +19,7 @@ pub struct Settings {
     pub limits: LimitsSettings,
     pub webhooks: WebhooksSettings,
     pub quiet_hours: crate::dispatch::quiet::QuietHoursSettings,
+    pub scheduler: crate::scheduler::SchedulerSettings,
 }
 
 /// Delivery-receipt webhooks (`/webhooks/twilio/status`, `/webhooks/whatsapp`).

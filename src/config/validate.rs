@@ -250,6 +250,7 @@ impl Settings {
         if let Err(e) = self.quiet_hours.parse() {
             errors.extend(e);
         }
+        errors.extend(self.scheduler.validate());
         let rules = self.rules_config().map_err(|e| errors.extend(e)).ok();
         let providers = self.channel_providers().map_err(|e| errors.extend(e)).ok();
         if let (Some(rules), Some(providers)) = (&rules, &providers) {

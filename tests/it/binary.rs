@@ -156,3 +156,37 @@ async fn send_test_prints_the_providers_answer() {
         "{stdout}"
     );
 }
+
+#[tokio::test]
+async fn sweep_creates_the_requests_once_and_exits() {
+    let db = TestDb::new().await;
+    let c = db.client().await;
+    seed_family(&c, Some("ana@example.com"), None, 1_000).await;
+    let url = db.url.clone();
+    let run = move || {
+        let out = Command::new(BIN)
+            .args(["sweep", "saldo_bajo"])
+            .env("DATABASE_URL", &url)
+            .current_dir(std::env::temp_dir())
+            .output()
+            .unwrap();
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stdout).to_string(),
+            String::from_utf8_lossy(&out.stderr).to_string(),
+        )
+    };
+    let run2 = run.clone();
+    let (ok, stdout, stderr) = tokio::task::spawn_blocking(run).await.unwrap();
+    assert!(ok, "{stdout}\n{stderr}");
+    assert!(stdout.contains("sweep saldo_bajo: 1 solicitud(es)"), "{stdout}");
+    let (ok, stdout, _) = tokio::task::spawn_blocking(run2).await.unwrap();
+    assert!(ok && stdout.contains("sweep saldo_bajo: 0 solicitud(es)"), "deduplicated: {stdout}");
+    assert_eq!(
+        count(&c, "SELECT count(*) FROM solicitudes_notificacion WHERE tipo = 'saldo_bajo' AND estado = 'Pendiente'")
+            .await,
+        1
+    );
+    let bad = Command::new(BIN).args(["sweep", "todo"]).env("DATABASE_URL", &db.url).output().unwrap();
+    assert!(!bad.status.success());
+}

@@ -309,6 +309,8 @@ pub fn test_settings(db: &TestDb, extra: &[(&str, &str)]) -> Settings {
         ("CANTINA__DISPATCH__SHUTDOWN_GRACE_SECONDS", "10"),
         ("CANTINA__LISTENER__RECONNECT_MIN_MS", "20"),
         ("CANTINA__LISTENER__RECONNECT_MAX_MS", "300"),
+        // The scheduler's sweeps have their own tests (with a fake clock); here they would add notices by wall time.
+        ("CANTINA__SCHEDULER__ENABLED", "false"),
     ]
     .into_iter()
     .map(|(k, v)| (k.to_string(), v.to_string()))

@@ -11,4 +11,5 @@ mod http;
 mod migrate;
 mod pipeline;
 mod resilience;
+mod scheduler;
 mod webhooks;

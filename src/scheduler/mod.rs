@@ -1,0 +1,300 @@
+//! Scheduled sweeps with a replica-safe run ledger.
+//!
+//! Each schedule (`saldo_bajo`, `cuenta_pendiente`, `recordatorio_deuda`) is a 5-field cron expression evaluated in
+//! America/Asuncion ([`cron`]). Every minute the [`Scheduler`] lists the firings since the last one recorded in the
+//! ledger ([`ledger`]) and, for each:
+//! - older than the catch-up window (default 6 h): recorded `omitida`, never run;
+//! - otherwise: claimed with `INSERT ... ON CONFLICT DO NOTHING RETURNING`; the one replica that gets it runs the
+//!   sweep ([`sweeps`]) for the scheduled instant and records `completada` (with the count) or `fallida`.
+//!
+//! On a schedule's first ever tick the search starts at `now - window`, so a fresh install does not replay history.
+//! A run left `en_curso` for 30 minutes (crashed replica) or `fallida` for 5 minutes is re-claimed while still
+//! inside the window. Sweeps are idempotent through their dedup keys, so a re-run creates only what is missing.
+
+pub mod cron;
+pub mod ledger;
+pub mod sweeps;
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use deadpool_postgres::Pool;
+use jiff::tz::TimeZone;
+use jiff::{SignedDuration, Timestamp};
+use serde::{Deserialize, Serialize};
+use tokio_util::sync::CancellationToken;
+
+pub use cron::{CronSchedule, firings_between};
+pub use sweeps::insert_requests;
+
+use crate::config::RulesConfig;
+use crate::db::DbError;
+
+/// `settings.scheduler` (env `CANTINA__SCHEDULER__SALDO_BAJO`, ...).
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(default)]
+pub struct SchedulerSettings {
+    /// Daily low-balance sweep.
+    pub saldo_bajo: String,
+    /// Weekly pending-account reminder.
+    pub cuenta_pendiente: String,
+    /// Daily negative-balance reminders (3, 7 and 15 days).
+    pub recordatorio_deuda: String,
+    /// A missed firing still runs when the service comes back within this many hours; older ones are `omitida`.
+    pub catch_up_window_hours: u64,
+    pub enabled: bool,
+}
+
+impl Default for SchedulerSettings {
+    fn default() -> Self {
+        SchedulerSettings {
+            saldo_bajo: "0 18 * * *".into(),
+            cuenta_pendiente: "0 9 * * 1".into(),
+            recordatorio_deuda: "0 8 * * *".into(),
+            catch_up_window_hours: 6,
+            enabled: true,
+        }
+    }
+}
+
+impl SchedulerSettings {
+    pub fn expr(&self, kind: SweepKind) -> &str {
+        match kind {
+            SweepKind::SaldoBajo => &self.saldo_bajo,
+            SweepKind::CuentaPendiente => &self.cuenta_pendiente,
+            SweepKind::RecordatorioDeuda => &self.recordatorio_deuda,
+        }
+    }
+
+    /// Every problem, naming the environment key (for start-up validation).
+    pub fn validate(&self) -> Vec<String> {
+        let mut errors = Vec::new();
+        for kind in SweepKind::ALL {
+            if let Err(e) = CronSchedule::parse(self.expr(kind)) {
+                errors.push(format!("CANTINA__SCHEDULER__{}: {e}", kind.as_str().to_uppercase()));
+            }
+        }
+        if self.catch_up_window_hours == 0 {
+            errors.push("CANTINA__SCHEDULER__CATCH_UP_WINDOW_HOURS: must be at least 1".into());
+        }
+        errors
+    }
+
+    pub fn window(&self) -> SignedDuration {
+        SignedDuration::from_hours(i64::try_from(self.catch_up_window_hours).unwrap_or(i64::MAX / 3600).min(24 * 366))
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum SweepKind {
+    SaldoBajo,
+    CuentaPendiente,
+    RecordatorioDeuda,
+}
+
+impl SweepKind {
+    pub const ALL: [SweepKind; 3] = [SweepKind::SaldoBajo, SweepKind::CuentaPendiente, SweepKind::RecordatorioDeuda];
+
+    /// Also the ledger's `programa`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SweepKind::SaldoBajo => "saldo_bajo",
+            SweepKind::CuentaPendiente => "cuenta_pendiente",
+            SweepKind::RecordatorioDeuda => "recordatorio_deuda",
+        }
+    }
+
+    pub fn parse(s: &str) -> Result<SweepKind, String> {
+        SweepKind::ALL
+            .into_iter()
+            .find(|k| k.as_str() == s.trim())
+            .ok_or_else(|| format!("unknown sweep '{s}' (expected saldo_bajo, cuenta_pendiente or recordatorio_deuda)"))
+    }
+}
+
+impl fmt::Display for SweepKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+pub(crate) fn asuncion() -> TimeZone {
+    TimeZone::get("America/Asuncion").unwrap_or(TimeZone::UTC)
+}
+
+/// `cantina-notify sweep <kind>`: creates the sweep's requests for `now`, with the same dedup keys as the
+/// scheduled run of the same day/week (so neither repeats the other, nor itself). Not recorded in the ledger.
+pub async fn run_sweep(pool: &Pool, rules: &RulesConfig, kind: SweepKind, now: Timestamp) -> Result<usize, DbError> {
+    sweeps::sweep(pool, rules, kind, now).await
+}
+
+/// The scheduler's notion of now (a fake one in tests).
+pub trait Clock: Send + Sync {
+    fn now(&self) -> Timestamp;
+}
+
+pub struct SystemClock;
+
+impl Clock for SystemClock {
+    fn now(&self) -> Timestamp {
+        Timestamp::now()
+    }
+}
+
+/// What happened to one firing on this replica.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FiringOutcome {
+    /// This replica ran it: requests created, or the error.
+    Ran { kind: SweepKind, at: Timestamp, result: Result<usize, String> },
+    /// This replica recorded it `omitida` (too old).
+    Skipped { kind: SweepKind, at: Timestamp },
+}
+
+pub struct Scheduler {
+    pool: Pool,
+    rules: RulesConfig,
+    schedules: Vec<(SweepKind, CronSchedule)>,
+    window: SignedDuration,
+    replica: String,
+    clock: Arc<dyn Clock>,
+    tz: TimeZone,
+}
+
+/// How far back a schedule's history is searched at most (bounds the work after a very long outage).
+const MAX_LOOKBACK: SignedDuration = SignedDuration::from_hours(24 * 35);
+
+impl Scheduler {
+    /// `replica` names this process in the ledger (e.g. host name and pid).
+    pub fn new(
+        pool: Pool,
+        rules: RulesConfig,
+        settings: &SchedulerSettings,
+        replica: impl Into<String>,
+        clock: Arc<dyn Clock>,
+    ) -> Result<Scheduler, String> {
+        let errors = settings.validate();
+        if !errors.is_empty() {
+            return Err(errors.join("; "));
+        }
+        let schedules = SweepKind::ALL
+            .into_iter()
+            .map(|k| CronSchedule::parse(settings.expr(k)).map(|s| (k, s)))
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(Scheduler {
+            pool,
+            rules,
+            schedules,
+            window: settings.window(),
+            replica: replica.into(),
+            clock,
+            tz: asuncion(),
+        })
+    }
+
+    /// One evaluation of every schedule at the clock's now; returns what this replica did.
+    pub async fn tick(&self) -> Result<Vec<FiringOutcome>, DbError> {
+        let mut out = Vec::new();
+        for (kind, schedule) in &self.schedules {
+            self.tick_one(*kind, schedule, &mut out).await?;
+        }
+        Ok(out)
+    }
+
+    async fn tick_one(
+        &self,
+        kind: SweepKind,
+        schedule: &CronSchedule,
+        out: &mut Vec<FiringOutcome>,
+    ) -> Result<(), DbError> {
+        let programa = kind.as_str();
+        let now = self.clock.now();
+        let window_start = now.checked_sub(self.window).unwrap_or(now);
+        let floor = now.checked_sub(MAX_LOOKBACK).unwrap_or(now);
+        let after = match ledger::last_recorded(&self.pool, programa).await? {
+            Some(last) => last.max(floor),
+            None => window_start,
+        };
+        for at in schedule.firings_between(&self.tz, after, now) {
+            if at < window_start {
+                let why = format!(
+                    "fuera de la ventana de recuperación ({} h): el servicio no estaba activo a la hora programada",
+                    self.window.as_hours()
+                );
+                if ledger::skip(&self.pool, programa, at, &self.replica, now, &why).await? {
+                    tracing::warn!(sweep = programa, scheduled = %at, "missed firing recorded as omitida");
+                    out.push(FiringOutcome::Skipped { kind, at });
+                }
+            } else if ledger::claim(&self.pool, programa, at, &self.replica, now).await? {
+                out.push(self.execute(kind, at).await?);
+            }
+        }
+        for at in ledger::reclaim(&self.pool, programa, window_start, &self.replica, now).await? {
+            tracing::warn!(sweep = programa, scheduled = %at, "re-running a firing that crashed or failed");
+            out.push(self.execute(kind, at).await?);
+        }
+        Ok(())
+    }
+
+    async fn execute(&self, kind: SweepKind, at: Timestamp) -> Result<FiringOutcome, DbError> {
+        let result = sweeps::sweep(&self.pool, &self.rules, kind, at).await.map_err(|e| e.to_string());
+        match &result {
+            Ok(n) => tracing::info!(sweep = kind.as_str(), scheduled = %at, requests = n, "sweep completed"),
+            Err(e) => tracing::error!(sweep = kind.as_str(), scheduled = %at, error = %e, "sweep failed"),
+        }
+        ledger::finish(&self.pool, kind.as_str(), at, &self.replica, self.clock.now(), result.clone()).await?;
+        Ok(FiringOutcome::Ran { kind, at, result })
+    }
+
+    /// Ticks every minute (at the start of the next wall-clock minute) until `shutdown`. Database errors are
+    /// logged and retried on the next tick.
+    pub async fn run(self, shutdown: CancellationToken) {
+        loop {
+            if let Err(e) = self.tick().await {
+                tracing::warn!(error = %e, "scheduler tick failed; retrying next minute");
+            }
+            let now = self.clock.now();
+            let into_minute = now.as_millisecond().rem_euclid(60_000);
+            let wait = Duration::from_millis(u64::try_from(60_000 - into_minute).unwrap_or(60_000).max(1_000));
+            tokio::select! {
+                _ = shutdown.cancelled() => return,
+                _ = tokio::time::sleep(wait) => {}
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn default_settings_are_valid_and_match_the_issue() {
+        let s = SchedulerSettings::default();
+        assert!(s.validate().is_empty());
+        assert_eq!(s.saldo_bajo, "0 18 * * *");
+        assert_eq!(s.cuenta_pendiente, "0 9 * * 1");
+        assert_eq!(s.recordatorio_deuda, "0 8 * * *");
+        assert_eq!(s.window(), SignedDuration::from_hours(6));
+        assert!(s.enabled);
+    }
+
+    #[test]
+    fn settings_deserialize_with_defaults_and_report_bad_cron() {
+        let s: SchedulerSettings = serde_json::from_str(r#"{"saldo_bajo": "0 20 * * *"}"#).unwrap();
+        assert_eq!(s.saldo_bajo, "0 20 * * *");
+        assert_eq!(s.catch_up_window_hours, 6);
+        let bad = SchedulerSettings { cuenta_pendiente: "0 9 * *".into(), ..Default::default() };
+        let errors = bad.validate();
+        assert_eq!(errors.len(), 1);
+        assert!(errors[0].starts_with("CANTINA__SCHEDULER__CUENTA_PENDIENTE:"), "{errors:?}");
+    }
+
+    #[test]
+    fn sweep_kinds_parse() {
+        for k in SweepKind::ALL {
+            assert_eq!(SweepKind::parse(k.as_str()).unwrap(), k);
+        }
+        assert!(SweepKind::parse("limpieza").is_err());
+    }
+}
