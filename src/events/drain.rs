@@ -136,7 +136,7 @@ async fn drain(
     outcome.oldest_age_seconds =
         events.iter().map(|e| (now - e.created_at).get_milliseconds() as f64 / 1000.0).fold(0.0, f64::max);
 
-    let mut inserts = InsertColumns::default();
+    let mut inserts: Vec<NewRequest> = Vec::new();
     let mut results: Vec<Option<String>> = Vec::with_capacity(events.len());
     for event in &events {
         outcome.by_kind.push(event.kind.label());
@@ -144,7 +144,7 @@ async fn drain(
         results.push(match decision {
             Decision::Create(requests) => {
                 let n = requests.len();
-                requests.into_iter().for_each(|r| inserts.push(r));
+                inserts.extend(requests);
                 Some(format!("{n} solicitud(es)"))
             }
             Decision::CompleteManual { id_solicitud, completion } => {
@@ -155,16 +155,11 @@ async fn drain(
         });
     }
 
-    if !inserts.is_empty() {
-        for row in tx.query(INSERT_REQUESTS, &inserts.params()).await? {
-            let (tipo, destino, estado): (String, String, String) = (row.get(0), row.get(1), row.get(2));
-            if let (Ok(t), Ok(c)) = (NotificationType::parse(&tipo), ChannelKind::parse(&destino)) {
-                match estado.as_ref() {
-                    "Pendiente" => outcome.created.push((t, c)),
-                    "Omitido" => outcome.omitted_at_creation.push((t, c)),
-                    _ => outcome.failed_at_creation.push((t, c)),
-                }
-            }
+    for (t, c, estado) in insert_requests(&tx, inserts).await? {
+        match estado.as_str() {
+            "Pendiente" => outcome.created.push((t, c)),
+            "Omitido" => outcome.omitted_at_creation.push((t, c)),
+            _ => outcome.failed_at_creation.push((t, c)),
         }
     }
     let ids: Vec<i64> = events.iter().map(|e| e.id).collect();
@@ -245,6 +240,27 @@ fn recipient_columns(r: &NewRequest) -> (&'static str, Option<String>, Option<St
     }
 }
 
+/// Inserts requests in one statement with `ON CONFLICT (clave_dedup) DO NOTHING` (the rules and the sweeps share
+/// it); returns (type, channel, estado) of each row that was new.
+pub async fn insert_requests(
+    tx: &impl GenericClient,
+    requests: Vec<NewRequest>,
+) -> Result<Vec<(NotificationType, ChannelKind, String)>, DbError> {
+    if requests.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut cols = InsertColumns::default();
+    requests.into_iter().for_each(|r| cols.push(r));
+    let mut out = Vec::new();
+    for row in tx.query(INSERT_REQUESTS, &cols.params()).await? {
+        let (tipo, destino, estado): (String, String, String) = (row.get(0), row.get(1), row.get(2));
+        if let (Ok(t), Ok(c)) = (NotificationType::parse(&tipo), ChannelKind::parse(&destino)) {
+            out.push((t, c, estado));
+        }
+    }
+    Ok(out)
+}
+
 /// Column arrays for the bulk insert.
 #[derive(Default)]
 struct InsertColumns {
@@ -275,10 +291,6 @@ impl InsertColumns {
         self.destinatario.push(destinatario);
         self.datos.push(serde_json::to_value(&r.data).unwrap_or(Json::Null));
         self.error.push(error);
-    }
-
-    fn is_empty(&self) -> bool {
-        self.clave.is_empty()
     }
 
     fn params(&self) -> [&(dyn tokio_postgres::types::ToSql + Sync); 11] {

@@ -7,7 +7,6 @@ use std::time::SystemTime;
 
 use deadpool_postgres::{GenericClient, Pool};
 use jiff::Timestamp;
-use serde_json::Value as Json;
 
 use super::SweepKind;
 use crate::config::RulesConfig;
@@ -242,70 +241,7 @@ async fn recordatorio_deuda(
     Ok(out)
 }
 
-// Same columns and semantics as the drain's bulk insert (src/events/drain.rs); to be replaced by a shared
-// `drain::insert_requests` once it is exposed.
-const INSERT_REQUESTS: &str = "
-    INSERT INTO solicitudes_notificacion
-        (id_cliente, nro_tarjeta, saldo_alerta, mensaje, destino, estado, tipo, clave_dedup, destinatario, datos,
-         ultimo_error, proximo_intento, actualizado_en)
-    SELECT u.id_cliente, u.nro_tarjeta, u.saldo, u.mensaje, u.destino, u.estado, u.tipo, u.clave, u.destinatario, u.datos,
-           u.error, CASE WHEN u.estado = 'Pendiente' THEN now() END, now()
-    FROM unnest($1::int4[], $2::text[], $3::int8[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[],
-                $9::text[], $10::jsonb[], $11::text[])
-         AS u(id_cliente, nro_tarjeta, saldo, mensaje, destino, estado, tipo, clave, destinatario, datos, error)
-    ON CONFLICT (clave_dedup) DO NOTHING";
-
-/// Inserts the requests (an unusable address is recorded `Error` with the reason); returns how many were new.
+/// The drain's insert: one statement, `ON CONFLICT (clave_dedup) DO NOTHING`; returns how many were new.
 pub async fn insert_requests(tx: &impl GenericClient, requests: Vec<NewRequest>) -> Result<usize, DbError> {
-    if requests.is_empty() {
-        return Ok(0);
-    }
-    let mut id_cliente = Vec::new();
-    let mut nro_tarjeta = Vec::new();
-    let mut saldo = Vec::new();
-    let mut mensaje = Vec::new();
-    let mut destino = Vec::new();
-    let mut estado = Vec::new();
-    let mut tipo = Vec::new();
-    let mut clave = Vec::new();
-    let mut destinatario = Vec::new();
-    let mut datos = Vec::new();
-    let mut error = Vec::new();
-    for r in requests {
-        let (e, d, err) = match (&r.omitted, &r.recipient) {
-            (Some(reason), recipient) => ("Omitido", recipient.as_ref().ok().map(|a| a.as_str()), Some(reason.clone())),
-            (None, Ok(addr)) => ("Pendiente", Some(addr.as_str()), None),
-            (None, Err(reason)) => ("Error", None, Some(reason.clone())),
-        };
-        id_cliente.push(r.id_cliente);
-        nro_tarjeta.push(r.nro_tarjeta);
-        saldo.push(r.saldo.map(|s| s.0));
-        mensaje.push(crate::render::summary(&r.data));
-        destino.push(r.channel.destino());
-        estado.push(e);
-        tipo.push(r.tipo.as_str());
-        clave.push(r.clave_dedup);
-        destinatario.push(d);
-        datos.push(serde_json::to_value(&r.data).unwrap_or(Json::Null));
-        error.push(err);
-    }
-    let n = tx
-        .execute(
-            INSERT_REQUESTS,
-            &[
-                &id_cliente,
-                &nro_tarjeta,
-                &saldo,
-                &mensaje,
-                &destino,
-                &estado,
-                &tipo,
-                &clave,
-                &destinatario,
-                &datos,
-                &error,
-            ],
-        )
-        .await?;
-    Ok(n as usize)
+    Ok(crate::events::drain::insert_requests(tx, requests).await?.len())
 }

@@ -230,7 +230,9 @@ async fn a_401_pauses_the_channel_with_one_staff_alert_and_a_probe_resumes_it() 
     .await;
     // Nothing is burnt: the requests wait as Pendiente, none is Error, and only one alert was raised.
     assert_eq!(count(&c, "SELECT count(*) FROM solicitudes_notificacion WHERE estado = 'Error'").await, 0);
-    assert_eq!(count(&c, "SELECT count(*) FROM solicitudes_notificacion WHERE estado = 'Pendiente'").await, 5);
+    // (All five recharges have become requests once they are drained; wait for that, not for a fixed time.)
+    wait_count(&c, "SELECT count(*) FROM solicitudes_notificacion WHERE estado = 'Pendiente'", 5, SHORT).await;
+    assert_eq!(count(&c, "SELECT count(*) FROM solicitudes_notificacion WHERE estado = 'Error'").await, 0);
     let alert: String = c.query_one("SELECT mensaje FROM alertas_sistema", &[]).await.unwrap().get(0);
     assert!(
         alert.contains("canal SMS pausado") && alert.contains("20003") && !alert.contains("expired-token"),
