@@ -157,19 +157,14 @@ async fn send_test(settings: &Settings, channel: &str, to: &str, kind: &str) -> 
     let stored = if channel == ChannelKind::Portal { format!("cliente:{to}") } else { to.to_string() };
     let recipient = Recipient::parse(channel, Some(&stored)).map_err(|e| anyhow::anyhow!(e))?;
     let data = MessageData::sample(tipo);
-    let rendered = crate::render::render(&data, &settings.portal.base_url)?;
-    let msg = OutgoingMessage {
-        request_id: 0,
-        idempotency_key: format!("send-test:{}", fastrand::u64(..)),
-        notification_type: tipo,
+    let msg = OutgoingMessage::render(
+        0,
+        format!("send-test:{}", fastrand::u64(..)),
         channel,
         recipient,
-        subject: rendered.subject,
-        html: rendered.html,
-        text: rendered.text,
-        short_text: rendered.short,
         data,
-    };
+        &settings.portal.base_url,
+    )?;
     println!(
         "Enviando {tipo} de prueba por {} ({}) a {}…",
         channel.destino(),

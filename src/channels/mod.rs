@@ -48,6 +48,32 @@ pub struct OutgoingMessage {
     pub data: MessageData,
 }
 
+impl OutgoingMessage {
+    /// Renders `data` into a message for `recipient` on `channel`.
+    pub fn render(
+        request_id: i64,
+        idempotency_key: String,
+        channel: ChannelKind,
+        recipient: Recipient,
+        data: MessageData,
+        portal_url: &str,
+    ) -> Result<Self, crate::render::RenderError> {
+        let rendered = crate::render::render(&data, portal_url)?;
+        Ok(OutgoingMessage {
+            request_id,
+            idempotency_key,
+            notification_type: data.notification_type(),
+            channel,
+            recipient,
+            subject: rendered.subject,
+            html: rendered.html,
+            text: rendered.text,
+            short_text: rendered.short,
+            data,
+        })
+    }
+}
+
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct SendReceipt {
     pub provider_message_id: Option<String>,

@@ -307,25 +307,14 @@ impl Dispatcher {
         let tipo = NotificationType::parse(c.tipo.as_deref().unwrap_or_default()).map_err(|e| e.to_string())?;
         let data: MessageData = serde_json::from_value(c.datos.clone().unwrap_or_default())
             .map_err(|e| format!("datos de la solicitud ilegibles: {e}"))?;
+        if data.notification_type() != tipo {
+            return Err(format!("los datos de la solicitud son de {} y no de {tipo}", data.notification_type()));
+        }
         let recipient = Recipient::parse(channel, c.destinatario.as_deref())?;
-        let rendered = crate::render::render(&data, &self.portal_url).map_err(|e| e.to_string())?;
-        Ok(OutgoingMessage {
-            request_id: c.id,
-            idempotency_key: c.clave_dedup.clone(),
-            notification_type: tipo,
-            channel,
-            recipient,
-            subject: rendered.subject,
-            html: rendered.html,
-            text: rendered.text,
-            short_text: rendered.short,
-            data,
-        })
+        OutgoingMessage::render(c.id, c.clave_dedup.clone(), channel, recipient, data, &self.portal_url)
+            .map_err(|e| e.to_string())
     }
 
-    /// Records an outcome, retrying a few times within the lease: after a successful send, a lost write would
-    /// mean sending again. If it still fails the lease expires and the request is retried (at least once, never
-    /// lost), up to the attempt limit.
     async fn write(&self, c: &Claimed, outcome: Outcome<'_>) {
         let mut delay = Duration::from_millis(100);
         for attempt in 1..=4 {
