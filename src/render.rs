@@ -398,12 +398,7 @@ pub fn render(data: &MessageData, portal_url: &str) -> Result<Rendered, RenderEr
             };
             let (html, text) =
                 email("recarga_exitosa", RecargaHtml { l: &l, padre, alumno }, RecargaText { l: &l, padre, alumno })?;
-            Rendered {
-                subject: format!("Recarga exitosa de {monto} - {alumno}"),
-                html,
-                text,
-                short: run("recarga_exitosa.sms", RecargaShort { alumno, monto: &monto, saldo: &saldo })?,
-            }
+            Rendered { subject: format!("Recarga exitosa de {monto} - {alumno}"), html, text, short: short_text(data)? }
         }
         MessageData::SaldoBajo { padre, alumno, nro_tarjeta, saldo, umbral, fecha } => {
             let (saldo, umbral) = (saldo.to_string(), umbral.to_string());
@@ -434,7 +429,7 @@ pub fn render(data: &MessageData, portal_url: &str) -> Result<Rendered, RenderEr
                 subject: format!("Saldo bajo en la tarjeta de {alumno}: {saldo}"),
                 html,
                 text,
-                short: run("saldo_bajo.sms", SaldoBajoShort { alumno, saldo: &saldo })?,
+                short: short_text(data)?,
             }
         }
         MessageData::CuentaPendiente { padre, cliente, ruc_ci, monto, ventas, desde } => {
@@ -462,7 +457,7 @@ pub fn render(data: &MessageData, portal_url: &str) -> Result<Rendered, RenderEr
                 subject: format!("Cuenta pendiente de {monto} en la cantina"),
                 html,
                 text,
-                short: run("cuenta_pendiente.sms", CuentaShort { monto: &monto, desde: dia(desde) })?,
+                short: short_text(data)?,
             }
         }
         MessageData::RecordatorioDeuda { padre, alumno, nro_tarjeta, monto, dias, nivel: n, fecha } => {
@@ -491,14 +486,7 @@ pub fn render(data: &MessageData, portal_url: &str) -> Result<Rendered, RenderEr
                 DeudaHtml { l: &l, padre, intro, aviso },
                 DeudaText { l: &l, padre, intro, aviso },
             )?;
-            let short =
-                DeudaShort { prefijo: n.prefijo, alumno, monto: &monto, desde: dia_mes(fecha), cierre: n.cierre };
-            Rendered {
-                subject: format!("{} - {alumno}", n.titulo),
-                html,
-                text,
-                short: run("recordatorio_deuda.sms", short)?,
-            }
+            Rendered { subject: format!("{} - {alumno}", n.titulo), html, text, short: short_text(data)? }
         }
         MessageData::TarjetaBloqueada { padre, alumno, nro_tarjeta, fecha } => {
             let l = Layout {
@@ -520,19 +508,44 @@ pub fn render(data: &MessageData, portal_url: &str) -> Result<Rendered, RenderEr
             };
             let (html, text) =
                 email("tarjeta_bloqueada", BloqueoHtml { l: &l, padre, alumno }, BloqueoText { l: &l, padre, alumno })?;
-            Rendered {
-                subject: format!("Tarjeta bloqueada - {alumno}"),
-                html,
-                text,
-                short: run("tarjeta_bloqueada.sms", BloqueoShort { alumno, nro_tarjeta, fecha })?,
-            }
+            Rendered { subject: format!("Tarjeta bloqueada - {alumno}"), html, text, short: short_text(data)? }
         }
     })
 }
 
 /// The short text, cut to the 255 characters of `solicitudes_notificacion.mensaje`.
+/// The short text (SMS, WhatsApp fallback, `mensaje`) of a notice.
+fn short_text(data: &MessageData) -> Result<String, RenderError> {
+    match data {
+        MessageData::RecargaExitosa { alumno, monto, saldo, .. } => {
+            run("recarga_exitosa.sms", RecargaShort { alumno, monto: &monto.to_string(), saldo: &saldo.to_string() })
+        }
+        MessageData::SaldoBajo { alumno, saldo, .. } => {
+            run("saldo_bajo.sms", SaldoBajoShort { alumno, saldo: &saldo.to_string() })
+        }
+        MessageData::CuentaPendiente { monto, desde, .. } => {
+            run("cuenta_pendiente.sms", CuentaShort { monto: &monto.to_string(), desde: dia(desde) })
+        }
+        MessageData::RecordatorioDeuda { alumno, monto, dias, nivel: n, fecha, .. } => {
+            let n = nivel(*n, alumno, *dias);
+            let short = DeudaShort {
+                prefijo: n.prefijo,
+                alumno,
+                monto: &monto.to_string(),
+                desde: dia_mes(fecha),
+                cierre: n.cierre,
+            };
+            run("recordatorio_deuda.sms", short)
+        }
+        MessageData::TarjetaBloqueada { alumno, nro_tarjeta, fecha, .. } => {
+            run("tarjeta_bloqueada.sms", BloqueoShort { alumno, nro_tarjeta, fecha })
+        }
+    }
+}
+
 pub fn summary(data: &MessageData) -> String {
-    let short = render(data, "").map(|r| r.short).unwrap_or_else(|e| format!("{}: {e}", data.notification_type()));
+    // Only the short template: this runs for every request the rules create.
+    let short = short_text(data).unwrap_or_else(|e| format!("{}: {e}", data.notification_type()));
     short.chars().take(255).collect()
 }
 

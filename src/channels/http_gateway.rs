@@ -171,7 +171,7 @@ pub struct GatewaySettings {
     #[serde(deserialize_with = "status_list")]
     pub success_status: Option<String>,
     /// The body must contain one of these (comma list).
-    #[serde(deserialize_with = "string_or_list")]
+    #[serde(deserialize_with = "crate::config::string_or_list")]
     pub success_body_contains: Vec<String>,
     /// JSON pointer whose value must equal `success_json_value`.
     pub success_json_pointer: Option<String>,
@@ -256,19 +256,6 @@ fn status_list<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Err
         Some(Either::Many(v)) => v.into_iter().map(text).collect::<Vec<_>>().join(","),
     };
     Ok(Some(joined).filter(|s| !s.trim().is_empty()))
-}
-
-fn string_or_list<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
-    #[derive(Deserialize)]
-    #[serde(untagged)]
-    enum Either {
-        One(String),
-        Many(Vec<String>),
-    }
-    Ok(match Either::deserialize(d)? {
-        Either::One(s) => s.split(',').map(str::trim).filter(|s| !s.is_empty()).map(String::from).collect(),
-        Either::Many(v) => v.into_iter().map(|s| s.trim().to_string()).filter(|s| !s.is_empty()).collect(),
-    })
 }
 
 // ── Templates ────────────────────────────────────────────────────────────────────────────────────────
@@ -1200,26 +1187,7 @@ mod tests {
         err
     }
 
-    fn permanent(err: &SendError) -> &str {
-        match err {
-            SendError::Permanent { reason } => reason,
-            other => panic!("expected Permanent, got {other:?}"),
-        }
-    }
-
-    fn configuration(err: &SendError) -> &str {
-        match err {
-            SendError::Configuration { reason } => reason,
-            other => panic!("expected Configuration, got {other:?}"),
-        }
-    }
-
-    fn transient(err: &SendError) -> (&str, Option<Duration>) {
-        match err {
-            SendError::Transient { reason, retry_after } => (reason, *retry_after),
-            other => panic!("expected Transient, got {other:?}"),
-        }
-    }
+    use crate::channels::test_support::{configuration, permanent, transient};
 
     // ── Presets ──────────────────────────────────────────────────────────────────────────────────────
 

@@ -1072,26 +1072,7 @@ mod tests {
         err
     }
 
-    fn permanent(err: &SendError) -> &str {
-        match err {
-            SendError::Permanent { reason } => reason,
-            other => panic!("expected Permanent, got {other:?}"),
-        }
-    }
-
-    fn configuration(err: &SendError) -> &str {
-        match err {
-            SendError::Configuration { reason } => reason,
-            other => panic!("expected Configuration, got {other:?}"),
-        }
-    }
-
-    fn transient(err: &SendError) -> (&str, Option<Duration>) {
-        match err {
-            SendError::Transient { reason, retry_after } => (reason, *retry_after),
-            other => panic!("expected Transient, got {other:?}"),
-        }
-    }
+    use crate::channels::test_support::{configuration, permanent, transient};
 
     #[tokio::test]
     async fn invalid_to_21211_is_permanent_and_the_number_is_masked() {

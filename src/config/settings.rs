@@ -365,8 +365,8 @@ impl Default for PortalSettings {
     }
 }
 
-/// `email,sms` from the environment or `["email", "sms"]` from TOML.
-fn string_or_list<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
+/// `email,sms` from the environment or `["email", "sms"]` from TOML; entries trimmed, empty ones dropped.
+pub(crate) fn string_or_list<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
     #[derive(Deserialize)]
     #[serde(untagged)]
     enum Either {
@@ -375,6 +375,6 @@ fn string_or_list<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Err
     }
     Ok(match Either::deserialize(d)? {
         Either::One(s) => s.split(',').map(str::trim).filter(|s| !s.is_empty()).map(String::from).collect(),
-        Either::Many(v) => v,
+        Either::Many(v) => v.into_iter().map(|s| s.trim().to_string()).filter(|s| !s.is_empty()).collect(),
     })
 }

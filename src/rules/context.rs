@@ -11,7 +11,7 @@ pub struct Context {
     /// Clients named directly by manual requests.
     pub parents: HashMap<i32, Parent>,
     /// (client, type, channel) the parent turned off in the portal (every one of their portal accounts).
-    pub turned_off: std::collections::HashSet<(i32, crate::domain::NotificationType, crate::domain::ChannelKind)>,
+    pub turned_off: super::TurnedOff,
 }
 
 #[derive(Debug, Clone, PartialEq)]

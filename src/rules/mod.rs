@@ -87,7 +87,48 @@ pub fn decide(input: &RuleInput<'_>) -> Decision {
     }
 }
 
-/// One request per configured channel of the type, each with its own dedup key.
+/// Channels each client turned off per type, from the portal preferences.
+pub type TurnedOff = std::collections::HashSet<(i32, NotificationType, ChannelKind)>;
+
+/// A notice for one parent, before it becomes one request per channel (the rules and the sweeps share this).
+pub struct Notice<'a> {
+    pub tipo: NotificationType,
+    /// The dedup key without the channel: `recarga_exitosa:<id_carga>`.
+    pub key_prefix: String,
+    pub parent: &'a Parent,
+    pub nro_tarjeta: Option<String>,
+    pub saldo: Option<Guaranies>,
+    pub data: MessageData,
+}
+
+impl Notice<'_> {
+    /// One request per channel, each with its own dedup key; a channel the parent turned off is marked `omitted`.
+    pub fn requests(self, channels: &[ChannelKind], turned_off: &TurnedOff) -> Vec<NewRequest> {
+        let Notice { tipo, key_prefix, parent, nro_tarjeta, saldo, data } = self;
+        channels
+            .iter()
+            .map(|&channel| NewRequest {
+                tipo,
+                channel,
+                clave_dedup: format!("{key_prefix}:{channel}"),
+                id_cliente: parent.id_cliente,
+                nro_tarjeta: nro_tarjeta.clone(),
+                saldo,
+                recipient: resolve_recipient(channel, parent),
+                data: data.clone(),
+                omitted: turned_off.contains(&(parent.id_cliente, tipo, channel)).then(|| {
+                    format!(
+                        "el cliente {} desactivó los avisos {tipo} por {} en el portal",
+                        parent.id_cliente,
+                        channel.destino()
+                    )
+                }),
+            })
+            .collect()
+    }
+}
+
+/// One request per configured channel of the type, or why there is none.
 fn per_channel(
     input: &RuleInput<'_>,
     tipo: NotificationType,
@@ -101,28 +142,15 @@ fn per_channel(
     if channels.is_empty() {
         return Decision::Ignore(format!("ningún canal configurado para {tipo}"));
     }
-    Decision::Create(
-        channels
-            .iter()
-            .map(|&channel| NewRequest {
-                tipo,
-                channel,
-                clave_dedup: format!("{key_prefix}:{channel}"),
-                id_cliente: parent.id_cliente,
-                nro_tarjeta: card.map(|c| c.nro_tarjeta.clone()),
-                saldo,
-                recipient: resolve_recipient(channel, parent),
-                data: data.clone(),
-                omitted: input.ctx.turned_off.contains(&(parent.id_cliente, tipo, channel)).then(|| {
-                    format!(
-                        "el cliente {} desactivó los avisos {tipo} por {} en el portal",
-                        parent.id_cliente,
-                        channel.destino()
-                    )
-                }),
-            })
-            .collect(),
-    )
+    let notice = Notice {
+        tipo,
+        key_prefix: key_prefix.to_string(),
+        parent,
+        nro_tarjeta: card.map(|c| c.nro_tarjeta.clone()),
+        saldo,
+        data,
+    };
+    Decision::Create(notice.requests(channels, &input.ctx.turned_off))
 }
 
 /// The card's holder and its responsible parent, or why the notice cannot be addressed.

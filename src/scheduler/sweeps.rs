@@ -12,7 +12,7 @@ use super::SweepKind;
 use crate::config::RulesConfig;
 use crate::db::DbError;
 use crate::domain::{Guaranies, NotificationType};
-use crate::rules::{MessageData, NewRequest, NivelRecordatorio, Parent, local_date, local_datetime, resolve_recipient};
+use crate::rules::{MessageData, NewRequest, NivelRecordatorio, Notice, Parent, TurnedOff, local_date, local_datetime};
 
 /// Days after the authorisation at which a `recordatorio_deuda` goes out.
 pub const REMINDER_DAYS: [i32; 3] = [3, 7, 15];
@@ -60,22 +60,16 @@ fn per_channel(
     saldo: Option<Guaranies>,
     data: &MessageData,
 ) -> Vec<NewRequest> {
-    rules
-        .channels_for(tipo)
-        .iter()
-        .map(|&channel| NewRequest {
-            tipo,
-            channel,
-            clave_dedup: format!("{key_prefix}:{channel}"),
-            id_cliente: parent.id_cliente,
-            nro_tarjeta: nro_tarjeta.map(str::to_string),
-            saldo,
-            recipient: resolve_recipient(channel, parent),
-            data: data.clone(),
-            // Preferences (issue 4 point 2) are not applied by the sweeps yet.
-            omitted: None,
-        })
-        .collect()
+    let notice = Notice {
+        tipo,
+        key_prefix: key_prefix.to_string(),
+        parent,
+        nro_tarjeta: nro_tarjeta.map(str::to_string),
+        saldo,
+        data: data.clone(),
+    };
+    // Preferences (issue 4 point 2) are not applied by the sweeps yet.
+    notice.requests(rules.channels_for(tipo), &TurnedOff::new())
 }
 
 const SALDO_BAJO: &str = "
