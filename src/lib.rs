@@ -16,6 +16,7 @@ pub mod events;
 pub mod http;
 pub mod metrics;
 pub mod migrate;
+pub mod optouts;
 pub mod pg_cluster;
 pub mod render;
 pub mod rules;

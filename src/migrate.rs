@@ -13,6 +13,7 @@ pub const MIGRATIONS: &[(i32, &str, &str)] = &[
     (3, "indice_proveedor", include_str!("../sql/migrations/0003_indice_proveedor.sql")),
     (4, "ledger", include_str!("../sql/migrations/0004_ledger.sql")),
     (5, "preferencias", include_str!("../sql/migrations/0005_preferencias.sql")),
+    (6, "bajas_y_respaldo", include_str!("../sql/migrations/0006_bajas_y_respaldo.sql")),
 ];
 
 /// Arbitrary but fixed: every replica must use the same key.

@@ -20,6 +20,68 @@ pub struct Settings {
     pub webhooks: WebhooksSettings,
     pub quiet_hours: crate::dispatch::quiet::QuietHoursSettings,
     pub scheduler: crate::scheduler::SchedulerSettings,
+    pub fallback: FallbackSettings,
+    pub alerts: AlertSettings,
+    pub retention: RetentionSettings,
+}
+
+/// Channel fallback (`CANTINA__FALLBACK__…`); the ordered lists are per type (`CANTINA__RULES__<TYPE>__FALLBACK`).
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(default)]
+pub struct FallbackSettings {
+    /// A notice sent through a channel whose provider reports delivery (Twilio with a status callback, Meta with the
+    /// webhook secret, SendGrid with the event webhook key) moves to the next channel when no `delivered`/`read`
+    /// receipt arrives within this many minutes. `0`: only failures move it on.
+    pub receipt_timeout_minutes: u64,
+}
+
+impl Default for FallbackSettings {
+    fn default() -> Self {
+        Self { receipt_timeout_minutes: 30 }
+    }
+}
+
+/// Staff alerts in `alertas_sistema` (`CANTINA__ALERTS__…`).
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(default)]
+pub struct AlertSettings {
+    /// Raise an alert when more than this share (0–1) of a channel's finished sends in the window failed.
+    pub failure_rate_threshold: f64,
+    /// The window the failure rate is measured over.
+    pub failure_rate_window_minutes: u64,
+    /// Below this many finished sends in the window the rate says nothing and no alert is raised.
+    pub failure_rate_min_sends: i64,
+    /// How often the failure rate is checked.
+    pub check_interval_seconds: u64,
+}
+
+impl Default for AlertSettings {
+    fn default() -> Self {
+        Self {
+            failure_rate_threshold: 0.2,
+            failure_rate_window_minutes: 60,
+            failure_rate_min_sends: 20,
+            check_interval_seconds: 60,
+        }
+    }
+}
+
+/// Weekly clean-up (`CANTINA__RETENTION__…`; its schedule is `CANTINA__SCHEDULER__LIMPIEZA`).
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(default)]
+pub struct RetentionSettings {
+    /// Processed outbox events older than this are deleted.
+    pub events_days: u64,
+    /// Finished requests (`Enviado`, `Error`, `Omitido`) the service created, older than this, are deleted.
+    pub requests_days: u64,
+    /// Run-ledger rows older than this are deleted.
+    pub ledger_days: u64,
+}
+
+impl Default for RetentionSettings {
+    fn default() -> Self {
+        Self { events_days: 30, requests_days: 365, ledger_days: 90 }
+    }
 }
 
 /// Delivery-receipt webhooks (`/webhooks/twilio/status`, `/webhooks/whatsapp`).
@@ -32,6 +94,9 @@ pub struct WebhooksSettings {
     pub whatsapp_app_secret: Option<Secret>,
     /// `WHATSAPP_VERIFY_TOKEN`: the token Meta's subscription handshake must present.
     pub whatsapp_verify_token: Option<Secret>,
+    /// `CANTINA__WEBHOOKS__SENDGRID_VERIFICATION_KEY`: the public key (base64 DER, as SendGrid shows it) that
+    /// verifies the signed event webhook. Not a secret, but configured per account.
+    pub sendgrid_verification_key: Option<String>,
 }
 
 /// `CANTINA__LIMITS__<EMAIL|SMS|WHATSAPP>__PER_SECOND`: sends per second per process; `0` means no limit;
@@ -118,11 +183,14 @@ pub struct RulesSettings {
 pub struct RuleSettings {
     #[serde(deserialize_with = "string_or_list")]
     pub channels: Vec<String>,
+    /// An ordered fallback list (`whatsapp,sms,email`) instead of `channels`: one channel at a time.
+    #[serde(deserialize_with = "string_or_list")]
+    pub fallback: Vec<String>,
 }
 
 impl Default for RuleSettings {
     fn default() -> Self {
-        Self { channels: vec!["email".into()] }
+        Self { channels: vec!["email".into()], fallback: Vec::new() }
     }
 }
 
@@ -131,13 +199,15 @@ impl Default for RuleSettings {
 pub struct SaldoBajoRule {
     #[serde(deserialize_with = "string_or_list")]
     pub channels: Vec<String>,
+    #[serde(deserialize_with = "string_or_list")]
+    pub fallback: Vec<String>,
     /// Default low-balance threshold in guaraníes (a card's own `saldo_alerta` > 0 overrides it).
     pub umbral: i64,
 }
 
 impl Default for SaldoBajoRule {
     fn default() -> Self {
-        Self { channels: vec!["email".into()], umbral: 5_000 }
+        Self { channels: vec!["email".into()], fallback: Vec::new(), umbral: 5_000 }
     }
 }
 
