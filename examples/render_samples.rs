@@ -8,7 +8,7 @@ use std::path::PathBuf;
 
 use cantina_notify::domain::Guaranies;
 use cantina_notify::render::{render, sms_encoding, sms_text};
-use cantina_notify::rules::{MessageData, NivelRecordatorio};
+use cantina_notify::rules::{AvisoSaldoBajo, MessageData, NivelRecordatorio, TarjetaSaldoBajo};
 
 const PORTAL: &str = "https://portal.cantinatita.com.py";
 
@@ -52,14 +52,41 @@ fn samples() -> Vec<(&'static str, MessageData)> {
         ),
         (
             "saldo_bajo",
-            MessageData::SaldoBajo {
-                padre: "Ana <b>Gómez</b>".into(),
-                alumno: "<script>alert('hola')</script> Ñandutí".into(),
-                nro_tarjeta: "TAR-000588".into(),
-                saldo: Guaranies(3_500),
-                umbral: Guaranies(5_000),
-                fecha: "24/11/2026 12:10".into(),
-            },
+            MessageData::SaldoBajo(AvisoSaldoBajo::una(
+                "Ana <b>Gómez</b>".into(),
+                TarjetaSaldoBajo {
+                    alumno: "<script>alert('hola')</script> Ñandutí".into(),
+                    nro_tarjeta: "TAR-000588".into(),
+                    saldo: Guaranies(3_500),
+                    umbral: Guaranies(5_000),
+                },
+                "24/11/2026 12:10".into(),
+            )),
+        ),
+        (
+            // The daily sweep: one notice per parent listing all of their low cards.
+            "saldo_bajo_varias",
+            MessageData::SaldoBajo(
+                AvisoSaldoBajo::varias(
+                    "Rocío".into(),
+                    vec![
+                        TarjetaSaldoBajo {
+                            alumno: "Tomás Benítez".into(),
+                            nro_tarjeta: "TAR-000731".into(),
+                            saldo: Guaranies(3_000),
+                            umbral: Guaranies(5_000),
+                        },
+                        TarjetaSaldoBajo {
+                            alumno: "María José Benítez".into(),
+                            nro_tarjeta: "TAR-000732".into(),
+                            saldo: Guaranies(1_500),
+                            umbral: Guaranies(5_000),
+                        },
+                    ],
+                    "24/11/2026 18:00".into(),
+                )
+                .expect("two cards"),
+            ),
         ),
         (
             "cuenta_pendiente",

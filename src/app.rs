@@ -98,6 +98,7 @@ impl Application {
             public_base_url: self.settings.webhooks.public_url.clone(),
             meta_app_secret: self.settings.webhooks.whatsapp_app_secret.clone(),
             meta_verify_token: self.settings.webhooks.whatsapp_verify_token.clone(),
+            sendgrid_verification_key: self.settings.webhooks.sendgrid_verification_key.clone(),
             metrics: self.metrics.clone(),
         };
         let router = crate::http::router(self.metrics.clone(), self.pool.clone(), webhooks);
@@ -118,6 +119,11 @@ impl Application {
             dispatcher.run(s).await;
             ("dispatcher", Ok(()))
         });
+        let (s, pool, alerts) = (shutdown.clone(), self.pool.clone(), self.settings.alerts.clone());
+        tasks.spawn(async move {
+            crate::alerts::run_failure_rate_checks(pool, alerts, s).await;
+            ("failure-rate alerts", Ok(()))
+        });
         if self.settings.scheduler.enabled {
             let replica = format!(
                 "{}:{}",
@@ -129,6 +135,7 @@ impl Application {
                 self.pool.clone(),
                 rules_for_scheduler,
                 &self.settings.scheduler,
+                &self.settings.retention,
                 replica,
                 clock,
             )

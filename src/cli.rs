@@ -40,7 +40,8 @@ pub enum Command {
     /// Print the effective configuration (secrets masked) and any problems with it.
     CheckConfig,
     /// Create one sweep's requests now (saldo_bajo, cuenta_pendiente or recordatorio_deuda), deduplicated against
-    /// the scheduled runs and itself, and exit; the running service sends them.
+    /// the scheduled runs and itself, and exit; the running service sends them. `limpieza` runs the clean-up now
+    /// (CANTINA__RETENTION__…) and prints what it deleted.
     Sweep { kind: String },
     /// Send one rendered sample through the configured provider and print its answer (checks credentials).
     SendTest {
@@ -133,6 +134,11 @@ async fn sweep(settings: Settings, kind: &str) -> anyhow::Result<ExitCode> {
     let (rules, _) = settings.validate(true)?;
     let url = settings.database.url.as_ref().context("DATABASE_URL: required")?;
     let pool = crate::db::pool(url.expose(), 2, Duration::from_secs(settings.database.connect_timeout_seconds))?;
+    if kind == crate::scheduler::SweepKind::Limpieza {
+        let report = crate::scheduler::run_cleanup(&pool, &settings.retention, jiff::Timestamp::now()).await?;
+        println!("sweep limpieza: {report}");
+        return Ok(ExitCode::SUCCESS);
+    }
     let created = crate::scheduler::run_sweep(&pool, &rules, kind, jiff::Timestamp::now()).await?;
     println!("sweep {}: {created} solicitud(es) creadas", kind.as_str());
     Ok(ExitCode::SUCCESS)
@@ -183,6 +189,7 @@ async fn send_test(settings: &Settings, channel: &str, to: &str, kind: &str) -> 
             let class = match e {
                 SendError::Transient { .. } => "temporal (se reintentaría)",
                 SendError::Permanent { .. } => "permanente para este destinatario",
+                SendError::OptedOut { .. } => "el destinatario se dio de baja (la solicitud quedaría Omitido)",
                 SendError::Configuration { .. } => "de configuración (el canal se pausaría)",
             };
             println!("Rechazado, error {class}: {e}");

@@ -4,6 +4,7 @@
 //! pure rules into deduplicated rows of `solicitudes_notificacion`; the dispatcher sends those through the
 //! channel adapters and records every outcome.
 
+pub mod alerts;
 pub mod app;
 pub mod channels;
 pub mod cli;

@@ -45,6 +45,14 @@ pub struct ReceiptLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct FallbackLabels {
+    pub r#type: String,
+    pub from: String,
+    pub to: String,
+    pub reason: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct ChannelLabels {
     pub channel: String,
     pub provider: String,
@@ -56,6 +64,8 @@ pub enum SendOutcome {
     Sent,
     Retry,
     Error,
+    /// The provider said the recipient opted out (replied STOP).
+    OptedOut,
 }
 
 impl SendOutcome {
@@ -64,6 +74,7 @@ impl SendOutcome {
             SendOutcome::Sent => "sent",
             SendOutcome::Retry => "retry",
             SendOutcome::Error => "error",
+            SendOutcome::OptedOut => "opted_out",
         }
     }
 }
@@ -83,6 +94,7 @@ pub struct Metrics {
     webhook_rejected: Family<ProviderLabels, Counter>,
     receipts: Family<ReceiptLabels, Counter>,
     dispatch_errors: Counter,
+    fallbacks: Family<FallbackLabels, Counter>,
     /// Mirrors `listener_connected` for `/readyz`.
     connected: Arc<AtomicBool>,
 }
@@ -165,6 +177,12 @@ impl Metrics {
             "Dispatcher database errors (claims or outcome writes)",
             dispatch_errors.clone(),
         );
+        let fallbacks = Family::<FallbackLabels, Counter>::default();
+        registry.register(
+            "fallbacks",
+            "Next-channel requests created by the fallback, by type, from and to channel, and reason (error, omitted, failed_receipt, no_receipt)",
+            fallbacks.clone(),
+        );
         Arc::new(Self {
             registry: root,
             events_received,
@@ -180,6 +198,7 @@ impl Metrics {
             webhook_rejected,
             receipts,
             dispatch_errors,
+            fallbacks,
             connected: Arc::new(AtomicBool::new(false)),
         })
     }
@@ -193,6 +212,17 @@ impl Metrics {
 
     pub fn event_received(&self, kind: &str) {
         self.events_received.get_or_create(&KindLabels { kind: kind.to_string() }).inc();
+    }
+
+    pub fn fallback(&self, t: NotificationType, from: ChannelKind, to: ChannelKind, reason: &str) {
+        self.fallbacks
+            .get_or_create(&FallbackLabels {
+                r#type: t.as_str().into(),
+                from: from.config_name().into(),
+                to: to.config_name().into(),
+                reason: reason.into(),
+            })
+            .inc();
     }
 
     pub fn request_created(&self, t: NotificationType, c: ChannelKind, outcome: &str) {

@@ -27,7 +27,7 @@ use std::borrow::Cow;
 
 use sailfish::TemplateSimple;
 
-use crate::rules::{MessageData, NivelRecordatorio};
+use crate::rules::{AvisoSaldoBajo, MessageData, NivelRecordatorio, enumeracion};
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct Rendered {
@@ -129,17 +129,17 @@ const GRIS: Tema = Tema {
 
 /// One row of the details table (and of the plain-text list).
 struct Fila<'a> {
-    etiqueta: &'static str,
+    etiqueta: Cow<'a, str>,
     valor: Cow<'a, str>,
     destacado: bool,
 }
 
-fn fila<'a>(etiqueta: &'static str, valor: impl Into<Cow<'a, str>>) -> Fila<'a> {
-    Fila { etiqueta, valor: valor.into(), destacado: false }
+fn fila<'a>(etiqueta: impl Into<Cow<'a, str>>, valor: impl Into<Cow<'a, str>>) -> Fila<'a> {
+    Fila { etiqueta: etiqueta.into(), valor: valor.into(), destacado: false }
 }
 
-fn destacada<'a>(etiqueta: &'static str, valor: impl Into<Cow<'a, str>>) -> Fila<'a> {
-    Fila { etiqueta, valor: valor.into(), destacado: true }
+fn destacada<'a>(etiqueta: impl Into<Cow<'a, str>>, valor: impl Into<Cow<'a, str>>) -> Fila<'a> {
+    Fila { etiqueta: etiqueta.into(), valor: valor.into(), destacado: true }
 }
 
 /// What the shared layout (header, amount, details, button, footer) shows; the templates read it as `l`.
@@ -184,12 +184,14 @@ struct RecargaShort<'a> {
     saldo: &'a str,
 }
 
+/// One card: its student and threshold in the opening sentence. Several: the students, each after its
+/// separator ("", ", ", " y "), so the HTML can put each name in bold.
 #[derive(TemplateSimple)]
 #[template(path = "email/saldo_bajo.html.stpl")]
 struct SaldoBajoHtml<'a> {
     l: &'a Layout<'a>,
     padre: &'a str,
-    alumno: &'a str,
+    alumnos: &'a [(&'static str, &'a str)],
     umbral: &'a str,
 }
 
@@ -198,7 +200,7 @@ struct SaldoBajoHtml<'a> {
 struct SaldoBajoText<'a> {
     l: &'a Layout<'a>,
     padre: &'a str,
-    alumno: &'a str,
+    alumnos: &'a [(&'static str, &'a str)],
     umbral: &'a str,
 }
 
@@ -207,6 +209,20 @@ struct SaldoBajoText<'a> {
 struct SaldoBajoShort<'a> {
     alumno: &'a str,
     saldo: &'a str,
+}
+
+/// Several cards: `lista` is "Luis Benítez (Gs. 3.000) y Ana Benítez (Gs. 1.500)", or the names alone.
+#[derive(TemplateSimple)]
+#[template(path = "sms/saldo_bajo_varias.stpl")]
+struct SaldoBajoVariasShort<'a> {
+    lista: &'a str,
+}
+
+/// Several cards whose names do not fit one SMS.
+#[derive(TemplateSimple)]
+#[template(path = "sms/saldo_bajo_resumen.stpl")]
+struct SaldoBajoResumenShort {
+    tarjetas: usize,
 }
 
 #[derive(TemplateSimple)]
@@ -374,6 +390,116 @@ fn email<H: TemplateSimple, T: TemplateSimple>(
     Ok((run(name, html)?, tidy(&run(name, text)?)))
 }
 
+/// The separators that put a list of names together in Spanish: "", ", ", …, " y ".
+fn separados<'a>(items: impl ExactSizeIterator<Item = &'a str>) -> Vec<(&'static str, &'a str)> {
+    let n = items.len();
+    items
+        .enumerate()
+        .map(|(i, item)| {
+            (
+                if i == 0 {
+                    ""
+                } else if i + 1 == n {
+                    " y "
+                } else {
+                    ", "
+                },
+                item,
+            )
+        })
+        .collect()
+}
+
+/// One card: the notice as it always was. Several (the daily sweep, one notice per parent): the students in the
+/// opening sentence, and one row per card with its balance in the details.
+fn saldo_bajo(aviso: &AvisoSaldoBajo, portal_url: &str, short: String) -> Result<Rendered, RenderError> {
+    let (padre, fecha) = (aviso.padre.as_str(), aviso.fecha.as_str());
+    let tarjetas = aviso.tarjetas();
+    let alumnos = separados(tarjetas.iter().map(|t| t.alumno.as_str()));
+    let boton_url = format!("{portal_url}/recargas");
+    let (boton, accion) = ("Realizar Recarga", "Realizar una recarga en el portal");
+    let (l, umbral, subject) = if let [t] = tarjetas {
+        let (alumno, nro_tarjeta) = (t.alumno.as_str(), t.nro_tarjeta.as_str());
+        let (saldo, umbral) = (t.saldo.to_string(), t.umbral.to_string());
+        let l = Layout {
+            titulo: "Saldo bajo",
+            preheader: format!("La tarjeta de {alumno} tiene {saldo}. Realice una recarga para seguir usándola."),
+            tema: ROJO,
+            importe: Some(("Saldo actual", saldo.clone())),
+            detalles_titulo: "Datos del alumno",
+            filas: vec![
+                fila("Alumno", alumno),
+                fila("Tarjeta", nro_tarjeta),
+                destacada("Saldo actual", saldo.clone()),
+                fila("Aviso por debajo de", umbral.clone()),
+                fila("Fecha", fecha),
+            ],
+            boton,
+            accion,
+            boton_url,
+            portal_url,
+        };
+        (l, umbral, format!("Saldo bajo en la tarjeta de {alumno}: {saldo}"))
+    } else {
+        let nombres = enumeracion(tarjetas.iter().map(|t| t.alumno.as_str()));
+        // One threshold row when the cards share it; otherwise each balance says its own.
+        let comun = tarjetas.iter().all(|t| t.umbral == tarjetas[0].umbral);
+        let mut filas: Vec<Fila<'_>> = tarjetas
+            .iter()
+            .map(|t| {
+                let valor =
+                    if comun { t.saldo.to_string() } else { format!("{} (aviso por debajo de {})", t.saldo, t.umbral) };
+                destacada(format!("{} (tarjeta {})", t.alumno, t.nro_tarjeta), valor)
+            })
+            .collect();
+        if comun {
+            filas.push(fila("Aviso por debajo de", tarjetas[0].umbral.to_string()));
+        }
+        filas.push(fila("Fecha", fecha));
+        let l = Layout {
+            titulo: "Saldo bajo",
+            preheader: format!(
+                "Las tarjetas de {nombres} tienen saldo bajo. Realice una recarga para seguir usándolas."
+            ),
+            tema: ROJO,
+            // No single figure to highlight: each card's balance is highlighted in its row.
+            importe: None,
+            detalles_titulo: "Tarjetas con saldo bajo",
+            filas,
+            boton,
+            accion,
+            boton_url,
+            portal_url,
+        };
+        (l, String::new(), format!("Saldo bajo en las tarjetas de {nombres}"))
+    };
+    let (html, text) = email(
+        "saldo_bajo",
+        SaldoBajoHtml { l: &l, padre, alumnos: &alumnos, umbral: &umbral },
+        SaldoBajoText { l: &l, padre, alumnos: &alumnos, umbral: &umbral },
+    )?;
+    Ok(Rendered { subject, html, text, short })
+}
+
+/// One card: today's wording. Several: the students with their balances when that fits one SMS segment once
+/// transliterated, else the students alone, else how many cards (the details are in the email and the portal).
+fn saldo_bajo_short(aviso: &AvisoSaldoBajo) -> Result<String, RenderError> {
+    let tarjetas = aviso.tarjetas();
+    if let [t] = tarjetas {
+        return run("saldo_bajo.sms", SaldoBajoShort { alumno: &t.alumno, saldo: &t.saldo.to_string() });
+    }
+    let one_segment = |text: &str| sms_encoding(&sms_text(text)) == (Encoding::Gsm7, 1);
+    let con_saldos = enumeracion(tarjetas.iter().map(|t| format!("{} ({})", t.alumno, t.saldo)));
+    let nombres = enumeracion(tarjetas.iter().map(|t| t.alumno.as_str()));
+    for lista in [con_saldos, nombres] {
+        let text = run("saldo_bajo.sms", SaldoBajoVariasShort { lista: &lista })?;
+        if one_segment(&text) {
+            return Ok(text);
+        }
+    }
+    run("saldo_bajo.sms", SaldoBajoResumenShort { tarjetas: tarjetas.len() })
+}
+
 pub fn render(data: &MessageData, portal_url: &str) -> Result<Rendered, RenderError> {
     let portal_url = portal_url.trim_end_matches('/');
     Ok(match data {
@@ -400,38 +526,7 @@ pub fn render(data: &MessageData, portal_url: &str) -> Result<Rendered, RenderEr
                 email("recarga_exitosa", RecargaHtml { l: &l, padre, alumno }, RecargaText { l: &l, padre, alumno })?;
             Rendered { subject: format!("Recarga exitosa de {monto} - {alumno}"), html, text, short: short_text(data)? }
         }
-        MessageData::SaldoBajo { padre, alumno, nro_tarjeta, saldo, umbral, fecha } => {
-            let (saldo, umbral) = (saldo.to_string(), umbral.to_string());
-            let l = Layout {
-                titulo: "Saldo bajo",
-                preheader: format!("La tarjeta de {alumno} tiene {saldo}. Realice una recarga para seguir usándola."),
-                tema: ROJO,
-                importe: Some(("Saldo actual", saldo.clone())),
-                detalles_titulo: "Datos del alumno",
-                filas: vec![
-                    fila("Alumno", alumno),
-                    fila("Tarjeta", nro_tarjeta),
-                    destacada("Saldo actual", saldo.as_str()),
-                    fila("Aviso por debajo de", umbral.as_str()),
-                    fila("Fecha", fecha),
-                ],
-                boton: "Realizar Recarga",
-                accion: "Realizar una recarga en el portal",
-                boton_url: format!("{portal_url}/recargas"),
-                portal_url,
-            };
-            let (html, text) = email(
-                "saldo_bajo",
-                SaldoBajoHtml { l: &l, padre, alumno, umbral: &umbral },
-                SaldoBajoText { l: &l, padre, alumno, umbral: &umbral },
-            )?;
-            Rendered {
-                subject: format!("Saldo bajo en la tarjeta de {alumno}: {saldo}"),
-                html,
-                text,
-                short: short_text(data)?,
-            }
-        }
+        MessageData::SaldoBajo(aviso) => saldo_bajo(aviso, portal_url, short_text(data)?)?,
         MessageData::CuentaPendiente { padre, cliente, ruc_ci, monto, ventas, desde } => {
             let monto = monto.to_string();
             let l = Layout {
@@ -513,16 +608,13 @@ pub fn render(data: &MessageData, portal_url: &str) -> Result<Rendered, RenderEr
     })
 }
 
-/// The short text, cut to the 255 characters of `solicitudes_notificacion.mensaje`.
-/// The short text (SMS, WhatsApp fallback, `mensaje`) of a notice.
+/// The short text (SMS, WhatsApp fallback, portal, `mensaje`) of a notice.
 fn short_text(data: &MessageData) -> Result<String, RenderError> {
     match data {
         MessageData::RecargaExitosa { alumno, monto, saldo, .. } => {
             run("recarga_exitosa.sms", RecargaShort { alumno, monto: &monto.to_string(), saldo: &saldo.to_string() })
         }
-        MessageData::SaldoBajo { alumno, saldo, .. } => {
-            run("saldo_bajo.sms", SaldoBajoShort { alumno, saldo: &saldo.to_string() })
-        }
+        MessageData::SaldoBajo(aviso) => saldo_bajo_short(aviso),
         MessageData::CuentaPendiente { monto, desde, .. } => {
             run("cuenta_pendiente.sms", CuentaShort { monto: &monto.to_string(), desde: dia(desde) })
         }
@@ -672,6 +764,7 @@ pub fn sms_text(text: &str) -> String {
 mod tests {
     use super::*;
     use crate::domain::Guaranies;
+    use crate::rules::TarjetaSaldoBajo;
 
     const PORTAL: &str = "https://portal.example/";
 
@@ -687,15 +780,30 @@ mod tests {
         }
     }
 
-    fn saldo_bajo(alumno: &str) -> MessageData {
-        MessageData::SaldoBajo {
-            padre: "Ana".into(),
+    fn tarjeta(alumno: &str, nro: &str, saldo: i64, umbral: i64) -> TarjetaSaldoBajo {
+        TarjetaSaldoBajo {
             alumno: alumno.into(),
-            nro_tarjeta: "0001".into(),
-            saldo: Guaranies(3_000),
-            umbral: Guaranies(5_000),
-            fecha: "23/11/2026 12:10".into(),
+            nro_tarjeta: nro.into(),
+            saldo: Guaranies(saldo),
+            umbral: Guaranies(umbral),
         }
+    }
+
+    fn saldo_bajo(alumno: &str) -> MessageData {
+        MessageData::SaldoBajo(AvisoSaldoBajo::una(
+            "Ana".into(),
+            tarjeta(alumno, "0001", 3_000, 5_000),
+            "23/11/2026 12:10".into(),
+        ))
+    }
+
+    /// The daily sweep's notice: one per parent, all of their low cards.
+    fn saldo_bajo_varias(tarjetas: Vec<TarjetaSaldoBajo>) -> MessageData {
+        MessageData::SaldoBajo(AvisoSaldoBajo::varias("Ana".into(), tarjetas, "23/11/2026 18:00".into()).unwrap())
+    }
+
+    fn dos(alumno: &str) -> MessageData {
+        saldo_bajo_varias(vec![tarjeta(alumno, "1001", 3_000, 5_000), tarjeta("Inés Pérez", "1002", 1_500, 5_000)])
     }
 
     fn bloqueo(alumno: &str) -> MessageData {
@@ -734,6 +842,7 @@ mod tests {
         vec![
             recarga(alumno),
             saldo_bajo(alumno),
+            dos(alumno),
             bloqueo(alumno),
             cuenta(alumno),
             deuda(alumno, 3),
@@ -965,6 +1074,101 @@ mod tests {
         for data in all("José María Ñúñez") {
             let sms = sms_text(&render(&data, PORTAL).unwrap().short);
             assert_eq!(sms_encoding(&sms).0, Encoding::Gsm7, "{sms}");
+        }
+    }
+
+    #[test]
+    fn saldo_bajo_with_one_card_keeps_its_wording() {
+        let r = render(&saldo_bajo("Luis Benítez"), PORTAL).unwrap();
+        assert!(r.text.contains("El saldo de la tarjeta de Luis Benítez bajó de Gs. 5.000."), "{}", r.text);
+        assert!(
+            r.html.contains(
+                "El saldo de la tarjeta de <strong>Luis Benítez</strong> bajó de <strong>Gs. 5.000</strong>."
+            )
+        );
+        assert!(r.text.contains("Saldo actual: Gs. 3.000\n") && r.text.contains("Datos del alumno\n"), "{}", r.text);
+        assert_eq!(
+            r.short,
+            "Cantina Tita: saldo bajo en la tarjeta de Luis Benítez: Gs. 3.000. Recargue en el portal de padres o en la cantina."
+        );
+    }
+
+    #[test]
+    fn saldo_bajo_with_several_cards_lists_each_with_its_balance() {
+        let r = render(&dos("Ana Pérez"), PORTAL).unwrap();
+        assert_eq!(r.subject, "Saldo bajo en las tarjetas de Ana Pérez y Inés Pérez");
+        for needle in [
+            "Hola Ana,",
+            "El saldo de las tarjetas de Ana Pérez y Inés Pérez está por debajo del monto de aviso.",
+            "Tarjetas con saldo bajo\n",
+            "- Ana Pérez (tarjeta 1001): Gs. 3.000\n",
+            "- Inés Pérez (tarjeta 1002): Gs. 1.500\n",
+            "- Aviso por debajo de: Gs. 5.000\n",
+            "- Fecha: 23/11/2026 18:00\n",
+        ] {
+            assert!(r.text.contains(needle), "{needle}: {}", r.text);
+        }
+        // No single highlighted figure, no "Saldo actual" of one card.
+        assert!(!r.text.contains("Saldo actual") && !r.html.contains("class=\"ct-monto\""), "{}", r.text);
+        assert!(r.html.contains("de <strong>Ana Pérez</strong> y <strong>Inés Pérez</strong> está"), "{}", r.html);
+        assert!(r.html.contains("Ana Pérez (tarjeta 1001)") && r.html.contains("Gs. 1.500"));
+        assert!(r.html.contains("Las tarjetas de Ana Pérez y Inés Pérez tienen saldo bajo."), "preheader");
+        assert_eq!(
+            r.short,
+            "Cantina Tita: saldo bajo en las tarjetas de Ana Pérez (Gs. 3.000) y Inés Pérez (Gs. 1.500). Recargue en el portal de padres o en la cantina."
+        );
+    }
+
+    #[test]
+    fn saldo_bajo_cards_with_their_own_thresholds_say_each() {
+        let r = render(
+            &saldo_bajo_varias(vec![
+                tarjeta("Luis", "1", 3_000, 5_000),
+                tarjeta("Sofía", "2", 8_000, 10_000),
+                tarjeta("Tomás", "3", 0, 5_000),
+            ]),
+            PORTAL,
+        )
+        .unwrap();
+        assert_eq!(r.subject, "Saldo bajo en las tarjetas de Luis, Sofía y Tomás");
+        assert!(r.text.contains("- Sofía (tarjeta 2): Gs. 8.000 (aviso por debajo de Gs. 10.000)\n"), "{}", r.text);
+        assert!(r.text.contains("- Tomás (tarjeta 3): Gs. 0 (aviso por debajo de Gs. 5.000)\n"), "{}", r.text);
+        assert!(!r.text.contains("- Aviso por debajo de:"), "{}", r.text);
+        assert!(r.text.contains("tarjetas de Luis, Sofía y Tomás está"), "{}", r.text);
+    }
+
+    #[test]
+    fn saldo_bajo_short_text_for_several_cards_stays_one_sms_segment() {
+        let nombres = ["María José Giménez Benítez", "Juan Pablo Giménez Benítez", "Ana Sofía Giménez Benítez"];
+        // Two names with their balances fit.
+        let short_names = saldo_bajo_varias(vec![
+            tarjeta("María José Giménez", "1", 3_000, 5_000),
+            tarjeta("Juan Giménez", "2", 0, 5_000),
+        ]);
+        assert_eq!(
+            render(&short_names, PORTAL).unwrap().short,
+            "Cantina Tita: saldo bajo en las tarjetas de María José Giménez (Gs. 3.000) y Juan Giménez (Gs. 0). Recargue en el portal de padres o en la cantina."
+        );
+        // Two long names: the balances go (they are in the email and the portal), the names stay.
+        let two = saldo_bajo_varias(nombres[..2].iter().map(|n| tarjeta(n, "1", 3_000, 5_000)).collect());
+        assert_eq!(
+            render(&two, PORTAL).unwrap().short,
+            "Cantina Tita: saldo bajo en las tarjetas de María José Giménez Benítez y Juan Pablo Giménez Benítez. Recargue en el portal de padres o en la cantina."
+        );
+        // Too long even for the names: how many, and where to look.
+        let three = saldo_bajo_varias(nombres.iter().map(|n| tarjeta(n, "1", 3_000, 5_000)).collect());
+        let five = saldo_bajo_varias((0..5).map(|i| tarjeta(nombres[i % 3], "1", 3_000, 5_000)).collect());
+        assert_eq!(
+            render(&three, PORTAL).unwrap().short,
+            "Cantina Tita: saldo bajo en 3 tarjetas de sus hijos. Vea el detalle y recargue en el portal de padres o en la cantina."
+        );
+        assert_eq!(
+            render(&five, PORTAL).unwrap().short,
+            "Cantina Tita: saldo bajo en 5 tarjetas de sus hijos. Vea el detalle y recargue en el portal de padres o en la cantina."
+        );
+        for data in [short_names, two, three, five] {
+            let sms = sms_text(&render(&data, PORTAL).unwrap().short);
+            assert_eq!(sms_encoding(&sms), (Encoding::Gsm7, 1), "{sms}");
         }
     }
 }

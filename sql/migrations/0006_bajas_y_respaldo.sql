@@ -25,7 +25,15 @@ ALTER TABLE solicitudes_notificacion
     ADD COLUMN IF NOT EXISTS espera_recibo_hasta timestamptz,
     ADD COLUMN IF NOT EXISTS respaldo_creado_en  timestamptz;
 
--- The fallback pass looks only at chain links not yet followed.
+-- The fallback pass looks only at chain links not yet followed; a sent link that awaits no receipt (or whose
+-- receipt arrived) leaves the index.
 CREATE INDEX IF NOT EXISTS solicitudes_notificacion_respaldo
     ON solicitudes_notificacion (id_solicitud)
-    WHERE canales_respaldo IS NOT NULL AND respaldo_creado_en IS NULL;
+    WHERE canales_respaldo IS NOT NULL AND respaldo_creado_en IS NULL
+      AND (estado <> 'Enviado' OR espera_recibo_hasta IS NOT NULL);
+
+-- The failure-rate alert looks at the requests finished in the last hour, and the weekly clean-up at old ones:
+-- both by actualizado_en, only over the service's own rows.
+CREATE INDEX IF NOT EXISTS solicitudes_notificacion_actualizado
+    ON solicitudes_notificacion (actualizado_en)
+    WHERE clave_dedup IS NOT NULL;

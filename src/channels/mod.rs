@@ -87,6 +87,10 @@ pub enum SendError {
     /// Retrying cannot help for this recipient or content (invalid number, opted out, bounced address).
     #[error("{reason}")]
     Permanent { reason: String },
+    /// The recipient asked not to receive messages on this channel (replied STOP): the request is `Omitido`, the
+    /// address is recorded as opted out, and later notices to it are not attempted until the parent opts back in.
+    #[error("{reason}")]
+    OptedOut { reason: String },
     /// The channel itself is broken (rejected credentials, unknown sender, missing template): retrying every
     /// queued request would only burn them. The dispatcher pauses the channel, raises one staff alert, gives the
     /// request back untouched, and resumes when [`Channel::probe`] succeeds.
@@ -218,6 +222,13 @@ pub(crate) mod test_support {
         match err {
             SendError::Permanent { reason } => reason,
             other => panic!("expected Permanent, got {other:?}"),
+        }
+    }
+
+    pub fn opted_out(err: &SendError) -> &str {
+        match err {
+            SendError::OptedOut { reason } => reason,
+            other => panic!("expected OptedOut, got {other:?}"),
         }
     }
 

@@ -364,6 +364,7 @@ fn mask_address(error: SendError, recipient: &crate::rules::Recipient) -> SendEr
     match error {
         SendError::Transient { reason, retry_after } => SendError::Transient { reason: scrub(reason), retry_after },
         SendError::Permanent { reason } => SendError::Permanent { reason: scrub(reason) },
+        SendError::OptedOut { reason } => SendError::OptedOut { reason: scrub(reason) },
         SendError::Configuration { reason } => SendError::Configuration { reason: scrub(reason) },
     }
 }

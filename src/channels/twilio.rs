@@ -332,7 +332,8 @@ fn parse_error_body(body: &str) -> (Option<i64>, Option<String>) {
 ///
 /// | condition | class |
 /// |---|---|
-/// | 21211 invalid `To`, 21614 not a mobile, 21610 replied STOP, 21608 unverified `To` (trial account) | Permanent |
+/// | 21211 invalid `To`, 21614 not a mobile, 21608 unverified `To` (trial account) | Permanent |
+/// | 21610 replied STOP | OptedOut |
 /// | 21408 region not enabled (Geo Permissions), 21606 / 21212 / 21660 `From` cannot send or is not the account's, 63007 no WhatsApp sender for `From`, 63016 WhatsApp outside the 24 h window without a template | Configuration |
 /// | 20003 or HTTP 401 (authentication), HTTP 403, 20005 account not active, HTTP 404 (wrong account or URL) | Configuration |
 /// | 20429 or HTTP 429 | Transient, honouring `Retry-After` |
@@ -355,9 +356,11 @@ fn classify_error(status: StatusCode, retry_after: Option<Duration>, body: &str,
         Some(21211) => return permanent("Número de destino inválido"),
         Some(21614) => return permanent("El número de destino no es un celular"),
         Some(21610) => {
-            return permanent(
-                "El destinatario se dio de baja respondiendo STOP; Twilio no le enviará mensajes hasta que responda START",
-            );
+            return SendError::OptedOut {
+                reason: format!(
+                    "El destinatario se dio de baja respondiendo STOP; Twilio no le enviará mensajes hasta que responda START ({detail})"
+                ),
+            };
         }
         Some(21608) => {
             return permanent(
@@ -1072,7 +1075,7 @@ mod tests {
         err
     }
 
-    use crate::channels::test_support::{configuration, permanent, transient};
+    use crate::channels::test_support::{configuration, opted_out, permanent, transient};
 
     #[tokio::test]
     async fn invalid_to_21211_is_permanent_and_the_number_is_masked() {
@@ -1095,9 +1098,9 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn opted_out_21610_is_permanent() {
+    async fn opted_out_21610_is_an_opt_out() {
         let err = sms_error(twilio_error(400, 21610, "Attempt to send to unsubscribed recipient")).await;
-        let reason = permanent(&err);
+        let reason = opted_out(&err);
         assert!(reason.contains("STOP"), "{reason}");
         assert!(reason.contains("Twilio 21610: Attempt to send to unsubscribed recipient"));
     }

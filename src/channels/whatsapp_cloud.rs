@@ -220,7 +220,9 @@ impl Channel for WhatsAppCloudChannel {
         match classify(status, &headers, &bytes, None, self.access_token.expose()) {
             e @ SendError::Configuration { .. } => Err(e),
             SendError::Transient { reason, retry_after } => Err(SendError::Transient { reason, retry_after }),
-            SendError::Permanent { reason } => Err(SendError::Transient { reason, retry_after: None }),
+            SendError::Permanent { reason } | SendError::OptedOut { reason } => {
+                Err(SendError::Transient { reason, retry_after: None })
+            }
         }
     }
 }

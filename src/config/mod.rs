@@ -11,4 +11,6 @@ pub use secret::{DatabaseUrl, Secret, mask_url_password};
 pub(crate) use settings::string_or_list;
 pub use settings::*;
 pub use sources::{ConfigError, LoadOptions};
-pub use validate::{ChannelProviders, EmailBackend, RulesConfig, SmsProvider, ValidationErrors, WhatsAppProvider};
+pub use validate::{
+    ChannelProviders, EmailBackend, Route, RulesConfig, SmsProvider, ValidationErrors, WhatsAppProvider,
+};

@@ -70,20 +70,41 @@ impl ChannelProviders {
 /// The rules' configuration in typed form.
 #[derive(Debug, Clone)]
 pub struct RulesConfig {
+    /// Per type: its channels, or (for a type in `fallback`) its ordered fallback list.
     pub channels: BTreeMap<NotificationType, Vec<ChannelKind>>,
+    /// Types whose list is a fallback order (`CANTINA__RULES__<TYPE>__FALLBACK`): one channel at a time.
+    pub fallback: std::collections::BTreeSet<NotificationType>,
     pub umbral_saldo_bajo: i64,
     /// Channels with a provider configured (a manual request may name any of them).
     pub available: Vec<ChannelKind>,
 }
 
-impl RulesConfig {
-    pub fn channels_for(&self, t: NotificationType) -> &[ChannelKind] {
-        self.channels.get(&t).map_or(&[], Vec::as_slice)
+/// Where a type's notices go: every channel at once, or the first with the rest as fallbacks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Route<'a> {
+    pub channels: &'a [ChannelKind],
+    pub fallback: bool,
+}
+
+impl Route<'_> {
+    pub fn is_empty(&self) -> bool {
+        self.channels.is_empty()
+    }
+
+    pub fn first(&self) -> Option<&ChannelKind> {
+        self.channels.first()
     }
 }
 
-fn env_key(t: NotificationType) -> String {
-    format!("CANTINA__RULES__{}__CHANNELS", t.as_str().to_uppercase())
+impl RulesConfig {
+    pub fn channels_for(&self, t: NotificationType) -> Route<'_> {
+        Route { channels: self.channels.get(&t).map_or(&[], Vec::as_slice), fallback: self.fallback.contains(&t) }
+    }
+}
+
+fn env_key(t: NotificationType, fallback: bool) -> String {
+    let key = if fallback { "FALLBACK" } else { "CHANNELS" };
+    format!("CANTINA__RULES__{}__{key}", t.as_str().to_uppercase())
 }
 
 impl Settings {
@@ -149,24 +170,35 @@ impl Settings {
     pub fn rules_config(&self) -> Result<RulesConfig, Vec<String>> {
         let r = &self.rules;
         let lists = [
-            (NotificationType::SaldoBajo, &r.saldo_bajo.channels),
-            (NotificationType::RecargaExitosa, &r.recarga_exitosa.channels),
-            (NotificationType::CuentaPendiente, &r.cuenta_pendiente.channels),
-            (NotificationType::RecordatorioDeuda, &r.recordatorio_deuda.channels),
-            (NotificationType::TarjetaBloqueada, &r.tarjeta_bloqueada.channels),
+            (NotificationType::SaldoBajo, &r.saldo_bajo.channels, &r.saldo_bajo.fallback),
+            (NotificationType::RecargaExitosa, &r.recarga_exitosa.channels, &r.recarga_exitosa.fallback),
+            (NotificationType::CuentaPendiente, &r.cuenta_pendiente.channels, &r.cuenta_pendiente.fallback),
+            (NotificationType::RecordatorioDeuda, &r.recordatorio_deuda.channels, &r.recordatorio_deuda.fallback),
+            (NotificationType::TarjetaBloqueada, &r.tarjeta_bloqueada.channels, &r.tarjeta_bloqueada.fallback),
         ];
         let mut errors = Vec::new();
         let mut channels = BTreeMap::new();
-        for (t, list) in lists {
+        let mut fallback = std::collections::BTreeSet::new();
+        for (t, list, fallback_list) in lists {
+            // A fallback list replaces the channel list (whose default, `email`, is always present).
+            let is_fallback = !fallback_list.is_empty();
             let mut parsed: Vec<ChannelKind> = Vec::new();
-            for name in list {
+            for name in if is_fallback { fallback_list } else { list } {
                 match ChannelKind::parse(name) {
                     Ok(c) if !parsed.contains(&c) => parsed.push(c),
                     Ok(_) => {}
-                    Err(e) => errors.push(format!("{}: {e}", env_key(t))),
+                    Err(e) => errors.push(format!("{}: {e}", env_key(t, is_fallback))),
                 }
             }
+            if is_fallback {
+                fallback.insert(t);
+            }
             channels.insert(t, parsed);
+        }
+        if self.fallback.receipt_timeout_minutes == 0 {
+            errors.push(
+                "CANTINA__FALLBACK__RECEIPT_TIMEOUT_MINUTES: must be at least 1 (minutes to wait for a delivery receipt before the next channel)".into(),
+            );
         }
         if r.saldo_bajo.umbral <= 0 {
             errors.push(format!(
@@ -175,7 +207,7 @@ impl Settings {
             ));
         }
         if errors.is_empty() {
-            Ok(RulesConfig { channels, umbral_saldo_bajo: r.saldo_bajo.umbral, available: Vec::new() })
+            Ok(RulesConfig { channels, fallback, umbral_saldo_bajo: r.saldo_bajo.umbral, available: Vec::new() })
         } else {
             Err(errors)
         }
@@ -251,6 +283,8 @@ impl Settings {
             errors.extend(e);
         }
         errors.extend(self.scheduler.validate());
+        errors.extend(crate::alerts::validate(&self.alerts));
+        errors.extend(crate::scheduler::cleanup::validate(&self.retention, &self.scheduler));
         let rules = self.rules_config().map_err(|e| errors.extend(e)).ok();
         let providers = self.channel_providers().map_err(|e| errors.extend(e)).ok();
         if let (Some(rules), Some(providers)) = (&rules, &providers) {
@@ -263,8 +297,10 @@ impl Settings {
                             ChannelKind::WhatsApp => "WHATSAPP_PROVIDER",
                             ChannelKind::Portal => "the portal",
                         };
-                        errors
-                            .push(format!("{}: names channel '{c}' but {provider_key} is not configured", env_key(*t)));
+                        errors.push(format!(
+                            "{}: names channel '{c}' but {provider_key} is not configured",
+                            env_key(*t, rules.fallback.contains(t))
+                        ));
                     }
                 }
             }
@@ -294,7 +330,8 @@ mod tests {
     #[test]
     fn default_config_is_valid_without_a_database() {
         let (rules, providers) = settings(&[]).validate(false).unwrap();
-        assert_eq!(rules.channels_for(NotificationType::RecargaExitosa), [ChannelKind::Email]);
+        assert_eq!(rules.channels_for(NotificationType::RecargaExitosa).channels, [ChannelKind::Email]);
+        assert!(!rules.channels_for(NotificationType::RecargaExitosa).fallback);
         assert_eq!(rules.umbral_saldo_bajo, 5000);
         assert_eq!(providers.email, Some(EmailBackend::Console));
         assert!(providers.sms.is_none());

@@ -2,6 +2,7 @@
 //! adapters, and records each outcome. On shutdown it stops claiming, lets in-flight sends finish within the grace
 //! period, and gives back claims it never started.
 
+pub mod fallback;
 mod pause;
 pub mod quiet;
 mod rate;
@@ -38,6 +39,9 @@ pub struct Dispatcher {
     pauses: Pauses,
     limiters: HashMap<ChannelKind, RateLimiter>,
     quiet: Option<quiet::QuietHours>,
+    /// Per channel: how long a sent link of a fallback chain waits for a delivery receipt (only channels whose
+    /// provider reports deliveries with this configuration).
+    receipt_wait: HashMap<ChannelKind, Duration>,
 }
 
 impl Dispatcher {
@@ -52,6 +56,12 @@ impl Dispatcher {
                 Some((k, RateLimiter::new(rate)))
             })
             .collect();
+        let receipt_wait = channels
+            .kinds()
+            .into_iter()
+            .filter(|k| channels.get(*k).is_some_and(|c| fallback::reports_delivery(c.provider(), settings)))
+            .map(|k| (k, fallback::receipt_wait(settings)))
+            .collect();
         Self {
             pool,
             channels,
@@ -63,6 +73,30 @@ impl Dispatcher {
             limiters,
             // Validated at start-up (Settings::validate); an invalid window cannot reach here.
             quiet: settings.quiet_hours.parse().ok().flatten(),
+            receipt_wait,
+        }
+    }
+
+    /// Between claims: requests to opted-out addresses become `Omitido`, and fallback chains move on. Returns
+    /// whether new requests may be due (so the loop claims again instead of sleeping).
+    async fn housekeeping(&self) -> bool {
+        match crate::optouts::omit_opted_out(&self.pool).await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(requests = n, "requests to opted-out addresses recorded as Omitido"),
+            Err(e) => tracing::warn!(error = %e, "could not apply opt-outs"),
+        }
+        match fallback::advance(&self.pool, self.settings.batch_size).await {
+            Ok(a) => {
+                for (t, from, to, why) in &a.created {
+                    self.metrics.fallback(*t, *from, *to, why.as_str());
+                }
+                !a.created.is_empty()
+            }
+            Err(e) => {
+                self.metrics.dispatch_failed();
+                tracing::warn!(error = %e, "fallback pass failed; retried on the next round");
+                false
+            }
         }
     }
 
@@ -77,8 +111,14 @@ impl Dispatcher {
         let lease = Duration::from_secs(self.settings.lease_seconds);
         let poll = Duration::from_millis(self.settings.poll_interval_ms);
         let mut db_backoff = Duration::from_millis(100);
+        let mut last_housekeeping = Instant::now();
 
         while !shutdown.is_cancelled() {
+            // Under a steady backlog the loop never catches up, so housekeeping also runs on the poll interval.
+            if last_housekeeping.elapsed() >= poll {
+                last_housekeeping = Instant::now();
+                self.housekeeping().await;
+            }
             // Wait for a free slot before claiming, so a claim is never held while it waits for capacity.
             let first = tokio::select! {
                 p = permits.clone().acquire_owned() => match p { Ok(p) => p, Err(_) => break },
@@ -142,6 +182,10 @@ impl Dispatcher {
                         "requests closed as Error: attempts exhausted without a recorded outcome"
                     ),
                     Err(e) => tracing::warn!(error = %e, "could not close abandoned requests"),
+                }
+                last_housekeeping = Instant::now();
+                if self.housekeeping().await {
+                    continue;
                 }
                 // Caught up: sleep until woken by the drain, a poll tick (retries, expired leases) or shutdown.
                 tokio::select! {
@@ -216,7 +260,9 @@ impl Dispatcher {
                     tracing::warn!(error = %e, "could not resolve the staff alert");
                 }
                 tracing::info!(id = c.id, tipo = %msg.notification_type, channel = %msg.channel, provider, to = %msg.recipient.masked(), "sent");
-                self.write(&c, Outcome::Sent { provider, provider_id: receipt.provider_message_id.as_deref() }).await;
+                let await_receipt = self.receipt_wait.get(&msg.channel).copied();
+                let provider_id = receipt.provider_message_id.as_deref();
+                self.write(&c, Outcome::Sent { provider, provider_id, await_receipt }).await;
             }
             Err(SendError::Transient { reason, retry_after }) if c.intentos < self.settings.max_attempts => {
                 let delay = retry_delay(
@@ -256,6 +302,15 @@ impl Dispatcher {
                 self.metrics.send(msg.channel, provider, SendOutcome::Error, seconds);
                 tracing::warn!(id = c.id, channel = %msg.channel, provider, %reason, "permanent failure");
                 self.write(&c, Outcome::Error { provider, reason: &reason }).await;
+            }
+            Err(SendError::OptedOut { reason }) => {
+                self.metrics.send(msg.channel, provider, SendOutcome::OptedOut, seconds);
+                tracing::info!(id = c.id, channel = %msg.channel, provider, to = %msg.recipient.masked(), "recipient opted out");
+                let address = msg.recipient.as_str();
+                if let Err(e) = crate::optouts::opt_out(&self.pool, msg.channel, &address, provider, &reason).await {
+                    tracing::warn!(id = c.id, error = %e, "could not record the opt-out");
+                }
+                self.write(&c, Outcome::Omitted { provider, reason: &reason }).await;
             }
         }
     }

@@ -1,12 +1,13 @@
 //! Channels paused because their configuration is broken (credentials rejected, sender unknown): queued requests
 //! wait as `Pendiente` instead of failing one by one, staff get one `alertas_sistema` row per incident, and a probe
-//! resumes the channel when the provider accepts the credentials again.
+//! resumes the channel when the provider accepts the credentials again. The alert goes through [`crate::alerts`].
 
 use std::collections::HashMap;
 use std::sync::Mutex;
 
 use deadpool_postgres::Pool;
 
+use crate::alerts;
 use crate::db::DbError;
 use crate::domain::ChannelKind;
 
@@ -57,37 +58,20 @@ fn alert_prefix(kind: ChannelKind) -> String {
 /// One open `SISTEMA` alert per paused channel, whichever replica notices first.
 pub async fn raise_alert(pool: &Pool, kind: ChannelKind, provider: &str, reason: &str) -> Result<(), DbError> {
     let prefix = alert_prefix(kind);
-    let mensaje: String = format!(
+    let mensaje = format!(
         "{prefix} ({provider}): {reason}. Revise la configuración del proveedor; los avisos esperan y el canal se reanuda solo cuando la prueba de conexión funcione."
-    )
-    .chars()
-    .take(500)
-    .collect();
-    let mut conn = pool.get().await?;
-    let tx = conn.transaction().await?;
-    tx.execute("SELECT pg_advisory_xact_lock(hashtext('cantina-notify-alertas'))", &[]).await?;
-    tx.execute(
-        "INSERT INTO alertas_sistema (tipo, mensaje, estado)
-         SELECT 'SISTEMA', $1, 'Pendiente'
-         WHERE NOT EXISTS (SELECT 1 FROM alertas_sistema WHERE tipo = 'SISTEMA' AND estado IN ('Pendiente', 'Leida') AND mensaje LIKE $2 || '%')",
-        &[&mensaje, &prefix],
-    )
-    .await?;
-    tx.commit().await?;
+    );
+    alerts::raise(pool, &prefix, &mensaje).await?;
     Ok(())
 }
 
 /// The incident is over: the open alert is marked resolved, saying how.
 pub async fn resolve_alert(pool: &Pool, kind: ChannelKind) -> Result<(), DbError> {
-    pool.get()
-        .await?
-        .execute(
-            "UPDATE alertas_sistema
-             SET estado = 'Resuelta', fecha_resolucion = now(),
-                 observaciones = 'cantina-notify: la prueba del canal funcionó; envíos reanudados automáticamente'
-             WHERE tipo = 'SISTEMA' AND estado IN ('Pendiente', 'Leida') AND mensaje LIKE $1 || '%'",
-            &[&alert_prefix(kind)],
-        )
-        .await?;
+    alerts::resolve(
+        pool,
+        &alert_prefix(kind),
+        "cantina-notify: la prueba del canal funcionó; envíos reanudados automáticamente",
+    )
+    .await?;
     Ok(())
 }

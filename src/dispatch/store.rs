@@ -28,6 +28,13 @@ const CLAIM: &str = "
         SELECT id_solicitud FROM solicitudes_notificacion
         WHERE estado = 'Pendiente' AND clave_dedup IS NOT NULL AND proximo_intento <= now()
           AND destino = ANY($3) AND intentos < $4
+          -- An opted-out address is never claimed; the dispatcher's housekeeping records it Omitido.
+          AND NOT EXISTS (
+              SELECT 1 FROM cantina_notify_bajas b
+              WHERE b.fecha_alta IS NULL AND b.destino = solicitudes_notificacion.destino
+                AND b.destinatario = CASE WHEN solicitudes_notificacion.destino = 'Email'
+                                          THEN lower(solicitudes_notificacion.destinatario)
+                                          ELSE solicitudes_notificacion.destinatario END)
         ORDER BY proximo_intento
         LIMIT $1
         FOR UPDATE SKIP LOCKED)
@@ -63,13 +70,20 @@ pub async fn claim(
 const MARK_SENT: &str = "
     UPDATE solicitudes_notificacion
     SET estado = 'Enviado', fecha_envio = now(), proveedor = $3, id_proveedor = $4, ultimo_error = NULL,
-        proximo_intento = NULL, actualizado_en = now()
+        proximo_intento = NULL, actualizado_en = now(),
+        espera_recibo_hasta = CASE WHEN canales_respaldo IS NOT NULL AND $5::float8 IS NOT NULL
+                                   THEN now() + make_interval(secs => $5::float8) END
     WHERE id_solicitud = $1 AND intentos = $2 AND estado = 'Pendiente'
     RETURNING tipo, nro_tarjeta";
 
-/// A `saldo_bajo` notice that went out stamps the card's `ultima_notificacion_saldo`, which the app and the daily
-/// sweep read. Separate from MARK_SENT so a problem with the app's table cannot undo a recorded send.
-const STAMP_CARD: &str = "UPDATE tarjetas SET ultima_notificacion_saldo = now() WHERE nro_tarjeta = $1";
+/// A `saldo_bajo` notice that went out stamps `ultima_notificacion_saldo` on the row's card and on every card its
+/// `datos` lists (the daily sweep's notice lists all of a parent's low cards), which the app, the balance rule and
+/// the daily sweep read. Separate from MARK_SENT so a problem with the app's table cannot undo a recorded send.
+const STAMP_CARD: &str = "
+    UPDATE tarjetas SET ultima_notificacion_saldo = now()
+    WHERE nro_tarjeta = $1
+       OR nro_tarjeta IN (SELECT e->>'nro_tarjeta' FROM jsonb_array_elements(
+              CASE WHEN jsonb_typeof($2::jsonb->'tarjetas') = 'array' THEN $2::jsonb->'tarjetas' ELSE '[]' END) e)";
 
 /// Claims that ran out of attempts without any outcome recorded (a worker crashed mid-send each time, or could not
 /// write the outcome): never claimed again, so they are closed as `Error` saying the send may have happened.
@@ -85,9 +99,9 @@ const MARK_RETRY: &str = "
     SET proximo_intento = now() + make_interval(secs => $3), ultimo_error = $4, proveedor = $5, actualizado_en = now()
     WHERE id_solicitud = $1 AND intentos = $2 AND estado = 'Pendiente'";
 
-const MARK_ERROR: &str = "
+const MARK_FINAL: &str = "
     UPDATE solicitudes_notificacion
-    SET estado = 'Error', ultimo_error = $3, proveedor = $4, proximo_intento = NULL, actualizado_en = now()
+    SET estado = $5::varchar, ultimo_error = $3, proveedor = $4, proximo_intento = NULL, actualizado_en = now()
     WHERE id_solicitud = $1 AND intentos = $2 AND estado = 'Pendiente'";
 
 /// Gives back claims never started (shutdown): due now, and the attempt does not count.
@@ -101,9 +115,27 @@ pub async fn close_abandoned(pool: &Pool, max_attempts: i32) -> Result<u64, DbEr
 }
 
 pub enum Outcome<'a> {
-    Sent { provider: &'a str, provider_id: Option<&'a str> },
-    Retry { provider: &'a str, delay: Duration, reason: &'a str },
-    Error { provider: &'a str, reason: &'a str },
+    /// `await_receipt`: in a fallback chain, how long to wait for a delivery receipt before the next channel
+    /// (`None` when this provider reports no deliveries).
+    Sent {
+        provider: &'a str,
+        provider_id: Option<&'a str>,
+        await_receipt: Option<Duration>,
+    },
+    Retry {
+        provider: &'a str,
+        delay: Duration,
+        reason: &'a str,
+    },
+    Error {
+        provider: &'a str,
+        reason: &'a str,
+    },
+    /// Not sent on purpose (the recipient opted out): `Omitido` with the reason.
+    Omitted {
+        provider: &'a str,
+        reason: &'a str,
+    },
 }
 
 /// Writes the outcome if the claim is still ours; returns how many rows changed (0: the lease expired and another
@@ -111,13 +143,14 @@ pub enum Outcome<'a> {
 pub async fn record(pool: &Pool, c: &Claimed, outcome: &Outcome<'_>) -> Result<u64, DbError> {
     let conn = pool.get().await?;
     let n = match outcome {
-        Outcome::Sent { provider, provider_id } => {
-            let rows = conn.query(MARK_SENT, &[&c.id, &c.intentos, provider, provider_id]).await?;
+        Outcome::Sent { provider, provider_id, await_receipt } => {
+            let wait = await_receipt.map(|d| d.as_secs_f64());
+            let rows = conn.query(MARK_SENT, &[&c.id, &c.intentos, provider, provider_id, &wait]).await?;
             for r in &rows {
                 let (tipo, nro): (Option<String>, Option<String>) = (r.get(0), r.get(1));
                 if let (Some("saldo_bajo"), Some(nro)) = (tipo.as_deref(), nro) {
                     // Best effort: the notice is recorded either way.
-                    if let Err(e) = conn.execute(STAMP_CARD, &[&nro]).await {
+                    if let Err(e) = conn.execute(STAMP_CARD, &[&nro, &c.datos]).await {
                         tracing::warn!(id = c.id, error = %DbError::from(e), "could not stamp ultima_notificacion_saldo");
                     }
                 }
@@ -128,7 +161,10 @@ pub async fn record(pool: &Pool, c: &Claimed, outcome: &Outcome<'_>) -> Result<u
             conn.execute(MARK_RETRY, &[&c.id, &c.intentos, &delay.as_secs_f64(), reason, provider]).await?
         }
         Outcome::Error { provider, reason } => {
-            conn.execute(MARK_ERROR, &[&c.id, &c.intentos, reason, provider]).await?
+            conn.execute(MARK_FINAL, &[&c.id, &c.intentos, reason, provider, &"Error"]).await?
+        }
+        Outcome::Omitted { provider, reason } => {
+            conn.execute(MARK_FINAL, &[&c.id, &c.intentos, reason, provider, &"Omitido"]).await?
         }
     };
     Ok(n)

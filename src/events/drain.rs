@@ -15,6 +15,7 @@ use crate::db::DbError;
 use crate::domain::{ChannelKind, NotificationType};
 use crate::rules::{
     self, Card, Context, Decision, ManualCompletion, ManualRow, NewRequest, Parent, Recharge, RuleInput, Student,
+    TurnedOff,
 };
 
 /// What one batch did, for metrics and for waking the dispatcher.
@@ -63,12 +64,13 @@ const LOAD_PARENTS: &str = "
 const INSERT_REQUESTS: &str = "
     INSERT INTO solicitudes_notificacion
         (id_cliente, nro_tarjeta, saldo_alerta, mensaje, destino, estado, tipo, clave_dedup, destinatario, datos,
-         ultimo_error, proximo_intento, actualizado_en)
+         ultimo_error, canales_respaldo, id_solicitud_origen, proximo_intento, actualizado_en)
     SELECT u.id_cliente, u.nro_tarjeta, u.saldo, u.mensaje, u.destino, u.estado, u.tipo, u.clave, u.destinatario, u.datos,
-           u.error, CASE WHEN u.estado = 'Pendiente' THEN now() END, now()
+           u.error, u.respaldo, u.origen, CASE WHEN u.estado = 'Pendiente' THEN now() END, now()
     FROM unnest($1::int4[], $2::text[], $3::int8[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[],
-                $9::text[], $10::jsonb[], $11::text[])
-         AS u(id_cliente, nro_tarjeta, saldo, mensaje, destino, estado, tipo, clave, destinatario, datos, error)
+                $9::text[], $10::jsonb[], $11::text[], $12::text[], $13::int8[])
+         AS u(id_cliente, nro_tarjeta, saldo, mensaje, destino, estado, tipo, clave, destinatario, datos, error,
+              respaldo, origen)
     ON CONFLICT (clave_dedup) DO NOTHING
     RETURNING tipo, destino, estado";
 
@@ -275,6 +277,8 @@ struct InsertColumns {
     destinatario: Vec<Option<String>>,
     datos: Vec<Json>,
     error: Vec<Option<String>>,
+    respaldo: Vec<Option<String>>,
+    origen: Vec<Option<i64>>,
 }
 
 impl InsertColumns {
@@ -291,9 +295,11 @@ impl InsertColumns {
         self.destinatario.push(destinatario);
         self.datos.push(serde_json::to_value(&r.data).unwrap_or(Json::Null));
         self.error.push(error);
+        self.respaldo.push(crate::dispatch::fallback::chain_column(&r.fallback));
+        self.origen.push(r.origin);
     }
 
-    fn params(&self) -> [&(dyn tokio_postgres::types::ToSql + Sync); 11] {
+    fn params(&self) -> [&(dyn tokio_postgres::types::ToSql + Sync); 13] {
         [
             &self.id_cliente,
             &self.nro_tarjeta,
@@ -306,6 +312,8 @@ impl InsertColumns {
             &self.destinatario,
             &self.datos,
             &self.error,
+            &self.respaldo,
+            &self.origen,
         ]
     }
 }
@@ -396,8 +404,15 @@ const LOAD_PREFERENCES: &str = "
 async fn load_preferences(tx: &impl GenericClient, ctx: &mut Context) -> Result<(), DbError> {
     let mut clients: Vec<i32> = ctx.cards.values().filter_map(|c| c.parent.as_ref().map(|p| p.id_cliente)).collect();
     clients.extend(ctx.parents.keys());
+    ctx.turned_off = turned_off(tx, &clients).await?;
+    Ok(())
+}
+
+/// The channels these clients turned off per type in the portal (the drain, the sweeps and the fallback share it).
+pub async fn turned_off(tx: &impl GenericClient, clients: &[i32]) -> Result<TurnedOff, DbError> {
+    let mut out = TurnedOff::new();
     if clients.is_empty() {
-        return Ok(());
+        return Ok(out);
     }
     let tipos: Vec<&str> = NotificationType::ALL.iter().map(|t| t.as_str()).collect();
     for r in tx.query(LOAD_PREFERENCES, &[&clients, &tipos]).await? {
@@ -407,11 +422,11 @@ async fn load_preferences(tx: &impl GenericClient, ctx: &mut Context) -> Result<
             [(2, ChannelKind::Email), (3, ChannelKind::Sms), (4, ChannelKind::WhatsApp), (5, ChannelKind::Portal)]
         {
             if r.get::<_, Option<bool>>(i).unwrap_or(false) {
-                ctx.turned_off.insert((id, t, channel));
+                out.insert((id, t, channel));
             }
         }
     }
-    Ok(())
+    Ok(out)
 }
 
 async fn load_card_rows(tx: &impl GenericClient, ids: &[String], ctx: &mut Context) -> Result<(), DbError> {

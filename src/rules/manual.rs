@@ -48,14 +48,16 @@ pub(super) fn decide(input: &RuleInput<'_>, id_solicitud: i64) -> Decision {
         return fail(Some(channel), format!("no se encontró el cliente a notificar para la tarjeta {nro_tarjeta}"));
     };
     let alumno = card.student.as_ref().map_or_else(|| format!("tarjeta {nro_tarjeta}"), |s| s.full_name());
-    let data = MessageData::SaldoBajo {
-        padre: parent.nombres.trim().to_string(),
-        alumno,
-        nro_tarjeta: nro_tarjeta.to_string(),
-        saldo: Guaranies(card.saldo_actual),
-        umbral: Guaranies(card.threshold(input.config.umbral_saldo_bajo)),
-        fecha: local_datetime(input.event.created_at),
-    };
+    let data = MessageData::SaldoBajo(super::AvisoSaldoBajo::una(
+        parent.nombres.trim().to_string(),
+        super::TarjetaSaldoBajo {
+            alumno,
+            nro_tarjeta: nro_tarjeta.to_string(),
+            saldo: Guaranies(card.saldo_actual),
+            umbral: Guaranies(card.threshold(input.config.umbral_saldo_bajo)),
+        },
+        local_datetime(input.event.created_at),
+    ));
     Decision::CompleteManual {
         id_solicitud,
         completion: Box::new(ManualCompletion::Send(NewRequest {
@@ -69,6 +71,8 @@ pub(super) fn decide(input: &RuleInput<'_>, id_solicitud: i64) -> Decision {
             data,
             // Staff pressed the button for this parent: an explicit request, not subject to preferences.
             omitted: None,
+            fallback: Vec::new(),
+            origin: None,
         })),
     }
 }

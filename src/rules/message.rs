@@ -19,14 +19,8 @@ pub enum MessageData {
         fecha: String,
         referencia: Option<String>,
     },
-    SaldoBajo {
-        padre: String,
-        alumno: String,
-        nro_tarjeta: String,
-        saldo: Guaranies,
-        umbral: Guaranies,
-        fecha: String,
-    },
+    /// One card (the balance trigger, the POS button) or all of a parent's low cards (the daily sweep).
+    SaldoBajo(AvisoSaldoBajo),
     TarjetaBloqueada {
         padre: String,
         alumno: String,
@@ -57,6 +51,77 @@ pub enum MessageData {
     },
 }
 
+/// A low-balance notice: the parent and at least one card (the first is the row's `nro_tarjeta`).
+///
+/// Stored as `{"plantilla": "saldo_bajo", "padre", "tarjetas": [{"alumno", "nro_tarjeta", "saldo", "umbral"}, …],
+/// "fecha"}`. Rows written before the sweep grouped cards carry one card's fields at the top level
+/// (`alumno`, `nro_tarjeta`, `saldo`, `umbral`); they still read, as a one-card notice (a row may be pending or be
+/// retried across the upgrade).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(try_from = "SaldoBajoGuardado")]
+pub struct AvisoSaldoBajo {
+    pub padre: String,
+    /// Never empty: the constructors and the deserialiser refuse an empty list.
+    tarjetas: Vec<TarjetaSaldoBajo>,
+    pub fecha: String,
+}
+
+/// One card of a low-balance notice.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TarjetaSaldoBajo {
+    pub alumno: String,
+    pub nro_tarjeta: String,
+    pub saldo: Guaranies,
+    /// The threshold it is under (the card's own, or the default).
+    pub umbral: Guaranies,
+}
+
+impl AvisoSaldoBajo {
+    /// A notice about one card.
+    pub fn una(padre: String, tarjeta: TarjetaSaldoBajo, fecha: String) -> AvisoSaldoBajo {
+        AvisoSaldoBajo { padre, tarjetas: vec![tarjeta], fecha }
+    }
+
+    /// A notice about several cards of one parent, in this order; `None` for an empty list.
+    pub fn varias(padre: String, tarjetas: Vec<TarjetaSaldoBajo>, fecha: String) -> Option<AvisoSaldoBajo> {
+        (!tarjetas.is_empty()).then_some(AvisoSaldoBajo { padre, tarjetas, fecha })
+    }
+
+    /// The cards, never empty.
+    pub fn tarjetas(&self) -> &[TarjetaSaldoBajo] {
+        &self.tarjetas
+    }
+
+    /// The first card: the one the row's `nro_tarjeta` and `saldo_alerta` name.
+    pub fn primera(&self) -> &TarjetaSaldoBajo {
+        // Non-empty by construction; indexing cannot fail.
+        &self.tarjetas[0]
+    }
+}
+
+/// What `datos` may hold for a `saldo_bajo` row: the current list, or the single card of older rows.
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum SaldoBajoGuardado {
+    Lista { padre: String, tarjetas: Vec<TarjetaSaldoBajo>, fecha: String },
+    Una { padre: String, alumno: String, nro_tarjeta: String, saldo: Guaranies, umbral: Guaranies, fecha: String },
+}
+
+impl TryFrom<SaldoBajoGuardado> for AvisoSaldoBajo {
+    type Error = &'static str;
+
+    fn try_from(g: SaldoBajoGuardado) -> Result<AvisoSaldoBajo, &'static str> {
+        match g {
+            SaldoBajoGuardado::Lista { padre, tarjetas, fecha } => {
+                AvisoSaldoBajo::varias(padre, tarjetas, fecha).ok_or("saldo_bajo sin tarjetas")
+            }
+            SaldoBajoGuardado::Una { padre, alumno, nro_tarjeta, saldo, umbral, fecha } => {
+                Ok(AvisoSaldoBajo::una(padre, TarjetaSaldoBajo { alumno, nro_tarjeta, saldo, umbral }, fecha))
+            }
+        }
+    }
+}
+
 /// How insistent a debt reminder is: friendly at 3 days, urgent at 7, critical at 15.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -80,7 +145,7 @@ impl MessageData {
     pub fn notification_type(&self) -> NotificationType {
         match self {
             MessageData::RecargaExitosa { .. } => NotificationType::RecargaExitosa,
-            MessageData::SaldoBajo { .. } => NotificationType::SaldoBajo,
+            MessageData::SaldoBajo(_) => NotificationType::SaldoBajo,
             MessageData::TarjetaBloqueada { .. } => NotificationType::TarjetaBloqueada,
             MessageData::CuentaPendiente { .. } => NotificationType::CuentaPendiente,
             MessageData::RecordatorioDeuda { .. } => NotificationType::RecordatorioDeuda,
@@ -101,14 +166,11 @@ impl MessageData {
                 fecha,
                 referencia: Some("Prueba".into()),
             },
-            NotificationType::SaldoBajo => MessageData::SaldoBajo {
+            NotificationType::SaldoBajo => MessageData::SaldoBajo(AvisoSaldoBajo::una(
                 padre,
-                alumno,
-                nro_tarjeta,
-                saldo: Guaranies(3_500),
-                umbral: Guaranies(5_000),
+                TarjetaSaldoBajo { alumno, nro_tarjeta, saldo: Guaranies(3_500), umbral: Guaranies(5_000) },
                 fecha,
-            },
+            )),
             NotificationType::TarjetaBloqueada => MessageData::TarjetaBloqueada { padre, alumno, nro_tarjeta, fecha },
             NotificationType::CuentaPendiente => MessageData::CuentaPendiente {
                 padre,
@@ -132,7 +194,9 @@ impl MessageData {
 
     /// The body parameters of the approved WhatsApp template, in this documented order ({{1}}, {{2}}, …):
     /// - `recarga_exitosa`: padre, alumno, monto, saldo, fecha
-    /// - `saldo_bajo`: padre, alumno, saldo, umbral
+    /// - `saldo_bajo`: padre, alumno, saldo, umbral; a notice about several cards lists them in the same order in
+    ///   each parameter ("Luis Benítez y Ana Benítez", "Gs. 3.000 y Gs. 1.500"), the threshold once when they
+    ///   share it (an approved template's parameters cannot change in number or order)
     /// - `tarjeta_bloqueada`: padre, alumno, nro_tarjeta, fecha
     /// - `cuenta_pendiente`: padre, monto, desde
     /// - `recordatorio_deuda`: padre, alumno, monto, dias
@@ -141,8 +205,19 @@ impl MessageData {
             MessageData::RecargaExitosa { padre, alumno, monto, saldo, fecha, .. } => {
                 vec![padre.clone(), alumno.clone(), monto.to_string(), saldo.to_string(), fecha.clone()]
             }
-            MessageData::SaldoBajo { padre, alumno, saldo, umbral, .. } => {
-                vec![padre.clone(), alumno.clone(), saldo.to_string(), umbral.to_string()]
+            MessageData::SaldoBajo(a) => {
+                let t = a.tarjetas();
+                let umbrales: Vec<String> = if t.iter().all(|c| c.umbral == t[0].umbral) {
+                    vec![t[0].umbral.to_string()]
+                } else {
+                    t.iter().map(|c| c.umbral.to_string()).collect()
+                };
+                vec![
+                    a.padre.clone(),
+                    enumeracion(t.iter().map(|c| c.alumno.as_str())),
+                    enumeracion(t.iter().map(|c| c.saldo.to_string())),
+                    enumeracion(umbrales),
+                ]
             }
             MessageData::TarjetaBloqueada { padre, alumno, nro_tarjeta, fecha } => {
                 vec![padre.clone(), alumno.clone(), nro_tarjeta.clone(), fecha.clone()]
@@ -155,6 +230,19 @@ impl MessageData {
             }
         }
     }
+}
+
+/// "A", "A y B", "A, B y C": a list as written in Spanish.
+pub fn enumeracion<S: AsRef<str>>(items: impl IntoIterator<Item = S>) -> String {
+    let items: Vec<S> = items.into_iter().collect();
+    let mut out = String::new();
+    for (i, item) in items.iter().enumerate() {
+        if i > 0 {
+            out.push_str(if i + 1 == items.len() { " y " } else { ", " });
+        }
+        out.push_str(item.as_ref());
+    }
+    out
 }
 
 fn asuncion() -> TimeZone {
@@ -186,21 +274,106 @@ mod tests {
         assert_eq!(local_datetime(ts), "01/07/2026 09:00");
     }
 
+    fn tarjeta(alumno: &str, nro: &str, saldo: i64, umbral: i64) -> TarjetaSaldoBajo {
+        TarjetaSaldoBajo {
+            alumno: alumno.into(),
+            nro_tarjeta: nro.into(),
+            saldo: Guaranies(saldo),
+            umbral: Guaranies(umbral),
+        }
+    }
+
     #[test]
     fn data_round_trips_through_json() {
-        let d = MessageData::SaldoBajo {
-            padre: "Ana".into(),
-            alumno: "Luis Pérez".into(),
-            nro_tarjeta: "T1".into(),
-            saldo: Guaranies(3000),
-            umbral: Guaranies(5000),
-            fecha: "01/07/2026 09:00".into(),
-        };
+        let d = MessageData::SaldoBajo(
+            AvisoSaldoBajo::varias(
+                "Ana".into(),
+                vec![tarjeta("Luis Pérez", "T1", 3000, 5000), tarjeta("Sofía Pérez", "T2", 800, 5000)],
+                "01/07/2026 09:00".into(),
+            )
+            .unwrap(),
+        );
         let v = serde_json::to_value(&d).unwrap();
         assert_eq!(v["plantilla"], "saldo_bajo");
-        assert_eq!(v["saldo"], 3000);
+        assert_eq!(v["padre"], "Ana");
+        assert_eq!(v["tarjetas"][0]["nro_tarjeta"], "T1");
+        assert_eq!(v["tarjetas"][1]["saldo"], 800);
         let back: MessageData = serde_json::from_value(v).unwrap();
         assert_eq!(back, d);
         assert_eq!(back.notification_type(), NotificationType::SaldoBajo);
+    }
+
+    #[test]
+    fn a_saldo_bajo_row_stored_with_the_single_card_shape_still_reads() {
+        // `datos` as written before the sweep grouped cards per parent.
+        let stored = serde_json::json!({
+            "plantilla": "saldo_bajo",
+            "padre": "Ana",
+            "alumno": "Luis Pérez",
+            "nro_tarjeta": "T1",
+            "saldo": 3000,
+            "umbral": 5000,
+            "fecha": "01/07/2026 09:00"
+        });
+        let MessageData::SaldoBajo(a) = serde_json::from_value(stored).unwrap() else { panic!("not saldo_bajo") };
+        assert_eq!(a.padre, "Ana");
+        assert_eq!(a.fecha, "01/07/2026 09:00");
+        assert_eq!(a.tarjetas(), [tarjeta("Luis Pérez", "T1", 3000, 5000)]);
+        // Written back in the current shape.
+        let v = serde_json::to_value(MessageData::SaldoBajo(a)).unwrap();
+        assert_eq!(v["tarjetas"][0]["alumno"], "Luis Pérez");
+        assert!(v.get("alumno").is_none());
+    }
+
+    #[test]
+    fn a_saldo_bajo_without_cards_does_not_read() {
+        let empty = serde_json::json!({"plantilla": "saldo_bajo", "padre": "Ana", "tarjetas": [], "fecha": "x"});
+        assert!(serde_json::from_value::<MessageData>(empty).is_err());
+        let neither = serde_json::json!({"plantilla": "saldo_bajo", "padre": "Ana", "fecha": "x"});
+        assert!(serde_json::from_value::<MessageData>(neither).is_err());
+        assert!(AvisoSaldoBajo::varias("Ana".into(), Vec::new(), "x".into()).is_none());
+    }
+
+    #[test]
+    fn whatsapp_parameters_keep_their_number_and_order_with_several_cards() {
+        let one = MessageData::SaldoBajo(AvisoSaldoBajo::una(
+            "Ana".into(),
+            tarjeta("Luis Pérez", "T1", 3000, 5000),
+            "01/07/2026 09:00".into(),
+        ));
+        assert_eq!(one.template_parameters(), ["Ana", "Luis Pérez", "Gs. 3.000", "Gs. 5.000"]);
+        let same = MessageData::SaldoBajo(
+            AvisoSaldoBajo::varias(
+                "Ana".into(),
+                vec![tarjeta("Luis Pérez", "T1", 3000, 5000), tarjeta("Sofía Pérez", "T2", 800, 5000)],
+                "01/07/2026 09:00".into(),
+            )
+            .unwrap(),
+        );
+        assert_eq!(same.template_parameters(), ["Ana", "Luis Pérez y Sofía Pérez", "Gs. 3.000 y Gs. 800", "Gs. 5.000"]);
+        let mixed = MessageData::SaldoBajo(
+            AvisoSaldoBajo::varias(
+                "Ana".into(),
+                vec![
+                    tarjeta("Luis", "T1", 3000, 5000),
+                    tarjeta("Sofía", "T2", 800, 5000),
+                    tarjeta("Tomás", "T3", 9000, 10000),
+                ],
+                "01/07/2026 09:00".into(),
+            )
+            .unwrap(),
+        );
+        assert_eq!(
+            mixed.template_parameters(),
+            ["Ana", "Luis, Sofía y Tomás", "Gs. 3.000, Gs. 800 y Gs. 9.000", "Gs. 5.000, Gs. 5.000 y Gs. 10.000"]
+        );
+    }
+
+    #[test]
+    fn enumeracion_joins_as_in_spanish() {
+        assert_eq!(enumeracion(Vec::<&str>::new()), "");
+        assert_eq!(enumeracion(["A"]), "A");
+        assert_eq!(enumeracion(["A", "B"]), "A y B");
+        assert_eq!(enumeracion(["A", "B", "C", "D"]), "A, B, C y D");
     }
 }

@@ -13,12 +13,14 @@ mod saldo_bajo;
 mod tests;
 
 pub use context::{Card, Context, ManualRow, Parent, Recharge, Student};
-pub use message::{MessageData, NivelRecordatorio, local_date, local_datetime};
+pub use message::{
+    AvisoSaldoBajo, MessageData, NivelRecordatorio, TarjetaSaldoBajo, enumeracion, local_date, local_datetime,
+};
 pub use recipient::{Recipient, resolve_recipient};
 
 use jiff::civil::Date;
 
-use crate::config::RulesConfig;
+use crate::config::{Route, RulesConfig};
 use crate::domain::{ChannelKind, Guaranies, NotificationType};
 use crate::events::{EventKind, OutboxEvent};
 
@@ -37,6 +39,15 @@ pub struct NewRequest {
     pub data: MessageData,
     /// Deliberately not sent (the parent turned this channel off): recorded `Omitido` with this reason.
     pub omitted: Option<String>,
+    /// The channels still to try, in order, if this one fails (a type with a fallback list); empty otherwise.
+    pub fallback: Vec<ChannelKind>,
+    /// The first request of a fallback chain (`id_solicitud_origen`); `None` on the first itself.
+    pub origin: Option<i64>,
+}
+
+/// The reason recorded on a request for a channel the parent turned off in the portal.
+pub fn turned_off_reason(id_cliente: i32, tipo: NotificationType, channel: ChannelKind) -> String {
+    format!("el cliente {id_cliente} desactivó los avisos {tipo} por {} en el portal", channel.destino())
 }
 
 /// What to do with a manual request the POS inserted.
@@ -102,11 +113,16 @@ pub struct Notice<'a> {
 }
 
 impl Notice<'_> {
-    /// One request per channel, each with its own dedup key; a channel the parent turned off is marked `omitted`.
-    pub fn requests(self, channels: &[ChannelKind], turned_off: &TurnedOff) -> Vec<NewRequest> {
+    /// One request per channel, each with its own dedup key (`<prefix>:<channel>`); with a fallback route only the
+    /// first channel's, carrying the rest (the dispatcher creates the next when it fails). A channel the parent
+    /// turned off is marked `omitted` (and, in a fallback chain, moves on to the next).
+    pub fn requests(self, route: Route<'_>, turned_off: &TurnedOff) -> Vec<NewRequest> {
         let Notice { tipo, key_prefix, parent, nro_tarjeta, saldo, data } = self;
-        channels
-            .iter()
+        let (now, rest) = match (route.fallback, route.channels.split_first()) {
+            (true, Some((first, rest))) => (std::slice::from_ref(first), rest.to_vec()),
+            _ => (route.channels, Vec::new()),
+        };
+        now.iter()
             .map(|&channel| NewRequest {
                 tipo,
                 channel,
@@ -116,13 +132,11 @@ impl Notice<'_> {
                 saldo,
                 recipient: resolve_recipient(channel, parent),
                 data: data.clone(),
-                omitted: turned_off.contains(&(parent.id_cliente, tipo, channel)).then(|| {
-                    format!(
-                        "el cliente {} desactivó los avisos {tipo} por {} en el portal",
-                        parent.id_cliente,
-                        channel.destino()
-                    )
-                }),
+                omitted: turned_off
+                    .contains(&(parent.id_cliente, tipo, channel))
+                    .then(|| turned_off_reason(parent.id_cliente, tipo, channel)),
+                fallback: rest.clone(),
+                origin: None,
             })
             .collect()
     }

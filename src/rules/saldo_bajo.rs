@@ -1,4 +1,6 @@
-use super::{Decision, MessageData, RuleInput, holder, local_date, local_datetime, per_channel};
+use super::{
+    AvisoSaldoBajo, Decision, MessageData, RuleInput, TarjetaSaldoBajo, holder, local_date, local_datetime, per_channel,
+};
 use crate::domain::{Guaranies, NotificationType};
 
 /// `saldo_bajo`: the balance crossed below the card's threshold. At most once per crossing (the trigger only
@@ -30,14 +32,16 @@ pub(super) fn decide(input: &RuleInput<'_>, nro_tarjeta: &str, saldo_anterior: i
     if card.ultima_notificacion_saldo.is_some_and(|t| local_date(t) == today) {
         return Decision::Ignore(format!("la tarjeta {nro_tarjeta} ya recibió un aviso de saldo bajo hoy"));
     }
-    let data = MessageData::SaldoBajo {
-        padre: parent.nombres.trim().to_string(),
-        alumno: student.full_name(),
-        nro_tarjeta: card.nro_tarjeta.clone(),
-        saldo: Guaranies(card.saldo_actual),
-        umbral: Guaranies(umbral),
-        fecha: local_datetime(input.event.created_at),
-    };
+    let data = MessageData::SaldoBajo(AvisoSaldoBajo::una(
+        parent.nombres.trim().to_string(),
+        TarjetaSaldoBajo {
+            alumno: student.full_name(),
+            nro_tarjeta: card.nro_tarjeta.clone(),
+            saldo: Guaranies(card.saldo_actual),
+            umbral: Guaranies(umbral),
+        },
+        local_datetime(input.event.created_at),
+    ));
     per_channel(
         input,
         NotificationType::SaldoBajo,

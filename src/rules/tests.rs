@@ -9,8 +9,8 @@ use std::collections::{BTreeMap, HashMap};
 use jiff::Timestamp;
 
 use super::{
-    Card, Context, Decision, ManualCompletion, ManualRow, MessageData, NewRequest, Parent, Recharge, Recipient,
-    RuleInput, Student, decide, resolve_recipient,
+    AvisoSaldoBajo, Card, Context, Decision, ManualCompletion, ManualRow, MessageData, NewRequest, Parent, Recharge,
+    Recipient, RuleInput, Student, TarjetaSaldoBajo, decide, resolve_recipient,
 };
 use crate::config::RulesConfig;
 use crate::domain::{ChannelKind, EmailAddress, Guaranies, MobilePhone, NotificationType};
@@ -153,6 +153,7 @@ impl Config {
     fn new() -> Self {
         Config(RulesConfig {
             channels: NotificationType::ALL.into_iter().map(|t| (t, vec![Email])).collect::<BTreeMap<_, _>>(),
+            fallback: Default::default(),
             umbral_saldo_bajo: 5_000,
             available: vec![Email],
         })
@@ -332,6 +333,8 @@ mod recarga_exitosa {
             requests,
             vec![NewRequest {
                 omitted: None,
+                fallback: Vec::new(),
+                origin: None,
                 tipo: NotificationType::RecargaExitosa,
                 channel: Email,
                 clave_dedup: "recarga_exitosa:9001:email".into(),
@@ -637,6 +640,8 @@ mod saldo_bajo {
             requests,
             vec![NewRequest {
                 omitted: None,
+                fallback: Vec::new(),
+                origin: None,
                 tipo: NotificationType::SaldoBajo,
                 channel: Email,
                 clave_dedup: "saldo_bajo:TAR-0042:2026-11-23:email".into(),
@@ -644,14 +649,16 @@ mod saldo_bajo {
                 nro_tarjeta: Some(TARJETA.into()),
                 saldo: Some(Guaranies(3_500)),
                 recipient: Ok(email(EMAIL)),
-                data: MessageData::SaldoBajo {
-                    padre: PADRE.into(),
-                    alumno: ALUMNO.into(),
-                    nro_tarjeta: TARJETA.into(),
-                    saldo: Guaranies(3_500),
-                    umbral: Guaranies(5_000),
-                    fecha: EVENT_LOCAL.into(),
-                },
+                data: MessageData::SaldoBajo(AvisoSaldoBajo::una(
+                    PADRE.into(),
+                    TarjetaSaldoBajo {
+                        alumno: ALUMNO.into(),
+                        nro_tarjeta: TARJETA.into(),
+                        saldo: Guaranies(3_500),
+                        umbral: Guaranies(5_000),
+                    },
+                    EVENT_LOCAL.into(),
+                )),
             }]
         );
     }
@@ -671,7 +678,7 @@ mod saldo_bajo {
         let ctx = family_with_card(|c| c.saldo_actual = 1_200);
         let requests = created(run(&saldo_event_at(6_000, 3_500, EVENT_AT), &ctx, &config()));
         assert_eq!(requests[0].saldo, Some(Guaranies(1_200)));
-        assert!(matches!(requests[0].data, MessageData::SaldoBajo { saldo: Guaranies(1_200), .. }));
+        assert!(matches!(&requests[0].data, MessageData::SaldoBajo(a) if a.primera().saldo == Guaranies(1_200)));
     }
 
     #[test]
@@ -716,8 +723,8 @@ mod saldo_bajo {
         let requests = created(run(&saldo_event_at(12_000, 8_000, EVENT_AT), &ctx, &config()));
         assert_eq!(keys(&requests), [key(EVENT_LOCAL_DATE)]);
         assert!(matches!(
-            requests[0].data,
-            MessageData::SaldoBajo { umbral: Guaranies(10_000), saldo: Guaranies(8_000), .. }
+            &requests[0].data,
+            MessageData::SaldoBajo(a) if a.primera().umbral == Guaranies(10_000) && a.primera().saldo == Guaranies(8_000)
         ));
     }
 
@@ -733,7 +740,7 @@ mod saldo_bajo {
             c.saldo_actual = 2_999;
         });
         let requests = created(run(&saldo_event_at(3_500, 2_999, EVENT_AT), &ctx, &config()));
-        assert!(matches!(requests[0].data, MessageData::SaldoBajo { umbral: Guaranies(3_000), .. }));
+        assert!(matches!(&requests[0].data, MessageData::SaldoBajo(a) if a.primera().umbral == Guaranies(3_000)));
     }
 
     #[test]
@@ -746,7 +753,7 @@ mod saldo_bajo {
             });
             let requests = created(run(&saldo_event_at(8_000, 6_500, EVENT_AT), &ctx, &cfg));
             assert!(
-                matches!(requests[0].data, MessageData::SaldoBajo { umbral: Guaranies(7_000), .. }),
+                matches!(&requests[0].data, MessageData::SaldoBajo(a) if a.primera().umbral == Guaranies(7_000)),
                 "saldo_alerta {saldo_alerta}"
             );
         }
@@ -850,7 +857,7 @@ mod saldo_bajo {
     #[test]
     fn message_date_is_the_events_local_time() {
         let requests = created(run(&saldo_event_at(6_000, 3_500, "2026-07-01T03:30:00Z"), &family(), &config()));
-        assert!(matches!(&requests[0].data, MessageData::SaldoBajo { fecha, .. } if fecha == "01/07/2026 00:30"));
+        assert!(matches!(&requests[0].data, MessageData::SaldoBajo(a) if a.fecha == "01/07/2026 00:30"));
     }
 
     #[test]
@@ -890,6 +897,8 @@ mod tarjeta_bloqueada {
             requests,
             vec![NewRequest {
                 omitted: None,
+                fallback: Vec::new(),
+                origin: None,
                 tipo: NotificationType::TarjetaBloqueada,
                 channel: Email,
                 clave_dedup: "tarjeta_bloqueada:TAR-0042:314:email".into(),
@@ -972,6 +981,8 @@ mod manual {
             request,
             NewRequest {
                 omitted: None,
+                fallback: Vec::new(),
+                origin: None,
                 tipo: NotificationType::SaldoBajo,
                 channel: Email,
                 clave_dedup: "manual:555".into(),
@@ -979,14 +990,16 @@ mod manual {
                 nro_tarjeta: Some(TARJETA.into()),
                 saldo: Some(Guaranies(3_500)),
                 recipient: Ok(email(EMAIL)),
-                data: MessageData::SaldoBajo {
-                    padre: PADRE.into(),
-                    alumno: ALUMNO.into(),
-                    nro_tarjeta: TARJETA.into(),
-                    saldo: Guaranies(3_500),
-                    umbral: Guaranies(5_000),
-                    fecha: EVENT_LOCAL.into(),
-                },
+                data: MessageData::SaldoBajo(AvisoSaldoBajo::una(
+                    PADRE.into(),
+                    TarjetaSaldoBajo {
+                        alumno: ALUMNO.into(),
+                        nro_tarjeta: TARJETA.into(),
+                        saldo: Guaranies(3_500),
+                        umbral: Guaranies(5_000),
+                    },
+                    EVENT_LOCAL.into(),
+                )),
             }
         );
     }
@@ -998,7 +1011,7 @@ mod manual {
         assert_eq!(request.id_cliente, OTRO_CLIENTE);
         assert_eq!(request.recipient, Ok(email("carlos.benitez@example.org")));
         assert!(
-            matches!(&request.data, MessageData::SaldoBajo { padre, alumno, .. } if padre == "Carlos" && alumno == ALUMNO)
+            matches!(&request.data, MessageData::SaldoBajo(a) if a.padre == "Carlos" && a.primera().alumno == ALUMNO)
         );
         assert_eq!(request.nro_tarjeta.as_deref(), Some(TARJETA));
     }
@@ -1111,14 +1124,14 @@ mod manual {
     fn card_without_student_names_the_card_instead() {
         let ctx = family_with_card(|c| c.student = None);
         let request = manual_sent(run_manual(&ctx, &config()));
-        assert!(matches!(&request.data, MessageData::SaldoBajo { alumno, .. } if alumno == "tarjeta TAR-0042"));
+        assert!(matches!(&request.data, MessageData::SaldoBajo(a) if a.primera().alumno == "tarjeta TAR-0042"));
     }
 
     #[test]
     fn uses_the_cards_own_threshold_in_the_message() {
         let ctx = family_with_card(|c| c.saldo_alerta = 8_000);
         let request = manual_sent(run_manual(&ctx, &config()));
-        assert!(matches!(request.data, MessageData::SaldoBajo { umbral: Guaranies(8_000), .. }));
+        assert!(matches!(&request.data, MessageData::SaldoBajo(a) if a.primera().umbral == Guaranies(8_000)));
     }
 
     #[test]

@@ -107,7 +107,8 @@ pub async fn reclaim(
     Ok(out)
 }
 
-/// Marks this replica's run finished (`completada` with the count, or `fallida` with the reason).
+/// Marks this replica's run finished: `completada` with the count (requests created; rows deleted for the
+/// clean-up) and, when given, `detalle` (the clean-up's breakdown), or `fallida` with the reason.
 pub async fn finish(
     pool: &Pool,
     programa: &str,
@@ -115,9 +116,10 @@ pub async fn finish(
     replica: &str,
     now: Timestamp,
     result: Result<usize, String>,
+    detail: Option<&str>,
 ) -> Result<(), DbError> {
     let (estado, solicitudes, detalle) = match result {
-        Ok(n) => ("completada", Some(i32::try_from(n).unwrap_or(i32::MAX)), None),
+        Ok(n) => ("completada", Some(i32::try_from(n).unwrap_or(i32::MAX)), detail.map(str::to_string)),
         Err(e) => ("fallida", None, Some(e)),
     };
     pool.get()

@@ -1,16 +1,20 @@
 //! Scheduled sweeps with a replica-safe run ledger.
 //!
-//! Each schedule (`saldo_bajo`, `cuenta_pendiente`, `recordatorio_deuda`) is a 5-field cron expression evaluated in
-//! America/Asuncion ([`cron`]). Every minute the [`Scheduler`] lists the firings since the last one recorded in the
+//! Each schedule (the request sweeps `saldo_bajo`, `cuenta_pendiente`, `recordatorio_deuda`, and the weekly
+//! clean-up `limpieza`, [`cleanup`]) is a 5-field cron expression evaluated in America/Asuncion ([`cron`]). Every minute the [`Scheduler`] lists the firings since the last one recorded in the
 //! ledger ([`ledger`]) and, for each:
 //! - older than the catch-up window (default 6 h): recorded `omitida`, never run;
 //! - otherwise: claimed with `INSERT ... ON CONFLICT DO NOTHING RETURNING`; the one replica that gets it runs the
 //!   sweep ([`sweeps`]) for the scheduled instant and records `completada` (with the count) or `fallida`.
 //!
+//! A run that fails raises one staff alert (`alertas_sistema`, see [`crate::alerts`]) for its schedule, resolved
+//! when a run of that schedule next completes.
+//!
 //! On a schedule's first ever tick the search starts at `now - window`, so a fresh install does not replay history.
 //! A run left `en_curso` for 30 minutes (crashed replica) or `fallida` for 5 minutes is re-claimed while still
 //! inside the window. Sweeps are idempotent through their dedup keys, so a re-run creates only what is missing.
 
+pub mod cleanup;
 pub mod cron;
 pub mod ledger;
 pub mod sweeps;
@@ -25,10 +29,11 @@ use jiff::{SignedDuration, Timestamp};
 use serde::{Deserialize, Serialize};
 use tokio_util::sync::CancellationToken;
 
+pub use cleanup::CleanupReport;
 pub use cron::{CronSchedule, firings_between};
 pub use sweeps::insert_requests;
 
-use crate::config::RulesConfig;
+use crate::config::{RetentionSettings, RulesConfig};
 use crate::db::DbError;
 
 /// `settings.scheduler` (env `CANTINA__SCHEDULER__SALDO_BAJO`, ...).
@@ -41,6 +46,8 @@ pub struct SchedulerSettings {
     pub cuenta_pendiente: String,
     /// Daily negative-balance reminders (3, 7 and 15 days).
     pub recordatorio_deuda: String,
+    /// Weekly clean-up of old events, finished requests and ledger rows (`settings.retention`).
+    pub limpieza: String,
     /// A missed firing still runs when the service comes back within this many hours; older ones are `omitida`.
     pub catch_up_window_hours: u64,
     pub enabled: bool,
@@ -52,6 +59,7 @@ impl Default for SchedulerSettings {
             saldo_bajo: "0 18 * * *".into(),
             cuenta_pendiente: "0 9 * * 1".into(),
             recordatorio_deuda: "0 8 * * *".into(),
+            limpieza: "0 2 * * 0".into(),
             catch_up_window_hours: 6,
             enabled: true,
         }
@@ -64,6 +72,7 @@ impl SchedulerSettings {
             SweepKind::SaldoBajo => &self.saldo_bajo,
             SweepKind::CuentaPendiente => &self.cuenta_pendiente,
             SweepKind::RecordatorioDeuda => &self.recordatorio_deuda,
+            SweepKind::Limpieza => &self.limpieza,
         }
     }
 
@@ -86,15 +95,18 @@ impl SchedulerSettings {
     }
 }
 
+/// A schedule: the three sweeps that create requests, and the clean-up ([`cleanup`]), which deletes instead.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum SweepKind {
     SaldoBajo,
     CuentaPendiente,
     RecordatorioDeuda,
+    Limpieza,
 }
 
 impl SweepKind {
-    pub const ALL: [SweepKind; 3] = [SweepKind::SaldoBajo, SweepKind::CuentaPendiente, SweepKind::RecordatorioDeuda];
+    pub const ALL: [SweepKind; 4] =
+        [SweepKind::SaldoBajo, SweepKind::CuentaPendiente, SweepKind::RecordatorioDeuda, SweepKind::Limpieza];
 
     /// Also the ledger's `programa`.
     pub fn as_str(self) -> &'static str {
@@ -102,14 +114,14 @@ impl SweepKind {
             SweepKind::SaldoBajo => "saldo_bajo",
             SweepKind::CuentaPendiente => "cuenta_pendiente",
             SweepKind::RecordatorioDeuda => "recordatorio_deuda",
+            SweepKind::Limpieza => "limpieza",
         }
     }
 
     pub fn parse(s: &str) -> Result<SweepKind, String> {
-        SweepKind::ALL
-            .into_iter()
-            .find(|k| k.as_str() == s.trim())
-            .ok_or_else(|| format!("unknown sweep '{s}' (expected saldo_bajo, cuenta_pendiente or recordatorio_deuda)"))
+        SweepKind::ALL.into_iter().find(|k| k.as_str() == s.trim()).ok_or_else(|| {
+            format!("unknown sweep '{s}' (expected saldo_bajo, cuenta_pendiente, recordatorio_deuda or limpieza)")
+        })
     }
 }
 
@@ -125,8 +137,37 @@ pub(crate) fn asuncion() -> TimeZone {
 
 /// `cantina-notify sweep <kind>`: creates the sweep's requests for `now`, with the same dedup keys as the
 /// scheduled run of the same day/week (so neither repeats the other, nor itself). Not recorded in the ledger.
+/// `SweepKind::Limpieza` creates no requests (0): the clean-up is [`run_cleanup`].
 pub async fn run_sweep(pool: &Pool, rules: &RulesConfig, kind: SweepKind, now: Timestamp) -> Result<usize, DbError> {
     sweeps::sweep(pool, rules, kind, now).await
+}
+
+/// `cantina-notify sweep limpieza`: the clean-up as of `now`. Not recorded in the ledger.
+pub async fn run_cleanup(pool: &Pool, retention: &RetentionSettings, now: Timestamp) -> Result<CleanupReport, DbError> {
+    cleanup::run(pool, retention, now).await
+}
+
+/// The start of a failed schedule's staff alert (one open alert per schedule).
+pub fn failure_alert_prefix(kind: SweepKind) -> String {
+    format!("cantina-notify: barrido {kind} falló")
+}
+
+fn local_time(at: Timestamp) -> String {
+    at.to_zoned(asuncion()).strftime("%d/%m/%Y %H:%M").to_string()
+}
+
+pub fn failure_alert_message(kind: SweepKind, at: Timestamp, error: &str) -> String {
+    format!(
+        "{} (programado para el {}): {error}. Se reintenta cada {} min mientras siga dentro de la ventana de \
+         recuperación; si el error persiste, revise la base de datos y los registros del servicio.",
+        failure_alert_prefix(kind),
+        local_time(at),
+        ledger::RETRY_FAILED_AFTER.as_mins()
+    )
+}
+
+pub fn failure_alert_resolution(kind: SweepKind, at: Timestamp) -> String {
+    format!("cantina-notify: el barrido {kind} programado para el {} terminó bien", local_time(at))
 }
 
 /// The scheduler's notion of now (a fake one in tests).
@@ -154,6 +195,7 @@ pub enum FiringOutcome {
 pub struct Scheduler {
     pool: Pool,
     rules: RulesConfig,
+    retention: RetentionSettings,
     schedules: Vec<(SweepKind, CronSchedule)>,
     window: SignedDuration,
     replica: String,
@@ -170,10 +212,12 @@ impl Scheduler {
         pool: Pool,
         rules: RulesConfig,
         settings: &SchedulerSettings,
+        retention: &RetentionSettings,
         replica: impl Into<String>,
         clock: Arc<dyn Clock>,
     ) -> Result<Scheduler, String> {
-        let errors = settings.validate();
+        let mut errors = settings.validate();
+        errors.extend(cleanup::validate(retention, settings));
         if !errors.is_empty() {
             return Err(errors.join("; "));
         }
@@ -184,6 +228,7 @@ impl Scheduler {
         Ok(Scheduler {
             pool,
             rules,
+            retention: retention.clone(),
             schedules,
             window: settings.window(),
             replica: replica.into(),
@@ -237,13 +282,51 @@ impl Scheduler {
     }
 
     async fn execute(&self, kind: SweepKind, at: Timestamp) -> Result<FiringOutcome, DbError> {
-        let result = sweeps::sweep(&self.pool, &self.rules, kind, at).await.map_err(|e| e.to_string());
+        // The clean-up's count is rows deleted; its breakdown goes to the ledger's `detalle`.
+        let run = match kind {
+            SweepKind::Limpieza => cleanup::run(&self.pool, &self.retention, at)
+                .await
+                .map(|r| (usize::try_from(r.total()).unwrap_or(usize::MAX), Some(r.to_string()))),
+            _ => sweeps::sweep(&self.pool, &self.rules, kind, at).await.map(|n| (n, None)),
+        };
+        // DbError's Display carries the server's message and SQLSTATE, never a connection string.
+        let (result, detail) = match run {
+            Ok((n, detail)) => (Ok(n), detail),
+            Err(e) => (Err(e.to_string()), None),
+        };
         match &result {
-            Ok(n) => tracing::info!(sweep = kind.as_str(), scheduled = %at, requests = n, "sweep completed"),
+            Ok(n) => tracing::info!(sweep = kind.as_str(), scheduled = %at, count = n, "sweep completed"),
             Err(e) => tracing::error!(sweep = kind.as_str(), scheduled = %at, error = %e, "sweep failed"),
         }
-        ledger::finish(&self.pool, kind.as_str(), at, &self.replica, self.clock.now(), result.clone()).await?;
+        ledger::finish(
+            &self.pool,
+            kind.as_str(),
+            at,
+            &self.replica,
+            self.clock.now(),
+            result.clone(),
+            detail.as_deref(),
+        )
+        .await?;
+        self.alert(kind, at, &result).await;
         Ok(FiringOutcome::Ran { kind, at, result })
+    }
+
+    /// Raises the schedule's staff alert on a failure, resolves it on a success. Best effort: the run is already
+    /// recorded, and a database that just failed the sweep may well fail this too (the next retry raises it).
+    async fn alert(&self, kind: SweepKind, at: Timestamp, result: &Result<usize, String>) {
+        let prefix = failure_alert_prefix(kind);
+        let outcome = match result {
+            Err(e) => crate::alerts::raise(&self.pool, &prefix, &failure_alert_message(kind, at, e)).await.map(|_| ()),
+            Ok(_) => crate::alerts::resolve(&self.pool, &prefix, &failure_alert_resolution(kind, at)).await.map(|n| {
+                if n > 0 {
+                    tracing::info!(sweep = kind.as_str(), "staff alert for the failed sweep resolved");
+                }
+            }),
+        };
+        if let Err(e) = outcome {
+            tracing::warn!(sweep = kind.as_str(), error = %e, "could not update the staff alert for the sweep");
+        }
     }
 
     /// Ticks every minute (at the start of the next wall-clock minute) until `shutdown`. Database errors are
@@ -275,6 +358,7 @@ mod tests {
         assert_eq!(s.saldo_bajo, "0 18 * * *");
         assert_eq!(s.cuenta_pendiente, "0 9 * * 1");
         assert_eq!(s.recordatorio_deuda, "0 8 * * *");
+        assert_eq!(s.limpieza, "0 2 * * 0");
         assert_eq!(s.window(), SignedDuration::from_hours(6));
         assert!(s.enabled);
     }
@@ -295,6 +379,40 @@ mod tests {
         for k in SweepKind::ALL {
             assert_eq!(SweepKind::parse(k.as_str()).unwrap(), k);
         }
-        assert!(SweepKind::parse("limpieza").is_err());
+        assert_eq!(SweepKind::parse(" limpieza ").unwrap(), SweepKind::Limpieza);
+        let err = SweepKind::parse("limpiar").unwrap_err();
+        assert!(err.contains("saldo_bajo, cuenta_pendiente, recordatorio_deuda or limpieza"), "{err}");
+    }
+
+    #[test]
+    fn a_bad_limpieza_schedule_names_its_key() {
+        let bad = SchedulerSettings { limpieza: "0 2 * * domingo".into(), ..Default::default() };
+        let errors = bad.validate();
+        assert_eq!(errors.len(), 1, "{errors:?}");
+        assert!(errors[0].starts_with("CANTINA__SCHEDULER__LIMPIEZA:"), "{errors:?}");
+    }
+
+    #[test]
+    fn the_failed_sweep_alert_names_the_schedule_and_local_time() {
+        let at: Timestamp = "2026-11-23T21:00:00Z".parse().unwrap();
+        let m = failure_alert_message(SweepKind::SaldoBajo, at, "database error: ERROR: boom (XX000)");
+        assert!(m.starts_with(&failure_alert_prefix(SweepKind::SaldoBajo)), "{m}");
+        assert!(
+            m.starts_with(
+                "cantina-notify: barrido saldo_bajo falló (programado para el 23/11/2026 18:00): database error: ERROR: boom (XX000). Se reintenta cada 5 min"
+            ),
+            "{m}"
+        );
+        assert!(m.chars().count() <= crate::alerts::MAX_MESSAGE_CHARS);
+        assert_eq!(
+            failure_alert_resolution(SweepKind::Limpieza, at),
+            "cantina-notify: el barrido limpieza programado para el 23/11/2026 18:00 terminó bien"
+        );
+        // No schedule's prefix is the start of another's (each has its own open alert).
+        for a in SweepKind::ALL {
+            for b in SweepKind::ALL {
+                assert!(a == b || !failure_alert_prefix(b).starts_with(&failure_alert_prefix(a)));
+            }
+        }
     }
 }

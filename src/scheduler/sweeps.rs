@@ -1,8 +1,11 @@
 //! The three sweeps. Each reads the Cantina tables as of now, builds the requests for the firing instant `at`
 //! and inserts them with `ON CONFLICT (clave_dedup) DO NOTHING`: the keys are derived from the firing (local
 //! date, ISO week, days since the authorisation), so running a sweep again, on another replica, from the CLI, or
-//! after a trigger already notified the same crossing, creates nothing new.
+//! after a trigger already notified the same crossing, creates nothing new. Like the rules, the sweeps honour the
+//! portal preferences: a channel the parent turned off for the type gets a request recorded `Omitido` with the
+//! reason (the drain's own query, [`crate::events::drain::turned_off`]).
 
+use std::collections::HashSet;
 use std::time::SystemTime;
 
 use deadpool_postgres::{GenericClient, Pool};
@@ -12,7 +15,10 @@ use super::SweepKind;
 use crate::config::RulesConfig;
 use crate::db::DbError;
 use crate::domain::{Guaranies, NotificationType};
-use crate::rules::{MessageData, NewRequest, NivelRecordatorio, Notice, Parent, TurnedOff, local_date, local_datetime};
+use crate::rules::{
+    AvisoSaldoBajo, MessageData, NewRequest, NivelRecordatorio, Notice, Parent, TarjetaSaldoBajo, local_date,
+    local_datetime,
+};
 
 /// Days after the authorisation at which a `recordatorio_deuda` goes out.
 pub const REMINDER_DAYS: [i32; 3] = [3, 7, 15];
@@ -28,6 +34,8 @@ pub async fn sweep(pool: &Pool, rules: &RulesConfig, kind: SweepKind, at: Timest
             SweepKind::SaldoBajo => saldo_bajo(&tx, rules, at).await?,
             SweepKind::CuentaPendiente => cuenta_pendiente(&tx, rules, at).await?,
             SweepKind::RecordatorioDeuda => recordatorio_deuda(&tx, rules, at).await?,
+            // Deletes rather than creates: scheduler::cleanup, which the scheduler and the CLI call instead.
+            SweepKind::Limpieza => Vec::new(),
         };
         let n = insert_requests(&tx, requests).await?;
         tx.commit().await?;
@@ -51,25 +59,30 @@ fn parent_from(r: &tokio_postgres::Row, first: usize) -> Parent {
     }
 }
 
-fn per_channel(
-    rules: &RulesConfig,
+/// A notice a sweep decided on, before the configured channels and the parent's preferences make it requests.
+struct Found {
     tipo: NotificationType,
-    key_prefix: &str,
-    parent: &Parent,
-    nro_tarjeta: Option<&str>,
+    /// The dedup key without the channel.
+    key_prefix: String,
+    parent: Parent,
+    nro_tarjeta: Option<String>,
     saldo: Option<Guaranies>,
-    data: &MessageData,
-) -> Vec<NewRequest> {
-    let notice = Notice {
-        tipo,
-        key_prefix: key_prefix.to_string(),
-        parent,
-        nro_tarjeta: nro_tarjeta.map(str::to_string),
-        saldo,
-        data: data.clone(),
-    };
-    // Preferences (issue 4 point 2) are not applied by the sweeps yet.
-    notice.requests(rules.channels_for(tipo), &TurnedOff::new())
+    data: MessageData,
+}
+
+/// The requests of the notices, per configured channel; the preferences of all their clients in one query.
+async fn requests(tx: &impl GenericClient, rules: &RulesConfig, found: Vec<Found>) -> Result<Vec<NewRequest>, DbError> {
+    let mut clients: Vec<i32> = found.iter().map(|f| f.parent.id_cliente).collect();
+    clients.sort_unstable();
+    clients.dedup();
+    let turned_off = crate::events::drain::turned_off(tx, &clients).await?;
+    Ok(found
+        .into_iter()
+        .flat_map(|Found { tipo, key_prefix, parent, nro_tarjeta, saldo, data }| {
+            Notice { tipo, key_prefix, parent: &parent, nro_tarjeta, saldo, data }
+                .requests(rules.channels_for(tipo), &turned_off)
+        })
+        .collect())
 }
 
 const SALDO_BAJO: &str = "
@@ -83,41 +96,67 @@ const SALDO_BAJO: &str = "
       AND t.saldo_actual < CASE WHEN t.saldo_alerta > 0 THEN t.saldo_alerta ELSE $1 END
     ORDER BY c.id_cliente, t.nro_tarjeta";
 
-/// Cards under their threshold with no low-balance notice on the firing's local date. One request per card and
-/// channel, keyed `saldo_bajo:<card>:<local date>:<channel>` like the trigger's.
+/// Every `saldo_bajo` request of the firing's local date, by the trigger (`saldo_bajo:<card>:<date>:<channel>`) or
+/// by a sweep (`saldo_bajo:cliente:<id>:<date>:<channel>`): the row's card and the cards its data lists.
+const SALDO_BAJO_TODAY: &str = "
+    SELECT nro_tarjeta, datos FROM solicitudes_notificacion WHERE tipo = 'saldo_bajo' AND clave_dedup LIKE $1";
+
+/// Cards under their threshold that had no low-balance notice on the firing's local date: not stamped today
+/// (`ultima_notificacion_saldo`, set when a notice went out), and not in any request of today (a trigger's notice
+/// still pending, or a sweep's notice to a parent the card belonged to). One notice per parent listing all of
+/// their cards (first card = the row's `nro_tarjeta` and `saldo_alerta`), keyed
+/// `saldo_bajo:cliente:<id_cliente>:<local date>:<channel>`: whatever the cards, a parent gets at most one sweep
+/// notice a day, so a second run (CLI, another replica, catch-up) creates nothing even when more cards fell low
+/// since (those crossings have the trigger's own notice).
 async fn saldo_bajo(tx: &impl GenericClient, rules: &RulesConfig, at: Timestamp) -> Result<Vec<NewRequest>, DbError> {
     let today = local_date(at);
     let fecha = local_datetime(at);
-    let mut out = Vec::new();
+    let mut notified: HashSet<String> = HashSet::new();
+    for r in tx.query(SALDO_BAJO_TODAY, &[&format!("saldo\\_bajo:%:{today}:%")]).await? {
+        notified.extend(r.get::<_, Option<String>>(0));
+        let data = r.get::<_, Option<serde_json::Value>>(1).and_then(|d| serde_json::from_value(d).ok());
+        if let Some(MessageData::SaldoBajo(aviso)) = data {
+            notified.extend(aviso.tarjetas().iter().map(|t| t.nro_tarjeta.clone()));
+        }
+    }
+    // Rows come ordered by client: consecutive cards of one client make one notice.
+    let mut parents: Vec<(Parent, Vec<TarjetaSaldoBajo>)> = Vec::new();
     for r in tx.query(SALDO_BAJO, &[&rules.umbral_saldo_bajo]).await? {
         let nro_tarjeta: String = r.get(0);
-        let saldo: i64 = r.get(1);
-        let umbral: i64 = r.get(2);
-        if r.get::<_, Option<SystemTime>>(3).map(ts).is_some_and(|t| local_date(t) == today) {
+        let stamped_today = r.get::<_, Option<SystemTime>>(3).map(ts).is_some_and(|t| local_date(t) == today);
+        if stamped_today || notified.contains(&nro_tarjeta) {
             continue;
         }
-        let nombre: String = r.get(4);
-        let apellido: String = r.get(5);
-        let parent = parent_from(&r, 6);
-        let data = MessageData::SaldoBajo {
-            padre: parent.nombres.trim().to_string(),
+        let (nombre, apellido): (String, String) = (r.get(4), r.get(5));
+        let tarjeta = TarjetaSaldoBajo {
             alumno: format!("{} {}", nombre.trim(), apellido.trim()),
-            nro_tarjeta: nro_tarjeta.clone(),
-            saldo: Guaranies(saldo),
-            umbral: Guaranies(umbral),
-            fecha: fecha.clone(),
+            nro_tarjeta,
+            saldo: Guaranies(r.get(1)),
+            umbral: Guaranies(r.get(2)),
         };
-        out.extend(per_channel(
-            rules,
-            NotificationType::SaldoBajo,
-            &format!("saldo_bajo:{nro_tarjeta}:{today}"),
-            &parent,
-            Some(&nro_tarjeta),
-            Some(Guaranies(saldo)),
-            &data,
-        ));
+        match parents.last_mut() {
+            Some((p, cards)) if p.id_cliente == r.get::<_, i32>(6) => cards.push(tarjeta),
+            _ => parents.push((parent_from(&r, 6), vec![tarjeta])),
+        }
     }
-    Ok(out)
+    let found = parents
+        .into_iter()
+        .filter_map(|(parent, cards)| {
+            let aviso = AvisoSaldoBajo::varias(parent.nombres.trim().to_string(), cards, fecha.clone())?;
+            let first = aviso.primera();
+            // The row names one card: the first, with its own balance (a sum would not match the card shown).
+            let (nro_tarjeta, saldo) = (Some(first.nro_tarjeta.clone()), Some(first.saldo));
+            Some(Found {
+                tipo: NotificationType::SaldoBajo,
+                key_prefix: format!("saldo_bajo:cliente:{}:{today}", parent.id_cliente),
+                parent,
+                nro_tarjeta,
+                saldo,
+                data: MessageData::SaldoBajo(aviso),
+            })
+        })
+        .collect();
+    requests(tx, rules, found).await
 }
 
 const CUENTA_PENDIENTE: &str = "
@@ -141,7 +180,7 @@ async fn cuenta_pendiente(
         SystemTime::from(at.checked_sub(jiff::SignedDuration::from_hours(24 * PENDING_SALE_MIN_DAYS)).unwrap_or(at));
     let week = local_date(at).iso_week_date();
     let week = format!("{:04}-W{:02}", week.year(), week.week());
-    let mut out = Vec::new();
+    let mut found = Vec::new();
     for r in tx.query(CUENTA_PENDIENTE, &[&cutoff]).await? {
         let parent = parent_from(&r, 0);
         let razon_social: Option<String> = r.get(5);
@@ -159,17 +198,16 @@ async fn cuenta_pendiente(
             ventas: r.get(8),
             desde,
         };
-        out.extend(per_channel(
-            rules,
-            NotificationType::CuentaPendiente,
-            &format!("cuenta_pendiente:{}:{week}", parent.id_cliente),
-            &parent,
-            None,
-            Some(monto),
-            &data,
-        ));
+        found.push(Found {
+            tipo: NotificationType::CuentaPendiente,
+            key_prefix: format!("cuenta_pendiente:{}:{week}", parent.id_cliente),
+            parent,
+            nro_tarjeta: None,
+            saldo: Some(monto),
+            data,
+        });
     }
-    Ok(out)
+    requests(tx, rules, found).await
 }
 
 const RECORDATORIO_DEUDA: &str = "
@@ -197,7 +235,7 @@ async fn recordatorio_deuda(
     // A generous window in instants; the exact local-day count is checked below.
     let from = SystemTime::from(at.checked_sub(jiff::SignedDuration::from_hours(24 * 17)).unwrap_or(at));
     let to = SystemTime::from(at.checked_sub(jiff::SignedDuration::from_hours(24)).unwrap_or(at));
-    let mut out = Vec::new();
+    let mut found = Vec::new();
     for r in tx.query(RECORDATORIO_DEUDA, &[&from, &to]).await? {
         let id: i64 = r.get(0);
         let nro_tarjeta: String = r.get(1);
@@ -222,17 +260,16 @@ async fn recordatorio_deuda(
             nivel: NivelRecordatorio::for_days(dias),
             fecha: fecha.clone(),
         };
-        out.extend(per_channel(
-            rules,
-            NotificationType::RecordatorioDeuda,
-            &format!("recordatorio_deuda:{id}:{dias}"),
-            &parent,
-            Some(&nro_tarjeta),
-            Some(Guaranies(saldo)),
-            &data,
-        ));
+        found.push(Found {
+            tipo: NotificationType::RecordatorioDeuda,
+            key_prefix: format!("recordatorio_deuda:{id}:{dias}"),
+            parent,
+            nro_tarjeta: Some(nro_tarjeta),
+            saldo: Some(Guaranies(saldo)),
+            data,
+        });
     }
-    Ok(out)
+    requests(tx, rules, found).await
 }
 
 /// The drain's insert: one statement, `ON CONFLICT (clave_dedup) DO NOTHING`; returns how many were new.

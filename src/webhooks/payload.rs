@@ -103,14 +103,22 @@ fn twilio_error_meaning(code: &str) -> Option<&'static str> {
 /// not JSON at all. Changes of other fields (incoming messages, template updates) and statuses that are
 /// ignored or lack an id are skipped.
 pub fn meta_receipts(body: &[u8]) -> Result<Vec<Receipt>, serde_json::Error> {
-    let root: Value = serde_json::from_slice(body)?;
+    Ok(meta_receipts_in(&serde_json::from_slice(body)?))
+}
+
+/// The `value` of every change of the `messages` field in a Meta webhook body (a change without `field` counts).
+pub(crate) fn meta_message_values(root: &Value) -> impl Iterator<Item = &Value> {
+    array(root, "entry")
+        .iter()
+        .flat_map(|entry| array(entry, "changes").iter())
+        .filter(|change| change.get("field").and_then(Value::as_str).is_none_or(|f| f == "messages"))
+        .filter_map(|change| change.get("value"))
+}
+
+/// [`meta_receipts`] of a body already parsed.
+pub fn meta_receipts_in(root: &Value) -> Vec<Receipt> {
     let mut out = Vec::new();
-    let changes = array(&root, "entry").iter().flat_map(|entry| array(entry, "changes").iter());
-    for change in changes {
-        if change.get("field").and_then(Value::as_str).is_some_and(|f| f != "messages") {
-            continue;
-        }
-        let Some(value) = change.get("value") else { continue };
+    for value in meta_message_values(root) {
         for status in array(value, "statuses") {
             let Some(id) = status.get("id").and_then(Value::as_str).map(str::trim).filter(|s| !s.is_empty()) else {
                 continue;
@@ -122,7 +130,7 @@ pub fn meta_receipts(body: &[u8]) -> Result<Vec<Receipt>, serde_json::Error> {
             out.push(Receipt { provider_id: id.to_string(), state, failure_detail });
         }
     }
-    Ok(out)
+    out
 }
 
 fn meta_failure_detail(status: &Value) -> String {
@@ -151,11 +159,12 @@ fn meta_failure_detail(status: &Value) -> String {
     }
 }
 
-fn array<'a>(v: &'a Value, key: &str) -> &'a [Value] {
+pub(crate) fn array<'a>(v: &'a Value, key: &str) -> &'a [Value] {
     v.get(key).and_then(Value::as_array).map_or(&[], Vec::as_slice)
 }
 
-fn truncate(s: &str) -> String {
+/// `s` cut to [`DETAIL_CHARS`] characters (with `…` when cut): provider text kept in `ultimo_error`.
+pub(crate) fn truncate(s: &str) -> String {
     match s.char_indices().nth(DETAIL_CHARS) {
         Some((i, _)) => format!("{}…", &s[..i]),
         None => s.to_string(),

@@ -25,6 +25,7 @@ use std::sync::LazyLock;
 use deadpool_postgres::Pool;
 
 use crate::db::DbError;
+use crate::domain::ChannelKind;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum DeliveryState {
@@ -152,6 +153,28 @@ pub async fn record_receipt_detail(
     let row =
         conn.query_opt(RECORD_RECEIPT.as_str(), &[&provider, &provider_id, &state.as_str(), &failure_detail]).await?;
     Ok(row.map(|r| r.get(0)))
+}
+
+/// The channel and address of the request the provider knows as `provider_id` (for an opt-out the provider
+/// reports about it); `None` for an unknown id or a request without an address.
+pub async fn request_address(
+    pool: &Pool,
+    provider: &str,
+    provider_id: &str,
+) -> Result<Option<(ChannelKind, String)>, DbError> {
+    let conn = pool.get().await?;
+    let row = conn
+        .query_opt(
+            "SELECT destino, destinatario FROM solicitudes_notificacion
+             WHERE proveedor = $1 AND id_proveedor = $2 AND destinatario IS NOT NULL
+             ORDER BY id_solicitud DESC LIMIT 1",
+            &[&provider, &provider_id],
+        )
+        .await?;
+    Ok(row.and_then(|r| {
+        let channel = ChannelKind::parse(r.get::<_, &str>(0)).ok()?;
+        Some((channel, r.get::<_, String>(1)))
+    }))
 }
 
 #[cfg(test)]

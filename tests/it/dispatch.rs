@@ -191,7 +191,13 @@ async fn a_stale_holder_cannot_overwrite_a_takeover() {
     // The slow first holder finally answers: its write must not land.
     let n = store::record(&pool, &first[0], &Outcome::Error { provider: "x", reason: "tarde" }).await.unwrap();
     assert_eq!(n, 0);
-    let n = store::record(&pool, &second[0], &Outcome::Sent { provider: "x", provider_id: Some("p-2") }).await.unwrap();
+    let n = store::record(
+        &pool,
+        &second[0],
+        &Outcome::Sent { provider: "x", provider_id: Some("p-2"), await_receipt: None },
+    )
+    .await
+    .unwrap();
     assert_eq!(n, 1);
     let r = c.query_one("SELECT estado, id_proveedor, ultimo_error FROM solicitudes_notificacion", &[]).await.unwrap();
     assert_eq!(r.get::<_, String>(0), "Enviado");

@@ -228,6 +228,7 @@ pub enum Script {
 /// A channel double: records every message, can be scripted to fail or to hold.
 pub struct Recorder {
     kind: ChannelKind,
+    provider: &'static str,
     pub sent: Mutex<Vec<OutgoingMessage>>,
     pub attempts: Mutex<HashMap<String, u32>>,
     script: Mutex<VecDeque<Script>>,
@@ -236,8 +237,14 @@ pub struct Recorder {
 
 impl Recorder {
     pub fn new(kind: ChannelKind) -> Arc<Recorder> {
+        Self::with_provider(kind, "recorder")
+    }
+
+    /// A double that reports a real provider's name (whether receipts are awaited depends on it).
+    pub fn with_provider(kind: ChannelKind, provider: &'static str) -> Arc<Recorder> {
         Arc::new(Recorder {
             kind,
+            provider,
             sent: Mutex::new(Vec::new()),
             attempts: Mutex::new(HashMap::new()),
             script: Mutex::new(VecDeque::new()),
@@ -274,7 +281,7 @@ impl Channel for Recorder {
     }
 
     fn provider(&self) -> &'static str {
-        "recorder"
+        self.provider
     }
 
     async fn send(&self, msg: &OutgoingMessage) -> Result<SendReceipt, SendError> {

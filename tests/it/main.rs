@@ -3,10 +3,12 @@
 
 mod helpers;
 
+mod alerts;
 mod binary;
 mod channels_e2e;
 mod cluster;
 mod dispatch;
+mod fallback;
 mod http;
 mod migrate;
 mod pipeline;

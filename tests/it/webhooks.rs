@@ -1,9 +1,14 @@
-//! Delivery-receipt webhooks over the real database: the webhook router served on a real port, called with real
-//! HTTP requests signed as Twilio and Meta sign them.
+//! Provider webhooks over the real database: the webhook router served on a real port, called with real HTTP
+//! requests signed as Twilio, Meta and SendGrid sign them: delivery receipts, and opt-outs/opt-ins.
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
+use aws_lc_rs::encoding::AsDer;
+use aws_lc_rs::rand::SystemRandom;
+use aws_lc_rs::signature::{ECDSA_P256_SHA256_ASN1_SIGNING, EcdsaKeyPair, KeyPair};
+use base64::Engine;
 use cantina_notify::config::Secret;
 use cantina_notify::metrics::Metrics;
 use cantina_notify::webhooks::signature::{meta_signature, twilio_signature};
@@ -25,6 +30,40 @@ struct Hooks {
     addr: SocketAddr,
     http: reqwest::Client,
     id_cliente: i32,
+    metrics: Arc<Metrics>,
+    /// SendGrid's signing key for this test; its public half is the configured verification key.
+    sendgrid: EcdsaKeyPair,
+}
+
+/// A row of `cantina_notify_bajas`.
+#[derive(Debug, PartialEq)]
+struct Baja {
+    motivo: String,
+    proveedor: Option<String>,
+    /// Whether the parent opted back in (`fecha_alta` set).
+    alta: bool,
+}
+
+fn b64(bytes: &[u8]) -> String {
+    base64::engine::general_purpose::STANDARD.encode(bytes)
+}
+
+fn new_sendgrid_key() -> EcdsaKeyPair {
+    EcdsaKeyPair::generate(&ECDSA_P256_SHA256_ASN1_SIGNING).unwrap()
+}
+
+/// The verification key as SendGrid's settings page shows it: base64 of the DER SubjectPublicKeyInfo.
+fn sendgrid_public_key(key: &EcdsaKeyPair) -> String {
+    b64(key.public_key().as_der().unwrap().as_ref())
+}
+
+/// SendGrid's signature: ECDSA P-256/SHA-256 over the timestamp header followed by the raw body, base64 DER.
+fn sendgrid_sign(key: &EcdsaKeyPair, timestamp: &str, body: &[u8]) -> String {
+    b64(key.sign(&SystemRandom::new(), &[timestamp.as_bytes(), body].concat()).unwrap().as_ref())
+}
+
+fn unix_now() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() as i64
 }
 
 #[derive(Debug, PartialEq)]
@@ -44,37 +83,110 @@ impl Hooks {
         let c = db.client().await;
         let fam = seed_family(&c, Some("ana@example.com"), Some("0981123456"), 12_000).await;
         let pool = cantina_notify::db::pool(&db.url, 2, Duration::from_secs(5)).unwrap();
+        let sendgrid = new_sendgrid_key();
+        let metrics = Metrics::new();
         let state = configure(WebhookState {
             pool: pool.clone(),
             twilio_auth_token: Some(Secret::new(TWILIO_TOKEN)),
             public_base_url: Some(PUBLIC_URL.to_string()),
             meta_app_secret: Some(Secret::new(APP_SECRET)),
             meta_verify_token: Some(Secret::new(VERIFY_TOKEN)),
-            metrics: Metrics::new(),
+            sendgrid_verification_key: Some(sendgrid_public_key(&sendgrid)),
+            metrics: metrics.clone(),
         });
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let app = router(state);
         tokio::spawn(async move { axum::serve(listener, app).await });
-        Hooks { db, c, pool, addr, http: reqwest::Client::new(), id_cliente: fam.id_cliente }
+        Hooks { db, c, pool, addr, http: reqwest::Client::new(), id_cliente: fam.id_cliente, metrics, sendgrid }
     }
 
-    /// A request the dispatcher has sent: `Enviado`, with the provider's id and no delivery state yet.
+    /// A request the dispatcher has sent: `Enviado`, with the provider's id and no delivery state yet (email to
+    /// Ana for SendGrid, WhatsApp for Meta, SMS for Twilio).
     async fn sent_request(&self, proveedor: &str, id_proveedor: &str) -> i64 {
-        let destino = if proveedor == "meta" { "WhatsApp" } else { "SMS" };
+        let (destino, destinatario) = match proveedor {
+            "meta" => ("WhatsApp", "+595981123456"),
+            "sendgrid" => ("Email", "ana@example.com"),
+            _ => ("SMS", "+595981123456"),
+        };
+        self.sent_request_to(proveedor, id_proveedor, destino, destinatario).await
+    }
+
+    async fn sent_request_to(&self, proveedor: &str, id_proveedor: &str, destino: &str, destinatario: &str) -> i64 {
         self.c
             .query_one(
                 "INSERT INTO solicitudes_notificacion
                      (id_cliente, destino, estado, tipo, clave_dedup, destinatario, intentos, fecha_envio,
                       proveedor, id_proveedor, actualizado_en)
-                 VALUES ($1, $2, 'Enviado', 'recarga_exitosa', $3, '+595981123456', 1, now(), $4, $5,
+                 VALUES ($1, $2, 'Enviado', 'recarga_exitosa', $3, $4, 1, now(), $5, $6,
                          now() - interval '1 hour')
                  RETURNING id_solicitud",
-                &[&self.id_cliente, &destino, &format!("test:{id_proveedor}"), &proveedor, &id_proveedor],
+                &[
+                    &self.id_cliente,
+                    &destino,
+                    &format!("test:{id_proveedor}"),
+                    &destinatario,
+                    &proveedor,
+                    &id_proveedor,
+                ],
             )
             .await
             .unwrap()
             .get(0)
+    }
+
+    /// The opt-out recorded for an address on a channel (`destino` as in the table: `SMS`, `WhatsApp`, `Email`).
+    async fn baja(&self, destino: &str, destinatario: &str) -> Option<Baja> {
+        self.c
+            .query_opt(
+                "SELECT motivo, proveedor, fecha_alta IS NOT NULL FROM cantina_notify_bajas
+                 WHERE destino = $1 AND destinatario = $2",
+                &[&destino, &destinatario],
+            )
+            .await
+            .unwrap()
+            .map(|r| Baja { motivo: r.get(0), proveedor: r.get(1), alta: r.get(2) })
+    }
+
+    async fn bajas(&self) -> i64 {
+        self.c.query_one("SELECT count(*) FROM cantina_notify_bajas", &[]).await.unwrap().get(0)
+    }
+
+    /// POSTs a SendGrid event batch with the given headers (each `None` is left out).
+    async fn sendgrid_raw(&self, body: &[u8], timestamp: Option<&str>, signature: Option<&str>) -> u16 {
+        let mut req = self
+            .http
+            .post(self.url("/webhooks/sendgrid"))
+            .header("Content-Type", "application/json")
+            .body(body.to_vec());
+        if let Some(ts) = timestamp {
+            req = req.header("X-Twilio-Email-Event-Webhook-Timestamp", ts);
+        }
+        if let Some(sig) = signature {
+            req = req.header("X-Twilio-Email-Event-Webhook-Signature", sig);
+        }
+        req.send().await.unwrap().status().as_u16()
+    }
+
+    /// A batch signed now, as SendGrid posts it (compact JSON followed by CRLF).
+    async fn sendgrid_events(&self, events: Value) -> u16 {
+        let body = format!("{events}\r\n").into_bytes();
+        let ts = unix_now().to_string();
+        self.sendgrid_raw(&body, Some(&ts), Some(&sendgrid_sign(&self.sendgrid, &ts, &body))).await
+    }
+
+    /// POSTs Twilio's incoming-message webhook, signed; returns status, content type and body.
+    async fn twilio_inbound(&self, params: &[(&str, &str)]) -> (u16, String, String) {
+        let path = "/webhooks/twilio/inbound";
+        let sig = twilio_signature(TWILIO_TOKEN, &format!("{PUBLIC_URL}{path}"), &owned(params));
+        let resp = self.http.post(self.url(path)).form(params).header("X-Twilio-Signature", sig).send().await.unwrap();
+        let status = resp.status().as_u16();
+        let ctype = resp.headers().get("content-type").map(|v| v.to_str().unwrap().to_string()).unwrap_or_default();
+        (status, ctype, resp.text().await.unwrap())
+    }
+
+    fn metric(&self, line_start: &str) -> Option<String> {
+        self.metrics.encode().lines().find(|l| l.starts_with(line_start)).map(str::to_string)
     }
 
     async fn row(&self, id: i64) -> Row {
@@ -438,6 +550,7 @@ async fn unconfigured_webhooks_accept_nothing() {
         twilio_auth_token: None,
         meta_app_secret: None,
         meta_verify_token: None,
+        sendgrid_verification_key: None,
         ..s
     })
     .await;
@@ -449,6 +562,20 @@ async fn unconfigured_webhooks_accept_nothing() {
     assert_eq!(h.meta_raw(&raw, None).await, 503);
     assert_eq!(h.handshake("hub.mode=subscribe&hub.verify_token=&hub.challenge=1").await.0, 503);
     assert_eq!(h.entrega(id).await, None);
+    let inbound = [("From", "+595981123456"), ("Body", "STOP")];
+    assert_eq!(h.twilio_inbound(&inbound).await.0, 503);
+    let sg = h.sent_request("sendgrid", "SGunconfigured").await;
+    assert_eq!(h.sendgrid_events(json!([sg_event("delivered", "SGunconfigured")])).await, 503);
+    assert_eq!(h.sendgrid_raw(b"[]", None, None).await, 503);
+    assert_eq!(h.entrega(sg).await, None);
+    assert_eq!(h.bajas().await, 0);
+    assert_eq!(h.metric("cantina_notify_webhook_rejected_total"), None, "503 is not a rejected signature");
+
+    // A key that is not a P-256 public key is a configuration error too: 503, not 401.
+    let h = Hooks::start_with(|s| WebhookState { sendgrid_verification_key: Some("bm90IGEga2V5".into()), ..s }).await;
+    let sg = h.sent_request("sendgrid", "SGbadkey").await;
+    assert_eq!(h.sendgrid_events(json!([sg_event("delivered", "SGbadkey")])).await, 503);
+    assert_eq!(h.entrega(sg).await, None);
 
     // A Twilio token without the public URL cannot rebuild what Twilio signed.
     let h = Hooks::start_with(|s| WebhookState { public_base_url: None, ..s }).await;
@@ -529,4 +656,254 @@ async fn the_running_service_records_a_twilio_receipt_and_counts_rejections() {
     assert!(metrics.contains(r#"cantina_notify_receipts_total{provider="twilio",state="delivered"} 1"#), "{metrics}");
     assert!(metrics.contains(r#"cantina_notify_webhook_rejected_total{provider="twilio"} 1"#), "{metrics}");
     app.stop().await;
+}
+
+/// One SendGrid event for the message whose `X-Message-Id` was `x_message_id`, as the event webhook posts it.
+fn sg_event(event: &str, x_message_id: &str) -> Value {
+    json!({
+        "email": "ana@example.com",
+        "timestamp": 1_750_263_773,
+        "smtp-id": format!("<{x_message_id}@geopod-ismtpd-1>"),
+        "event": event,
+        "category": ["recarga_exitosa"],
+        "sg_event_id": format!("{event}-{x_message_id}"),
+        "sg_message_id": format!("{x_message_id}.filterdrecv-5bd4d7b9d5-8xkz2-1-6853A7A2-1.0"),
+        "clave_dedup": format!("test:{x_message_id}"),
+    })
+}
+
+fn with(mut event: Value, extra: Value) -> Value {
+    for (k, v) in extra.as_object().unwrap() {
+        event[k] = v.clone();
+    }
+    event
+}
+
+const SG_DELIVERED: &str = "Ua9z9lSTSaqYBWJe_Xfc-Q";
+const SG_BOUNCED: &str = "R14554qsAGSkiKYYviJN34";
+
+#[tokio::test]
+async fn sendgrid_signed_batch_records_delivery_and_bounce() {
+    let h = Hooks::start().await;
+    let delivered = h.sent_request("sendgrid", SG_DELIVERED).await;
+    let bounced = h.sent_request("sendgrid", SG_BOUNCED).await;
+    let status = h
+        .sendgrid_events(json!([
+            sg_event("processed", SG_DELIVERED),
+            sg_event("processed", SG_BOUNCED),
+            with(sg_event("deferred", SG_BOUNCED), json!({"attempt": "1", "response": "421 try later"})),
+            with(sg_event("delivered", SG_DELIVERED), json!({"response": "250 2.0.0 OK", "tls": 1})),
+            with(
+                sg_event("bounce", SG_BOUNCED),
+                json!({"type": "bounce", "status": "5.1.1",
+                       "reason": "550 5.1.1 The email account that you tried to reach does not exist",
+                       "bounce_classification": "Invalid Address"})
+            ),
+            sg_event("delivered", "SGunknownmessage000000")
+        ]))
+        .await;
+    assert_eq!(status, 200);
+    assert_eq!(
+        h.row(delivered).await,
+        Row { estado: "Enviado".into(), entrega: Some("delivered".into()), ultimo_error: None }
+    );
+    assert_eq!(
+        h.row(bounced).await,
+        Row {
+            estado: "Enviado".into(),
+            entrega: Some("failed".into()),
+            ultimo_error: Some(
+                "entrega fallida (bounce): SendGrid 5.1.1: rebotado por el servidor del destinatario: \
+                 550 5.1.1 The email account that you tried to reach does not exist"
+                    .into()
+            ),
+        }
+    );
+    assert!(h.metric(r#"cantina_notify_receipts_total{provider="sendgrid",state="delivered"} 2"#).is_some());
+    assert!(h.metric(r#"cantina_notify_receipts_total{provider="sendgrid",state="failed"} 1"#).is_some());
+    assert_eq!(h.bajas().await, 0, "a bounce is not an opt-out");
+
+    // Opens: a machine open (Apple Mail Privacy Protection) proves nothing; a real one moves to read.
+    assert_eq!(
+        h.sendgrid_events(json!([with(sg_event("open", SG_DELIVERED), json!({"sg_machine_open": true}))])).await,
+        200
+    );
+    assert_eq!(h.entrega(delivered).await.as_deref(), Some("delivered"));
+    assert_eq!(
+        h.sendgrid_events(json!([with(sg_event("open", SG_DELIVERED), json!({"sg_machine_open": false}))])).await,
+        200
+    );
+    assert_eq!(h.entrega(delivered).await.as_deref(), Some("read"));
+    // A dropped event after the bounce adds nothing (the failure is recorded once).
+    assert_eq!(
+        h.sendgrid_events(json!([with(sg_event("dropped", SG_BOUNCED), json!({"reason": "Bounced Address"}))])).await,
+        200
+    );
+    assert_eq!(h.row(bounced).await.ultimo_error.unwrap().matches("entrega fallida").count(), 1);
+}
+
+#[tokio::test]
+async fn sendgrid_bad_signature_is_401_and_counted() {
+    let h = Hooks::start().await;
+    let id = h.sent_request("sendgrid", SG_DELIVERED).await;
+    let body = format!("{}\r\n", json!([sg_event("delivered", SG_DELIVERED)])).into_bytes();
+    let now = unix_now().to_string();
+    let good = sendgrid_sign(&h.sendgrid, &now, &body);
+
+    assert_eq!(h.sendgrid_raw(&body, Some(&now), None).await, 401, "no signature");
+    assert_eq!(h.sendgrid_raw(&body, None, Some(&good)).await, 401, "no timestamp");
+    assert_eq!(h.sendgrid_raw(&body, Some(&now), Some("bm90IGl0")).await, 401, "garbage");
+    let other_key = sendgrid_sign(&new_sendgrid_key(), &now, &body);
+    assert_eq!(h.sendgrid_raw(&body, Some(&now), Some(&other_key)).await, 401, "another account's key");
+    let tampered = String::from_utf8(body.clone()).unwrap().replace("delivered", "open").into_bytes();
+    assert_eq!(h.sendgrid_raw(&tampered, Some(&now), Some(&good)).await, 401, "tampered body");
+    let later = (unix_now() + 1).to_string();
+    assert_eq!(h.sendgrid_raw(&body, Some(&later), Some(&good)).await, 401, "timestamp changed");
+    // Genuinely signed, but two days ago: older than SendGrid's 24 hours of retries, so a replay.
+    let old = (unix_now() - 2 * 86_400).to_string();
+    let stale = sendgrid_sign(&h.sendgrid, &old, &body);
+    assert_eq!(h.sendgrid_raw(&body, Some(&old), Some(&stale)).await, 401, "stale");
+
+    assert_eq!(h.row(id).await, Row { estado: "Enviado".into(), entrega: None, ultimo_error: None });
+    assert!(!h.touched(id).await);
+    assert_eq!(
+        h.metric("cantina_notify_webhook_rejected_total").as_deref(),
+        Some(r#"cantina_notify_webhook_rejected_total{provider="sendgrid"} 7"#)
+    );
+
+    // A retry signed an hour ago is still SendGrid's; and the genuine request goes through.
+    let hour_ago = (unix_now() - 3600).to_string();
+    let retry = sendgrid_sign(&h.sendgrid, &hour_ago, &body);
+    assert_eq!(h.sendgrid_raw(&body, Some(&hour_ago), Some(&retry)).await, 200, "a retry");
+    assert_eq!(h.entrega(id).await.as_deref(), Some("delivered"));
+    assert_eq!(h.sendgrid_raw(&body, Some(&now), Some(&good)).await, 200, "the genuine one");
+    // Signed correctly but not JSON: nothing to apply.
+    let junk = b"not json".to_vec();
+    assert_eq!(h.sendgrid_raw(&junk, Some(&now), Some(&sendgrid_sign(&h.sendgrid, &now, &junk))).await, 400);
+}
+
+#[tokio::test]
+async fn sendgrid_spamreport_and_unsubscribe_record_email_opt_outs() {
+    let h = Hooks::start().await;
+    let id = h.sent_request_to("sendgrid", SG_DELIVERED, "Email", "Ana@Example.com").await;
+    let status = h
+        .sendgrid_events(json!([
+            with(sg_event("spamreport", SG_DELIVERED), json!({"email": "Ana@Example.com"})),
+            {"email": "luis@example.com", "timestamp": 1_750_263_773, "event": "unsubscribe",
+             "sg_event_id": "u1", "sg_message_id": "Zz9z9lSTSaqYBWJe_Xfc-Q.filterdrecv-1"},
+        ]))
+        .await;
+    assert_eq!(status, 200);
+    assert_eq!(
+        h.baja("Email", "ana@example.com").await,
+        Some(Baja { motivo: "reportó el correo como spam".into(), proveedor: Some("sendgrid".into()), alta: false })
+    );
+    assert_eq!(
+        h.baja("Email", "luis@example.com").await,
+        Some(Baja { motivo: "se dio de baja desde el correo".into(), proveedor: Some("sendgrid".into()), alta: false })
+    );
+    assert_eq!(h.bajas().await, 2);
+    assert_eq!(h.entrega(id).await.as_deref(), Some("delivered"), "a spam report means the email arrived");
+}
+
+#[tokio::test]
+async fn twilio_21610_status_records_an_opt_out() {
+    let h = Hooks::start().await;
+    let id = h.sent_request("twilio", SID).await;
+    // Another message failing for another reason records nothing.
+    let other = "SM22222222222222222222222222222222";
+    h.sent_request_to("twilio", other, "SMS", "+595982654321").await;
+    assert_eq!(h.twilio(&twilio_params(other, "undelivered", Some("30003"))).await, 200);
+    assert_eq!(h.bajas().await, 0);
+
+    assert_eq!(h.twilio(&twilio_params(SID, "failed", Some("21610"))).await, 200);
+    let row = h.row(id).await;
+    assert_eq!(row.entrega.as_deref(), Some("failed"));
+    assert_eq!(
+        row.ultimo_error.as_deref(),
+        Some("entrega fallida (failed): Twilio 21610: el destinatario respondió STOP")
+    );
+    assert_eq!(
+        h.baja("SMS", "+595981123456").await,
+        Some(Baja { motivo: "respondió STOP".into(), proveedor: Some("twilio".into()), alta: false })
+    );
+    assert_eq!(h.baja("WhatsApp", "+595981123456").await, None, "the opt-out is for the channel that was used");
+    // A 21610 for a message we do not know is acknowledged and records nothing.
+    assert_eq!(h.twilio(&twilio_params("SMffffffffffffffffffffffffffffffff", "failed", Some("21610"))).await, 200);
+    assert_eq!(h.bajas().await, 1);
+}
+
+#[tokio::test]
+async fn twilio_inbound_stop_then_start() {
+    let h = Hooks::start().await;
+    let msg = |body: &'static str| {
+        vec![
+            ("AccountSid", "AC0123456789abcdef0123456789abcdef"),
+            ("ApiVersion", "2010-04-01"),
+            ("Body", body),
+            ("From", "+595981123456"),
+            ("MessageSid", "SM33333333333333333333333333333333"),
+            ("NumMedia", "0"),
+            ("To", "+15005550006"),
+        ]
+    };
+    let (status, ctype, body) = h.twilio_inbound(&msg("STOP")).await;
+    assert_eq!((status, body.as_str()), (200, r#"<?xml version="1.0" encoding="UTF-8"?><Response/>"#));
+    assert!(ctype.starts_with("text/xml"), "{ctype}");
+    assert_eq!(
+        h.baja("SMS", "+595981123456").await,
+        Some(Baja { motivo: "respondió STOP".into(), proveedor: Some("twilio".into()), alta: false })
+    );
+
+    // An ordinary message changes nothing, and is still answered with empty TwiML.
+    assert_eq!(h.twilio_inbound(&msg("Gracias!")).await.0, 200);
+    assert_eq!(h.baja("SMS", "+595981123456").await.map(|b| b.alta), Some(false));
+
+    assert_eq!(h.twilio_inbound(&msg("START")).await.0, 200);
+    assert_eq!(h.baja("SMS", "+595981123456").await.map(|b| b.alta), Some(true), "fecha_alta set");
+
+    // WhatsApp through Twilio, classified by Advanced Opt-Out: OptOutType wins over the body.
+    let wa = [("From", "whatsapp:+595982654321"), ("Body", "ya no"), ("OptOutType", "STOP")];
+    assert_eq!(h.twilio_inbound(&wa).await.0, 200);
+    assert_eq!(h.baja("WhatsApp", "+595982654321").await.map(|b| b.alta), Some(false));
+    assert_eq!(h.baja("SMS", "+595982654321").await, None);
+
+    // Unsigned: refused, nothing recorded.
+    let path = "/webhooks/twilio/inbound";
+    let forged = [("From", "+595983000111"), ("Body", "STOP")];
+    assert_eq!(h.twilio_raw(path, &forged, Some("bm90IGl0")).await, 401);
+    assert_eq!(h.twilio_raw(path, &forged, None).await, 401);
+    assert_eq!(h.baja("SMS", "+595983000111").await, None);
+    assert!(h.metric(r#"cantina_notify_webhook_rejected_total{provider="twilio"} 2"#).is_some());
+}
+
+#[tokio::test]
+async fn meta_inbound_baja_records_an_opt_out() {
+    let h = Hooks::start().await;
+    let id = h.sent_request("meta", "wamid.OUT").await;
+    let body = json!({
+        "object": "whatsapp_business_account",
+        "entry": [{"id": "102290129340398", "changes": [{"field": "messages", "value": {
+            "messaging_product": "whatsapp",
+            "metadata": {"display_phone_number": "15550783881", "phone_number_id": "106540352242922"},
+            "contacts": [{"profile": {"name": "Ana"}, "wa_id": "595981123456"}],
+            "messages": [{"from": "595981123456", "id": "wamid.IN1", "timestamp": "1750263800",
+                          "type": "text", "text": {"body": "BAJA"}}],
+            "statuses": [meta_status("wamid.OUT", "read")]
+        }}]}]
+    });
+    assert_eq!(h.meta(&body).await, 200);
+    assert_eq!(
+        h.baja("WhatsApp", "+595981123456").await,
+        Some(Baja { motivo: "respondió BAJA".into(), proveedor: Some("meta".into()), alta: false })
+    );
+    assert_eq!(h.entrega(id).await.as_deref(), Some("read"), "statuses in the same batch still apply");
+
+    // The template's quick-reply button "Alta" opts back in.
+    let alta = json!({"object": "whatsapp_business_account", "entry": [{"changes": [{"field": "messages", "value": {
+        "messages": [{"from": "595981123456", "id": "wamid.IN2", "type": "button",
+                      "button": {"text": "Alta", "payload": "ALTA"}}]
+    }}]}]});
+    assert_eq!(h.meta(&alta).await, 200);
+    assert_eq!(h.baja("WhatsApp", "+595981123456").await.map(|b| b.alta), Some(true));
 }

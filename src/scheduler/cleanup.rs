@@ -1,0 +1,182 @@
+//! The weekly clean-up (`limpieza`, `CANTINA__SCHEDULER__LIMPIEZA`): deletes what the service no longer needs, per
+//! `settings.retention`:
+//! - processed outbox events (`cantina_notify_eventos.procesado_en`) older than `events_days`;
+//! - finished requests the service created (`clave_dedup` set; `Enviado`, `Error` or `Omitido`) last touched
+//!   (`actualizado_en`, else `fecha_solicitud`) more than `requests_days` ago. Never a `Pendiente` one, never a POS
+//!   row the service has not taken over (no key);
+//! - run-ledger rows older than `ledger_days`, except each schedule's latest (the catch-up logic starts from it).
+//!
+//! Deletes go in batches of [`BATCH`] rows, one short statement each (`FOR UPDATE SKIP LOCKED`: a row someone is
+//! updating right now is left for next week), so the app's busy `solicitudes_notificacion` is never locked for long.
+
+use std::fmt;
+
+use deadpool_postgres::Pool;
+use jiff::{SignedDuration, Timestamp};
+
+use super::SchedulerSettings;
+use crate::config::RetentionSettings;
+use crate::db::DbError;
+
+/// Rows per DELETE statement.
+pub const BATCH: i64 = 5_000;
+
+/// Retention periods longer than this are refused (and would overflow the date arithmetic long before).
+pub const MAX_DAYS: u64 = 36_500;
+
+const DELETE_EVENTS: &str = "
+    DELETE FROM cantina_notify_eventos WHERE id IN (
+        SELECT id FROM cantina_notify_eventos
+        WHERE procesado_en < $1
+        ORDER BY id LIMIT $2
+        FOR UPDATE SKIP LOCKED)";
+
+const DELETE_REQUESTS: &str = "
+    DELETE FROM solicitudes_notificacion WHERE id_solicitud IN (
+        SELECT id_solicitud FROM solicitudes_notificacion
+        WHERE clave_dedup IS NOT NULL AND estado IN ('Enviado', 'Error', 'Omitido')
+          AND coalesce(actualizado_en, fecha_solicitud) < $1
+        ORDER BY id_solicitud LIMIT $2
+        FOR UPDATE SKIP LOCKED)";
+
+const DELETE_LEDGER: &str = "
+    DELETE FROM cantina_notify_ejecuciones WHERE (programa, programada_en) IN (
+        SELECT e.programa, e.programada_en FROM cantina_notify_ejecuciones e
+        WHERE e.programada_en < $1
+          AND e.programada_en < (SELECT max(m.programada_en) FROM cantina_notify_ejecuciones m
+                                 WHERE m.programa = e.programa)
+        LIMIT $2
+        FOR UPDATE SKIP LOCKED)";
+
+/// What one clean-up deleted.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct CleanupReport {
+    pub eventos: u64,
+    pub solicitudes: u64,
+    pub ejecuciones: u64,
+}
+
+impl CleanupReport {
+    pub fn total(&self) -> u64 {
+        self.eventos + self.solicitudes + self.ejecuciones
+    }
+}
+
+/// Stored in the ledger's `detalle` and printed by `cantina-notify sweep limpieza`.
+impl fmt::Display for CleanupReport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "borradas: {} eventos procesados, {} solicitudes terminadas, {} ejecuciones del registro",
+            self.eventos, self.solicitudes, self.ejecuciones
+        )
+    }
+}
+
+/// `now` minus `days` whole days (1970 if that were out of range: nothing older, nothing deleted).
+pub fn cutoff(now: Timestamp, days: u64) -> Timestamp {
+    let hours = i64::try_from(days.min(MAX_DAYS)).unwrap_or(0) * 24;
+    now.checked_sub(SignedDuration::from_hours(hours)).unwrap_or(Timestamp::UNIX_EPOCH)
+}
+
+/// Runs the clean-up as of `now` in batches of [`BATCH`].
+pub async fn run(pool: &Pool, retention: &RetentionSettings, now: Timestamp) -> Result<CleanupReport, DbError> {
+    run_in_batches(pool, retention, now, BATCH).await
+}
+
+/// [`run`] with another batch size (tests use a small one to see the batches add up).
+pub async fn run_in_batches(
+    pool: &Pool,
+    retention: &RetentionSettings,
+    now: Timestamp,
+    batch: i64,
+) -> Result<CleanupReport, DbError> {
+    let batch = batch.max(1);
+    let report = CleanupReport {
+        eventos: delete_all(pool, DELETE_EVENTS, cutoff(now, retention.events_days), batch).await?,
+        solicitudes: delete_all(pool, DELETE_REQUESTS, cutoff(now, retention.requests_days), batch).await?,
+        ejecuciones: delete_all(pool, DELETE_LEDGER, cutoff(now, retention.ledger_days), batch).await?,
+    };
+    tracing::info!(
+        events = report.eventos,
+        requests = report.solicitudes,
+        ledger = report.ejecuciones,
+        "clean-up finished"
+    );
+    Ok(report)
+}
+
+/// Repeats one batched DELETE until a batch comes back short; each statement commits on its own.
+async fn delete_all(pool: &Pool, sql: &str, before: Timestamp, batch: i64) -> Result<u64, DbError> {
+    let before = std::time::SystemTime::from(before);
+    let conn = pool.get().await?;
+    let stmt = conn.prepare(sql).await?;
+    let mut total = 0;
+    loop {
+        let n = conn.execute(&stmt, &[&before, &batch]).await?;
+        total += n;
+        if n < u64::try_from(batch).unwrap_or(u64::MAX) {
+            return Ok(total);
+        }
+    }
+}
+
+/// Start-up validation of `settings.retention`, naming the keys.
+pub fn validate(retention: &RetentionSettings, scheduler: &SchedulerSettings) -> Vec<String> {
+    let mut errors = Vec::new();
+    for (key, days) in [
+        ("CANTINA__RETENTION__EVENTS_DAYS", retention.events_days),
+        ("CANTINA__RETENTION__REQUESTS_DAYS", retention.requests_days),
+        ("CANTINA__RETENTION__LEDGER_DAYS", retention.ledger_days),
+    ] {
+        if !(1..=MAX_DAYS).contains(&days) {
+            errors.push(format!("{key}: must be a number of days from 1 to {MAX_DAYS} (got {days})"));
+        }
+    }
+    // A failed run inside the catch-up window is retried from its ledger row: the row must outlive the window.
+    if retention.ledger_days.saturating_mul(24) < scheduler.catch_up_window_hours {
+        errors.push(format!(
+            "CANTINA__RETENTION__LEDGER_DAYS: {} days is shorter than CANTINA__SCHEDULER__CATCH_UP_WINDOW_HOURS ({} h)",
+            retention.ledger_days, scheduler.catch_up_window_hours
+        ));
+    }
+    errors
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cutoffs_are_whole_days_before_now() {
+        let now: Timestamp = "2026-11-29T05:00:00Z".parse().unwrap();
+        assert_eq!(cutoff(now, 30), "2026-10-30T05:00:00Z".parse::<Timestamp>().unwrap());
+        assert_eq!(cutoff(now, 365), "2025-11-29T05:00:00Z".parse::<Timestamp>().unwrap());
+        assert!(cutoff(now, u64::MAX) < "1930-01-01T00:00:00Z".parse::<Timestamp>().unwrap());
+    }
+
+    #[test]
+    fn the_report_reads_in_spanish_and_adds_up() {
+        let r = CleanupReport { eventos: 120, solicitudes: 40, ejecuciones: 3 };
+        assert_eq!(r.total(), 163);
+        assert_eq!(
+            r.to_string(),
+            "borradas: 120 eventos procesados, 40 solicitudes terminadas, 3 ejecuciones del registro"
+        );
+    }
+
+    #[test]
+    fn retention_is_validated_with_its_keys() {
+        let scheduler = SchedulerSettings::default();
+        assert!(validate(&RetentionSettings::default(), &scheduler).is_empty());
+        let bad = RetentionSettings { events_days: 0, requests_days: MAX_DAYS + 1, ledger_days: 90 };
+        let errors = validate(&bad, &scheduler);
+        assert_eq!(errors.len(), 2, "{errors:?}");
+        assert!(errors[0].starts_with("CANTINA__RETENTION__EVENTS_DAYS:"), "{errors:?}");
+        assert!(errors[1].starts_with("CANTINA__RETENTION__REQUESTS_DAYS:"), "{errors:?}");
+        let long_window = SchedulerSettings { catch_up_window_hours: 24 * 100, ..Default::default() };
+        let errors = validate(&RetentionSettings::default(), &long_window);
+        assert_eq!(errors.len(), 1, "{errors:?}");
+        assert!(errors[0].contains("CANTINA__SCHEDULER__CATCH_UP_WINDOW_HOURS"), "{errors:?}");
+    }
+}
