@@ -37,3 +37,12 @@ CREATE INDEX IF NOT EXISTS solicitudes_notificacion_respaldo
 CREATE INDEX IF NOT EXISTS solicitudes_notificacion_actualizado
     ON solicitudes_notificacion (actualizado_en)
     WHERE clave_dedup IS NOT NULL;
+
+-- sms_activo / whatsapp_activo (migration 0005) become "NULL = the configured default"
+-- (CANTINA__PREFERENCES__SMS / __WHATSAPP): the portal's inserts, which do not know these columns, then leave the
+-- choice to the configuration instead of forcing true. Rows written before this keep the value they have.
+ALTER TABLE preferencia_notificacion
+    ALTER COLUMN sms_activo DROP NOT NULL,
+    ALTER COLUMN sms_activo DROP DEFAULT,
+    ALTER COLUMN whatsapp_activo DROP NOT NULL,
+    ALTER COLUMN whatsapp_activo DROP DEFAULT;

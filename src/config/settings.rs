@@ -23,6 +23,36 @@ pub struct Settings {
     pub fallback: FallbackSettings,
     pub alerts: AlertSettings,
     pub retention: RetentionSettings,
+    pub preferences: PreferenceDefaults,
+}
+
+/// Whether a channel is on for a parent who has not said (`CANTINA__PREFERENCES__<EMAIL|SMS|WHATSAPP|PORTAL>`): no
+/// `preferencia_notificacion` row for the type, a NULL in its column, or no portal account at all. `false` makes a
+/// channel opt-in: only parents who switched it on in the portal get it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(default)]
+pub struct PreferenceDefaults {
+    pub email: bool,
+    pub sms: bool,
+    pub whatsapp: bool,
+    pub portal: bool,
+}
+
+impl Default for PreferenceDefaults {
+    fn default() -> Self {
+        Self { email: true, sms: true, whatsapp: true, portal: true }
+    }
+}
+
+impl PreferenceDefaults {
+    pub fn get(&self, kind: crate::domain::ChannelKind) -> bool {
+        match kind {
+            crate::domain::ChannelKind::Email => self.email,
+            crate::domain::ChannelKind::Sms => self.sms,
+            crate::domain::ChannelKind::WhatsApp => self.whatsapp,
+            crate::domain::ChannelKind::Portal => self.portal,
+        }
+    }
 }
 
 /// Channel fallback (`CANTINA__FALLBACK__…`); the ordered lists are per type (`CANTINA__RULES__<TYPE>__FALLBACK`).

@@ -75,6 +75,8 @@ pub struct RulesConfig {
     /// Types whose list is a fallback order (`CANTINA__RULES__<TYPE>__FALLBACK`): one channel at a time.
     pub fallback: std::collections::BTreeSet<NotificationType>,
     pub umbral_saldo_bajo: i64,
+    /// Whether each channel is on for a parent who has not said otherwise in the portal.
+    pub preference_defaults: super::settings::PreferenceDefaults,
     /// Channels with a provider configured (a manual request may name any of them).
     pub available: Vec<ChannelKind>,
 }
@@ -207,7 +209,13 @@ impl Settings {
             ));
         }
         if errors.is_empty() {
-            Ok(RulesConfig { channels, fallback, umbral_saldo_bajo: r.saldo_bajo.umbral, available: Vec::new() })
+            Ok(RulesConfig {
+                channels,
+                fallback,
+                umbral_saldo_bajo: r.saldo_bajo.umbral,
+                preference_defaults: self.preferences,
+                available: Vec::new(),
+            })
         } else {
             Err(errors)
         }

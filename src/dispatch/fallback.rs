@@ -15,11 +15,11 @@ use std::time::Duration;
 use deadpool_postgres::{GenericClient, Pool};
 use serde_json::Value as Json;
 
-use crate::config::Settings;
+use crate::config::{PreferenceDefaults, Settings};
 use crate::db::DbError;
 use crate::domain::{ChannelKind, Guaranies, NotificationType};
 use crate::events::drain::{insert_requests, turned_off};
-use crate::rules::{MessageData, NewRequest, Parent, resolve_recipient, turned_off_reason};
+use crate::rules::{MessageData, NewRequest, Parent, resolve_recipient};
 
 /// `canales_respaldo` for a list of channels still to try (`None` when there is none).
 pub fn chain_column(rest: &[ChannelKind]) -> Option<String> {
@@ -170,7 +170,7 @@ impl Link {
             saldo: self.saldo.map(Guaranies),
             recipient,
             data,
-            omitted: turned_off.contains(&(id_cliente, tipo, next)).then(|| turned_off_reason(id_cliente, tipo, next)),
+            omitted: turned_off.reason(id_cliente, tipo, next),
             fallback: rest.to_vec(),
             origin: Some(self.origin),
         })
@@ -188,7 +188,7 @@ pub struct Advanced {
 
 /// Moves every chain whose current link failed, was skipped, or got no receipt in time, in one transaction;
 /// replicas running it together skip each other's rows.
-pub async fn advance(pool: &Pool, limit: i64) -> Result<Advanced, DbError> {
+pub async fn advance(pool: &Pool, limit: i64, defaults: &PreferenceDefaults) -> Result<Advanced, DbError> {
     crate::db::guarded(async {
         let mut conn = pool.get().await?;
         let tx = conn.transaction().await?;
@@ -200,7 +200,7 @@ pub async fn advance(pool: &Pool, limit: i64) -> Result<Advanced, DbError> {
             return Ok(out);
         }
         let clients: Vec<i32> = links.iter().filter_map(|l| l.id_cliente).collect();
-        let off = turned_off(&tx, &clients).await?;
+        let off = turned_off(&tx, &clients, defaults).await?;
         let mut requests = Vec::new();
         for link in &links {
             match link.next(&off) {

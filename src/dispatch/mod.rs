@@ -42,6 +42,7 @@ pub struct Dispatcher {
     /// Per channel: how long a sent link of a fallback chain waits for a delivery receipt (only channels whose
     /// provider reports deliveries with this configuration).
     receipt_wait: HashMap<ChannelKind, Duration>,
+    preference_defaults: crate::config::PreferenceDefaults,
 }
 
 impl Dispatcher {
@@ -74,6 +75,7 @@ impl Dispatcher {
             // Validated at start-up (Settings::validate); an invalid window cannot reach here.
             quiet: settings.quiet_hours.parse().ok().flatten(),
             receipt_wait,
+            preference_defaults: settings.preferences,
         }
     }
 
@@ -85,7 +87,7 @@ impl Dispatcher {
             Ok(n) => tracing::info!(requests = n, "requests to opted-out addresses recorded as Omitido"),
             Err(e) => tracing::warn!(error = %e, "could not apply opt-outs"),
         }
-        match fallback::advance(&self.pool, self.settings.batch_size).await {
+        match fallback::advance(&self.pool, self.settings.batch_size, &self.preference_defaults).await {
             Ok(a) => {
                 for (t, from, to, why) in &a.created {
                     self.metrics.fallback(*t, *from, *to, why.as_str());

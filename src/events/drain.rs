@@ -10,12 +10,12 @@ use jiff::Timestamp;
 use serde_json::Value as Json;
 
 use super::{EventKind, OutboxEvent};
-use crate::config::RulesConfig;
+use crate::config::{PreferenceDefaults, RulesConfig};
 use crate::db::DbError;
 use crate::domain::{ChannelKind, NotificationType};
 use crate::rules::{
-    self, Card, Context, Decision, ManualCompletion, ManualRow, NewRequest, Parent, Recharge, RuleInput, Student,
-    TurnedOff,
+    self, Card, Context, Decision, ManualCompletion, ManualRow, NewRequest, OffBy, Parent, Recharge, RuleInput,
+    Student, TurnedOff,
 };
 
 /// What one batch did, for metrics and for waking the dispatcher.
@@ -132,7 +132,7 @@ async fn drain(
     if mark_busy {
         tx.execute("UPDATE cantina_notify_ajustes SET despertar = false WHERE despertar", &[]).await?;
     }
-    let ctx = load_context(&tx, &events).await?;
+    let ctx = load_context(&tx, &events, &config.preference_defaults).await?;
     let mut outcome = BatchOutcome { events: events.len(), ..Default::default() };
     let now = Timestamp::now();
     outcome.oldest_age_seconds =
@@ -318,7 +318,11 @@ impl InsertColumns {
     }
 }
 
-async fn load_context(tx: &impl GenericClient, events: &[OutboxEvent]) -> Result<Context, DbError> {
+async fn load_context(
+    tx: &impl GenericClient,
+    events: &[OutboxEvent],
+    defaults: &PreferenceDefaults,
+) -> Result<Context, DbError> {
     let mut ctx = Context::default();
     let mut card_ids: HashSet<String> = HashSet::new();
     let mut recharge_ids = Vec::new();
@@ -382,18 +386,20 @@ async fn load_context(tx: &impl GenericClient, events: &[OutboxEvent]) -> Result
         let ids: Vec<String> = card_ids.into_iter().collect();
         load_card_rows(tx, &ids, &mut ctx).await?;
     }
-    load_preferences(tx, &mut ctx).await?;
+    load_preferences(tx, &mut ctx, defaults).await?;
     Ok(ctx)
 }
 
-/// Which channels each client turned off per type: off only if every one of their active portal accounts has a
-/// preference row for the type with that channel false (no row = on).
+/// Which channels each client turned off per type: off only if every one of their active portal accounts has it off
+/// for the type. No preference row, or NULL in the column, means the configured default ($3–$6).
 const LOAD_PREFERENCES: &str = "
     SELECT u.id_cliente, t.tipo,
-           bool_and(coalesce(NOT p.email_activo, false)),
-           bool_and(coalesce(NOT p.sms_activo, false)),
-           bool_and(coalesce(NOT p.whatsapp_activo, false)),
-           bool_and(coalesce(NOT p.push_activo, false))
+           bool_and(NOT coalesce(p.email_activo, $3)),
+           bool_and(NOT coalesce(p.sms_activo, $4)),
+           bool_and(NOT coalesce(p.whatsapp_activo, $5)),
+           bool_and(NOT coalesce(p.push_activo, $6)),
+           bool_or(p.email_activo IS NOT NULL), bool_or(p.sms_activo IS NOT NULL),
+           bool_or(p.whatsapp_activo IS NOT NULL), bool_or(p.push_activo IS NOT NULL)
     FROM usuario_portal u
     CROSS JOIN unnest($2::text[]) AS t(tipo)
     LEFT JOIN preferencia_notificacion p
@@ -401,28 +407,50 @@ const LOAD_PREFERENCES: &str = "
     WHERE u.id_cliente = ANY($1) AND coalesce(u.activo, true)
     GROUP BY u.id_cliente, t.tipo";
 
-async fn load_preferences(tx: &impl GenericClient, ctx: &mut Context) -> Result<(), DbError> {
+async fn load_preferences(
+    tx: &impl GenericClient,
+    ctx: &mut Context,
+    defaults: &PreferenceDefaults,
+) -> Result<(), DbError> {
     let mut clients: Vec<i32> = ctx.cards.values().filter_map(|c| c.parent.as_ref().map(|p| p.id_cliente)).collect();
     clients.extend(ctx.parents.keys());
-    ctx.turned_off = turned_off(tx, &clients).await?;
+    ctx.turned_off = turned_off(tx, &clients, defaults).await?;
     Ok(())
 }
 
 /// The channels these clients turned off per type in the portal (the drain, the sweeps and the fallback share it).
-pub async fn turned_off(tx: &impl GenericClient, clients: &[i32]) -> Result<TurnedOff, DbError> {
+pub async fn turned_off(
+    tx: &impl GenericClient,
+    clients: &[i32],
+    defaults: &PreferenceDefaults,
+) -> Result<TurnedOff, DbError> {
     let mut out = TurnedOff::new();
     if clients.is_empty() {
         return Ok(out);
     }
     let tipos: Vec<&str> = NotificationType::ALL.iter().map(|t| t.as_str()).collect();
-    for r in tx.query(LOAD_PREFERENCES, &[&clients, &tipos]).await? {
+    let params: [&(dyn tokio_postgres::types::ToSql + Sync); 6] =
+        [&clients, &tipos, &defaults.email, &defaults.sms, &defaults.whatsapp, &defaults.portal];
+    let mut with_account = HashSet::new();
+    for r in tx.query(LOAD_PREFERENCES, &params).await? {
         let (id, tipo): (i32, String) = (r.get(0), r.get(1));
+        with_account.insert(id);
         let Ok(t) = NotificationType::parse(&tipo) else { continue };
         for (i, channel) in
             [(2, ChannelKind::Email), (3, ChannelKind::Sms), (4, ChannelKind::WhatsApp), (5, ChannelKind::Portal)]
         {
             if r.get::<_, Option<bool>>(i).unwrap_or(false) {
-                out.insert((id, t, channel));
+                let said = r.get::<_, Option<bool>>(i + 4).unwrap_or(false);
+                out.insert(id, t, channel, if said { OffBy::Portal } else { OffBy::Default });
+            }
+        }
+    }
+    // A parent with no portal account has said nothing: a channel that is off by default stays off for them.
+    let off_by_default: Vec<ChannelKind> = ChannelKind::ALL.into_iter().filter(|c| !defaults.get(*c)).collect();
+    for id in clients.iter().filter(|id| !with_account.contains(*id)) {
+        for t in NotificationType::ALL {
+            for c in &off_by_default {
+                out.insert(*id, t, *c, OffBy::Default);
             }
         }
     }

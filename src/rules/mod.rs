@@ -99,7 +99,45 @@ pub fn decide(input: &RuleInput<'_>) -> Decision {
 }
 
 /// Channels each client turned off per type, from the portal preferences.
-pub type TurnedOff = std::collections::HashSet<(i32, NotificationType, ChannelKind)>;
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct TurnedOff(std::collections::HashMap<(i32, NotificationType, ChannelKind), OffBy>);
+
+/// Why a channel is off for a parent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OffBy {
+    /// The parent switched it off in the portal.
+    Portal,
+    /// The parent never said, and the channel is off by default (`CANTINA__PREFERENCES__…=false`).
+    Default,
+}
+
+impl TurnedOff {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    pub fn insert(&mut self, id_cliente: i32, tipo: NotificationType, channel: ChannelKind, by: OffBy) {
+        self.0.insert((id_cliente, tipo, channel), by);
+    }
+
+    /// The reason recorded on an `Omitido` request, if the channel is off for this parent and type.
+    pub fn reason(&self, id_cliente: i32, tipo: NotificationType, channel: ChannelKind) -> Option<String> {
+        self.0.get(&(id_cliente, tipo, channel)).map(|by| match by {
+            OffBy::Portal => turned_off_reason(id_cliente, tipo, channel),
+            OffBy::Default => format!(
+                "el cliente {id_cliente} no activó los avisos {tipo} por {} (desactivados salvo que el cliente los active en el portal)",
+                channel.destino()
+            ),
+        })
+    }
+}
+
+/// Turned off in the portal (tests and callers that only know that).
+impl FromIterator<(i32, NotificationType, ChannelKind)> for TurnedOff {
+    fn from_iter<I: IntoIterator<Item = (i32, NotificationType, ChannelKind)>>(iter: I) -> Self {
+        TurnedOff(iter.into_iter().map(|k| (k, OffBy::Portal)).collect())
+    }
+}
 
 /// A notice for one parent, before it becomes one request per channel (the rules and the sweeps share this).
 pub struct Notice<'a> {
@@ -132,9 +170,7 @@ impl Notice<'_> {
                 saldo,
                 recipient: resolve_recipient(channel, parent),
                 data: data.clone(),
-                omitted: turned_off
-                    .contains(&(parent.id_cliente, tipo, channel))
-                    .then(|| turned_off_reason(parent.id_cliente, tipo, channel)),
+                omitted: turned_off.reason(parent.id_cliente, tipo, channel),
                 fallback: rest.clone(),
                 origin: None,
             })

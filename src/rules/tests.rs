@@ -154,6 +154,7 @@ impl Config {
         Config(RulesConfig {
             channels: NotificationType::ALL.into_iter().map(|t| (t, vec![Email])).collect::<BTreeMap<_, _>>(),
             fallback: Default::default(),
+            preference_defaults: Default::default(),
             umbral_saldo_bajo: 5_000,
             available: vec![Email],
         })
@@ -1310,5 +1311,27 @@ mod general {
             assert_eq!(k.len(), 3, "{tipo}");
             assert!(requests.iter().all(|r| r.tipo == tipo && r.data.notification_type() == tipo), "{tipo}");
         }
+    }
+}
+
+mod turned_off {
+    use super::*;
+    use crate::rules::{OffBy, TurnedOff};
+
+    #[test]
+    fn the_reason_says_whether_the_parent_switched_it_off_or_never_switched_it_on() {
+        let mut off = TurnedOff::new();
+        off.insert(CLIENTE, NotificationType::SaldoBajo, Sms, OffBy::Portal);
+        off.insert(CLIENTE, NotificationType::SaldoBajo, WhatsApp, OffBy::Default);
+        assert_eq!(
+            off.reason(CLIENTE, NotificationType::SaldoBajo, Sms).as_deref(),
+            Some(format!("el cliente {CLIENTE} desactivó los avisos saldo_bajo por SMS en el portal").as_str())
+        );
+        let by_default = off.reason(CLIENTE, NotificationType::SaldoBajo, WhatsApp).unwrap_or_default();
+        assert!(by_default.contains("no activó los avisos saldo_bajo por WhatsApp"), "{by_default}");
+        assert_eq!(off.reason(CLIENTE, NotificationType::RecargaExitosa, Sms), None);
+        assert_eq!(off.reason(CLIENTE + 1, NotificationType::SaldoBajo, Sms), None);
+        let collected: TurnedOff = [(CLIENTE, NotificationType::SaldoBajo, Email)].into_iter().collect();
+        assert!(collected.reason(CLIENTE, NotificationType::SaldoBajo, Email).is_some_and(|r| r.contains("desactivó")));
     }
 }

@@ -75,7 +75,7 @@ async fn requests(tx: &impl GenericClient, rules: &RulesConfig, found: Vec<Found
     let mut clients: Vec<i32> = found.iter().map(|f| f.parent.id_cliente).collect();
     clients.sort_unstable();
     clients.dedup();
-    let turned_off = crate::events::drain::turned_off(tx, &clients).await?;
+    let turned_off = crate::events::drain::turned_off(tx, &clients, &rules.preference_defaults).await?;
     Ok(found
         .into_iter()
         .flat_map(|Found { tipo, key_prefix, parent, nro_tarjeta, saldo, data }| {

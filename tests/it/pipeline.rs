@@ -455,3 +455,72 @@ async fn a_channel_every_portal_account_turned_off_is_recorded_omitido() {
     assert_eq!((email.sent_count(), sms.sent_count()), (0, 1));
     app.stop().await;
 }
+
+#[tokio::test]
+async fn a_channel_off_by_default_goes_only_to_parents_who_switched_it_on() {
+    let db = TestDb::new().await;
+    let c = db.client().await;
+    // No portal account: has said nothing. With an account: one switched SMS on, one left the column NULL (the
+    // portal's own insert, which does not know sms_activo).
+    let silent = seed_family(&c, Some("ana@example.com"), Some("0981 123456"), 12_000).await;
+    let opted_in = seed_family(&c, Some("bea@example.com"), Some("0982 123456"), 12_000).await;
+    let null_column = seed_family(&c, Some("caro@example.com"), Some("0983 123456"), 12_000).await;
+    for (fam, email, sms) in
+        [(&opted_in, "bea.portal@example.com", Some(true)), (&null_column, "caro.portal@example.com", None)]
+    {
+        let id: i32 = c
+            .query_one(
+                "INSERT INTO usuario_portal (id_cliente, email) VALUES ($1, $2) RETURNING id_usuario_portal",
+                &[&fam.id_cliente, &email],
+            )
+            .await
+            .unwrap()
+            .get(0);
+        c.execute(
+            "INSERT INTO preferencia_notificacion (id_usuario_portal, tipo_notificacion, sms_activo)
+             VALUES ($1, 'recarga_exitosa', $2)",
+            &[&id, &sms],
+        )
+        .await
+        .unwrap();
+    }
+    let email = Recorder::new(ChannelKind::Email);
+    let sms = Recorder::new(ChannelKind::Sms);
+    let settings = test_settings(
+        &db,
+        &[
+            ("SMS_PROVIDER", "console"),
+            ("CANTINA__RULES__RECARGA_EXITOSA__CHANNELS", "email,sms"),
+            ("CANTINA__PREFERENCES__SMS", "false"),
+        ],
+    );
+    let app = TestApp::start_with(
+        settings,
+        Some(cantina_notify::channels::Channels::new().with(email.clone()).with(sms.clone())),
+    )
+    .await;
+    for fam in [&silent, &opted_in, &null_column] {
+        recharge(&c, &fam.nro_tarjeta, 10_000).await;
+    }
+    wait_count(&c, "SELECT count(*) FROM solicitudes_notificacion WHERE estado IN ('Enviado', 'Omitido')", 6, SHORT)
+        .await;
+    let sms_rows: Vec<(i32, String, Option<String>)> = c
+        .query("SELECT id_cliente, estado, ultimo_error FROM solicitudes_notificacion WHERE destino = 'SMS'", &[])
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| (r.get(0), r.get(1), r.get(2)))
+        .collect();
+    for (id, estado, reason) in &sms_rows {
+        if *id == opted_in.id_cliente {
+            assert_eq!(estado, "Enviado");
+        } else {
+            assert_eq!(estado, "Omitido", "cliente {id}");
+            let reason = reason.as_deref().unwrap_or_default();
+            assert!(reason.contains("no activó los avisos recarga_exitosa por SMS"), "{reason}");
+        }
+    }
+    assert_eq!(sms_rows.len(), 3);
+    assert_eq!((email.sent_count(), sms.sent_count()), (3, 1));
+    app.stop().await;
+}
