@@ -114,6 +114,11 @@ impl Application {
             d.probe_paused(s).await;
             ("prober", Ok(()))
         });
+        let (s, d) = (shutdown.clone(), dispatcher.clone());
+        tasks.spawn(async move {
+            d.housekeep(s).await;
+            ("housekeeping", Ok(()))
+        });
         let s = shutdown.clone();
         tasks.spawn(async move {
             dispatcher.run(s).await;

@@ -45,6 +45,11 @@ pub struct ReceiptLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct PendingLabels {
+    pub channel: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct FallbackLabels {
     pub r#type: String,
     pub from: String,
@@ -95,6 +100,7 @@ pub struct Metrics {
     receipts: Family<ReceiptLabels, Counter>,
     dispatch_errors: Counter,
     fallbacks: Family<FallbackLabels, Counter>,
+    oldest_pending: Family<PendingLabels, Gauge<f64, std::sync::atomic::AtomicU64>>,
     /// Mirrors `listener_connected` for `/readyz`.
     connected: Arc<AtomicBool>,
 }
@@ -183,6 +189,12 @@ impl Metrics {
             "Next-channel requests created by the fallback, by type, from and to channel, and reason (error, omitted, failed_receipt, no_receipt)",
             fallbacks.clone(),
         );
+        let oldest_pending = Family::<PendingLabels, Gauge<f64, std::sync::atomic::AtomicU64>>::default();
+        registry.register(
+            "oldest_pending_request_age_seconds",
+            "Age, since it was created, of the oldest Pendiente request that is due now (not waiting for a retry time or the end of quiet hours), by channel; 0 when none",
+            oldest_pending.clone(),
+        );
         Arc::new(Self {
             registry: root,
             events_received,
@@ -199,6 +211,7 @@ impl Metrics {
             receipts,
             dispatch_errors,
             fallbacks,
+            oldest_pending,
             connected: Arc::new(AtomicBool::new(false)),
         })
     }
@@ -245,6 +258,14 @@ impl Metrics {
                 outcome: outcome.as_str().into(),
             })
             .inc();
+    }
+
+    /// Every channel gets a value (0 when nothing is due), so an alert sees the series go back down.
+    pub fn set_oldest_pending(&self, channels: &[ChannelKind], ages: &[(ChannelKind, f64)]) {
+        for c in channels {
+            let age = ages.iter().find(|(k, _)| k == c).map_or(0.0, |(_, a)| *a);
+            self.oldest_pending.get_or_create(&PendingLabels { channel: c.config_name().into() }).set(age);
+        }
     }
 
     pub fn set_outbox_lag(&self, seconds: f64) {

@@ -79,9 +79,32 @@ impl Dispatcher {
         }
     }
 
-    /// Between claims: requests to opted-out addresses become `Omitido`, and fallback chains move on. Returns
-    /// whether new requests may be due (so the loop claims again instead of sleeping).
+    /// Every poll interval, beside the claim loop (which may be waiting for a free send slot): requests to
+    /// opted-out addresses become `Omitido`, fallback chains move on (waking the claim loop for the new requests),
+    /// and the oldest due request is measured.
+    pub async fn housekeep(self: Arc<Self>, shutdown: CancellationToken) {
+        let poll = Duration::from_millis(self.settings.poll_interval_ms);
+        loop {
+            if self.housekeeping().await {
+                self.wake.notify_one();
+            }
+            tokio::select! {
+                () = tokio::time::sleep(poll) => {},
+                () = shutdown.cancelled() => return,
+            }
+        }
+    }
+
+    /// One housekeeping round; returns whether new requests may be due.
     async fn housekeeping(&self) -> bool {
+        match store::oldest_due(&self.pool).await {
+            Ok(ages) => {
+                let ages: Vec<(ChannelKind, f64)> =
+                    ages.into_iter().filter_map(|(d, a)| ChannelKind::parse(&d).ok().map(|k| (k, a))).collect();
+                self.metrics.set_oldest_pending(&self.channels.kinds(), &ages);
+            }
+            Err(e) => tracing::warn!(error = %e, "could not measure the oldest pending request"),
+        }
         match crate::optouts::omit_opted_out(&self.pool).await {
             Ok(0) => {}
             Ok(n) => tracing::info!(requests = n, "requests to opted-out addresses recorded as Omitido"),
@@ -113,14 +136,8 @@ impl Dispatcher {
         let lease = Duration::from_secs(self.settings.lease_seconds);
         let poll = Duration::from_millis(self.settings.poll_interval_ms);
         let mut db_backoff = Duration::from_millis(100);
-        let mut last_housekeeping = Instant::now();
 
         while !shutdown.is_cancelled() {
-            // Under a steady backlog the loop never catches up, so housekeeping also runs on the poll interval.
-            if last_housekeeping.elapsed() >= poll {
-                last_housekeeping = Instant::now();
-                self.housekeeping().await;
-            }
             // Wait for a free slot before claiming, so a claim is never held while it waits for capacity.
             let first = tokio::select! {
                 p = permits.clone().acquire_owned() => match p { Ok(p) => p, Err(_) => break },
@@ -184,10 +201,6 @@ impl Dispatcher {
                         "requests closed as Error: attempts exhausted without a recorded outcome"
                     ),
                     Err(e) => tracing::warn!(error = %e, "could not close abandoned requests"),
-                }
-                last_housekeeping = Instant::now();
-                if self.housekeeping().await {
-                    continue;
                 }
                 // Caught up: sleep until woken by the drain, a poll tick (retries, expired leases) or shutdown.
                 tokio::select! {

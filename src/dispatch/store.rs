@@ -110,6 +110,23 @@ const RELEASE: &str = "
     SET proximo_intento = now(), intentos = intentos - 1, actualizado_en = now()
     WHERE id_solicitud = $1 AND intentos = $2 AND estado = 'Pendiente'";
 
+/// Per destino: age in seconds, since creation, of the oldest `Pendiente` request that is due now (rows waiting for a
+/// retry time, the end of quiet hours, or held under a lease are not due).
+pub async fn oldest_due(pool: &Pool) -> Result<Vec<(String, f64)>, DbError> {
+    let rows = pool
+        .get()
+        .await?
+        .query(
+            "SELECT destino, extract(epoch FROM now() - min(coalesce(fecha_solicitud, actualizado_en)))::float8
+             FROM solicitudes_notificacion
+             WHERE estado = 'Pendiente' AND clave_dedup IS NOT NULL AND proximo_intento <= now() AND destino IS NOT NULL
+             GROUP BY destino",
+            &[],
+        )
+        .await?;
+    Ok(rows.iter().map(|r| (r.get(0), r.get::<_, Option<f64>>(1).unwrap_or(0.0).max(0.0))).collect())
+}
+
 pub async fn close_abandoned(pool: &Pool, max_attempts: i32) -> Result<u64, DbError> {
     Ok(pool.get().await?.execute(CLOSE_ABANDONED, &[&max_attempts]).await?)
 }

@@ -276,3 +276,49 @@ async fn quiet_hours_defer_sms_to_the_end_of_the_window_and_let_email_through() 
     assert_eq!(sms.sent_count(), 0);
     app.stop().await;
 }
+
+#[tokio::test]
+async fn the_oldest_due_request_is_measured_per_channel_while_it_waits() {
+    let db = TestDb::new().await;
+    let c = db.client().await;
+    let fam = seed_family(&c, Some("ana@example.com"), None, 12_000).await;
+    let rec = Recorder::new(ChannelKind::Email);
+    let (started, release) = (Arc::new(Notify::new()), Arc::new(Notify::new()));
+    rec.then(Script::Hold { started: started.clone(), release: release.clone() });
+    // One send at a time: while the first is held, the second waits, due.
+    let settings = test_settings(&db, &[("CANTINA__DISPATCH__CONCURRENCY", "1")]);
+    let app = TestApp::start(settings, &rec).await;
+    recharge(&c, &fam.nro_tarjeta, 10_000).await;
+    tokio::time::timeout(SHORT, started.notified()).await.expect("first send started");
+    recharge(&c, &fam.nro_tarjeta, 5_000).await;
+    wait_count(&c, "SELECT count(*) FROM solicitudes_notificacion", 2, SHORT).await;
+    // Backdate the waiting request's creation so its age is unmistakable.
+    c.execute(
+        "UPDATE solicitudes_notificacion SET fecha_solicitud = now() - interval '10 minutes'
+         WHERE estado = 'Pendiente' AND proximo_intento <= now()",
+        &[],
+    )
+    .await
+    .unwrap();
+    let age = |text: &str| -> Option<f64> {
+        text.lines()
+            .find(|l| l.starts_with(r#"cantina_notify_oldest_pending_request_age_seconds{channel="email"}"#))
+            .and_then(|l| l.rsplit(' ').next())
+            .and_then(|v| v.parse().ok())
+    };
+    let metrics = app.metrics.clone();
+    let seen = poll_until("the waiting request's age", SHORT, || {
+        let m = metrics.clone();
+        async move { age(&m.encode()).filter(|a| *a >= 600.0) }
+    })
+    .await;
+    assert!(seen < 660.0, "{seen}");
+    release.notify_one();
+    wait_count(&c, "SELECT count(*) FROM solicitudes_notificacion WHERE estado = 'Enviado'", 2, SHORT).await;
+    poll_until("the age back to 0", SHORT, || {
+        let m = metrics.clone();
+        async move { age(&m.encode()).filter(|a| *a == 0.0) }
+    })
+    .await;
+    app.stop().await;
+}
