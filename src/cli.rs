@@ -34,6 +34,9 @@ pub enum Command {
         /// Also create the Cantina Tita tables (for an empty dev or test database).
         #[arg(long)]
         reference_schema: bool,
+        /// Then set this runtime role's privileges (sql/grants/runtime.sql); overrides CANTINA__DATABASE__RUNTIME_ROLE.
+        #[arg(long, value_name = "ROLE")]
+        grant_to: Option<String>,
     },
     /// Show the whole flow on sample data: a recharge and a low balance notified through the console channel.
     Demo,
@@ -89,7 +92,7 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
     crate::telemetry::init(&settings.log.format);
     match cli.command {
         Command::Run => run(settings).await,
-        Command::Migrate { reference_schema } => migrate(settings, reference_schema).await,
+        Command::Migrate { reference_schema, grant_to } => migrate(settings, reference_schema, grant_to).await,
         Command::Demo => crate::demo::run(settings).await,
         Command::CheckConfig => Ok(check_config(&settings).await),
         Command::Sweep { kind } => sweep(settings, &kind).await,
@@ -198,14 +201,18 @@ async fn send_test(settings: &Settings, channel: &str, to: &str, kind: &str) -> 
     }
 }
 
-async fn migrate(settings: Settings, reference_schema: bool) -> anyhow::Result<ExitCode> {
+async fn migrate(settings: Settings, reference_schema: bool, grant_to: Option<String>) -> anyhow::Result<ExitCode> {
     let url = settings.database.url.as_ref().context("DATABASE_URL: required")?;
+    let role = crate::migrate::runtime_role(grant_to.as_deref(), settings.database.runtime_role.as_deref());
     let mut client = crate::db::connect(url.expose(), "cantina-notify-migrate").await?;
-    let report = crate::migrate::migrate(&mut client, reference_schema).await?;
+    let report = crate::migrate::migrate_and_grant(&mut client, reference_schema, role).await?;
     if report.reference_schema {
         println!("reference schema: ensured");
     }
     println!("migrations applied: {:?}; already present: {}", report.applied, report.already);
+    if let Some(role) = &report.granted_to {
+        println!("runtime role privileges: set for {role}");
+    }
     Ok(ExitCode::SUCCESS)
 }
 

@@ -34,8 +34,44 @@ pub async fn serve(listener: TcpListener, router: Router, shutdown: Cancellation
     axum::serve(listener, router).with_graceful_shutdown(async move { shutdown.cancelled().await }).await
 }
 
-async fn metrics_handler(State(s): State<AppState>) -> impl IntoResponse {
-    ([(header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")], s.metrics.encode())
+/// OpenMetrics for a scraper that asks for it (Prometheus does), the classic text format 0.0.4 otherwise (curl,
+/// `promtool check metrics`, older agents), as the official client libraries negotiate.
+async fn metrics_handler(State(s): State<AppState>, headers: header::HeaderMap) -> impl IntoResponse {
+    let openmetrics = headers
+        .get_all(header::ACCEPT)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .any(|v| v.contains("application/openmetrics-text"));
+    if openmetrics {
+        ([(header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")], s.metrics.encode())
+    } else {
+        ([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], text_format(&s.metrics.encode()))
+    }
+}
+
+/// OpenMetrics → Prometheus text format 0.0.4: a counter's HELP and TYPE name its `_total` samples, and the
+/// OpenMetrics-only lines (`# UNIT`, `# EOF`) go. The samples themselves are the same in both formats.
+pub fn text_format(openmetrics: &str) -> String {
+    let mut counters = std::collections::HashSet::new();
+    for line in openmetrics.lines() {
+        if let Some(name) = line.strip_prefix("# TYPE ").and_then(|r| r.strip_suffix(" counter")) {
+            counters.insert(name.to_string());
+        }
+    }
+    let mut out = String::with_capacity(openmetrics.len() + 64 * counters.len());
+    for line in openmetrics.lines() {
+        if line == "# EOF" || line.starts_with("# UNIT ") {
+            continue;
+        }
+        let renamed = ["# HELP ", "# TYPE "].iter().find_map(|prefix| {
+            let rest = line.strip_prefix(prefix)?;
+            let (name, tail) = rest.split_once(' ')?;
+            counters.contains(name).then(|| format!("{prefix}{name}_total {tail}"))
+        });
+        out.push_str(renamed.as_deref().unwrap_or(line));
+        out.push('\n');
+    }
+    out
 }
 
 async fn readyz(State(s): State<AppState>) -> impl IntoResponse {
@@ -79,4 +115,31 @@ pub async fn get_url(addr: &str, path: &str, timeout: Duration) -> std::io::Resu
     tokio::time::timeout(timeout, fut)
         .await
         .map_err(|_| std::io::Error::new(std::io::ErrorKind::TimedOut, "timed out"))?
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_text_format_names_counters_by_their_samples_and_drops_openmetrics_only_lines() {
+        let om = "# HELP x_sends Sends.\n# TYPE x_sends counter\nx_sends_total{channel=\"email\"} 3\n\
+                  # HELP x_lag_seconds Lag.\n# TYPE x_lag_seconds gauge\n# UNIT x_lag_seconds seconds\nx_lag_seconds 0.5\n# EOF\n";
+        assert_eq!(
+            text_format(om),
+            "# HELP x_sends_total Sends.\n# TYPE x_sends_total counter\nx_sends_total{channel=\"email\"} 3\n\
+             # HELP x_lag_seconds Lag.\n# TYPE x_lag_seconds gauge\nx_lag_seconds 0.5\n"
+        );
+    }
+
+    #[test]
+    fn the_real_registry_converts_every_counter() {
+        let metrics = crate::metrics::Metrics::new();
+        metrics.event_received("saldo_bajo");
+        let text = text_format(&metrics.encode());
+        assert!(text.contains("# TYPE cantina_notify_events_received_total counter"), "{text}");
+        assert!(text.contains("cantina_notify_events_received_total{kind=\"saldo_bajo\"} 1"), "{text}");
+        assert!(!text.contains("# EOF"));
+        assert!(!text.lines().any(|l| l.starts_with("# TYPE ") && l.ends_with(" counter") && !l.contains("_total ")));
+    }
 }

@@ -248,6 +248,18 @@ impl Metrics {
             .inc();
     }
 
+    /// Creates a channel's `sent` and `error` series at 0, so `increase()` sees the first send after a restart and a
+    /// ratio of the two is defined from the start.
+    pub fn init_sends(&self, channel: ChannelKind, provider: &str) {
+        for outcome in [SendOutcome::Sent, SendOutcome::Error] {
+            let _ = self.sends.get_or_create(&SendLabels {
+                channel: channel.config_name().into(),
+                provider: provider.into(),
+                outcome: outcome.as_str().into(),
+            });
+        }
+    }
+
     pub fn send(&self, channel: ChannelKind, provider: &str, outcome: SendOutcome, seconds: f64) {
         let labels = ChannelLabels { channel: channel.config_name().into(), provider: provider.into() };
         self.send_duration.get_or_create(&labels).observe(seconds);

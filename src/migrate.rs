@@ -1,5 +1,6 @@
 //! `cantina-notify migrate`: applies `sql/migrations` in order, once each, under an advisory lock so replicas
 //! starting together do not race. `--reference-schema` first creates the Cantina tables (dev and test databases).
+//! With a runtime role configured, every run ends by setting that role's privileges (`sql/grants/runtime.sql`).
 
 use tokio_postgres::Client;
 
@@ -16,6 +17,9 @@ pub const MIGRATIONS: &[(i32, &str, &str)] = &[
     (6, "bajas_y_respaldo", include_str!("../sql/migrations/0006_bajas_y_respaldo.sql")),
 ];
 
+/// The runtime role's privileges, re-applied at the end of every run that names a runtime role.
+pub const RUNTIME_GRANTS: &str = include_str!("../sql/grants/runtime.sql");
+
 /// Arbitrary but fixed: every replica must use the same key.
 const MIGRATION_LOCK_KEY: i64 = 0x0063_616e_7469_6e61; // "cantina"
 
@@ -27,6 +31,8 @@ pub enum MigrateError {
     NoCantinaTables,
     #[error("migration {version} ({name}) failed: {source}")]
     Migration { version: i32, name: &'static str, source: tokio_postgres::Error },
+    #[error("granting the runtime role {role} its privileges failed: {}", grant_failure(.source))]
+    Grants { role: String, source: tokio_postgres::Error },
     #[error("database is not migrated: {0} migration(s) pending; run `cantina-notify migrate` first")]
     Pending(usize),
     #[error("database error: {0}")]
@@ -38,11 +44,43 @@ pub struct MigrateReport {
     pub reference_schema: bool,
     pub applied: Vec<i32>,
     pub already: usize,
+    /// The runtime role whose privileges this run set, if one was named.
+    pub granted_to: Option<String>,
+}
+
+/// The server's message and, when the grants script gave one, its hint (how to create a missing role).
+fn grant_failure(e: &tokio_postgres::Error) -> String {
+    let mut text = crate::db::describe(e);
+    if let Some(hint) = e.as_db_error().and_then(|d| d.hint()) {
+        text.push_str("; hint: ");
+        text.push_str(hint);
+    }
+    text
+}
+
+/// The runtime role to grant to: `migrate --grant-to` wins over CANTINA__DATABASE__RUNTIME_ROLE; blank means none.
+pub fn runtime_role<'a>(flag: Option<&'a str>, setting: Option<&'a str>) -> Option<&'a str> {
+    flag.or(setting).map(str::trim).filter(|r| !r.is_empty())
 }
 
 pub async fn migrate(client: &mut Client, reference_schema: bool) -> Result<MigrateReport, MigrateError> {
+    migrate_and_grant(client, reference_schema, None).await
+}
+
+/// [`migrate`], then (under the same lock) the runtime role's privileges when `runtime_role` names one.
+pub async fn migrate_and_grant(
+    client: &mut Client,
+    reference_schema: bool,
+    runtime_role: Option<&str>,
+) -> Result<MigrateReport, MigrateError> {
     client.execute("SELECT pg_advisory_lock($1)", &[&MIGRATION_LOCK_KEY]).await?;
-    let result = migrate_locked(client, reference_schema).await;
+    let mut result = migrate_locked(client, reference_schema).await;
+    if let (Ok(report), Some(role)) = (&mut result, runtime_role) {
+        match grant_runtime(client, role).await {
+            Ok(()) => report.granted_to = Some(role.to_string()),
+            Err(source) => result = Err(MigrateError::Grants { role: role.to_string(), source }),
+        }
+    }
     // Unlock even after a failure; if this fails too, closing the session releases the lock.
     let _ = client.execute("SELECT pg_advisory_unlock($1)", &[&MIGRATION_LOCK_KEY]).await;
     result
@@ -88,6 +126,19 @@ async fn migrate_locked(client: &mut Client, reference_schema: bool) -> Result<M
     Ok(report)
 }
 
+/// Sets `role`'s privileges to exactly those of `sql/grants/runtime.sql`, in one transaction. The name travels as a
+/// setting, never spliced into SQL here; the script quotes it with `%I`.
+async fn grant_runtime(client: &mut Client, role: &str) -> Result<(), tokio_postgres::Error> {
+    let tx = client.transaction().await?;
+    // Revoking and granting touch the catalog only, but never queue the POS behind a long lock wait.
+    tx.batch_execute("SET LOCAL lock_timeout = '10s'").await?;
+    tx.execute("SELECT set_config('cantina_notify.rol_ejecucion', $1, true)", &[&role]).await?;
+    tx.batch_execute(RUNTIME_GRANTS).await?;
+    tx.commit().await?;
+    tracing::info!(role, "runtime role privileges applied");
+    Ok(())
+}
+
 async fn applied_versions(client: &Client) -> Result<Vec<i32>, tokio_postgres::Error> {
     let rows = client.query("SELECT version FROM cantina_notify_migraciones ORDER BY version", &[]).await?;
     Ok(rows.iter().map(|r| r.get(0)).collect())
@@ -100,4 +151,44 @@ pub async fn ensure_migrated(client: &Client) -> Result<(), MigrateError> {
     let applied = if exists { applied_versions(client).await? } else { Vec::new() };
     let pending = MIGRATIONS.iter().filter(|(v, _, _)| !applied.contains(v)).count();
     if pending > 0 { Err(MigrateError::Pending(pending)) } else { Ok(()) }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_flag_overrides_the_setting_and_blank_means_none() {
+        assert_eq!(runtime_role(None, None), None);
+        assert_eq!(runtime_role(None, Some("cantina_notify_app")), Some("cantina_notify_app"));
+        assert_eq!(runtime_role(Some("otro"), Some("cantina_notify_app")), Some("otro"));
+        assert_eq!(runtime_role(Some(" otro "), None), Some("otro"));
+        assert_eq!(runtime_role(None, Some("  ")), None);
+    }
+
+    /// A table a migration creates must be weighed in the grants file (granted, or named as getting nothing), so a
+    /// new table is not silently left unreachable for the runtime role.
+    #[test]
+    fn every_table_the_migrations_create_is_named_in_the_grants() {
+        let mut tables = Vec::new();
+        for (_, _, sql) in MIGRATIONS {
+            for part in sql.split("CREATE TABLE IF NOT EXISTS ").skip(1) {
+                let name: String = part.chars().take_while(|c| c.is_ascii_alphanumeric() || *c == '_').collect();
+                tables.push(name);
+            }
+        }
+        assert!(tables.iter().any(|t| t == "cantina_notify_eventos"), "{tables:?}");
+        for t in &tables {
+            assert!(RUNTIME_GRANTS.contains(&format!("'{t}'")) || RUNTIME_GRANTS.contains(&format!("{t},")), "{t}");
+        }
+    }
+
+    #[test]
+    fn the_role_name_is_only_spliced_quoted() {
+        // Every format() that builds a GRANT or REVOKE takes the role as %I, never %s or by concatenation.
+        for line in RUNTIME_GRANTS.lines().filter(|l| l.contains("format(") && l.contains(" rol")) {
+            assert!(line.contains("%I"), "{line}");
+        }
+        assert!(!RUNTIME_GRANTS.contains("|| rol"), "the role is never concatenated into SQL");
+    }
 }

@@ -163,13 +163,16 @@ pub struct DatabaseSettings {
     pub url: Option<DatabaseUrl>,
     /// `LISTEN_DATABASE_URL`: a direct session for LISTEN when `url` goes through a transaction-pooling PgBouncer.
     pub listen_url: Option<DatabaseUrl>,
+    /// `CANTINA__DATABASE__RUNTIME_ROLE`: the role `run` connects as; `migrate` sets its privileges
+    /// (`sql/grants/runtime.sql`) at the end of every run. Unset: `migrate` grants nothing.
+    pub runtime_role: Option<String>,
     pub pool_size: usize,
     pub connect_timeout_seconds: u64,
 }
 
 impl Default for DatabaseSettings {
     fn default() -> Self {
-        Self { url: None, listen_url: None, pool_size: 24, connect_timeout_seconds: 10 }
+        Self { url: None, listen_url: None, runtime_role: None, pool_size: 24, connect_timeout_seconds: 10 }
     }
 }
 

@@ -57,6 +57,11 @@ impl Dispatcher {
                 Some((k, RateLimiter::new(rate)))
             })
             .collect();
+        for k in channels.kinds() {
+            if let Some(ch) = channels.get(k) {
+                metrics.init_sends(k, ch.provider());
+            }
+        }
         let receipt_wait = channels
             .kinds()
             .into_iter()

@@ -13,5 +13,6 @@ mod http;
 mod migrate;
 mod pipeline;
 mod resilience;
+mod roles;
 mod scheduler;
 mod webhooks;
