@@ -28,10 +28,27 @@ async fn metrics_expose_the_pipeline_figures() {
         "cantina_notify_listener_reconnects_total 0",
         "# TYPE cantina_notify_outbox_lag_seconds gauge",
         "# TYPE process_resident_memory_bytes gauge",
-        "# TYPE process_cpu_seconds counter",
+        // The text format 0.0.4 (what curl and promtool get): a counter's TYPE names its `_total` samples.
+        "# TYPE process_cpu_seconds_total counter",
+        "# TYPE cantina_notify_sends_total counter",
     ] {
         assert!(body.contains(line), "missing `{line}` in:\n{body}");
     }
+    assert!(!body.contains("# EOF"), "{body}");
+    // Prometheus asks for OpenMetrics and gets it.
+    let om = reqwest::Client::new()
+        .get(format!("http://{}/metrics", app.addr))
+        .header("accept", "application/openmetrics-text;version=1.0.0,text/plain;version=0.0.4;q=0.5")
+        .send()
+        .await
+        .expect("scrape");
+    assert!(
+        om.headers()["content-type"].to_str().unwrap_or_default().starts_with("application/openmetrics-text"),
+        "{:?}",
+        om.headers()
+    );
+    let om = om.text().await.expect("body");
+    assert!(om.contains("# TYPE cantina_notify_sends counter") && om.ends_with("# EOF\n"), "{om}");
     assert!(
         !body.contains("ana@example.com") && !body.contains(&fam.nro_tarjeta),
         "no addresses or card numbers in labels"
