@@ -82,16 +82,22 @@ impl Application {
         tracing::info!(addr = %self.http_addr(), channels = ?channels, "cantina-notify running");
         let wake = Arc::new(Notify::new());
         let rules_for_scheduler = self.rules.clone();
+        let dispatcher = Arc::new(Dispatcher::new(
+            self.pool.clone(),
+            self.channels,
+            &self.settings,
+            self.metrics.clone(),
+            wake.clone(),
+        ));
         let listener = Listener {
             listen_url: self.listen_url,
             pool: self.pool.clone(),
             rules: self.rules.clone(),
             settings: self.settings.listener.clone(),
             metrics: self.metrics.clone(),
-            dispatcher: wake.clone(),
+            dispatcher: wake,
+            handoff: Some(dispatcher.handoff()),
         };
-        let dispatcher =
-            Arc::new(Dispatcher::new(self.pool.clone(), self.channels, &self.settings, self.metrics.clone(), wake));
         let webhooks = crate::webhooks::WebhookState {
             pool: self.pool.clone(),
             twilio_auth_token: self.settings.twilio.auth_token.clone(),

@@ -37,8 +37,8 @@ DECLARE
         ['solicitudes_notificacion',        'SELECT', ''],
         ['solicitudes_notificacion',        'INSERT', 'id_cliente, nro_tarjeta, saldo_alerta, mensaje, destino, estado, '
                                                       'tipo, clave_dedup, destinatario, datos, ultimo_error, '
-                                                      'canales_respaldo, id_solicitud_origen, proximo_intento, '
-                                                      'actualizado_en'],
+                                                      'canales_respaldo, id_solicitud_origen, intentos, '
+                                                      'proximo_intento, actualizado_en'],
         ['solicitudes_notificacion',        'UPDATE', 'id_cliente, saldo_alerta, mensaje, destino, estado, fecha_envio, '
                                                       'tipo, clave_dedup, destinatario, datos, intentos, '
                                                       'proximo_intento, ultimo_error, proveedor, id_proveedor, '

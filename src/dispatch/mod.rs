@@ -3,12 +3,14 @@
 //! period, and gives back claims it never started.
 
 pub mod fallback;
+mod handoff;
 mod pause;
 pub mod quiet;
 mod rate;
 mod retry;
 pub mod store;
 
+pub use handoff::Handoff;
 pub use pause::Pauses;
 pub use rate::RateLimiter;
 pub use retry::retry_delay;
@@ -43,11 +45,21 @@ pub struct Dispatcher {
     /// provider reports deliveries with this configuration).
     receipt_wait: HashMap<ChannelKind, Duration>,
     preference_defaults: crate::config::PreferenceDefaults,
+    /// Send slots: the claim loop and the drain's handoff share them.
+    permits: Arc<Semaphore>,
+    handoff: Arc<Handoff>,
 }
 
 impl Dispatcher {
     pub fn new(pool: Pool, channels: Channels, settings: &Settings, metrics: Arc<Metrics>, wake: Arc<Notify>) -> Self {
         let pauses = Pauses::new(channels.kinds());
+        let permits = Arc::new(Semaphore::new(settings.dispatch.concurrency));
+        let handoff = Arc::new(Handoff::new(
+            permits.clone(),
+            channels.kinds().into_iter().map(|k| k.destino()).collect(),
+            wake.clone(),
+            Duration::from_secs(settings.dispatch.lease_seconds),
+        ));
         let limiters = channels
             .kinds()
             .into_iter()
@@ -81,6 +93,8 @@ impl Dispatcher {
             quiet: settings.quiet_hours.parse().ok().flatten(),
             receipt_wait,
             preference_defaults: settings.preferences,
+            permits,
+            handoff,
         }
     }
 
@@ -130,13 +144,18 @@ impl Dispatcher {
         }
     }
 
+    /// Where the drain hands over the requests it claims for this dispatcher.
+    pub fn handoff(&self) -> Arc<Handoff> {
+        self.handoff.clone()
+    }
+
     /// Channels to claim for: configured and not paused.
     fn open_destinos(&self) -> Vec<&'static str> {
         self.channels.kinds().into_iter().filter(|k| !self.pauses.is_paused(*k)).map(|k| k.destino()).collect()
     }
 
     pub async fn run(self: Arc<Self>, shutdown: CancellationToken) {
-        let permits = Arc::new(Semaphore::new(self.settings.concurrency));
+        let permits = self.permits.clone();
         let tracker = TaskTracker::new();
         let lease = Duration::from_secs(self.settings.lease_seconds);
         let poll = Duration::from_millis(self.settings.poll_interval_ms);
@@ -151,7 +170,15 @@ impl Dispatcher {
             let free = permits.available_permits() + 1;
             let limit = (free as i64).min(self.settings.batch_size);
             let destinos = self.open_destinos();
-            let claimed = match store::claim(&self.pool, limit, lease, &destinos, self.settings.max_attempts).await {
+            self.handoff.set_open(&destinos);
+            let handed = self.handoff.take(limit as usize);
+            let from_handoff = !handed.is_empty();
+            let claimed = if from_handoff {
+                Ok(handed)
+            } else {
+                store::claim(&self.pool, limit, lease, &destinos, self.settings.max_attempts).await
+            };
+            let claimed = match claimed {
                 Ok(c) => {
                     db_backoff = Duration::from_millis(100);
                     c
@@ -198,7 +225,7 @@ impl Dispatcher {
                 });
             }
             drop(first);
-            if (got as i64) < limit {
+            if !from_handoff && (got as i64) < limit {
                 match store::close_abandoned(&self.pool, self.settings.max_attempts).await {
                     Ok(0) => {}
                     Ok(n) => tracing::warn!(
@@ -216,6 +243,12 @@ impl Dispatcher {
             }
         }
 
+        // Handed over but never started: due again now, the attempt not counted.
+        for c in self.handoff.take_all() {
+            if let Err(e) = store::release(&self.pool, &c).await {
+                tracing::warn!(id = c.id, error = %e, "could not release a handed-over claim; its lease will expire");
+            }
+        }
         tracker.close();
         let grace = Duration::from_secs(self.settings.shutdown_grace_seconds);
         if tokio::time::timeout(grace, tracker.wait()).await.is_err() {

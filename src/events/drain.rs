@@ -12,6 +12,7 @@ use serde_json::Value as Json;
 use super::{EventKind, OutboxEvent};
 use crate::config::{PreferenceDefaults, RulesConfig};
 use crate::db::DbError;
+use crate::dispatch::store::Claimed;
 use crate::domain::{ChannelKind, NotificationType};
 use crate::rules::{
     self, Card, Context, Decision, ManualCompletion, ManualRow, NewRequest, OffBy, Parent, Recharge, RuleInput,
@@ -31,6 +32,8 @@ pub struct BatchOutcome {
     pub omitted_at_creation: Vec<(NotificationType, ChannelKind)>,
     /// Age of the oldest event in the batch.
     pub oldest_age_seconds: f64,
+    /// New requests claimed for this process's dispatcher in the same transaction (see [`ClaimOffer`]).
+    pub claimed: Vec<Claimed>,
 }
 
 const CLAIM_EVENTS: &str = "
@@ -61,18 +64,29 @@ const LOAD_MANUAL: &str = "
 const LOAD_PARENTS: &str = "
     SELECT id_cliente, nombres, apellidos, email, telefono, activo FROM clientes WHERE id_cliente = ANY($1)";
 
+// A row flagged `claim` (the dispatcher of this process has a free slot for it) is inserted already claimed, with
+// the dispatcher's lease, unless its address opted out: the drain hands it over in memory and the send starts right
+// after this commit, without another round trip.
 const INSERT_REQUESTS: &str = "
     INSERT INTO solicitudes_notificacion
         (id_cliente, nro_tarjeta, saldo_alerta, mensaje, destino, estado, tipo, clave_dedup, destinatario, datos,
-         ultimo_error, canales_respaldo, id_solicitud_origen, proximo_intento, actualizado_en)
+         ultimo_error, canales_respaldo, id_solicitud_origen, intentos, proximo_intento, actualizado_en)
     SELECT u.id_cliente, u.nro_tarjeta, u.saldo, u.mensaje, u.destino, u.estado, u.tipo, u.clave, u.destinatario, u.datos,
-           u.error, u.respaldo, u.origen, CASE WHEN u.estado = 'Pendiente' THEN now() END, now()
+           u.error, u.respaldo, u.origen, CASE WHEN c.claimed THEN 1 ELSE 0 END,
+           CASE WHEN c.claimed THEN now() + make_interval(secs => $15)
+                WHEN u.estado = 'Pendiente' THEN now() END,
+           now()
     FROM unnest($1::int4[], $2::text[], $3::int8[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[],
-                $9::text[], $10::jsonb[], $11::text[], $12::text[], $13::int8[])
+                $9::text[], $10::jsonb[], $11::text[], $12::text[], $13::int8[], $14::bool[])
          AS u(id_cliente, nro_tarjeta, saldo, mensaje, destino, estado, tipo, clave, destinatario, datos, error,
-              respaldo, origen)
+              respaldo, origen, claim)
+    CROSS JOIN LATERAL (SELECT u.claim AND u.estado = 'Pendiente' AND NOT EXISTS (
+        SELECT 1 FROM cantina_notify_bajas b
+        WHERE b.fecha_alta IS NULL AND b.destino = u.destino
+          AND b.destinatario = CASE WHEN u.destino = 'Email' THEN lower(u.destinatario) ELSE u.destinatario END)
+        AS claimed) c
     ON CONFLICT (clave_dedup) DO NOTHING
-    RETURNING tipo, destino, estado";
+    RETURNING tipo, destino, estado, id_solicitud, intentos, destinatario, datos, clave_dedup";
 
 const COMPLETE_MANUAL: &str = "
     UPDATE solicitudes_notificacion
@@ -94,13 +108,14 @@ pub async fn drain_batch(
     config: &RulesConfig,
     batch_size: i64,
     mark_busy: bool,
+    offer: Option<&ClaimOffer>,
 ) -> Result<BatchOutcome, DbError> {
-    crate::db::guarded(drain(pool, config, batch_size, mark_busy, None)).await
+    crate::db::guarded(drain(pool, config, batch_size, mark_busy, None, offer)).await
 }
 
 /// One event only (isolating a batch that failed).
 pub async fn drain_event(pool: &Pool, config: &RulesConfig, id: i64) -> Result<BatchOutcome, DbError> {
-    crate::db::guarded(drain(pool, config, 1, false, Some(id))).await
+    crate::db::guarded(drain(pool, config, 1, false, Some(id), None)).await
 }
 
 async fn drain(
@@ -109,11 +124,13 @@ async fn drain(
     batch_size: i64,
     mark_busy: bool,
     only: Option<i64>,
+    offer: Option<&ClaimOffer>,
 ) -> Result<BatchOutcome, DbError> {
     let mut conn = pool.get().await?;
     let tx = conn.transaction().await?;
-    // Safe without a synchronous commit: the dispatcher's claim commits synchronously before any send, which
-    // flushes this commit's WAL too; a crash before that only replays the events into the same dedup keys.
+    // Safe without a synchronous commit: a crash that loses this commit loses the events' `procesado_en` with the
+    // requests, so the events are drained again into the same dedup keys; nothing is lost. (A request handed to the
+    // dispatcher may then be sent once more: the one duplicate a database crash can cause.)
     tx.batch_execute("SET LOCAL synchronous_commit = off").await?;
 
     let rows = tx.query(CLAIM_EVENTS, &[&batch_size, &only]).await?;
@@ -157,7 +174,9 @@ async fn drain(
         });
     }
 
-    for (t, c, estado) in insert_requests(&tx, inserts).await? {
+    let (inserted, claimed) = insert_and_claim(&tx, inserts, offer).await?;
+    outcome.claimed = claimed;
+    for (t, c, estado) in inserted {
         match estado.as_str() {
             "Pendiente" => outcome.created.push((t, c)),
             "Omitido" => outcome.omitted_at_creation.push((t, c)),
@@ -248,19 +267,64 @@ pub async fn insert_requests(
     tx: &impl GenericClient,
     requests: Vec<NewRequest>,
 ) -> Result<Vec<(NotificationType, ChannelKind, String)>, DbError> {
+    Ok(insert_and_claim(tx, requests, None).await?.0)
+}
+
+/// What the dispatcher of this process can take straight from the drain.
+#[derive(Debug, Clone)]
+pub struct ClaimOffer {
+    /// Free send slots: at most this many new requests are claimed.
+    pub slots: usize,
+    /// Channels the dispatcher is sending on (configured, not paused).
+    pub destinos: Vec<&'static str>,
+    pub lease: std::time::Duration,
+}
+
+/// [`insert_requests`], also claiming up to `offer.slots` of the new `Pendiente` requests for the dispatcher.
+pub async fn insert_and_claim(
+    tx: &impl GenericClient,
+    requests: Vec<NewRequest>,
+    offer: Option<&ClaimOffer>,
+) -> Result<(Vec<(NotificationType, ChannelKind, String)>, Vec<Claimed>), DbError> {
     if requests.is_empty() {
-        return Ok(Vec::new());
+        return Ok((Vec::new(), Vec::new()));
     }
+    let mut slots = offer.map_or(0, |o| o.slots);
     let mut cols = InsertColumns::default();
-    requests.into_iter().for_each(|r| cols.push(r));
+    for r in requests {
+        let claim = slots > 0
+            && r.omitted.is_none()
+            && r.recipient.is_ok()
+            && offer.is_some_and(|o| o.destinos.contains(&r.channel.destino()));
+        slots -= usize::from(claim);
+        cols.claim.push(claim);
+        cols.push(r);
+    }
+    let lease = offer.map_or(0.0, |o| o.lease.as_secs_f64());
+    let mut params: Vec<&(dyn tokio_postgres::types::ToSql + Sync)> = cols.params().to_vec();
+    params.push(&cols.claim);
+    params.push(&lease);
     let mut out = Vec::new();
-    for row in tx.query(INSERT_REQUESTS, &cols.params()).await? {
+    let mut claimed = Vec::new();
+    for row in tx.query(INSERT_REQUESTS, &params).await? {
         let (tipo, destino, estado): (String, String, String) = (row.get(0), row.get(1), row.get(2));
+        let intentos: i32 = row.get(4);
+        if intentos > 0 {
+            claimed.push(Claimed {
+                id: row.get(3),
+                tipo: Some(tipo.clone()),
+                destino: Some(destino.clone()),
+                destinatario: row.get(5),
+                datos: row.get(6),
+                clave_dedup: row.get(7),
+                intentos,
+            });
+        }
         if let (Ok(t), Ok(c)) = (NotificationType::parse(&tipo), ChannelKind::parse(&destino)) {
             out.push((t, c, estado));
         }
     }
-    Ok(out)
+    Ok((out, claimed))
 }
 
 /// Column arrays for the bulk insert.
@@ -279,6 +343,7 @@ struct InsertColumns {
     error: Vec<Option<String>>,
     respaldo: Vec<Option<String>>,
     origen: Vec<Option<i64>>,
+    claim: Vec<bool>,
 }
 
 impl InsertColumns {

@@ -28,6 +28,8 @@ pub struct Listener {
     pub metrics: Arc<Metrics>,
     /// Woken when new requests are ready, so the dispatcher sends right after the rules' commit.
     pub dispatcher: Arc<Notify>,
+    /// Where the requests claimed in the drain's own transaction go (none: the dispatcher claims them itself).
+    pub handoff: Option<Arc<crate::dispatch::Handoff>>,
 }
 
 impl Listener {
@@ -215,7 +217,8 @@ impl Listener {
                 }
                 return;
             }
-            match drain_batch(&self.pool, &self.rules, self.settings.batch_size, !busy).await {
+            let offer = self.handoff.as_ref().and_then(|h| h.offer());
+            match drain_batch(&self.pool, &self.rules, self.settings.batch_size, !busy, offer.as_ref()).await {
                 Ok(o) if o.events == 0 => {
                     // Not a lag of 0: another replica may still hold a backlog; the tick measures the table.
                     if !busy {
@@ -231,7 +234,10 @@ impl Listener {
                     }
                     busy = false;
                 }
-                Ok(o) => {
+                Ok(mut o) => {
+                    if let Some(h) = &self.handoff {
+                        h.deliver(std::mem::take(&mut o.claimed));
+                    }
                     busy = true;
                     self.metrics.set_outbox_lag(o.oldest_age_seconds);
                     self.record(&o);
