@@ -56,20 +56,33 @@ const LOG_TAIL_BYTES: usize = 16 * 1024;
 /// also exits when postgres dies on its own (e.g. port already taken); that
 /// is how `start` notices a failed server. In that case it copies the log
 /// tail to its stderr before deleting the directory.
+///
+/// SIGUSR1 asks for a restart ([`PgCluster::restart_fast`]): postgres gets
+/// SIGINT (fast shutdown) and is started again on the same data directory.
+/// Since the pid then changes, the lifeline reader signals the watchdog
+/// (`$$`), whose trap stops whichever postgres is current. A signal caught
+/// between starting postgres and recording its pid is re-applied right after.
 const WATCHDOG_SCRIPT: &str = r#"
 pg=$1 data=$2 dir=$3 log=$4
 shift 4
 exec 3<&0 </dev/null
-"$pg" -D "$data" "$@" >>"$log" 2>&1 3<&- &
-pid=$!
-( read -r line <&3; kill -INT "$pid" ) >/dev/null 2>&1 &
+( read -r line <&3; kill -TERM $$ ) >/dev/null 2>&1 &
 reader=$!
 exec 3<&-
-trap 'kill -INT "$pid" 2>/dev/null' HUP INT TERM
+pid= stopping=0
+trap 'stopping=1; [ -n "$pid" ] && kill -INT "$pid" 2>/dev/null' HUP INT TERM
+trap 'restart=1; [ -n "$pid" ] && kill -INT "$pid" 2>/dev/null' USR1
 while :; do
-    wait "$pid"
-    status=$?
-    kill -0 "$pid" 2>/dev/null || break
+    restart=0
+    "$pg" -D "$data" "$@" >>"$log" 2>&1 &
+    pid=$!
+    if [ "$stopping" = 1 ] || [ "$restart" = 1 ]; then kill -INT "$pid" 2>/dev/null; fi
+    while :; do
+        wait "$pid"
+        status=$?
+        kill -0 "$pid" 2>/dev/null || break
+    done
+    [ "$stopping" = 0 ] && [ "$restart" = 1 ] || break
 done
 kill "$reader" 2>/dev/null
 if [ "$status" -ne 0 ]; then
@@ -164,6 +177,48 @@ impl PgCluster {
 
     pub fn port(&self) -> u16 {
         self.port
+    }
+
+    /// Restarts the server as `pg_ctl restart -m fast` would: every session is
+    /// ended, the data is kept, and the same port accepts connections again.
+    /// Returns once it does. For fault-injection runs.
+    ///
+    /// Blocks; from async code call it through `tokio::task::spawn_blocking`.
+    pub fn restart_fast(&mut self) -> Result<(), ClusterError> {
+        let data = self.dir.join("data");
+        let port = self.port;
+        let before = postmaster_pid(&data);
+        let Some(watchdog) = self.watchdog.as_mut() else {
+            return Err(ClusterError::Io {
+                context: "restarting PostgreSQL".to_owned(),
+                error: io::Error::new(io::ErrorKind::NotConnected, "the cluster is stopped"),
+            });
+        };
+        let pid = libc::pid_t::try_from(watchdog.id()).map_err(|_| ClusterError::Io {
+            context: "restarting PostgreSQL".to_owned(),
+            error: io::Error::new(io::ErrorKind::InvalidData, "watchdog pid out of range"),
+        })?;
+        // SAFETY: plain syscall; the watchdog is unreaped, so its pid cannot have been reused. The watchdog traps
+        // SIGUSR1 as a restart request (see WATCHDOG_SCRIPT).
+        if unsafe { libc::kill(pid, libc::SIGUSR1) } != 0 {
+            return Err(io_err("signalling the PostgreSQL watchdog")(io::Error::last_os_error()));
+        }
+        let deadline = Instant::now() + STOP_TIMEOUT + START_TIMEOUT;
+        loop {
+            if let Ok(Some(status)) = watchdog.try_wait() {
+                let log = watchdog.stderr.take().map(read_all).unwrap_or_default();
+                self.watchdog = None;
+                return Err(ClusterError::ServerExited { port, status: status.to_string(), log });
+            }
+            let now = postmaster_pid(&data);
+            if now.is_some() && now != before && postmaster_ready(&data, port) && accepts_connections(port) {
+                return Ok(());
+            }
+            if Instant::now() >= deadline {
+                return Err(ClusterError::StartTimeout { port, log: read_tail(&self.dir.join("server.log")) });
+            }
+            sleep(POLL_INTERVAL);
+        }
     }
 
     /// Fast shutdown and removal of the data directory. Idempotent.
@@ -479,6 +534,11 @@ fn postmaster_ready(data: &Path, port: u16) -> bool {
     lines.get(3).map(|l| l.trim()) == Some(port.to_string().as_str()) && lines.get(7).map(|l| l.trim()) == Some("ready")
 }
 
+/// The postmaster's pid, the first line of `postmaster.pid`.
+fn postmaster_pid(data: &Path) -> Option<u32> {
+    fs::read_to_string(data.join("postmaster.pid")).ok()?.lines().next()?.trim().parse().ok()
+}
+
 /// Sends a protocol-3.0 startup packet; an authentication reply (`R`) means
 /// the server accepts connections, an error (`E`) means it is still starting.
 fn accepts_connections(port: u16) -> bool {
@@ -606,6 +666,37 @@ mod tests {
         let (a_port, b_port) = (a.port(), b.port());
         tokio::join!(stop(a), stop(b));
         assert!(port_closed(a_port) && port_closed(b_port));
+    }
+
+    #[tokio::test]
+    async fn restart_fast_ends_sessions_and_keeps_data_and_port() {
+        let cluster = start().await;
+        let (port, dir) = (cluster.port(), cluster.dir.clone());
+        let (client, conn) = tokio_postgres::connect(&cluster.url("postgres"), NoTls).await.expect("connect");
+        let conn = tokio::spawn(conn);
+        client.batch_execute("CREATE TABLE kept (v int); INSERT INTO kept VALUES (7)").await.expect("write");
+
+        let cluster = tokio::task::spawn_blocking(move || {
+            let mut cluster = cluster;
+            cluster.restart_fast().map(|()| cluster)
+        })
+        .await
+        .expect("restart task panicked")
+        .expect("restart");
+        assert!(client.batch_execute("SELECT 1").await.is_err(), "the old session survived the restart");
+        let _ = conn.await;
+        assert_eq!(cluster.port(), port);
+        let (client, conn) = tokio_postgres::connect(&cluster.url("postgres"), NoTls).await.expect("reconnect");
+        let conn = tokio::spawn(conn);
+        let v: i32 = client.query_one("SELECT v FROM kept", &[]).await.expect("read").get(0);
+        assert_eq!(v, 7);
+        drop(client);
+        let _ = conn.await;
+
+        // The lifeline still stops the restarted server and removes the directory.
+        stop(cluster).await;
+        assert!(port_closed(port), "port {port} still accepts connections");
+        assert!(!dir.exists(), "{} still exists", dir.display());
     }
 
     #[tokio::test]
