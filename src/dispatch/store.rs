@@ -51,7 +51,8 @@ pub async fn claim(
     max_attempts: i32,
 ) -> Result<Vec<Claimed>, DbError> {
     let conn = pool.get().await?;
-    let rows = conn.query(CLAIM, &[&limit, &lease.as_secs_f64(), &destinos, &max_attempts]).await?;
+    let stmt = conn.prepare_cached(CLAIM).await?;
+    let rows = conn.query(&stmt, &[&limit, &lease.as_secs_f64(), &destinos, &max_attempts]).await?;
     Ok(rows
         .iter()
         .map(|r| Claimed {
@@ -162,7 +163,8 @@ pub async fn record(pool: &Pool, c: &Claimed, outcome: &Outcome<'_>) -> Result<u
     let n = match outcome {
         Outcome::Sent { provider, provider_id, await_receipt } => {
             let wait = await_receipt.map(|d| d.as_secs_f64());
-            let rows = conn.query(MARK_SENT, &[&c.id, &c.intentos, provider, provider_id, &wait]).await?;
+            let stmt = conn.prepare_cached(MARK_SENT).await?;
+            let rows = conn.query(&stmt, &[&c.id, &c.intentos, provider, provider_id, &wait]).await?;
             for r in &rows {
                 let (tipo, nro): (Option<String>, Option<String>) = (r.get(0), r.get(1));
                 if let (Some("saldo_bajo"), Some(nro)) = (tipo.as_deref(), nro) {
@@ -175,13 +177,19 @@ pub async fn record(pool: &Pool, c: &Claimed, outcome: &Outcome<'_>) -> Result<u
             rows.len() as u64
         }
         Outcome::Retry { provider, delay, reason } => {
-            conn.execute(MARK_RETRY, &[&c.id, &c.intentos, &delay.as_secs_f64(), reason, provider]).await?
+            conn.execute(
+                &conn.prepare_cached(MARK_RETRY).await?,
+                &[&c.id, &c.intentos, &delay.as_secs_f64(), reason, provider],
+            )
+            .await?
         }
         Outcome::Error { provider, reason } => {
-            conn.execute(MARK_FINAL, &[&c.id, &c.intentos, reason, provider, &"Error"]).await?
+            conn.execute(&conn.prepare_cached(MARK_FINAL).await?, &[&c.id, &c.intentos, reason, provider, &"Error"])
+                .await?
         }
         Outcome::Omitted { provider, reason } => {
-            conn.execute(MARK_FINAL, &[&c.id, &c.intentos, reason, provider, &"Omitido"]).await?
+            conn.execute(&conn.prepare_cached(MARK_FINAL).await?, &[&c.id, &c.intentos, reason, provider, &"Omitido"])
+                .await?
         }
     };
     Ok(n)

@@ -133,7 +133,7 @@ async fn drain(
     // dispatcher may then be sent once more: the one duplicate a database crash can cause.)
     tx.batch_execute("SET LOCAL synchronous_commit = off").await?;
 
-    let rows = tx.query(CLAIM_EVENTS, &[&batch_size, &only]).await?;
+    let rows = tx.query(&tx.prepare_cached(CLAIM_EVENTS).await?, &[&batch_size, &only]).await?;
     if rows.is_empty() {
         return Ok(BatchOutcome::default());
     }
@@ -184,7 +184,7 @@ async fn drain(
         }
     }
     let ids: Vec<i64> = events.iter().map(|e| e.id).collect();
-    tx.execute(MARK_DONE, &[&ids, &results]).await?;
+    tx.execute(&tx.prepare_cached(MARK_DONE).await?, &[&ids, &results]).await?;
     tx.commit().await?;
     Ok(outcome)
 }
@@ -306,7 +306,7 @@ pub async fn insert_and_claim(
     params.push(&lease);
     let mut out = Vec::new();
     let mut claimed = Vec::new();
-    for row in tx.query(INSERT_REQUESTS, &params).await? {
+    for row in tx.query(&tx.prepare_cached(INSERT_REQUESTS).await?, &params).await? {
         let (tipo, destino, estado): (String, String, String) = (row.get(0), row.get(1), row.get(2));
         let intentos: i32 = row.get(4);
         if intentos > 0 {
@@ -403,7 +403,7 @@ async fn load_context(
         }
     }
     if !recharge_ids.is_empty() {
-        for r in tx.query(LOAD_RECHARGES, &[&recharge_ids]).await? {
+        for r in tx.query(&tx.prepare_cached(LOAD_RECHARGES).await?, &[&recharge_ids]).await? {
             let recharge = Recharge {
                 id_carga: r.get(0),
                 nro_tarjeta: r.get(1),
@@ -434,7 +434,7 @@ async fn load_context(
             ctx.manual.insert(row.id_solicitud, row);
         }
         if !parent_ids.is_empty() {
-            for r in tx.query(LOAD_PARENTS, &[&parent_ids]).await? {
+            for r in tx.query(&tx.prepare_cached(LOAD_PARENTS).await?, &[&parent_ids]).await? {
                 let p = Parent {
                     id_cliente: r.get(0),
                     nombres: r.get(1),
@@ -497,7 +497,7 @@ pub async fn turned_off(
     let params: [&(dyn tokio_postgres::types::ToSql + Sync); 6] =
         [&clients, &tipos, &defaults.email, &defaults.sms, &defaults.whatsapp, &defaults.portal];
     let mut with_account = HashSet::new();
-    for r in tx.query(LOAD_PREFERENCES, &params).await? {
+    for r in tx.query(&tx.prepare_cached(LOAD_PREFERENCES).await?, &params).await? {
         let (id, tipo): (i32, String) = (r.get(0), r.get(1));
         with_account.insert(id);
         let Ok(t) = NotificationType::parse(&tipo) else { continue };
@@ -524,7 +524,7 @@ pub async fn turned_off(
 
 async fn load_card_rows(tx: &impl GenericClient, ids: &[String], ctx: &mut Context) -> Result<(), DbError> {
     {
-        for r in tx.query(LOAD_CARDS, &[&ids]).await? {
+        for r in tx.query(&tx.prepare_cached(LOAD_CARDS).await?, &[&ids]).await? {
             let student =
                 r.get::<_, Option<i32>>(6).map(|id_hijo| Student { id_hijo, nombre: r.get(7), apellido: r.get(8) });
             let parent = r.get::<_, Option<i32>>(9).map(|id_cliente| Parent {
