@@ -411,8 +411,14 @@ impl Dispatcher {
     }
 
     fn prepare(&self, c: &Claimed) -> Result<OutgoingMessage, String> {
-        let channel = ChannelKind::parse(c.destino.as_deref().unwrap_or_default()).map_err(|e| e.to_string())?;
-        let tipo = NotificationType::parse(c.tipo.as_deref().unwrap_or_default()).map_err(|e| e.to_string())?;
+        let destino = c.destino.as_deref().unwrap_or_default();
+        let channel = ChannelKind::parse(destino).map_err(|_| format!("destino desconocido '{destino}'"))?;
+        let tipo = c.tipo.as_deref().unwrap_or_default();
+        let tipo = NotificationType::parse(tipo).map_err(|_| {
+            format!(
+                "tipo de aviso desconocido '{tipo}' (se esperaba saldo_bajo, recarga_exitosa, cuenta_pendiente, recordatorio_deuda o tarjeta_bloqueada)"
+            )
+        })?;
         let data: MessageData = serde_json::from_value(c.datos.clone().unwrap_or_default())
             .map_err(|e| format!("datos de la solicitud ilegibles: {e}"))?;
         if data.notification_type() != tipo {

@@ -67,10 +67,11 @@ pub async fn claim(
         .collect())
 }
 
-/// Sent: `Enviado` with the time and the provider's id.
+/// Sent: `Enviado` with the time and the provider's id, cut to the column's 255 characters: an over-long id from a
+/// provider must not make the write fail, or the request would stay claimed and be sent again when the lease expires.
 const MARK_SENT: &str = "
     UPDATE solicitudes_notificacion
-    SET estado = 'Enviado', fecha_envio = now(), proveedor = $3, id_proveedor = $4, ultimo_error = NULL,
+    SET estado = 'Enviado', fecha_envio = now(), proveedor = $3, id_proveedor = left($4::text, 255), ultimo_error = NULL,
         proximo_intento = NULL, actualizado_en = now(),
         espera_recibo_hasta = CASE WHEN canales_respaldo IS NOT NULL AND $5::float8 IS NOT NULL
                                    THEN now() + make_interval(secs => $5::float8) END
