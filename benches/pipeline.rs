@@ -464,6 +464,12 @@ async fn drain(
         }
         tokio::time::sleep(POLL).await;
     };
+    let (analyzed_ago, vacuumed_ago) = db::autovacuum_ago(&client).await?;
+    let since_start = t0.elapsed().as_secs_f64();
+    let autovacuum = |ago: Option<f64>| match ago {
+        Some(ago) if ago < since_start => format!("{:.1} s after the start", since_start - ago),
+        _ => "not during the drain".to_string(),
+    };
     let counts = db::counts(&client).await?;
     trace.push((done, counts.events_pending, sink.count()));
     if counts.enviado != i64::from(backlog) || counts.pendiente > 0 || counts.other > 0 {
@@ -523,6 +529,11 @@ async fn drain(
         );
     }
     eprintln!("  {}", cpu_end.since(&cpu_before).describe(done));
+    eprintln!(
+        "  autovacuum on solicitudes_notificacion: analyze {}, vacuum {}",
+        autovacuum(analyzed_ago),
+        autovacuum(vacuumed_ago)
+    );
     eprintln!(
         "  peak RSS: {} MiB; sink: {} requests, {} distinct keys, {} duplicates",
         result.peaks.iter().map(|m| format!("{:.1}", m.hwm_kib as f64 / 1024.0)).collect::<Vec<_>>().join(" / "),

@@ -258,3 +258,17 @@ pub async fn outbox_pending(c: &Client) -> Result<i64> {
         .context("outbox pending")?;
     Ok(row.get(0))
 }
+
+/// Seconds ago that autovacuum last analyzed / vacuumed the requests table (`None`: never). The dispatcher's claim
+/// plan depends on those statistics, so the drain's speed depends on when autovacuum got to it.
+pub async fn autovacuum_ago(c: &Client) -> Result<(Option<f64>, Option<f64>)> {
+    let row = c
+        .query_one(
+            "SELECT extract(epoch FROM now() - last_autoanalyze)::float8, extract(epoch FROM now() - last_autovacuum)::float8
+             FROM pg_stat_user_tables WHERE relname = 'solicitudes_notificacion'",
+            &[],
+        )
+        .await
+        .context("autovacuum")?;
+    Ok((row.get(0), row.get(1)))
+}
