@@ -20,6 +20,9 @@ pub enum DbError {
     /// row is set aside with this message instead of taking the service down.
     #[error("error interno al procesar: {0}")]
     Panic(String),
+    /// A write shared with other callers (one statement for many rows) failed or was never answered.
+    #[error("database error (shared write): {0}")]
+    Shared(String),
 }
 
 /// tokio-postgres displays a server error as just "db error"; the server's own message is what helps.

@@ -4,6 +4,9 @@ use std::fmt;
 use super::Settings;
 use crate::domain::{ChannelKind, NotificationType};
 
+/// Connections the service needs besides the sends in flight.
+const MIN_POOL_SIZE: usize = 8;
+
 /// Every problem found at start-up, each naming the key and what is expected.
 #[derive(Debug)]
 pub struct ValidationErrors(pub Vec<String>);
@@ -261,20 +264,24 @@ impl Settings {
                 errors.push(format!("{key}: must be positive (retry base ≤ retry max; pool size ≥ 2)"));
             }
         }
-        if self.database.pool_size < d.concurrency + 4 {
+        // Sends are recorded through one shared writer (group commit), so the sends in flight do not each need a
+        // connection; retries and failures borrow one briefly and wait for it if the pool is busy.
+        if self.database.pool_size < MIN_POOL_SIZE {
             errors.push(format!(
-                "CANTINA__DATABASE__POOL_SIZE: must be at least CANTINA__DISPATCH__CONCURRENCY + 4 ({} < {} + 4): every send in flight records its outcome, and the listener and /readyz need connections too",
-                self.database.pool_size, d.concurrency
+                "CANTINA__DATABASE__POOL_SIZE: must be at least {MIN_POOL_SIZE} ({}): the claims, the outcome writer, the rules, the housekeeping, the scheduler and /readyz share it",
+                self.database.pool_size
             ));
         }
         // A claimed send may wait for its rate-limit slot: at the slowest configured rate, every send in flight
         // ahead of it must fit in the lease, or another replica could take it over and send it twice.
+        // An unset limit may be an adapter's default, the slowest of which is 1/s (Twilio); 0 means no limit.
         let slowest = [self.limits.email.per_second, self.limits.sms.per_second, self.limits.whatsapp.per_second]
             .into_iter()
-            .flatten()
+            .map(|r| r.unwrap_or(1.0))
             .filter(|r| *r > 0.0)
-            .fold(1.0_f64, f64::min);
-        let worst_wait = d.concurrency as f64 / slowest + d.send_timeout_seconds as f64;
+            .fold(f64::INFINITY, f64::min);
+        let worst_wait =
+            if slowest.is_finite() { d.concurrency as f64 / slowest } else { 0.0 } + d.send_timeout_seconds as f64;
         if (d.lease_seconds as f64) <= worst_wait {
             errors.push(format!(
                 "CANTINA__DISPATCH__LEASE_SECONDS: {} s is too short: at {slowest} sends/s (CANTINA__LIMITS__…__PER_SECOND) with CANTINA__DISPATCH__CONCURRENCY {} a send can wait {worst_wait:.0} s before its timeout; raise the lease or the rate, or lower the concurrency",

@@ -8,6 +8,7 @@ mod pause;
 pub mod quiet;
 mod rate;
 mod retry;
+pub mod sent;
 pub mod store;
 
 pub use handoff::Handoff;
@@ -48,6 +49,8 @@ pub struct Dispatcher {
     /// Send slots: the claim loop and the drain's handoff share them.
     permits: Arc<Semaphore>,
     handoff: Arc<Handoff>,
+    /// Sends are recorded in shared statements (group commit).
+    sent: sent::SentWriter,
 }
 
 impl Dispatcher {
@@ -80,6 +83,7 @@ impl Dispatcher {
             .filter(|k| channels.get(*k).is_some_and(|c| fallback::reports_delivery(c.provider(), settings)))
             .map(|k| (k, fallback::receipt_wait(settings)))
             .collect();
+        let sent = sent::SentWriter::start(pool.clone());
         Self {
             pool,
             channels,
@@ -95,6 +99,7 @@ impl Dispatcher {
             preference_defaults: settings.preferences,
             permits,
             handoff,
+            sent,
         }
     }
 
@@ -210,7 +215,8 @@ impl Dispatcher {
                 let token = shutdown.clone();
                 tracker.spawn(async move {
                     use futures_util::FutureExt;
-                    let claim = c.clone();
+                    // Enough to record an outcome; the payload is not needed for that.
+                    let claim = c.clone_head();
                     let run = std::panic::AssertUnwindSafe(this.process(c, token)).catch_unwind().await;
                     if let Err(payload) = run {
                         // A bug or an unexpected value must not leave the request to be re-sent until it expires.
@@ -419,8 +425,9 @@ impl Dispatcher {
                 "tipo de aviso desconocido '{tipo}' (se esperaba saldo_bajo, recarga_exitosa, cuenta_pendiente, recordatorio_deuda o tarjeta_bloqueada)"
             )
         })?;
-        let data: MessageData = serde_json::from_value(c.datos.clone().unwrap_or_default())
-            .map_err(|e| format!("datos de la solicitud ilegibles: {e}"))?;
+        let data =
+            <MessageData as serde::Deserialize>::deserialize(c.datos.as_ref().unwrap_or(&serde_json::Value::Null))
+                .map_err(|e| format!("datos de la solicitud ilegibles: {e}"))?;
         if data.notification_type() != tipo {
             return Err(format!("los datos de la solicitud son de {} y no de {tipo}", data.notification_type()));
         }
@@ -432,7 +439,13 @@ impl Dispatcher {
     async fn write(&self, c: &Claimed, outcome: Outcome<'_>) {
         let mut delay = Duration::from_millis(100);
         for attempt in 1..=4 {
-            match store::record(&self.pool, c, &outcome).await {
+            let written = match &outcome {
+                Outcome::Sent { provider, provider_id, await_receipt } => {
+                    self.sent.record(store::sent_row(c, provider, *provider_id, *await_receipt)).await
+                }
+                _ => store::record(&self.pool, c, &outcome).await,
+            };
+            match written {
                 Ok(0) => {
                     return tracing::warn!(
                         id = c.id,

@@ -96,6 +96,8 @@ const COMPLETE_MANUAL: &str = "
         actualizado_en = now()
     WHERE id_solicitud = $1 AND clave_dedup IS NULL AND estado = 'Pendiente'";
 
+const MARK_BUSY: &str = "UPDATE cantina_notify_ajustes SET despertar = false WHERE despertar";
+
 const MARK_DONE: &str = "
     UPDATE cantina_notify_eventos e SET procesado_en = now(), resultado = u.resultado
     FROM unnest($1::int8[], $2::text[]) AS u(id, resultado)
@@ -131,9 +133,21 @@ async fn drain(
     // Safe without a synchronous commit: a crash that loses this commit loses the events' `procesado_en` with the
     // requests, so the events are drained again into the same dedup keys; nothing is lost. (A request handed to the
     // dispatcher may then be sent once more: the one duplicate a database crash can cause.)
-    tx.batch_execute("SET LOCAL synchronous_commit = off").await?;
-
-    let rows = tx.query(&tx.prepare_cached(CLAIM_EVENTS).await?, &[&batch_size, &only]).await?;
+    // One round trip for the three: requests are pipelined in the order their futures are first polled. Marking
+    // the listener busy before knowing whether there are events is harmless: an empty batch rolls back.
+    let claim = tx.prepare_cached(CLAIM_EVENTS).await?;
+    let busy = tx.prepare_cached(MARK_BUSY).await?;
+    let claim_params: [&(dyn tokio_postgres::types::ToSql + Sync); 2] = [&batch_size, &only];
+    let (_, rows, _) = tokio::try_join!(
+        tx.batch_execute("SET LOCAL synchronous_commit = off"),
+        tx.query(&claim, &claim_params),
+        async {
+            match mark_busy {
+                true => tx.execute(&busy, &[]).await,
+                false => Ok(0),
+            }
+        }
+    )?;
     if rows.is_empty() {
         return Ok(BatchOutcome::default());
     }
@@ -145,11 +159,10 @@ async fn drain(
             created_at: ts(r.get(6)),
         })
         .collect();
+    // The trigger copies the recharge's card into the event, so the cards load beside the recharges.
+    let card_hints: Vec<String> = rows.iter().filter_map(|r| r.get::<_, Option<String>>(3)).collect();
 
-    if mark_busy {
-        tx.execute("UPDATE cantina_notify_ajustes SET despertar = false WHERE despertar", &[]).await?;
-    }
-    let ctx = load_context(&tx, &events, &config.preference_defaults).await?;
+    let ctx = load_context(&tx, &events, card_hints, &config.preference_defaults).await?;
     let mut outcome = BatchOutcome { events: events.len(), ..Default::default() };
     let now = Timestamp::now();
     outcome.oldest_age_seconds =
@@ -174,7 +187,11 @@ async fn drain(
         });
     }
 
-    let (inserted, claimed) = insert_and_claim(&tx, inserts, offer).await?;
+    let ids: Vec<i64> = events.iter().map(|e| e.id).collect();
+    let mark_done = tx.prepare_cached(MARK_DONE).await?;
+    let ((inserted, claimed), _) = tokio::try_join!(insert_and_claim(&tx, inserts, offer), async {
+        Ok(tx.execute(&mark_done, &[&ids, &results]).await?)
+    })?;
     outcome.claimed = claimed;
     for (t, c, estado) in inserted {
         match estado.as_str() {
@@ -183,8 +200,6 @@ async fn drain(
             _ => outcome.failed_at_creation.push((t, c)),
         }
     }
-    let ids: Vec<i64> = events.iter().map(|e| e.id).collect();
-    tx.execute(&tx.prepare_cached(MARK_DONE).await?, &[&ids, &results]).await?;
     tx.commit().await?;
     Ok(outcome)
 }
@@ -386,10 +401,11 @@ impl InsertColumns {
 async fn load_context(
     tx: &impl GenericClient,
     events: &[OutboxEvent],
+    card_hints: Vec<String>,
     defaults: &PreferenceDefaults,
 ) -> Result<Context, DbError> {
     let mut ctx = Context::default();
-    let mut card_ids: HashSet<String> = HashSet::new();
+    let mut card_ids: HashSet<String> = card_hints.into_iter().collect();
     let mut recharge_ids = Vec::new();
     let mut manual_ids = Vec::new();
     for e in events {
@@ -402,23 +418,44 @@ async fn load_context(
             EventKind::Invalid { .. } => {}
         }
     }
-    if !recharge_ids.is_empty() {
-        for r in tx.query(&tx.prepare_cached(LOAD_RECHARGES).await?, &[&recharge_ids]).await? {
-            let recharge = Recharge {
-                id_carga: r.get(0),
-                nro_tarjeta: r.get(1),
-                monto: r.get(2),
-                estado: r.get::<_, Option<String>>(3).unwrap_or_default(),
-                fecha: ts(r.get(4)),
-                referencia: r.get(5),
-            };
-            card_ids.insert(recharge.nro_tarjeta.clone());
-            ctx.recharges.insert(recharge.id_carga, recharge);
-        }
+    // Recharges, the cards already known and the manual rows in one round trip.
+    let (recharges, manual) = (tx.prepare_cached(LOAD_RECHARGES).await?, tx.prepare_cached(LOAD_MANUAL).await?);
+    let known: Vec<String> = card_ids.iter().cloned().collect();
+    let (recharge_rows, (), manual_rows) = tokio::try_join!(
+        async {
+            match recharge_ids.is_empty() {
+                true => Ok(Vec::new()),
+                false => tx.query(&recharges, &[&recharge_ids]).await.map_err(DbError::from),
+            }
+        },
+        async {
+            match known.is_empty() {
+                true => Ok(()),
+                false => load_card_rows(tx, &known, &mut ctx.cards).await,
+            }
+        },
+        async {
+            match manual_ids.is_empty() {
+                true => Ok(Vec::new()),
+                false => tx.query(&manual, &[&manual_ids]).await.map_err(DbError::from),
+            }
+        },
+    )?;
+    for r in recharge_rows {
+        let recharge = Recharge {
+            id_carga: r.get(0),
+            nro_tarjeta: r.get(1),
+            monto: r.get(2),
+            estado: r.get::<_, Option<String>>(3).unwrap_or_default(),
+            fecha: ts(r.get(4)),
+            referencia: r.get(5),
+        };
+        card_ids.insert(recharge.nro_tarjeta.clone());
+        ctx.recharges.insert(recharge.id_carga, recharge);
     }
-    if !manual_ids.is_empty() {
+    if !manual_rows.is_empty() {
         let mut parent_ids = Vec::new();
-        for r in tx.query(LOAD_MANUAL, &[&manual_ids]).await? {
+        for r in manual_rows {
             let row = ManualRow {
                 id_solicitud: r.get(0),
                 id_cliente: r.get(1),
@@ -447,9 +484,10 @@ async fn load_context(
             }
         }
     }
-    if !card_ids.is_empty() {
-        let ids: Vec<String> = card_ids.into_iter().collect();
-        load_card_rows(tx, &ids, &mut ctx).await?;
+    // Cards not loaded yet: a manual row's, or a recharge whose card differs from the event's copy.
+    let missing: Vec<String> = card_ids.into_iter().filter(|c| !ctx.cards.contains_key(c)).collect();
+    if !missing.is_empty() {
+        load_card_rows(tx, &missing, &mut ctx.cards).await?;
     }
     load_preferences(tx, &mut ctx, defaults).await?;
     Ok(ctx)
@@ -522,7 +560,11 @@ pub async fn turned_off(
     Ok(out)
 }
 
-async fn load_card_rows(tx: &impl GenericClient, ids: &[String], ctx: &mut Context) -> Result<(), DbError> {
+async fn load_card_rows(
+    tx: &impl GenericClient,
+    ids: &[String],
+    cards: &mut std::collections::HashMap<String, Card>,
+) -> Result<(), DbError> {
     {
         for r in tx.query(&tx.prepare_cached(LOAD_CARDS).await?, &[&ids]).await? {
             let student =
@@ -545,7 +587,7 @@ async fn load_card_rows(tx: &impl GenericClient, ids: &[String], ctx: &mut Conte
                 student,
                 parent,
             };
-            ctx.cards.insert(card.nro_tarjeta.clone(), card);
+            cards.insert(card.nro_tarjeta.clone(), card);
         }
     }
     Ok(())

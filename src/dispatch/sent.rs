@@ -1,0 +1,122 @@
+//! Recording sends: the hot write of the dispatcher. Every `Enviado` that arrives while the previous write runs
+//! goes into the next statement (group commit: one `UPDATE … FROM unnest` for up to [`MAX_ROWS`] requests), so a
+//! busy dispatcher pays one round trip and one commit per batch instead of per notice, and an idle one still writes
+//! each send at once. Each caller waits for its own answer, so shutdown (which waits for the send tasks) still
+//! waits for every outcome to be written.
+
+use std::time::Duration;
+
+use deadpool_postgres::Pool;
+use serde_json::Value as Json;
+use tokio::sync::{mpsc, oneshot};
+
+use crate::db::DbError;
+
+/// Rows per statement: enough to amortise the round trip, small enough to keep one statement short.
+const MAX_ROWS: usize = 500;
+
+/// Sent: `Enviado` with the time and the provider's id, cut to the column's 255 characters (an over-long id from a
+/// provider must not make the write fail, or the request would stay claimed and be sent again when the lease
+/// expires). Only while the claim is still ours (`intentos` and `Pendiente` match).
+const MARK_SENT: &str = "
+    UPDATE solicitudes_notificacion s
+    SET estado = 'Enviado', fecha_envio = now(), proveedor = u.proveedor, id_proveedor = left(u.id_proveedor, 255),
+        ultimo_error = NULL, proximo_intento = NULL, actualizado_en = now(),
+        espera_recibo_hasta = CASE WHEN s.canales_respaldo IS NOT NULL AND u.espera IS NOT NULL
+                                   THEN now() + make_interval(secs => u.espera) END
+    FROM unnest($1::int8[], $2::int4[], $3::text[], $4::text[], $5::float8[])
+         AS u(id, intentos, proveedor, id_proveedor, espera)
+    WHERE s.id_solicitud = u.id AND s.intentos = u.intentos AND s.estado = 'Pendiente'
+    RETURNING s.id_solicitud, s.tipo, s.nro_tarjeta";
+
+/// A `saldo_bajo` notice that went out stamps `ultima_notificacion_saldo` on the row's card and on every card its
+/// `datos` lists (the daily sweep's notice lists all of a parent's low cards), which the app, the balance rule and
+/// the daily sweep read. Separate from MARK_SENT so a problem with the app's table cannot undo a recorded send.
+const STAMP_CARD: &str = "
+    UPDATE tarjetas SET ultima_notificacion_saldo = now()
+    WHERE nro_tarjeta = $1
+       OR nro_tarjeta IN (SELECT e->>'nro_tarjeta' FROM jsonb_array_elements(
+              CASE WHEN jsonb_typeof($2::jsonb->'tarjetas') = 'array' THEN $2::jsonb->'tarjetas' ELSE '[]' END) e)";
+
+/// One send to record.
+pub struct Sent {
+    pub id: i64,
+    pub intentos: i32,
+    pub provider: String,
+    pub provider_id: Option<String>,
+    /// In a fallback chain: how long to wait for a delivery receipt before the next channel.
+    pub await_receipt: Option<Duration>,
+    /// The request's `datos`, for the card stamps of a `saldo_bajo` notice.
+    pub datos: Option<Json>,
+}
+
+struct Job {
+    sent: Sent,
+    /// Whether the row was still ours (false: the lease had expired and another worker took it over).
+    reply: oneshot::Sender<Result<bool, String>>,
+}
+
+/// Handle to the writer task; cheap to share. The task ends when the last handle is dropped.
+pub struct SentWriter {
+    jobs: mpsc::UnboundedSender<Job>,
+}
+
+impl SentWriter {
+    pub fn start(pool: Pool) -> Self {
+        let (jobs, rx) = mpsc::unbounded_channel();
+        tokio::spawn(run(pool, rx));
+        Self { jobs }
+    }
+
+    /// Records one send; returns how many rows changed (0: the claim was no longer ours).
+    pub async fn record(&self, sent: Sent) -> Result<u64, DbError> {
+        let (reply, answer) = oneshot::channel();
+        self.jobs.send(Job { sent, reply }).map_err(|_| DbError::Shared("the outcome writer has stopped".into()))?;
+        match answer.await {
+            Ok(Ok(ours)) => Ok(u64::from(ours)),
+            Ok(Err(e)) => Err(DbError::Shared(e)),
+            Err(_) => Err(DbError::Shared("the outcome writer stopped before answering".into())),
+        }
+    }
+}
+
+async fn run(pool: Pool, mut rx: mpsc::UnboundedReceiver<Job>) {
+    let mut batch = Vec::with_capacity(MAX_ROWS);
+    while rx.recv_many(&mut batch, MAX_ROWS).await > 0 {
+        let rows: Vec<&Sent> = batch.iter().map(|j| &j.sent).collect();
+        let result = write(&pool, &rows).await;
+        for job in batch.drain(..) {
+            let answer = match &result {
+                Ok(ours) => Ok(ours.contains(&job.sent.id)),
+                Err(e) => Err(e.to_string()),
+            };
+            // The caller may have given up (shutdown); nothing to tell it then.
+            let _ = job.reply.send(answer);
+        }
+    }
+}
+
+/// One statement for the whole batch; returns the ids it changed.
+pub async fn write(pool: &Pool, batch: &[&Sent]) -> Result<Vec<i64>, DbError> {
+    let conn = pool.get().await?;
+    let ids: Vec<i64> = batch.iter().map(|s| s.id).collect();
+    let intentos: Vec<i32> = batch.iter().map(|s| s.intentos).collect();
+    let providers: Vec<&str> = batch.iter().map(|s| s.provider.as_str()).collect();
+    let provider_ids: Vec<Option<&str>> = batch.iter().map(|s| s.provider_id.as_deref()).collect();
+    let waits: Vec<Option<f64>> = batch.iter().map(|s| s.await_receipt.map(|d| d.as_secs_f64())).collect();
+    let stmt = conn.prepare_cached(MARK_SENT).await?;
+    let rows = conn.query(&stmt, &[&ids, &intentos, &providers, &provider_ids, &waits]).await?;
+    let mut changed = Vec::with_capacity(rows.len());
+    for r in &rows {
+        let (id, tipo, nro): (i64, Option<String>, Option<String>) = (r.get(0), r.get(1), r.get(2));
+        changed.push(id);
+        if let (Some("saldo_bajo"), Some(nro)) = (tipo.as_deref(), nro) {
+            let datos = batch.iter().find(|s| s.id == id).and_then(|s| s.datos.as_ref());
+            // Best effort: the notice is recorded either way.
+            if let Err(e) = conn.execute(STAMP_CARD, &[&nro, &datos]).await {
+                tracing::warn!(id, error = %DbError::from(e), "could not stamp ultima_notificacion_saldo");
+            }
+        }
+    }
+    Ok(changed)
+}
