@@ -64,7 +64,14 @@ impl Application {
             Some(c) => c,
             None => Channels::from_settings(&settings, &providers, &pool).map_err(ValidationErrors)?,
         };
-        Ok(Self { settings, rules, pool, listen_url, channels, metrics: Metrics::new(), http })
+        let channels = if settings.dispatch.dry_run { dry_run(channels) } else { channels };
+        if settings.scheduler.enabled {
+            crate::scheduler::summary::check_channel(&settings.resumen_diario, &channels)
+                .map_err(|e| ValidationErrors(vec![e]))?;
+        }
+        let metrics = Metrics::new();
+        metrics.set_dry_run(settings.dispatch.dry_run);
+        Ok(Self { settings, rules, pool, listen_url, channels, metrics, http })
     }
 
     pub fn http_addr(&self) -> SocketAddr {
@@ -82,6 +89,13 @@ impl Application {
         tracing::info!(addr = %self.http_addr(), channels = ?channels, "cantina-notify running");
         let wake = Arc::new(Notify::new());
         let rules_for_scheduler = self.rules.clone();
+        let summary = crate::scheduler::summary::DailySummary::new(
+            self.pool.clone(),
+            &self.settings.resumen_diario,
+            self.rules.umbral_saldo_bajo,
+            &self.channels,
+        )
+        .map_err(|e| AppError::Config(ValidationErrors(vec![e])))?;
         let dispatcher = Arc::new(Dispatcher::new(
             self.pool.clone(),
             self.channels,
@@ -122,6 +136,11 @@ impl Application {
         });
         let (s, d) = (shutdown.clone(), dispatcher.clone());
         tasks.spawn(async move {
+            d.watch_operator_pauses(s).await;
+            ("operator pauses", Ok(()))
+        });
+        let (s, d) = (shutdown.clone(), dispatcher.clone());
+        tasks.spawn(async move {
             d.housekeep(s).await;
             ("housekeeping", Ok(()))
         });
@@ -151,6 +170,10 @@ impl Application {
                 clock,
             )
             .map_err(|e| AppError::Config(ValidationErrors(vec![e])))?;
+            let scheduler = match summary {
+                Some(summary) => scheduler.with_summary(summary),
+                None => scheduler,
+            };
             let s = shutdown.clone();
             tasks.spawn(async move {
                 scheduler.run(s).await;
@@ -189,6 +212,17 @@ impl Application {
             None => Ok(()),
         }
     }
+}
+
+/// Wraps every adapter so nothing is sent, and says so loudly: a dry run left on in production sends no notices.
+fn dry_run(channels: Channels) -> Channels {
+    let real: Vec<String> =
+        channels.kinds().into_iter().filter_map(|k| channels.get(k).map(|c| format!("{k}={}", c.provider()))).collect();
+    tracing::warn!(
+        wrapped = ?real,
+        "DRY_RUN: CANTINA__DISPATCH__DRY_RUN=true: requests are rendered and recorded as Enviado with proveedor 'simulacro'; NOTHING IS SENT to any provider"
+    );
+    channels.dry_run()
 }
 
 /// What went wrong with a finished task, if anything.

@@ -44,7 +44,8 @@ pub enum Command {
     CheckConfig,
     /// Create one sweep's requests now (saldo_bajo, cuenta_pendiente or recordatorio_deuda), deduplicated against
     /// the scheduled runs and itself, and exit; the running service sends them. `limpieza` runs the clean-up now
-    /// (CANTINA__RETENTION__…) and prints what it deleted.
+    /// (CANTINA__RETENTION__…) and prints what it deleted; `resumen_diario` emails yesterday's staff summary now
+    /// to CANTINA__RESUMEN_DIARIO__DESTINATARIOS (outside the run ledger) and prints to whom (masked).
     Sweep { kind: String },
     /// Send one rendered sample through the configured provider and print its answer (checks credentials).
     SendTest {
@@ -57,6 +58,26 @@ pub enum Command {
         /// Notification type of the sample.
         #[arg(long = "type", default_value = "recarga_exitosa")]
         kind: String,
+    },
+    /// Pause or resume a channel in every running replica (stored in the database), or list the pauses.
+    Channel {
+        #[command(subcommand)]
+        action: crate::operator_pauses::ChannelCommand,
+    },
+    /// Counts by type, channel and state over the period, success ratio and queue per channel, the oldest pending
+    /// request, paused channels and the last error per channel.
+    Stats {
+        /// Period, by creation time: 30m, 24h, 7d.
+        #[arg(long, default_value = "24h")]
+        since: String,
+        /// Machine-readable output (stable keys, UTC times).
+        #[arg(long)]
+        json: bool,
+    },
+    /// List, inspect, resend or cancel notification requests.
+    Requests {
+        #[command(subcommand)]
+        action: crate::ops::RequestsCommand,
     },
     /// Exit 0 if the service at CANTINA__HTTP__ADDR answers /healthz, 1 otherwise (container HEALTHCHECK).
     Healthcheck {
@@ -97,6 +118,9 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::CheckConfig => Ok(check_config(&settings).await),
         Command::Sweep { kind } => sweep(settings, &kind).await,
         Command::SendTest { channel, to, kind } => send_test(&settings, &channel, &to, &kind).await,
+        Command::Channel { action } => crate::operator_pauses::run_cli(&settings, &action).await,
+        Command::Stats { since, json } => Ok(crate::ops::run_stats(&settings, &since, json).await?),
+        Command::Requests { action } => Ok(crate::ops::run_requests(&settings, action).await?),
         Command::Healthcheck { addr, timeout_seconds } => Ok(healthcheck(&settings, addr, timeout_seconds).await),
     }
 }
@@ -141,6 +165,13 @@ async fn sweep(settings: Settings, kind: &str) -> anyhow::Result<ExitCode> {
         let report = crate::scheduler::run_cleanup(&pool, &settings.retention, jiff::Timestamp::now()).await?;
         println!("sweep limpieza: {report}");
         return Ok(ExitCode::SUCCESS);
+    }
+    if kind == crate::scheduler::SweepKind::ResumenDiario {
+        let report = crate::scheduler::summary::send_from_cli(&settings, rules.umbral_saldo_bajo, pool)
+            .await
+            .map_err(|e| anyhow::anyhow!(e))?;
+        println!("sweep resumen_diario: {report}");
+        return Ok(if report.ok() { ExitCode::SUCCESS } else { ExitCode::FAILURE });
     }
     let created = crate::scheduler::run_sweep(&pool, &rules, kind, jiff::Timestamp::now()).await?;
     println!("sweep {}: {created} solicitud(es) creadas", kind.as_str());
@@ -229,6 +260,11 @@ async fn check_config(settings: &Settings) -> ExitCode {
         },
         Err(e) => e.0,
     };
+    if settings.dispatch.dry_run {
+        println!(
+            "# DRY RUN (CANTINA__DISPATCH__DRY_RUN=true): requests are rendered and recorded as Enviado with proveedor 'simulacro'; nothing is sent to any provider"
+        );
+    }
     if problems.is_empty() {
         println!("# configuration OK");
         ExitCode::SUCCESS

@@ -17,6 +17,8 @@ pub mod events;
 pub mod http;
 pub mod metrics;
 pub mod migrate;
+pub mod operator_pauses;
+pub mod ops;
 pub mod optouts;
 pub mod pg_cluster;
 pub mod render;

@@ -50,6 +50,11 @@ pub struct PendingLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct OperatorPauseLabels {
+    pub channel: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct FallbackLabels {
     pub r#type: String,
     pub from: String,
@@ -96,6 +101,8 @@ pub struct Metrics {
     drain_errors: Counter,
     events_set_aside: Counter,
     channel_paused: Family<ChannelLabels, Gauge>,
+    channel_paused_by_operator: Family<OperatorPauseLabels, Gauge>,
+    dry_run: Gauge,
     webhook_rejected: Family<ProviderLabels, Counter>,
     receipts: Family<ReceiptLabels, Counter>,
     dispatch_errors: Counter,
@@ -162,8 +169,20 @@ impl Metrics {
         let channel_paused = Family::<ChannelLabels, Gauge>::default();
         registry.register(
             "channel_paused",
-            "1 while a channel is paused because its provider rejected the configuration (credentials, sender)",
+            "1 while a channel is paused, because its provider rejected the configuration (credentials, sender) or by an operator (channel pause)",
             channel_paused.clone(),
+        );
+        let channel_paused_by_operator = Family::<OperatorPauseLabels, Gauge>::default();
+        registry.register(
+            "channel_paused_by_operator",
+            "1 while an operator has paused the channel (cantina-notify channel pause; table cantina_notify_canales_pausados)",
+            channel_paused_by_operator.clone(),
+        );
+        let dry_run = Gauge::default();
+        registry.register(
+            "dry_run",
+            "1 when the service runs with CANTINA__DISPATCH__DRY_RUN=true: requests are rendered and recorded, nothing is sent",
+            dry_run.clone(),
         );
         let webhook_rejected = Family::<ProviderLabels, Counter>::default();
         registry.register(
@@ -207,6 +226,8 @@ impl Metrics {
             drain_errors,
             events_set_aside,
             channel_paused,
+            channel_paused_by_operator,
+            dry_run,
             webhook_rejected,
             receipts,
             dispatch_errors,
@@ -309,6 +330,16 @@ impl Metrics {
         self.channel_paused
             .get_or_create(&ChannelLabels { channel: channel.config_name().into(), provider: provider.into() })
             .set(i64::from(paused));
+    }
+
+    pub fn set_channel_paused_by_operator(&self, channel: ChannelKind, paused: bool) {
+        self.channel_paused_by_operator
+            .get_or_create(&OperatorPauseLabels { channel: channel.config_name().into() })
+            .set(i64::from(paused));
+    }
+
+    pub fn set_dry_run(&self, on: bool) {
+        self.dry_run.set(i64::from(on));
     }
 
     pub fn webhook_rejected(&self, provider: &str) {

@@ -15,6 +15,8 @@ pub const MIGRATIONS: &[(i32, &str, &str)] = &[
     (4, "ledger", include_str!("../sql/migrations/0004_ledger.sql")),
     (5, "preferencias", include_str!("../sql/migrations/0005_preferencias.sql")),
     (6, "bajas_y_respaldo", include_str!("../sql/migrations/0006_bajas_y_respaldo.sql")),
+    (7, "historial", include_str!("../sql/migrations/0007_historial.sql")),
+    (8, "pausas", include_str!("../sql/migrations/0008_pausas.sql")),
 ];
 
 /// The runtime role's privileges, re-applied at the end of every run that names a runtime role.

@@ -65,6 +65,17 @@ DECLARE
         ['cantina_notify_bajas',            'SELECT', ''],
         ['cantina_notify_bajas',            'INSERT', ''],
         ['cantina_notify_bajas',            'UPDATE', ''],
+        -- Request history: written only by the triggers of migration 0007 (SECURITY DEFINER); read by `requests
+        -- show`, deleted with its requests by the weekly clean-up.
+        ['cantina_notify_historial',        'SELECT', ''],
+        ['cantina_notify_historial',        'DELETE', ''],
+        -- Operator pauses: every replica reads them each second; `channel pause|resume` (run with the same URL)
+        -- adds and removes them and appends to the history.
+        ['cantina_notify_canales_pausados', 'SELECT', ''],
+        ['cantina_notify_canales_pausados', 'INSERT', ''],
+        ['cantina_notify_canales_pausados', 'DELETE', ''],
+        ['cantina_notify_pausas_historial', 'SELECT', ''],
+        ['cantina_notify_pausas_historial', 'INSERT', 'destino, accion, motivo, por, en'],
         -- `run` checks the database is migrated; only `migrate` writes the ledger.
         ['cantina_notify_migraciones',      'SELECT', '']
         -- cantina_notify_restricciones_originales, consumos_tarjeta and every other table: nothing.

@@ -2,7 +2,7 @@ use std::io::Write;
 
 use async_trait::async_trait;
 
-use super::{Channel, OutgoingMessage, SendError, SendReceipt};
+use super::{Channel, OutgoingMessage, SendError, SendReceipt, StaffEmail};
 use crate::domain::ChannelKind;
 
 /// Prints each message to stdout, like Django's console email backend. The address is masked: stdout ends up
@@ -49,5 +49,19 @@ impl Channel for ConsoleChannel {
             .and_then(|()| out.flush())
             .map_err(|e| SendError::Transient { reason: format!("stdout: {e}"), retry_after: None })?;
         Ok(SendReceipt { provider_message_id: Some(format!("console-{}", msg.request_id)) })
+    }
+
+    async fn send_staff(&self, mail: &StaffEmail) -> Result<SendReceipt, SendError> {
+        let text = format!(
+            "──── Email → {} · personal ────\nAsunto: {}\n\n{}\n",
+            mail.to.masked(),
+            mail.subject,
+            mail.text.trim_end()
+        );
+        let mut out = std::io::stdout().lock();
+        out.write_all(text.as_bytes())
+            .and_then(|()| out.flush())
+            .map_err(|e| SendError::Transient { reason: format!("stdout: {e}"), retry_after: None })?;
+        Ok(SendReceipt { provider_message_id: Some(format!("console-{}", mail.idempotency_key)) })
     }
 }

@@ -1,6 +1,7 @@
 //! One trait for every channel; one adapter per provider. Each adapter decides whether an error is worth retrying.
 
 mod console;
+pub mod dry_run;
 mod file;
 pub mod http_gateway;
 pub mod portal;
@@ -74,6 +75,18 @@ impl OutgoingMessage {
     }
 }
 
+/// An email to the cantina's staff (the daily summary, [`crate::scheduler::summary`]): not a parent notice, so no
+/// request row, no template data and no unsubscribe link.
+#[derive(Debug, Clone)]
+pub struct StaffEmail {
+    pub to: crate::domain::EmailAddress,
+    pub subject: String,
+    pub html: String,
+    pub text: String,
+    /// Stable across retries of the same email (SMTP uses it for the Message-ID).
+    pub idempotency_key: String,
+}
+
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct SendReceipt {
     pub provider_message_id: Option<String>,
@@ -114,6 +127,14 @@ pub trait Channel: Send + Sync {
     async fn probe(&self) -> Result<(), SendError> {
         Ok(())
     }
+
+    /// Sends an email to staff ([`StaffEmail`]). Only the email adapters can; the others refuse.
+    async fn send_staff(&self, mail: &StaffEmail) -> Result<SendReceipt, SendError> {
+        let _ = mail;
+        Err(SendError::Configuration {
+            reason: format!("el proveedor {} no envía correos al personal", self.provider()),
+        })
+    }
 }
 
 /// The adapters of a running service, one per configured channel.
@@ -140,6 +161,16 @@ impl Channels {
         let mut k: Vec<_> = self.by_kind.keys().copied().collect();
         k.sort();
         k
+    }
+
+    /// Dry run: the same channels, each wrapped so that nothing is sent (see [`dry_run`]).
+    pub fn dry_run(self) -> Self {
+        let by_kind = self
+            .by_kind
+            .into_iter()
+            .map(|(k, c)| (k, Arc::new(dry_run::DryRunChannel::new(c)) as Arc<dyn Channel>))
+            .collect();
+        Self { by_kind }
     }
 
     /// Builds the adapters the configuration asks for; an error names the keys to fix.

@@ -18,9 +18,9 @@ use reqwest::header::HeaderMap;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::{Channel, OutgoingMessage, SendError, SendReceipt};
+use super::{Channel, OutgoingMessage, SendError, SendReceipt, StaffEmail};
 use crate::config::{Secret, Settings};
-use crate::domain::ChannelKind;
+use crate::domain::{ChannelKind, EmailAddress};
 use crate::rules::Recipient;
 
 const DEFAULT_TIMEOUT_SECONDS: u64 = 30;
@@ -210,32 +210,26 @@ impl Channel for SendGridChannel {
                 reason: format!("el canal email necesita una dirección de correo, no {}", msg.recipient.masked()),
             });
         };
-        let response = self
-            .http
-            .post(format!("{}/v3/mail/send", self.api_url))
-            .bearer_auth(self.api_key.expose())
-            .json(&self.body(to.as_str(), msg))
-            .timeout(self.timeout)
-            .send()
-            .await
-            .map_err(|e| self.transport_error(&e))?;
-        let status = response.status();
-        if status.is_success() {
-            let id = response
-                .headers()
-                .get("x-message-id")
-                .and_then(|v| v.to_str().ok())
-                .map(str::trim)
-                .filter(|v| !v.is_empty())
-                .map(String::from);
-            tracing::debug!(to = %to.masked(), request_id = msg.request_id, id = ?id, "SendGrid accepted");
-            return Ok(SendReceipt { provider_message_id: id });
+        self.post_mail(to, self.body(to.as_str(), msg), msg.request_id).await
+    }
+
+    /// The staff summary: the same call without the parents' List-Unsubscribe header.
+    async fn send_staff(&self, mail: &StaffEmail) -> Result<SendReceipt, SendError> {
+        let mut from = json!({ "email": self.from_email });
+        if let Some(name) = &self.from_name {
+            from["name"] = json!(name);
         }
-        let headers = response.headers().clone();
-        let body = response.text().await.unwrap_or_default();
-        let error = classify(status, &headers, &body);
-        tracing::debug!(to = %to.masked(), request_id = msg.request_id, error = %error, "SendGrid refused");
-        Err(error)
+        let body = json!({
+            "personalizations": [{ "to": [{ "email": mail.to.as_str() }] }],
+            "from": from,
+            "subject": mail.subject,
+            "content": [
+                { "type": "text/plain", "value": mail.text },
+                { "type": "text/html", "value": mail.html },
+            ],
+            "custom_args": { "clave_dedup": mail.idempotency_key },
+        });
+        self.post_mail(&mail.to, body, 0).await
     }
 
     fn default_per_second(&self) -> f64 {
@@ -268,6 +262,37 @@ impl Channel for SendGridChannel {
                 retry_after: retry_after(&headers),
             },
         })
+    }
+}
+
+impl SendGridChannel {
+    async fn post_mail(&self, to: &EmailAddress, body: Value, request_id: i64) -> Result<SendReceipt, SendError> {
+        let response = self
+            .http
+            .post(format!("{}/v3/mail/send", self.api_url))
+            .bearer_auth(self.api_key.expose())
+            .json(&body)
+            .timeout(self.timeout)
+            .send()
+            .await
+            .map_err(|e| self.transport_error(&e))?;
+        let status = response.status();
+        if status.is_success() {
+            let id = response
+                .headers()
+                .get("x-message-id")
+                .and_then(|v| v.to_str().ok())
+                .map(str::trim)
+                .filter(|v| !v.is_empty())
+                .map(String::from);
+            tracing::debug!(to = %to.masked(), request_id, id = ?id, "SendGrid accepted");
+            return Ok(SendReceipt { provider_message_id: id });
+        }
+        let headers = response.headers().clone();
+        let body = response.text().await.unwrap_or_default();
+        let error = classify(status, &headers, &body);
+        tracing::debug!(to = %to.masked(), request_id, error = %error, "SendGrid refused");
+        Err(error)
     }
 }
 

@@ -31,7 +31,7 @@ use lettre::transport::smtp::{AsyncSmtpTransportBuilder, PoolConfig};
 use lettre::{Address, AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
 use sha2::Sha256;
 
-use super::{Channel, OutgoingMessage, SendError, SendReceipt};
+use super::{Channel, OutgoingMessage, SendError, SendReceipt, StaffEmail};
 use crate::config::{EmailBackend, Secret, Settings};
 use crate::domain::ChannelKind;
 use crate::rules::Recipient;
@@ -529,7 +529,44 @@ impl Channel for SmtpChannel {
 
     async fn send(&self, msg: &OutgoingMessage) -> Result<SendReceipt, SendError> {
         let message = self.build_message(msg)?;
-        let message_id = self.message_id(&msg.idempotency_key);
+        self.transmit(message, &msg.idempotency_key, &msg.recipient, msg.request_id).await
+    }
+
+    fn default_per_second(&self) -> f64 {
+        10.0
+    }
+
+    /// The staff summary: same transport and error classes; no List-Unsubscribe (staff did not subscribe).
+    async fn send_staff(&self, mail: &StaffEmail) -> Result<SendReceipt, SendError> {
+        let recipient = Recipient::Email(mail.to.clone());
+        let to: Address = mail.to.as_str().parse().map_err(|e| SendError::Permanent {
+            reason: format!("dirección de correo no aceptada ({}): {e}", mail.to.masked()),
+        })?;
+        let message = Message::builder()
+            .from(self.config.from.clone())
+            .to(Mailbox::new(None, to))
+            .subject(mail.subject.clone())
+            .message_id(Some(self.message_id(&mail.idempotency_key)))
+            .multipart(MultiPart::alternative_plain_html(mail.text.clone(), mail.html.clone()))
+            .map_err(|e| SendError::Permanent { reason: format!("no se pudo armar el correo: {e}") })?;
+        self.transmit(message, &mail.idempotency_key, &recipient, 0).await
+    }
+
+    /// A fresh connection (not a pooled one): connect, TLS, AUTH and NOOP.
+    async fn probe(&self) -> Result<(), SendError> {
+        self.probe_connection().await
+    }
+}
+
+impl SmtpChannel {
+    async fn transmit(
+        &self,
+        message: Message,
+        idempotency_key: &str,
+        recipient: &Recipient,
+        request_id: i64,
+    ) -> Result<SendReceipt, SendError> {
+        let message_id = self.message_id(idempotency_key);
         // lettre's timeout bounds each step; this bounds the whole conversation.
         let limit = self.config.timeout * 2;
         let result = tokio::time::timeout(limit, self.transport().send(message)).await;
@@ -544,25 +581,20 @@ impl Channel for SmtpChannel {
                 retry_after: None,
             }),
             Ok(Err(e)) => {
-                let error = mask_address(self.classify(&e), &msg.recipient);
-                tracing::debug!(to = %msg.recipient.masked(), request_id = msg.request_id, error = %error, "SMTP send failed");
+                let error = mask_address(self.classify(&e), recipient);
+                tracing::debug!(to = %recipient.masked(), request_id, error = %error, "SMTP send failed");
                 Err(error)
             }
             Ok(Ok(response)) => {
                 let id = queue_id(&response)
                     .unwrap_or_else(|| message_id.trim_start_matches('<').trim_end_matches('>').to_string());
-                tracing::debug!(to = %msg.recipient.masked(), request_id = msg.request_id, id = %id, "SMTP accepted");
+                tracing::debug!(to = %recipient.masked(), request_id, id = %id, "SMTP accepted");
                 Ok(SendReceipt { provider_message_id: Some(id) })
             }
         }
     }
 
-    fn default_per_second(&self) -> f64 {
-        10.0
-    }
-
-    /// A fresh connection (not a pooled one): connect, TLS, AUTH and NOOP.
-    async fn probe(&self) -> Result<(), SendError> {
+    async fn probe_connection(&self) -> Result<(), SendError> {
         let transport: AsyncSmtpTransport<Tokio1Executor> =
             self.builder.clone().pool_config(PoolConfig::new().max_size(1)).build();
         let result = tokio::time::timeout(self.config.timeout * 2, transport.test_connection()).await;

@@ -24,6 +24,8 @@ pub struct Settings {
     pub alerts: AlertSettings,
     pub retention: RetentionSettings,
     pub preferences: PreferenceDefaults,
+    /// The staff's daily summary email (`CANTINA__RESUMEN_DIARIO__…`; schedule `CANTINA__SCHEDULER__RESUMEN_DIARIO`).
+    pub resumen_diario: crate::scheduler::summary::SummarySettings,
 }
 
 /// Whether a channel is on for a parent who has not said (`CANTINA__PREFERENCES__<EMAIL|SMS|WHATSAPP|PORTAL>`): no
@@ -419,6 +421,9 @@ pub struct DispatchSettings {
     pub shutdown_grace_seconds: u64,
     /// While a channel is paused for a configuration error, how often its credentials are probed.
     pub probe_interval_seconds: u64,
+    /// `CANTINA__DISPATCH__DRY_RUN`: render and record everything, send nothing (every adapter is replaced by the
+    /// `simulacro` channel). For trying the service on a copy of production data.
+    pub dry_run: bool,
 }
 
 impl Default for DispatchSettings {
@@ -434,6 +439,7 @@ impl Default for DispatchSettings {
             send_timeout_seconds: 30,
             shutdown_grace_seconds: 25,
             probe_interval_seconds: 30,
+            dry_run: false,
         }
     }
 }

@@ -300,6 +300,14 @@ impl Dispatcher {
         if let Some(limiter) = self.limiters.get(&msg.channel) {
             limiter.acquire().await;
         }
+        if self.pauses.is_paused(msg.channel) {
+            // Paused after the claim (an operator, or another send's configuration error): give it back unsent,
+            // the attempt not counted; it waits as Pendiente like the rest of the channel's queue.
+            if let Err(e) = store::release(&self.pool, &c).await {
+                tracing::warn!(id = c.id, error = %e, "could not release a claim on a paused channel; its lease will expire");
+            }
+            return;
+        }
         let started = Instant::now();
         let timeout = Duration::from_secs(self.settings.send_timeout_seconds);
         let result = match tokio::time::timeout(timeout, channel.send(&msg)).await {
@@ -404,7 +412,8 @@ impl Dispatcher {
                 match channel.probe().await {
                     Ok(()) => {
                         self.pauses.resume(kind);
-                        self.metrics.set_channel_paused(kind, channel.provider(), false);
+                        // Still 1 if an operator paused it too.
+                        self.metrics.set_channel_paused(kind, channel.provider(), self.pauses.is_paused(kind));
                         tracing::info!(channel = %kind, provider = channel.provider(), "probe succeeded; channel resumed");
                         self.wake.notify_one();
                     }

@@ -1,9 +1,18 @@
-//! Channels paused because their configuration is broken (credentials rejected, sender unknown): queued requests
-//! wait as `Pendiente` instead of failing one by one, staff get one `alertas_sistema` row per incident, and a probe
-//! resumes the channel when the provider accepts the credentials again. The alert goes through [`crate::alerts`].
+//! Paused channels, for two reasons; a channel is closed while either holds.
+//!
+//! A broken configuration (credentials rejected, sender unknown): queued requests wait as `Pendiente` instead of
+//! failing one by one, staff get one `alertas_sistema` row per incident, and a probe resumes the channel when the
+//! provider accepts the credentials again. The alert goes through [`crate::alerts`].
+//!
+//! An operator (`cantina-notify channel pause`): the pause is a row of `cantina_notify_canales_pausados`, which every
+//! process re-reads each second ([`Dispatcher::watch_operator_pauses`]), so all replicas obey within seconds and
+//! only `channel resume` reopens the channel.
 
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio_util::sync::CancellationToken;
 
 use deadpool_postgres::Pool;
 
@@ -11,9 +20,17 @@ use crate::alerts;
 use crate::db::DbError;
 use crate::domain::ChannelKind;
 
+use super::Dispatcher;
+
+/// How often each process re-reads the operators' pauses (the promise is "within 5 seconds").
+const OPERATOR_REFRESH: Duration = Duration::from_secs(1);
+
 #[derive(Default)]
 pub struct Pauses {
+    /// Paused for a configuration error, with the provider's reason.
     paused: Mutex<HashMap<ChannelKind, String>>,
+    /// Paused by an operator, with the reason they gave: the table's content at the last refresh.
+    operator: Mutex<HashMap<ChannelKind, String>>,
     /// Resumed after a probe but not yet confirmed by a real send: the staff alert stays open until one succeeds,
     /// so a probe that cannot tell (an HTTP gateway has none) does not resolve and re-raise it every interval.
     unconfirmed: Mutex<std::collections::HashSet<ChannelKind>>,
@@ -23,9 +40,14 @@ impl Pauses {
     /// Every channel starts unconfirmed: the first successful send of each, in each process, resolves an alert left
     /// open by an earlier incident (say, fixed by changing the secret and restarting the pods).
     pub fn new(kinds: impl IntoIterator<Item = ChannelKind>) -> Self {
-        Self { paused: Mutex::default(), unconfirmed: Mutex::new(kinds.into_iter().collect()) }
+        Self {
+            paused: Mutex::default(),
+            operator: Mutex::default(),
+            unconfirmed: Mutex::new(kinds.into_iter().collect()),
+        }
     }
 
+    /// Channels paused for a configuration error (the prober's work list; an operator's pause is not probed).
     pub fn paused_kinds(&self) -> Vec<(ChannelKind, String)> {
         self.paused.lock().unwrap_or_else(|e| e.into_inner()).iter().map(|(k, r)| (*k, r.clone())).collect()
     }
@@ -46,8 +68,82 @@ impl Pauses {
         self.unconfirmed.lock().unwrap_or_else(|e| e.into_inner()).remove(&kind)
     }
 
+    /// Closed for either reason.
     pub fn is_paused(&self, kind: ChannelKind) -> bool {
-        self.paused.lock().unwrap_or_else(|e| e.into_inner()).contains_key(&kind)
+        self.paused.lock().unwrap_or_else(|e| e.into_inner()).contains_key(&kind) || self.is_paused_by_operator(kind)
+    }
+
+    pub fn is_paused_by_operator(&self, kind: ChannelKind) -> bool {
+        self.operator.lock().unwrap_or_else(|e| e.into_inner()).contains_key(&kind)
+    }
+
+    /// Replaces the operators' pauses with the table's current content; returns the channels this closed and
+    /// the ones it reopened.
+    pub fn set_operator(&self, now: HashMap<ChannelKind, String>) -> (Vec<ChannelKind>, Vec<ChannelKind>) {
+        let mut op = self.operator.lock().unwrap_or_else(|e| e.into_inner());
+        let mut closed: Vec<_> = now.keys().filter(|k| !op.contains_key(k)).copied().collect();
+        let mut opened: Vec<_> = op.keys().filter(|k| !now.contains_key(k)).copied().collect();
+        closed.sort();
+        opened.sort();
+        *op = now;
+        (closed, opened)
+    }
+}
+
+impl Dispatcher {
+    /// Every second, reads the operators' pauses and applies them to this process: claims (here and in the drain's
+    /// hand-off) skip a paused channel, a claimed request not yet sent is given back, and a resume wakes the
+    /// claim loop. A database error keeps the last state read (a pause is not lifted because the table is
+    /// unreachable).
+    pub async fn watch_operator_pauses(self: Arc<Self>, shutdown: CancellationToken) {
+        let mut failing = false;
+        loop {
+            match self.refresh_operator_pauses().await {
+                Ok(()) if failing => {
+                    failing = false;
+                    tracing::info!("operator pauses readable again");
+                }
+                Ok(()) => {}
+                // Once per outage, not every second.
+                Err(e) if !failing => {
+                    failing = true;
+                    tracing::warn!(error = %e, "cannot read the operator pauses; keeping the last state read");
+                }
+                Err(_) => {}
+            }
+            tokio::select! {
+                () = tokio::time::sleep(OPERATOR_REFRESH) => {},
+                () = shutdown.cancelled() => return,
+            }
+        }
+    }
+
+    async fn refresh_operator_pauses(&self) -> Result<(), DbError> {
+        let rows = {
+            let conn = self.pool.get().await?;
+            crate::operator_pauses::current_pooled(&conn).await?
+        };
+        let (closed, opened) = self.pauses.set_operator(rows.iter().map(|p| (p.channel, p.motivo.clone())).collect());
+        if !closed.is_empty() || !opened.is_empty() {
+            // Before the gauges: whoever sees the gauge at 1 may rely on no new claim for the channel.
+            self.handoff.set_open(&self.open_destinos());
+        }
+        for p in rows.iter().filter(|p| closed.contains(&p.channel)) {
+            tracing::warn!(channel = %p.channel, motivo = %p.motivo, por = %p.pausado_por, "channel paused by an operator");
+        }
+        for k in &opened {
+            tracing::info!(channel = %k, "channel resumed by an operator");
+        }
+        for k in self.channels.kinds() {
+            self.metrics.set_channel_paused_by_operator(k, self.pauses.is_paused_by_operator(k));
+            if let Some(c) = self.channels.get(k) {
+                self.metrics.set_channel_paused(k, c.provider(), self.pauses.is_paused(k));
+            }
+        }
+        if !opened.is_empty() {
+            self.wake.notify_one();
+        }
+        Ok(())
     }
 }
 
@@ -74,4 +170,40 @@ pub async fn resolve_alert(pool: &Pool, kind: ChannelKind) -> Result<(), DbError
     )
     .await?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+
+    use super::Pauses;
+    use crate::domain::ChannelKind;
+
+    #[test]
+    fn a_channel_is_closed_while_either_pause_holds() {
+        let p = Pauses::new(ChannelKind::ALL);
+        let op = |ks: &[ChannelKind]| -> HashMap<ChannelKind, String> {
+            ks.iter().map(|k| (*k, "mantenimiento".to_string())).collect()
+        };
+        assert_eq!(p.set_operator(op(&[ChannelKind::Email])), (vec![ChannelKind::Email], vec![]));
+        assert!(p.is_paused(ChannelKind::Email) && p.is_paused_by_operator(ChannelKind::Email));
+        assert!(p.paused_kinds().is_empty(), "an operator's pause is not probed");
+        // The same table content again changes nothing.
+        assert_eq!(p.set_operator(op(&[ChannelKind::Email])), (vec![], vec![]));
+
+        assert!(p.pause(ChannelKind::Email, "credenciales rechazadas"));
+        assert_eq!(p.set_operator(op(&[ChannelKind::Sms])), (vec![ChannelKind::Sms], vec![ChannelKind::Email]));
+        assert!(p.is_paused(ChannelKind::Email), "the configuration pause still holds");
+        assert!(!p.is_paused_by_operator(ChannelKind::Email));
+        p.resume(ChannelKind::Email);
+        assert!(!p.is_paused(ChannelKind::Email));
+        assert!(p.is_paused(ChannelKind::Sms));
+
+        // An operator's pause survives the probe's resume of the configuration pause.
+        assert!(p.pause(ChannelKind::Sms, "remitente desconocido"));
+        p.resume(ChannelKind::Sms);
+        assert!(p.is_paused(ChannelKind::Sms));
+        assert_eq!(p.set_operator(HashMap::new()), (vec![], vec![ChannelKind::Sms]));
+        assert!(ChannelKind::ALL.iter().all(|k| !p.is_paused(*k)));
+    }
 }

@@ -3,7 +3,7 @@
 //! - processed outbox events (`cantina_notify_eventos.procesado_en`) older than `events_days`;
 //! - finished requests the service created (`clave_dedup` set; `Enviado`, `Error` or `Omitido`) last touched
 //!   (`actualizado_en`, else `fecha_solicitud`) more than `requests_days` ago. Never a `Pendiente` one, never a POS
-//!   row the service has not taken over (no key);
+//!   row the service has not taken over (no key); with their history (`cantina_notify_historial`);
 //! - run-ledger rows older than `ledger_days`, except each schedule's latest (the catch-up logic starts from it).
 //!
 //! Deletes go in batches of [`BATCH`] rows, one short statement each (`FOR UPDATE SKIP LOCKED`: a row someone is
@@ -31,13 +31,19 @@ const DELETE_EVENTS: &str = "
         ORDER BY id LIMIT $2
         FOR UPDATE SKIP LOCKED)";
 
+// The requests' history (migration 0007) goes in the same statement; the SELECT's row count is the requests deleted.
 const DELETE_REQUESTS: &str = "
-    DELETE FROM solicitudes_notificacion WHERE id_solicitud IN (
-        SELECT id_solicitud FROM solicitudes_notificacion
-        WHERE clave_dedup IS NOT NULL AND estado IN ('Enviado', 'Error', 'Omitido')
-          AND coalesce(actualizado_en, fecha_solicitud) < $1
-        ORDER BY id_solicitud LIMIT $2
-        FOR UPDATE SKIP LOCKED)";
+    WITH borradas AS (
+        DELETE FROM solicitudes_notificacion WHERE id_solicitud IN (
+            SELECT id_solicitud FROM solicitudes_notificacion
+            WHERE clave_dedup IS NOT NULL AND estado IN ('Enviado', 'Error', 'Omitido')
+              AND coalesce(actualizado_en, fecha_solicitud) < $1
+            ORDER BY id_solicitud LIMIT $2
+            FOR UPDATE SKIP LOCKED)
+        RETURNING id_solicitud),
+    historial AS (
+        DELETE FROM cantina_notify_historial h USING borradas b WHERE h.id_solicitud = b.id_solicitud)
+    SELECT 1 FROM borradas";
 
 const DELETE_LEDGER: &str = "
     DELETE FROM cantina_notify_ejecuciones WHERE (programa, programada_en) IN (

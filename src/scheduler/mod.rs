@@ -1,7 +1,7 @@
 //! Scheduled sweeps with a replica-safe run ledger.
 //!
-//! Each schedule (the request sweeps `saldo_bajo`, `cuenta_pendiente`, `recordatorio_deuda`, and the weekly
-//! clean-up `limpieza`, [`cleanup`]) is a 5-field cron expression evaluated in America/Asuncion ([`cron`]). Every minute the [`Scheduler`] lists the firings since the last one recorded in the
+//! Each schedule (the request sweeps `saldo_bajo`, `cuenta_pendiente`, `recordatorio_deuda`, the weekly
+//! clean-up `limpieza`, [`cleanup`], and the staff's daily email `resumen_diario`, [`summary`]) is a 5-field cron expression evaluated in America/Asuncion ([`cron`]). Every minute the [`Scheduler`] lists the firings since the last one recorded in the
 //! ledger ([`ledger`]) and, for each:
 //! - older than the catch-up window (default 6 h): recorded `omitida`, never run;
 //! - otherwise: claimed with `INSERT ... ON CONFLICT DO NOTHING RETURNING`; the one replica that gets it runs the
@@ -17,6 +17,7 @@
 pub mod cleanup;
 pub mod cron;
 pub mod ledger;
+pub mod summary;
 pub mod sweeps;
 
 use std::fmt;
@@ -48,6 +49,8 @@ pub struct SchedulerSettings {
     pub recordatorio_deuda: String,
     /// Weekly clean-up of old events, finished requests and ledger rows (`settings.retention`).
     pub limpieza: String,
+    /// The staff's daily summary email (`settings.resumen_diario`; off without recipients).
+    pub resumen_diario: String,
     /// A missed firing still runs when the service comes back within this many hours; older ones are `omitida`.
     pub catch_up_window_hours: u64,
     pub enabled: bool,
@@ -60,6 +63,7 @@ impl Default for SchedulerSettings {
             cuenta_pendiente: "0 9 * * 1".into(),
             recordatorio_deuda: "0 8 * * *".into(),
             limpieza: "0 2 * * 0".into(),
+            resumen_diario: "0 21 * * *".into(),
             catch_up_window_hours: 6,
             enabled: true,
         }
@@ -73,6 +77,7 @@ impl SchedulerSettings {
             SweepKind::CuentaPendiente => &self.cuenta_pendiente,
             SweepKind::RecordatorioDeuda => &self.recordatorio_deuda,
             SweepKind::Limpieza => &self.limpieza,
+            SweepKind::ResumenDiario => &self.resumen_diario,
         }
     }
 
@@ -95,18 +100,25 @@ impl SchedulerSettings {
     }
 }
 
-/// A schedule: the three sweeps that create requests, and the clean-up ([`cleanup`]), which deletes instead.
+/// A schedule: the three sweeps that create requests, the clean-up ([`cleanup`]), which deletes instead, and the
+/// staff summary ([`summary`]), which sends one email.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum SweepKind {
     SaldoBajo,
     CuentaPendiente,
     RecordatorioDeuda,
     Limpieza,
+    ResumenDiario,
 }
 
 impl SweepKind {
-    pub const ALL: [SweepKind; 4] =
-        [SweepKind::SaldoBajo, SweepKind::CuentaPendiente, SweepKind::RecordatorioDeuda, SweepKind::Limpieza];
+    pub const ALL: [SweepKind; 5] = [
+        SweepKind::SaldoBajo,
+        SweepKind::CuentaPendiente,
+        SweepKind::RecordatorioDeuda,
+        SweepKind::Limpieza,
+        SweepKind::ResumenDiario,
+    ];
 
     /// Also the ledger's `programa`.
     pub fn as_str(self) -> &'static str {
@@ -115,12 +127,15 @@ impl SweepKind {
             SweepKind::CuentaPendiente => "cuenta_pendiente",
             SweepKind::RecordatorioDeuda => "recordatorio_deuda",
             SweepKind::Limpieza => "limpieza",
+            SweepKind::ResumenDiario => "resumen_diario",
         }
     }
 
     pub fn parse(s: &str) -> Result<SweepKind, String> {
         SweepKind::ALL.into_iter().find(|k| k.as_str() == s.trim()).ok_or_else(|| {
-            format!("unknown sweep '{s}' (expected saldo_bajo, cuenta_pendiente, recordatorio_deuda or limpieza)")
+            format!(
+                "unknown sweep '{s}' (expected saldo_bajo, cuenta_pendiente, recordatorio_deuda, limpieza or resumen_diario)"
+            )
         })
     }
 }
@@ -201,6 +216,9 @@ pub struct Scheduler {
     replica: String,
     clock: Arc<dyn Clock>,
     tz: TimeZone,
+    /// The staff summary, when recipients are configured ([`Scheduler::with_summary`]).
+    summary: Option<summary::DailySummary>,
+    summary_schedule: CronSchedule,
 }
 
 /// How far back a schedule's history is searched at most (bounds the work after a very long outage).
@@ -221,10 +239,13 @@ impl Scheduler {
         if !errors.is_empty() {
             return Err(errors.join("; "));
         }
+        // The summary's schedule runs only once it has recipients (`with_summary`): off means no ledger rows.
         let schedules = SweepKind::ALL
             .into_iter()
+            .filter(|k| *k != SweepKind::ResumenDiario)
             .map(|k| CronSchedule::parse(settings.expr(k)).map(|s| (k, s)))
             .collect::<Result<Vec<_>, _>>()?;
+        let summary_schedule = CronSchedule::parse(settings.expr(SweepKind::ResumenDiario))?;
         Ok(Scheduler {
             pool,
             rules,
@@ -234,7 +255,16 @@ impl Scheduler {
             replica: replica.into(),
             clock,
             tz: asuncion(),
+            summary: None,
+            summary_schedule,
         })
+    }
+
+    /// Adds the staff summary's schedule (`CANTINA__SCHEDULER__RESUMEN_DIARIO`).
+    pub fn with_summary(mut self, summary: summary::DailySummary) -> Scheduler {
+        self.schedules.push((SweepKind::ResumenDiario, self.summary_schedule.clone()));
+        self.summary = Some(summary);
+        self
     }
 
     /// One evaluation of every schedule at the clock's now; returns what this replica did.
@@ -282,17 +312,20 @@ impl Scheduler {
     }
 
     async fn execute(&self, kind: SweepKind, at: Timestamp) -> Result<FiringOutcome, DbError> {
-        // The clean-up's count is rows deleted; its breakdown goes to the ledger's `detalle`.
-        let run = match kind {
-            SweepKind::Limpieza => cleanup::run(&self.pool, &self.retention, at)
-                .await
-                .map(|r| (usize::try_from(r.total()).unwrap_or(usize::MAX), Some(r.to_string()))),
-            _ => sweeps::sweep(&self.pool, &self.rules, kind, at).await.map(|n| (n, None)),
-        };
+        // The clean-up's count is rows deleted (the summary's: emails sent); the breakdown goes to `detalle`.
         // DbError's Display carries the server's message and SQLSTATE, never a connection string.
+        let run = match (kind, &self.summary) {
+            (SweepKind::Limpieza, _) => cleanup::run(&self.pool, &self.retention, at)
+                .await
+                .map(|r| (usize::try_from(r.total()).unwrap_or(usize::MAX), Some(r.to_string())))
+                .map_err(|e| e.to_string()),
+            (SweepKind::ResumenDiario, Some(s)) => s.run_scheduled(at, &self.replica, self.clock.as_ref()).await,
+            (SweepKind::ResumenDiario, None) => Ok((0, None)),
+            _ => sweeps::sweep(&self.pool, &self.rules, kind, at).await.map(|n| (n, None)).map_err(|e| e.to_string()),
+        };
         let (result, detail) = match run {
             Ok((n, detail)) => (Ok(n), detail),
-            Err(e) => (Err(e.to_string()), None),
+            Err(e) => (Err(e), None),
         };
         match &result {
             Ok(n) => tracing::info!(sweep = kind.as_str(), scheduled = %at, count = n, "sweep completed"),
@@ -359,6 +392,7 @@ mod tests {
         assert_eq!(s.cuenta_pendiente, "0 9 * * 1");
         assert_eq!(s.recordatorio_deuda, "0 8 * * *");
         assert_eq!(s.limpieza, "0 2 * * 0");
+        assert_eq!(s.resumen_diario, "0 21 * * *");
         assert_eq!(s.window(), SignedDuration::from_hours(6));
         assert!(s.enabled);
     }
@@ -381,7 +415,7 @@ mod tests {
         }
         assert_eq!(SweepKind::parse(" limpieza ").unwrap(), SweepKind::Limpieza);
         let err = SweepKind::parse("limpiar").unwrap_err();
-        assert!(err.contains("saldo_bajo, cuenta_pendiente, recordatorio_deuda or limpieza"), "{err}");
+        assert!(err.contains("saldo_bajo, cuenta_pendiente, recordatorio_deuda, limpieza or resumen_diario"), "{err}");
     }
 
     #[test]

@@ -36,6 +36,8 @@ pub async fn sweep(pool: &Pool, rules: &RulesConfig, kind: SweepKind, at: Timest
             SweepKind::RecordatorioDeuda => recordatorio_deuda(&tx, rules, at).await?,
             // Deletes rather than creates: scheduler::cleanup, which the scheduler and the CLI call instead.
             SweepKind::Limpieza => Vec::new(),
+            // Sends an email instead: scheduler::summary.
+            SweepKind::ResumenDiario => Vec::new(),
         };
         let n = insert_requests(&tx, requests).await?;
         tx.commit().await?;

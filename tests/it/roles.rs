@@ -280,6 +280,22 @@ async fn the_service_runs_end_to_end_as_the_runtime_role() {
     assert_eq!(count(&c, "SELECT count(*) FROM solicitudes_notificacion").await, before - 1);
     assert_eq!(count(&c, "SELECT count(*) FROM solicitudes_notificacion WHERE clave_dedup = 'viejo'").await, 0);
 
+    // The channel levers as the runtime role: the command writes the pause and its history, the watcher reads it.
+    let ops = connect(&url).await;
+    let pause = cantina_notify::operator_pauses::ChannelCommand::Pause {
+        channel: "sms".into(),
+        reason: "prueba".into(),
+        by: Some("rol".into()),
+    };
+    cantina_notify::operator_pauses::execute(&ops, &pause).await.expect("pause as the runtime role");
+    poll_until("the watcher reads the pause as the runtime role", SHORT, || async {
+        app.metrics.encode().contains("cantina_notify_channel_paused_by_operator{channel=\"sms\"} 1\n").then_some(())
+    })
+    .await;
+    let resume =
+        cantina_notify::operator_pauses::ChannelCommand::Resume { channel: "sms".into(), by: None, reason: None };
+    cantina_notify::operator_pauses::execute(&ops, &resume).await.expect("resume as the runtime role");
+
     assert!(email.duplicates().is_empty());
     app.stop().await;
     pool.close();

@@ -1,0 +1,303 @@
+//! `cantina-notify channel pause|resume|list`: an operator closes a channel without a restart. The pause is a row of
+//! `cantina_notify_canales_pausados` (migration 0008) that every running process reads each second
+//! ([`crate::dispatch::Dispatcher::watch_operator_pauses`]); requests for the channel wait as `Pendiente` and drain
+//! after `resume`. Every change is also appended to `cantina_notify_pausas_historial`.
+
+use clap::Subcommand;
+use tokio_postgres::Client;
+
+use crate::db::DbError;
+use crate::domain::ChannelKind;
+
+/// `cantina-notify channel …` (parsed by clap in [`crate::cli`], run by [`execute`]).
+#[derive(Debug, Clone, Subcommand)]
+pub enum ChannelCommand {
+    /// Close a channel in every running replica (within seconds); its requests wait as Pendiente.
+    Pause {
+        /// email, sms, whatsapp or portal.
+        channel: String,
+        /// Why (required; staff read it in `channel list` and the history).
+        #[arg(long, required = true)]
+        reason: String,
+        /// Who pauses it (default: $USER).
+        #[arg(long)]
+        by: Option<String>,
+    },
+    /// Reopen a paused channel; the requests that waited are sent.
+    Resume {
+        /// email, sms, whatsapp or portal.
+        channel: String,
+        /// Who resumes it (default: $USER).
+        #[arg(long)]
+        by: Option<String>,
+        /// Optional note for the history.
+        #[arg(long)]
+        reason: Option<String>,
+    },
+    /// Show each channel's state and the latest pauses and resumes.
+    List {
+        /// How many history entries to show.
+        #[arg(long, default_value_t = 10)]
+        history: i64,
+    },
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum PauseError {
+    #[error("canal desconocido '{0}': use email, sms, whatsapp o portal")]
+    UnknownChannel(String),
+    #[error("falta el motivo: indique --reason \"…\" (queda registrado junto con quién pausó el canal)")]
+    MissingReason,
+    #[error(
+        "el canal {} ya está pausado desde {} por {}: {}; para cambiar el motivo, reanúdelo y vuelva a pausarlo",
+        .0.channel.destino(), .0.desde, .0.pausado_por, .0.motivo
+    )]
+    AlreadyPaused(OperatorPause),
+    #[error(
+        "el canal {} no está pausado por un operador: no hay nada que reanudar (vea `cantina-notify channel list`)",
+        .0.destino()
+    )]
+    NotPaused(ChannelKind),
+    #[error("el canal {} cambió de estado varias veces mientras se pausaba; vuelva a intentarlo", .0.destino())]
+    Contended(ChannelKind),
+    #[error(transparent)]
+    Db(#[from] DbError),
+}
+
+impl From<tokio_postgres::Error> for PauseError {
+    fn from(e: tokio_postgres::Error) -> Self {
+        PauseError::Db(DbError::Query(e))
+    }
+}
+
+/// One channel an operator paused.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OperatorPause {
+    pub channel: ChannelKind,
+    pub motivo: String,
+    pub pausado_por: String,
+    /// When, as staff read it: `DD/MM/YYYY HH:MM:SS` in America/Asuncion.
+    pub desde: String,
+}
+
+/// One line of the pause history.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HistoryEntry {
+    pub channel: ChannelKind,
+    /// `pausa` or `reanudacion`.
+    pub accion: String,
+    pub motivo: Option<String>,
+    pub por: String,
+    pub en: String,
+}
+
+const LOCAL: &str = "to_char(%s AT TIME ZONE 'America/Asuncion', 'DD/MM/YYYY HH24:MI:SS')";
+
+fn local(column: &str) -> String {
+    LOCAL.replace("%s", column)
+}
+
+fn parse_channel(s: &str) -> Result<ChannelKind, PauseError> {
+    ChannelKind::parse(s).map_err(|_| PauseError::UnknownChannel(s.to_string()))
+}
+
+/// Who is acting: `--by`, else `$USER`, else `$LOGNAME` (a pause must never fail for want of a name).
+pub fn actor(by: Option<&str>) -> String {
+    by.map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(String::from)
+        .or_else(|| std::env::var("USER").ok().filter(|s| !s.trim().is_empty()))
+        .or_else(|| std::env::var("LOGNAME").ok().filter(|s| !s.trim().is_empty()))
+        .unwrap_or_else(|| "desconocido".into())
+}
+
+fn pause_from_row(r: &tokio_postgres::Row) -> Result<OperatorPause, PauseError> {
+    let destino: String = r.try_get(0)?;
+    Ok(OperatorPause {
+        channel: parse_channel(&destino)?,
+        motivo: r.try_get(1)?,
+        pausado_por: r.try_get(2)?,
+        desde: r.try_get(3)?,
+    })
+}
+
+/// The channels operators have paused now.
+const CURRENT: &str = "SELECT destino::text, motivo, pausado_por,
+           to_char(pausado_en AT TIME ZONE 'America/Asuncion', 'DD/MM/YYYY HH24:MI:SS')
+    FROM cantina_notify_canales_pausados ORDER BY destino";
+
+fn pauses_from_rows(rows: &[tokio_postgres::Row]) -> Vec<OperatorPause> {
+    // The CHECK constraint allows only the four destinos, so every row parses.
+    rows.iter().filter_map(|r| pause_from_row(r).ok()).collect()
+}
+
+/// The channels operators have paused now.
+pub async fn current(client: &Client) -> Result<Vec<OperatorPause>, DbError> {
+    Ok(pauses_from_rows(&client.query(CURRENT, &[]).await?))
+}
+
+/// The same, on a pooled connection, prepared once per connection: each process runs it every second.
+pub async fn current_pooled(conn: &deadpool_postgres::Client) -> Result<Vec<OperatorPause>, DbError> {
+    let stmt = conn.prepare_cached(CURRENT).await?;
+    Ok(pauses_from_rows(&conn.query(&stmt, &[]).await?))
+}
+
+/// Pauses `channel`; refuses an empty reason and a channel already paused (showing that pause).
+pub async fn pause(client: &Client, channel: &str, reason: &str, by: &str) -> Result<OperatorPause, PauseError> {
+    let channel = parse_channel(channel)?;
+    let reason = reason.trim();
+    if reason.is_empty() {
+        return Err(PauseError::MissingReason);
+    }
+    // One statement: the pause and its history line commit together, and only when the pause is new.
+    let sql = format!(
+        "WITH p AS (
+             INSERT INTO cantina_notify_canales_pausados (destino, motivo, pausado_por) VALUES ($1, $2, $3)
+             ON CONFLICT (destino) DO NOTHING
+             RETURNING destino, motivo, pausado_por, pausado_en),
+         h AS (
+             INSERT INTO cantina_notify_pausas_historial (destino, accion, motivo, por, en)
+             SELECT destino, 'pausa', motivo, pausado_por, pausado_en FROM p)
+         SELECT destino::text, motivo, pausado_por, {} FROM p",
+        local("pausado_en")
+    );
+    // A conflict means already paused, unless someone resumed it between the two statements: then try again.
+    for _ in 0..3 {
+        let rows = client.query(&sql, &[&channel.destino(), &reason, &by]).await?;
+        if let Some(r) = rows.first() {
+            return pause_from_row(r);
+        }
+        if let Some(p) = current(client).await?.into_iter().find(|p| p.channel == channel) {
+            return Err(PauseError::AlreadyPaused(p));
+        }
+    }
+    Err(PauseError::Contended(channel))
+}
+
+/// Resumes `channel`; returns the pause it lifted. Refuses a channel no operator paused.
+pub async fn resume(client: &Client, channel: &str, by: &str, note: Option<&str>) -> Result<OperatorPause, PauseError> {
+    let channel = parse_channel(channel)?;
+    let note = note.map(str::trim).filter(|s| !s.is_empty());
+    let sql = format!(
+        "WITH r AS (
+             DELETE FROM cantina_notify_canales_pausados WHERE destino = $1
+             RETURNING destino, motivo, pausado_por, pausado_en),
+         h AS (
+             INSERT INTO cantina_notify_pausas_historial (destino, accion, motivo, por)
+             SELECT destino, 'reanudacion', $3, $2 FROM r)
+         SELECT destino::text, motivo, pausado_por, {} FROM r",
+        local("pausado_en")
+    );
+    let rows = client.query(&sql, &[&channel.destino(), &by, &note]).await?;
+    match rows.first() {
+        Some(r) => pause_from_row(r),
+        None => Err(PauseError::NotPaused(channel)),
+    }
+}
+
+/// The latest `limit` pauses and resumes, newest first.
+pub async fn history(client: &Client, limit: i64) -> Result<Vec<HistoryEntry>, DbError> {
+    let sql = format!(
+        "SELECT destino::text, accion::text, motivo, por, {} FROM cantina_notify_pausas_historial
+         ORDER BY en DESC, id DESC LIMIT $1",
+        local("en")
+    );
+    let rows = client.query(&sql, &[&limit.max(0)]).await?;
+    let mut out = Vec::with_capacity(rows.len());
+    for r in &rows {
+        let destino: String = r.try_get(0)?;
+        let Ok(channel) = ChannelKind::parse(&destino) else { continue };
+        out.push(HistoryEntry {
+            channel,
+            accion: r.try_get(1)?,
+            motivo: r.try_get(2)?,
+            por: r.try_get(3)?,
+            en: r.try_get(4)?,
+        });
+    }
+    Ok(out)
+}
+
+/// `cantina-notify channel …`: connects with `DATABASE_URL`, runs the command, prints its report.
+pub async fn run_cli(
+    settings: &crate::config::Settings,
+    cmd: &ChannelCommand,
+) -> anyhow::Result<std::process::ExitCode> {
+    let url = settings.database.url.as_ref().ok_or_else(|| anyhow::anyhow!("DATABASE_URL: required"))?;
+    let client = crate::db::connect(url.expose(), "cantina-notify-channel").await?;
+    println!("{}", execute(&client, cmd).await?);
+    Ok(std::process::ExitCode::SUCCESS)
+}
+
+/// `Pendiente` requests of a channel (what a pause holds back, what a resume releases).
+async fn pending(client: &Client, channel: ChannelKind) -> Result<i64, DbError> {
+    let row = client
+        .query_one(
+            "SELECT count(*) FROM solicitudes_notificacion WHERE estado = 'Pendiente' AND destino = $1",
+            &[&channel.destino()],
+        )
+        .await?;
+    Ok(row.try_get(0)?)
+}
+
+/// Runs one `channel` subcommand and returns what to print. Refusals are errors with a message for staff.
+pub async fn execute(client: &Client, cmd: &ChannelCommand) -> Result<String, PauseError> {
+    match cmd {
+        ChannelCommand::Pause { channel, reason, by } => {
+            let p = pause(client, channel, reason, &actor(by.as_deref())).await?;
+            let waiting = pending(client, p.channel).await?;
+            Ok(format!(
+                "Canal {} pausado por {} el {} (motivo: {}).\nCada réplica en marcha deja de enviar por este canal en unos segundos; las solicitudes esperan como Pendiente ({waiting} ahora) hasta `cantina-notify channel resume {}`.",
+                p.channel.destino(),
+                p.pausado_por,
+                p.desde,
+                p.motivo,
+                p.channel.config_name()
+            ))
+        }
+        ChannelCommand::Resume { channel, by, reason } => {
+            let who = actor(by.as_deref());
+            let p = resume(client, channel, &who, reason.as_deref()).await?;
+            let waiting = pending(client, p.channel).await?;
+            Ok(format!(
+                "Canal {} reanudado por {who} (estaba pausado desde el {} por {}: {}).\nLas {waiting} solicitudes pendientes se envían en unos segundos.",
+                p.channel.destino(),
+                p.desde,
+                p.pausado_por,
+                p.motivo
+            ))
+        }
+        ChannelCommand::List { history: n } => {
+            let paused = current(client).await?;
+            let mut out = format!("{:<9} {:<8} {:<20} {:<14} {}\n", "canal", "estado", "desde", "por", "motivo");
+            for k in ChannelKind::ALL {
+                match paused.iter().find(|p| p.channel == k) {
+                    Some(p) => out.push_str(&format!(
+                        "{:<9} {:<8} {:<20} {:<14} {}\n",
+                        k.config_name(),
+                        "pausado",
+                        p.desde,
+                        p.pausado_por,
+                        p.motivo
+                    )),
+                    None => out.push_str(&format!("{:<9} activo\n", k.config_name())),
+                }
+            }
+            let h = history(client, *n).await?;
+            if !h.is_empty() {
+                out.push_str("\nÚltimos cambios:\n");
+                for e in h {
+                    out.push_str(&format!(
+                        "{}  {:<8} {:<11} {:<14} {}\n",
+                        e.en,
+                        e.channel.config_name(),
+                        if e.accion == "reanudacion" { "reanudación" } else { e.accion.as_str() },
+                        e.por,
+                        e.motivo.unwrap_or_default()
+                    ));
+                }
+            }
+            Ok(out.trim_end().to_string())
+        }
+    }
+}

@@ -1,0 +1,643 @@
+//! `cantina-notify requests list|show|resend|cancel`.
+//!
+//! Resend and cancel change one request per transaction (each ID is processed, or refused with its reason, on its
+//! own) and tell the history triggers (migration 0007) who did it and why through `cantina_notify.origen`,
+//! `.evento` and `.detalle`, set for that transaction only.
+//!
+//! Cancel and a dispatcher sending the same request: the dispatcher's outcome write only matches a row still
+//! `Pendiente` with the attempt number it claimed, so once cancelled (`Omitido`) the request can never become
+//! `Enviado` or `Error` afterwards. If the send was already in flight it may still reach the parent; the row stays
+//! `Omitido` ("cancelado por operador: …") and the dispatcher logs that its outcome was not recorded. Cancel warns
+//! when the request looks claimed right now.
+
+use std::time::SystemTime;
+
+use jiff::Timestamp;
+use serde_json::{Value as Json, json};
+use tokio_postgres::Client;
+
+use super::OpsError;
+use super::format::{self, Align, table};
+use super::mask;
+use crate::domain::ChannelKind;
+
+/// Upper bound for `--limit` (a terminal, not an export).
+pub const MAX_LIMIT: i64 = 10_000;
+
+#[derive(Debug, clap::Args)]
+pub struct ListArgs {
+    /// Pendiente, Enviado, Error or Omitido (any case).
+    #[arg(long)]
+    pub estado: Option<String>,
+    /// Notification type (recarga_exitosa, saldo_bajo, …).
+    #[arg(long)]
+    pub tipo: Option<String>,
+    /// Channel: email, sms, whatsapp or portal.
+    #[arg(long)]
+    pub destino: Option<String>,
+    /// Card number (nro_tarjeta).
+    #[arg(long)]
+    pub tarjeta: Option<String>,
+    /// Client id (id_cliente).
+    #[arg(long)]
+    pub cliente: Option<i32>,
+    /// Only requests created in this period: 30m, 24h, 7d.
+    #[arg(long)]
+    pub since: Option<String>,
+    #[arg(long, default_value_t = 50)]
+    pub limit: i64,
+    /// Show addresses in full.
+    #[arg(long)]
+    pub reveal: bool,
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// The validated filters of `requests list`.
+#[derive(Debug, Default, Clone)]
+pub struct Filter {
+    pub estado: Option<String>,
+    pub tipo: Option<String>,
+    pub destino: Option<String>,
+    pub tarjeta: Option<String>,
+    pub cliente: Option<i32>,
+    pub since: Option<Timestamp>,
+    pub limit: i64,
+}
+
+impl ListArgs {
+    pub fn filter(&self) -> Result<Filter, OpsError> {
+        let estado = self.estado.as_deref().map(parse_estado).transpose()?;
+        let destino = self
+            .destino
+            .as_deref()
+            .map(|d| {
+                ChannelKind::parse(d).map(|k| k.destino().to_string()).map_err(|_| {
+                    OpsError::InvalidArgument(format!("canal desconocido '{d}': email, sms, whatsapp o portal"))
+                })
+            })
+            .transpose()?;
+        let since = match &self.since {
+            Some(s) => Some(Timestamp::now().checked_sub(format::parse_duration(s)?).unwrap_or(Timestamp::UNIX_EPOCH)),
+            None => None,
+        };
+        if !(1..=MAX_LIMIT).contains(&self.limit) {
+            return Err(OpsError::InvalidArgument(format!("--limit debe estar entre 1 y {MAX_LIMIT}")));
+        }
+        Ok(Filter {
+            estado,
+            tipo: self.tipo.clone(),
+            destino,
+            tarjeta: self.tarjeta.clone(),
+            cliente: self.cliente,
+            since,
+            limit: self.limit,
+        })
+    }
+}
+
+pub fn parse_estado(s: &str) -> Result<String, OpsError> {
+    ["Pendiente", "Enviado", "Error", "Omitido"]
+        .into_iter()
+        .find(|e| e.eq_ignore_ascii_case(s.trim()))
+        .map(str::to_string)
+        .ok_or_else(|| {
+            OpsError::InvalidArgument(format!("estado desconocido '{s}': Pendiente, Enviado, Error u Omitido"))
+        })
+}
+
+/// One line of `requests list`.
+#[derive(Debug, Clone)]
+pub struct RequestRow {
+    pub id: i64,
+    pub creada: Option<Timestamp>,
+    pub tipo: Option<String>,
+    pub destino: Option<String>,
+    pub destinatario: Option<String>,
+    pub estado: String,
+    pub intentos: i32,
+    pub estado_entrega: Option<String>,
+    pub ultimo_error: Option<String>,
+    pub nro_tarjeta: Option<String>,
+    pub id_cliente: Option<i32>,
+    pub actualizada: Option<Timestamp>,
+}
+
+impl RequestRow {
+    fn shown_address(&self, reveal: bool) -> Option<String> {
+        self.destinatario.as_deref().map(|d| if reveal { d.to_string() } else { mask::address(d) })
+    }
+
+    fn shown_error(&self, reveal: bool) -> Option<String> {
+        self.ultimo_error.as_deref().map(|e| if reveal { e.to_string() } else { mask::text(e) })
+    }
+
+    /// `--json`: one object per request; times RFC 3339 UTC.
+    pub fn to_json(&self, reveal: bool) -> Json {
+        json!({
+            "id_solicitud": self.id,
+            "fecha_solicitud": self.creada.map(format::iso),
+            "tipo": self.tipo,
+            "destino": self.destino,
+            "destinatario": self.shown_address(reveal),
+            "estado": self.estado,
+            "intentos": self.intentos,
+            "estado_entrega": self.estado_entrega,
+            "ultimo_error": self.shown_error(reveal),
+            "nro_tarjeta": self.nro_tarjeta,
+            "id_cliente": self.id_cliente,
+            "actualizado_en": self.actualizada.map(format::iso),
+        })
+    }
+}
+
+// Newest first by id (an identity: creation order), so the primary key serves the LIMIT.
+const LIST: &str = "
+    SELECT id_solicitud, coalesce(fecha_solicitud, actualizado_en), tipo, destino, destinatario, estado, intentos,
+           estado_entrega, ultimo_error, nro_tarjeta, id_cliente, actualizado_en
+    FROM solicitudes_notificacion
+    WHERE ($1::text IS NULL OR estado = $1) AND ($2::text IS NULL OR tipo = $2) AND ($3::text IS NULL OR destino = $3)
+      AND ($4::text IS NULL OR nro_tarjeta = $4) AND ($5::int4 IS NULL OR id_cliente = $5)
+      AND ($6::timestamptz IS NULL OR coalesce(fecha_solicitud, actualizado_en) >= $6)
+    ORDER BY id_solicitud DESC
+    LIMIT $7";
+
+pub async fn list(client: &Client, f: &Filter) -> Result<Vec<RequestRow>, OpsError> {
+    let since = f.since.map(SystemTime::from);
+    let rows = client.query(LIST, &[&f.estado, &f.tipo, &f.destino, &f.tarjeta, &f.cliente, &since, &f.limit]).await?;
+    Ok(rows
+        .iter()
+        .map(|r| RequestRow {
+            id: r.get(0),
+            creada: r.get::<_, Option<SystemTime>>(1).map(format::timestamp),
+            tipo: r.get(2),
+            destino: r.get(3),
+            destinatario: r.get(4),
+            estado: r.get(5),
+            intentos: r.get(6),
+            estado_entrega: r.get(7),
+            ultimo_error: r.get(8),
+            nro_tarjeta: r.get(9),
+            id_cliente: r.get(10),
+            actualizada: r.get::<_, Option<SystemTime>>(11).map(format::timestamp),
+        })
+        .collect())
+}
+
+pub fn render_list(rows: &[RequestRow], reveal: bool) -> String {
+    if rows.is_empty() {
+        return "Ninguna solicitud con esos filtros.\n".to_string();
+    }
+    let dash = || "-".to_string();
+    let lines: Vec<Vec<String>> = rows
+        .iter()
+        .map(|r| {
+            vec![
+                r.id.to_string(),
+                format::local_opt(r.creada),
+                r.tipo.clone().unwrap_or_else(dash),
+                r.destino.clone().unwrap_or_else(dash),
+                r.shown_address(reveal).unwrap_or_else(dash),
+                r.estado.clone(),
+                r.intentos.to_string(),
+                r.estado_entrega.clone().unwrap_or_else(dash),
+                r.nro_tarjeta.clone().unwrap_or_else(dash),
+                r.shown_error(reveal).map(|e| format::cut(&e, 60)).unwrap_or_else(dash),
+            ]
+        })
+        .collect();
+    let h = [
+        ("ID", Align::Right),
+        ("CREADA", Align::Left),
+        ("TIPO", Align::Left),
+        ("CANAL", Align::Left),
+        ("DESTINATARIO", Align::Left),
+        ("ESTADO", Align::Left),
+        ("INTENTOS", Align::Right),
+        ("ENTREGA", Align::Left),
+        ("TARJETA", Align::Left),
+        ("ÚLTIMO ERROR", Align::Left),
+    ];
+    let mut out = table(&h, &lines);
+    out.push_str(&format!("{} solicitud(es)\n", rows.len()));
+    out
+}
+
+/// One row of `cantina_notify_historial`.
+#[derive(Debug, Clone)]
+pub struct HistoryRow {
+    pub registrado_en: Timestamp,
+    pub evento: String,
+    pub estado_anterior: Option<String>,
+    pub estado: Option<String>,
+    pub intentos: Option<i32>,
+    pub proveedor: Option<String>,
+    pub id_proveedor: Option<String>,
+    pub estado_entrega: Option<String>,
+    pub detalle: Option<String>,
+    pub origen: String,
+}
+
+/// `requests show`: every column (in table order, as PostgreSQL renders it to JSON) and the history.
+#[derive(Debug, Clone)]
+pub struct Detail {
+    pub id: i64,
+    pub columns: Vec<(String, Json)>,
+    pub history: Vec<HistoryRow>,
+}
+
+/// Columns whose value is an address, template data, or free text that may quote one (a provider's error, the
+/// POS's own message); the others (times, keys, ids) are shown as they are.
+fn mask_column(name: &str, v: &Json) -> Json {
+    match (name, v) {
+        ("destinatario", Json::String(s)) => Json::String(mask::address(s)),
+        ("datos", v) => mask::datos(v),
+        ("ultimo_error" | "mensaje", Json::String(s)) => Json::String(mask::text(s)),
+        (_, v) => v.clone(),
+    }
+}
+
+impl Detail {
+    fn shown_columns(&self, reveal: bool) -> Vec<(String, Json)> {
+        self.columns.iter().map(|(k, v)| (k.clone(), if reveal { v.clone() } else { mask_column(k, v) })).collect()
+    }
+
+    /// The delivery receipts: the history rows where the delivery state moved.
+    pub fn receipts(&self) -> impl Iterator<Item = &HistoryRow> {
+        self.history.iter().filter(|h| h.evento == "recibo")
+    }
+
+    /// `--json`: `{"solicitud": {column: value…}, "historial": [...], "recibos": [...]}`.
+    pub fn to_json(&self, reveal: bool) -> Json {
+        let row: serde_json::Map<String, Json> = self.shown_columns(reveal).into_iter().collect();
+        let history = |h: &HistoryRow| {
+            json!({
+                "registrado_en": format::iso(h.registrado_en),
+                "evento": h.evento,
+                "estado_anterior": h.estado_anterior,
+                "estado": h.estado,
+                "intentos": h.intentos,
+                "proveedor": h.proveedor,
+                "id_proveedor": h.id_proveedor,
+                "estado_entrega": h.estado_entrega,
+                "detalle": h.detalle.as_deref().map(|d| if reveal { d.to_string() } else { mask::text(d) }),
+                "origen": h.origen,
+            })
+        };
+        json!({
+            "solicitud": row,
+            "historial": self.history.iter().map(history).collect::<Vec<_>>(),
+            "recibos": self.receipts().map(history).collect::<Vec<_>>(),
+        })
+    }
+}
+
+const COLUMNS: &str = "
+    SELECT attname::text FROM pg_attribute
+    WHERE attrelid = 'solicitudes_notificacion'::regclass AND attnum > 0 AND NOT attisdropped
+    ORDER BY attnum";
+
+const HISTORY: &str = "
+    SELECT registrado_en, evento, estado_anterior, estado, intentos, proveedor, id_proveedor, estado_entrega, detalle,
+           origen
+    FROM cantina_notify_historial WHERE id_solicitud = $1 ORDER BY registrado_en, id";
+
+pub async fn show(client: &Client, id: i64) -> Result<Option<Detail>, OpsError> {
+    let Some(row) =
+        client.query_opt("SELECT to_jsonb(s) FROM solicitudes_notificacion s WHERE id_solicitud = $1", &[&id]).await?
+    else {
+        return Ok(None);
+    };
+    let Json::Object(mut values) = row.get::<_, Json>(0) else {
+        return Ok(None);
+    };
+    let mut columns = Vec::with_capacity(values.len());
+    for r in client.query(COLUMNS, &[]).await? {
+        let name: String = r.get(0);
+        if let Some(v) = values.remove(&name) {
+            columns.push((name, v));
+        }
+    }
+    let history = client
+        .query(HISTORY, &[&id])
+        .await?
+        .iter()
+        .map(|r| HistoryRow {
+            registrado_en: format::timestamp(r.get(0)),
+            evento: r.get(1),
+            estado_anterior: r.get(2),
+            estado: r.get(3),
+            intentos: r.get(4),
+            proveedor: r.get(5),
+            id_proveedor: r.get(6),
+            estado_entrega: r.get(7),
+            detalle: r.get(8),
+            origen: r.get(9),
+        })
+        .collect();
+    Ok(Some(Detail { id, columns, history }))
+}
+
+/// A column's value as staff read it: times in America/Asuncion, JSON compact, NULL as `-`.
+fn cell(v: &Json) -> String {
+    match v {
+        Json::Null => "-".to_string(),
+        Json::String(s) => match s.parse::<Timestamp>() {
+            Ok(t) if s.len() >= 20 && s.as_bytes().get(10) == Some(&b'T') => format::local(t),
+            _ => s.clone(),
+        },
+        other => other.to_string(),
+    }
+}
+
+pub fn render_show(d: &Detail, reveal: bool) -> String {
+    let mut out = format!("Solicitud #{}\n", d.id);
+    let cols = d.shown_columns(reveal);
+    let width = cols.iter().map(|(k, _)| k.chars().count()).max().unwrap_or(0);
+    for (k, v) in &cols {
+        out.push_str(&format!("  {k:<width$}  {}\n", cell(v)));
+    }
+    out.push_str("\nHistorial\n");
+    if d.history.is_empty() {
+        out.push_str("  (sin historial)\n");
+    } else {
+        let dash = || "-".to_string();
+        let rows: Vec<Vec<String>> = d
+            .history
+            .iter()
+            .map(|h| {
+                let estado = match (&h.estado_anterior, &h.estado) {
+                    (Some(a), Some(b)) if a != b => format!("{a} → {b}"),
+                    (_, Some(b)) => b.clone(),
+                    _ => dash(),
+                };
+                vec![
+                    format::local(h.registrado_en),
+                    h.evento.clone(),
+                    estado,
+                    h.intentos.map_or_else(dash, |i| i.to_string()),
+                    h.proveedor.clone().unwrap_or_else(dash),
+                    h.id_proveedor.clone().unwrap_or_else(dash),
+                    h.estado_entrega.clone().unwrap_or_else(dash),
+                    h.origen.clone(),
+                    h.detalle
+                        .as_deref()
+                        .map(|t| if reveal { t.to_string() } else { mask::text(t) })
+                        .unwrap_or_else(dash),
+                ]
+            })
+            .collect();
+        let h = [
+            ("CUÁNDO", Align::Left),
+            ("EVENTO", Align::Left),
+            ("ESTADO", Align::Left),
+            ("INTENTO", Align::Right),
+            ("PROVEEDOR", Align::Left),
+            ("ID PROVEEDOR", Align::Left),
+            ("ENTREGA", Align::Left),
+            ("ORIGEN", Align::Left),
+            ("DETALLE", Align::Left),
+        ];
+        for line in table(&h, &rows).lines() {
+            out.push_str("  ");
+            out.push_str(line);
+            out.push('\n');
+        }
+    }
+    let receipts: Vec<&HistoryRow> = d.receipts().collect();
+    out.push_str("\nRecibos de entrega\n");
+    if receipts.is_empty() {
+        out.push_str("  (ninguno)\n");
+    }
+    for r in receipts {
+        out.push_str(&format!(
+            "  {}  {}{}\n",
+            format::local(r.registrado_en),
+            r.estado_entrega.as_deref().unwrap_or("-"),
+            r.detalle
+                .as_deref()
+                .map(|t| format!(" ({})", if reveal { t.to_string() } else { mask::text(t) }))
+                .unwrap_or_default()
+        ));
+    }
+    out
+}
+
+/// Who runs the command, for the history (`operador: <user>`); the database role when the OS does not say.
+pub fn operator() -> Option<String> {
+    ["SUDO_USER", "USER", "LOGNAME"].iter().find_map(|k| std::env::var(k).ok().filter(|v| !v.trim().is_empty()))
+}
+
+/// What became of one ID: `Ok` (what was done) or `Err` (why it was refused), plus warnings either way.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ActionResult {
+    pub id: i64,
+    pub outcome: Result<String, String>,
+    pub warnings: Vec<String>,
+}
+
+const SET_CONTEXT: &str = "
+    SELECT set_config('cantina_notify.origen', 'operador: ' || coalesce($1::text, session_user::text), true),
+           set_config('cantina_notify.evento', $2::text, true),
+           set_config('cantina_notify.detalle', $3::text, true)";
+
+const LOCK_FOR_RESEND: &str = "
+    SELECT s.estado, s.clave_dedup IS NOT NULL,
+           EXISTS (SELECT 1 FROM cantina_notify_bajas b
+                   WHERE b.fecha_alta IS NULL AND b.destino = s.destino
+                     AND b.destinatario = CASE WHEN s.destino = 'Email' THEN lower(s.destinatario) ELSE s.destinatario END),
+           s.respaldo_creado_en IS NOT NULL
+    FROM solicitudes_notificacion s WHERE s.id_solicitud = $1 FOR UPDATE";
+
+// Fresh attempts, due now; the delivery state of the earlier attempt is history (kept in cantina_notify_historial).
+const RESEND: &str = "
+    UPDATE solicitudes_notificacion
+    SET estado = 'Pendiente', intentos = 0, proximo_intento = now(), ultimo_error = NULL, estado_entrega = NULL,
+        espera_recibo_hasta = NULL, actualizado_en = now()
+    WHERE id_solicitud = $1 AND estado IN ('Error', 'Omitido') AND clave_dedup IS NOT NULL";
+
+/// `requests resend`: each `Error` or `Omitido` request back to `Pendiente`, `intentos = 0`, due now.
+pub async fn resend(
+    client: &mut Client,
+    ids: &[i64],
+    reason: Option<&str>,
+    who: Option<&str>,
+) -> Result<Vec<ActionResult>, OpsError> {
+    let reason = reason.map(str::trim).filter(|r| !r.is_empty());
+    let detalle = match reason {
+        Some(r) => format!("reenviada por operador: {r}"),
+        None => "reenviada por operador".to_string(),
+    };
+    let mut results = Vec::with_capacity(ids.len());
+    for &id in ids {
+        let tx = client.transaction().await?;
+        tx.query(SET_CONTEXT, &[&who, &"reenviada", &detalle]).await?;
+        let mut warnings = Vec::new();
+        let outcome = match tx.query_opt(LOCK_FOR_RESEND, &[&id]).await? {
+            None => Err("no existe esa solicitud".to_string()),
+            Some(r) => {
+                let (estado, has_key, opted_out, followed): (String, bool, bool, bool) =
+                    (r.get(0), r.get(1), r.get(2), r.get(3));
+                match estado.as_str() {
+                    "Enviado" => Err("ya fue enviado".to_string()),
+                    "Pendiente" => Err("ya está Pendiente: el servicio la enviará".to_string()),
+                    _ if !has_key => {
+                        Err("es una fila del POS que el servicio nunca tomó (sin clave_dedup): no se puede reenviar; \
+                         cree una nueva desde el POS"
+                            .to_string())
+                    }
+                    "Error" | "Omitido" => {
+                        tx.execute(RESEND, &[&id]).await?;
+                        if opted_out {
+                            warnings.push(
+                                "el destinatario está dado de baja en este canal: el servicio la volverá a marcar \
+                                 Omitido"
+                                    .to_string(),
+                            );
+                        }
+                        if followed {
+                            warnings.push(
+                                "ya se creó la solicitud del canal de respaldo: el aviso puede llegar por los dos \
+                                 canales"
+                                    .to_string(),
+                            );
+                        }
+                        Ok(format!("reenviada ({estado} → Pendiente, intentos 0)"))
+                    }
+                    other => Err(format!("estado {other}: no se puede reenviar")),
+                }
+            }
+        };
+        tx.commit().await?;
+        results.push(ActionResult { id, outcome, warnings });
+    }
+    Ok(results)
+}
+
+// Claimed right now: Pendiente, tried, under a lease (due later), and no outcome recorded for this attempt yet (a
+// retry outcome writes a 'reintento' history row with the attempt number; a claim writes none).
+const LOCK_FOR_CANCEL: &str = "
+    SELECT s.estado, s.intentos,
+           s.estado = 'Pendiente' AND s.intentos > 0 AND s.proximo_intento > now()
+             AND NOT EXISTS (SELECT 1 FROM cantina_notify_historial h
+                             WHERE h.id_solicitud = s.id_solicitud AND h.intentos = s.intentos
+                               AND h.evento = 'reintento'),
+           s.canales_respaldo IS NOT NULL AND s.respaldo_creado_en IS NULL
+    FROM solicitudes_notificacion s WHERE s.id_solicitud = $1 FOR UPDATE";
+
+// A cancelled link of a fallback chain is marked followed, so the fallback pass does not send the notice on the next
+// channel: the operator cancelled the notice, not one channel of it.
+const CANCEL: &str = "
+    UPDATE solicitudes_notificacion
+    SET estado = 'Omitido', ultimo_error = $2, proximo_intento = NULL, actualizado_en = now(),
+        respaldo_creado_en = CASE WHEN canales_respaldo IS NOT NULL THEN coalesce(respaldo_creado_en, now())
+                                  ELSE respaldo_creado_en END
+    WHERE id_solicitud = $1 AND estado = 'Pendiente'";
+
+/// `requests cancel`: each `Pendiente` request becomes `Omitido` with `cancelado por operador: <reason>`.
+pub async fn cancel(
+    client: &mut Client,
+    ids: &[i64],
+    reason: &str,
+    who: Option<&str>,
+) -> Result<Vec<ActionResult>, OpsError> {
+    let reason = reason.trim();
+    if reason.is_empty() {
+        return Err(OpsError::InvalidArgument("--reason: indique por qué se cancela".to_string()));
+    }
+    let error = format!("cancelado por operador: {reason}");
+    let mut results = Vec::with_capacity(ids.len());
+    for &id in ids {
+        let tx = client.transaction().await?;
+        tx.query(SET_CONTEXT, &[&who, &"cancelada", &error]).await?;
+        let mut warnings = Vec::new();
+        let outcome = match tx.query_opt(LOCK_FOR_CANCEL, &[&id]).await? {
+            None => Err("no existe esa solicitud".to_string()),
+            Some(r) => {
+                let (estado, intentos, in_flight, chain): (String, i32, bool, bool) =
+                    (r.get(0), r.get(1), r.get(2), r.get(3));
+                if estado == "Pendiente" {
+                    tx.execute(CANCEL, &[&id, &error]).await?;
+                    if in_flight {
+                        warnings.push(format!(
+                            "un despachador la tenía tomada (intento {intentos}): si el envío ya estaba en curso \
+                             puede llegar igual, pero la solicitud queda Omitido"
+                        ));
+                    }
+                    if chain {
+                        warnings.push("no se probará el canal de respaldo".to_string());
+                    }
+                    Ok("cancelada (Pendiente → Omitido)".to_string())
+                } else if estado == "Enviado" {
+                    Err("ya fue enviado: no se puede cancelar".to_string())
+                } else {
+                    Err(format!("está {estado}: solo se cancela una solicitud Pendiente"))
+                }
+            }
+        };
+        tx.commit().await?;
+        results.push(ActionResult { id, outcome, warnings });
+    }
+    Ok(results)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn estados_are_matched_case_insensitively() {
+        assert_eq!(parse_estado("error").unwrap(), "Error");
+        assert_eq!(parse_estado(" PENDIENTE ").unwrap(), "Pendiente");
+        assert!(parse_estado("Fallido").unwrap_err().to_string().contains("estado desconocido 'Fallido'"));
+    }
+
+    #[test]
+    fn list_arguments_are_validated() {
+        let args = |destino: &str, limit: i64| ListArgs {
+            estado: Some("omitido".into()),
+            tipo: None,
+            destino: Some(destino.into()),
+            tarjeta: None,
+            cliente: Some(7),
+            since: Some("7d".into()),
+            limit,
+            reveal: false,
+            json: false,
+        };
+        let f = args("whatsapp", 50).filter().unwrap();
+        assert_eq!(f.estado.as_deref(), Some("Omitido"));
+        assert_eq!(f.destino.as_deref(), Some("WhatsApp"));
+        let age = Timestamp::now().duration_since(f.since.unwrap()).as_secs();
+        assert!((7 * 86_400..7 * 86_400 + 60).contains(&age), "{age}");
+        assert!(args("fax", 50).filter().unwrap_err().to_string().contains("canal desconocido 'fax'"));
+        assert!(args("sms", 0).filter().unwrap_err().to_string().contains("--limit"));
+        assert!(args("sms", MAX_LIMIT + 1).filter().is_err());
+    }
+
+    #[test]
+    fn show_masks_addresses_data_and_quoted_errors() {
+        assert_eq!(mask_column("destinatario", &json!("ana@example.com")), json!("a***@example.com"));
+        assert_eq!(
+            mask_column("datos", &json!({"email": "ana@example.com", "monto": 5})),
+            json!({"email": "a***@example.com", "monto": 5})
+        );
+        assert_eq!(
+            mask_column("ultimo_error", &json!("número +595981123456 inválido")),
+            json!("número +595 98* *** 456 inválido")
+        );
+        assert_eq!(mask_column("intentos", &json!(3)), json!(3));
+        let t = json!("2026-11-24T03:53:21.123456+00:00");
+        assert_eq!(mask_column("fecha_solicitud", &t), t);
+        assert_eq!(mask_column("destinatario", &Json::Null), Json::Null);
+    }
+
+    #[test]
+    fn cells_show_times_locally_and_nulls_as_dashes() {
+        assert_eq!(cell(&json!("2026-11-28T17:05:59.123456+00:00")), "28/11/2026 14:05");
+        assert_eq!(cell(&Json::Null), "-");
+        assert_eq!(cell(&json!("recarga_exitosa:12:email")), "recarga_exitosa:12:email");
+        assert_eq!(cell(&json!({"monto": 50000})), r#"{"monto":50000}"#);
+        assert_eq!(cell(&json!(true)), "true");
+    }
+}

@@ -1,0 +1,433 @@
+//! `cantina-notify stats`: what happened to the requests created in the period, and the state of the queue now.
+//!
+//! The period (`--since`) applies to the counts, the success ratios and the last errors, by creation time
+//! (`fecha_solicitud`, else `actualizado_en`): "what was asked in the last 24 h and what became of it". The queue
+//! figures (pending, due, deferred, retrying, the oldest pending) and the paused channels are about now, whatever
+//! the age of the requests: an old stuck request is exactly what staff must see.
+
+use std::collections::BTreeMap;
+use std::time::SystemTime;
+
+use jiff::{SignedDuration, Timestamp};
+use serde::Serialize;
+use tokio_postgres::Client;
+
+use super::OpsError;
+use super::format::{self, Align, table};
+use super::mask;
+
+/// `--json` output. Keys are stable (English); times are RFC 3339 UTC; `destino` and `estado` keep the table's values.
+/// Addresses quoted in errors, reasons and alerts are masked (stats has no `--reveal`; `requests show` has).
+#[derive(Debug, Serialize)]
+pub struct Stats {
+    pub generated_at: String,
+    pub since: String,
+    pub period_seconds: i64,
+    /// Requests created in the period, by type × channel × state.
+    pub counts: Vec<Count>,
+    /// One entry per channel that has requests in the period or in the queue.
+    pub channels: Vec<ChannelStats>,
+    pub pending: i64,
+    pub due: i64,
+    pub deferred: i64,
+    pub retrying: i64,
+    pub oldest_pending: Option<OldestPending>,
+    /// False when the pause table (migration 0008) is missing; `paused_channels` is then empty.
+    pub pauses_available: bool,
+    pub paused_channels: Vec<PausedChannel>,
+    /// Open staff alerts about a paused channel (operator pauses and configuration errors).
+    pub pause_alerts: Vec<PauseAlert>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct Count {
+    pub tipo: String,
+    pub destino: String,
+    pub estado: String,
+    pub count: i64,
+}
+
+#[derive(Debug, Default, Serialize)]
+pub struct ChannelStats {
+    pub destino: String,
+    pub sent: i64,
+    pub error: i64,
+    pub omitted: i64,
+    /// sent / (sent + error) over the period; null when neither happened.
+    pub success_ratio: Option<f64>,
+    /// Queue now: every `Pendiente`, those due now, deferred (scheduled later, or waiting for quiet hours to end),
+    /// and retrying (tried at least once, including those being sent right now).
+    pub pending: i64,
+    pub due: i64,
+    pub deferred: i64,
+    pub retrying: i64,
+    pub last_error: Option<LastError>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct LastError {
+    pub id: i64,
+    pub at: String,
+    pub estado: String,
+    pub error: String,
+    #[serde(skip)]
+    at_ts: Option<Timestamp>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct OldestPending {
+    pub id: i64,
+    pub destino: Option<String>,
+    pub tipo: Option<String>,
+    pub created_at: String,
+    pub age_seconds: i64,
+    pub intentos: i32,
+    pub next_attempt: Option<String>,
+    #[serde(skip)]
+    created_ts: Timestamp,
+}
+
+#[derive(Debug, Serialize)]
+pub struct PausedChannel {
+    pub destino: String,
+    pub reason: String,
+    pub paused_by: String,
+    pub paused_at: String,
+    #[serde(skip)]
+    paused_ts: Timestamp,
+}
+
+#[derive(Debug, Serialize)]
+pub struct PauseAlert {
+    pub id: i64,
+    pub created_at: Option<String>,
+    pub estado: String,
+    pub message: String,
+    #[serde(skip)]
+    created_ts: Option<Timestamp>,
+}
+
+const COUNTS: &str = "
+    SELECT coalesce(tipo, '(sin tipo)'), coalesce(destino, '(sin destino)'), estado, count(*)
+    FROM solicitudes_notificacion
+    WHERE coalesce(fecha_solicitud, actualizado_en) >= $1
+    GROUP BY 1, 2, 3 ORDER BY 1, 2, 3";
+
+// Deferred: waiting for a later time without having been tried (scheduled, or quiet hours give the attempt back and
+// say so in ultimo_error). Retrying: tried at least once (a row being sent right now is one too).
+const QUEUE: &str = "
+    SELECT coalesce(destino, '(sin destino)'),
+           count(*),
+           count(*) FILTER (WHERE proximo_intento IS NULL OR proximo_intento <= now()),
+           count(*) FILTER (WHERE proximo_intento > now()
+                              AND (intentos = 0 OR ultimo_error LIKE 'en espera%')),
+           count(*) FILTER (WHERE intentos > 0 AND NOT (proximo_intento > now() AND ultimo_error LIKE 'en espera%'))
+    FROM solicitudes_notificacion WHERE estado = 'Pendiente'
+    GROUP BY 1 ORDER BY 1";
+
+const OLDEST: &str = "
+    SELECT id_solicitud, destino, tipo, coalesce(fecha_solicitud, actualizado_en, now()), intentos, proximo_intento,
+           extract(epoch FROM now() - coalesce(fecha_solicitud, actualizado_en, now()))::float8
+    FROM solicitudes_notificacion WHERE estado = 'Pendiente'
+    ORDER BY coalesce(fecha_solicitud, actualizado_en, now()), id_solicitud LIMIT 1";
+
+// A failure: a request that ended Error, one waiting to retry after an error, or one whose receipt said failed.
+const LAST_ERRORS: &str = "
+    SELECT DISTINCT ON (destino) destino, id_solicitud, coalesce(actualizado_en, fecha_solicitud), estado, ultimo_error
+    FROM solicitudes_notificacion
+    WHERE destino IS NOT NULL AND ultimo_error IS NOT NULL
+      AND coalesce(fecha_solicitud, actualizado_en) >= $1
+      AND (estado = 'Error' OR estado_entrega = 'failed'
+           OR (estado = 'Pendiente' AND intentos > 0 AND ultimo_error NOT LIKE 'en espera%'))
+    ORDER BY destino, coalesce(actualizado_en, fecha_solicitud) DESC NULLS LAST, id_solicitud DESC";
+
+const PAUSED: &str = "
+    SELECT destino, motivo, pausado_por, pausado_en FROM cantina_notify_canales_pausados ORDER BY destino";
+
+// Alert messages start `cantina-notify: canal <destino> pausado` (src/dispatch/pause.rs and the operator pauses).
+const PAUSE_ALERTS: &str = "
+    SELECT id_alerta, fecha_creacion, estado, mensaje FROM alertas_sistema
+    WHERE tipo = 'SISTEMA' AND estado IN ('Pendiente', 'Leida') AND mensaje LIKE 'cantina-notify: canal % pausado%'
+    ORDER BY id_alerta";
+
+/// undefined_table: the pause table of migration 0008 is not there (an older database).
+const UNDEFINED_TABLE: &str = "42P01";
+
+pub async fn gather(client: &Client, since: SignedDuration) -> Result<Stats, OpsError> {
+    let now = Timestamp::now();
+    let from = now.checked_sub(since).unwrap_or(Timestamp::UNIX_EPOCH);
+    let from_st = SystemTime::from(from);
+
+    let counts: Vec<Count> = client
+        .query(COUNTS, &[&from_st])
+        .await?
+        .iter()
+        .map(|r| Count { tipo: r.get(0), destino: r.get(1), estado: r.get(2), count: r.get(3) })
+        .collect();
+
+    let mut channels: BTreeMap<String, ChannelStats> = BTreeMap::new();
+    for c in &counts {
+        let ch = channel(&mut channels, &c.destino);
+        match c.estado.as_str() {
+            "Enviado" => ch.sent += c.count,
+            "Error" => ch.error += c.count,
+            "Omitido" => ch.omitted += c.count,
+            _ => {}
+        }
+    }
+    let (mut pending, mut due, mut deferred, mut retrying) = (0, 0, 0, 0);
+    for r in client.query(QUEUE, &[]).await? {
+        let d: String = r.get(0);
+        let ch = channel(&mut channels, &d);
+        ch.pending = r.get(1);
+        ch.due = r.get(2);
+        ch.deferred = r.get(3);
+        ch.retrying = r.get(4);
+        pending += ch.pending;
+        due += ch.due;
+        deferred += ch.deferred;
+        retrying += ch.retrying;
+    }
+    for r in client.query(LAST_ERRORS, &[&from_st]).await? {
+        let d: String = r.get(0);
+        let at: Option<SystemTime> = r.get(2);
+        let at_ts = at.map(format::timestamp);
+        channel(&mut channels, &d).last_error = Some(LastError {
+            id: r.get(1),
+            at: at_ts.map(format::iso).unwrap_or_default(),
+            estado: r.get(3),
+            error: mask::text(r.get(4)),
+            at_ts,
+        });
+    }
+    for ch in channels.values_mut() {
+        let finished = ch.sent + ch.error;
+        ch.success_ratio = (finished > 0).then(|| ch.sent as f64 / finished as f64);
+    }
+
+    let oldest_pending = client.query_opt(OLDEST, &[]).await?.map(|r| {
+        let created_ts = format::timestamp(r.get(3));
+        let next: Option<SystemTime> = r.get(5);
+        OldestPending {
+            id: r.get(0),
+            destino: r.get(1),
+            tipo: r.get(2),
+            created_at: format::iso(created_ts),
+            age_seconds: r.get::<_, Option<f64>>(6).unwrap_or(0.0).max(0.0) as i64,
+            intentos: r.get(4),
+            next_attempt: next.map(|t| format::iso(format::timestamp(t))),
+            created_ts,
+        }
+    });
+
+    let (pauses_available, paused_channels) = match client.query(PAUSED, &[]).await {
+        Ok(rows) => (
+            true,
+            rows.iter()
+                .map(|r| {
+                    let paused_ts = format::timestamp(r.get(3));
+                    PausedChannel {
+                        destino: r.get(0),
+                        reason: mask::text(r.get(1)),
+                        paused_by: r.get(2),
+                        paused_at: format::iso(paused_ts),
+                        paused_ts,
+                    }
+                })
+                .collect(),
+        ),
+        Err(e) if e.code().is_some_and(|c| c.code() == UNDEFINED_TABLE) => (false, Vec::new()),
+        Err(e) => return Err(e.into()),
+    };
+    let pause_alerts = client
+        .query(PAUSE_ALERTS, &[])
+        .await?
+        .iter()
+        .map(|r| {
+            let created_ts = r.get::<_, Option<SystemTime>>(1).map(format::timestamp);
+            PauseAlert {
+                id: r.get(0),
+                created_at: created_ts.map(format::iso),
+                estado: r.get(2),
+                message: mask::text(&r.get::<_, Option<String>>(3).unwrap_or_default()),
+                created_ts,
+            }
+        })
+        .collect();
+
+    Ok(Stats {
+        generated_at: format::iso(now),
+        since: format::iso(from),
+        period_seconds: since.as_secs(),
+        counts,
+        channels: channels.into_values().collect(),
+        pending,
+        due,
+        deferred,
+        retrying,
+        oldest_pending,
+        pauses_available,
+        paused_channels,
+        pause_alerts,
+    })
+}
+
+fn channel<'a>(channels: &'a mut BTreeMap<String, ChannelStats>, destino: &str) -> &'a mut ChannelStats {
+    channels
+        .entry(destino.to_string())
+        .or_insert_with(|| ChannelStats { destino: destino.to_string(), ..Default::default() })
+}
+
+const ESTADOS: [&str; 4] = ["Pendiente", "Enviado", "Error", "Omitido"];
+
+/// The table staff read.
+pub fn render(s: &Stats) -> String {
+    let from = s.since.parse::<Timestamp>().ok();
+    let mut out = format!(
+        "Solicitudes creadas desde {} ({})\n\n",
+        format::local_opt(from),
+        format::period(SignedDuration::from_secs(s.period_seconds))
+    );
+
+    // Type × channel, one column per state.
+    let mut pivot: BTreeMap<(String, String), [i64; 5]> = BTreeMap::new();
+    for c in &s.counts {
+        let row = pivot.entry((c.tipo.clone(), c.destino.clone())).or_default();
+        if let Some(i) = ESTADOS.iter().position(|e| *e == c.estado) {
+            row[i] += c.count;
+        }
+        row[4] += c.count;
+    }
+    if pivot.is_empty() {
+        out.push_str("Ninguna solicitud en el período.\n");
+    } else {
+        let rows: Vec<Vec<String>> = pivot
+            .iter()
+            .map(|((tipo, destino), n)| {
+                let mut r = vec![tipo.clone(), destino.clone()];
+                r.extend(n.iter().map(i64::to_string));
+                r
+            })
+            .collect();
+        let h = [
+            ("TIPO", Align::Left),
+            ("CANAL", Align::Left),
+            ("PENDIENTE", Align::Right),
+            ("ENVIADO", Align::Right),
+            ("ERROR", Align::Right),
+            ("OMITIDO", Align::Right),
+            ("TOTAL", Align::Right),
+        ];
+        out.push_str(&table(&h, &rows));
+    }
+
+    out.push_str("\nPor canal (éxito = Enviado / (Enviado + Error) en el período; cola = ahora)\n");
+    if s.channels.is_empty() {
+        out.push_str("Sin datos.\n");
+    } else {
+        let rows: Vec<Vec<String>> = s
+            .channels
+            .iter()
+            .map(|c| {
+                vec![
+                    c.destino.clone(),
+                    c.sent.to_string(),
+                    c.error.to_string(),
+                    format::percent(c.success_ratio),
+                    c.pending.to_string(),
+                    c.due.to_string(),
+                    c.deferred.to_string(),
+                    c.retrying.to_string(),
+                ]
+            })
+            .collect();
+        let h = [
+            ("CANAL", Align::Left),
+            ("ENVIADO", Align::Right),
+            ("ERROR", Align::Right),
+            ("ÉXITO", Align::Right),
+            ("PENDIENTES", Align::Right),
+            ("POR ENVIAR", Align::Right),
+            ("DIFERIDAS", Align::Right),
+            ("REINTENTANDO", Align::Right),
+        ];
+        out.push_str(&table(&h, &rows));
+    }
+
+    out.push('\n');
+    match &s.oldest_pending {
+        Some(o) => out.push_str(&format!(
+            "Pendiente más antigua: #{} ({}, {}), creada {}, hace {}; intentos {}, próximo intento {}\n",
+            o.id,
+            o.destino.as_deref().unwrap_or("sin destino"),
+            o.tipo.as_deref().unwrap_or("sin tipo"),
+            format::local(o.created_ts),
+            format::age(o.age_seconds),
+            o.intentos,
+            format::local_opt(o.next_attempt.as_deref().and_then(|t| t.parse().ok())),
+        )),
+        None => out.push_str("Pendiente más antigua: ninguna\n"),
+    }
+    out.push_str(&format!(
+        "En cola: {} pendientes ({} por enviar, {} diferidas, {} reintentando)\n",
+        s.pending, s.due, s.deferred, s.retrying
+    ));
+
+    out.push('\n');
+    if !s.pauses_available {
+        out.push_str(
+            "Canales pausados: (tabla cantina_notify_canales_pausados no disponible: falta la migración 0008)\n",
+        );
+    } else if s.paused_channels.is_empty() {
+        out.push_str("Canales pausados: ninguno\n");
+    } else {
+        out.push_str("Canales pausados\n");
+        let rows: Vec<Vec<String>> = s
+            .paused_channels
+            .iter()
+            .map(|p| vec![p.destino.clone(), format::local(p.paused_ts), p.paused_by.clone(), p.reason.clone()])
+            .collect();
+        let h = [("CANAL", Align::Left), ("DESDE", Align::Left), ("POR", Align::Left), ("MOTIVO", Align::Left)];
+        out.push_str(&table(&h, &rows));
+    }
+    if !s.pause_alerts.is_empty() {
+        out.push_str("Alertas abiertas de canales pausados\n");
+        let rows: Vec<Vec<String>> = s
+            .pause_alerts
+            .iter()
+            .map(|a| vec![a.id.to_string(), format::local_opt(a.created_ts), a.estado.clone(), a.message.clone()])
+            .collect();
+        let h = [("ALERTA", Align::Right), ("CREADA", Align::Left), ("ESTADO", Align::Left), ("MENSAJE", Align::Left)];
+        out.push_str(&table(&h, &rows));
+    }
+
+    out.push('\n');
+    let errors: Vec<Vec<String>> = s
+        .channels
+        .iter()
+        .filter_map(|c| c.last_error.as_ref().map(|e| (c, e)))
+        .map(|(c, e)| {
+            vec![
+                c.destino.clone(),
+                format::local_opt(e.at_ts),
+                format!("#{}", e.id),
+                e.estado.clone(),
+                format::cut(&e.error, 100),
+            ]
+        })
+        .collect();
+    if errors.is_empty() {
+        out.push_str("Último error por canal: ninguno en el período\n");
+    } else {
+        out.push_str("Último error por canal\n");
+        let h = [
+            ("CANAL", Align::Left),
+            ("CUÁNDO", Align::Left),
+            ("SOLICITUD", Align::Right),
+            ("ESTADO", Align::Left),
+            ("ERROR", Align::Left),
+        ];
+        out.push_str(&table(&h, &errors));
+    }
+    out
+}
