@@ -35,9 +35,10 @@ CREATE INDEX IF NOT EXISTS cantina_notify_historial_solicitud
 
 -- Who is writing. A command sets cantina_notify.origen (and .evento, .detalle) with set_config(..., true) in its own
 -- transaction; otherwise the service's connections are named cantina-notify* (application_name), and anything
--- else is the app.
+-- else is the app. No SET clause: it names only pg_catalog functions, and without one it can be inlined into the
+-- callers instead of costing a function call (and a search_path switch) per history row.
 CREATE OR REPLACE FUNCTION cantina_notify_historial_origen() RETURNS text
-LANGUAGE sql STABLE SET search_path FROM CURRENT AS $$
+LANGUAGE sql STABLE AS $$
     SELECT coalesce(
         nullif(current_setting('cantina_notify.origen', true), ''),
         CASE WHEN current_setting('application_name') LIKE 'cantina-notify%' THEN 'servicio'
