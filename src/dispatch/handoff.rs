@@ -17,13 +17,15 @@ pub struct Handoff {
     permits: Arc<Semaphore>,
     /// The channels the dispatcher sends on now (configured and not paused), refreshed on every claim round.
     open: Mutex<Vec<&'static str>>,
-    wake: Arc<Notify>,
+    /// Its own wake-up, apart from the dispatcher's: a delivery means claims in memory, not work in the table,
+    /// so it must not send the claim loop to the database.
+    ready: Notify,
     lease: Duration,
 }
 
 impl Handoff {
-    pub fn new(permits: Arc<Semaphore>, open: Vec<&'static str>, wake: Arc<Notify>, lease: Duration) -> Self {
-        Self { queue: Mutex::default(), permits, open: Mutex::new(open), wake, lease }
+    pub fn new(permits: Arc<Semaphore>, open: Vec<&'static str>, lease: Duration) -> Self {
+        Self { queue: Mutex::default(), permits, open: Mutex::new(open), ready: Notify::new(), lease }
     }
 
     /// What the drain may claim now; `None` when every send slot is taken or promised.
@@ -40,7 +42,12 @@ impl Handoff {
             return;
         }
         self.lock_queue().extend(claimed);
-        self.wake.notify_one();
+        self.ready.notify_one();
+    }
+
+    /// Resolves when claims have been delivered (or were delivered since the last wait).
+    pub(super) async fn delivered(&self) {
+        self.ready.notified().await
     }
 
     pub(super) fn set_open(&self, destinos: &[&'static str]) {

@@ -60,7 +60,6 @@ impl Dispatcher {
         let handoff = Arc::new(Handoff::new(
             permits.clone(),
             channels.kinds().into_iter().map(|k| k.destino()).collect(),
-            wake.clone(),
             Duration::from_secs(settings.dispatch.lease_seconds),
         ));
         let limiters = channels
@@ -165,6 +164,11 @@ impl Dispatcher {
         let lease = Duration::from_secs(self.settings.lease_seconds);
         let poll = Duration::from_millis(self.settings.poll_interval_ms);
         let mut db_backoff = Duration::from_millis(100);
+        // The table is read when there may be work in it: at start, when told (requests the drain did not hand
+        // over, fallback links, a resumed channel), after a full batch, and every poll interval (retries coming
+        // due, expired leases, rows written by other processes). Claims handed over in memory need no read.
+        let mut db_due = true;
+        let mut last_db = Instant::now();
 
         while !shutdown.is_cancelled() {
             // Wait for a free slot before claiming, so a claim is never held while it waits for capacity.
@@ -178,17 +182,26 @@ impl Dispatcher {
             self.handoff.set_open(&destinos);
             let handed = self.handoff.take(limit as usize);
             let from_handoff = !handed.is_empty();
+            let from_db = !from_handoff && (db_due || last_db.elapsed() >= poll);
             let claimed = if from_handoff {
                 Ok(handed)
-            } else {
+            } else if from_db {
+                last_db = Instant::now();
                 store::claim(&self.pool, limit, lease, &destinos, self.settings.max_attempts).await
+            } else {
+                Ok(Vec::new())
             };
             let claimed = match claimed {
                 Ok(c) => {
                     db_backoff = Duration::from_millis(100);
+                    if from_db {
+                        // A full batch: more may be waiting.
+                        db_due = c.len() as i64 >= limit;
+                    }
                     c
                 }
                 Err(e) => {
+                    db_due = true;
                     drop(first);
                     self.metrics.dispatch_failed();
                     tracing::warn!(error = %e, "claiming requests failed; retrying");
@@ -232,18 +245,22 @@ impl Dispatcher {
             }
             drop(first);
             if !from_handoff && (got as i64) < limit {
-                match store::close_abandoned(&self.pool, self.settings.max_attempts).await {
-                    Ok(0) => {}
-                    Ok(n) => tracing::warn!(
-                        requests = n,
-                        "requests closed as Error: attempts exhausted without a recorded outcome"
-                    ),
-                    Err(e) => tracing::warn!(error = %e, "could not close abandoned requests"),
+                if from_db {
+                    match store::close_abandoned(&self.pool, self.settings.max_attempts).await {
+                        Ok(0) => {}
+                        Ok(n) => tracing::warn!(
+                            requests = n,
+                            "requests closed as Error: attempts exhausted without a recorded outcome"
+                        ),
+                        Err(e) => tracing::warn!(error = %e, "could not close abandoned requests"),
+                    }
                 }
-                // Caught up: sleep until woken by the drain, a poll tick (retries, expired leases) or shutdown.
+                // Caught up: sleep until told of work in the table, handed claims, the next poll or shutdown.
+                let next_poll = tokio::time::Instant::from_std(last_db + poll);
                 tokio::select! {
-                    () = self.wake.notified() => {},
-                    () = tokio::time::sleep(poll) => {},
+                    () = self.wake.notified() => db_due = true,
+                    () = self.handoff.delivered() => {},
+                    () = tokio::time::sleep_until(next_poll) => {},
                     () = shutdown.cancelled() => break,
                 }
             }

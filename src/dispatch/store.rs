@@ -128,7 +128,8 @@ pub async fn oldest_due(pool: &Pool) -> Result<Vec<(String, f64)>, DbError> {
 }
 
 pub async fn close_abandoned(pool: &Pool, max_attempts: i32) -> Result<u64, DbError> {
-    Ok(pool.get().await?.execute(CLOSE_ABANDONED, &[&max_attempts]).await?)
+    let conn = pool.get().await?;
+    Ok(conn.execute(&conn.prepare_cached(CLOSE_ABANDONED).await?, &[&max_attempts]).await?)
 }
 
 pub enum Outcome<'a> {

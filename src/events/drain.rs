@@ -139,7 +139,9 @@ async fn drain(
     let busy = tx.prepare_cached(MARK_BUSY).await?;
     let claim_params: [&(dyn tokio_postgres::types::ToSql + Sync); 2] = [&batch_size, &only];
     let (_, rows, _) = tokio::try_join!(
-        tx.batch_execute("SET LOCAL synchronous_commit = off"),
+        // Generic plans: the custom plan each batch would otherwise get (the arrays' sizes differ every time) cost
+        // more to make than to run for the one-event batches of a steady flow.
+        tx.batch_execute("SET LOCAL synchronous_commit = off; SET LOCAL plan_cache_mode = force_generic_plan"),
         tx.query(&claim, &claim_params),
         async {
             match mark_busy {
@@ -613,7 +615,9 @@ pub async fn outbox_lag_seconds(pool: &Pool) -> Result<f64, DbError> {
 /// Whether the triggers should NOTIFY: true while the listener waits, false while it is already draining
 /// (NOTIFY serialises committing transactions; a busy listener does not need the wake-ups).
 pub async fn set_awake(pool: &Pool) -> Result<(), DbError> {
-    pool.get().await?.execute("UPDATE cantina_notify_ajustes SET despertar = true WHERE NOT despertar", &[]).await?;
+    let conn = pool.get().await?;
+    conn.execute(&conn.prepare_cached("UPDATE cantina_notify_ajustes SET despertar = true WHERE NOT despertar").await?, &[])
+        .await?;
     Ok(())
 }
 

@@ -149,7 +149,7 @@ impl Listener {
             match super::drain::drain_event(&self.pool, &self.rules, id).await {
                 Ok(o) => {
                     passed += o.events;
-                    self.record(&o);
+                    self.record(&o, 0);
                 }
                 Err(e) if e.is_data_error() => refused.push((id, e)),
                 Err(e) => {
@@ -167,7 +167,7 @@ impl Listener {
             // Once more: the cause may have been fixed while this pass ran (a trigger dropped, a row corrected).
             let e = match super::drain::drain_event(&self.pool, &self.rules, id).await {
                 Ok(o) => {
-                    self.record(&o);
+                    self.record(&o, 0);
                     continue;
                 }
                 Err(again) if again.is_data_error() => again,
@@ -182,7 +182,8 @@ impl Listener {
         }
     }
 
-    fn record(&self, o: &super::drain::BatchOutcome) {
+    /// `handed`: how many of the new requests went to the dispatcher in memory (the rest wait in the table).
+    fn record(&self, o: &super::drain::BatchOutcome, handed: usize) {
         for kind in &o.by_kind {
             self.metrics.event_received(kind);
         }
@@ -195,7 +196,7 @@ impl Listener {
         for (t, c) in &o.created {
             self.metrics.request_created(*t, *c, "pending");
         }
-        if !o.created.is_empty() {
+        if o.created.len() > handed {
             self.dispatcher.notify_one();
         }
     }
@@ -210,6 +211,8 @@ impl Listener {
     /// steady stream of events cannot keep the listener from noticing and repairing its connection.
     async fn drain_while(&self, go_on: impl Fn() -> bool) {
         let mut busy = false;
+        // Set in this call already: the last empty batch needs no second write.
+        let mut woke = false;
         loop {
             if !go_on() {
                 if busy && let Err(e) = set_awake(&self.pool).await {
@@ -223,7 +226,7 @@ impl Listener {
                     // Not a lag of 0: another replica may still hold a backlog; the tick measures the table.
                     if !busy {
                         // Also repairs a flag left false by a replica that died mid-drain.
-                        if let Err(e) = set_awake(&self.pool).await {
+                        if !woke && let Err(e) = set_awake(&self.pool).await {
                             tracing::warn!(error = %e, "could not re-enable wake-ups");
                         }
                         return;
@@ -233,14 +236,16 @@ impl Listener {
                         return;
                     }
                     busy = false;
+                    woke = true;
                 }
                 Ok(mut o) => {
+                    let handed = o.claimed.len();
                     if let Some(h) = &self.handoff {
                         h.deliver(std::mem::take(&mut o.claimed));
                     }
                     busy = true;
                     self.metrics.set_outbox_lag(o.oldest_age_seconds);
-                    self.record(&o);
+                    self.record(&o, handed);
                 }
                 Err(e) if e.is_data_error() => {
                     self.metrics.drain_failed();
