@@ -125,3 +125,43 @@ pub fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
         .or_else(|| payload.downcast_ref::<String>().cloned())
         .unwrap_or_else(|| "pánico sin mensaje".to_string())
 }
+
+/// How the hot statements (the drain, claims, recorded sends) begin their transactions, in the same round trip as
+/// their first statement. Generic plans: a custom plan per execution costs more to make than to run for these
+/// small statements. No sequential scans where an index serves: a plan cached while a table was small (a new
+/// installation, an empty outbox before its first ANALYZE) would otherwise keep scanning the whole table as it
+/// grows, once per statement.
+pub const BEGIN_HOT: &str = "BEGIN; SET LOCAL plan_cache_mode = force_generic_plan; SET LOCAL enable_seqscan = off";
+
+/// [`BEGIN_HOT`] for a transaction whose loss in a database crash costs nothing (it is redone from the outbox).
+pub const BEGIN_HOT_ASYNC: &str = "BEGIN; SET LOCAL synchronous_commit = off; \
+    SET LOCAL plan_cache_mode = force_generic_plan; SET LOCAL enable_seqscan = off";
+
+/// A pooled connection inside a transaction begun by hand (so that BEGIN shares a round trip with the first
+/// statements and COMMIT with the last). Unless [`finish`](Self::finish)ed, dropping it (an error, a panic, a
+/// cancelled future) closes the connection instead of returning it to the pool mid-transaction; the server then
+/// rolls the transaction back.
+pub struct OpenTransaction(Option<deadpool_postgres::Object>);
+
+impl OpenTransaction {
+    pub fn new(conn: deadpool_postgres::Object) -> Self {
+        Self(Some(conn))
+    }
+
+    pub fn client(&self) -> Result<&deadpool_postgres::Object, DbError> {
+        self.0.as_ref().ok_or_else(|| DbError::Shared("the transaction's connection is gone".into()))
+    }
+
+    /// Committed or rolled back: the connection may go back to the pool.
+    pub fn finish(&mut self) {
+        drop(self.0.take());
+    }
+}
+
+impl Drop for OpenTransaction {
+    fn drop(&mut self) {
+        if let Some(conn) = self.0.take() {
+            drop(deadpool_postgres::Object::take(conn));
+        }
+    }
+}

@@ -98,23 +98,36 @@ async fn run(pool: Pool, mut rx: mpsc::UnboundedReceiver<Job>) {
 
 /// One statement for the whole batch; returns the ids it changed.
 pub async fn write(pool: &Pool, batch: &[&Sent]) -> Result<Vec<i64>, DbError> {
-    let conn = pool.get().await?;
+    let mut guard = crate::db::OpenTransaction::new(pool.get().await?);
+    let conn = guard.client()?;
     let ids: Vec<i64> = batch.iter().map(|s| s.id).collect();
     let intentos: Vec<i32> = batch.iter().map(|s| s.intentos).collect();
     let providers: Vec<&str> = batch.iter().map(|s| s.provider.as_str()).collect();
     let provider_ids: Vec<Option<&str>> = batch.iter().map(|s| s.provider_id.as_deref()).collect();
     let waits: Vec<Option<f64>> = batch.iter().map(|s| s.await_receipt.map(|d| d.as_secs_f64())).collect();
     let stmt = conn.prepare_cached(MARK_SENT).await?;
-    let rows = conn.query(&stmt, &[&ids, &intentos, &providers, &provider_ids, &waits]).await?;
+    let params: [&(dyn tokio_postgres::types::ToSql + Sync); 5] = [&ids, &intentos, &providers, &provider_ids, &waits];
+    // BEGIN, the update and COMMIT in one round trip (see db::BEGIN_HOT).
+    let (_, rows, _) = tokio::try_join!(
+        biased;
+        conn.batch_execute(crate::db::BEGIN_HOT),
+        conn.query(&stmt, &params),
+        conn.batch_execute("COMMIT")
+    )?;
+    guard.finish();
     let mut changed = Vec::with_capacity(rows.len());
     for r in &rows {
         let (id, tipo, nro): (i64, Option<String>, Option<String>) = (r.get(0), r.get(1), r.get(2));
         changed.push(id);
         if let (Some("saldo_bajo"), Some(nro)) = (tipo.as_deref(), nro) {
             let datos = batch.iter().find(|s| s.id == id).and_then(|s| s.datos.as_ref());
-            // Best effort: the notice is recorded either way.
-            if let Err(e) = conn.execute(STAMP_CARD, &[&nro, &datos]).await {
-                tracing::warn!(id, error = %DbError::from(e), "could not stamp ultima_notificacion_saldo");
+            // Best effort, after the commit: the notice is recorded either way.
+            let stamped = async {
+                let conn = pool.get().await?;
+                conn.execute(STAMP_CARD, &[&nro, &datos]).await.map_err(DbError::from)
+            };
+            if let Err(e) = stamped.await {
+                tracing::warn!(id, error = %e, "could not stamp ultima_notificacion_saldo");
             }
         }
     }

@@ -96,7 +96,11 @@ const COMPLETE_MANUAL: &str = "
         actualizado_en = now()
     WHERE id_solicitud = $1 AND clave_dedup IS NULL AND estado = 'Pendiente'";
 
-const MARK_BUSY: &str = "UPDATE cantina_notify_ajustes SET despertar = false WHERE despertar";
+/// [`crate::db::BEGIN_HOT_ASYNC`], first asking the triggers to stop sending NOTIFY while this listener drains. As a
+/// plain (unprepared) statement: on this one-row table a cached plan made without sequential scans walks the
+/// primary key's entries for every dead version of the row.
+const BEGIN_BUSY: &str = "BEGIN; UPDATE cantina_notify_ajustes SET despertar = false WHERE despertar; \
+    SET LOCAL synchronous_commit = off; SET LOCAL plan_cache_mode = force_generic_plan; SET LOCAL enable_seqscan = off";
 
 const MARK_DONE: &str = "
     UPDATE cantina_notify_eventos e SET procesado_en = now(), resultado = u.resultado
@@ -128,29 +132,21 @@ async fn drain(
     only: Option<i64>,
     offer: Option<&ClaimOffer>,
 ) -> Result<BatchOutcome, DbError> {
-    let mut conn = pool.get().await?;
-    let tx = conn.transaction().await?;
+    let mut guard = crate::db::OpenTransaction::new(pool.get().await?);
+    let tx = guard.client()?;
+    let claim = tx.prepare_cached(CLAIM_EVENTS).await?;
+    let claim_params: [&(dyn tokio_postgres::types::ToSql + Sync); 2] = [&batch_size, &only];
+    // One round trip for BEGIN, the busy flag and the claim: requests are pipelined in the order their futures are
+    // first polled (`biased`: top to bottom; each sends on its first poll). Marking the listener busy before knowing
+    // whether there are events is harmless: an empty batch rolls back.
     // Safe without a synchronous commit: a crash that loses this commit loses the events' `procesado_en` with the
     // requests, so the events are drained again into the same dedup keys; nothing is lost. (A request handed to the
     // dispatcher may then be sent once more: the one duplicate a database crash can cause.)
-    // One round trip for the three: requests are pipelined in the order their futures are first polled. Marking
-    // the listener busy before knowing whether there are events is harmless: an empty batch rolls back.
-    let claim = tx.prepare_cached(CLAIM_EVENTS).await?;
-    let busy = tx.prepare_cached(MARK_BUSY).await?;
-    let claim_params: [&(dyn tokio_postgres::types::ToSql + Sync); 2] = [&batch_size, &only];
-    let (_, rows, _) = tokio::try_join!(
-        // Generic plans: the custom plan each batch would otherwise get (the arrays' sizes differ every time) cost
-        // more to make than to run for the one-event batches of a steady flow.
-        tx.batch_execute("SET LOCAL synchronous_commit = off; SET LOCAL plan_cache_mode = force_generic_plan"),
-        tx.query(&claim, &claim_params),
-        async {
-            match mark_busy {
-                true => tx.execute(&busy, &[]).await,
-                false => Ok(0),
-            }
-        }
-    )?;
+    let begin = if mark_busy { BEGIN_BUSY } else { crate::db::BEGIN_HOT_ASYNC };
+    let (_, rows) = tokio::try_join!(biased; tx.batch_execute(begin), tx.query(&claim, &claim_params))?;
     if rows.is_empty() {
+        tx.batch_execute("ROLLBACK").await?;
+        guard.finish();
         return Ok(BatchOutcome::default());
     }
     let events: Vec<OutboxEvent> = rows
@@ -164,7 +160,7 @@ async fn drain(
     // The trigger copies the recharge's card into the event, so the cards load beside the recharges.
     let card_hints: Vec<String> = rows.iter().filter_map(|r| r.get::<_, Option<String>>(3)).collect();
 
-    let ctx = load_context(&tx, &events, card_hints, &config.preference_defaults).await?;
+    let ctx = load_context(tx, &events, card_hints, &config.preference_defaults).await?;
     let mut outcome = BatchOutcome { events: events.len(), ..Default::default() };
     let now = Timestamp::now();
     outcome.oldest_age_seconds =
@@ -182,7 +178,7 @@ async fn drain(
                 Some(format!("{n} solicitud(es)"))
             }
             Decision::CompleteManual { id_solicitud, completion } => {
-                complete_manual(&tx, id_solicitud, *completion, &mut outcome).await?;
+                complete_manual(tx, id_solicitud, *completion, &mut outcome).await?;
                 Some("solicitud manual completada".to_string())
             }
             Decision::Ignore(reason) => Some(reason),
@@ -191,9 +187,17 @@ async fn drain(
 
     let ids: Vec<i64> = events.iter().map(|e| e.id).collect();
     let mark_done = tx.prepare_cached(MARK_DONE).await?;
-    let ((inserted, claimed), _) = tokio::try_join!(insert_and_claim(&tx, inserts, offer), async {
-        Ok(tx.execute(&mark_done, &[&ids, &results]).await?)
-    })?;
+    // Prepared before the pipeline below: a prepare inside it would let COMMIT overtake the insert.
+    tx.prepare_cached(INSERT_REQUESTS).await?;
+    // The requests, the events marked done and COMMIT in one round trip. If a statement fails, the server turns
+    // the COMMIT into a rollback and the error comes back here.
+    let ((inserted, claimed), _, _) = tokio::try_join!(
+        biased;
+        insert_and_claim(tx, inserts, offer),
+        async { Ok(tx.execute(&mark_done, &[&ids, &results]).await?) },
+        async { Ok::<_, DbError>(tx.batch_execute("COMMIT").await?) }
+    )?;
+    guard.finish();
     outcome.claimed = claimed;
     for (t, c, estado) in inserted {
         match estado.as_str() {
@@ -202,12 +206,11 @@ async fn drain(
             _ => outcome.failed_at_creation.push((t, c)),
         }
     }
-    tx.commit().await?;
     Ok(outcome)
 }
 
 async fn complete_manual(
-    tx: &deadpool_postgres::Transaction<'_>,
+    tx: &impl GenericClient,
     id_solicitud: i64,
     completion: ManualCompletion,
     outcome: &mut BatchOutcome,
@@ -423,7 +426,8 @@ async fn load_context(
     // Recharges, the cards already known and the manual rows in one round trip.
     let (recharges, manual) = (tx.prepare_cached(LOAD_RECHARGES).await?, tx.prepare_cached(LOAD_MANUAL).await?);
     let known: Vec<String> = card_ids.iter().cloned().collect();
-    let (recharge_rows, (), manual_rows) = tokio::try_join!(
+    let known_keys = card_ids.clone();
+    let (recharge_rows, (), manual_rows, preference_rows_by_card) = tokio::try_join!(
         async {
             match recharge_ids.is_empty() {
                 true => Ok(Vec::new()),
@@ -440,6 +444,12 @@ async fn load_context(
             match manual_ids.is_empty() {
                 true => Ok(Vec::new()),
                 false => tx.query(&manual, &[&manual_ids]).await.map_err(DbError::from),
+            }
+        },
+        async {
+            match known.is_empty() {
+                true => Ok(Vec::new()),
+                false => preference_rows(tx, LOAD_PREFERENCES_BY_CARD, &known, defaults).await,
             }
         },
     )?;
@@ -491,35 +501,71 @@ async fn load_context(
     if !missing.is_empty() {
         load_card_rows(tx, &missing, &mut ctx.cards).await?;
     }
-    load_preferences(tx, &mut ctx, defaults).await?;
+    load_preferences(tx, &mut ctx, preference_rows_by_card, &known_keys, defaults).await?;
     Ok(ctx)
 }
 
 /// Which channels each client turned off per type: off only if every one of their active portal accounts has it off
-/// for the type. No preference row, or NULL in the column, means the configured default ($3–$6).
-const LOAD_PREFERENCES: &str = "
-    SELECT u.id_cliente, t.tipo,
-           bool_and(NOT coalesce(p.email_activo, $3)),
-           bool_and(NOT coalesce(p.sms_activo, $4)),
-           bool_and(NOT coalesce(p.whatsapp_activo, $5)),
-           bool_and(NOT coalesce(p.push_activo, $6)),
-           bool_or(p.email_activo IS NOT NULL), bool_or(p.sms_activo IS NOT NULL),
-           bool_or(p.whatsapp_activo IS NOT NULL), bool_or(p.push_activo IS NOT NULL)
-    FROM usuario_portal u
-    CROSS JOIN unnest($2::text[]) AS t(tipo)
-    LEFT JOIN preferencia_notificacion p
-           ON p.id_usuario_portal = u.id_usuario_portal AND p.tipo_notificacion = t.tipo
-    WHERE u.id_cliente = ANY($1) AND coalesce(u.activo, true)
-    GROUP BY u.id_cliente, t.tipo";
+/// for the type. No preference row, or NULL in the column, means the configured default ($3–$6). `$where` picks the
+/// clients from $1.
+macro_rules! preferences_sql {
+    ($where:literal) => {
+        concat!(
+            "SELECT u.id_cliente, t.tipo,
+                    bool_and(NOT coalesce(p.email_activo, $3)),
+                    bool_and(NOT coalesce(p.sms_activo, $4)),
+                    bool_and(NOT coalesce(p.whatsapp_activo, $5)),
+                    bool_and(NOT coalesce(p.push_activo, $6)),
+                    bool_or(p.email_activo IS NOT NULL), bool_or(p.sms_activo IS NOT NULL),
+                    bool_or(p.whatsapp_activo IS NOT NULL), bool_or(p.push_activo IS NOT NULL)
+             FROM usuario_portal u
+             CROSS JOIN unnest($2::text[]) AS t(tipo)
+             LEFT JOIN preferencia_notificacion p
+                    ON p.id_usuario_portal = u.id_usuario_portal AND p.tipo_notificacion = t.tipo
+             WHERE ",
+            $where,
+            " AND coalesce(u.activo, true)
+             GROUP BY u.id_cliente, t.tipo"
+        )
+    };
+}
 
+/// By client ids.
+const LOAD_PREFERENCES: &str = preferences_sql!("u.id_cliente = ANY($1)");
+
+/// By the cards' parents, so the preferences load in the same round trip as the cards.
+const LOAD_PREFERENCES_BY_CARD: &str = preferences_sql!(
+    "u.id_cliente IN (SELECT h.id_cliente_responsable FROM tarjetas c JOIN hijos h ON h.id_hijo = c.id_hijo
+                      WHERE c.nro_tarjeta = ANY($1))"
+);
+
+/// The preferences of every client in the context: from the rows loaded by card beside the cards, and by id for
+/// any client those did not cover (a manual row's parent, a card loaded later).
 async fn load_preferences(
     tx: &impl GenericClient,
     ctx: &mut Context,
+    by_card: Vec<tokio_postgres::Row>,
+    card_keys: &HashSet<String>,
     defaults: &PreferenceDefaults,
 ) -> Result<(), DbError> {
-    let mut clients: Vec<i32> = ctx.cards.values().filter_map(|c| c.parent.as_ref().map(|p| p.id_cliente)).collect();
-    clients.extend(ctx.parents.keys());
-    ctx.turned_off = turned_off(tx, &clients, defaults).await?;
+    let mut covered = Vec::new();
+    let mut rest = Vec::new();
+    for card in ctx.cards.values() {
+        if let Some(p) = &card.parent {
+            match card_keys.contains(&card.nro_tarjeta) {
+                true => covered.push(p.id_cliente),
+                false => rest.push(p.id_cliente),
+            }
+        }
+    }
+    rest.extend(ctx.parents.keys().filter(|id| !covered.contains(id)));
+    let mut out = TurnedOff::new();
+    fold_preferences(&by_card, &covered, defaults, &mut out);
+    if !rest.is_empty() {
+        let rows = preference_rows(tx, LOAD_PREFERENCES, &rest, defaults).await?;
+        fold_preferences(&rows, &rest, defaults, &mut out);
+    }
+    ctx.turned_off = out;
     Ok(())
 }
 
@@ -533,12 +579,32 @@ pub async fn turned_off(
     if clients.is_empty() {
         return Ok(out);
     }
+    let rows = preference_rows(tx, LOAD_PREFERENCES, &clients, defaults).await?;
+    fold_preferences(&rows, clients, defaults, &mut out);
+    Ok(out)
+}
+
+async fn preference_rows(
+    tx: &impl GenericClient,
+    sql: &str,
+    keys: &(dyn tokio_postgres::types::ToSql + Sync),
+    defaults: &PreferenceDefaults,
+) -> Result<Vec<tokio_postgres::Row>, DbError> {
     let tipos: Vec<&str> = NotificationType::ALL.iter().map(|t| t.as_str()).collect();
     let params: [&(dyn tokio_postgres::types::ToSql + Sync); 6] =
-        [&clients, &tipos, &defaults.email, &defaults.sms, &defaults.whatsapp, &defaults.portal];
+        [keys, &tipos, &defaults.email, &defaults.sms, &defaults.whatsapp, &defaults.portal];
+    Ok(tx.query(&tx.prepare_cached(sql).await?, &params).await?)
+}
+
+/// Adds to `out` what the preference rows say for `clients` (rows of other clients are ignored).
+fn fold_preferences(rows: &[tokio_postgres::Row], clients: &[i32], defaults: &PreferenceDefaults, out: &mut TurnedOff) {
+    let wanted: HashSet<i32> = clients.iter().copied().collect();
     let mut with_account = HashSet::new();
-    for r in tx.query(&tx.prepare_cached(LOAD_PREFERENCES).await?, &params).await? {
+    for r in rows {
         let (id, tipo): (i32, String) = (r.get(0), r.get(1));
+        if !wanted.contains(&id) {
+            continue;
+        }
         with_account.insert(id);
         let Ok(t) = NotificationType::parse(&tipo) else { continue };
         for (i, channel) in
@@ -552,14 +618,13 @@ pub async fn turned_off(
     }
     // A parent with no portal account has said nothing: a channel that is off by default stays off for them.
     let off_by_default: Vec<ChannelKind> = ChannelKind::ALL.into_iter().filter(|c| !defaults.get(*c)).collect();
-    for id in clients.iter().filter(|id| !with_account.contains(*id)) {
+    for id in wanted.iter().filter(|id| !with_account.contains(*id)) {
         for t in NotificationType::ALL {
             for c in &off_by_default {
                 out.insert(*id, t, *c, OffBy::Default);
             }
         }
     }
-    Ok(out)
 }
 
 async fn load_card_rows(
@@ -616,8 +681,11 @@ pub async fn outbox_lag_seconds(pool: &Pool) -> Result<f64, DbError> {
 /// (NOTIFY serialises committing transactions; a busy listener does not need the wake-ups).
 pub async fn set_awake(pool: &Pool) -> Result<(), DbError> {
     let conn = pool.get().await?;
-    conn.execute(&conn.prepare_cached("UPDATE cantina_notify_ajustes SET despertar = true WHERE NOT despertar").await?, &[])
-        .await?;
+    conn.execute(
+        &conn.prepare_cached("UPDATE cantina_notify_ajustes SET despertar = true WHERE NOT despertar").await?,
+        &[],
+    )
+    .await?;
     Ok(())
 }
 
