@@ -354,6 +354,35 @@ mod tests {
     }
 
     #[test]
+    fn the_lease_must_cover_the_sends_in_flight_at_the_slowest_rate() {
+        // Unset limits may be an adapter's default (Twilio: 1/s): 64 in flight need more than 64 + 30 s.
+        let err = settings(&[("CANTINA__DISPATCH__CONCURRENCY", "64"), ("CANTINA__DISPATCH__LEASE_SECONDS", "90")])
+            .validate(false)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("CANTINA__DISPATCH__LEASE_SECONDS: 90 s is too short"), "{err}");
+        // Explicit fast (or no) limits everywhere: the same lease is enough.
+        settings(&[
+            ("CANTINA__DISPATCH__CONCURRENCY", "64"),
+            ("CANTINA__DISPATCH__LEASE_SECONDS", "90"),
+            ("CANTINA__LIMITS__EMAIL__PER_SECOND", "0"),
+            ("CANTINA__LIMITS__SMS__PER_SECOND", "50"),
+            ("CANTINA__LIMITS__WHATSAPP__PER_SECOND", "80"),
+        ])
+        .validate(false)
+        .unwrap();
+    }
+
+    #[test]
+    fn the_pool_needs_room_for_the_service_but_not_one_connection_per_send() {
+        let err = settings(&[("CANTINA__DATABASE__POOL_SIZE", "7")]).validate(false).unwrap_err().to_string();
+        assert!(err.contains("CANTINA__DATABASE__POOL_SIZE: must be at least 8"), "{err}");
+        settings(&[("CANTINA__DATABASE__POOL_SIZE", "8"), ("CANTINA__DISPATCH__CONCURRENCY", "64")])
+            .validate(false)
+            .unwrap();
+    }
+
+    #[test]
     fn run_requires_database_url() {
         let err = settings(&[]).validate(true).unwrap_err().to_string();
         assert!(err.contains("DATABASE_URL: required"), "{err}");
