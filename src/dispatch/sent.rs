@@ -26,7 +26,9 @@ const MARK_SENT: &str = "
                                    THEN now() + make_interval(secs => u.espera) END
     FROM unnest($1::int8[], $2::int4[], $3::text[], $4::text[], $5::float8[])
          AS u(id, intentos, proveedor, id_proveedor, espera)
-    WHERE s.id_solicitud = u.id AND s.intentos = u.intentos AND s.estado = 'Pendiente'
+    -- `= ANY($1)` bounds the plan to the listed rows whatever the statistics said when it was cached (a join plan
+    -- made while the table was nearly empty scanned it whole on every write).
+    WHERE s.id_solicitud = ANY($1) AND s.id_solicitud = u.id AND s.intentos = u.intentos AND s.estado = 'Pendiente'
     RETURNING s.id_solicitud, s.tipo, s.nro_tarjeta";
 
 /// A `saldo_bajo` notice that went out stamps `ultima_notificacion_saldo` on the row's card and on every card its

@@ -105,7 +105,8 @@ const BEGIN_BUSY: &str = "BEGIN; UPDATE cantina_notify_ajustes SET despertar = f
 const MARK_DONE: &str = "
     UPDATE cantina_notify_eventos e SET procesado_en = now(), resultado = u.resultado
     FROM unnest($1::int8[], $2::text[]) AS u(id, resultado)
-    WHERE e.id = u.id";
+    -- Bounded to the listed rows whatever the cached plan's statistics (see dispatch::sent's MARK_SENT).
+    WHERE e.id = ANY($1) AND e.id = u.id";
 
 /// Processes one batch of pending events. Returns an empty outcome when there is nothing to do.
 /// `mark_busy` asks the triggers to stop sending NOTIFY while this listener drains (see [`set_awake`]).

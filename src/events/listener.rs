@@ -77,6 +77,11 @@ impl Listener {
                     },
                     _ = tick.tick() => {
                         self.drain_while(|| go_on(&wakeups)).await;
+                        // Repairs a NOTIFY flag left off by a replica that died while draining a backlog (its
+                        // events would otherwise wait for this tick).
+                        if let Err(e) = set_awake(&self.pool).await {
+                            tracing::warn!(error = %e, "could not re-enable wake-ups");
+                        }
                         if let Ok(lag) = super::drain::outbox_lag_seconds(&self.pool).await {
                             self.metrics.set_outbox_lag(lag);
                         }
@@ -209,10 +214,16 @@ impl Listener {
 
     /// Drains until the outbox is empty or `go_on` says stop (the LISTEN connection died or shutdown began), so a
     /// steady stream of events cannot keep the listener from noticing and repairing its connection.
+    ///
+    /// A batch smaller than the batch size ends the call: whatever committed after its claim found the triggers'
+    /// NOTIFY on and woke the listener again, so a steady flow costs one transaction per wake-up. Only a backlog
+    /// (full batches) switches NOTIFY off while it drains; then NOTIFY is switched back on and one more batch
+    /// catches what committed in between.
     async fn drain_while(&self, go_on: impl Fn() -> bool) {
+        // Whether this listener has switched the triggers' NOTIFY off.
         let mut busy = false;
-        // Set in this call already: the last empty batch needs no second write.
-        let mut woke = false;
+        // The last batch was full: more are waiting.
+        let mut full = false;
         loop {
             if !go_on() {
                 if busy && let Err(e) = set_awake(&self.pool).await {
@@ -221,31 +232,41 @@ impl Listener {
                 return;
             }
             let offer = self.handoff.as_ref().and_then(|h| h.offer());
-            match drain_batch(&self.pool, &self.rules, self.settings.batch_size, !busy, offer.as_ref()).await {
+            let mark_busy = full && !busy;
+            match drain_batch(&self.pool, &self.rules, self.settings.batch_size, mark_busy, offer.as_ref()).await {
                 Ok(o) if o.events == 0 => {
                     // Not a lag of 0: another replica may still hold a backlog; the tick measures the table.
-                    if !busy {
-                        // Also repairs a flag left false by a replica that died mid-drain.
-                        if !woke && let Err(e) = set_awake(&self.pool).await {
-                            tracing::warn!(error = %e, "could not re-enable wake-ups");
-                        }
-                        return;
-                    }
+                    // Also repairs a flag left off by a replica that died mid-drain.
                     if let Err(e) = set_awake(&self.pool).await {
                         tracing::warn!(error = %e, "could not re-enable wake-ups");
                         return;
                     }
-                    busy = false;
-                    woke = true;
+                    if !busy {
+                        return;
+                    }
+                    // One more batch: what committed while NOTIFY was off.
+                    (busy, full) = (false, false);
                 }
                 Ok(mut o) => {
                     let handed = o.claimed.len();
                     if let Some(h) = &self.handoff {
                         h.deliver(std::mem::take(&mut o.claimed));
                     }
-                    busy = true;
+                    busy |= mark_busy;
+                    full = o.events as i64 >= self.settings.batch_size;
                     self.metrics.set_outbox_lag(o.oldest_age_seconds);
                     self.record(&o, handed);
+                    if !full {
+                        if !busy {
+                            return;
+                        }
+                        if let Err(e) = set_awake(&self.pool).await {
+                            tracing::warn!(error = %e, "could not re-enable wake-ups");
+                            return;
+                        }
+                        // One more batch: what committed while NOTIFY was off.
+                        busy = false;
+                    }
                 }
                 Err(e) if e.is_data_error() => {
                     self.metrics.drain_failed();
