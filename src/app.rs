@@ -134,6 +134,8 @@ impl Application {
             d.probe_paused(s).await;
             ("prober", Ok(()))
         });
+        // Until this task's first successful read of the operators' pauses, the dispatcher and the drain's hand-off
+        // treat every channel as closed (dispatch/pause.rs), so the tasks may start together.
         let (s, d) = (shutdown.clone(), dispatcher.clone());
         tasks.spawn(async move {
             d.watch_operator_pauses(s).await;

@@ -17,6 +17,7 @@ pub const MIGRATIONS: &[(i32, &str, &str)] = &[
     (6, "bajas_y_respaldo", include_str!("../sql/migrations/0006_bajas_y_respaldo.sql")),
     (7, "historial", include_str!("../sql/migrations/0007_historial.sql")),
     (8, "pausas", include_str!("../sql/migrations/0008_pausas.sql")),
+    (9, "indice_fecha_solicitud", include_str!("../sql/migrations/0009_indice_fecha_solicitud.sql")),
 ];
 
 /// The runtime role's privileges, re-applied at the end of every run that names a runtime role.

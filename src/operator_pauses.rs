@@ -1,13 +1,19 @@
 //! `cantina-notify channel pause|resume|list`: an operator closes a channel without a restart. The pause is a row of
 //! `cantina_notify_canales_pausados` (migration 0008) that every running process reads each second
 //! ([`crate::dispatch::Dispatcher::watch_operator_pauses`]); requests for the channel wait as `Pendiente` and drain
-//! after `resume`. Every change is also appended to `cantina_notify_pausas_historial`.
+//! after `resume`. Every change is also appended to `cantina_notify_pausas_historial`, and staff see the pause on
+//! the POS dashboard as a `SISTEMA` alert (`alertas_sistema`) that the resume resolves.
+
+use std::time::SystemTime;
 
 use clap::Subcommand;
+use jiff::Timestamp;
 use tokio_postgres::Client;
 
+use crate::alerts::{MAX_MESSAGE_CHARS, truncate_chars};
 use crate::db::DbError;
 use crate::domain::ChannelKind;
+use crate::ops::{format, mask};
 
 /// `cantina-notify channel …` (parsed by clap in [`crate::cli`], run by [`execute`]).
 #[derive(Debug, Clone, Subcommand)]
@@ -50,7 +56,7 @@ pub enum PauseError {
     MissingReason,
     #[error(
         "el canal {} ya está pausado desde {} por {}: {}; para cambiar el motivo, reanúdelo y vuelva a pausarlo",
-        .0.channel.destino(), .0.desde, .0.pausado_por, .0.motivo
+        .0.channel.destino(), .0.desde(), .0.pausado_por, .0.motivo_masked()
     )]
     AlreadyPaused(OperatorPause),
     #[error(
@@ -76,8 +82,19 @@ pub struct OperatorPause {
     pub channel: ChannelKind,
     pub motivo: String,
     pub pausado_por: String,
-    /// When, as staff read it: `DD/MM/YYYY HH:MM:SS` in America/Asuncion.
-    pub desde: String,
+    pub pausado_en: Timestamp,
+}
+
+impl OperatorPause {
+    /// When, as staff read it: `DD/MM/YYYY HH:MM` in America/Asuncion (jiff's bundled tz data, not PostgreSQL's).
+    pub fn desde(&self) -> String {
+        format::local(self.pausado_en)
+    }
+
+    /// The reason with any address in it masked, for what is printed.
+    pub fn motivo_masked(&self) -> String {
+        mask::text(&self.motivo)
+    }
 }
 
 /// One line of the pause history.
@@ -88,14 +105,37 @@ pub struct HistoryEntry {
     pub accion: String,
     pub motivo: Option<String>,
     pub por: String,
-    pub en: String,
+    pub en: Timestamp,
 }
 
-const LOCAL: &str = "to_char(%s AT TIME ZONE 'America/Asuncion', 'DD/MM/YYYY HH24:MI:SS')";
-
-fn local(column: &str) -> String {
-    LOCAL.replace("%s", column)
+/// Names the staff alert of an operator's pause. Distinct from the configuration pause's
+/// (`cantina-notify: canal SMS pausado`, [`crate::dispatch::config_pause_alert_prefix`]): neither prefix starts the
+/// other, so raising or resolving one never touches the other (see [`crate::alerts`]).
+pub fn alert_prefix(kind: ChannelKind) -> String {
+    format!("cantina-notify: pausa manual del canal {}", kind.destino())
 }
+
+/// The alert staff read on the POS dashboard while the pause lasts.
+fn alert_message(kind: ChannelKind, reason: &str, by: &str) -> String {
+    let m = format!(
+        "{} por {by}: {}. Los avisos de este canal esperan como Pendiente hasta que un operador lo reanude (cantina-notify channel resume {}).",
+        alert_prefix(kind),
+        mask::text(reason),
+        kind.config_name()
+    );
+    truncate_chars(&m, MAX_MESSAGE_CHARS).to_string()
+}
+
+fn alert_resolution(by: &str, note: Option<&str>) -> String {
+    match note {
+        Some(n) => format!("cantina-notify: canal reanudado por {by}: {}", mask::text(n)),
+        None => format!("cantina-notify: canal reanudado por {by}"),
+    }
+}
+
+/// An open `SISTEMA` alert named by `prefix` (as [`crate::alerts::raise`] and [`crate::alerts::resolve`] match it).
+const OPEN_ALERT: &str =
+    "tipo = 'SISTEMA' AND estado IN ('Pendiente', 'Leida') AND left(mensaje, char_length($5)) = $5";
 
 fn parse_channel(s: &str) -> Result<ChannelKind, PauseError> {
     ChannelKind::parse(s).map_err(|_| PauseError::UnknownChannel(s.to_string()))
@@ -117,13 +157,12 @@ fn pause_from_row(r: &tokio_postgres::Row) -> Result<OperatorPause, PauseError> 
         channel: parse_channel(&destino)?,
         motivo: r.try_get(1)?,
         pausado_por: r.try_get(2)?,
-        desde: r.try_get(3)?,
+        pausado_en: format::timestamp(r.try_get::<_, SystemTime>(3)?),
     })
 }
 
 /// The channels operators have paused now.
-const CURRENT: &str = "SELECT destino::text, motivo, pausado_por,
-           to_char(pausado_en AT TIME ZONE 'America/Asuncion', 'DD/MM/YYYY HH24:MI:SS')
+const CURRENT: &str = "SELECT destino::text, motivo, pausado_por, pausado_en
     FROM cantina_notify_canales_pausados ORDER BY destino";
 
 fn pauses_from_rows(rows: &[tokio_postgres::Row]) -> Vec<OperatorPause> {
@@ -149,7 +188,8 @@ pub async fn pause(client: &Client, channel: &str, reason: &str, by: &str) -> Re
     if reason.is_empty() {
         return Err(PauseError::MissingReason);
     }
-    // One statement: the pause and its history line commit together, and only when the pause is new.
+    // One statement: the pause, its history line and its staff alert commit together, and only when the pause is
+    // new. The pause table's key serialises pauses of a channel, so the alert needs no lock of its own.
     let sql = format!(
         "WITH p AS (
              INSERT INTO cantina_notify_canales_pausados (destino, motivo, pausado_por) VALUES ($1, $2, $3)
@@ -157,13 +197,17 @@ pub async fn pause(client: &Client, channel: &str, reason: &str, by: &str) -> Re
              RETURNING destino, motivo, pausado_por, pausado_en),
          h AS (
              INSERT INTO cantina_notify_pausas_historial (destino, accion, motivo, por, en)
-             SELECT destino, 'pausa', motivo, pausado_por, pausado_en FROM p)
-         SELECT destino::text, motivo, pausado_por, {} FROM p",
-        local("pausado_en")
+             SELECT destino, 'pausa', motivo, pausado_por, pausado_en FROM p),
+         a AS (
+             INSERT INTO alertas_sistema (tipo, mensaje, estado)
+             SELECT 'SISTEMA', $4, 'Pendiente' FROM p
+             WHERE NOT EXISTS (SELECT 1 FROM alertas_sistema WHERE {OPEN_ALERT}))
+         SELECT destino::text, motivo, pausado_por, pausado_en FROM p"
     );
+    let (mensaje, prefix) = (alert_message(channel, reason, by), alert_prefix(channel));
     // A conflict means already paused, unless someone resumed it between the two statements: then try again.
     for _ in 0..3 {
-        let rows = client.query(&sql, &[&channel.destino(), &reason, &by]).await?;
+        let rows = client.query(&sql, &[&channel.destino(), &reason, &by, &mensaje, &prefix]).await?;
         if let Some(r) = rows.first() {
             return pause_from_row(r);
         }
@@ -178,17 +222,21 @@ pub async fn pause(client: &Client, channel: &str, reason: &str, by: &str) -> Re
 pub async fn resume(client: &Client, channel: &str, by: &str, note: Option<&str>) -> Result<OperatorPause, PauseError> {
     let channel = parse_channel(channel)?;
     let note = note.map(str::trim).filter(|s| !s.is_empty());
+    // The staff alert is resolved in the same statement, only when this call lifted the pause.
     let sql = format!(
         "WITH r AS (
              DELETE FROM cantina_notify_canales_pausados WHERE destino = $1
              RETURNING destino, motivo, pausado_por, pausado_en),
          h AS (
              INSERT INTO cantina_notify_pausas_historial (destino, accion, motivo, por)
-             SELECT destino, 'reanudacion', $3, $2 FROM r)
-         SELECT destino::text, motivo, pausado_por, {} FROM r",
-        local("pausado_en")
+             SELECT destino, 'reanudacion', $3, $2 FROM r),
+         a AS (
+             UPDATE alertas_sistema SET estado = 'Resuelta', fecha_resolucion = now(), observaciones = $4
+             WHERE EXISTS (SELECT 1 FROM r) AND {OPEN_ALERT})
+         SELECT destino::text, motivo, pausado_por, pausado_en FROM r"
     );
-    let rows = client.query(&sql, &[&channel.destino(), &by, &note]).await?;
+    let (resolution, prefix) = (alert_resolution(by, note), alert_prefix(channel));
+    let rows = client.query(&sql, &[&channel.destino(), &by, &note, &resolution, &prefix]).await?;
     match rows.first() {
         Some(r) => pause_from_row(r),
         None => Err(PauseError::NotPaused(channel)),
@@ -197,12 +245,9 @@ pub async fn resume(client: &Client, channel: &str, by: &str, note: Option<&str>
 
 /// The latest `limit` pauses and resumes, newest first.
 pub async fn history(client: &Client, limit: i64) -> Result<Vec<HistoryEntry>, DbError> {
-    let sql = format!(
-        "SELECT destino::text, accion::text, motivo, por, {} FROM cantina_notify_pausas_historial
-         ORDER BY en DESC, id DESC LIMIT $1",
-        local("en")
-    );
-    let rows = client.query(&sql, &[&limit.max(0)]).await?;
+    let sql = "SELECT destino::text, accion::text, motivo, por, en FROM cantina_notify_pausas_historial
+         ORDER BY en DESC, id DESC LIMIT $1";
+    let rows = client.query(sql, &[&limit.max(0)]).await?;
     let mut out = Vec::with_capacity(rows.len());
     for r in &rows {
         let destino: String = r.try_get(0)?;
@@ -212,7 +257,7 @@ pub async fn history(client: &Client, limit: i64) -> Result<Vec<HistoryEntry>, D
             accion: r.try_get(1)?,
             motivo: r.try_get(2)?,
             por: r.try_get(3)?,
-            en: r.try_get(4)?,
+            en: format::timestamp(r.try_get::<_, SystemTime>(4)?),
         });
     }
     Ok(out)
@@ -223,7 +268,7 @@ pub async fn run_cli(
     settings: &crate::config::Settings,
     cmd: &ChannelCommand,
 ) -> anyhow::Result<std::process::ExitCode> {
-    let url = settings.database.url.as_ref().ok_or_else(|| anyhow::anyhow!("DATABASE_URL: required"))?;
+    let url = settings.database.url.as_ref().ok_or_else(|| anyhow::anyhow!("DATABASE_URL: requerido"))?;
     let client = crate::db::connect(url.expose(), "cantina-notify-channel").await?;
     println!("{}", execute(&client, cmd).await?);
     Ok(std::process::ExitCode::SUCCESS)
@@ -240,6 +285,41 @@ async fn pending(client: &Client, channel: ChannelKind) -> Result<i64, DbError> 
     Ok(row.try_get(0)?)
 }
 
+/// The open staff alert of a configuration pause of `channel`, if any: the service keeps the channel closed for
+/// that too (until the provider accepts the configuration again), whatever an operator does.
+async fn config_pause_alert(client: &Client, channel: ChannelKind) -> Result<Option<i64>, DbError> {
+    let row = client
+        .query_opt(
+            "SELECT id_alerta FROM alertas_sistema
+             WHERE tipo = 'SISTEMA' AND estado IN ('Pendiente', 'Leida') AND left(mensaje, char_length($1)) = $1
+             ORDER BY id_alerta LIMIT 1",
+            &[&crate::dispatch::config_pause_alert_prefix(channel)],
+        )
+        .await?;
+    Ok(row.map(|r| r.try_get(0)).transpose()?)
+}
+
+/// The second line of `channel resume`: what happens to the requests that waited.
+fn resume_report(waiting: i64, config_alert: Option<i64>) -> String {
+    match config_alert {
+        None => match waiting {
+            0 => "No hay solicitudes pendientes en este canal.".to_string(),
+            1 => "La solicitud pendiente se envía en unos segundos.".to_string(),
+            n => format!("Las {n} solicitudes pendientes se envían en unos segundos."),
+        },
+        Some(id) => {
+            let what = match waiting {
+                0 => "las solicitudes nuevas esperan".to_string(),
+                1 => "la solicitud pendiente espera".to_string(),
+                n => format!("las {n} solicitudes pendientes esperan"),
+            };
+            format!(
+                "Atención: el canal tiene además una alerta abierta por un error de configuración del proveedor (alerta #{id}); mientras ese error siga, el servicio lo mantiene pausado y {what} hasta que la prueba de conexión funcione."
+            )
+        }
+    }
+}
+
 /// Runs one `channel` subcommand and returns what to print. Refusals are errors with a message for staff.
 pub async fn execute(client: &Client, cmd: &ChannelCommand) -> Result<String, PauseError> {
     match cmd {
@@ -247,11 +327,11 @@ pub async fn execute(client: &Client, cmd: &ChannelCommand) -> Result<String, Pa
             let p = pause(client, channel, reason, &actor(by.as_deref())).await?;
             let waiting = pending(client, p.channel).await?;
             Ok(format!(
-                "Canal {} pausado por {} el {} (motivo: {}).\nCada réplica en marcha deja de enviar por este canal en unos segundos; las solicitudes esperan como Pendiente ({waiting} ahora) hasta `cantina-notify channel resume {}`.",
+                "Canal {} pausado por {} el {} (motivo: {}).\nCada réplica en marcha deja de enviar por este canal en unos segundos; las solicitudes esperan como Pendiente ({waiting} ahora) hasta `cantina-notify channel resume {}`. El tablero del POS muestra una alerta de sistema mientras dure la pausa.",
                 p.channel.destino(),
                 p.pausado_por,
-                p.desde,
-                p.motivo,
+                p.desde(),
+                p.motivo_masked(),
                 p.channel.config_name()
             ))
         }
@@ -259,26 +339,28 @@ pub async fn execute(client: &Client, cmd: &ChannelCommand) -> Result<String, Pa
             let who = actor(by.as_deref());
             let p = resume(client, channel, &who, reason.as_deref()).await?;
             let waiting = pending(client, p.channel).await?;
+            let config_alert = config_pause_alert(client, p.channel).await?;
             Ok(format!(
-                "Canal {} reanudado por {who} (estaba pausado desde el {} por {}: {}).\nLas {waiting} solicitudes pendientes se envían en unos segundos.",
+                "Canal {} reanudado por {who} (estaba pausado desde el {} por {}: {}).\n{}",
                 p.channel.destino(),
-                p.desde,
+                p.desde(),
                 p.pausado_por,
-                p.motivo
+                p.motivo_masked(),
+                resume_report(waiting, config_alert)
             ))
         }
         ChannelCommand::List { history: n } => {
             let paused = current(client).await?;
-            let mut out = format!("{:<9} {:<8} {:<20} {:<14} {}\n", "canal", "estado", "desde", "por", "motivo");
+            let mut out = format!("{:<9} {:<8} {:<17} {:<14} {}\n", "canal", "estado", "desde", "por", "motivo");
             for k in ChannelKind::ALL {
                 match paused.iter().find(|p| p.channel == k) {
                     Some(p) => out.push_str(&format!(
-                        "{:<9} {:<8} {:<20} {:<14} {}\n",
+                        "{:<9} {:<8} {:<17} {:<14} {}\n",
                         k.config_name(),
                         "pausado",
-                        p.desde,
+                        p.desde(),
                         p.pausado_por,
-                        p.motivo
+                        p.motivo_masked()
                     )),
                     None => out.push_str(&format!("{:<9} activo\n", k.config_name())),
                 }
@@ -287,14 +369,16 @@ pub async fn execute(client: &Client, cmd: &ChannelCommand) -> Result<String, Pa
             if !h.is_empty() {
                 out.push_str("\nÚltimos cambios:\n");
                 for e in h {
-                    out.push_str(&format!(
-                        "{}  {:<8} {:<11} {:<14} {}\n",
-                        e.en,
+                    let line = format!(
+                        "{}  {:<8} {:<11} {:<14} {}",
+                        format::local(e.en),
                         e.channel.config_name(),
                         if e.accion == "reanudacion" { "reanudación" } else { e.accion.as_str() },
                         e.por,
-                        e.motivo.unwrap_or_default()
-                    ));
+                        mask::text(e.motivo.as_deref().unwrap_or_default())
+                    );
+                    out.push_str(line.trim_end());
+                    out.push('\n');
                 }
             }
             Ok(out.trim_end().to_string())

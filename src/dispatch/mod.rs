@@ -12,7 +12,7 @@ pub mod sent;
 pub mod store;
 
 pub use handoff::Handoff;
-pub use pause::Pauses;
+pub use pause::{Pauses, alert_prefix as config_pause_alert_prefix};
 pub use rate::RateLimiter;
 pub use retry::retry_delay;
 
@@ -59,7 +59,8 @@ impl Dispatcher {
         let permits = Arc::new(Semaphore::new(settings.dispatch.concurrency));
         let handoff = Arc::new(Handoff::new(
             permits.clone(),
-            channels.kinds().into_iter().map(|k| k.destino()).collect(),
+            // Closed until the operators' pauses are first read (pause.rs): the drain claims nothing before.
+            Vec::new(),
             Duration::from_secs(settings.dispatch.lease_seconds),
         ));
         let limiters = channels

@@ -42,23 +42,30 @@ fn address_key(key: &str) -> bool {
         .any(|a| k.contains(a))
 }
 
-/// The template data with every address masked: values under address-like keys, and addresses inside any string.
+/// The template data with every address masked: every value under an address-like key (a string, or a number such
+/// as `"telefono": 981123456`, at any depth below it), and addresses inside any other string.
 pub fn datos(v: &Json) -> Json {
-    fn walk(v: &Json, key: Option<&str>) -> Json {
+    fn walk(v: &Json, under_address_key: bool) -> Json {
         match v {
-            Json::String(s) if key.is_some_and(address_key) => Json::String(address(s)),
+            Json::String(s) if under_address_key => Json::String(address(s)),
+            Json::Number(n) if under_address_key => Json::String(address(&n.to_string())),
             Json::String(s) => Json::String(text(s)),
-            Json::Array(items) => Json::Array(items.iter().map(|i| walk(i, key)).collect()),
-            Json::Object(map) => Json::Object(map.iter().map(|(k, v)| (k.clone(), walk(v, Some(k)))).collect()),
+            Json::Array(items) => Json::Array(items.iter().map(|i| walk(i, under_address_key)).collect()),
+            Json::Object(map) => Json::Object(
+                map.iter().map(|(k, v)| (k.clone(), walk(v, under_address_key || address_key(k)))).collect(),
+            ),
+            // null and booleans say nothing about an address.
             other => other.clone(),
         }
     }
-    walk(v, None)
+    walk(v, false)
 }
 
 /// Free text (a provider's error, an operator's reason) with emails and phone numbers masked: a word with `@`, and
 /// a run of digits (with `+`, spaces, parentheses) holding 8 or more digits that does not follow a letter or digit
 /// (so card numbers like `T12345678` and provider ids stay readable; dates and amounts have fewer digits per run).
+/// A run written with `-` or `.` separators (`0981-123-456`, `+595.981.123.456`) is a phone only when it looks like
+/// one (see [`separated_phone`]): dates (`24.11.2026`, `01-12-2026 10:00`) and amounts (`Gs. 50.000`) stay readable.
 pub fn text(s: &str) -> String {
     let chars: Vec<char> = s.chars().collect();
     let mut out = String::with_capacity(s.len());
@@ -81,15 +88,21 @@ pub fn text(s: &str) -> String {
         // A phone-like run of digits.
         if (c.is_ascii_digit() || c == '+' || c == '(') && !prev_alnum {
             // '+' only leads: "21.123456+00:00" is a time, not a number.
+            let dashes_allowed = phone_prefix(&chars[i..]);
             let end = (i + 1..chars.len())
-                .find(|&j| !(chars[j].is_ascii_digit() || matches!(chars[j], '(' | ')' | ' ')))
+                .find(|&j| {
+                    let d = chars[j];
+                    !(d.is_ascii_digit() || matches!(d, '(' | ')' | ' ') || (dashes_allowed && matches!(d, '-' | '.')))
+                })
                 .unwrap_or(chars.len());
             let run: String = chars[i..end].iter().collect();
-            let body = run.trim_end();
+            // A separator at the end belongs to the sentence ("llamar al 0981-123-456.").
+            let body = run.trim_end_matches([' ', '-', '.']);
             let after = i + body.chars().count();
             let followed_by_alnum = after < chars.len() && chars[after].is_alphanumeric();
             let digits = body.chars().filter(char::is_ascii_digit).count();
-            if digits >= 8 && !followed_by_alnum {
+            let phone_like = if body.contains(['-', '.']) { separated_phone(body) } else { digits >= 8 };
+            if phone_like && !followed_by_alnum {
                 out.push_str(&address(body));
                 i = after;
                 continue;
@@ -99,6 +112,23 @@ pub fn text(s: &str) -> String {
         i += 1;
     }
     out
+}
+
+/// Whether a run may be a phone written with `-`/`.` separators: it starts like one (`+`, a national `0`, or the
+/// country code `595`, maybe in parentheses).
+fn phone_prefix(run: &[char]) -> bool {
+    let run = run.strip_prefix(&['(']).unwrap_or(run);
+    matches!(run.first(), Some('+' | '0')) || run.starts_with(&['5', '9', '5'])
+}
+
+/// A run with `-`/`.` separators that is a phone: at least 9 digits (11 when it starts with a bare `595`, so an
+/// amount like `595.000.000` stays readable) and a first group of at least 3 digits (`0981`, `+595`, `021`; a date
+/// starts with a day or month of 2: `01.12.2026`, `01-12-2026 10:00`).
+fn separated_phone(body: &str) -> bool {
+    let digits = body.chars().filter(char::is_ascii_digit).count();
+    let first_group = body.trim_start_matches(['+', '(']).chars().take_while(char::is_ascii_digit).count();
+    let minimum = if body.starts_with(['+', '0', '(']) { 9 } else { 11 };
+    digits >= minimum && first_group >= 3
 }
 
 fn is_word(c: char) -> bool {
@@ -168,5 +198,50 @@ mod tests {
         let plain = "tarjeta T1234567890, Gs. 50.000 el 28/11/2026 14:00, id SM0123456789abcdef, 2026-11-28, \
                      2026-11-24T03:53:21.123456+00:00";
         assert_eq!(text(plain), plain);
+    }
+
+    #[test]
+    fn phones_written_with_dashes_or_dots_are_masked() {
+        for (raw, masked) in [
+            ("llamar al 0981-123-456.", "llamar al +595 98* *** 456."),
+            ("número +595-981-123456 inválido", "número +595 98* *** 456 inválido"),
+            ("número 0981.123.456", "número +595 98* *** 456"),
+            ("número +595.981.123.456", "número +595 98* *** 456"),
+            ("To: 595-981-123456", "To: +595 98* *** 456"),
+            ("fijo (021) 555-123", "fijo ***123"),
+            ("fijo 021-555-123", "fijo ***123"),
+        ] {
+            let got = text(raw);
+            assert_eq!(got, masked, "{raw}");
+            assert!(!got.contains("123-456") && !got.contains("555"), "{raw} leaked: {got}");
+        }
+    }
+
+    #[test]
+    fn dates_amounts_and_versions_with_dots_or_dashes_stay_readable() {
+        let plain = "el 24.11.2026, el 01.12.2026 10:00, el 01-12-2026 10:00, Gs. 595.000.000, Gs. 1.500.000, \
+                     Gs. 50.000.000, smtp 5.1.1, 2026-11-24 03:53, 0.5, ref 12-34-56";
+        assert_eq!(text(plain), plain);
+    }
+
+    #[test]
+    fn every_value_under_an_address_key_is_masked_numbers_too() {
+        let d = json!({
+            "telefono": 981123456,
+            "celular": 595981123456_i64,
+            "whatsapp": [981123456, "0981-123-456"],
+            "contacto_telefono": {"numero": 981123456, "nota": "x"},
+            "email": null,
+            "monto": 981123456,
+        });
+        let m = datos(&d);
+        assert_eq!(m["telefono"], "+595 98* *** 456");
+        assert_eq!(m["celular"], "+595 98* *** 456");
+        assert_eq!(m["whatsapp"], json!(["+595 98* *** 456", "+595 98* *** 456"]));
+        assert_eq!(m["contacto_telefono"]["numero"], "+595 98* *** 456");
+        assert_eq!(m["contacto_telefono"]["nota"], "***");
+        assert_eq!(m["email"], Json::Null);
+        // Not an address key: an amount is a number like any other.
+        assert_eq!(m["monto"], 981123456);
     }
 }

@@ -8,7 +8,10 @@
 //! `Pendiente` with the attempt number it claimed, so once cancelled (`Omitido`) the request can never become
 //! `Enviado` or `Error` afterwards. If the send was already in flight it may still reach the parent; the row stays
 //! `Omitido` ("cancelado por operador: …") and the dispatcher logs that its outcome was not recorded. Cancel warns
-//! when the request looks claimed right now.
+//! when the request looks claimed right now, and then keeps the claim's lease (`proximo_intento`): a resend resets
+//! `intentos` to 0, so attempt numbers repeat, and were the resent request claimed again (attempt 1) while the old
+//! send (attempt 1 too) is still running, that send's late outcome would match the new claim. A resend is therefore
+//! due at the end of that lease at the earliest (the lease outlasts the send timeout), and says when.
 
 use std::time::SystemTime;
 
@@ -19,7 +22,7 @@ use tokio_postgres::Client;
 use super::OpsError;
 use super::format::{self, Align, table};
 use super::mask;
-use crate::domain::ChannelKind;
+use crate::domain::{ChannelKind, Guaranies, NotificationType};
 
 /// Upper bound for `--limit` (a terminal, not an export).
 pub const MAX_LIMIT: i64 = 10_000;
@@ -29,7 +32,7 @@ pub struct ListArgs {
     /// Pendiente, Enviado, Error or Omitido (any case).
     #[arg(long)]
     pub estado: Option<String>,
-    /// Notification type (recarga_exitosa, saldo_bajo, …).
+    /// Notification type (recarga_exitosa, saldo_bajo, …; any case).
     #[arg(long)]
     pub tipo: Option<String>,
     /// Channel: email, sms, whatsapp or portal.
@@ -68,6 +71,7 @@ pub struct Filter {
 impl ListArgs {
     pub fn filter(&self) -> Result<Filter, OpsError> {
         let estado = self.estado.as_deref().map(parse_estado).transpose()?;
+        let tipo = self.tipo.as_deref().map(parse_tipo).transpose()?;
         let destino = self
             .destino
             .as_deref()
@@ -86,7 +90,7 @@ impl ListArgs {
         }
         Ok(Filter {
             estado,
-            tipo: self.tipo.clone(),
+            tipo,
             destino,
             tarjeta: self.tarjeta.clone(),
             cliente: self.cliente,
@@ -104,6 +108,14 @@ pub fn parse_estado(s: &str) -> Result<String, OpsError> {
         .ok_or_else(|| {
             OpsError::InvalidArgument(format!("estado desconocido '{s}': Pendiente, Enviado, Error u Omitido"))
         })
+}
+
+/// A known notification type, any case (a typo would otherwise just list nothing).
+pub fn parse_tipo(s: &str) -> Result<String, OpsError> {
+    NotificationType::parse(&s.trim().to_lowercase()).map(|t| t.as_str().to_string()).map_err(|_| {
+        let known: Vec<&str> = NotificationType::ALL.iter().map(|t| t.as_str()).collect();
+        OpsError::InvalidArgument(format!("tipo desconocido '{s}': {}", known.join(", ")))
+    })
 }
 
 /// One line of `requests list`.
@@ -338,6 +350,36 @@ pub async fn show(client: &Client, id: i64) -> Result<Option<Detail>, OpsError> 
     Ok(Some(Detail { id, columns, history }))
 }
 
+/// Keys of template data (`datos`) whose whole-number value is an amount of guaraníes.
+const AMOUNT_KEYS: [&str; 3] = ["monto", "saldo", "umbral"];
+
+/// The template data as staff read it: amounts as `Gs. 50.000` (at any depth: a low-balance notice lists its
+/// cards). `--json` keeps the numbers.
+fn amounts(v: &Json) -> Json {
+    match v {
+        Json::Array(items) => Json::Array(items.iter().map(amounts).collect()),
+        Json::Object(map) => Json::Object(
+            map.iter()
+                .map(|(k, v)| match v.as_i64() {
+                    Some(n) if AMOUNT_KEYS.contains(&k.as_str()) => (k.clone(), Json::String(Guaranies(n).to_string())),
+                    _ => (k.clone(), amounts(v)),
+                })
+                .collect(),
+        ),
+        other => other.clone(),
+    }
+}
+
+/// A column of `requests show` as staff read it: `saldo_alerta` and the amounts in `datos` in guaraníes, the rest
+/// as [`cell`] shows it.
+fn column_cell(name: &str, v: &Json) -> String {
+    match (name, v.as_i64()) {
+        ("saldo_alerta", Some(n)) => Guaranies(n).to_string(),
+        ("datos", _) => cell(&amounts(v)),
+        _ => cell(v),
+    }
+}
+
 /// A column's value as staff read it: times in America/Asuncion, JSON compact, NULL as `-`.
 fn cell(v: &Json) -> String {
     match v {
@@ -355,7 +397,7 @@ pub fn render_show(d: &Detail, reveal: bool) -> String {
     let cols = d.shown_columns(reveal);
     let width = cols.iter().map(|(k, _)| k.chars().count()).max().unwrap_or(0);
     for (k, v) in &cols {
-        out.push_str(&format!("  {k:<width$}  {}\n", cell(v)));
+        out.push_str(&format!("  {k:<width$}  {}\n", column_cell(k, v)));
     }
     out.push_str("\nHistorial\n");
     if d.history.is_empty() {
@@ -445,18 +487,35 @@ const LOCK_FOR_RESEND: &str = "
     SELECT s.estado, s.clave_dedup IS NOT NULL,
            EXISTS (SELECT 1 FROM cantina_notify_bajas b
                    WHERE b.fecha_alta IS NULL AND b.destino = s.destino
-                     AND b.destinatario = CASE WHEN s.destino = 'Email' THEN lower(s.destinatario) ELSE s.destinatario END),
-           s.respaldo_creado_en IS NOT NULL
+                     AND b.destinatario = CASE WHEN s.destino = 'Email' THEN lower(s.destinatario) ELSE s.destinatario END)
     FROM solicitudes_notificacion s WHERE s.id_solicitud = $1 FOR UPDATE";
 
-// Fresh attempts, due now; the delivery state of the earlier attempt is history (kept in cantina_notify_historial).
+// Whether the fallback pass already created the next link of this request's chain: the key the pass gives it
+// (fallback::Link::next), or any later link of the chain. Run after LOCK_FOR_RESEND, as its own statement, so its
+// snapshot sees a next link committed by a fallback pass the lock waited for (the pass then skips the locked row).
+const NEXT_LINK: &str = "
+    SELECT s.canales_respaldo IS NOT NULL AND EXISTS (
+        SELECT 1 FROM solicitudes_notificacion n
+        WHERE n.clave_dedup = regexp_replace(s.clave_dedup, ':[^:]*$', '')
+                              || ':' || btrim(split_part(s.canales_respaldo, ',', 1))
+           OR (n.id_solicitud_origen = coalesce(s.id_solicitud_origen, s.id_solicitud) AND n.id_solicitud > s.id_solicitud))
+    FROM solicitudes_notificacion s WHERE s.id_solicitud = $1";
+
+// Fresh attempts, due now, or when the lease a cancel kept runs out (see the module doc); the delivery state of the
+// earlier attempt is history (kept in cantina_notify_historial). A link of a fallback chain is marked followed
+// (respaldo_creado_en) when the fallback pass created the next link, and also when a cancel stopped the chain; the
+// mark stays only when the next link exists ($2), otherwise the resent request, failing again, could never move on
+// to the next channel.
 const RESEND: &str = "
     UPDATE solicitudes_notificacion
-    SET estado = 'Pendiente', intentos = 0, proximo_intento = now(), ultimo_error = NULL, estado_entrega = NULL,
-        espera_recibo_hasta = NULL, actualizado_en = now()
-    WHERE id_solicitud = $1 AND estado IN ('Error', 'Omitido') AND clave_dedup IS NOT NULL";
+    SET estado = 'Pendiente', intentos = 0, proximo_intento = greatest(now(), proximo_intento), ultimo_error = NULL,
+        estado_entrega = NULL, espera_recibo_hasta = NULL, actualizado_en = now(),
+        respaldo_creado_en = CASE WHEN $2 THEN respaldo_creado_en END
+    WHERE id_solicitud = $1 AND estado IN ('Error', 'Omitido') AND clave_dedup IS NOT NULL
+    RETURNING proximo_intento > now(), proximo_intento";
 
-/// `requests resend`: each `Error` or `Omitido` request back to `Pendiente`, `intentos = 0`, due now.
+/// `requests resend`: each `Error` or `Omitido` request back to `Pendiente`, `intentos = 0`, due now (or when the
+/// lease of a send still running when it was cancelled ends: a warning says when).
 pub async fn resend(
     client: &mut Client,
     ids: &[i64],
@@ -476,8 +535,7 @@ pub async fn resend(
         let outcome = match tx.query_opt(LOCK_FOR_RESEND, &[&id]).await? {
             None => Err("no existe esa solicitud".to_string()),
             Some(r) => {
-                let (estado, has_key, opted_out, followed): (String, bool, bool, bool) =
-                    (r.get(0), r.get(1), r.get(2), r.get(3));
+                let (estado, has_key, opted_out): (String, bool, bool) = (r.get(0), r.get(1), r.get(2));
                 match estado.as_str() {
                     "Enviado" => Err("ya fue enviado".to_string()),
                     "Pendiente" => Err("ya está Pendiente: el servicio la enviará".to_string()),
@@ -487,7 +545,16 @@ pub async fn resend(
                             .to_string())
                     }
                     "Error" | "Omitido" => {
-                        tx.execute(RESEND, &[&id]).await?;
+                        let followed: bool = tx.query_one(NEXT_LINK, &[&id]).await?.get(0);
+                        let r = tx.query_one(RESEND, &[&id, &followed]).await?;
+                        if r.get::<_, bool>(0) {
+                            let at = r.get::<_, Option<SystemTime>>(1).map(format::timestamp);
+                            warnings.push(format!(
+                                "un despachador la tenía tomada cuando se canceló y ese envío puede seguir en curso: \
+                                 se enviará a partir de {}, cuando venza esa toma",
+                                format::local_opt(at)
+                            ));
+                        }
                         if opted_out {
                             warnings.push(
                                 "el destinatario está dado de baja en este canal: el servicio la volverá a marcar \
@@ -526,10 +593,12 @@ const LOCK_FOR_CANCEL: &str = "
     FROM solicitudes_notificacion s WHERE s.id_solicitud = $1 FOR UPDATE";
 
 // A cancelled link of a fallback chain is marked followed, so the fallback pass does not send the notice on the next
-// channel: the operator cancelled the notice, not one channel of it.
+// channel: the operator cancelled the notice, not one channel of it. A request claimed right now ($3) keeps its
+// lease in proximo_intento, for a later resend to wait for (see the module doc).
 const CANCEL: &str = "
     UPDATE solicitudes_notificacion
-    SET estado = 'Omitido', ultimo_error = $2, proximo_intento = NULL, actualizado_en = now(),
+    SET estado = 'Omitido', ultimo_error = $2, proximo_intento = CASE WHEN $3 THEN proximo_intento END,
+        actualizado_en = now(),
         respaldo_creado_en = CASE WHEN canales_respaldo IS NOT NULL THEN coalesce(respaldo_creado_en, now())
                                   ELSE respaldo_creado_en END
     WHERE id_solicitud = $1 AND estado = 'Pendiente'";
@@ -557,7 +626,7 @@ pub async fn cancel(
                 let (estado, intentos, in_flight, chain): (String, i32, bool, bool) =
                     (r.get(0), r.get(1), r.get(2), r.get(3));
                 if estado == "Pendiente" {
-                    tx.execute(CANCEL, &[&id, &error]).await?;
+                    tx.execute(CANCEL, &[&id, &error, &in_flight]).await?;
                     if in_flight {
                         warnings.push(format!(
                             "un despachador la tenía tomada (intento {intentos}): si el envío ya estaba en curso \
@@ -616,6 +685,27 @@ mod tests {
     }
 
     #[test]
+    fn an_unknown_type_is_refused_with_the_known_ones() {
+        let args = |tipo: &str| ListArgs {
+            estado: None,
+            tipo: Some(tipo.into()),
+            destino: None,
+            tarjeta: None,
+            cliente: None,
+            since: None,
+            limit: 50,
+            reveal: false,
+            json: false,
+        };
+        assert_eq!(args(" Saldo_Bajo ").filter().unwrap().tipo.as_deref(), Some("saldo_bajo"));
+        let e = args("recarga_exitoza").filter().unwrap_err().to_string();
+        assert!(e.contains("tipo desconocido 'recarga_exitoza'"), "{e}");
+        for t in NotificationType::ALL {
+            assert!(e.contains(t.as_str()), "{e}");
+        }
+    }
+
+    #[test]
     fn show_masks_addresses_data_and_quoted_errors() {
         assert_eq!(mask_column("destinatario", &json!("ana@example.com")), json!("a***@example.com"));
         assert_eq!(
@@ -639,5 +729,33 @@ mod tests {
         assert_eq!(cell(&json!("recarga_exitosa:12:email")), "recarga_exitosa:12:email");
         assert_eq!(cell(&json!({"monto": 50000})), r#"{"monto":50000}"#);
         assert_eq!(cell(&json!(true)), "true");
+    }
+
+    #[test]
+    fn show_prints_amounts_in_guaranies() {
+        assert_eq!(column_cell("saldo_alerta", &json!(1500)), "Gs. 1.500");
+        assert_eq!(column_cell("saldo_alerta", &Json::Null), "-");
+        assert_eq!(column_cell("intentos", &json!(1500)), "1500");
+        let datos = json!({
+            "monto": 50000,
+            "saldo": 70000,
+            "ventas": 3,
+            "nro_tarjeta": "T0001",
+            "tarjetas": [{"saldo": 3500, "umbral": 5000}]
+        });
+        assert_eq!(
+            column_cell("datos", &datos),
+            r#"{"monto":"Gs. 50.000","nro_tarjeta":"T0001","saldo":"Gs. 70.000","tarjetas":[{"saldo":"Gs. 3.500","umbral":"Gs. 5.000"}],"ventas":3}"#
+        );
+        // --json keeps the numbers.
+        let d = Detail {
+            id: 1,
+            columns: vec![("saldo_alerta".into(), json!(1500)), ("datos".into(), datos)],
+            history: vec![],
+        };
+        assert_eq!(d.to_json(false)["solicitud"]["saldo_alerta"], 1500);
+        assert_eq!(d.to_json(false)["solicitud"]["datos"]["monto"], 50000);
+        let t = render_show(&d, false);
+        assert!(t.contains("saldo_alerta  Gs. 1.500") && t.contains(r#""monto":"Gs. 50.000""#), "{t}");
     }
 }

@@ -144,10 +144,12 @@ const LAST_ERRORS: &str = "
 const PAUSED: &str = "
     SELECT destino, motivo, pausado_por, pausado_en FROM cantina_notify_canales_pausados ORDER BY destino";
 
-// Alert messages start `cantina-notify: canal <destino> pausado` (src/dispatch/pause.rs and the operator pauses).
+// A configuration pause's alert starts `cantina-notify: canal <destino> pausado` (src/dispatch/pause.rs), an
+// operator's `cantina-notify: pausa manual del canal <destino>` (raised by `channel pause`, src/operator_pauses.rs).
 const PAUSE_ALERTS: &str = "
     SELECT id_alerta, fecha_creacion, estado, mensaje FROM alertas_sistema
-    WHERE tipo = 'SISTEMA' AND estado IN ('Pendiente', 'Leida') AND mensaje LIKE 'cantina-notify: canal % pausado%'
+    WHERE tipo = 'SISTEMA' AND estado IN ('Pendiente', 'Leida')
+      AND (mensaje LIKE 'cantina-notify: canal % pausado%' OR mensaje LIKE 'cantina-notify: pausa manual del canal %')
     ORDER BY id_alerta";
 
 /// undefined_table: the pause table of migration 0008 is not there (an older database).

@@ -16,7 +16,10 @@
 //! (a transient or configuration error: the row is `fallida`) is retried by the ledger and sends only to those
 //! still missing. A recipient the provider refuses for good (a 5xx for the address) is recorded `omitida` with the
 //! reason and not retried. A replica that dies between the provider's acceptance and the ledger write leaves its
-//! row `en_curso`; the retry re-sends to that recipient (at least once rather than at most once).
+//! row `en_curso`; a retry re-sends to that recipient (at least once rather than at most once) once the row is past
+//! the ledger's stale limit, whatever the replica's name; before that it is reported "en curso", not as sent, and
+//! the run fails so the ledger retries. While an operator has paused the email channel nothing is sent: each
+//! recipient's row is `fallida` with the pause as reason, and the ledger retries.
 //!
 //! `cantina-notify sweep resumen_diario` builds and sends it now (the day before today), outside the ledger.
 
@@ -113,7 +116,7 @@ pub struct Conteo {
     pub n: i64,
 }
 
-/// Failed requests (`Error`) sharing one reason.
+/// Failed requests (`Error`, or `Enviado` with a `failed` receipt) sharing one reason (masked).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Motivo {
     pub motivo: String,
@@ -158,6 +161,8 @@ pub struct SummaryData {
     pub motivos: Vec<Motivo>,
     /// How many distinct reasons there were.
     pub motivos_total: i64,
+    /// Requests `Enviado` whose delivery receipt said `failed`: failures too, besides the `Error` ones.
+    pub recibos_fallidos: i64,
     /// `None`: the pause table does not exist (migration 0008 not applied).
     pub pausas: Option<Vec<Pausa>>,
     pub alertas: Vec<Alerta>,
@@ -192,17 +197,20 @@ const COUNTS: &str = "
     WHERE fecha_solicitud >= $1 AND fecha_solicitud < $2
     GROUP BY 1, 2, 3";
 
+// A failure, as `stats` counts it: a request that ended `Error`, or one `Enviado` whose delivery receipt said
+// `failed`. Grouped here by the raw reason; the reasons are masked and regrouped in Rust ([`group_reasons`]), since
+// two raw reasons that differ only in the address they quote are one reason once masked.
 const FAILURES: &str = "
     SELECT motivo, count(*)::bigint AS n,
            array_agg(DISTINCT coalesce(destino::text, '(sin canal)')) AS destinos,
-           (array_agg(id_solicitud ORDER BY id_solicitud))[1:$4::int] AS ejemplos,
-           count(*) OVER ()::bigint AS motivos
-    FROM (SELECT coalesce(nullif(btrim(ultimo_error), ''), '(sin motivo registrado)') AS motivo, destino, id_solicitud
+           (array_agg(id_solicitud ORDER BY id_solicitud))[1:$3::int] AS ejemplos,
+           count(*) FILTER (WHERE estado = 'Enviado')::bigint AS recibos
+    FROM (SELECT coalesce(nullif(btrim(ultimo_error), ''), '(sin motivo registrado)') AS motivo, destino, id_solicitud,
+                 estado
           FROM solicitudes_notificacion
-          WHERE estado = 'Error' AND fecha_solicitud >= $1 AND fecha_solicitud < $2) f
-    GROUP BY motivo
-    ORDER BY n DESC, motivo
-    LIMIT $3";
+          WHERE (estado = 'Error' OR (estado = 'Enviado' AND estado_entrega = 'failed'))
+            AND fecha_solicitud >= $1 AND fecha_solicitud < $2) f
+    GROUP BY motivo";
 
 // `to_regclass` first: the pause table comes with migration 0008, which an older database may not have.
 const PAUSES: &str = "
@@ -228,6 +236,34 @@ fn limit(n: usize) -> i64 {
     i64::try_from(n).unwrap_or(i64::MAX)
 }
 
+/// Masks each raw reason (a provider's error quotes the address: `<ana@example.com>: buzón inexistente`) and merges
+/// the reasons that became equal: the most frequent [`MAX_MOTIVOS`] first, and how many distinct ones there were.
+pub fn group_reasons(raw: Vec<Motivo>) -> (Vec<Motivo>, i64) {
+    let mut merged: std::collections::BTreeMap<String, Motivo> = std::collections::BTreeMap::new();
+    for m in raw {
+        let motivo = crate::ops::mask::text(&m.motivo);
+        let e =
+            merged.entry(motivo.clone()).or_insert_with(|| Motivo { motivo, n: 0, destinos: vec![], ejemplos: vec![] });
+        e.n += m.n;
+        e.destinos.extend(m.destinos);
+        e.ejemplos.extend(m.ejemplos);
+    }
+    let total = limit(merged.len());
+    let mut out: Vec<Motivo> = merged
+        .into_values()
+        .map(|mut m| {
+            m.destinos.sort();
+            m.destinos.dedup();
+            m.ejemplos.sort_unstable();
+            m.ejemplos.truncate(MAX_EJEMPLOS);
+            m
+        })
+        .collect();
+    out.sort_by(|a, b| b.n.cmp(&a.n).then_with(|| a.motivo.cmp(&b.motivo)));
+    out.truncate(MAX_MOTIVOS);
+    (out, total)
+}
+
 /// Reads the summary of `day` in one read-only snapshot; `now` is the time printed for the snapshot parts.
 pub async fn collect(pool: &Pool, day: Date, now: Timestamp, umbral_defecto: i64) -> Result<SummaryData, DbError> {
     crate::db::guarded(async {
@@ -246,17 +282,13 @@ pub async fn collect(pool: &Pool, day: Date, now: Timestamp, umbral_defecto: i64
             .iter()
             .map(|r| Conteo { tipo: r.get(0), destino: r.get(1), estado: r.get(2), n: r.get(3) })
             .collect();
-        let rows =
-            tx.query(FAILURES, &[&start, &end, &limit(MAX_MOTIVOS), &i32::try_from(MAX_EJEMPLOS).unwrap_or(3)]).await?;
-        let motivos_total = rows.first().map_or(0, |r| r.get(4));
-        let motivos = rows
-            .iter()
-            .map(|r| {
-                let mut destinos: Vec<String> = r.get(2);
-                destinos.sort();
-                Motivo { motivo: r.get(0), n: r.get(1), destinos, ejemplos: r.get(3) }
-            })
-            .collect();
+        let rows = tx.query(FAILURES, &[&start, &end, &i32::try_from(MAX_EJEMPLOS).unwrap_or(3)]).await?;
+        let recibos_fallidos = rows.iter().map(|r| r.get::<_, i64>(4)).sum();
+        let (motivos, motivos_total) = group_reasons(
+            rows.iter()
+                .map(|r| Motivo { motivo: r.get(0), n: r.get(1), destinos: r.get(2), ejemplos: r.get(3) })
+                .collect(),
+        );
         let has_pauses: bool =
             tx.query_one("SELECT to_regclass('cantina_notify_canales_pausados') IS NOT NULL", &[]).await?.get(0);
         let pausas = if has_pauses {
@@ -299,6 +331,7 @@ pub async fn collect(pool: &Pool, day: Date, now: Timestamp, umbral_defecto: i64
             conteos,
             motivos,
             motivos_total,
+            recibos_fallidos,
             pausas,
             alertas,
             alertas_total,
@@ -507,7 +540,8 @@ fn vista(d: &SummaryData) -> Vista {
         })
         .collect();
     let listados: i64 = d.motivos.iter().map(|m| m.n).sum();
-    let fallos = por_estado[2];
+    let en_error = por_estado[2];
+    let fallos = en_error + d.recibos_fallidos;
     Vista {
         titulo: format!("Resumen de notificaciones del {} {}", dia_semana(d.dia), fecha(d.dia)),
         periodo: format!(
@@ -523,10 +557,19 @@ fn vista(d: &SummaryData) -> Vista {
         ancho_canal,
         fallos_titulo: if fallos == 0 {
             "ninguno".into()
-        } else {
+        } else if d.recibos_fallidos == 0 {
             format!(
                 "{} en Error, {}",
                 plural(fallos, "solicitud", "solicitudes"),
+                plural(d.motivos_total, "motivo", "motivos")
+            )
+        } else {
+            format!(
+                "{} ({} en Error, {} no {} según el recibo del proveedor), {}",
+                plural(fallos, "solicitud", "solicitudes"),
+                en_error,
+                plural(d.recibos_fallidos, "enviada", "enviadas"),
+                if d.recibos_fallidos == 1 { "entregada" } else { "entregadas" },
                 plural(d.motivos_total, "motivo", "motivos")
             )
         },
@@ -616,6 +659,12 @@ pub struct SendReport {
     pub ya_enviados: Vec<String>,
     /// Refused for good by an earlier run of the same firing.
     pub ya_rechazados: Vec<String>,
+    /// Claimed by an earlier run that never recorded the outcome, less than the ledger's stale limit ago: not known
+    /// to be sent; the ledger retries the firing and takes the recipient over once the limit has passed.
+    pub en_curso: Vec<String>,
+    /// Not sent because an operator paused the email channel (the reason): the ledger retries them.
+    pub pausados: Vec<String>,
+    pub pausa: Option<String>,
     /// Refused for good: not retried.
     pub rechazados: Vec<(String, String)>,
     /// Failed this time: the ledger retries them.
@@ -626,7 +675,7 @@ pub struct SendReport {
 
 impl SendReport {
     pub fn ok(&self) -> bool {
-        self.fallidos.is_empty() && self.rechazados.is_empty()
+        self.fallidos.is_empty() && self.rechazados.is_empty() && self.en_curso.is_empty() && self.pausados.is_empty()
     }
 }
 
@@ -646,6 +695,19 @@ impl fmt::Display for SendReport {
         }
         if !self.ya_rechazados.is_empty() {
             parts.push(format!("rechazado antes (no se reintenta) para {}", self.ya_rechazados.join(", ")));
+        }
+        if !self.en_curso.is_empty() {
+            parts.push(format!(
+                "en curso sin confirmar (una ejecución anterior no registró el resultado; se reintenta) para {}",
+                self.en_curso.join(", ")
+            ));
+        }
+        if !self.pausados.is_empty() {
+            parts.push(format!(
+                "no enviado a {} ({}; se reintenta)",
+                self.pausados.join(", "),
+                self.pausa.as_deref().unwrap_or("canal Email pausado por un operador")
+            ));
         }
         for (to, e) in &self.rechazados {
             parts.push(format!("rechazado para {to} (no se reintenta): {e}"));
@@ -677,18 +739,29 @@ pub fn recipient_programa(to: &EmailAddress) -> String {
     format!("resumen_diario/{hex}")
 }
 
+// An `en_curso` row is taken over when another replica left it, or when it is older than the ledger's stale limit
+// whoever left it: a container restarted in the same pod keeps its name (HOSTNAME:pid, and the binary is PID 1).
 const CLAIM_RECIPIENT: &str = "
     INSERT INTO cantina_notify_ejecuciones (programa, programada_en, estado, replica, iniciada_en, detalle)
     VALUES ($1, $2, 'en_curso', $3, $4, $5)
     ON CONFLICT (programa, programada_en) DO UPDATE
         SET estado = 'en_curso', replica = $3, iniciada_en = $4, terminada_en = NULL,
-            detalle = 'reintento: ' || coalesce(cantina_notify_ejecuciones.detalle, '')
+            detalle = CASE WHEN cantina_notify_ejecuciones.estado = 'fallida'
+                           THEN 'reintento: ' || coalesce(cantina_notify_ejecuciones.detalle, '')
+                           ELSE 'reclamada: la réplica ' || coalesce(cantina_notify_ejecuciones.replica, '?')
+                                || ' no terminó' END
         WHERE cantina_notify_ejecuciones.estado = 'fallida'
-           OR (cantina_notify_ejecuciones.estado = 'en_curso' AND cantina_notify_ejecuciones.replica IS DISTINCT FROM $3)
+           OR (cantina_notify_ejecuciones.estado = 'en_curso'
+               AND (cantina_notify_ejecuciones.replica IS DISTINCT FROM $3
+                    OR cantina_notify_ejecuciones.iniciada_en < $6))
     RETURNING estado";
 
 const RECIPIENT_STATE: &str =
     "SELECT estado FROM cantina_notify_ejecuciones WHERE programa = $1 AND programada_en = $2";
+
+// The table comes with migration 0008, which an older database may not have (see [`collect`]).
+const EMAIL_PAUSED: &str = "
+    SELECT pausado_por::text, motivo::text FROM cantina_notify_canales_pausados WHERE destino = 'Email'";
 
 const FINISH_RECIPIENT: &str = "
     UPDATE cantina_notify_ejecuciones
@@ -720,6 +793,30 @@ impl DailySummary {
         Ok((day, rendered))
     }
 
+    /// `Some(reason)` when an operator paused the email channel (`cantina-notify channel pause email`): the
+    /// summary must not go out through a channel staff closed. A database without the pause table has no pauses.
+    async fn email_paused(&self) -> Result<Option<String>, String> {
+        let conn = self.pool.get().await.map_err(|e| DbError::from(e).to_string())?;
+        let has_pauses: bool = conn
+            .query_one("SELECT to_regclass('cantina_notify_canales_pausados') IS NOT NULL", &[])
+            .await
+            .map_err(|e| DbError::from(e).to_string())?
+            .get(0);
+        if !has_pauses {
+            return Ok(None);
+        }
+        let row = conn.query_opt(EMAIL_PAUSED, &[]).await.map_err(|e| DbError::from(e).to_string())?;
+        Ok(row.map(|r| {
+            let por: Option<String> = r.get(0);
+            let motivo: Option<String> = r.get(1);
+            format!(
+                "canal Email pausado por {}: {}",
+                por.as_deref().unwrap_or("un operador"),
+                crate::ops::mask::text(motivo.as_deref().unwrap_or(""))
+            )
+        }))
+    }
+
     fn is_dry_run(&self) -> bool {
         self.email.provider() == crate::channels::dry_run::DRY_RUN_PROVIDER
     }
@@ -740,9 +837,18 @@ impl DailySummary {
     pub async fn send_now(&self, now: Timestamp) -> Result<SendReport, String> {
         let (day, rendered) = self.build(now, now).await?;
         let mut report = SendReport { dia: Some(day), ..Default::default() };
+        let pausa = if self.is_dry_run() { None } else { self.email_paused().await? };
+        if let Some(p) = &pausa {
+            tracing::warn!(reason = %p, "daily summary not sent: the email channel is paused by an operator");
+            report.pausa = Some(p.clone());
+        }
         for to in &self.recipients {
             if self.is_dry_run() {
                 report.simulados.push(to.masked());
+                continue;
+            }
+            if pausa.is_some() {
+                report.pausados.push(to.masked());
                 continue;
             }
             let key = format!("resumen_diario:{day}:manual:{}:{}", now.as_second(), recipient_programa(to));
@@ -764,13 +870,20 @@ impl DailySummary {
     ) -> Result<(usize, Option<String>), String> {
         let (day, rendered) = self.build(at, clock.now()).await?;
         let mut report = SendReport { dia: Some(day), ..Default::default() };
+        let pausa = if self.is_dry_run() { None } else { self.email_paused().await? };
+        if let Some(p) = &pausa {
+            tracing::warn!(reason = %p, "daily summary not sent: the email channel is paused by an operator; the ledger retries it");
+            report.pausa = Some(p.clone());
+        }
         let at_st = SystemTime::from(at);
         for to in &self.recipients {
             let programa = recipient_programa(to);
             let masked = to.masked();
+            let now = clock.now();
+            let stale = SystemTime::from(now.checked_sub(super::ledger::STALE_AFTER).unwrap_or(now));
             let conn = self.pool.get().await.map_err(|e| DbError::from(e).to_string())?;
             let claimed = conn
-                .query(CLAIM_RECIPIENT, &[&programa, &at_st, &replica, &SystemTime::from(clock.now()), &masked])
+                .query(CLAIM_RECIPIENT, &[&programa, &at_st, &replica, &SystemTime::from(now), &masked, &stale])
                 .await
                 .map_err(|e| DbError::from(e).to_string())?;
             if claimed.is_empty() {
@@ -782,7 +895,9 @@ impl DailySummary {
                     .map(|r| r.get(0));
                 match estado.as_deref() {
                     Some("omitida") => report.ya_rechazados.push(masked),
-                    _ => report.ya_enviados.push(masked),
+                    Some("completada") => report.ya_enviados.push(masked),
+                    // `en_curso` of a run that did not record its outcome (not yet stale): not known to be sent.
+                    _ => report.en_curso.push(masked),
                 }
                 continue;
             }
@@ -790,6 +905,9 @@ impl DailySummary {
             let (estado, sent, detalle) = if self.is_dry_run() {
                 report.simulados.push(masked.clone());
                 ("completada", 0, format!("{masked}: simulacro, no enviado"))
+            } else if let Some(p) = &pausa {
+                report.pausados.push(masked.clone());
+                ("fallida", 0, format!("{masked}: no enviado, {p}"))
             } else {
                 match self.send_one(to, format!("resumen_diario:{day}:{programa}"), &rendered).await {
                     Ok(()) => {
@@ -880,6 +998,7 @@ mod tests {
                 },
             ],
             motivos_total: 2,
+            recibos_fallidos: 0,
             pausas: Some(vec![Pausa {
                 destino: "SMS".into(),
                 motivo: "saldo de Tigo agotado".into(),
@@ -1040,6 +1159,65 @@ Correo automático de cantina-notify para el personal de la cantina.
         assert!(!p.contains("admin"));
         assert_eq!(p, recipient_programa(&EmailAddress::parse(Some("Admin@cantina.com.py")).unwrap()));
         assert_ne!(p, recipient_programa(&EmailAddress::parse(Some("otro@cantina.com.py")).unwrap()));
+    }
+
+    #[test]
+    fn reasons_are_masked_before_they_are_grouped() {
+        let m = |motivo: &str, n: i64, destino: &str, ejemplos: &[i64]| Motivo {
+            motivo: motivo.into(),
+            n,
+            destinos: vec![destino.into()],
+            ejemplos: ejemplos.to_vec(),
+        };
+        let (motivos, total) = group_reasons(vec![
+            m("SMTP 550: <ana.perez@example.com> no existe", 2, "Email", &[40, 12]),
+            m("SMTP 550: <alberto@example.com> no existe", 1, "Email", &[7]),
+            m("Twilio 21614: +595981123456 no es un móvil", 1, "SMS", &[3]),
+            m("Twilio 21614: +595981123456 no es un móvil", 2, "WhatsApp", &[9, 1]),
+        ]);
+        assert_eq!(total, 2);
+        assert_eq!(motivos[0].motivo, "SMTP 550: <a***@example.com> no existe");
+        assert_eq!((motivos[0].n, motivos[0].ejemplos.as_slice()), (3, &[7, 12, 40][..]));
+        assert!(!motivos[1].motivo.contains("981123456"), "{:?}", motivos[1]);
+        assert_eq!(motivos[1].destinos, ["SMS", "WhatsApp"]);
+        assert_eq!(motivos[1].ejemplos, [1, 3, 9]);
+        let many: Vec<Motivo> = (0..15).map(|i| m(&format!("motivo {i}"), 1, "Email", &[i])).collect();
+        let (motivos, total) = group_reasons(many);
+        assert_eq!((motivos.len(), total), (MAX_MOTIVOS, 15));
+    }
+
+    #[test]
+    fn failed_receipts_count_among_the_failures() {
+        let mut d = data();
+        d.recibos_fallidos = 1;
+        d.motivos_total = 3;
+        let t = render(&d, None).unwrap().text;
+        assert!(
+            t.contains(
+                "FALLOS: 4 solicitudes (3 en Error, 1 enviada no entregada según el recibo del proveedor), 3 motivos\n"
+            ),
+            "{t}"
+        );
+        // The failures listed (3) are one fewer than the total: the rest is counted.
+        assert!(t.contains("- 1 más, con otros motivos\n"), "{t}");
+    }
+
+    #[test]
+    fn unconfirmed_and_paused_recipients_are_not_reported_as_sent() {
+        let r = SendReport {
+            dia: Some(Date::constant(2026, 11, 23)),
+            en_curso: vec!["a***@x.py".into()],
+            pausados: vec!["b***@x.py".into()],
+            pausa: Some("canal Email pausado por rocio: SMTP en mantenimiento".into()),
+            ..Default::default()
+        };
+        assert_eq!(
+            r.to_string(),
+            "resumen del 23/11/2026: en curso sin confirmar (una ejecución anterior no registró el resultado; se \
+             reintenta) para a***@x.py; no enviado a b***@x.py (canal Email pausado por rocio: SMTP en mantenimiento; \
+             se reintenta)"
+        );
+        assert!(!r.ok());
     }
 
     #[test]

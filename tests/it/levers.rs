@@ -156,12 +156,21 @@ async fn dry_run_is_announced_at_start_up_and_by_check_config() {
 
 /// A channel double that notes when each send started.
 struct Stamped {
+    kind: ChannelKind,
     starts: Mutex<Vec<(Instant, i64)>>,
 }
 
 impl Stamped {
     fn new() -> Arc<Stamped> {
-        Arc::new(Stamped { starts: Mutex::new(Vec::new()) })
+        Self::of(ChannelKind::Email)
+    }
+
+    fn of(kind: ChannelKind) -> Arc<Stamped> {
+        Arc::new(Stamped { kind, starts: Mutex::new(Vec::new()) })
+    }
+
+    fn sent(&self) -> usize {
+        self.starts.lock().unwrap().len()
     }
 
     fn started_after(&self, t: Instant) -> Vec<i64> {
@@ -172,7 +181,7 @@ impl Stamped {
 #[async_trait]
 impl Channel for Stamped {
     fn kind(&self) -> ChannelKind {
-        ChannelKind::Email
+        self.kind
     }
     fn provider(&self) -> &'static str {
         "recorder"
@@ -317,6 +326,63 @@ async fn a_pause_from_another_process_stops_two_running_replicas_within_5s_and_r
 }
 
 #[tokio::test]
+async fn a_replica_starting_while_a_channel_is_paused_sends_nothing_on_it_until_resume() {
+    let db = TestDb::new().await;
+    let c = db.client().await;
+    let mut cards = Vec::new();
+    for i in 0..3 {
+        cards.push(
+            seed_family(&c, Some(&format!("familia{i}@example.com")), Some("0981123456"), 10_000).await.nro_tarjeta,
+        );
+    }
+    execute(&c, &pause_email()).await.expect("pause");
+    // Hold the pause table so the new replica's first read of it waits: this is the replica before it knows.
+    let mut holder = db.client().await;
+    let lock = holder.transaction().await.unwrap();
+    lock.batch_execute("LOCK TABLE cantina_notify_canales_pausados IN ACCESS EXCLUSIVE MODE").await.unwrap();
+
+    let (email, sms) = (Stamped::new(), Stamped::of(ChannelKind::Sms));
+    let channels = Channels::new().with(email.clone() as Arc<dyn Channel>).with(sms.clone() as Arc<dyn Channel>);
+    let settings =
+        test_settings(&db, &[("SMS_PROVIDER", "console"), ("CANTINA__RULES__RECARGA_EXITOSA__CHANNELS", "email,sms")]);
+    let app = TestApp::start_with(settings, Some(channels)).await;
+    let waiting_for_lock = "SELECT count(*) FROM pg_locks l JOIN pg_class t ON t.oid = l.relation
+                            WHERE t.relname = 'cantina_notify_canales_pausados' AND NOT l.granted";
+    wait_count(&c, waiting_for_lock, 1, SHORT).await;
+    for card in &cards {
+        recharge(&c, card, 10_000).await;
+    }
+    // The listener writes the requests, but nothing is claimed (by the drain's hand-off or the claim loop) or sent
+    // while the replica has not read the pauses.
+    wait_count(&c, "SELECT count(*) FROM solicitudes_notificacion", 6, SHORT).await;
+    let touched = "SELECT count(*) FROM solicitudes_notificacion WHERE intentos > 0 OR estado <> 'Pendiente'";
+    assert_eq!(count(&c, touched).await, 0, "claimed before the pauses were read");
+    assert_eq!((email.sent(), sms.sent()), (0, 0));
+
+    // Once read: SMS goes out, email waits.
+    lock.rollback().await.unwrap();
+    wait_count(
+        &c,
+        "SELECT count(*) FROM solicitudes_notificacion WHERE destino = 'SMS' AND estado = 'Enviado'",
+        3,
+        SHORT,
+    )
+    .await;
+    assert!(operator_gauge(&app.metrics, 1));
+    assert_eq!(email.sent(), 0, "sent on a paused channel");
+    let email_waiting = "SELECT count(*) FROM solicitudes_notificacion
+                         WHERE destino = 'Email' AND estado = 'Pendiente' AND intentos = 0";
+    assert_eq!(count(&c, email_waiting).await, 3);
+
+    execute(&c, &ChannelCommand::Resume { channel: "email".into(), by: Some("prueba".into()), reason: None })
+        .await
+        .expect("resume");
+    wait_count(&c, "SELECT count(*) FROM solicitudes_notificacion WHERE estado = 'Enviado'", 6, SHORT).await;
+    assert_eq!((email.sent(), sms.sent()), (3, 3));
+    app.stop().await;
+}
+
+#[tokio::test]
 async fn channel_commands_refuse_what_makes_no_sense_with_a_clear_message() {
     let db = TestDb::new().await;
     let c = db.client().await;
@@ -370,6 +436,122 @@ async fn channel_commands_refuse_what_makes_no_sense_with_a_clear_message() {
     assert!(email.contains("pausado") && email.contains("prueba") && email.ends_with("proveedor caído"), "{stdout}");
     assert!(stdout.lines().any(|l| l.trim_end() == "sms       activo"), "{stdout}");
     assert!(stdout.contains("Últimos cambios:"), "{stdout}");
+}
+
+/// A `Pendiente` request on `destino`, as the service writes them.
+async fn pending_request(c: &tokio_postgres::Client, id_cliente: i32, destino: &str) {
+    c.execute(
+        "INSERT INTO solicitudes_notificacion
+             (id_cliente, destino, estado, tipo, clave_dedup, destinatario, datos, proximo_intento, actualizado_en)
+         VALUES ($1, $2, 'Pendiente', 'recarga_exitosa', 'levers-test:' || gen_random_uuid(), 'ana@example.com',
+                 '{}'::jsonb, now(), now())",
+        &[&id_cliente, &destino],
+    )
+    .await
+    .expect("insert request");
+}
+
+#[tokio::test]
+async fn channel_commands_speak_spanish_mask_addresses_and_keep_a_staff_alert_while_paused() {
+    let db = TestDb::new().await;
+    let c = db.client().await;
+    let fam = seed_family(&c, Some("ana@example.com"), None, 10_000).await;
+    let resume =
+        |channel: &str| ChannelCommand::Resume { channel: channel.into(), by: Some("luis".into()), reason: None };
+    let open_alerts = "SELECT count(*) FROM alertas_sistema WHERE tipo = 'SISTEMA' AND estado = 'Pendiente'";
+
+    // The pause raises one staff alert (the POS dashboard shows alertas_sistema); addresses in the reason are masked.
+    let reason = "Twilio rechaza el remitente; avisar a soporte@example.com o al 0981 123 456";
+    let pause = ChannelCommand::Pause { channel: "sms".into(), reason: reason.into(), by: Some("ana".into()) };
+    let out = execute(&c, &pause).await.expect("pause");
+    assert!(out.contains("avisar a s***@example.com o al +595 98* *** 456)"), "{out}");
+    let alert: String = c
+        .query_one("SELECT mensaje FROM alertas_sistema WHERE tipo = 'SISTEMA' AND estado = 'Pendiente'", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert!(
+        alert.starts_with(
+            "cantina-notify: pausa manual del canal SMS por ana: Twilio rechaza el remitente; avisar a s***@example.com"
+        ),
+        "{alert}"
+    );
+    assert!(alert.contains("cantina-notify channel resume sms"), "{alert}");
+    let again = ChannelCommand::Pause { channel: "sms".into(), reason: "otro".into(), by: None };
+    let e = execute(&c, &again).await.expect_err("already paused").to_string();
+    assert!(!e.contains("soporte@example.com") && e.contains("s***@example.com"), "{e}");
+    assert_eq!(count(&c, open_alerts).await, 1, "a refused pause raises nothing");
+
+    // Times are America/Asuncion from the bundled tz data (UTC-3 all year since 2024), to the minute.
+    c.batch_execute(
+        "UPDATE cantina_notify_canales_pausados SET pausado_en = '2026-07-01 15:00:00+00';
+         UPDATE cantina_notify_pausas_historial SET en = '2026-07-01 15:00:00+00'",
+    )
+    .await
+    .unwrap();
+    let list = execute(&c, &ChannelCommand::List { history: 10 }).await.expect("list");
+    let sms = list.lines().find(|l| l.starts_with("sms ")).unwrap_or_default();
+    assert!(sms.contains(" 01/07/2026 12:00  ana "), "{list}");
+    assert!(sms.ends_with("avisar a s***@example.com o al +595 98* *** 456"), "{list}");
+    assert!(list.lines().any(|l| l.starts_with("01/07/2026 12:00  sms      pausa")), "{list}");
+    assert!(!list.contains("soporte@example.com") && !list.contains("123 456"), "{list}");
+
+    // A configuration pause of the same channel is another incident: the resume says so and leaves its alert open.
+    let pool = cantina_notify::db::pool(&db.url, 1, Duration::from_secs(5)).unwrap();
+    let config_prefix = cantina_notify::dispatch::config_pause_alert_prefix(ChannelKind::Sms);
+    cantina_notify::alerts::raise(&pool, &config_prefix, &format!("{config_prefix} (twilio): credenciales rechazadas"))
+        .await
+        .unwrap();
+    let config_id: i64 = c.query_one("SELECT max(id_alerta) FROM alertas_sistema", &[]).await.unwrap().get(0);
+    let out = execute(&c, &resume("sms")).await.expect("resume");
+    assert!(
+        out.starts_with("Canal SMS reanudado por luis (estaba pausado desde el 01/07/2026 12:00 por ana: "),
+        "{out}"
+    );
+    assert!(
+        out.ends_with(&format!(
+            "\nAtención: el canal tiene además una alerta abierta por un error de configuración del proveedor (alerta #{config_id}); mientras ese error siga, el servicio lo mantiene pausado y las solicitudes nuevas esperan hasta que la prueba de conexión funcione."
+        )),
+        "{out}"
+    );
+    let states = c
+        .query("SELECT estado, coalesce(observaciones, '') FROM alertas_sistema ORDER BY id_alerta", &[])
+        .await
+        .unwrap();
+    let states: Vec<(String, String)> = states.iter().map(|r| (r.get(0), r.get(1))).collect();
+    assert_eq!(
+        states,
+        [
+            ("Resuelta".to_string(), "cantina-notify: canal reanudado por luis".to_string()),
+            ("Pendiente".to_string(), String::new()),
+        ]
+    );
+
+    // What the resume says about the requests that waited: none, one, several.
+    let pause = |channel: &str| ChannelCommand::Pause { channel: channel.into(), reason: "prueba".into(), by: None };
+    execute(&c, &pause("portal")).await.expect("pause");
+    let out = execute(&c, &resume("portal")).await.expect("resume");
+    assert!(out.ends_with("\nNo hay solicitudes pendientes en este canal."), "{out}");
+    execute(&c, &pause("email")).await.expect("pause");
+    pending_request(&c, fam.id_cliente, "Email").await;
+    let out = execute(&c, &resume("email")).await.expect("resume");
+    assert!(out.ends_with("\nLa solicitud pendiente se envía en unos segundos."), "{out}");
+    execute(&c, &pause("email")).await.expect("pause");
+    pending_request(&c, fam.id_cliente, "Email").await;
+    let out = execute(&c, &resume("email")).await.expect("resume");
+    assert!(out.ends_with("\nLas 2 solicitudes pendientes se envían en unos segundos."), "{out}");
+    assert_eq!(count(&c, open_alerts).await, 1, "only the configuration alert is left open");
+
+    // Without a database the command says so in Spanish, like the other staff commands.
+    let out = Command::new(BIN)
+        .args(["channel", "list"])
+        .env_remove("DATABASE_URL")
+        .current_dir(std::env::temp_dir())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("DATABASE_URL: requerido"), "{stderr}");
 }
 
 #[tokio::test]

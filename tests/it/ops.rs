@@ -238,19 +238,13 @@ async fn stats_reports_counts_ratios_queue_pauses_and_last_errors() {
     )
     .await
     .unwrap();
-    c.execute(
-        "INSERT INTO cantina_notify_canales_pausados (destino, motivo, pausado_por) VALUES ('WhatsApp', 'plantilla en revisión', 'ana')",
-        &[],
-    )
-    .await
-    .unwrap();
-    c.execute(
-        "INSERT INTO alertas_sistema (tipo, mensaje, estado)
-         VALUES ('SISTEMA', 'cantina-notify: canal WhatsApp pausado por operador: plantilla en revisión', 'Pendiente')",
-        &[],
-    )
-    .await
-    .unwrap();
+    // An operator's pause, through the command's code path: it raises the staff alert stats lists.
+    let pause = cantina_notify::operator_pauses::ChannelCommand::Pause {
+        channel: "whatsapp".into(),
+        reason: "plantilla en revisión".into(),
+        by: Some("ana".into()),
+    };
+    cantina_notify::operator_pauses::execute(&c, &pause).await.expect("pause");
 
     let s = json(&cli(&db, &["stats", "--since", "24h", "--json"]).await);
     assert_eq!(s["period_seconds"], 86_400);
@@ -284,6 +278,11 @@ async fn stats_reports_counts_ratios_queue_pauses_and_last_errors() {
     assert_eq!(s["paused_channels"][0]["destino"], "WhatsApp");
     assert_eq!(s["paused_channels"][0]["reason"], "plantilla en revisión");
     assert_eq!(s["pause_alerts"].as_array().unwrap().len(), 1);
+    let alert = s["pause_alerts"][0]["message"].as_str().unwrap();
+    assert!(
+        alert.starts_with("cantina-notify: pausa manual del canal WhatsApp por ana: plantilla en revisión."),
+        "{alert}"
+    );
 
     let table = cli(&db, &["stats"]).await;
     assert!(table.status.success(), "{}", stderr(&table));
@@ -298,6 +297,8 @@ async fn stats_reports_counts_ratios_queue_pauses_and_last_errors() {
         "En cola: 3 pendientes (1 por enviar, 1 diferidas, 1 reintentando)",
         "WhatsApp",
         "plantilla en revisión",
+        "Alertas abiertas de canales pausados",
+        "cantina-notify: pausa manual del canal WhatsApp por ana",
         "550 <a***@example.com>: mailbox unavailable",
     ] {
         assert!(t.contains(expected), "missing {expected:?} in:\n{t}");
@@ -582,4 +583,207 @@ async fn a_resent_request_is_sent_again_by_the_running_service() {
     assert_eq!(eventos(&h), ["creada", "error", "reenviada", "enviada"], "{h:#?}");
     assert_eq!(h[1].4.as_deref(), Some("550 mailbox unavailable"));
     assert_eq!((h[3].2, h[3].3.as_str()), (Some(1), "servicio"));
+}
+
+/// (estado, intentos, proximo_intento is later than `secs` from now, id_proveedor) of one request.
+async fn state(c: &Client, id: i64, secs: f64) -> (String, i32, bool, Option<String>) {
+    let r = c
+        .query_one(
+            "SELECT estado, intentos, coalesce(proximo_intento > now() + make_interval(secs => $2), false), id_proveedor
+             FROM solicitudes_notificacion WHERE id_solicitud = $1",
+            &[&id, &secs],
+        )
+        .await
+        .unwrap();
+    (r.get(0), r.get(1), r.get(2), r.get(3))
+}
+
+#[tokio::test]
+async fn a_resend_after_cancelling_a_claimed_request_waits_for_the_old_lease() {
+    let db = TestDb::new().await;
+    let c = db.client().await;
+    let fam = seed_family(&c, Some("ana@example.com"), None, 12_000).await;
+    let id = insert_request(&c, fam.id_cliente, "Email", "Pendiente", "ana@example.com").await;
+    let pool = cantina_notify::db::pool(&db.url, 2, Duration::from_secs(5)).unwrap();
+    let lease = Duration::from_secs(300);
+    let first = store::claim(&pool, 10, lease, &["Email"], 5).await.unwrap();
+    assert_eq!((first.len(), first[0].intentos), (1, 1));
+
+    // Cancelled while a dispatcher sends it: the lease stays.
+    let mut ops = db.client().await;
+    let cancelled = cantina_notify::ops::requests::cancel(&mut ops, &[id], "duplicado", None).await.unwrap();
+    assert!(cancelled[0].outcome.is_ok(), "{cancelled:?}");
+    assert_eq!(state(&c, id, 200.0).await, ("Omitido".to_string(), 1, true, None));
+
+    // Resent at once: Pendiente with attempt numbers from 0 again, but due when the old lease ends, and it says so.
+    let resent = cantina_notify::ops::requests::resend(&mut ops, &[id], None, None).await.unwrap();
+    assert_eq!(resent[0].outcome, Ok("reenviada (Omitido → Pendiente, intentos 0)".to_string()));
+    assert!(
+        resent[0].warnings.iter().any(|w| w.contains("ese envío puede seguir en curso: se enviará a partir de")),
+        "{resent:?}"
+    );
+    assert_eq!(state(&c, id, 200.0).await, ("Pendiente".to_string(), 0, true, None));
+    // No dispatcher can claim it as attempt 1 while the old send may still finish...
+    assert!(store::claim(&pool, 10, lease, &["Email"], 5).await.unwrap().is_empty());
+    // ...so the old send's late outcome (attempt 1) matches nothing.
+    let late = store::Outcome::Sent { provider: "smtp", provider_id: Some("late-1"), await_receipt: None };
+    assert_eq!(store::record(&pool, &first[0], &late).await.unwrap(), 0);
+    assert_eq!(state(&c, id, 200.0).await, ("Pendiente".to_string(), 0, true, None));
+
+    // Once the lease has run out (simulated), the resent request is claimed and its own outcome is recorded.
+    c.execute("UPDATE solicitudes_notificacion SET proximo_intento = now() WHERE id_solicitud = $1", &[&id])
+        .await
+        .unwrap();
+    let second = store::claim(&pool, 10, lease, &["Email"], 5).await.unwrap();
+    assert_eq!((second.len(), second[0].intentos), (1, 1));
+    let sent = store::Outcome::Sent { provider: "smtp", provider_id: Some("new-1"), await_receipt: None };
+    assert_eq!(store::record(&pool, &second[0], &sent).await.unwrap(), 1);
+    assert_eq!(state(&c, id, 0.0).await, ("Enviado".to_string(), 1, false, Some("new-1".to_string())));
+
+    // A request that was not being sent when cancelled is due at once when resent, without the warning.
+    let idle = insert_request(&c, fam.id_cliente, "Email", "Pendiente", "ana@example.com").await;
+    cantina_notify::ops::requests::cancel(&mut ops, &[idle], "duplicado", None).await.unwrap();
+    let resent = cantina_notify::ops::requests::resend(&mut ops, &[idle], None, None).await.unwrap();
+    assert!(resent[0].outcome.is_ok() && resent[0].warnings.is_empty(), "{resent:?}");
+    assert_eq!(store::claim(&pool, 10, lease, &["Email"], 5).await.unwrap().len(), 1);
+}
+
+/// Fails the request's current attempt as a dispatcher would (claim, then a permanent error).
+async fn fail_once(pool: &deadpool_postgres::Pool, id: i64) {
+    let claimed = store::claim(pool, 10, Duration::from_secs(60), &["Email"], 5).await.unwrap();
+    let mine: Vec<_> = claimed.iter().filter(|c| c.id == id).collect();
+    assert_eq!(mine.len(), 1, "{claimed:?}");
+    let error = store::Outcome::Error { provider: "smtp", reason: "550 mailbox unavailable" };
+    assert_eq!(store::record(pool, mine[0], &error).await.unwrap(), 1);
+}
+
+/// Whether the request's chain is marked followed (`respaldo_creado_en`).
+async fn followed(c: &Client, id: i64) -> bool {
+    c.query_one("SELECT respaldo_creado_en IS NOT NULL FROM solicitudes_notificacion WHERE id_solicitud = $1", &[&id])
+        .await
+        .unwrap()
+        .get(0)
+}
+
+#[tokio::test]
+async fn a_cancelled_fallback_link_resent_can_still_fall_back() {
+    use cantina_notify::config::PreferenceDefaults;
+    use cantina_notify::dispatch::fallback;
+    use cantina_notify::domain::NotificationType;
+    use cantina_notify::rules::MessageData;
+
+    let db = TestDb::new().await;
+    let c = db.client().await;
+    let fam = seed_family(&c, Some("ana@example.com"), Some("0981 123456"), 12_000).await;
+    let datos = serde_json::to_value(MessageData::sample(NotificationType::RecargaExitosa)).unwrap();
+    let id: i64 = c
+        .query_one(
+            "INSERT INTO solicitudes_notificacion
+                 (id_cliente, nro_tarjeta, destino, estado, tipo, clave_dedup, destinatario, datos, canales_respaldo,
+                  proximo_intento, actualizado_en)
+             VALUES ($1, $2, 'Email', 'Pendiente', 'recarga_exitosa', 'recarga_exitosa:77:email', 'ana@example.com',
+                     $3, 'sms', now(), now())
+             RETURNING id_solicitud",
+            &[&fam.id_cliente, &fam.nro_tarjeta, &datos],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    let pool = cantina_notify::db::pool(&db.url, 2, Duration::from_secs(5)).unwrap();
+    let defaults = PreferenceDefaults::default();
+    let fallback_warning = |r: &cantina_notify::ops::requests::ActionResult| {
+        r.warnings.iter().any(|w| w.contains("ya se creó la solicitud del canal de respaldo"))
+    };
+
+    // Cancelled: the notice is stopped on every channel.
+    let mut ops = db.client().await;
+    let cancelled = cantina_notify::ops::requests::cancel(&mut ops, &[id], "duplicado", None).await.unwrap();
+    assert!(cancelled[0].warnings.iter().any(|w| w.contains("no se probará el canal de respaldo")), "{cancelled:?}");
+    assert!(followed(&c, id).await);
+    assert!(fallback::advance(&pool, 10, &defaults).await.unwrap().created.is_empty());
+
+    // Resent: no SMS request exists, so no warning, and the chain is open again.
+    let resent = cantina_notify::ops::requests::resend(&mut ops, &[id], None, None).await.unwrap();
+    assert!(resent[0].outcome.is_ok() && !fallback_warning(&resent[0]), "{resent:?}");
+    assert!(!followed(&c, id).await);
+
+    // It fails again: the fallback pass sends the notice on to SMS.
+    fail_once(&pool, id).await;
+    let advanced = fallback::advance(&pool, 10, &defaults).await.unwrap();
+    assert_eq!(advanced.created.len(), 1, "{advanced:?}");
+    let sms: (String, Option<i64>) = c
+        .query_one("SELECT clave_dedup, id_solicitud_origen FROM solicitudes_notificacion WHERE destino = 'SMS'", &[])
+        .await
+        .map(|r| (r.get(0), r.get(1)))
+        .unwrap();
+    assert_eq!(sms, ("recarga_exitosa:77:sms".to_string(), Some(id)));
+
+    // Resent once more: now the SMS request exists; the warning says so and the chain stays followed.
+    let resent = cantina_notify::ops::requests::resend(&mut ops, &[id], None, None).await.unwrap();
+    assert!(resent[0].outcome.is_ok() && fallback_warning(&resent[0]), "{resent:?}");
+    assert!(followed(&c, id).await);
+    fail_once(&pool, id).await;
+    assert!(fallback::advance(&pool, 10, &defaults).await.unwrap().created.is_empty());
+    assert_eq!(count(&c, "SELECT count(*) FROM solicitudes_notificacion WHERE destino = 'SMS'").await, 1);
+}
+
+#[tokio::test]
+async fn list_filters_by_card_and_refuses_an_unknown_type() {
+    let db = TestDb::new().await;
+    let c = db.client().await;
+    let fam = seed_family(&c, Some("ana@example.com"), None, 12_000).await;
+    let other = seed_family(&c, Some("otro@example.com"), None, 12_000).await;
+    let mine = insert_request(&c, fam.id_cliente, "Email", "Enviado", "ana@example.com").await;
+    let theirs = insert_request(&c, other.id_cliente, "Email", "Enviado", "otro@example.com").await;
+    c.execute(
+        "UPDATE solicitudes_notificacion s SET nro_tarjeta = t.nro
+         FROM (VALUES ($1::int8, $2::text), ($3::int8, $4::text)) AS t(id, nro) WHERE s.id_solicitud = t.id",
+        &[&mine, &fam.nro_tarjeta, &theirs, &other.nro_tarjeta],
+    )
+    .await
+    .unwrap();
+
+    let rows = json(&cli(&db, &["requests", "list", "--tarjeta", &fam.nro_tarjeta, "--json"]).await);
+    let ids: Vec<i64> = rows.as_array().unwrap().iter().map(|r| r["id_solicitud"].as_i64().unwrap()).collect();
+    assert_eq!(ids, [mine]);
+    assert_eq!(rows[0]["nro_tarjeta"], fam.nro_tarjeta.as_str());
+    let none = cli(&db, &["requests", "list", "--tarjeta", "NO-EXISTE"]).await;
+    assert!(none.status.success() && stdout(&none).contains("Ninguna solicitud con esos filtros"), "{}", stdout(&none));
+
+    let typed = json(&cli(&db, &["requests", "list", "--tipo", "Recarga_Exitosa", "--json"]).await);
+    assert_eq!(typed.as_array().unwrap().len(), 2);
+    let bad = cli(&db, &["requests", "list", "--tipo", "recarga"]).await;
+    let e = stderr(&bad);
+    assert!(!bad.status.success() && e.contains("tipo desconocido 'recarga'") && e.contains("saldo_bajo"), "{e}");
+    assert!(stdout(&bad).is_empty(), "{}", stdout(&bad));
+}
+
+#[tokio::test]
+async fn resend_warns_when_the_address_is_opted_out_and_show_prints_amounts() {
+    let db = TestDb::new().await;
+    let c = db.client().await;
+    let fam = seed_family(&c, Some("ana@example.com"), None, 12_000).await;
+    let id = insert_request(&c, fam.id_cliente, "Email", "Omitido", "Ana@Example.com").await;
+    c.execute("UPDATE solicitudes_notificacion SET saldo_alerta = 1500 WHERE id_solicitud = $1", &[&id]).await.unwrap();
+    let pool = cantina_notify::db::pool(&db.url, 2, Duration::from_secs(5)).unwrap();
+    assert!(
+        cantina_notify::optouts::opt_out(&pool, ChannelKind::Email, "ana@example.com", "sendgrid", "baja")
+            .await
+            .unwrap()
+    );
+
+    let out = cli(&db, &["requests", "resend", &id.to_string()]).await;
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(stdout(&out).contains(&format!("#{id}: reenviada (Omitido → Pendiente, intentos 0)")), "{}", stdout(&out));
+    assert!(
+        stderr(&out).contains(&format!("#{id}: aviso: el destinatario está dado de baja en este canal")),
+        "{}",
+        stderr(&out)
+    );
+    assert!(!stderr(&out).contains("canal de respaldo"), "{}", stderr(&out));
+
+    let t = stdout(&cli(&db, &["requests", "show", &id.to_string()]).await);
+    assert!(t.lines().any(|l| l.trim_start().starts_with("saldo_alerta") && l.ends_with("Gs. 1.500")), "{t}");
+    let d = json(&cli(&db, &["requests", "show", &id.to_string(), "--json"]).await);
+    assert_eq!(d["solicitud"]["saldo_alerta"], 1500);
 }

@@ -173,6 +173,7 @@ async fn request(
 
 struct Seeded {
     smtp_550: Vec<i64>,
+    receipt_failed: i64,
 }
 
 /// Requests of Sunday 22/11, Monday 23/11 (the reported day, local) and Tuesday 24/11; cards, alerts, a pause.
@@ -188,14 +189,26 @@ async fn seed(c: &Client) -> Seeded {
     let _fine = seed_family(c, Some("juan@example.com"), None, 80_000).await;
     let id = low.id_cliente;
     // Monday 23/11 local = [03:00Z on the 23rd, 03:00Z on the 24th).
-    let bounce = "SMTP 550 de smtp.example.com:587: 5.1.1 <a***@example.com>: buzón inexistente";
+    // Providers quote the address in their errors, as stored: two addresses that mask alike make one reason.
+    let bounce = |to: &str| format!("SMTP 550 de smtp.example.com:587: 5.1.1 <{to}>: buzón inexistente");
     let mut smtp_550 = Vec::new();
     for _ in 0..3 {
         request(c, id, "recarga_exitosa", "Email", "Enviado", None, "2026-11-23T13:00:00Z").await;
     }
-    smtp_550.push(request(c, id, "recarga_exitosa", "Email", "Error", Some(bounce), "2026-11-23T03:00:00Z").await);
-    smtp_550.push(request(c, id, "recarga_exitosa", "Email", "Error", Some(bounce), "2026-11-24T02:59:59Z").await);
+    let (ana, alberto) = (bounce("ana.perez@example.com"), bounce("alberto@example.com"));
+    smtp_550.push(request(c, id, "recarga_exitosa", "Email", "Error", Some(&ana), "2026-11-23T03:00:00Z").await);
+    smtp_550.push(request(c, id, "recarga_exitosa", "Email", "Error", Some(&alberto), "2026-11-24T02:59:59Z").await);
     request(c, id, "saldo_bajo", "SMS", "Error", Some("Twilio 21614: no es un móvil"), "2026-11-23T20:00:00Z").await;
+    // Sent, but the delivery receipt said failed: a failure too (as `stats` counts it).
+    let undelivered = "Twilio 30005: +595981123456 desconocido";
+    let receipt_failed =
+        request(c, id, "saldo_bajo", "SMS", "Enviado", Some(undelivered), "2026-11-23T21:00:00Z").await;
+    c.execute(
+        "UPDATE solicitudes_notificacion SET estado_entrega = 'failed' WHERE id_solicitud = $1",
+        &[&receipt_failed],
+    )
+    .await
+    .unwrap();
     request(c, id, "saldo_bajo", "WhatsApp", "Omitido", Some("el padre lo desactivó"), "2026-11-23T20:00:00Z").await;
     request(c, id, "saldo_bajo", "SMS", "Pendiente", None, "2026-11-23T23:00:00Z").await;
     // Outside the day: Sunday evening local and Tuesday just after midnight local.
@@ -217,7 +230,7 @@ async fn seed(c: &Client) -> Seeded {
     )
     .await
     .unwrap();
-    Seeded { smtp_550 }
+    Seeded { smtp_550, receipt_failed }
 }
 
 struct Setup {
@@ -331,19 +344,31 @@ async fn two_replicas_send_one_summary_of_yesterday_to_each_recipient() {
     assert!(!raw.contains("List-Unsubscribe"), "staff did not subscribe to anything");
     let text = text_part(raw);
     assert!(text.starts_with("Resumen de notificaciones del lunes 23/11/2026\n"), "{text}");
-    // Only Monday's 8 requests: 3 sent + 2 errors by email, 1 SMS error, 1 omitted, 1 pending.
-    assert!(text.contains("SOLICITUDES DEL DÍA: 8\nEnviado: 3 · Pendiente: 1 · Error: 3 · Omitido: 1\n"), "{text}");
+    // Only Monday's 9 requests: 3 sent + 2 errors by email, 1 SMS sent (receipt failed), 1 SMS error, 1 omitted,
+    // 1 pending.
+    assert!(text.contains("SOLICITUDES DEL DÍA: 9\nEnviado: 4 · Pendiente: 1 · Error: 3 · Omitido: 1\n"), "{text}");
     assert!(text.contains("\nRecarga exitosa  Email           3          0      2        0      5\n"), "{text}");
-    assert!(text.contains("\nSaldo bajo       SMS             0          1      1        0      2\n"), "{text}");
+    assert!(text.contains("\nSaldo bajo       SMS             1          1      1        0      3\n"), "{text}");
     assert!(text.contains("\nSaldo bajo       WhatsApp        0          0      0        1      1\n"), "{text}");
     assert!(!text.contains("Tarjeta bloqueada") && !text.contains("fuera del día"), "{text}");
     let ids = seeded.smtp_550.iter().map(|id| format!("#{id}")).collect::<Vec<_>>().join(", ");
     assert!(
         text.contains(&format!(
-            "FALLOS: 3 solicitudes en Error, 2 motivos\n- 2 × SMTP 550 de smtp.example.com:587: 5.1.1 <a***@example.com>: buzón inexistente\n  Canal: Email. Ejemplos: {ids}\n- 1 × Twilio 21614: no es un móvil\n  Canal: SMS."
+            "FALLOS: 4 solicitudes (3 en Error, 1 enviada no entregada según el recibo del proveedor), 3 motivos\n- 2 × SMTP 550 de smtp.example.com:587: 5.1.1 <a***@example.com>: buzón inexistente\n  Canal: Email. Ejemplos: {ids}\n- 1 × Twilio 21614: no es un móvil\n  Canal: SMS.",
         )),
         "{text}"
     );
+    assert!(
+        text.contains(&format!(
+            "- 1 × Twilio 30005: +595 98* *** 456 desconocido\n  Canal: SMS. Ejemplos: #{}\n",
+            seeded.receipt_failed
+        )),
+        "{text}"
+    );
+    // Neither part quotes an address or a number as stored.
+    for raw_address in ["ana.perez@", "alberto@", "981123456"] {
+        assert!(!raw.contains(raw_address), "{raw_address} in {raw}");
+    }
     assert!(
         text.contains("CANALES PAUSADOS: 1\n- SMS, pausado el 24/11/2026 08:10 por rocio: saldo de Tigo agotado\n"),
         "{text}"
@@ -586,4 +611,149 @@ async fn an_address_refused_for_good_is_not_retried() {
         "resumen del 23/11/2026: ya enviado antes a a***@cantinatita.com.py; rechazado antes (no se reintenta) para G***@cantinatita.com.py"
     );
     assert_eq!((smtp.count_to(ADMIN), smtp.count_to(GERENCIA)), (1, 0));
+}
+
+/// A ledger row written by hand, as a replica that died mid-run leaves it.
+async fn ledger_row(c: &Client, programa: &str, estado: &str, replica: &str, iniciada_en: Timestamp) {
+    c.execute(
+        "INSERT INTO cantina_notify_ejecuciones (programa, programada_en, estado, replica, iniciada_en, detalle)
+         VALUES ($1, $2, $3, $4, $5, 'a mano')",
+        &[
+            &programa,
+            &std::time::SystemTime::from(at(FIRING)),
+            &estado,
+            &replica,
+            &std::time::SystemTime::from(iniciada_en),
+        ],
+    )
+    .await
+    .unwrap();
+}
+
+fn programa_of(address: &str) -> String {
+    summary::recipient_programa(&cantina_notify::domain::EmailAddress::parse(Some(address)).unwrap())
+}
+
+#[tokio::test]
+async fn a_recipient_left_en_curso_by_a_restart_with_the_same_name_is_sent_once_stale() {
+    let Setup { c, pool, settings, smtp, .. } = setup(STAFF).await;
+    seed(&c).await;
+    // The container (replica name HOSTNAME:1, the same after a restart in the pod) died while sending to the first
+    // recipient, two minutes into the run; the second had been sent.
+    let started = at(RUN);
+    ledger_row(&c, "resumen_diario", "en_curso", "cantina-0:1", started).await;
+    ledger_row(
+        &c,
+        &programa_of(ADMIN),
+        "en_curso",
+        "cantina-0:1",
+        started.checked_add(SignedDuration::from_mins(2)).unwrap(),
+    )
+    .await;
+    ledger_row(&c, &programa_of(GERENCIA), "completada", "cantina-0:1", started).await;
+
+    // Restarted with the same name: 31 minutes on, the firing is stale and re-run, but the recipient's row is only
+    // 29 minutes old. It is not known to be sent: reported as such, and the firing fails so the ledger retries it.
+    let clock = FakeClock::new(started.checked_add(SignedDuration::from_mins(31)).unwrap());
+    let s = scheduler(&settings, &pool, "cantina-0:1", clock.clone());
+    let ran = summaries_ran(&s.tick().await.unwrap());
+    let [(firing, Err(e))] = ran.as_slice() else { panic!("{ran:?}") };
+    assert_eq!(*firing, at(FIRING));
+    assert!(e.contains("en curso sin confirmar") && e.contains("para a***@cantinatita.com.py"), "{e}");
+    assert!(e.contains("ya enviado antes a G***@cantinatita.com.py") && !e.contains("antes a a***"), "{e}");
+    assert!(smtp.mails().is_empty());
+
+    // The retry 6 minutes later finds the row past the stale limit and takes it over, same name or not.
+    clock.advance(SignedDuration::from_mins(6));
+    let ran = summaries_ran(&s.tick().await.unwrap());
+    assert_eq!(ran, [(at(FIRING), Ok(1))]);
+    assert_eq!((smtp.count_to(ADMIN), smtp.count_to(GERENCIA)), (1, 0));
+    let estado: String = c
+        .query_one(
+            "SELECT estado FROM cantina_notify_ejecuciones WHERE programa = $1 AND programada_en = $2",
+            &[&programa_of(ADMIN), &std::time::SystemTime::from(at(FIRING))],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(estado, "completada");
+}
+
+#[tokio::test]
+async fn an_operator_pause_of_the_email_channel_holds_the_summary_until_resumed() {
+    let Setup { c, pool, settings, smtp, .. } = setup(STAFF).await;
+    seed(&c).await;
+    c.execute(
+        "INSERT INTO cantina_notify_canales_pausados (destino, motivo, pausado_por)
+         VALUES ('Email', 'SMTP en mantenimiento, avisar al 0981 123 456', 'rocio')",
+        &[],
+    )
+    .await
+    .unwrap();
+    let clock = FakeClock::new(at(RUN));
+    let s = scheduler(&settings, &pool, "replica-a", clock.clone());
+    let ran = summaries_ran(&s.tick().await.unwrap());
+    let [(_, Err(e))] = ran.as_slice() else { panic!("{ran:?}") };
+    assert!(
+        e.contains(
+            "no enviado a a***@cantinatita.com.py, G***@cantinatita.com.py (canal Email pausado por rocio: SMTP en \
+             mantenimiento, avisar al "
+        ) && e.ends_with("; se reintenta)"),
+        "{e}"
+    );
+    assert!(!e.contains("123 456"), "the operator's reason is masked: {e}");
+    let rows = c
+        .query(
+            "SELECT estado, detalle FROM cantina_notify_ejecuciones WHERE programa LIKE 'resumen_diario/%' ORDER BY detalle",
+            &[],
+        )
+        .await
+        .unwrap();
+    let rows: Vec<(String, String)> = rows.iter().map(|r| (r.get(0), r.get(1))).collect();
+    assert_eq!(rows.len(), 2);
+    for (estado, detalle) in &rows {
+        assert_eq!(estado, "fallida");
+        assert!(detalle.contains(": no enviado, canal Email pausado por rocio"), "{detalle}");
+    }
+    // The CLI's run honours the pause too.
+    let summary =
+        DailySummary::new(pool.clone(), &settings.resumen_diario, 5000, &channels(&settings, &pool)).unwrap().unwrap();
+    let report = summary.send_now(at(RUN)).await.unwrap();
+    assert_eq!(report.pausados.len(), 2);
+    assert!(!report.ok());
+    assert!(smtp.mails().is_empty(), "nothing went through the paused channel");
+
+    // Resumed: the ledger's retry sends to both.
+    c.execute("DELETE FROM cantina_notify_canales_pausados WHERE destino = 'Email'", &[]).await.unwrap();
+    clock.advance(SignedDuration::from_mins(6));
+    let ran = summaries_ran(&s.tick().await.unwrap());
+    assert_eq!(ran, [(at(FIRING), Ok(2))]);
+    assert_eq!((smtp.count_to(ADMIN), smtp.count_to(GERENCIA)), (1, 1));
+}
+
+#[tokio::test]
+async fn the_day_and_stats_filters_on_creation_time_can_use_an_index() {
+    let db = TestDb::new().await;
+    let c = db.client().await;
+    // The test table is tiny, so the planner would scan it anyway; forbid that to see whether an index exists.
+    c.batch_execute("SET enable_seqscan = off").await.unwrap();
+    let plan = |sql: &'static str| {
+        let c = &c;
+        async move {
+            let rows = c.query(&format!("EXPLAIN {sql}"), &[]).await.unwrap();
+            rows.iter().map(|r| r.get::<_, String>(0)).collect::<Vec<_>>().join("\n")
+        }
+    };
+    // The summary's day (src/scheduler/summary.rs) and the `stats` / `requests list --since` period (src/ops).
+    let day = plan(
+        "SELECT count(*) FROM solicitudes_notificacion
+         WHERE fecha_solicitud >= '2026-11-23T03:00:00Z' AND fecha_solicitud < '2026-11-24T03:00:00Z'",
+    )
+    .await;
+    assert!(day.contains("solicitudes_notificacion_fecha_solicitud"), "{day}");
+    let period = plan(
+        "SELECT count(*) FROM solicitudes_notificacion WHERE coalesce(fecha_solicitud, actualizado_en) >= now() - interval '1 day'",
+    )
+    .await;
+    assert!(period.contains("solicitudes_notificacion_creada"), "{period}");
 }
