@@ -593,3 +593,89 @@ async fn a_request_claimed_before_the_pause_but_not_yet_sent_goes_back_unsent() 
     assert_eq!(sink.starts.lock().unwrap().len() as i64, sent);
     app.stop().await;
 }
+
+/// The Done-when, literally: `cantina-notify channel pause` run as its own process stops a running
+/// `cantina-notify run` process within 5 s; `channel resume`, also its own process, sends what waited, once each.
+#[tokio::test]
+async fn the_pause_command_as_a_process_stops_a_running_service_process_within_5s() {
+    let db = TestDb::new().await;
+    let c = db.client().await;
+    let family = seed_family(&c, Some("ana@example.com"), None, 100_000).await;
+    let addr = format!(
+        "127.0.0.1:{}",
+        std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).unwrap()
+    );
+    let service = Command::new(BIN)
+        .arg("run")
+        .env("DATABASE_URL", &db.url)
+        .env("CANTINA__HTTP__ADDR", &addr)
+        .env("CANTINA__SCHEDULER__ENABLED", "false")
+        .env("EMAIL_BACKEND", "console")
+        .current_dir(std::env::temp_dir())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let recharge = |referencia: &'static str| {
+        let (c, nro) = (&c, family.nro_tarjeta.clone());
+        async move {
+            c.execute(
+                "INSERT INTO cargas_saldo (nro_tarjeta, monto_cargado, estado, referencia) VALUES ($1, 10000, 'CONFIRMADO', $2)",
+                &[&nro, &referencia],
+            )
+            .await
+            .unwrap();
+        }
+    };
+    recharge("antes").await;
+    wait_count(&c, "SELECT count(*) FROM solicitudes_notificacion WHERE estado = 'Enviado'", 1, SHORT).await;
+
+    let channel = |args: &[&str]| {
+        Command::new(BIN)
+            .arg("channel")
+            .args(args)
+            .env("DATABASE_URL", &db.url)
+            .env("USER", "prueba")
+            .current_dir(std::env::temp_dir())
+            .output()
+            .unwrap()
+    };
+    let paused = channel(&["pause", "email", "--reason", "prueba de pausa"]);
+    assert!(paused.status.success(), "{}", String::from_utf8_lossy(&paused.stderr));
+    let paused_at = Instant::now();
+    // The running process says it applied the pause, within the promised 5 s.
+    poll_until("the service process applies the pause", Duration::from_secs(5), || async {
+        match cantina_notify::http::get_url(&addr, "/metrics", Duration::from_secs(1)).await {
+            Ok((200, body)) => {
+                body.contains("cantina_notify_channel_paused_by_operator{channel=\"email\"} 1").then_some(())
+            }
+            _ => None,
+        }
+    })
+    .await;
+    assert!(paused_at.elapsed() <= Duration::from_secs(5));
+    for r in ["durante-1", "durante-2", "durante-3"] {
+        recharge(r).await;
+    }
+    // The drain records them; the dispatcher must not send them: two poll intervals pass with them untouched.
+    wait_count(&c, "SELECT count(*) FROM solicitudes_notificacion WHERE estado = 'Pendiente'", 3, SHORT).await;
+    let window = Instant::now();
+    while window.elapsed() < Duration::from_secs(2) {
+        let sent: i64 = c
+            .query_one("SELECT count(*) FROM solicitudes_notificacion WHERE estado <> 'Pendiente' OR intentos > 0", &[])
+            .await
+            .unwrap()
+            .get(0);
+        assert_eq!(sent, 1, "a request was claimed or sent while the channel was paused");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+
+    let resumed = channel(&["resume", "email"]);
+    assert!(resumed.status.success(), "{}", String::from_utf8_lossy(&resumed.stderr));
+    wait_count(&c, "SELECT count(*) FROM solicitudes_notificacion WHERE estado = 'Enviado' AND intentos = 1", 4, SHORT)
+        .await;
+    // SAFETY: plain kill(2) on our own child.
+    unsafe { libc::kill(service.id() as i32, libc::SIGTERM) };
+    let out = tokio::task::spawn_blocking(move || service.wait_with_output()).await.unwrap().unwrap();
+    assert!(out.status.success());
+}
