@@ -605,17 +605,20 @@ async fn the_pause_command_as_a_process_stops_a_running_service_process_within_5
         "127.0.0.1:{}",
         std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).unwrap()
     );
-    let service = Command::new(BIN)
-        .arg("run")
-        .env("DATABASE_URL", &db.url)
-        .env("CANTINA__HTTP__ADDR", &addr)
-        .env("CANTINA__SCHEDULER__ENABLED", "false")
-        .env("EMAIL_BACKEND", "console")
-        .current_dir(std::env::temp_dir())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    // Killed if an assertion fails first, so a failing run leaves no service behind.
+    let mut service = ChildGuard(Some(
+        Command::new(BIN)
+            .arg("run")
+            .env("DATABASE_URL", &db.url)
+            .env("CANTINA__HTTP__ADDR", &addr)
+            .env("CANTINA__SCHEDULER__ENABLED", "false")
+            .env("EMAIL_BACKEND", "console")
+            .current_dir(std::env::temp_dir())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    ));
     let recharge = |referencia: &'static str| {
         let (c, nro) = (&c, family.nro_tarjeta.clone());
         async move {
@@ -674,8 +677,20 @@ async fn the_pause_command_as_a_process_stops_a_running_service_process_within_5
     assert!(resumed.status.success(), "{}", String::from_utf8_lossy(&resumed.stderr));
     wait_count(&c, "SELECT count(*) FROM solicitudes_notificacion WHERE estado = 'Enviado' AND intentos = 1", 4, SHORT)
         .await;
+    let service = service.0.take().unwrap();
     // SAFETY: plain kill(2) on our own child.
     unsafe { libc::kill(service.id() as i32, libc::SIGTERM) };
     let out = tokio::task::spawn_blocking(move || service.wait_with_output()).await.unwrap().unwrap();
     assert!(out.status.success());
+}
+
+struct ChildGuard(Option<std::process::Child>);
+
+impl Drop for ChildGuard {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.0.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
 }
