@@ -158,6 +158,26 @@ impl OpenTransaction {
     }
 }
 
+/// One statement in its own hot transaction: BEGIN ([`BEGIN_HOT`]), the statement and COMMIT in one round trip.
+pub async fn query_hot(
+    pool: &deadpool_postgres::Pool,
+    sql: &str,
+    params: &[&(dyn tokio_postgres::types::ToSql + Sync)],
+) -> Result<Vec<tokio_postgres::Row>, DbError> {
+    let mut guard = OpenTransaction::new(pool.get().await?);
+    let conn = guard.client()?;
+    // Prepared first: a prepare inside the pipeline would let COMMIT overtake the statement.
+    let stmt = conn.prepare_cached(sql).await?;
+    let (_, rows, _) = tokio::try_join!(
+        biased;
+        conn.batch_execute(BEGIN_HOT),
+        conn.query(&stmt, params),
+        conn.batch_execute("COMMIT")
+    )?;
+    guard.finish();
+    Ok(rows)
+}
+
 impl Drop for OpenTransaction {
     fn drop(&mut self) {
         if let Some(conn) = self.0.take() {

@@ -99,21 +99,37 @@ impl SendGridChannel {
     }
 
     fn body(&self, to: &str, msg: &OutgoingMessage) -> Value {
+        self.mail_body(to, &msg.subject, &msg.text, &msg.html, &msg.idempotency_key, Some(&self.unsubscribe))
+    }
+
+    /// The `/v3/mail/send` payload; parents' notices carry List-Unsubscribe, the staff summary does not.
+    fn mail_body(
+        &self,
+        to: &str,
+        subject: &str,
+        text: &str,
+        html: &str,
+        key: &str,
+        unsubscribe: Option<&str>,
+    ) -> Value {
         let mut from = json!({ "email": self.from_email });
         if let Some(name) = &self.from_name {
             from["name"] = json!(name);
         }
-        json!({
+        let mut body = json!({
             "personalizations": [{ "to": [{ "email": to }] }],
             "from": from,
-            "subject": msg.subject,
+            "subject": subject,
             "content": [
-                { "type": "text/plain", "value": msg.text },
-                { "type": "text/html", "value": msg.html },
+                { "type": "text/plain", "value": text },
+                { "type": "text/html", "value": html },
             ],
-            "headers": { "List-Unsubscribe": self.unsubscribe },
-            "custom_args": { "clave_dedup": msg.idempotency_key },
-        })
+            "custom_args": { "clave_dedup": key },
+        });
+        if let Some(u) = unsubscribe {
+            body["headers"] = json!({ "List-Unsubscribe": u });
+        }
+        body
     }
 
     fn transport_error(&self, e: &reqwest::Error) -> SendError {
@@ -215,20 +231,7 @@ impl Channel for SendGridChannel {
 
     /// The staff summary: the same call without the parents' List-Unsubscribe header.
     async fn send_staff(&self, mail: &StaffEmail) -> Result<SendReceipt, SendError> {
-        let mut from = json!({ "email": self.from_email });
-        if let Some(name) = &self.from_name {
-            from["name"] = json!(name);
-        }
-        let body = json!({
-            "personalizations": [{ "to": [{ "email": mail.to.as_str() }] }],
-            "from": from,
-            "subject": mail.subject,
-            "content": [
-                { "type": "text/plain", "value": mail.text },
-                { "type": "text/html", "value": mail.html },
-            ],
-            "custom_args": { "clave_dedup": mail.idempotency_key },
-        });
+        let body = self.mail_body(mail.to.as_str(), &mail.subject, &mail.text, &mail.html, &mail.idempotency_key, None);
         self.post_mail(&mail.to, body, 0).await
     }
 

@@ -100,23 +100,12 @@ async fn run(pool: Pool, mut rx: mpsc::UnboundedReceiver<Job>) {
 
 /// One statement for the whole batch; returns the ids it changed.
 pub async fn write(pool: &Pool, batch: &[&Sent]) -> Result<Vec<i64>, DbError> {
-    let mut guard = crate::db::OpenTransaction::new(pool.get().await?);
-    let conn = guard.client()?;
     let ids: Vec<i64> = batch.iter().map(|s| s.id).collect();
     let intentos: Vec<i32> = batch.iter().map(|s| s.intentos).collect();
     let providers: Vec<&str> = batch.iter().map(|s| s.provider.as_str()).collect();
     let provider_ids: Vec<Option<&str>> = batch.iter().map(|s| s.provider_id.as_deref()).collect();
     let waits: Vec<Option<f64>> = batch.iter().map(|s| s.await_receipt.map(|d| d.as_secs_f64())).collect();
-    let stmt = conn.prepare_cached(MARK_SENT).await?;
-    let params: [&(dyn tokio_postgres::types::ToSql + Sync); 5] = [&ids, &intentos, &providers, &provider_ids, &waits];
-    // BEGIN, the update and COMMIT in one round trip (see db::BEGIN_HOT).
-    let (_, rows, _) = tokio::try_join!(
-        biased;
-        conn.batch_execute(crate::db::BEGIN_HOT),
-        conn.query(&stmt, &params),
-        conn.batch_execute("COMMIT")
-    )?;
-    guard.finish();
+    let rows = crate::db::query_hot(pool, MARK_SENT, &[&ids, &intentos, &providers, &provider_ids, &waits]).await?;
     let mut changed = Vec::with_capacity(rows.len());
     for r in &rows {
         let (id, tipo, nro): (i64, Option<String>, Option<String>) = (r.get(0), r.get(1), r.get(2));

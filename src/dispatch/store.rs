@@ -68,19 +68,7 @@ pub async fn claim(
     destinos: &[&str],
     max_attempts: i32,
 ) -> Result<Vec<Claimed>, DbError> {
-    let mut guard = crate::db::OpenTransaction::new(pool.get().await?);
-    let conn = guard.client()?;
-    let stmt = conn.prepare_cached(CLAIM).await?;
-    let params: [&(dyn tokio_postgres::types::ToSql + Sync); 4] =
-        [&limit, &lease.as_secs_f64(), &destinos, &max_attempts];
-    // BEGIN, the claim and COMMIT in one round trip (see db::BEGIN_HOT).
-    let (_, rows, _) = tokio::try_join!(
-        biased;
-        conn.batch_execute(crate::db::BEGIN_HOT),
-        conn.query(&stmt, &params),
-        conn.batch_execute("COMMIT")
-    )?;
-    guard.finish();
+    let rows = crate::db::query_hot(pool, CLAIM, &[&limit, &lease.as_secs_f64(), &destinos, &max_attempts]).await?;
     Ok(rows
         .iter()
         .map(|r| Claimed {
