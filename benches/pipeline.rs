@@ -190,9 +190,10 @@ struct Overhead {
     ratio_notify: f64,
     /// Transactions per second, averaged over the rounds.
     without: f64,
-    /// With the service's triggers while nobody drains (`despertar` true: every commit NOTIFYs).
+    /// With the service's triggers and a session holding the wake-up lock, as a waiting listener does: every commit
+    /// NOTIFYs.
     notify: f64,
-    /// With the service's triggers while the listener drains (`despertar` false: no NOTIFY).
+    /// With the service's triggers and nobody holding the wake-up lock (service stopped, or its listener draining).
     quiet: f64,
 }
 
@@ -204,17 +205,26 @@ async fn overhead(cfg: &Config, cluster: &PgCluster) -> Result<Overhead> {
     );
     let variants = [
         ("without the service's triggers", Schema::Reference, None),
-        ("with triggers, NOTIFY on (despertar = true: service stopped or idle)", Schema::WithService, Some(true)),
-        ("with triggers, NOTIFY off (despertar = false: listener draining)", Schema::WithService, Some(false)),
+        ("with triggers, a listener waiting throughout (every commit NOTIFYs)", Schema::WithService, Some(true)),
+        (
+            "with triggers, no listener waiting (service stopped or draining: no NOTIFY)",
+            Schema::WithService,
+            Some(false),
+        ),
     ];
     let mut dbs = Vec::new();
-    for (i, (_, schema, despertar)) in variants.iter().enumerate() {
+    // The sessions holding the wake-up lock (migration 0010) for the whole phase, as a waiting listener holds it.
+    let mut waiters = Vec::new();
+    for (i, (_, schema, waiting)) in variants.iter().enumerate() {
         let db = Db::create(cluster, &format!("bench_overhead_{i}"), *schema, cfg.families).await?;
-        if let Some(on) = despertar {
+        if let Some(waiting) = waiting {
             let c = db.client().await?;
-            c.execute("UPDATE cantina_notify_ajustes SET despertar = $1", &[on]).await?;
             if let Ok(sql) = std::env::var("BENCH_OVERHEAD_SQL") {
                 c.batch_execute(&sql).await.context("BENCH_OVERHEAD_SQL")?;
+            }
+            if *waiting {
+                c.batch_execute("LISTEN cantina_notify; SELECT pg_advisory_lock(1668183142, 1)").await?;
+                waiters.push(c);
             }
         }
         dbs.push(db);
@@ -251,6 +261,7 @@ async fn overhead(cfg: &Config, cluster: &PgCluster) -> Result<Overhead> {
         }
         ratios.push((tps[2] / tps[0], tps[1] / tps[0]));
     }
+    drop(waiters);
     for db in dbs {
         db.drop().await?;
     }
@@ -708,7 +719,8 @@ fn table(cfg: &Config, r: &Results) -> String {
         let (quiet, notify) = (o.ratio_quiet, o.ratio_notify);
         row(
             &format!(
-                "App overhead: recharge tx/s with triggers ÷ without ({} clients; median of rounds), listener draining",
+                "App overhead: recharge tx/s with triggers ÷ without ({} clients; median of rounds), no listener waiting \
+                 (service stopped, or its listener draining)",
                 cfg.overhead_clients
             ),
             format!("{quiet:.3} (means {} / {} tx/s)", int(o.quiet), int(o.without)),
@@ -718,10 +730,11 @@ fn table(cfg: &Config, r: &Results) -> String {
             "",
         );
         row(
-            "App overhead, service stopped or idle (every commit NOTIFYs)",
+            "App overhead, a listener waiting throughout (every commit NOTIFYs; a running listener stops waiting \
+             once a wake-up finds 2 events)",
             format!("{notify:.3} (means {} / {} tx/s)", int(o.notify), int(o.without)),
-            "≥ 0.85",
-            Some(notify >= 0.85),
+            "",
+            None,
             "",
             "",
         );

@@ -96,12 +96,6 @@ const COMPLETE_MANUAL: &str = "
         actualizado_en = now()
     WHERE id_solicitud = $1 AND clave_dedup IS NULL AND estado = 'Pendiente'";
 
-/// [`crate::db::BEGIN_HOT_ASYNC`], first asking the triggers to stop sending NOTIFY while this listener drains. As a
-/// plain (unprepared) statement: on this one-row table a cached plan made without sequential scans walks the
-/// primary key's entries for every dead version of the row.
-const BEGIN_BUSY: &str = "BEGIN; UPDATE cantina_notify_ajustes SET despertar = false WHERE despertar; \
-    SET LOCAL synchronous_commit = off; SET LOCAL plan_cache_mode = force_generic_plan; SET LOCAL enable_seqscan = off";
-
 const MARK_DONE: &str = "
     UPDATE cantina_notify_eventos e SET procesado_en = now(), resultado = u.resultado
     FROM unnest($1::int8[], $2::text[]) AS u(id, resultado)
@@ -109,27 +103,24 @@ const MARK_DONE: &str = "
     WHERE e.id = ANY($1) AND e.id = u.id";
 
 /// Processes one batch of pending events. Returns an empty outcome when there is nothing to do.
-/// `mark_busy` asks the triggers to stop sending NOTIFY while this listener drains (see [`set_awake`]).
 pub async fn drain_batch(
     pool: &Pool,
     config: &RulesConfig,
     batch_size: i64,
-    mark_busy: bool,
     offer: Option<&ClaimOffer>,
 ) -> Result<BatchOutcome, DbError> {
-    crate::db::guarded(drain(pool, config, batch_size, mark_busy, None, offer)).await
+    crate::db::guarded(drain(pool, config, batch_size, None, offer)).await
 }
 
 /// One event only (isolating a batch that failed).
 pub async fn drain_event(pool: &Pool, config: &RulesConfig, id: i64) -> Result<BatchOutcome, DbError> {
-    crate::db::guarded(drain(pool, config, 1, false, Some(id), None)).await
+    crate::db::guarded(drain(pool, config, 1, Some(id), None)).await
 }
 
 async fn drain(
     pool: &Pool,
     config: &RulesConfig,
     batch_size: i64,
-    mark_busy: bool,
     only: Option<i64>,
     offer: Option<&ClaimOffer>,
 ) -> Result<BatchOutcome, DbError> {
@@ -137,14 +128,13 @@ async fn drain(
     let tx = guard.client()?;
     let claim = tx.prepare_cached(CLAIM_EVENTS).await?;
     let claim_params: [&(dyn tokio_postgres::types::ToSql + Sync); 2] = [&batch_size, &only];
-    // One round trip for BEGIN, the busy flag and the claim: requests are pipelined in the order their futures are
-    // first polled (`biased`: top to bottom; each sends on its first poll). Marking the listener busy before knowing
-    // whether there are events is harmless: an empty batch rolls back.
+    // One round trip for BEGIN and the claim: requests are pipelined in the order their futures are first polled
+    // (`biased`: top to bottom; each sends on its first poll).
     // Safe without a synchronous commit: a crash that loses this commit loses the events' `procesado_en` with the
     // requests, so the events are drained again into the same dedup keys; nothing is lost. (A request handed to the
     // dispatcher may then be sent once more: the one duplicate a database crash can cause.)
-    let begin = if mark_busy { BEGIN_BUSY } else { crate::db::BEGIN_HOT_ASYNC };
-    let (_, rows) = tokio::try_join!(biased; tx.batch_execute(begin), tx.query(&claim, &claim_params))?;
+    let (_, rows) =
+        tokio::try_join!(biased; tx.batch_execute(crate::db::BEGIN_HOT_ASYNC), tx.query(&claim, &claim_params))?;
     if rows.is_empty() {
         tx.batch_execute("ROLLBACK").await?;
         guard.finish();
@@ -676,18 +666,6 @@ pub async fn outbox_lag_seconds(pool: &Pool) -> Result<f64, DbError> {
         )
         .await?;
     Ok(row.get(0))
-}
-
-/// Whether the triggers should NOTIFY: true while the listener waits, false while it is already draining
-/// (NOTIFY serialises committing transactions; a busy listener does not need the wake-ups).
-pub async fn set_awake(pool: &Pool) -> Result<(), DbError> {
-    let conn = pool.get().await?;
-    conn.execute(
-        &conn.prepare_cached("UPDATE cantina_notify_ajustes SET despertar = true WHERE NOT despertar").await?,
-        &[],
-    )
-    .await?;
-    Ok(())
 }
 
 /// Keeps the default threshold the balance trigger reads in step with the configuration.

@@ -12,7 +12,8 @@ use tokio::sync::{Notify, mpsc};
 use tokio_postgres::AsyncMessage;
 use tokio_util::sync::CancellationToken;
 
-use super::drain::{drain_batch, set_awake};
+use super::drain::drain_batch;
+use super::wake::{self, WakeLock};
 use crate::config::{ListenerSettings, RulesConfig};
 use crate::db;
 use crate::metrics::Metrics;
@@ -62,26 +63,26 @@ impl Listener {
                 tracing::info!(channel = CHANNEL, "listening");
             }
             ever_connected = true;
-            // Anything written while we were away.
+            let mut wake = WakeLock::default();
+            // Armed before the first look: what commits from now on NOTIFYs; what committed before is drained.
+            arm(&client, &mut wake).await;
             let go_on = |w: &mpsc::UnboundedReceiver<()>| !w.is_closed() && !shutdown.is_cancelled();
-            self.drain_while(|| go_on(&wakeups)).await;
+            self.drain_while(Some((&client, &mut wake)), || go_on(&wakeups)).await;
             loop {
                 tokio::select! {
                     msg = wakeups.recv() => match msg {
                         Some(()) => {
                             // Many commits, one drain.
                             while wakeups.try_recv().is_ok() {}
-                            self.drain_while(|| go_on(&wakeups)).await;
+                            self.drain_while(Some((&client, &mut wake)), || go_on(&wakeups)).await;
                         }
                         None => break,
                     },
                     _ = tick.tick() => {
-                        self.drain_while(|| go_on(&wakeups)).await;
-                        // Repairs a NOTIFY flag left off by a replica that died while draining a backlog (its
-                        // events would otherwise wait for this tick).
-                        if let Err(e) = set_awake(&self.pool).await {
-                            tracing::warn!(error = %e, "could not re-enable wake-ups");
-                        }
+                        // A replica that lost the election, or whose lock was busy, tries again (the elected one
+                        // may have died: its lock went with its session).
+                        arm(&client, &mut wake).await;
+                        self.drain_while(Some((&client, &mut wake)), || go_on(&wakeups)).await;
                         if let Ok(lag) = super::drain::outbox_lag_seconds(&self.pool).await {
                             self.metrics.set_outbox_lag(lag);
                         }
@@ -136,7 +137,7 @@ impl Listener {
                 }
             }
         });
-        client.batch_execute(&format!("LISTEN {CHANNEL}")).await?;
+        client.batch_execute(&format!("SET lock_timeout = '{}'; LISTEN {CHANNEL}", wake::LOCK_TIMEOUT)).await?;
         Ok((client, rx))
     }
 
@@ -206,87 +207,99 @@ impl Listener {
         }
     }
 
-    /// Drains until the outbox is empty. While busy, the triggers are told not to NOTIFY; once idle again they
-    /// are, and one more drain picks up whatever committed in between.
+    /// Drains until the outbox is empty (no LISTEN session: nothing to arm).
     pub async fn drain_all(&self) {
-        self.drain_while(|| true).await;
+        self.drain_while(None, || true).await;
     }
 
     /// Drains until the outbox is empty or `go_on` says stop (the LISTEN connection died or shutdown began), so a
     /// steady stream of events cannot keep the listener from noticing and repairing its connection.
     ///
-    /// A batch smaller than the batch size ends the call: whatever committed after its claim found the triggers'
-    /// NOTIFY on and woke the listener again, so a steady flow costs one transaction per wake-up. Only a backlog
-    /// (full batches) switches NOTIFY off while it drains; then NOTIFY is switched back on and one more batch
-    /// catches what committed in between.
-    async fn drain_while(&self, go_on: impl Fn() -> bool) {
-        // Whether this listener has switched the triggers' NOTIFY off.
+    /// A small batch ends the call with the wake-up lock still armed: whatever commits next NOTIFYs, so a quiet
+    /// flow costs one transaction per wake-up. A batch of [`BUSY_BATCH`] events or more means the app commits
+    /// faster than the listener wakes: the lock is released (the triggers stop NOTIFYing, which would serialise the
+    /// app's commits) while the listener keeps draining; once a batch is small again it re-arms, then looks once more
+    /// for what committed in between.
+    async fn drain_while(&self, mut wake: Option<(&tokio_postgres::Client, &mut WakeLock)>, go_on: impl Fn() -> bool) {
+        // Whether this call released the wake-up lock (and must re-arm it before it returns).
         let mut busy = false;
-        // The last batch was full: more are waiting.
-        let mut full = false;
+        // The last batch was large: more are coming.
+        let mut large = false;
         loop {
             if !go_on() {
-                if busy && let Err(e) = set_awake(&self.pool).await {
-                    tracing::warn!(error = %e, "could not re-enable wake-ups");
+                if busy && let Some((client, w)) = wake.as_mut() {
+                    arm(client, w).await;
                 }
                 return;
             }
             let offer = self.handoff.as_ref().and_then(|h| h.offer());
-            let mark_busy = full && !busy;
-            match drain_batch(&self.pool, &self.rules, self.settings.batch_size, mark_busy, offer.as_ref()).await {
-                Ok(o) if o.events == 0 => {
-                    // Not a lag of 0: another replica may still hold a backlog; the tick measures the table.
-                    // Also repairs a flag left off by a replica that died mid-drain.
-                    if let Err(e) = set_awake(&self.pool).await {
-                        tracing::warn!(error = %e, "could not re-enable wake-ups");
-                        return;
+            let batch = drain_batch(&self.pool, &self.rules, self.settings.batch_size, offer.as_ref());
+            let drained = match wake.as_mut() {
+                Some((client, w)) if large && w.armed() => {
+                    busy = true;
+                    // Concurrently: the unlock goes over the LISTEN session, the batch over the pool.
+                    let (released, drained) = tokio::join!(w.disarm(client), batch);
+                    if let Err(e) = released {
+                        tracing::warn!(error = %e, "could not release the wake-up lock");
                     }
-                    if !busy {
-                        return;
-                    }
-                    // One more batch: what committed while NOTIFY was off.
-                    (busy, full) = (false, false);
+                    drained
                 }
-                Ok(mut o) => {
+                _ => batch.await,
+            };
+            match drained {
+                Ok(mut o) if o.events > 0 => {
                     let handed = o.claimed.len();
                     if let Some(h) = &self.handoff {
                         h.deliver(std::mem::take(&mut o.claimed));
                     }
-                    busy |= mark_busy;
-                    full = o.events as i64 >= self.settings.batch_size;
+                    large = o.events >= BUSY_BATCH.min(self.settings.batch_size.max(1) as usize);
                     self.metrics.set_outbox_lag(o.oldest_age_seconds);
                     self.record(&o, handed);
-                    if !full {
-                        if !busy {
-                            return;
-                        }
-                        if let Err(e) = set_awake(&self.pool).await {
-                            tracing::warn!(error = %e, "could not re-enable wake-ups");
-                            return;
-                        }
-                        // One more batch: what committed while NOTIFY was off.
-                        busy = false;
+                    if large {
+                        continue;
                     }
                 }
+                Ok(_) => large = false,
                 Err(e) if e.is_data_error() => {
                     self.metrics.drain_failed();
                     tracing::error!(error = %e, "a batch of events failed; isolating the event that causes it");
                     self.isolate().await;
                     // The rest waits for the next wake-up or tick; never spin on a failing batch.
-                    if let Err(e) = set_awake(&self.pool).await {
-                        tracing::warn!(error = %e, "could not re-enable wake-ups");
+                    if busy && let Some((client, w)) = wake.as_mut() {
+                        arm(client, w).await;
                     }
                     return;
                 }
                 Err(e) => {
                     self.metrics.drain_failed();
                     tracing::warn!(error = %e, "draining the outbox failed; the events stay and are retried");
-                    if busy && let Err(e) = set_awake(&self.pool).await {
-                        tracing::warn!(error = %e, "could not re-enable wake-ups; the next tick repairs it");
+                    if busy && let Some((client, w)) = wake.as_mut() {
+                        arm(client, w).await;
                     }
                     return;
                 }
             }
+            if !busy {
+                return;
+            }
+            // Re-armed first, then one more batch: what committed while the lock was released.
+            if let Some((client, w)) = wake.as_mut() {
+                arm(client, w).await;
+            }
+            busy = false;
         }
+    }
+}
+
+/// A batch this large means events arrive faster than one wake-up each: the triggers are told to stop NOTIFYing.
+/// Two, not more: NOTIFYing commits run one at a time (with a synchronous commit, one WAL flush each), so a busy
+/// app may deliver only a couple of events per wake-up and still be slowed; a quiet flow (one event per wake-up)
+/// keeps its NOTIFYs.
+const BUSY_BATCH: usize = 2;
+
+/// [`WakeLock::arm`], logging a failure: the listener then relies on its next wake-up or safety tick.
+async fn arm(client: &tokio_postgres::Client, wake: &mut WakeLock) {
+    if let Err(e) = wake.arm(client).await {
+        tracing::warn!(error = %e, "could not arm the wake-up lock");
     }
 }

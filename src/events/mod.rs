@@ -2,6 +2,7 @@
 
 pub mod drain;
 pub mod listener;
+pub mod wake;
 
 use jiff::Timestamp;
 

@@ -112,7 +112,7 @@ async fn an_expired_lease_is_taken_over() {
     let settings = test_settings(&db, &[]);
     let (rules, _) = settings.validate(true).unwrap();
     let pool = cantina_notify::db::pool(&db.url, 2, Duration::from_secs(5)).unwrap();
-    cantina_notify::events::drain::drain_batch(&pool, &rules, 10, false, None).await.unwrap();
+    cantina_notify::events::drain::drain_batch(&pool, &rules, 10, None).await.unwrap();
     c.execute("UPDATE solicitudes_notificacion SET intentos = 1, proximo_intento = now() + interval '1 second'", &[])
         .await
         .unwrap();
@@ -179,7 +179,7 @@ async fn a_stale_holder_cannot_overwrite_a_takeover() {
     let settings = test_settings(&db, &[]);
     let (rules, _) = settings.validate(true).unwrap();
     let pool = cantina_notify::db::pool(&db.url, 2, Duration::from_secs(5)).unwrap();
-    cantina_notify::events::drain::drain_batch(&pool, &rules, 10, false, None).await.unwrap();
+    cantina_notify::events::drain::drain_batch(&pool, &rules, 10, None).await.unwrap();
 
     let first = store::claim(&pool, 10, Duration::from_secs(60), &["Email"], 8).await.unwrap();
     assert_eq!(first.len(), 1);
@@ -214,7 +214,7 @@ async fn claims_that_never_recorded_an_outcome_are_closed_at_the_attempt_limit()
     let settings = test_settings(&db, &[("CANTINA__DISPATCH__MAX_ATTEMPTS", "3")]);
     let (rules, _) = settings.validate(true).unwrap();
     let pool = cantina_notify::db::pool(&db.url, 2, Duration::from_secs(5)).unwrap();
-    cantina_notify::events::drain::drain_batch(&pool, &rules, 10, false, None).await.unwrap();
+    cantina_notify::events::drain::drain_batch(&pool, &rules, 10, None).await.unwrap();
     // Three workers claimed it and died before recording anything; the last lease has run out.
     c.execute("UPDATE solicitudes_notificacion SET intentos = 3, proximo_intento = now()", &[]).await.unwrap();
     let rec = Recorder::new(ChannelKind::Email);

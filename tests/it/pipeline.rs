@@ -168,12 +168,12 @@ async fn the_same_event_twice_gives_one_request() {
     let settings = test_settings(&db, &[]);
     let (rules, _) = settings.validate(true).unwrap();
     let pool = cantina_notify::db::pool(&db.url, 2, std::time::Duration::from_secs(5)).unwrap();
-    let first = drain_batch(&pool, &rules, 100, false, None).await.unwrap();
+    let first = drain_batch(&pool, &rules, 100, None).await.unwrap();
     assert_eq!(first.events, 2);
     assert_eq!(first.created.len(), 1);
     // Redelivery: the events are handed out again (as after a crash before the commit was acknowledged).
     c.execute("UPDATE cantina_notify_eventos SET procesado_en = NULL", &[]).await.unwrap();
-    let again = drain_batch(&pool, &rules, 100, false, None).await.unwrap();
+    let again = drain_batch(&pool, &rules, 100, None).await.unwrap();
     assert_eq!(again.events, 2);
     assert!(again.created.is_empty());
     assert_eq!(count(&c, "SELECT count(*) FROM solicitudes_notificacion").await, 1);

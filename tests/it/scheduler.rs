@@ -266,7 +266,7 @@ async fn saldo_bajo_sweep_skips_cards_the_trigger_already_notified_today() {
     crate::helpers::consume(&c, &crossed.nro_tarjeta, 8_000).await;
     let settings = test_settings(&db, &[]);
     let (drain_rules, _) = settings.validate(true).unwrap();
-    drain_batch(&pool, &drain_rules, 100, false, None).await.unwrap();
+    drain_batch(&pool, &drain_rules, 100, None).await.unwrap();
     assert_eq!(keys(&c, "saldo_bajo").await.len(), 1);
     // Stamped today (a notice already went out), stamped yesterday, own threshold, blocked, opted out, no email.
     let stamped = seed_family(&c, Some("b@example.com"), None, 1_000).await;
@@ -767,7 +767,7 @@ async fn saldo_bajo_sweep_leaves_out_cards_that_had_a_notice_today() {
     let low = another_card(&c, fam.id_cliente, "Sofía", &format!("{}-b", fam.nro_tarjeta), 2_000).await;
     crate::helpers::consume(&c, &fam.nro_tarjeta, 8_000).await;
     let (drain_rules, _) = test_settings(&db, &[]).validate(true).unwrap();
-    drain_batch(&pool, &drain_rules, 100, false, None).await.unwrap();
+    drain_batch(&pool, &drain_rules, 100, None).await.unwrap();
     let now = Timestamp::now();
     let today = cantina_notify::rules::local_date(now);
     let trigger_key = format!("saldo_bajo:{}:{today}:email", fam.nro_tarjeta);
