@@ -131,11 +131,22 @@ pub fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
 /// small statements. No sequential scans where an index serves: a plan cached while a table was small (a new
 /// installation, an empty outbox before its first ANALYZE) would otherwise keep scanning the whole table as it
 /// grows, once per statement.
-pub const BEGIN_HOT: &str = "BEGIN; SET LOCAL plan_cache_mode = force_generic_plan; SET LOCAL enable_seqscan = off";
+pub const BEGIN_HOT: &str = concat!("BEGIN; ", hot_settings!());
 
 /// [`BEGIN_HOT`] for a transaction whose loss in a database crash costs nothing (it is redone from the outbox).
-pub const BEGIN_HOT_ASYNC: &str = "BEGIN; SET LOCAL synchronous_commit = off; \
-    SET LOCAL plan_cache_mode = force_generic_plan; SET LOCAL enable_seqscan = off";
+pub const BEGIN_HOT_ASYNC: &str = concat!("BEGIN; SET LOCAL synchronous_commit = off; ", hot_settings!());
+
+/// [`BEGIN_HOT`] for a statement that writes its rows' history itself: the history trigger skips them (migration
+/// 0011). Only for a transaction whose every change to the requests is such a statement.
+pub const BEGIN_HOT_OWN_HISTORY: &str =
+    concat!("BEGIN; ", hot_settings!(), "; SET LOCAL cantina_notify.historial = 'propio'");
+
+macro_rules! hot_settings {
+    () => {
+        "SET LOCAL plan_cache_mode = force_generic_plan; SET LOCAL enable_seqscan = off"
+    };
+}
+use hot_settings;
 
 /// A pooled connection inside a transaction begun by hand (so that BEGIN shares a round trip with the first
 /// statements and COMMIT with the last). Unless [`finish`](Self::finish)ed, dropping it (an error, a panic, a
@@ -164,13 +175,23 @@ pub async fn query_hot(
     sql: &str,
     params: &[&(dyn tokio_postgres::types::ToSql + Sync)],
 ) -> Result<Vec<tokio_postgres::Row>, DbError> {
+    query_hot_with(pool, BEGIN_HOT, sql, params).await
+}
+
+/// [`query_hot`] with another way to begin (one of the `BEGIN_HOT` constants).
+pub async fn query_hot_with(
+    pool: &deadpool_postgres::Pool,
+    begin: &str,
+    sql: &str,
+    params: &[&(dyn tokio_postgres::types::ToSql + Sync)],
+) -> Result<Vec<tokio_postgres::Row>, DbError> {
     let mut guard = OpenTransaction::new(pool.get().await?);
     let conn = guard.client()?;
     // Prepared first: a prepare inside the pipeline would let COMMIT overtake the statement.
     let stmt = conn.prepare_cached(sql).await?;
     let (_, rows, _) = tokio::try_join!(
         biased;
-        conn.batch_execute(BEGIN_HOT),
+        conn.batch_execute(begin),
         conn.query(&stmt, params),
         conn.batch_execute("COMMIT")
     )?;

@@ -19,6 +19,7 @@ pub const MIGRATIONS: &[(i32, &str, &str)] = &[
     (8, "pausas", include_str!("../sql/migrations/0008_pausas.sql")),
     (9, "indice_fecha_solicitud", include_str!("../sql/migrations/0009_indice_fecha_solicitud.sql")),
     (10, "despertar_por_bloqueo", include_str!("../sql/migrations/0010_despertar_por_bloqueo.sql")),
+    (11, "historial_propio", include_str!("../sql/migrations/0011_historial_propio.sql")),
 ];
 
 /// The runtime role's privileges, re-applied at the end of every run that names a runtime role.

@@ -65,9 +65,11 @@ DECLARE
         ['cantina_notify_bajas',            'SELECT', ''],
         ['cantina_notify_bajas',            'INSERT', ''],
         ['cantina_notify_bajas',            'UPDATE', ''],
-        -- Request history: written only by the triggers of migration 0007 (SECURITY DEFINER); read by `requests
-        -- show`, deleted with its requests by the weekly clean-up.
+        -- Request history: written by the triggers of migration 0007 (SECURITY DEFINER), and by the statement
+        -- that records sends (migration 0011); read by `requests show`, deleted with its requests by the weekly
+        -- clean-up.
         ['cantina_notify_historial',        'SELECT', ''],
+        ['cantina_notify_historial',        'INSERT', 'id_solicitud, evento, estado, estado_anterior, intentos, proveedor, id_proveedor, estado_entrega, detalle, origen'],
         ['cantina_notify_historial',        'DELETE', ''],
         -- Operator pauses: every replica reads them each second; `channel pause|resume` (run with the same URL)
         -- adds and removes them and appends to the history.

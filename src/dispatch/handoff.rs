@@ -1,11 +1,12 @@
 //! Requests the drain claims for this process's dispatcher in its own transaction, handed over in memory: the send
-//! starts right after the rules' commit, without a claim round trip or a wake-up delay. Only as many as the
-//! dispatcher has free send slots, so a handed-over claim never waits long under its lease; the rest stay in the
-//! table for the ordinary claim loop (and for other replicas).
+//! starts right after the rules' commit, without a claim round trip or a wake-up delay. As many as the dispatcher
+//! has free send slots, plus a bounded backlog (`extra`, see [`backlog_allowance`]) so that a burst is not claimed
+//! a second time from the table; the rest stay in the table for the ordinary claim loop (and other replicas). A
+//! claim that waited here for half its lease is given back unsent instead of being sent late.
 
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use tokio::sync::{Notify, Semaphore};
 
@@ -13,7 +14,8 @@ use super::store::Claimed;
 use crate::events::drain::ClaimOffer;
 
 pub struct Handoff {
-    queue: Mutex<VecDeque<Claimed>>,
+    /// Each claim with the moment it was delivered.
+    queue: Mutex<VecDeque<(Instant, Claimed)>>,
     permits: Arc<Semaphore>,
     /// The channels the dispatcher sends on now (configured and not paused), refreshed on every claim round.
     open: Mutex<Vec<&'static str>>,
@@ -21,17 +23,31 @@ pub struct Handoff {
     /// so it must not send the claim loop to the database.
     ready: Notify,
     lease: Duration,
+    /// Claims that may wait here beyond the free send slots.
+    extra: usize,
+}
+
+/// How many claims may wait in memory beyond the free send slots: a batch's worth, but no more than the slowest
+/// rate-limited channel sends in a quarter of the lease (so they start well before it runs out; the half-lease
+/// check in [`Handoff::take`] is the backstop). `rates`: the configured per-second limits, ≤ 0 meaning none.
+pub fn backlog_allowance(batch_size: i64, lease: Duration, rates: impl IntoIterator<Item = f64>) -> usize {
+    let batch = usize::try_from(batch_size.max(0)).unwrap_or(0);
+    rates
+        .into_iter()
+        .filter(|r| *r > 0.0)
+        .map(|r| (r * lease.as_secs_f64() / 4.0).floor() as usize)
+        .fold(batch, usize::min)
 }
 
 impl Handoff {
-    pub fn new(permits: Arc<Semaphore>, open: Vec<&'static str>, lease: Duration) -> Self {
-        Self { queue: Mutex::default(), permits, open: Mutex::new(open), ready: Notify::new(), lease }
+    pub fn new(permits: Arc<Semaphore>, open: Vec<&'static str>, lease: Duration, extra: usize) -> Self {
+        Self { queue: Mutex::default(), permits, open: Mutex::new(open), ready: Notify::new(), lease, extra }
     }
 
     /// What the drain may claim now; `None` when every send slot is taken or promised.
     pub fn offer(&self) -> Option<ClaimOffer> {
         let queued = self.lock_queue().len();
-        let slots = self.permits.available_permits().saturating_sub(queued);
+        let slots = (self.permits.available_permits() + self.extra).saturating_sub(queued);
         let destinos = self.open.lock().unwrap_or_else(|e| e.into_inner()).clone();
         (slots > 0 && !destinos.is_empty()).then_some(ClaimOffer { slots, destinos, lease: self.lease })
     }
@@ -41,7 +57,8 @@ impl Handoff {
         if claimed.is_empty() {
             return;
         }
-        self.lock_queue().extend(claimed);
+        let now = Instant::now();
+        self.lock_queue().extend(claimed.into_iter().map(|c| (now, c)));
         self.ready.notify_one();
     }
 
@@ -57,17 +74,81 @@ impl Handoff {
         }
     }
 
-    pub(super) fn take(&self, n: usize) -> Vec<Claimed> {
+    /// Up to `n` claims to send now, and any that waited for half the lease or more (to give back unsent: a send
+    /// started that late could outlive the lease and race the replica that takes the request over).
+    pub(super) fn take(&self, n: usize) -> (Vec<Claimed>, Vec<Claimed>) {
         let mut q = self.lock_queue();
+        let mut stale = Vec::new();
+        while q.front().is_some_and(|(at, _)| at.elapsed() >= self.lease / 2) {
+            stale.extend(q.pop_front().map(|(_, c)| c));
+        }
         let n = n.min(q.len());
-        q.drain(..n).collect()
+        (q.drain(..n).map(|(_, c)| c).collect(), stale)
+    }
+
+    /// The requests waiting here, to count them in the oldest-due gauge.
+    pub(super) fn queued_ids(&self) -> Vec<i64> {
+        self.lock_queue().iter().map(|(_, c)| c.id).collect()
     }
 
     pub(super) fn take_all(&self) -> Vec<Claimed> {
-        self.lock_queue().drain(..).collect()
+        self.lock_queue().drain(..).map(|(_, c)| c).collect()
     }
 
-    fn lock_queue(&self) -> std::sync::MutexGuard<'_, VecDeque<Claimed>> {
+    fn lock_queue(&self) -> std::sync::MutexGuard<'_, VecDeque<(Instant, Claimed)>> {
         self.queue.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn claim(id: i64) -> Claimed {
+        Claimed {
+            id,
+            tipo: None,
+            destino: Some("Email".into()),
+            destinatario: None,
+            datos: None,
+            clave_dedup: format!("k{id}"),
+            intentos: 1,
+        }
+    }
+
+    #[test]
+    fn the_backlog_allowance_is_a_batch_unless_a_rate_limit_cannot_send_it_in_a_quarter_of_the_lease() {
+        let lease = Duration::from_secs(120);
+        assert_eq!(backlog_allowance(500, lease, []), 500);
+        assert_eq!(backlog_allowance(500, lease, [0.0, -1.0]), 500);
+        // Twilio's 1/s: 30 in 30 s.
+        assert_eq!(backlog_allowance(500, lease, [1.0, 0.0]), 30);
+        assert_eq!(backlog_allowance(500, lease, [100.0, 1.0]), 30);
+        assert_eq!(backlog_allowance(20, lease, [100.0]), 20);
+        assert_eq!(backlog_allowance(500, Duration::from_secs(2), [1.0]), 0);
+    }
+
+    #[test]
+    fn offers_the_free_slots_plus_the_allowance_minus_what_waits() {
+        let permits = Arc::new(Semaphore::new(4));
+        let h = Handoff::new(permits.clone(), vec!["Email"], Duration::from_secs(120), 10);
+        assert_eq!(h.offer().map(|o| o.slots), Some(14));
+        h.deliver((1..=12).map(claim).collect());
+        assert_eq!(h.offer().map(|o| o.slots), Some(2));
+        h.deliver((13..=14).map(claim).collect());
+        assert!(h.offer().is_none());
+        let (now, stale) = h.take(4);
+        assert_eq!(now.iter().map(|c| c.id).collect::<Vec<_>>(), [1, 2, 3, 4]);
+        assert!(stale.is_empty());
+        assert_eq!(h.offer().map(|o| o.slots), Some(4));
+    }
+
+    #[test]
+    fn claims_that_waited_half_the_lease_come_back_as_stale() {
+        let h = Handoff::new(Arc::new(Semaphore::new(4)), vec!["Email"], Duration::ZERO, 10);
+        h.deliver(vec![claim(1), claim(2)]);
+        let (now, stale) = h.take(4);
+        assert!(now.is_empty());
+        assert_eq!(stale.iter().map(|c| c.id).collect::<Vec<_>>(), [1, 2]);
     }
 }

@@ -57,21 +57,23 @@ impl Dispatcher {
     pub fn new(pool: Pool, channels: Channels, settings: &Settings, metrics: Arc<Metrics>, wake: Arc<Notify>) -> Self {
         let pauses = Pauses::new(channels.kinds());
         let permits = Arc::new(Semaphore::new(settings.dispatch.concurrency));
-        let handoff = Arc::new(Handoff::new(
-            permits.clone(),
-            // Closed until the operators' pauses are first read (pause.rs): the drain claims nothing before.
-            Vec::new(),
-            Duration::from_secs(settings.dispatch.lease_seconds),
-        ));
-        let limiters = channels
+        let rates: Vec<(ChannelKind, f64)> = channels
             .kinds()
             .into_iter()
             .filter_map(|k| {
                 let ch = channels.get(k)?;
-                let rate = settings.limits.per_second(k).unwrap_or_else(|| ch.default_per_second());
-                Some((k, RateLimiter::new(rate)))
+                Some((k, settings.limits.per_second(k).unwrap_or_else(|| ch.default_per_second())))
             })
             .collect();
+        let lease = Duration::from_secs(settings.dispatch.lease_seconds);
+        let handoff = Arc::new(Handoff::new(
+            permits.clone(),
+            // Closed until the operators' pauses are first read (pause.rs): the drain claims nothing before.
+            Vec::new(),
+            lease,
+            handoff::backlog_allowance(settings.dispatch.batch_size, lease, rates.iter().map(|(_, r)| *r)),
+        ));
+        let limiters = rates.into_iter().map(|(k, rate)| (k, RateLimiter::new(rate))).collect();
         for k in channels.kinds() {
             if let Some(ch) = channels.get(k) {
                 metrics.init_sends(k, ch.provider());
@@ -121,7 +123,7 @@ impl Dispatcher {
 
     /// One housekeeping round; returns whether new requests may be due.
     async fn housekeeping(&self) -> bool {
-        match store::oldest_due(&self.pool).await {
+        match store::oldest_due(&self.pool, &self.handoff.queued_ids()).await {
             Ok(ages) => {
                 let ages: Vec<(ChannelKind, f64)> =
                     ages.into_iter().filter_map(|(d, a)| ChannelKind::parse(&d).ok().map(|k| (k, a))).collect();
@@ -181,7 +183,13 @@ impl Dispatcher {
             let limit = (free as i64).min(self.settings.batch_size);
             let destinos = self.open_destinos();
             self.handoff.set_open(&destinos);
-            let handed = self.handoff.take(limit as usize);
+            let (handed, stale) = self.handoff.take(limit as usize);
+            for c in stale {
+                tracing::warn!(id = c.id, "a handed-over claim waited half its lease; given back unsent");
+                if let Err(e) = store::release(&self.pool, &c).await {
+                    tracing::warn!(id = c.id, error = %e, "could not release a stale claim; its lease will expire");
+                }
+            }
             let from_handoff = !handed.is_empty();
             let from_db = !from_handoff && (db_due || last_db.elapsed() >= poll);
             let claimed = if from_handoff {

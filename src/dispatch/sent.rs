@@ -18,7 +18,11 @@ const MAX_ROWS: usize = 500;
 /// Sent: `Enviado` with the time and the provider's id, cut to the column's 255 characters (an over-long id from a
 /// provider must not make the write fail, or the request would stay claimed and be sent again when the lease
 /// expires). Only while the claim is still ours (`intentos` and `Pendiente` match).
+///
+/// It writes the rows' history itself ('enviada', as the history trigger would; see migration 0011), in a
+/// transaction begun by [`crate::db::BEGIN_HOT_OWN_HISTORY`].
 const MARK_SENT: &str = "
+  WITH enviadas AS (
     UPDATE solicitudes_notificacion s
     SET estado = 'Enviado', fecha_envio = now(), proveedor = u.proveedor, id_proveedor = left(u.id_proveedor, 255),
         ultimo_error = NULL, proximo_intento = NULL, actualizado_en = now(),
@@ -29,7 +33,15 @@ const MARK_SENT: &str = "
     -- `= ANY($1)` bounds the plan to the listed rows whatever the statistics said when it was cached (a join plan
     -- made while the table was nearly empty scanned it whole on every write).
     WHERE s.id_solicitud = ANY($1) AND s.id_solicitud = u.id AND s.intentos = u.intentos AND s.estado = 'Pendiente'
-    RETURNING s.id_solicitud, s.tipo, s.nro_tarjeta";
+    RETURNING s.id_solicitud, s.tipo, s.nro_tarjeta, s.intentos, s.proveedor, s.id_proveedor, s.estado_entrega
+  ), historial AS (
+    INSERT INTO cantina_notify_historial
+        (id_solicitud, evento, estado, estado_anterior, intentos, proveedor, id_proveedor, estado_entrega, origen)
+    SELECT id_solicitud, 'enviada', 'Enviado', 'Pendiente', intentos, proveedor, id_proveedor, estado_entrega,
+           cantina_notify_historial_origen()
+    FROM enviadas
+  )
+  SELECT id_solicitud, tipo, nro_tarjeta FROM enviadas";
 
 /// A `saldo_bajo` notice that went out stamps `ultima_notificacion_saldo` on the row's card and on every card its
 /// `datos` lists (the daily sweep's notice lists all of a parent's low cards), which the app, the balance rule and
@@ -105,7 +117,13 @@ pub async fn write(pool: &Pool, batch: &[&Sent]) -> Result<Vec<i64>, DbError> {
     let providers: Vec<&str> = batch.iter().map(|s| s.provider.as_str()).collect();
     let provider_ids: Vec<Option<&str>> = batch.iter().map(|s| s.provider_id.as_deref()).collect();
     let waits: Vec<Option<f64>> = batch.iter().map(|s| s.await_receipt.map(|d| d.as_secs_f64())).collect();
-    let rows = crate::db::query_hot(pool, MARK_SENT, &[&ids, &intentos, &providers, &provider_ids, &waits]).await?;
+    let rows = crate::db::query_hot_with(
+        pool,
+        crate::db::BEGIN_HOT_OWN_HISTORY,
+        MARK_SENT,
+        &[&ids, &intentos, &providers, &provider_ids, &waits],
+    )
+    .await?;
     let mut changed = Vec::with_capacity(rows.len());
     for r in &rows {
         let (id, tipo, nro): (i64, Option<String>, Option<String>) = (r.get(0), r.get(1), r.get(2));

@@ -109,17 +109,24 @@ const RELEASE: &str = "
     WHERE id_solicitud = $1 AND intentos = $2 AND estado = 'Pendiente'";
 
 /// Per destino: age in seconds, since creation, of the oldest `Pendiente` request that is due now (rows waiting for a
-/// retry time, the end of quiet hours, or held under a lease are not due).
-pub async fn oldest_due(pool: &Pool) -> Result<Vec<(String, f64)>, DbError> {
+/// retry time, the end of quiet hours, or held under a lease are not due), counting the claims `queued` in memory
+/// (handed over by the drain, waiting for a send slot) as due.
+pub async fn oldest_due(pool: &Pool, queued: &[i64]) -> Result<Vec<(String, f64)>, DbError> {
     let rows = pool
         .get()
         .await?
         .query(
-            "SELECT destino, extract(epoch FROM now() - min(coalesce(fecha_solicitud, actualizado_en)))::float8
-             FROM solicitudes_notificacion
-             WHERE estado = 'Pendiente' AND clave_dedup IS NOT NULL AND proximo_intento <= now() AND destino IS NOT NULL
+            "SELECT destino, extract(epoch FROM now() - min(creada))::float8
+             FROM (SELECT destino, coalesce(fecha_solicitud, actualizado_en) AS creada
+                   FROM solicitudes_notificacion
+                   WHERE estado = 'Pendiente' AND clave_dedup IS NOT NULL AND proximo_intento <= now()
+                     AND destino IS NOT NULL
+                   UNION ALL
+                   SELECT destino, coalesce(fecha_solicitud, actualizado_en)
+                   FROM solicitudes_notificacion
+                   WHERE id_solicitud = ANY($1) AND estado = 'Pendiente' AND destino IS NOT NULL) w
              GROUP BY destino",
-            &[],
+            &[&queued],
         )
         .await?;
     Ok(rows.iter().map(|r| (r.get(0), r.get::<_, Option<f64>>(1).unwrap_or(0.0).max(0.0))).collect())

@@ -292,10 +292,11 @@ async fn the_oldest_due_request_is_measured_per_channel_while_it_waits() {
     tokio::time::timeout(SHORT, started.notified()).await.expect("first send started");
     recharge(&c, &fam.nro_tarjeta, 5_000).await;
     wait_count(&c, "SELECT count(*) FROM solicitudes_notificacion", 2, SHORT).await;
-    // Backdate the waiting request's creation so its age is unmistakable.
+    // Backdate the waiting request's creation so its age is unmistakable. It waits in the table or, handed over
+    // by the drain, in the dispatcher's memory: either way it counts.
     c.execute(
         "UPDATE solicitudes_notificacion SET fecha_solicitud = now() - interval '10 minutes'
-         WHERE estado = 'Pendiente' AND proximo_intento <= now()",
+         WHERE id_solicitud = (SELECT max(id_solicitud) FROM solicitudes_notificacion)",
         &[],
     )
     .await
