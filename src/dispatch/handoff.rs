@@ -22,9 +22,13 @@ pub struct Handoff {
     /// Its own wake-up, apart from the dispatcher's: a delivery means claims in memory, not work in the table,
     /// so it must not send the claim loop to the database.
     ready: Notify,
+    /// Signalled when the dispatcher takes claims (room for more).
+    taken: Notify,
     lease: Duration,
     /// Claims that may wait here beyond the free send slots.
     extra: usize,
+    /// Send slots plus `extra`: the most this process can hold.
+    capacity: usize,
 }
 
 /// How many claims may wait in memory beyond the free send slots: a batch's worth, but no more than the slowest
@@ -41,7 +45,17 @@ pub fn backlog_allowance(batch_size: i64, lease: Duration, rates: impl IntoItera
 
 impl Handoff {
     pub fn new(permits: Arc<Semaphore>, open: Vec<&'static str>, lease: Duration, extra: usize) -> Self {
-        Self { queue: Mutex::default(), permits, open: Mutex::new(open), ready: Notify::new(), lease, extra }
+        let capacity = permits.available_permits() + extra;
+        Self {
+            queue: Mutex::default(),
+            capacity,
+            permits,
+            open: Mutex::new(open),
+            ready: Notify::new(),
+            taken: Notify::new(),
+            lease,
+            extra,
+        }
     }
 
     /// What the drain may claim now; `None` when every send slot is taken or promised.
@@ -50,6 +64,26 @@ impl Handoff {
         let slots = (self.permits.available_permits() + self.extra).saturating_sub(queued);
         let destinos = self.open.lock().unwrap_or_else(|e| e.into_inner()).clone();
         (slots > 0 && !destinos.is_empty()).then_some(ClaimOffer { slots, destinos, lease: self.lease })
+    }
+
+    /// [`offer`](Self::offer) for a drain working through a backlog: waits (up to `max_wait`) until the dispatcher
+    /// has room for at least `want` claims or nothing queued, so the backlog's requests are claimed once, at insert,
+    /// instead of being inserted unclaimed and claimed again from the table. Bounded, so a slow (rate-limited)
+    /// channel does not hold up the events of the others for long.
+    pub async fn offer_when_room(&self, want: usize, max_wait: Duration) -> Option<ClaimOffer> {
+        let want = want.min(self.capacity / 2).max(1);
+        let deadline = tokio::time::Instant::now() + max_wait;
+        loop {
+            let taken = self.taken.notified();
+            let offer = self.offer();
+            let queued = self.lock_queue().len();
+            if offer.as_ref().is_some_and(|o| o.slots >= want) || queued == 0 {
+                return offer;
+            }
+            if tokio::time::timeout_at(deadline, taken).await.is_err() {
+                return self.offer();
+            }
+        }
     }
 
     /// The drain committed these claims: the dispatcher sends them next.
@@ -83,7 +117,11 @@ impl Handoff {
             stale.extend(q.pop_front().map(|(_, c)| c));
         }
         let n = n.min(q.len());
-        (q.drain(..n).map(|(_, c)| c).collect(), stale)
+        let taken: Vec<Claimed> = q.drain(..n).map(|(_, c)| c).collect();
+        if !taken.is_empty() || !stale.is_empty() {
+            self.taken.notify_waiters();
+        }
+        (taken, stale)
     }
 
     /// The requests waiting here, to count them in the oldest-due gauge.
@@ -92,7 +130,9 @@ impl Handoff {
     }
 
     pub(super) fn take_all(&self) -> Vec<Claimed> {
-        self.lock_queue().drain(..).map(|(_, c)| c).collect()
+        let all = self.lock_queue().drain(..).map(|(_, c)| c).collect();
+        self.taken.notify_waiters();
+        all
     }
 
     fn lock_queue(&self) -> std::sync::MutexGuard<'_, VecDeque<(Instant, Claimed)>> {
@@ -141,6 +181,24 @@ mod tests {
         assert_eq!(now.iter().map(|c| c.id).collect::<Vec<_>>(), [1, 2, 3, 4]);
         assert!(stale.is_empty());
         assert_eq!(h.offer().map(|o| o.slots), Some(4));
+    }
+
+    #[tokio::test]
+    async fn a_backlog_waits_for_room_until_the_dispatcher_takes_claims_or_the_wait_ends() {
+        let h = Arc::new(Handoff::new(Arc::new(Semaphore::new(2)), vec!["Email"], Duration::from_secs(120), 8));
+        // Nothing queued: at once, whatever the room.
+        assert_eq!(h.offer_when_room(100, Duration::from_secs(60)).await.map(|o| o.slots), Some(10));
+        h.deliver((1..=10).map(claim).collect());
+        // Full: the bounded wait ends with no offer.
+        assert!(h.offer_when_room(5, Duration::from_millis(20)).await.is_none());
+        // Room for 5 (half the capacity) once the dispatcher takes 5.
+        let waiter = tokio::spawn({
+            let h = h.clone();
+            async move { h.offer_when_room(100, Duration::from_secs(60)).await.map(|o| o.slots) }
+        });
+        // Whether the waiter is already waiting or not, it sees the room the take makes.
+        let _ = h.take(5);
+        assert_eq!(waiter.await.ok().flatten(), Some(5));
     }
 
     #[test]

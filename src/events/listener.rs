@@ -232,8 +232,21 @@ impl Listener {
                 }
                 return;
             }
-            let offer = self.handoff.as_ref().and_then(|h| h.offer());
-            let batch = drain_batch(&self.pool, &self.rules, self.settings.batch_size, offer.as_ref());
+            let (offer, batch_size) = match &self.handoff {
+                // A backlog: no more events than the dispatcher can take in memory, once it has room for a good
+                // part of a batch, so each request is claimed once, at insert.
+                Some(h) if large => {
+                    let want = usize::try_from(self.settings.batch_size / 2).unwrap_or(1).max(1);
+                    let offer = h.offer_when_room(want, BACKLOG_WAIT).await;
+                    let size = offer.as_ref().map_or(self.settings.batch_size, |o| {
+                        i64::try_from(o.slots).unwrap_or(i64::MAX).clamp(1, self.settings.batch_size)
+                    });
+                    (offer, size)
+                }
+                Some(h) => (h.offer(), self.settings.batch_size),
+                None => (None, self.settings.batch_size),
+            };
+            let batch = drain_batch(&self.pool, &self.rules, batch_size, offer.as_ref());
             let drained = match wake.as_mut() {
                 Some((client, w)) if large && w.armed() => {
                     busy = true;
@@ -252,7 +265,7 @@ impl Listener {
                     if let Some(h) = &self.handoff {
                         h.deliver(std::mem::take(&mut o.claimed));
                     }
-                    large = o.events >= BUSY_BATCH.min(self.settings.batch_size.max(1) as usize);
+                    large = o.events >= BUSY_BATCH.min(batch_size.max(1) as usize);
                     self.metrics.set_outbox_lag(o.oldest_age_seconds);
                     self.record(&o, handed);
                     if large {
@@ -296,6 +309,10 @@ impl Listener {
 /// app may deliver only a couple of events per wake-up and still be slowed; a quiet flow (one event per wake-up)
 /// keeps its NOTIFYs.
 const BUSY_BATCH: usize = 2;
+
+/// How long a backlog's drain waits for the dispatcher to make room before it inserts the next batch anyway (its
+/// requests then wait in the table for the claim loop).
+const BACKLOG_WAIT: Duration = Duration::from_millis(250);
 
 /// [`WakeLock::arm`], logging a failure: the listener then relies on its next wake-up or safety tick.
 async fn arm(client: &tokio_postgres::Client, wake: &mut WakeLock) {
