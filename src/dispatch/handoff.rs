@@ -29,6 +29,12 @@ pub struct Handoff {
     extra: usize,
     /// Send slots plus `extra`: the most this process can hold.
     capacity: usize,
+    /// Set when the dispatcher stops: no more offers (a claim delivered after it gave back the queue would wait
+    /// for its lease to run out).
+    closed: std::sync::atomic::AtomicBool,
+    /// Whether a backlog's drain should wait for room: only when no configured channel is rate-limited (with a
+    /// limit, the queue drains at that rate and the wait would slow every other event down to it).
+    backpressure: bool,
 }
 
 /// How many claims may wait in memory beyond the free send slots: a batch's worth, but no more than the slowest
@@ -44,11 +50,19 @@ pub fn backlog_allowance(batch_size: i64, lease: Duration, rates: impl IntoItera
 }
 
 impl Handoff {
-    pub fn new(permits: Arc<Semaphore>, open: Vec<&'static str>, lease: Duration, extra: usize) -> Self {
+    pub fn new(
+        permits: Arc<Semaphore>,
+        open: Vec<&'static str>,
+        lease: Duration,
+        extra: usize,
+        backpressure: bool,
+    ) -> Self {
         let capacity = permits.available_permits() + extra;
         Self {
             queue: Mutex::default(),
             capacity,
+            closed: std::sync::atomic::AtomicBool::new(false),
+            backpressure,
             permits,
             open: Mutex::new(open),
             ready: Notify::new(),
@@ -58,8 +72,16 @@ impl Handoff {
         }
     }
 
+    /// Whether a backlog's drain should wait for room (see [`offer_when_room`](Self::offer_when_room)).
+    pub fn backpressure(&self) -> bool {
+        self.backpressure
+    }
+
     /// What the drain may claim now; `None` when every send slot is taken or promised.
     pub fn offer(&self) -> Option<ClaimOffer> {
+        if self.closed.load(std::sync::atomic::Ordering::SeqCst) {
+            return None;
+        }
         let queued = self.lock_queue().len();
         let slots = (self.permits.available_permits() + self.extra).saturating_sub(queued);
         let destinos = self.open.lock().unwrap_or_else(|e| e.into_inner()).clone();
@@ -68,9 +90,12 @@ impl Handoff {
 
     /// [`offer`](Self::offer) for a drain working through a backlog: waits (up to `max_wait`) until the dispatcher
     /// has room for at least `want` claims or nothing queued, so the backlog's requests are claimed once, at insert,
-    /// instead of being inserted unclaimed and claimed again from the table. Bounded, so a slow (rate-limited)
-    /// channel does not hold up the events of the others for long.
+    /// instead of being inserted unclaimed and claimed again from the table. Bounded, and only when no channel is
+    /// rate-limited, so a slow channel does not hold up the events of the others for long.
     pub async fn offer_when_room(&self, want: usize, max_wait: Duration) -> Option<ClaimOffer> {
+        if !self.backpressure {
+            return self.offer();
+        }
         let want = want.min(self.capacity / 2).max(1);
         let deadline = tokio::time::Instant::now() + max_wait;
         loop {
@@ -130,6 +155,7 @@ impl Handoff {
     }
 
     pub(super) fn take_all(&self) -> Vec<Claimed> {
+        self.closed.store(true, std::sync::atomic::Ordering::SeqCst);
         let all = self.lock_queue().drain(..).map(|(_, c)| c).collect();
         self.taken.notify_waiters();
         all
@@ -153,6 +179,7 @@ mod tests {
             datos: None,
             clave_dedup: format!("k{id}"),
             intentos: 1,
+            claimed_at: Instant::now(),
         }
     }
 
@@ -171,7 +198,7 @@ mod tests {
     #[test]
     fn offers_the_free_slots_plus_the_allowance_minus_what_waits() {
         let permits = Arc::new(Semaphore::new(4));
-        let h = Handoff::new(permits.clone(), vec!["Email"], Duration::from_secs(120), 10);
+        let h = Handoff::new(permits.clone(), vec!["Email"], Duration::from_secs(120), 10, true);
         assert_eq!(h.offer().map(|o| o.slots), Some(14));
         h.deliver((1..=12).map(claim).collect());
         assert_eq!(h.offer().map(|o| o.slots), Some(2));
@@ -185,7 +212,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_backlog_waits_for_room_until_the_dispatcher_takes_claims_or_the_wait_ends() {
-        let h = Arc::new(Handoff::new(Arc::new(Semaphore::new(2)), vec!["Email"], Duration::from_secs(120), 8));
+        let h = Arc::new(Handoff::new(Arc::new(Semaphore::new(2)), vec!["Email"], Duration::from_secs(120), 8, true));
         // Nothing queued: at once, whatever the room.
         assert_eq!(h.offer_when_room(100, Duration::from_secs(60)).await.map(|o| o.slots), Some(10));
         h.deliver((1..=10).map(claim).collect());
@@ -203,10 +230,23 @@ mod tests {
 
     #[test]
     fn claims_that_waited_half_the_lease_come_back_as_stale() {
-        let h = Handoff::new(Arc::new(Semaphore::new(4)), vec!["Email"], Duration::ZERO, 10);
+        let h = Handoff::new(Arc::new(Semaphore::new(4)), vec!["Email"], Duration::ZERO, 10, true);
         h.deliver(vec![claim(1), claim(2)]);
         let (now, stale) = h.take(4);
         assert!(now.is_empty());
         assert_eq!(stale.iter().map(|c| c.id).collect::<Vec<_>>(), [1, 2]);
+    }
+
+    #[tokio::test]
+    async fn no_waiting_with_a_rate_limited_channel_and_no_offers_once_the_dispatcher_stopped() {
+        let h = Handoff::new(Arc::new(Semaphore::new(2)), vec!["Email"], Duration::from_secs(120), 8, false);
+        h.deliver((1..=10).map(claim).collect());
+        // Full, but no backpressure configured: the answer comes at once (none), not after the wait.
+        let started = Instant::now();
+        assert!(h.offer_when_room(5, Duration::from_secs(60)).await.is_none());
+        assert!(started.elapsed() < Duration::from_secs(30));
+        assert_eq!(h.take_all().len(), 10);
+        // Stopped: a claim delivered now would never be sent nor given back.
+        assert!(h.offer().is_none());
     }
 }

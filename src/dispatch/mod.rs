@@ -72,6 +72,7 @@ impl Dispatcher {
             Vec::new(),
             lease,
             handoff::backlog_allowance(settings.dispatch.batch_size, lease, rates.iter().map(|(_, r)| *r)),
+            rates.iter().all(|(_, r)| *r <= 0.0),
         ));
         let limiters = rates.into_iter().map(|(k, rate)| (k, RateLimiter::new(rate))).collect();
         for k in channels.kinds() {
@@ -325,6 +326,18 @@ impl Dispatcher {
         }
         if let Some(limiter) = self.limiters.get(&msg.channel) {
             limiter.acquire().await;
+        }
+        // A send must end within the lease (less a second: the lease began at the claim's transaction start), or
+        // another replica may take the request over and send it too. A claim that waited in the hand-over queue
+        // and the rate limiter for that long goes back unsent, the attempt not counted.
+        let lease = Duration::from_secs(self.settings.lease_seconds);
+        let send_timeout = Duration::from_secs(self.settings.send_timeout_seconds);
+        if c.claimed_at.elapsed() + send_timeout + Duration::from_secs(1) > lease {
+            tracing::warn!(id = c.id, "claim too old to send within its lease; given back unsent");
+            if let Err(e) = store::release(&self.pool, &c).await {
+                tracing::warn!(id = c.id, error = %e, "could not release an old claim; its lease will expire");
+            }
+            return;
         }
         if self.pauses.is_paused(msg.channel) {
             // Paused after the claim (an operator, or another send's configuration error): give it back unsent,

@@ -20,6 +20,8 @@ pub struct Claimed {
     /// The attempt this claim is; outcome writes match on it so a claim taken over after its lease expired
     /// cannot be overwritten by the slow first holder.
     pub intentos: i32,
+    /// When the claim came back from the database (its lease began a little earlier, at the transaction's start).
+    pub claimed_at: std::time::Instant,
 }
 
 // Claims rows whose time has come; the lease is simply a later proximo_intento, so a worker that dies
@@ -57,6 +59,7 @@ impl Claimed {
             datos: None,
             clave_dedup: self.clave_dedup.clone(),
             intentos: self.intentos,
+            claimed_at: self.claimed_at,
         }
     }
 }
@@ -69,6 +72,7 @@ pub async fn claim(
     max_attempts: i32,
 ) -> Result<Vec<Claimed>, DbError> {
     let rows = crate::db::query_hot(pool, CLAIM, &[&limit, &lease.as_secs_f64(), &destinos, &max_attempts]).await?;
+    let claimed_at = std::time::Instant::now();
     Ok(rows
         .iter()
         .map(|r| Claimed {
@@ -79,6 +83,7 @@ pub async fn claim(
             datos: r.get(4),
             clave_dedup: r.get(5),
             intentos: r.get(6),
+            claimed_at,
         })
         .collect())
 }

@@ -329,6 +329,7 @@ pub async fn insert_and_claim(
                 datos: row.get(6),
                 clave_dedup: row.get(7),
                 intentos,
+                claimed_at: std::time::Instant::now(),
             });
         }
         if let (Ok(t), Ok(c)) = (NotificationType::parse(&tipo), ChannelKind::parse(&destino)) {

@@ -235,11 +235,13 @@ impl Listener {
             let (offer, batch_size) = match &self.handoff {
                 // A backlog: no more events than the dispatcher can take in memory, once it has room for a good
                 // part of a batch, so each request is claimed once, at insert.
-                Some(h) if large => {
+                // (At least a quarter batch, so a slow provider cannot shrink the batches to a few events.)
+                Some(h) if large && h.backpressure() => {
                     let want = usize::try_from(self.settings.batch_size / 2).unwrap_or(1).max(1);
                     let offer = h.offer_when_room(want, BACKLOG_WAIT).await;
+                    let floor = (self.settings.batch_size / 4).max(1);
                     let size = offer.as_ref().map_or(self.settings.batch_size, |o| {
-                        i64::try_from(o.slots).unwrap_or(i64::MAX).clamp(1, self.settings.batch_size)
+                        i64::try_from(o.slots).unwrap_or(i64::MAX).clamp(floor, self.settings.batch_size)
                     });
                     (offer, size)
                 }
@@ -293,7 +295,18 @@ impl Listener {
                 }
             }
             if !busy {
-                return;
+                // Elected but not armed (taking the lock timed out behind a long app transaction, or failed):
+                // try again now rather than at the tick, then look once more.
+                match wake.as_mut() {
+                    Some((client, w)) if w.retry_due() => {
+                        arm(client, w).await;
+                        if !w.armed() {
+                            return;
+                        }
+                        continue;
+                    }
+                    _ => return,
+                }
             }
             // Re-armed first, then one more batch: what committed while the lock was released.
             if let Some((client, w)) = wake.as_mut() {

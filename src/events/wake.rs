@@ -37,6 +37,11 @@ impl WakeLock {
         self.waiting
     }
 
+    /// Elected but not holding the waiting lock: worth trying to arm again.
+    pub fn retry_due(&self) -> bool {
+        self.elected && !self.waiting
+    }
+
     /// From now on every event's transaction NOTIFYs (if this replica is the elected one). Returns whether it is
     /// armed. Call it before the last look at the outbox, never after.
     pub async fn arm(&mut self, client: &Client) -> Result<bool, DbError> {
