@@ -2,11 +2,11 @@
 //! starts right after the rules' commit, without a claim round trip or a wake-up delay. As many as the dispatcher
 //! has free send slots, plus a bounded backlog (`extra`, see [`backlog_allowance`]) so that a burst is not claimed
 //! a second time from the table; the rest stay in the table for the ordinary claim loop (and other replicas). A
-//! claim that waited here for half its lease is given back unsent instead of being sent late.
+//! claim half its lease old is given back unsent instead of being sent late.
 
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use tokio::sync::{Notify, Semaphore};
 
@@ -14,8 +14,7 @@ use super::store::Claimed;
 use crate::events::drain::ClaimOffer;
 
 pub struct Handoff {
-    /// Each claim with the moment it was delivered.
-    queue: Mutex<VecDeque<(Instant, Claimed)>>,
+    queue: Mutex<VecDeque<Claimed>>,
     permits: Arc<Semaphore>,
     /// The channels the dispatcher sends on now (configured and not paused), refreshed on every claim round.
     open: Mutex<Vec<&'static str>>,
@@ -116,8 +115,7 @@ impl Handoff {
         if claimed.is_empty() {
             return;
         }
-        let now = Instant::now();
-        self.lock_queue().extend(claimed.into_iter().map(|c| (now, c)));
+        self.lock_queue().extend(claimed);
         self.ready.notify_one();
     }
 
@@ -133,16 +131,16 @@ impl Handoff {
         }
     }
 
-    /// Up to `n` claims to send now, and any that waited for half the lease or more (to give back unsent: a send
+    /// Up to `n` claims to send now, and any claimed half the lease ago or more (to give back unsent: a send
     /// started that late could outlive the lease and race the replica that takes the request over).
     pub(super) fn take(&self, n: usize) -> (Vec<Claimed>, Vec<Claimed>) {
         let mut q = self.lock_queue();
         let mut stale = Vec::new();
-        while q.front().is_some_and(|(at, _)| at.elapsed() >= self.lease / 2) {
-            stale.extend(q.pop_front().map(|(_, c)| c));
+        while q.front().is_some_and(|c| c.claimed_at.elapsed() >= self.lease / 2) {
+            stale.extend(q.pop_front());
         }
         let n = n.min(q.len());
-        let taken: Vec<Claimed> = q.drain(..n).map(|(_, c)| c).collect();
+        let taken: Vec<Claimed> = q.drain(..n).collect();
         if !taken.is_empty() || !stale.is_empty() {
             self.taken.notify_waiters();
         }
@@ -151,23 +149,25 @@ impl Handoff {
 
     /// The requests waiting here, to count them in the oldest-due gauge.
     pub(super) fn queued_ids(&self) -> Vec<i64> {
-        self.lock_queue().iter().map(|(_, c)| c.id).collect()
+        self.lock_queue().iter().map(|c| c.id).collect()
     }
 
     pub(super) fn take_all(&self) -> Vec<Claimed> {
         self.closed.store(true, std::sync::atomic::Ordering::SeqCst);
-        let all = self.lock_queue().drain(..).map(|(_, c)| c).collect();
+        let all = self.lock_queue().drain(..).collect();
         self.taken.notify_waiters();
         all
     }
 
-    fn lock_queue(&self) -> std::sync::MutexGuard<'_, VecDeque<(Instant, Claimed)>> {
+    fn lock_queue(&self) -> std::sync::MutexGuard<'_, VecDeque<Claimed>> {
         self.queue.lock().unwrap_or_else(|e| e.into_inner())
     }
 }
 
 #[cfg(test)]
 mod tests {
+    use std::time::Instant;
+
     use super::*;
 
     fn claim(id: i64) -> Claimed {

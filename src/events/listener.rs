@@ -227,8 +227,8 @@ impl Listener {
         let mut large = false;
         loop {
             if !go_on() {
-                if busy && let Some((client, w)) = wake.as_mut() {
-                    arm(client, w).await;
+                if busy {
+                    rearm(&mut wake).await;
                 }
                 return;
             }
@@ -280,16 +280,16 @@ impl Listener {
                     tracing::error!(error = %e, "a batch of events failed; isolating the event that causes it");
                     self.isolate().await;
                     // The rest waits for the next wake-up or tick; never spin on a failing batch.
-                    if busy && let Some((client, w)) = wake.as_mut() {
-                        arm(client, w).await;
+                    if busy {
+                        rearm(&mut wake).await;
                     }
                     return;
                 }
                 Err(e) => {
                     self.metrics.drain_failed();
                     tracing::warn!(error = %e, "draining the outbox failed; the events stay and are retried");
-                    if busy && let Some((client, w)) = wake.as_mut() {
-                        arm(client, w).await;
+                    if busy {
+                        rearm(&mut wake).await;
                     }
                     return;
                 }
@@ -309,9 +309,7 @@ impl Listener {
                 }
             }
             // Re-armed first, then one more batch: what committed while the lock was released.
-            if let Some((client, w)) = wake.as_mut() {
-                arm(client, w).await;
-            }
+            rearm(&mut wake).await;
             busy = false;
         }
     }
@@ -326,6 +324,13 @@ const BUSY_BATCH: usize = 2;
 /// How long a backlog's drain waits for the dispatcher to make room before it inserts the next batch anyway (its
 /// requests then wait in the table for the claim loop).
 const BACKLOG_WAIT: Duration = Duration::from_millis(250);
+
+/// [`arm`] when there is a LISTEN session.
+async fn rearm(wake: &mut Option<(&tokio_postgres::Client, &mut WakeLock)>) {
+    if let Some((client, w)) = wake.as_mut() {
+        arm(client, w).await;
+    }
+}
 
 /// [`WakeLock::arm`], logging a failure: the listener then relies on its next wake-up or safety tick.
 async fn arm(client: &tokio_postgres::Client, wake: &mut WakeLock) {
