@@ -133,13 +133,22 @@ pub fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
 /// grows, once per statement.
 pub const BEGIN_HOT: &str = concat!("BEGIN; ", hot_settings!());
 
-/// [`BEGIN_HOT`] for a transaction whose loss in a database crash costs nothing (it is redone from the outbox).
-pub const BEGIN_HOT_ASYNC: &str = concat!("BEGIN; SET LOCAL synchronous_commit = off; ", hot_settings!());
+/// [`BEGIN_HOT`] for a transaction whose loss in a database crash costs nothing (it is redone from the outbox),
+/// whose statements write their rows' history themselves (the drain: see [`BEGIN_HOT_OWN_HISTORY`]).
+pub const BEGIN_HOT_ASYNC_OWN_HISTORY: &str = concat!(
+    "BEGIN; SET LOCAL synchronous_commit = off; ",
+    hot_settings!(),
+    "; SET LOCAL cantina_notify.historial = 'propio'"
+);
 
-/// [`BEGIN_HOT`] for a statement that writes its rows' history itself: the history trigger skips them (migration
-/// 0011). Only for a transaction whose every change to the requests is such a statement.
+/// [`BEGIN_HOT`] for a statement that writes its rows' history itself: the history triggers skip them (migrations
+/// 0011 and 0012). Only for a transaction whose every change to the requests is such a statement, or that takes the
+/// mark off ([`HISTORY_BY_TRIGGER`]) before any other change.
 pub const BEGIN_HOT_OWN_HISTORY: &str =
     concat!("BEGIN; ", hot_settings!(), "; SET LOCAL cantina_notify.historial = 'propio'");
+
+/// Takes off the mark of [`BEGIN_HOT_OWN_HISTORY`] for the rest of the transaction: the triggers record again.
+pub const HISTORY_BY_TRIGGER: &str = "SET LOCAL cantina_notify.historial = ''";
 
 macro_rules! hot_settings {
     () => {

@@ -67,7 +67,12 @@ const LOAD_PARENTS: &str = "
 // A row flagged `claim` (the dispatcher of this process has a free slot for it) is inserted already claimed, with
 // the dispatcher's lease, unless its address opted out: the drain hands it over in memory and the send starts right
 // after this commit, without another round trip.
+//
+// The same statement writes the new rows' `creada` history, but only in a transaction marked
+// `cantina_notify.historial = 'propio'` (the history trigger skips those, migration 0012; otherwise it writes them),
+// and marks the drain's events done ($16, $17; empty for the sweeps): one statement instead of three.
 const INSERT_REQUESTS: &str = "
+  WITH nuevas AS (
     INSERT INTO solicitudes_notificacion
         (id_cliente, nro_tarjeta, saldo_alerta, mensaje, destino, estado, tipo, clave_dedup, destinatario, datos,
          ultimo_error, canales_respaldo, id_solicitud_origen, intentos, proximo_intento, actualizado_en)
@@ -86,7 +91,25 @@ const INSERT_REQUESTS: &str = "
           AND b.destinatario = CASE WHEN u.destino = 'Email' THEN lower(u.destinatario) ELSE u.destinatario END)
         AS claimed) c
     ON CONFLICT (clave_dedup) DO NOTHING
-    RETURNING tipo, destino, estado, id_solicitud, intentos, destinatario, datos, clave_dedup";
+    RETURNING tipo, destino, estado, id_solicitud, intentos, destinatario, datos, clave_dedup, ultimo_error,
+              proveedor, id_proveedor, estado_entrega
+  ), historial AS (
+    -- What the trigger of migration 0007 writes, row for row.
+    INSERT INTO cantina_notify_historial
+        (id_solicitud, evento, estado, intentos, proveedor, id_proveedor, estado_entrega, detalle, origen)
+    SELECT id_solicitud, coalesce(nullif(current_setting('cantina_notify.evento', true), ''), 'creada'), estado,
+           intentos, proveedor, id_proveedor, estado_entrega,
+           coalesce(nullif(current_setting('cantina_notify.detalle', true), ''), ultimo_error),
+           cantina_notify_historial_origen()
+    FROM nuevas
+    WHERE current_setting('cantina_notify.historial', true) = 'propio'
+  ), hechas AS (
+    UPDATE cantina_notify_eventos e SET procesado_en = now(), resultado = u.resultado
+    FROM unnest($16::int8[], $17::text[]) AS u(id, resultado)
+    -- Bounded to the listed rows whatever the cached plan's statistics (see dispatch::sent's MARK_SENT).
+    WHERE e.id = ANY($16) AND e.id = u.id
+  )
+  SELECT tipo, destino, estado, id_solicitud, intentos, destinatario, datos, clave_dedup FROM nuevas";
 
 const COMPLETE_MANUAL: &str = "
     UPDATE solicitudes_notificacion
@@ -95,12 +118,6 @@ const COMPLETE_MANUAL: &str = "
         estado = $10::varchar, ultimo_error = $11, proximo_intento = CASE WHEN $10::varchar = 'Pendiente' THEN now() END,
         actualizado_en = now()
     WHERE id_solicitud = $1 AND clave_dedup IS NULL AND estado = 'Pendiente'";
-
-const MARK_DONE: &str = "
-    UPDATE cantina_notify_eventos e SET procesado_en = now(), resultado = u.resultado
-    FROM unnest($1::int8[], $2::text[]) AS u(id, resultado)
-    -- Bounded to the listed rows whatever the cached plan's statistics (see dispatch::sent's MARK_SENT).
-    WHERE e.id = ANY($1) AND e.id = u.id";
 
 /// Processes one batch of pending events. Returns an empty outcome when there is nothing to do.
 pub async fn drain_batch(
@@ -134,7 +151,7 @@ async fn drain(
     // requests, so the events are drained again into the same dedup keys; nothing is lost. (A request handed to the
     // dispatcher may then be sent once more: the one duplicate a database crash can cause.)
     let (_, rows) =
-        tokio::try_join!(biased; tx.batch_execute(crate::db::BEGIN_HOT_ASYNC), tx.query(&claim, &claim_params))?;
+        tokio::try_join!(biased; tx.batch_execute(crate::db::BEGIN_HOT_ASYNC_OWN_HISTORY), tx.query(&claim, &claim_params))?;
     if rows.is_empty() {
         tx.batch_execute("ROLLBACK").await?;
         guard.finish();
@@ -177,15 +194,13 @@ async fn drain(
     }
 
     let ids: Vec<i64> = events.iter().map(|e| e.id).collect();
-    let mark_done = tx.prepare_cached(MARK_DONE).await?;
     // Prepared before the pipeline below: a prepare inside it would let COMMIT overtake the insert.
     tx.prepare_cached(INSERT_REQUESTS).await?;
-    // The requests, the events marked done and COMMIT in one round trip. If a statement fails, the server turns
-    // the COMMIT into a rollback and the error comes back here.
-    let ((inserted, claimed), _, _) = tokio::try_join!(
+    // The requests, their history, the events marked done and COMMIT in one round trip. If the statement fails,
+    // the server turns the COMMIT into a rollback and the error comes back here.
+    let ((inserted, claimed), _) = tokio::try_join!(
         biased;
-        insert_and_claim(tx, inserts, offer),
-        async { Ok(tx.execute(&mark_done, &[&ids, &results]).await?) },
+        write_requests(tx, inserts, offer, &ids, &results),
         async { Ok::<_, DbError>(tx.batch_execute("COMMIT").await?) }
     )?;
     guard.finish();
@@ -206,6 +221,9 @@ async fn complete_manual(
     completion: ManualCompletion,
     outcome: &mut BatchOutcome,
 ) -> Result<(), DbError> {
+    // A POS row's completion is recorded by the history trigger ('completada'), and so, from here on, is the rest
+    // of this transaction (the insert statement then leaves the `creada` rows to the trigger too).
+    tx.batch_execute(crate::db::HISTORY_BY_TRIGGER).await?;
     match completion {
         ManualCompletion::Send(r) => {
             let (estado, destinatario, error) = recipient_columns(&r);
@@ -300,6 +318,17 @@ pub async fn insert_and_claim(
     if requests.is_empty() {
         return Ok((Vec::new(), Vec::new()));
     }
+    write_requests(tx, requests, offer, &[], &[]).await
+}
+
+/// [`insert_and_claim`], also marking the drain's events done with their results (in the same statement).
+async fn write_requests(
+    tx: &impl GenericClient,
+    requests: Vec<NewRequest>,
+    offer: Option<&ClaimOffer>,
+    event_ids: &[i64],
+    event_results: &[Option<String>],
+) -> Result<(Vec<(NotificationType, ChannelKind, String)>, Vec<Claimed>), DbError> {
     let mut slots = offer.map_or(0, |o| o.slots);
     let mut cols = InsertColumns::default();
     for r in requests {
@@ -315,6 +344,8 @@ pub async fn insert_and_claim(
     let mut params: Vec<&(dyn tokio_postgres::types::ToSql + Sync)> = cols.params().to_vec();
     params.push(&cols.claim);
     params.push(&lease);
+    params.push(&event_ids);
+    params.push(&event_results);
     let mut out = Vec::new();
     let mut claimed = Vec::new();
     for row in tx.query(&tx.prepare_cached(INSERT_REQUESTS).await?, &params).await? {

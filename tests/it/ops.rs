@@ -169,6 +169,53 @@ async fn a_single_row_update_fires_the_statement_trigger_once_and_writes_one_row
     assert!(origen.starts_with("app: "), "{origen}");
 }
 
+/// The drain writes its new requests' `creada` rows itself (migration 0012) unless its transaction completed a POS
+/// row, when the trigger writes them: either way each request has exactly one `creada`, by its real author.
+#[tokio::test]
+async fn a_drain_that_completes_a_pos_row_and_creates_requests_records_each_once() {
+    let db = TestDb::new().await;
+    let c = db.client().await;
+    let fam = seed_family(&c, Some("ana@example.com"), None, 12_000).await;
+    let rec = Recorder::new(ChannelKind::Email);
+    // Written while the service is stopped, so one batch takes both: the POS row first, then a recharge.
+    let manual: i64 = c
+        .query_one(
+            "INSERT INTO solicitudes_notificacion (id_cliente, nro_tarjeta, saldo_alerta, mensaje, destino, estado)
+             VALUES ($1, $2, 3000, 'Aviso manual', 'Email', 'Pendiente') RETURNING id_solicitud",
+            &[&fam.id_cliente, &fam.nro_tarjeta],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    let id_carga = recharge(&c, &fam.nro_tarjeta, 10_000).await;
+    let app = TestApp::start(test_settings(&db, &[]), &rec).await;
+    wait_count(&c, "SELECT count(*) FROM solicitudes_notificacion WHERE estado = 'Enviado'", 2, SHORT).await;
+    // And a batch with no POS row: the statement writes the `creada` row.
+    let second = recharge(&c, &fam.nro_tarjeta, 20_000).await;
+    wait_count(&c, "SELECT count(*) FROM solicitudes_notificacion WHERE estado = 'Enviado'", 3, SHORT).await;
+    app.stop().await;
+    assert_eq!(count(&c, "SELECT count(*) FROM cantina_notify_eventos WHERE procesado_en IS NULL").await, 0);
+
+    let h = history(&c, manual).await;
+    assert_eq!(eventos(&h), ["creada", "completada", "enviada"], "{h:#?}");
+    assert!(h[0].3.starts_with("app: "), "{h:#?}");
+    assert!(h[1..].iter().all(|r| r.3 == "servicio"), "{h:#?}");
+    for carga in [id_carga, second] {
+        let id: i64 = c
+            .query_one(
+                "SELECT id_solicitud FROM solicitudes_notificacion WHERE clave_dedup = $1",
+                &[&format!("recarga_exitosa:{carga}:email")],
+            )
+            .await
+            .unwrap()
+            .get(0);
+        let h = history(&c, id).await;
+        assert_eq!(eventos(&h), ["creada", "enviada"], "{h:#?}");
+        assert!(h.iter().all(|r| r.3 == "servicio"), "{h:#?}");
+        assert_eq!((h[0].1.as_deref(), h[0].4.as_deref()), (Some("Pendiente"), None), "{h:#?}");
+    }
+}
+
 #[tokio::test]
 async fn the_weekly_clean_up_deletes_the_history_of_the_requests_it_deletes() {
     let db = TestDb::new().await;
