@@ -21,6 +21,7 @@ pub const MIGRATIONS: &[(i32, &str, &str)] = &[
     (10, "despertar_por_bloqueo", include_str!("../sql/migrations/0010_despertar_por_bloqueo.sql")),
     (11, "historial_propio", include_str!("../sql/migrations/0011_historial_propio.sql")),
     (12, "historial_alta_propia", include_str!("../sql/migrations/0012_historial_alta_propia.sql")),
+    (13, "indices_parciales", include_str!("../sql/migrations/0013_indices_parciales.sql")),
 ];
 
 /// The runtime role's privileges, re-applied at the end of every run that names a runtime role.

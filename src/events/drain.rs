@@ -150,8 +150,7 @@ async fn drain(
     // Safe without a synchronous commit: a crash that loses this commit loses the events' `procesado_en` with the
     // requests, so the events are drained again into the same dedup keys; nothing is lost. (A request handed to the
     // dispatcher may then be sent once more: the one duplicate a database crash can cause.)
-    let (_, rows) =
-        tokio::try_join!(biased; tx.batch_execute(crate::db::BEGIN_HOT_ASYNC_OWN_HISTORY), tx.query(&claim, &claim_params))?;
+    let (_, rows) = tokio::try_join!(biased; tx.batch_execute(crate::db::BEGIN_HOT_ASYNC_OWN_HISTORY), tx.query(&claim, &claim_params))?;
     if rows.is_empty() {
         tx.batch_execute("ROLLBACK").await?;
         guard.finish();

@@ -170,7 +170,7 @@ const LIST: &str = "
     FROM solicitudes_notificacion
     WHERE ($1::text IS NULL OR estado = $1) AND ($2::text IS NULL OR tipo = $2) AND ($3::text IS NULL OR destino = $3)
       AND ($4::text IS NULL OR nro_tarjeta = $4) AND ($5::int4 IS NULL OR id_cliente = $5)
-      AND ($6::timestamptz IS NULL OR coalesce(fecha_solicitud, actualizado_en) >= $6)
+      AND ($6::timestamptz IS NULL OR fecha_solicitud >= $6 OR (fecha_solicitud IS NULL AND actualizado_en >= $6))
     ORDER BY id_solicitud DESC
     LIMIT $7";
 

@@ -110,7 +110,8 @@ pub struct PauseAlert {
 const COUNTS: &str = "
     SELECT coalesce(tipo, '(sin tipo)'), coalesce(destino, '(sin destino)'), estado, count(*)
     FROM solicitudes_notificacion
-    WHERE coalesce(fecha_solicitud, actualizado_en) >= $1
+    -- coalesce(fecha_solicitud, actualizado_en) >= $1, in the form the indexes serve (migration 0013).
+    WHERE (fecha_solicitud >= $1 OR (fecha_solicitud IS NULL AND actualizado_en >= $1))
     GROUP BY 1, 2, 3 ORDER BY 1, 2, 3";
 
 // Deferred: waiting for a later time without having been tried (scheduled, or quiet hours give the attempt back and
@@ -136,7 +137,7 @@ const LAST_ERRORS: &str = "
     SELECT DISTINCT ON (destino) destino, id_solicitud, coalesce(actualizado_en, fecha_solicitud), estado, ultimo_error
     FROM solicitudes_notificacion
     WHERE destino IS NOT NULL AND ultimo_error IS NOT NULL
-      AND coalesce(fecha_solicitud, actualizado_en) >= $1
+      AND (fecha_solicitud >= $1 OR (fecha_solicitud IS NULL AND actualizado_en >= $1))
       AND (estado = 'Error' OR estado_entrega = 'failed'
            OR (estado = 'Pendiente' AND intentos > 0 AND ultimo_error NOT LIKE 'en espera%'))
     ORDER BY destino, coalesce(actualizado_en, fecha_solicitud) DESC NULLS LAST, id_solicitud DESC";

@@ -751,9 +751,34 @@ async fn the_day_and_stats_filters_on_creation_time_can_use_an_index() {
     )
     .await;
     assert!(day.contains("solicitudes_notificacion_fecha_solicitud"), "{day}");
+    // `stats`'s form of coalesce(fecha_solicitud, actualizado_en) >= $1: each half has an index (migration 0013).
     let period = plan(
-        "SELECT count(*) FROM solicitudes_notificacion WHERE coalesce(fecha_solicitud, actualizado_en) >= now() - interval '1 day'",
+        "SELECT count(*) FROM solicitudes_notificacion
+         WHERE fecha_solicitud >= now() - interval '1 day'
+            OR (fecha_solicitud IS NULL AND actualizado_en >= now() - interval '1 day')",
     )
     .await;
-    assert!(period.contains("solicitudes_notificacion_creada"), "{period}");
+    assert!(period.contains("solicitudes_notificacion_fecha_solicitud"), "{period}");
+    assert!(period.contains("solicitudes_notificacion_sin_fecha"), "{period}");
+    // Which indexes a request's insert and its send write to: a dated row (every row the service writes) enters
+    // no fallback index.
+    let dated: i64 = c
+        .query_one(
+            "SELECT count(*) FROM pg_indexes WHERE tablename = 'solicitudes_notificacion'
+               AND indexdef LIKE '%coalesce%'",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(dated, 0, "no index over coalesce(fecha_solicitud, actualizado_en) is left");
+    // The failure-rate alert's window (src/alerts.rs), by the index that holds only finished requests.
+    let alert = plan(
+        "SELECT destino, count(*) FROM solicitudes_notificacion
+         WHERE clave_dedup IS NOT NULL AND destino IS NOT NULL AND intentos > 0 AND estado IN ('Enviado', 'Error')
+           AND actualizado_en >= now() - make_interval(mins => 60)
+         GROUP BY destino",
+    )
+    .await;
+    assert!(alert.contains("solicitudes_notificacion_actualizado"), "{alert}");
 }
