@@ -452,3 +452,68 @@ async fn a_migration_role_that_is_no_superuser_sets_everything_up_for_the_runtim
         .await
         .expect("drop the migration role");
 }
+
+/// The recharge trigger runs with the owner's rights and without a search_path of its own (migration 0014): an app
+/// role that points its search_path at look-alikes of the service's table and of the functions the trigger calls
+/// must not get them called. The event goes to the service's outbox, nothing of the caller's runs.
+#[tokio::test]
+async fn the_recharge_trigger_resolves_nothing_through_the_callers_search_path() {
+    let db = TestDb::new().await;
+    let admin = db.client().await;
+    let fam = seed_family(&admin, Some("ana@example.com"), None, 0).await;
+    let app = LoginRole::create(&admin).await;
+    admin
+        .batch_execute(&format!(
+            "GRANT USAGE ON SCHEMA public TO {0};
+             GRANT SELECT, INSERT, UPDATE ON cargas_saldo, tarjetas, hijos, clientes TO {0};
+             GRANT USAGE ON ALL SEQUENCES IN SCHEMA public TO {0};
+             CREATE SCHEMA evil AUTHORIZATION {0}",
+            app.name
+        ))
+        .await
+        .expect("grants");
+    let proconfig: Option<Vec<String>> = admin
+        .query_one("SELECT proconfig FROM pg_proc WHERE proname = 'cantina_notify_evento_recarga'", &[])
+        .await
+        .expect("proconfig")
+        .get(0);
+    assert_eq!(proconfig, None, "no SET clause: no search_path switch per recharge");
+
+    let (c, conn) = tokio_postgres::connect(&app.url(&db.url), tokio_postgres::NoTls).await.expect("connect as app");
+    let conn = tokio::spawn(conn);
+    c.batch_execute(
+        "CREATE TABLE evil.llamadas (que text);
+         CREATE TABLE evil.cantina_notify_eventos (tipo text, id_ref bigint, nro_tarjeta text);
+         CREATE TEMP TABLE cantina_notify_eventos (tipo text, id_ref bigint, nro_tarjeta text);
+         CREATE FUNCTION evil.pg_notify(text, text) RETURNS void LANGUAGE sql
+             AS $$ INSERT INTO evil.llamadas VALUES ('pg_notify') $$;
+         CREATE FUNCTION evil.pg_try_advisory_xact_lock_shared(integer, integer) RETURNS boolean LANGUAGE sql
+             AS $$ INSERT INTO evil.llamadas VALUES ('lock') RETURNING false $$;
+         SET search_path = pg_temp, evil, pg_catalog, public",
+    )
+    .await
+    .expect("look-alikes");
+    // As a waiting listener: the trigger's lock test fails and it NOTIFYs, so both of its function calls run.
+    admin.execute("SELECT pg_advisory_lock(1668183142, 1)", &[]).await.expect("lock");
+    let id_carga: i64 = c
+        .query_one(
+            "INSERT INTO public.cargas_saldo (nro_tarjeta, monto_cargado, estado, referencia)
+             VALUES ($1, 10000, 'CONFIRMADO', 'test') RETURNING id_carga",
+            &[&fam.nro_tarjeta],
+        )
+        .await
+        .expect("recharge as the app")
+        .get(0);
+    for table in ["evil.llamadas", "evil.cantina_notify_eventos", "pg_temp.cantina_notify_eventos"] {
+        assert_eq!(count(&c, &format!("SELECT count(*) FROM {table}")).await, 0, "{table}");
+    }
+    drop(c);
+    let _ = conn.await;
+    admin.execute("SELECT pg_advisory_unlock(1668183142, 1)", &[]).await.expect("unlock");
+    assert_eq!(
+        count(&admin, &format!("SELECT count(*) FROM cantina_notify_eventos WHERE id_ref = {id_carga}")).await,
+        1
+    );
+    admin.batch_execute("DROP SCHEMA evil CASCADE").await.expect("drop evil");
+    app.drop(&admin).await;
+}
