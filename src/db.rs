@@ -147,6 +147,14 @@ pub const BEGIN_HOT_ASYNC_OWN_HISTORY: &str = concat!(
 pub const BEGIN_HOT_OWN_HISTORY: &str =
     concat!("BEGIN; ", hot_settings!(), "; SET LOCAL cantina_notify.historial = 'propio'");
 
+/// [`BEGIN_HOT_ASYNC_OWN_HISTORY`] for a transaction that waits for row locks instead of skipping them, a bounded
+/// while (a lock it cannot get in time fails the statement with `lock_not_available`, not a data error).
+pub const BEGIN_HOT_ASYNC_OWN_HISTORY_WAITING: &str = concat!(
+    "BEGIN; SET LOCAL synchronous_commit = off; ",
+    hot_settings!(),
+    "; SET LOCAL cantina_notify.historial = 'propio'; SET LOCAL lock_timeout = '5s'"
+);
+
 /// Takes off the mark of [`BEGIN_HOT_OWN_HISTORY`] for the rest of the transaction: the triggers record again.
 pub const HISTORY_BY_TRIGGER: &str = "SET LOCAL cantina_notify.historial = ''";
 

@@ -13,7 +13,11 @@
 -- * The failure-rate alert reads finished requests by `actualizado_en` (migration 0006's index); a `Pendiente`
 --   row is never among them, so it no longer enters that index.
 --
--- Plain DROP/CREATE under the migrations' lock_timeout, as in 0009.
+-- Plain DROP/CREATE inside the migration's transaction (CONCURRENTLY is not allowed there): DROP INDEX locks the
+-- table against readers and writers until the migration commits, through both builds. At Cantina's scale (some
+-- thousands of requests a day, the new indexes built over the few undated or finished rows) that is well under a
+-- second; the migrations' lock_timeout (10 s) bounds the wait for the lock, and a migration that cannot get it
+-- fails cleanly and is retried by the next run.
 
 DROP INDEX IF EXISTS solicitudes_notificacion_creada;
 CREATE INDEX IF NOT EXISTS solicitudes_notificacion_sin_fecha

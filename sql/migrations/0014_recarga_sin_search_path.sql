@@ -7,8 +7,9 @@
 -- that resolves names through the caller's search_path can be made to call the caller's objects with the owner's
 -- rights. So every name in the body is now written with its schema (the service's tables in the schema the
 -- migrations run in, the functions in pg_catalog), and nothing in it is looked up through the search_path: no
--- unqualified table, function, operator or type. The other event triggers keep their SET (they compare balances:
--- operators, which would need the same treatment, and they fire far less often than recharges).
+-- unqualified table, function, operator or type (an operator added here must be written OPERATOR(pg_catalog.<)).
+-- The other event triggers keep their SET: they fire far less often than recharges, and the balance trigger
+-- compares amounts with operators, which would need that treatment.
 
 DO $migration$
 BEGIN

@@ -44,6 +44,17 @@ const CLAIM_EVENTS: &str = "
     LIMIT $1
     FOR UPDATE SKIP LOCKED";
 
+/// One event, to isolate a batch that failed: it waits for a lock on the row instead of skipping it. Skipping looked
+/// like success (nothing pending) and left the event unexamined, and a lock is to be expected right then: the failed
+/// batch's connection is closed, not rolled back, and the server releases its locks when it notices; or a replica's
+/// batch holds it. Bounded by the transaction's `lock_timeout`.
+const CLAIM_ONE: &str = "
+    SELECT id, tipo, id_ref, nro_tarjeta, saldo_anterior, saldo_nuevo, creado_en
+    FROM cantina_notify_eventos
+    WHERE procesado_en IS NULL AND id = $2
+    LIMIT $1
+    FOR UPDATE";
+
 const LOAD_CARDS: &str = "
     SELECT t.nro_tarjeta, t.saldo_actual, t.saldo_alerta, t.estado, t.notificar_saldo_bajo, t.ultima_notificacion_saldo,
            h.id_hijo, h.nombre, h.apellido,
@@ -143,14 +154,17 @@ async fn drain(
 ) -> Result<BatchOutcome, DbError> {
     let mut guard = crate::db::OpenTransaction::new(pool.get().await?);
     let tx = guard.client()?;
-    let claim = tx.prepare_cached(CLAIM_EVENTS).await?;
+    let (claim, begin) = match only {
+        Some(_) => (tx.prepare_cached(CLAIM_ONE).await?, crate::db::BEGIN_HOT_ASYNC_OWN_HISTORY_WAITING),
+        None => (tx.prepare_cached(CLAIM_EVENTS).await?, crate::db::BEGIN_HOT_ASYNC_OWN_HISTORY),
+    };
     let claim_params: [&(dyn tokio_postgres::types::ToSql + Sync); 2] = [&batch_size, &only];
     // One round trip for BEGIN and the claim: requests are pipelined in the order their futures are first polled
     // (`biased`: top to bottom; each sends on its first poll).
     // Safe without a synchronous commit: a crash that loses this commit loses the events' `procesado_en` with the
     // requests, so the events are drained again into the same dedup keys; nothing is lost. (A request handed to the
     // dispatcher may then be sent once more: the one duplicate a database crash can cause.)
-    let (_, rows) = tokio::try_join!(biased; tx.batch_execute(crate::db::BEGIN_HOT_ASYNC_OWN_HISTORY), tx.query(&claim, &claim_params))?;
+    let (_, rows) = tokio::try_join!(biased; tx.batch_execute(begin), tx.query(&claim, &claim_params))?;
     if rows.is_empty() {
         tx.batch_execute("ROLLBACK").await?;
         guard.finish();

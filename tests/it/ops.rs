@@ -195,6 +195,8 @@ async fn a_drain_that_completes_a_pos_row_and_creates_requests_records_each_once
     wait_count(&c, "SELECT count(*) FROM solicitudes_notificacion WHERE estado = 'Enviado'", 3, SHORT).await;
     app.stop().await;
     assert_eq!(count(&c, "SELECT count(*) FROM cantina_notify_eventos WHERE procesado_en IS NULL").await, 0);
+    // The POS row's event and the first recharge's were drained together (one transaction: one procesado_en).
+    assert_eq!(count(&c, "SELECT count(DISTINCT procesado_en) FROM cantina_notify_eventos WHERE id <= 2").await, 1);
 
     let h = history(&c, manual).await;
     assert_eq!(eventos(&h), ["creada", "completada", "enviada"], "{h:#?}");

@@ -404,6 +404,51 @@ async fn an_event_the_database_refuses_is_set_aside_and_the_rest_flows() {
     app.stop().await;
 }
 
+/// Isolating a failed batch examines each event even while another transaction still holds its lock (the failed
+/// batch's closed connection not rolled back yet, or a replica's batch): it waits for the lock instead of skipping
+/// the event, which looked like success and left a refused event pending for good.
+#[tokio::test]
+async fn isolating_an_event_waits_for_its_lock_instead_of_skipping_it() {
+    use cantina_notify::events::drain::drain_event;
+
+    let db = TestDb::new().await;
+    let c = db.client().await;
+    let poison = seed_family(&c, Some("p@example.com"), None, 12_000).await;
+    c.batch_execute(&format!(
+        "CREATE FUNCTION reject() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN
+             IF NEW.nro_tarjeta = '{}' THEN RAISE EXCEPTION 'tarjeta en auditoría'; END IF; RETURN NEW; END $$;
+         CREATE TRIGGER reject BEFORE INSERT ON solicitudes_notificacion FOR EACH ROW EXECUTE FUNCTION reject();",
+        poison.nro_tarjeta
+    ))
+    .await
+    .unwrap();
+    recharge(&c, &poison.nro_tarjeta, 10_000).await;
+    let id: i64 = c.query_one("SELECT id FROM cantina_notify_eventos", &[]).await.unwrap().get(0);
+    let holder = db.client().await;
+    holder
+        .batch_execute(&format!("BEGIN; SELECT 1 FROM cantina_notify_eventos WHERE id = {id} FOR UPDATE"))
+        .await
+        .unwrap();
+
+    let settings = test_settings(&db, &[]);
+    let (rules, _) = settings.validate(true).unwrap();
+    let pool = cantina_notify::db::pool(&db.url, 2, std::time::Duration::from_secs(5)).unwrap();
+    let isolating = tokio::spawn(async move { drain_event(&pool, &rules, id).await });
+    // It waits for the lock (a skip would have returned at once, with nothing done).
+    wait_count(
+        &c,
+        "SELECT count(*) FROM pg_stat_activity
+         WHERE datname = current_database() AND wait_event_type = 'Lock' AND query LIKE '%FOR UPDATE%'",
+        1,
+        SHORT,
+    )
+    .await;
+    holder.batch_execute("COMMIT").await.unwrap();
+    let err = isolating.await.unwrap().expect_err("the event is examined and refused");
+    assert!(err.is_data_error(), "{err}");
+    assert!(err.to_string().contains("tarjeta en auditoría"), "{err}");
+}
+
 #[tokio::test]
 async fn a_channel_every_portal_account_turned_off_is_recorded_omitido() {
     let db = TestDb::new().await;

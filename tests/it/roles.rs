@@ -467,7 +467,8 @@ async fn the_recharge_trigger_resolves_nothing_through_the_callers_search_path()
             "GRANT USAGE ON SCHEMA public TO {0};
              GRANT SELECT, INSERT, UPDATE ON cargas_saldo, tarjetas, hijos, clientes TO {0};
              GRANT USAGE ON ALL SEQUENCES IN SCHEMA public TO {0};
-             CREATE SCHEMA evil AUTHORIZATION {0}",
+             CREATE SCHEMA evil AUTHORIZATION {0};
+             GRANT USAGE ON SCHEMA evil TO PUBLIC",
             app.name
         ))
         .await
@@ -489,6 +490,8 @@ async fn the_recharge_trigger_resolves_nothing_through_the_callers_search_path()
              AS $$ INSERT INTO evil.llamadas VALUES ('pg_notify') $$;
          CREATE FUNCTION evil.pg_try_advisory_xact_lock_shared(integer, integer) RETURNS boolean LANGUAGE sql
              AS $$ INSERT INTO evil.llamadas VALUES ('lock') RETURNING false $$;
+         GRANT EXECUTE ON ALL FUNCTIONS IN SCHEMA evil TO PUBLIC;
+         GRANT SELECT, INSERT ON ALL TABLES IN SCHEMA evil TO PUBLIC;
          SET search_path = pg_temp, evil, pg_catalog, public",
     )
     .await
