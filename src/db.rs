@@ -135,11 +135,7 @@ pub const BEGIN_HOT: &str = concat!("BEGIN; ", hot_settings!());
 
 /// [`BEGIN_HOT`] for a transaction whose loss in a database crash costs nothing (it is redone from the outbox),
 /// whose statements write their rows' history themselves (the drain: see [`BEGIN_HOT_OWN_HISTORY`]).
-pub const BEGIN_HOT_ASYNC_OWN_HISTORY: &str = concat!(
-    "BEGIN; SET LOCAL synchronous_commit = off; ",
-    hot_settings!(),
-    "; SET LOCAL cantina_notify.historial = 'propio'"
-);
+pub const BEGIN_HOT_ASYNC_OWN_HISTORY: &str = begin_hot_async_own_history!();
 
 /// [`BEGIN_HOT`] for a statement that writes its rows' history itself: the history triggers skip them (migrations
 /// 0011 and 0012). Only for a transaction whose every change to the requests is such a statement, or that takes the
@@ -149,11 +145,8 @@ pub const BEGIN_HOT_OWN_HISTORY: &str =
 
 /// [`BEGIN_HOT_ASYNC_OWN_HISTORY`] for a transaction that waits for row locks instead of skipping them, a bounded
 /// while (a lock it cannot get in time fails the statement with `lock_not_available`, not a data error).
-pub const BEGIN_HOT_ASYNC_OWN_HISTORY_WAITING: &str = concat!(
-    "BEGIN; SET LOCAL synchronous_commit = off; ",
-    hot_settings!(),
-    "; SET LOCAL cantina_notify.historial = 'propio'; SET LOCAL lock_timeout = '5s'"
-);
+pub const BEGIN_HOT_ASYNC_OWN_HISTORY_WAITING: &str =
+    concat!(begin_hot_async_own_history!(), "; SET LOCAL lock_timeout = '5s'");
 
 /// Takes off the mark of [`BEGIN_HOT_OWN_HISTORY`] for the rest of the transaction: the triggers record again.
 pub const HISTORY_BY_TRIGGER: &str = "SET LOCAL cantina_notify.historial = ''";
@@ -164,6 +157,17 @@ macro_rules! hot_settings {
     };
 }
 use hot_settings;
+
+macro_rules! begin_hot_async_own_history {
+    () => {
+        concat!(
+            "BEGIN; SET LOCAL synchronous_commit = off; ",
+            hot_settings!(),
+            "; SET LOCAL cantina_notify.historial = 'propio'"
+        )
+    };
+}
+use begin_hot_async_own_history;
 
 /// A pooled connection inside a transaction begun by hand (so that BEGIN shares a round trip with the first
 /// statements and COMMIT with the last). Unless [`finish`](Self::finish)ed, dropping it (an error, a panic, a

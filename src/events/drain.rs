@@ -361,7 +361,9 @@ async fn write_requests(
     params.push(&event_results);
     let mut out = Vec::new();
     let mut claimed = Vec::new();
-    for row in tx.query(&tx.prepare_cached(INSERT_REQUESTS).await?, &params).await? {
+    let rows = tx.query(&tx.prepare_cached(INSERT_REQUESTS).await?, &params).await?;
+    let claimed_at = std::time::Instant::now();
+    for row in rows {
         let (tipo, destino, estado): (String, String, String) = (row.get(0), row.get(1), row.get(2));
         let intentos: i32 = row.get(4);
         if intentos > 0 {
@@ -373,7 +375,7 @@ async fn write_requests(
                 datos: row.get(6),
                 clave_dedup: row.get(7),
                 intentos,
-                claimed_at: std::time::Instant::now(),
+                claimed_at,
             });
         }
         if let (Ok(t), Ok(c)) = (NotificationType::parse(&tipo), ChannelKind::parse(&destino)) {

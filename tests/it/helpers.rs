@@ -365,3 +365,27 @@ impl TestApp {
 
 pub const LONG: Duration = Duration::from_secs(60);
 pub const SHORT: Duration = Duration::from_secs(15);
+
+/// What the POS "Notificar" button inserts: a `Pendiente` Email row with the staff's own text and no dedup key.
+pub async fn pos_manual_request(c: &Client, fam: &Family) -> i64 {
+    c.query_one(
+        "INSERT INTO solicitudes_notificacion (id_cliente, nro_tarjeta, saldo_alerta, mensaje, destino, estado)
+         VALUES ($1, $2, 3000, 'Aviso manual', 'Email', 'Pendiente') RETURNING id_solicitud",
+        &[&fam.id_cliente, &fam.nro_tarjeta],
+    )
+    .await
+    .expect("insert POS request")
+    .get(0)
+}
+
+/// A rule of the live database the service does not know about: inserting a request for this card fails with a
+/// data error ('tarjeta en auditoría').
+pub async fn reject_requests_for_card(c: &Client, nro_tarjeta: &str) {
+    c.batch_execute(&format!(
+        "CREATE FUNCTION reject() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN
+             IF NEW.nro_tarjeta = '{nro_tarjeta}' THEN RAISE EXCEPTION 'tarjeta en auditoría'; END IF; RETURN NEW; END $$;
+         CREATE TRIGGER reject BEFORE INSERT ON solicitudes_notificacion FOR EACH ROW EXECUTE FUNCTION reject();"
+    ))
+    .await
+    .expect("reject trigger");
+}

@@ -178,15 +178,7 @@ async fn a_drain_that_completes_a_pos_row_and_creates_requests_records_each_once
     let fam = seed_family(&c, Some("ana@example.com"), None, 12_000).await;
     let rec = Recorder::new(ChannelKind::Email);
     // Written while the service is stopped, so one batch takes both: the POS row first, then a recharge.
-    let manual: i64 = c
-        .query_one(
-            "INSERT INTO solicitudes_notificacion (id_cliente, nro_tarjeta, saldo_alerta, mensaje, destino, estado)
-             VALUES ($1, $2, 3000, 'Aviso manual', 'Email', 'Pendiente') RETURNING id_solicitud",
-            &[&fam.id_cliente, &fam.nro_tarjeta],
-        )
-        .await
-        .unwrap()
-        .get(0);
+    let manual: i64 = pos_manual_request(&c, &fam).await;
     let id_carga = recharge(&c, &fam.nro_tarjeta, 10_000).await;
     let app = TestApp::start(test_settings(&db, &[]), &rec).await;
     wait_count(&c, "SELECT count(*) FROM solicitudes_notificacion WHERE estado = 'Enviado'", 2, SHORT).await;

@@ -273,16 +273,7 @@ async fn a_manual_request_from_the_pos_is_completed_and_sent() {
     let fam = seed_family(&c, Some("ana@example.com"), None, 3_000).await;
     let rec = Recorder::new(ChannelKind::Email);
     let app = TestApp::start(test_settings(&db, &[]), &rec).await;
-    // What the POS "Notificar" button inserts.
-    let id: i64 = c
-        .query_one(
-            "INSERT INTO solicitudes_notificacion (id_cliente, nro_tarjeta, saldo_alerta, mensaje, destino, estado)
-             VALUES ($1, $2, 3000, 'Aviso manual', 'Email', 'Pendiente') RETURNING id_solicitud",
-            &[&fam.id_cliente, &fam.nro_tarjeta],
-        )
-        .await
-        .unwrap()
-        .get(0);
+    let id: i64 = pos_manual_request(&c, &fam).await;
     wait_count(&c, "SELECT count(*) FROM solicitudes_notificacion WHERE estado = 'Enviado'", 1, SHORT).await;
     let r = c
         .query_one(
@@ -378,15 +369,7 @@ async fn an_event_the_database_refuses_is_set_aside_and_the_rest_flows() {
     let c = db.client().await;
     let poison = seed_family(&c, Some("p@example.com"), None, 12_000).await;
     let good = seed_family(&c, Some("g@example.com"), None, 12_000).await;
-    // A rule of the live database the service does not know about rejects this card's requests.
-    c.batch_execute(&format!(
-        "CREATE FUNCTION reject() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN
-             IF NEW.nro_tarjeta = '{}' THEN RAISE EXCEPTION 'tarjeta en auditoría'; END IF; RETURN NEW; END $$;
-         CREATE TRIGGER reject BEFORE INSERT ON solicitudes_notificacion FOR EACH ROW EXECUTE FUNCTION reject();",
-        poison.nro_tarjeta
-    ))
-    .await
-    .unwrap();
+    reject_requests_for_card(&c, &poison.nro_tarjeta).await;
     recharge(&c, &poison.nro_tarjeta, 10_000).await;
     recharge(&c, &good.nro_tarjeta, 10_000).await;
     let rec = Recorder::new(ChannelKind::Email);
@@ -414,14 +397,7 @@ async fn isolating_an_event_waits_for_its_lock_instead_of_skipping_it() {
     let db = TestDb::new().await;
     let c = db.client().await;
     let poison = seed_family(&c, Some("p@example.com"), None, 12_000).await;
-    c.batch_execute(&format!(
-        "CREATE FUNCTION reject() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN
-             IF NEW.nro_tarjeta = '{}' THEN RAISE EXCEPTION 'tarjeta en auditoría'; END IF; RETURN NEW; END $$;
-         CREATE TRIGGER reject BEFORE INSERT ON solicitudes_notificacion FOR EACH ROW EXECUTE FUNCTION reject();",
-        poison.nro_tarjeta
-    ))
-    .await
-    .unwrap();
+    reject_requests_for_card(&c, &poison.nro_tarjeta).await;
     recharge(&c, &poison.nro_tarjeta, 10_000).await;
     let id: i64 = c.query_one("SELECT id FROM cantina_notify_eventos", &[]).await.unwrap().get(0);
     let holder = db.client().await;
