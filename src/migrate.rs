@@ -23,6 +23,7 @@ pub const MIGRATIONS: &[(i32, &str, &str)] = &[
     (12, "historial_alta_propia", include_str!("../sql/migrations/0012_historial_alta_propia.sql")),
     (13, "indices_parciales", include_str!("../sql/migrations/0013_indices_parciales.sql")),
     (14, "recarga_sin_search_path", include_str!("../sql/migrations/0014_recarga_sin_search_path.sql")),
+    (15, "disparadores_sin_search_path", include_str!("../sql/migrations/0015_disparadores_sin_search_path.sql")),
 ];
 
 /// The runtime role's privileges, re-applied at the end of every run that names a runtime role.

@@ -453,19 +453,28 @@ async fn a_migration_role_that_is_no_superuser_sets_everything_up_for_the_runtim
         .expect("drop the migration role");
 }
 
-/// The recharge trigger runs with the owner's rights and without a search_path of its own (migration 0014): an app
-/// role that points its search_path at look-alikes of the service's table and of the functions the trigger calls
-/// must not get them called. The event goes to the service's outbox, nothing of the caller's runs.
+/// The event triggers run with the owner's rights and without a search_path of their own (migrations 0014 and
+/// 0015): an app role that points its search_path at look-alikes of the service's tables and of the functions and
+/// operators the triggers use must not get them used. Each event goes to the service's outbox, with the real
+/// threshold, and nothing of the caller's runs with the owner's rights.
 #[tokio::test]
-async fn the_recharge_trigger_resolves_nothing_through_the_callers_search_path() {
+async fn the_event_triggers_resolve_nothing_through_the_callers_search_path() {
     let db = TestDb::new().await;
     let admin = db.client().await;
     let fam = seed_family(&admin, Some("ana@example.com"), None, 0).await;
+    // A sale from 6.000 to 4.000 crosses the default threshold (5.000); with the look-alike threshold (1) it would not.
+    admin
+        .execute(
+            "UPDATE tarjetas SET saldo_actual = 6000, saldo_alerta = 0 WHERE nro_tarjeta = $1",
+            &[&fam.nro_tarjeta],
+        )
+        .await
+        .expect("balance above the threshold");
     let app = LoginRole::create(&admin).await;
     admin
         .batch_execute(&format!(
             "GRANT USAGE ON SCHEMA public TO {0};
-             GRANT SELECT, INSERT, UPDATE ON cargas_saldo, tarjetas, hijos, clientes TO {0};
+             GRANT SELECT, INSERT, UPDATE ON cargas_saldo, tarjetas, hijos, clientes, solicitudes_notificacion TO {0};
              GRANT USAGE ON ALL SEQUENCES IN SCHEMA public TO {0};
              CREATE SCHEMA evil AUTHORIZATION {0};
              GRANT USAGE ON SCHEMA evil TO PUBLIC",
@@ -473,30 +482,58 @@ async fn the_recharge_trigger_resolves_nothing_through_the_callers_search_path()
         ))
         .await
         .expect("grants");
-    let proconfig: Option<Vec<String>> = admin
-        .query_one("SELECT proconfig FROM pg_proc WHERE proname = 'cantina_notify_evento_recarga'", &[])
+    let with_config: Vec<String> = admin
+        .query(
+            "SELECT proname::text FROM pg_proc WHERE proname LIKE 'cantina_notify_evento%' AND proconfig IS NOT NULL",
+            &[],
+        )
         .await
         .expect("proconfig")
-        .get(0);
-    assert_eq!(proconfig, None, "no SET clause: no search_path switch per recharge");
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    assert!(with_config.is_empty(), "no SET clause, no search_path switch per call: {with_config:?}");
 
     let (c, conn) = tokio_postgres::connect(&app.url(&db.url), tokio_postgres::NoTls).await.expect("connect as app");
     let conn = tokio::spawn(conn);
+    // Every look-alike records who called it: the app's own (invoker) trigger functions resolve names through
+    // the app's search_path by design, so only a call as someone else (the triggers' owner) is a hijack.
     c.batch_execute(
-        "CREATE TABLE evil.llamadas (que text);
-         CREATE TABLE evil.cantina_notify_eventos (tipo text, id_ref bigint, nro_tarjeta text);
-         CREATE TEMP TABLE cantina_notify_eventos (tipo text, id_ref bigint, nro_tarjeta text);
+        "CREATE TABLE evil.llamadas (que text, quien text DEFAULT current_user);
+         CREATE TABLE evil.cantina_notify_eventos
+             (tipo text, id_ref bigint, nro_tarjeta text, saldo_anterior bigint, saldo_nuevo bigint);
+         CREATE TEMP TABLE cantina_notify_eventos
+             (tipo text, id_ref bigint, nro_tarjeta text, saldo_anterior bigint, saldo_nuevo bigint);
+         CREATE TABLE evil.cantina_notify_ajustes (umbral_saldo_bajo bigint);
+         INSERT INTO evil.cantina_notify_ajustes VALUES (1);
+         CREATE TEMP TABLE cantina_notify_ajustes (umbral_saldo_bajo bigint);
+         INSERT INTO pg_temp.cantina_notify_ajustes VALUES (1);
          CREATE FUNCTION evil.pg_notify(text, text) RETURNS void LANGUAGE sql
-             AS $$ INSERT INTO evil.llamadas VALUES ('pg_notify') $$;
+             AS $$ INSERT INTO evil.llamadas (que) VALUES ('pg_notify') $$;
          CREATE FUNCTION evil.pg_try_advisory_xact_lock_shared(integer, integer) RETURNS boolean LANGUAGE sql
-             AS $$ INSERT INTO evil.llamadas VALUES ('lock') RETURNING false $$;
+             AS $$ INSERT INTO evil.llamadas (que) VALUES ('lock') RETURNING false $$;
+         CREATE FUNCTION evil.lt(bigint, bigint) RETURNS boolean LANGUAGE sql
+             AS $$ INSERT INTO evil.llamadas (que) VALUES ('<') RETURNING $1 OPERATOR(pg_catalog.<) $2 $$;
+         CREATE FUNCTION evil.ge(bigint, bigint) RETURNS boolean LANGUAGE sql
+             AS $$ INSERT INTO evil.llamadas (que) VALUES ('>=') RETURNING $1 OPERATOR(pg_catalog.>=) $2 $$;
+         CREATE FUNCTION evil.gt(bigint, integer) RETURNS boolean LANGUAGE sql
+             AS $$ INSERT INTO evil.llamadas (que) VALUES ('>') RETURNING $1 OPERATOR(pg_catalog.>) $2 $$;
+         CREATE OPERATOR evil.< (LEFTARG = bigint, RIGHTARG = bigint, FUNCTION = evil.lt);
+         CREATE OPERATOR evil.>= (LEFTARG = bigint, RIGHTARG = bigint, FUNCTION = evil.ge);
+         CREATE OPERATOR evil.> (LEFTARG = bigint, RIGHTARG = integer, FUNCTION = evil.gt);
          GRANT EXECUTE ON ALL FUNCTIONS IN SCHEMA evil TO PUBLIC;
          GRANT SELECT, INSERT ON ALL TABLES IN SCHEMA evil TO PUBLIC;
          SET search_path = pg_temp, evil, pg_catalog, public",
     )
     .await
     .expect("look-alikes");
-    // As a waiting listener: the trigger's lock test fails and it NOTIFYs, so both of its function calls run.
+    // The look-alike operators are in reach: an unqualified comparison of the app's own resolves to them.
+    let caught: i64 = c.query_one("SELECT count(*) FROM evil.llamadas", &[]).await.expect("count").get(0);
+    c.execute("SELECT 2::bigint < 3::bigint", &[]).await.expect("unqualified <");
+    let after: i64 = c.query_one("SELECT count(*) FROM evil.llamadas", &[]).await.expect("count").get(0);
+    assert_eq!(after, caught + 1, "the look-alike `<` shadows pg_catalog's for this session");
+
+    // As a waiting listener: the triggers' lock test fails and they NOTIFY, so all of their function calls run.
     admin.execute("SELECT pg_advisory_lock(1668183142, 1)", &[]).await.expect("lock");
     let id_carga: i64 = c
         .query_one(
@@ -507,15 +544,56 @@ async fn the_recharge_trigger_resolves_nothing_through_the_callers_search_path()
         .await
         .expect("recharge as the app")
         .get(0);
-    for table in ["evil.llamadas", "evil.cantina_notify_eventos", "pg_temp.cantina_notify_eventos"] {
+    // The recharge raised the balance to 16.000; a sale back to 4.000 crosses the threshold.
+    c.execute("UPDATE public.tarjetas SET saldo_actual = 4000 WHERE nro_tarjeta = $1", &[&fam.nro_tarjeta])
+        .await
+        .expect("sale as the app");
+    c.execute("UPDATE public.tarjetas SET estado = 'Bloqueada' WHERE nro_tarjeta = $1", &[&fam.nro_tarjeta])
+        .await
+        .expect("block as the app");
+    let id_solicitud: i64 = c
+        .query_one(
+            "INSERT INTO public.solicitudes_notificacion (id_cliente, nro_tarjeta, saldo_alerta, mensaje, destino, estado)
+             VALUES ($1, $2, 3000, 'Aviso manual', 'Email', 'Pendiente') RETURNING id_solicitud",
+            &[&fam.id_cliente, &fam.nro_tarjeta],
+        )
+        .await
+        .expect("POS request as the app")
+        .get(0);
+    let hijacked: Vec<(String, String)> = c
+        .query("SELECT que, quien FROM evil.llamadas WHERE quien <> current_user", &[])
+        .await
+        .expect("calls")
+        .iter()
+        .map(|r| (r.get(0), r.get(1)))
+        .collect();
+    assert!(hijacked.is_empty(), "look-alikes called with another role's rights: {hijacked:?}");
+    for table in ["evil.cantina_notify_eventos", "pg_temp.cantina_notify_eventos"] {
         assert_eq!(count(&c, &format!("SELECT count(*) FROM {table}")).await, 0, "{table}");
     }
     drop(c);
     let _ = conn.await;
     admin.execute("SELECT pg_advisory_unlock(1668183142, 1)", &[]).await.expect("unlock");
+    type Event = (String, Option<i64>, Option<i64>, Option<i64>);
+    let events: Vec<Event> = admin
+        .query(
+            "SELECT tipo::text, id_ref, saldo_anterior, saldo_nuevo FROM cantina_notify_eventos
+             WHERE nro_tarjeta = $1 ORDER BY id",
+            &[&fam.nro_tarjeta],
+        )
+        .await
+        .expect("events")
+        .iter()
+        .map(|r| (r.get(0), r.get(1), r.get(2), r.get(3)))
+        .collect();
     assert_eq!(
-        count(&admin, &format!("SELECT count(*) FROM cantina_notify_eventos WHERE id_ref = {id_carga}")).await,
-        1
+        events,
+        vec![
+            ("recarga_confirmada".to_string(), Some(id_carga), None, None),
+            ("saldo_bajo".to_string(), None, Some(16000), Some(4000)),
+            ("tarjeta_bloqueada".to_string(), None, None, None),
+            ("solicitud_manual".to_string(), Some(id_solicitud), None, None),
+        ]
     );
     admin.batch_execute("DROP SCHEMA evil CASCADE").await.expect("drop evil");
     app.drop(&admin).await;
