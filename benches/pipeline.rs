@@ -37,6 +37,25 @@ const AMOUNT: i64 = 10_000;
 const INSERT_RECHARGE: &str = "INSERT INTO cargas_saldo (nro_tarjeta, monto_cargado, estado, referencia)
                                VALUES ($1, $2, 'CONFIRMADO', 'POS') RETURNING id_carga";
 
+/// [`INSERT_RECHARGE`] or [`INSERT_SALE`] as the app sends it (see [`Protocol::Literal`]): the values in the text.
+fn literal_insert(write: Write, card: u32) -> String {
+    match write {
+        Write::Recharge => format!(
+            "INSERT INTO cargas_saldo (nro_tarjeta, monto_cargado, estado, referencia) \
+             VALUES ('B{card}', {AMOUNT}, 'CONFIRMADO', 'POS') RETURNING id_carga"
+        ),
+        Write::Sale => format!(
+            "INSERT INTO consumos_tarjeta (nro_tarjeta, monto_consumido, detalle) \
+             VALUES ('B{card}', {SALE_AMOUNT}, 'almuerzo') RETURNING id_consumo"
+        ),
+    }
+}
+
+/// Guaraníes per sale: the cards start at Gs. 100.000, so no sale brings one near a threshold.
+const SALE_AMOUNT: i64 = 1;
+const INSERT_SALE: &str = "INSERT INTO consumos_tarjeta (nro_tarjeta, monto_consumido, detalle)
+                           VALUES ($1, $2, 'almuerzo') RETURNING id_consumo";
+
 struct Config {
     phases: HashSet<String>,
     families: u32,
@@ -183,18 +202,125 @@ async fn machine(cluster: &PgCluster) -> Result<String> {
 // ---------------------------------------------------------------------------------------------------------------
 // (1) App overhead
 
+/// How the app's clients send their INSERT.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Protocol {
+    /// The app's way: Django (psycopg2, or psycopg 3 with Django's default client-side binding) merges the values
+    /// into the SQL text and sends it as one simple query, which the server parses and plans on every call.
+    Literal,
+    /// A server-side prepared statement, parsed and planned once per connection: a cheaper INSERT than the app's,
+    /// so the triggers' share of each transaction is larger (the stricter figure).
+    Prepared,
+}
+
+/// The app's write being measured.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Write {
+    /// A confirmed recharge (`cargas_saldo`): the service's recharge trigger writes an event each time.
+    Recharge,
+    /// A sale (`consumos_tarjeta`, Gs. 1 off a card far above any threshold): the app's trigger lowers the card's
+    /// balance, and the service's balance trigger runs its body to look for a threshold crossing, which it finds
+    /// none of. The POS's most frequent write.
+    Sale,
+}
+
+struct Variant {
+    label: &'static str,
+    write: Write,
+    schema: Schema,
+    /// `None`: the reference schema; `Some(true)`: a session holds the wake-up lock throughout (every commit
+    /// NOTIFYs); `Some(false)`: nobody holds it (service stopped, or its listener draining: no NOTIFY).
+    waiting: Option<bool>,
+    protocol: Protocol,
+    /// The variant without the service's triggers it is compared with (same protocol); `None` for those.
+    baseline: Option<usize>,
+}
+
+const VARIANTS: [Variant; 7] = [
+    Variant {
+        label: "recharges, without the service's triggers, literal SQL (the app's way)",
+        write: Write::Recharge,
+        schema: Schema::Reference,
+        waiting: None,
+        protocol: Protocol::Literal,
+        baseline: None,
+    },
+    Variant {
+        label: "recharges, with triggers, no listener waiting (no NOTIFY), literal SQL",
+        write: Write::Recharge,
+        schema: Schema::WithService,
+        waiting: Some(false),
+        protocol: Protocol::Literal,
+        baseline: Some(0),
+    },
+    Variant {
+        label: "recharges, with triggers, a listener waiting throughout (every commit NOTIFYs), literal SQL",
+        write: Write::Recharge,
+        schema: Schema::WithService,
+        waiting: Some(true),
+        protocol: Protocol::Literal,
+        baseline: Some(0),
+    },
+    Variant {
+        label: "recharges, without the service's triggers, prepared statement",
+        write: Write::Recharge,
+        schema: Schema::Reference,
+        waiting: None,
+        protocol: Protocol::Prepared,
+        baseline: None,
+    },
+    Variant {
+        label: "recharges, with triggers, no listener waiting (no NOTIFY), prepared statement",
+        write: Write::Recharge,
+        schema: Schema::WithService,
+        waiting: Some(false),
+        protocol: Protocol::Prepared,
+        baseline: Some(3),
+    },
+    Variant {
+        label: "sales, without the service's triggers, literal SQL",
+        write: Write::Sale,
+        schema: Schema::Reference,
+        waiting: None,
+        protocol: Protocol::Literal,
+        baseline: None,
+    },
+    Variant {
+        label: "sales, with triggers, no listener waiting, literal SQL",
+        write: Write::Sale,
+        schema: Schema::WithService,
+        waiting: Some(false),
+        protocol: Protocol::Literal,
+        baseline: Some(5),
+    },
+];
+
+/// Indexes into [`VARIANTS`] of the three figures the table reports.
+const QUIET_LITERAL: usize = 1;
+const NOTIFY_LITERAL: usize = 2;
+const QUIET_PREPARED: usize = 4;
+const SALE_LITERAL: usize = 6;
+
+/// One variant's result against its baseline.
+struct Ratio {
+    /// Median over the rounds of each round's ratio: robust to a round that other processes disturbed.
+    median: f64,
+    min: f64,
+    max: f64,
+    /// Transactions per second, averaged over the rounds: the variant and its baseline.
+    tps: f64,
+    baseline_tps: f64,
+}
+
 struct Overhead {
-    /// Median over the rounds of each round's ratio to `without` (NOTIFY off, NOTIFY on): robust to a round that
-    /// other processes disturbed.
-    ratio_quiet: f64,
-    ratio_notify: f64,
-    /// Transactions per second, averaged over the rounds.
-    without: f64,
-    /// With the service's triggers and a session holding the wake-up lock, as a waiting listener does: every commit
-    /// NOTIFYs.
-    notify: f64,
-    /// With the service's triggers and nobody holding the wake-up lock (service stopped, or its listener draining).
-    quiet: f64,
+    /// Per variant (see [`VARIANTS`]); `None` for the baselines.
+    ratios: Vec<Option<Ratio>>,
+}
+
+impl Overhead {
+    fn get(&self, variant: usize) -> Option<&Ratio> {
+        self.ratios.get(variant).and_then(Option::as_ref)
+    }
 }
 
 async fn overhead(cfg: &Config, cluster: &PgCluster) -> Result<Overhead> {
@@ -203,43 +329,36 @@ async fn overhead(cfg: &Config, cluster: &PgCluster) -> Result<Overhead> {
          variant, interleaved; the service is not running",
         cfg.overhead_clients, cfg.overhead_rounds, cfg.overhead_measure, cfg.overhead_warmup
     );
-    let variants = [
-        ("without the service's triggers", Schema::Reference, None),
-        ("with triggers, a listener waiting throughout (every commit NOTIFYs)", Schema::WithService, Some(true)),
-        (
-            "with triggers, no listener waiting (service stopped or draining: no NOTIFY)",
-            Schema::WithService,
-            Some(false),
-        ),
-    ];
     let mut dbs = Vec::new();
     // The sessions holding the wake-up lock (migration 0010) for the whole phase, as a waiting listener holds it.
     let mut waiters = Vec::new();
-    for (i, (_, schema, waiting)) in variants.iter().enumerate() {
-        let db = Db::create(cluster, &format!("bench_overhead_{i}"), *schema, cfg.families).await?;
-        if let Some(waiting) = waiting {
+    for (i, v) in VARIANTS.iter().enumerate() {
+        let db = Db::create(cluster, &format!("bench_overhead_{i}"), v.schema, cfg.families).await?;
+        if let Some(waiting) = v.waiting {
             let c = db.client().await?;
             if let Ok(sql) = std::env::var("BENCH_OVERHEAD_SQL") {
                 c.batch_execute(&sql).await.context("BENCH_OVERHEAD_SQL")?;
             }
-            if *waiting {
+            if waiting {
                 c.batch_execute("LISTEN cantina_notify; SELECT pg_advisory_lock(1668183142, 1)").await?;
                 waiters.push(c);
             }
         }
         dbs.push(db);
     }
-    let mut sums = [0.0f64; 3];
-    let mut ratios: Vec<(f64, f64)> = Vec::new();
+    let n = VARIANTS.len();
+    let mut sums = vec![0.0f64; n];
+    let mut ratios: Vec<Vec<f64>> = vec![Vec::new(); n];
     for round in 0..cfg.overhead_rounds {
-        let mut tps = [0.0f64; 3];
+        let mut tps = vec![0.0f64; n];
         // Rotate the order so that drift (other processes, the machine) falls on every variant alike.
-        for j in 0..variants.len() {
-            let v = (round + j) % variants.len();
-            dbs[v].reset_recharges(variants[v].1).await?;
+        for j in 0..n {
+            let v = (round + j) % n;
+            dbs[v].reset_recharges(VARIANTS[v].schema).await?;
             let started = Instant::now();
             let (rate, cpu) = insert_load(
                 &dbs[v].url,
+                &VARIANTS[v],
                 cfg.overhead_clients,
                 cfg.families,
                 cfg.overhead_warmup,
@@ -252,51 +371,50 @@ async fn overhead(cfg: &Config, cluster: &PgCluster) -> Result<Overhead> {
                 "  round {}: {:>8.0} tx/s  {}  (PostgreSQL {:.2}, other processes {:.2} core-s in {:.1} s)",
                 round + 1,
                 rate,
-                variants[v].0,
+                VARIANTS[v].label,
                 cpu.postgres,
                 cpu.others(),
                 started.elapsed().as_secs_f64()
             );
-            sums[v] += tps[v];
+            sums[v] += rate;
         }
-        ratios.push((tps[2] / tps[0], tps[1] / tps[0]));
+        for (v, variant) in VARIANTS.iter().enumerate() {
+            if let Some(b) = variant.baseline {
+                ratios[v].push(tps[v] / tps[b]);
+            }
+        }
     }
     drop(waiters);
     for db in dbs {
         db.drop().await?;
     }
     let rounds = cfg.overhead_rounds.max(1) as f64;
-    let median = |pick: fn(&(f64, f64)) -> f64| {
-        let mut v: Vec<f64> = ratios.iter().map(pick).collect();
-        v.sort_by(f64::total_cmp);
-        v.get(v.len() / 2).copied().unwrap_or(f64::NAN)
-    };
     let o = Overhead {
-        ratio_quiet: median(|r| r.0),
-        ratio_notify: median(|r| r.1),
-        without: sums[0] / rounds,
-        notify: sums[1] / rounds,
-        quiet: sums[2] / rounds,
+        ratios: VARIANTS
+            .iter()
+            .enumerate()
+            .map(|(v, variant)| {
+                let b = variant.baseline?;
+                let mut r = ratios[v].clone();
+                r.sort_by(f64::total_cmp);
+                Some(Ratio {
+                    median: r.get(r.len() / 2).copied().unwrap_or(f64::NAN),
+                    min: r.first().copied().unwrap_or(f64::NAN),
+                    max: r.last().copied().unwrap_or(f64::NAN),
+                    tps: sums[v] / rounds,
+                    baseline_tps: sums[b] / rounds,
+                })
+            })
+            .collect(),
     };
-    let spread = |pick: fn(&(f64, f64)) -> f64| {
-        let v: Vec<f64> = ratios.iter().map(pick).collect();
-        format!("{:.3}–{:.3}", v.iter().copied().fold(f64::INFINITY, f64::min), v.iter().copied().fold(0.0, f64::max))
-    };
-    eprintln!(
-        "  per-round ratios: NOTIFY off {} (median {:.3}), NOTIFY on {} (median {:.3})",
-        spread(|r| r.0),
-        o.ratio_quiet,
-        spread(|r| r.1),
-        o.ratio_notify
-    );
-    eprintln!(
-        "  mean: without {:.0} tx/s; with, NOTIFY on {:.0} tx/s (ratio {:.3}); with, NOTIFY off {:.0} tx/s (ratio {:.3})",
-        o.without,
-        o.notify,
-        o.notify / o.without,
-        o.quiet,
-        o.quiet / o.without
-    );
+    for (v, variant) in VARIANTS.iter().enumerate() {
+        if let Some(r) = o.get(v) {
+            eprintln!(
+                "  {}: ratio median {:.3} (rounds {:.3}–{:.3}); means {:.0} / {:.0} tx/s",
+                variant.label, r.median, r.min, r.max, r.tps, r.baseline_tps
+            );
+        }
+    }
     Ok(o)
 }
 
@@ -304,16 +422,27 @@ async fn overhead(cfg: &Config, cluster: &PgCluster) -> Result<Overhead> {
 /// as fast as they can; returns the commits per second inside the measured window.
 async fn insert_load(
     url: &str,
+    variant: &Variant,
     clients: usize,
     families: u32,
     warmup: Duration,
     measure: Duration,
     cluster_dir: &std::path::Path,
 ) -> Result<(f64, CpuSnapshot)> {
+    let (write, protocol) = (variant.write, variant.protocol);
     let mut connections = Vec::new();
     for _ in 0..clients {
         let c = db::connect(url).await?;
-        let statement = c.prepare(INSERT_RECHARGE).await.context("prepare insert")?;
+        let statement = match protocol {
+            Protocol::Prepared => {
+                let sql = match write {
+                    Write::Recharge => INSERT_RECHARGE,
+                    Write::Sale => INSERT_SALE,
+                };
+                Some(c.prepare(sql).await.context("prepare insert")?)
+            }
+            Protocol::Literal => None,
+        };
         connections.push((c, statement));
     }
     let cpu_before = CpuSnapshot::take(&[], cluster_dir);
@@ -325,8 +454,25 @@ async fn insert_load(
             let mut rng = fastrand::Rng::new();
             let mut n = 0u64;
             loop {
-                let card = format!("B{}", rng.u32(1..=families));
-                c.query_one(&statement, &[&card as &(dyn ToSql + Sync), &AMOUNT]).await.context("insert recharge")?;
+                let card = rng.u32(1..=families);
+                match &statement {
+                    Some(statement) => {
+                        let card = format!("B{card}");
+                        let amount = match write {
+                            Write::Recharge => AMOUNT,
+                            Write::Sale => SALE_AMOUNT,
+                        };
+                        c.query_one(statement, &[&card as &(dyn ToSql + Sync), &amount])
+                            .await
+                            .context("insert recharge")?;
+                    }
+                    None => {
+                        let rows = c.simple_query(&literal_insert(write, card)).await.context("insert")?;
+                        if !rows.iter().any(|m| matches!(m, tokio_postgres::SimpleQueryMessage::Row(_))) {
+                            bail!("the literal insert returned no id");
+                        }
+                    }
+                }
                 let now = Instant::now();
                 if now >= until {
                     // The connection goes back with the count: its backend's CPU time is read before it exits.
@@ -716,28 +862,58 @@ fn table(cfg: &Config, r: &Results) -> String {
         rows.push([metric, &result, target, verdict, gw, celery].map(str::to_string));
     };
     if let Some(o) = &r.overhead {
-        let (quiet, notify) = (o.ratio_quiet, o.ratio_notify);
-        row(
-            &format!(
-                "App overhead: recharge tx/s with triggers ÷ without ({} clients; median of rounds), no listener waiting \
-                 (service stopped, or its listener draining)",
-                cfg.overhead_clients
-            ),
-            format!("{quiet:.3} (means {} / {} tx/s)", int(o.quiet), int(o.without)),
-            "≥ 0.85",
-            Some(quiet >= 0.85),
-            "",
-            "",
-        );
-        row(
-            "App overhead, a listener waiting throughout (every commit NOTIFYs; a running listener stops waiting \
-             once a wake-up finds 2 events)",
-            format!("{notify:.3} (means {} / {} tx/s)", int(o.notify), int(o.without)),
-            "",
-            None,
-            "",
-            "",
-        );
+        let rounds = cfg.overhead_rounds;
+        let shown = |r: &Ratio| {
+            format!("{:.3} ({} / {} tx/s; rounds {:.3}–{:.3})", r.median, int(r.tps), int(r.baseline_tps), r.min, r.max)
+        };
+        if let Some(q) = o.get(QUIET_LITERAL) {
+            row(
+                &format!(
+                    "App overhead: recharge tx/s with triggers ÷ without ({} clients, median of {rounds} rounds), \
+                     the INSERT sent as the app (Django) sends it: literal SQL, parsed and planned on each call; no \
+                     listener waiting (service stopped, or its listener draining)",
+                    cfg.overhead_clients
+                ),
+                shown(q),
+                "≥ 0.85",
+                Some(q.median >= 0.85),
+                "",
+                "",
+            );
+        }
+        if let Some(p) = o.get(QUIET_PREPARED) {
+            row(
+                "App overhead, the INSERT as a prepared statement (cheaper than the app's, so the triggers weigh \
+                 more: the stricter figure)",
+                shown(p),
+                "≥ 0.85",
+                Some(p.median >= 0.85),
+                "",
+                "",
+            );
+        }
+        if let Some(sale) = o.get(SALE_LITERAL) {
+            row(
+                "App overhead on sales (`consumos_tarjeta`, literal SQL; no crossing, so no event: the balance \
+                 trigger's body runs and writes nothing)",
+                shown(sale),
+                "",
+                None,
+                "",
+                "",
+            );
+        }
+        if let Some(w) = o.get(NOTIFY_LITERAL) {
+            row(
+                "App overhead, literal SQL, a listener waiting throughout (every commit NOTIFYs; a running listener \
+                 stops waiting once a wake-up finds 2 events)",
+                shown(w),
+                "",
+                None,
+                "",
+                "",
+            );
+        }
     }
     if let Some(d) = &r.drain {
         row(

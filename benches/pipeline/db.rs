@@ -70,12 +70,12 @@ impl Db {
         Ok(Db { name: name.to_string(), url, admin_url })
     }
 
-    /// Empties the recharge tables (and the outbox) and vacuums the cards, so that every app-overhead measurement
-    /// starts from the same state instead of from the previous rounds' rows and dead tuples.
+    /// Empties the recharge and sale tables (and the outbox) and vacuums the cards, so that every app-overhead
+    /// measurement starts from the same state instead of from the previous rounds' rows and dead tuples.
     pub async fn reset_recharges(&self, schema: Schema) -> Result<()> {
         let c = self.client().await?;
         let outbox = if schema == Schema::WithService { ", cantina_notify_eventos" } else { "" };
-        c.batch_execute(&format!("TRUNCATE cargas_saldo, autorizacion_saldo_negativo{outbox}"))
+        c.batch_execute(&format!("TRUNCATE cargas_saldo, consumos_tarjeta, autorizacion_saldo_negativo{outbox}"))
             .await
             .context("truncate")?;
         c.batch_execute("VACUUM ANALYZE tarjetas").await.context("vacuum tarjetas")?;
