@@ -189,6 +189,8 @@ async fn drain(
 
     let mut inserts: Vec<NewRequest> = Vec::new();
     let mut results: Vec<Option<String>> = Vec::with_capacity(events.len());
+    // Whether the history is back with the triggers for the rest of the transaction (see complete_manual).
+    let mut history_by_trigger = false;
     for event in &events {
         outcome.by_kind.push(event.kind.label());
         let decision = rules::decide(&RuleInput { event, ctx: &ctx, config });
@@ -199,6 +201,13 @@ async fn drain(
                 Some(format!("{n} solicitud(es)"))
             }
             Decision::CompleteManual { id_solicitud, completion } => {
+                // A POS row's completion is recorded by the history trigger ('completada'), and so, from here on,
+                // is the rest of this transaction (the insert statement then leaves the `creada` rows to the
+                // trigger too). Once per transaction.
+                if !history_by_trigger {
+                    tx.batch_execute(crate::db::HISTORY_BY_TRIGGER).await?;
+                    history_by_trigger = true;
+                }
                 complete_manual(tx, id_solicitud, *completion, &mut outcome).await?;
                 Some("solicitud manual completada".to_string())
             }
@@ -228,15 +237,13 @@ async fn drain(
     Ok(outcome)
 }
 
+/// Completes a POS row; the caller has handed the history back to the triggers (`HISTORY_BY_TRIGGER`) first.
 async fn complete_manual(
     tx: &impl GenericClient,
     id_solicitud: i64,
     completion: ManualCompletion,
     outcome: &mut BatchOutcome,
 ) -> Result<(), DbError> {
-    // A POS row's completion is recorded by the history trigger ('completada'), and so, from here on, is the rest
-    // of this transaction (the insert statement then leaves the `creada` rows to the trigger too).
-    tx.batch_execute(crate::db::HISTORY_BY_TRIGGER).await?;
     match completion {
         ManualCompletion::Send(r) => {
             let (estado, destinatario, error) = recipient_columns(&r);

@@ -177,23 +177,27 @@ async fn a_drain_that_completes_a_pos_row_and_creates_requests_records_each_once
     let c = db.client().await;
     let fam = seed_family(&c, Some("ana@example.com"), None, 12_000).await;
     let rec = Recorder::new(ChannelKind::Email);
-    // Written while the service is stopped, so one batch takes both: the POS row first, then a recharge.
+    // Written while the service is stopped, so one batch takes all three: a POS row, a recharge, another POS row
+    // (the history goes back to the triggers once, at the first).
     let manual: i64 = pos_manual_request(&c, &fam).await;
     let id_carga = recharge(&c, &fam.nro_tarjeta, 10_000).await;
+    let manual_2: i64 = pos_manual_request(&c, &fam).await;
     let app = TestApp::start(test_settings(&db, &[]), &rec).await;
-    wait_count(&c, "SELECT count(*) FROM solicitudes_notificacion WHERE estado = 'Enviado'", 2, SHORT).await;
+    wait_count(&c, "SELECT count(*) FROM solicitudes_notificacion WHERE estado = 'Enviado'", 3, SHORT).await;
     // And a batch with no POS row: the statement writes the `creada` row.
     let second = recharge(&c, &fam.nro_tarjeta, 20_000).await;
-    wait_count(&c, "SELECT count(*) FROM solicitudes_notificacion WHERE estado = 'Enviado'", 3, SHORT).await;
+    wait_count(&c, "SELECT count(*) FROM solicitudes_notificacion WHERE estado = 'Enviado'", 4, SHORT).await;
     app.stop().await;
     assert_eq!(count(&c, "SELECT count(*) FROM cantina_notify_eventos WHERE procesado_en IS NULL").await, 0);
-    // The POS row's event and the first recharge's were drained together (one transaction: one procesado_en).
-    assert_eq!(count(&c, "SELECT count(DISTINCT procesado_en) FROM cantina_notify_eventos WHERE id <= 2").await, 1);
+    // The POS rows' events and the first recharge's were drained together (one transaction: one procesado_en).
+    assert_eq!(count(&c, "SELECT count(DISTINCT procesado_en) FROM cantina_notify_eventos WHERE id <= 3").await, 1);
 
-    let h = history(&c, manual).await;
-    assert_eq!(eventos(&h), ["creada", "completada", "enviada"], "{h:#?}");
-    assert!(h[0].3.starts_with("app: "), "{h:#?}");
-    assert!(h[1..].iter().all(|r| r.3 == "servicio"), "{h:#?}");
+    for id in [manual, manual_2] {
+        let h = history(&c, id).await;
+        assert_eq!(eventos(&h), ["creada", "completada", "enviada"], "{h:#?}");
+        assert!(h[0].3.starts_with("app: "), "{h:#?}");
+        assert!(h[1..].iter().all(|r| r.3 == "servicio"), "{h:#?}");
+    }
     for carga in [id_carga, second] {
         let id: i64 = c
             .query_one(
