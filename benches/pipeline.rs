@@ -295,7 +295,7 @@ const VARIANTS: [Variant; 7] = [
     },
 ];
 
-/// Indexes into [`VARIANTS`] of the three figures the table reports.
+/// Indexes into [`VARIANTS`] of the four figures the table reports.
 const QUIET_LITERAL: usize = 1;
 const NOTIFY_LITERAL: usize = 2;
 const QUIET_PREPARED: usize = 4;
@@ -325,7 +325,7 @@ impl Overhead {
 
 async fn overhead(cfg: &Config, cluster: &PgCluster) -> Result<Overhead> {
     eprintln!(
-        "\n(1) app overhead: {} clients inserting confirmed recharges, {} rounds of {:?} (after {:?} warm-up) per \
+        "\n(1) app overhead: {} clients inserting confirmed recharges or sales, {} rounds of {:?} (after {:?} warm-up) per \
          variant, interleaved; the service is not running",
         cfg.overhead_clients, cfg.overhead_rounds, cfg.overhead_measure, cfg.overhead_warmup
     );
@@ -462,9 +462,7 @@ async fn insert_load(
                             Write::Recharge => AMOUNT,
                             Write::Sale => SALE_AMOUNT,
                         };
-                        c.query_one(statement, &[&card as &(dyn ToSql + Sync), &amount])
-                            .await
-                            .context("insert recharge")?;
+                        c.query_one(statement, &[&card as &(dyn ToSql + Sync), &amount]).await.context("insert")?;
                     }
                     None => {
                         let rows = c.simple_query(&literal_insert(write, card)).await.context("insert")?;
@@ -864,7 +862,14 @@ fn table(cfg: &Config, r: &Results) -> String {
     if let Some(o) = &r.overhead {
         let rounds = cfg.overhead_rounds;
         let shown = |r: &Ratio| {
-            format!("{:.3} ({} / {} tx/s; rounds {:.3}–{:.3})", r.median, int(r.tps), int(r.baseline_tps), r.min, r.max)
+            format!(
+                "{:.3} (means {} / {} tx/s; rounds {:.3}–{:.3})",
+                r.median,
+                int(r.tps),
+                int(r.baseline_tps),
+                r.min,
+                r.max
+            )
         };
         if let Some(q) = o.get(QUIET_LITERAL) {
             row(

@@ -459,6 +459,7 @@ async fn a_migration_role_that_is_no_superuser_sets_everything_up_for_the_runtim
 /// threshold, and nothing of the caller's runs with the owner's rights.
 #[tokio::test]
 async fn the_event_triggers_resolve_nothing_through_the_callers_search_path() {
+    type Event = (String, Option<i64>, Option<i64>, Option<i64>);
     let db = TestDb::new().await;
     let admin = db.client().await;
     let fam = seed_family(&admin, Some("ana@example.com"), None, 0).await;
@@ -527,54 +528,96 @@ async fn the_event_triggers_resolve_nothing_through_the_callers_search_path() {
     )
     .await
     .expect("look-alikes");
-    // The look-alike operators are in reach: an unqualified comparison of the app's own resolves to them.
-    let caught: i64 = c.query_one("SELECT count(*) FROM evil.llamadas", &[]).await.expect("count").get(0);
-    c.execute("SELECT 2::bigint < 3::bigint", &[]).await.expect("unqualified <");
-    let after: i64 = c.query_one("SELECT count(*) FROM evil.llamadas", &[]).await.expect("count").get(0);
-    assert_eq!(after, caught + 1, "the look-alike `<` shadows pg_catalog's for this session");
-
-    // As a waiting listener: the triggers' lock test fails and they NOTIFY, so all of their function calls run.
-    admin.execute("SELECT pg_advisory_lock(1668183142, 1)", &[]).await.expect("lock");
-    let id_carga: i64 = c
-        .query_one(
-            "INSERT INTO public.cargas_saldo (nro_tarjeta, monto_cargado, estado, referencia)
-             VALUES ($1, 10000, 'CONFIRMADO', 'test') RETURNING id_carga",
-            &[&fam.nro_tarjeta],
-        )
-        .await
-        .expect("recharge as the app")
-        .get(0);
-    // The recharge raised the balance to 16.000; a sale back to 4.000 crosses the threshold.
-    c.execute("UPDATE public.tarjetas SET saldo_actual = 4000 WHERE nro_tarjeta = $1", &[&fam.nro_tarjeta])
-        .await
-        .expect("sale as the app");
-    c.execute("UPDATE public.tarjetas SET estado = 'Bloqueada' WHERE nro_tarjeta = $1", &[&fam.nro_tarjeta])
-        .await
-        .expect("block as the app");
-    let id_solicitud: i64 = c
-        .query_one(
-            "INSERT INTO public.solicitudes_notificacion (id_cliente, nro_tarjeta, saldo_alerta, mensaje, destino, estado)
-             VALUES ($1, $2, 3000, 'Aviso manual', 'Email', 'Pendiente') RETURNING id_solicitud",
-            &[&fam.id_cliente, &fam.nro_tarjeta],
-        )
-        .await
-        .expect("POS request as the app")
-        .get(0);
-    let hijacked: Vec<(String, String)> = c
-        .query("SELECT que, quien FROM evil.llamadas WHERE quien <> current_user", &[])
+    // Every look-alike function and operator is in reach: unqualified calls of the app's own resolve to them.
+    c.batch_execute(
+        "SELECT 2::bigint < 3::bigint, 2::bigint >= 3::bigint, 2::bigint > 0,
+                pg_try_advisory_xact_lock_shared(1, 1), pg_notify('x', '')",
+    )
+    .await
+    .expect("unqualified calls");
+    let reached: Vec<String> = c
+        .query("SELECT que FROM evil.llamadas ORDER BY que", &[])
         .await
         .expect("calls")
         .iter()
-        .map(|r| (r.get(0), r.get(1)))
+        .map(|r| r.get(0))
         .collect();
-    assert!(hijacked.is_empty(), "look-alikes called with another role's rights: {hijacked:?}");
-    for table in ["evil.cantina_notify_eventos", "pg_temp.cantina_notify_eventos"] {
-        assert_eq!(count(&c, &format!("SELECT count(*) FROM {table}")).await, 0, "{table}");
+    assert_eq!(reached, ["<", ">", ">=", "lock", "pg_notify"], "the look-alikes shadow pg_catalog's here");
+    c.execute("DELETE FROM evil.llamadas", &[]).await.expect("clear");
+
+    // As a waiting listener: the triggers' lock test fails and they NOTIFY, so all of their function calls run.
+    admin.execute("SELECT pg_advisory_lock(1668183142, 1)", &[]).await.expect("lock");
+    let mut expected: Vec<Event> = Vec::new();
+    // Twice: with the temporary look-alike tables, which are looked up first, then with the `evil` ones.
+    for (pass, schema) in [(1, "pg_temp"), (2, "evil")] {
+        let found: String = c
+            .query_one(
+                "SELECT n.nspname::text FROM pg_class k JOIN pg_namespace n ON n.oid = k.relnamespace
+                 WHERE k.oid = 'cantina_notify_eventos'::regclass",
+                &[],
+            )
+            .await
+            .expect("resolve the outbox's name")
+            .get(0);
+        assert!(found.starts_with(schema), "pass {pass}: the app's `cantina_notify_eventos` is {found}");
+        // Back above the threshold and unblocked (as the owner: no event for either).
+        admin
+            .execute(
+                "UPDATE tarjetas SET saldo_actual = 6000, estado = 'Activa' WHERE nro_tarjeta = $1",
+                &[&fam.nro_tarjeta],
+            )
+            .await
+            .expect("reset the card");
+        let id_carga: i64 = c
+            .query_one(
+                "INSERT INTO public.cargas_saldo (nro_tarjeta, monto_cargado, estado, referencia)
+                 VALUES ($1, 10000, 'CONFIRMADO', 'test') RETURNING id_carga",
+                &[&fam.nro_tarjeta],
+            )
+            .await
+            .expect("recharge as the app")
+            .get(0);
+        // The recharge raised the balance to 16.000; a sale down to 4.000 crosses the threshold.
+        c.execute("UPDATE public.tarjetas SET saldo_actual = 4000 WHERE nro_tarjeta = $1", &[&fam.nro_tarjeta])
+            .await
+            .expect("sale as the app");
+        c.execute("UPDATE public.tarjetas SET estado = 'Bloqueada' WHERE nro_tarjeta = $1", &[&fam.nro_tarjeta])
+            .await
+            .expect("block as the app");
+        let id_solicitud: i64 = c
+            .query_one(
+                "INSERT INTO public.solicitudes_notificacion
+                     (id_cliente, nro_tarjeta, saldo_alerta, mensaje, destino, estado)
+                 VALUES ($1, $2, 3000, 'Aviso manual', 'Email', 'Pendiente') RETURNING id_solicitud",
+                &[&fam.id_cliente, &fam.nro_tarjeta],
+            )
+            .await
+            .expect("POS request as the app")
+            .get(0);
+        expected.extend([
+            ("recarga_confirmada".to_string(), Some(id_carga), None, None),
+            ("saldo_bajo".to_string(), None, Some(16000), Some(4000)),
+            ("tarjeta_bloqueada".to_string(), None, None, None),
+            ("solicitud_manual".to_string(), Some(id_solicitud), None, None),
+        ]);
+        let hijacked: Vec<(String, String)> = c
+            .query("SELECT que, quien FROM evil.llamadas WHERE quien <> current_user", &[])
+            .await
+            .expect("calls")
+            .iter()
+            .map(|r| (r.get(0), r.get(1)))
+            .collect();
+        assert!(hijacked.is_empty(), "pass {pass}: look-alikes called with another role's rights: {hijacked:?}");
+        assert_eq!(count(&c, "SELECT count(*) FROM cantina_notify_eventos").await, 0, "pass {pass}: {found}");
+        if pass == 1 {
+            c.batch_execute("DROP TABLE pg_temp.cantina_notify_eventos, pg_temp.cantina_notify_ajustes")
+                .await
+                .expect("drop the temporary look-alikes");
+        }
     }
     drop(c);
     let _ = conn.await;
     admin.execute("SELECT pg_advisory_unlock(1668183142, 1)", &[]).await.expect("unlock");
-    type Event = (String, Option<i64>, Option<i64>, Option<i64>);
     let events: Vec<Event> = admin
         .query(
             "SELECT tipo::text, id_ref, saldo_anterior, saldo_nuevo FROM cantina_notify_eventos
@@ -586,15 +629,7 @@ async fn the_event_triggers_resolve_nothing_through_the_callers_search_path() {
         .iter()
         .map(|r| (r.get(0), r.get(1), r.get(2), r.get(3)))
         .collect();
-    assert_eq!(
-        events,
-        vec![
-            ("recarga_confirmada".to_string(), Some(id_carga), None, None),
-            ("saldo_bajo".to_string(), None, Some(16000), Some(4000)),
-            ("tarjeta_bloqueada".to_string(), None, None, None),
-            ("solicitud_manual".to_string(), Some(id_solicitud), None, None),
-        ]
-    );
+    assert_eq!(events, expected);
     admin.batch_execute("DROP SCHEMA evil CASCADE").await.expect("drop evil");
     app.drop(&admin).await;
 }
