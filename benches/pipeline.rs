@@ -871,53 +871,39 @@ fn table(cfg: &Config, r: &Results) -> String {
                 r.max
             )
         };
-        if let Some(q) = o.get(QUIET_LITERAL) {
-            row(
-                &format!(
-                    "App overhead: recharge tx/s with triggers ÷ without ({} clients, median of {rounds} rounds), \
-                     the INSERT sent as the app (Django) sends it: literal SQL, parsed and planned on each call; no \
-                     listener waiting (service stopped, or its listener draining)",
-                    cfg.overhead_clients
-                ),
-                shown(q),
-                "≥ 0.85",
-                Some(q.median >= 0.85),
-                "",
-                "",
-            );
-        }
-        if let Some(p) = o.get(QUIET_PREPARED) {
-            row(
+        let headline = format!(
+            "App overhead: recharge tx/s with triggers ÷ without ({} clients, median of {rounds} rounds), the INSERT \
+             sent as the app (Django) sends it: literal SQL, parsed and planned on each call; no listener waiting \
+             (service stopped, or its listener draining)",
+            cfg.overhead_clients
+        );
+        // (variant, metric, target): the issue's target is for recharges.
+        let figures: [(usize, &str, Option<f64>); 4] = [
+            (QUIET_LITERAL, &headline, Some(0.85)),
+            (
+                QUIET_PREPARED,
                 "App overhead, the INSERT as a prepared statement (cheaper than the app's, so the triggers weigh \
                  more: the stricter figure)",
-                shown(p),
-                "≥ 0.85",
-                Some(p.median >= 0.85),
-                "",
-                "",
-            );
-        }
-        if let Some(sale) = o.get(SALE_LITERAL) {
-            row(
+                Some(0.85),
+            ),
+            (
+                SALE_LITERAL,
                 "App overhead on sales (`consumos_tarjeta`, literal SQL; no crossing, so no event: the balance \
                  trigger's body runs and writes nothing)",
-                shown(sale),
-                "",
                 None,
-                "",
-                "",
-            );
-        }
-        if let Some(w) = o.get(NOTIFY_LITERAL) {
-            row(
+            ),
+            (
+                NOTIFY_LITERAL,
                 "App overhead, literal SQL, a listener waiting throughout (every commit NOTIFYs; a running listener \
                  stops waiting once a wake-up finds 2 events)",
-                shown(w),
-                "",
                 None,
-                "",
-                "",
-            );
+            ),
+        ];
+        for (variant, metric, target) in figures {
+            if let Some(r) = o.get(variant) {
+                let target_text = target.map_or(String::new(), |t| format!("≥ {t:.2}"));
+                row(metric, shown(r), &target_text, target.map(|t| r.median >= t), "", "");
+            }
         }
     }
     if let Some(d) = &r.drain {

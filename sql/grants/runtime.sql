@@ -66,8 +66,8 @@ DECLARE
         ['cantina_notify_bajas',            'INSERT', ''],
         ['cantina_notify_bajas',            'UPDATE', ''],
         -- Request history: written by the triggers of migration 0007 (SECURITY DEFINER), by the statement
-        -- that records sends (migration 0011) and by the drain's insert of new requests (0012); read by `requests show`, deleted with its requests by the weekly
-        -- clean-up.
+        -- that records sends (migration 0011) and by the drain's insert of new requests (0012); read by
+        -- `requests show`, deleted with its requests by the weekly clean-up.
         ['cantina_notify_historial',        'SELECT', ''],
         ['cantina_notify_historial',        'INSERT', 'id_solicitud, evento, estado, estado_anterior, intentos, proveedor, id_proveedor, estado_entrega, detalle, origen'],
         ['cantina_notify_historial',        'DELETE', ''],
