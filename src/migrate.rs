@@ -24,7 +24,25 @@ pub const MIGRATIONS: &[(i32, &str, &str)] = &[
     (13, "indices_parciales", include_str!("../sql/migrations/0013_indices_parciales.sql")),
     (14, "recarga_sin_search_path", include_str!("../sql/migrations/0014_recarga_sin_search_path.sql")),
     (15, "disparadores_sin_search_path", include_str!("../sql/migrations/0015_disparadores_sin_search_path.sql")),
+    (16, "historial_sin_search_path", include_str!("../sql/migrations/0016_historial_sin_search_path.sql")),
 ];
+
+/// Run after every migration run, so a function a later migration adds is covered without anyone remembering:
+/// nobody calls the service's SECURITY DEFINER functions directly (triggers fire them without an EXECUTE check),
+/// so PUBLIC's default EXECUTE on them goes. Returns how many functions it revoked from.
+const LOCK_DOWN_DEFINER_FUNCTIONS: &str = "
+    DO $lock$
+    DECLARE
+        f regprocedure;
+    BEGIN
+        FOR f IN
+            SELECT p.oid::regprocedure FROM pg_catalog.pg_proc p
+            WHERE p.pronamespace = pg_catalog.current_schema()::regnamespace AND p.prosecdef
+              AND p.proname LIKE 'cantina\\_notify\\_%'
+        LOOP
+            EXECUTE pg_catalog.format('REVOKE EXECUTE ON FUNCTION %s FROM PUBLIC', f);
+        END LOOP;
+    END $lock$";
 
 /// The runtime role's privileges, re-applied at the end of every run that names a runtime role.
 pub const RUNTIME_GRANTS: &str = include_str!("../sql/grants/runtime.sql");
@@ -51,6 +69,8 @@ pub enum MigrateError {
 #[derive(Debug, Default, PartialEq, Eq)]
 pub struct MigrateReport {
     pub reference_schema: bool,
+    /// The role running `migrate` is a superuser: the trigger functions it creates run with a superuser's rights.
+    pub as_superuser: Option<String>,
     pub applied: Vec<i32>,
     pub already: usize,
     /// The runtime role whose privileges this run set, if one was named.
@@ -115,6 +135,21 @@ async fn migrate_locked(client: &mut Client, reference_schema: bool) -> Result<M
         .await?;
     // Versions newer than this build are fine: migrations only add, so an older build keeps working.
     let applied = applied_versions(client).await?;
+    let superuser: Option<String> = client
+        .query_one(
+            "SELECT CASE WHEN r.rolsuper THEN r.rolname::text END FROM pg_roles r WHERE r.rolname = current_user",
+            &[],
+        )
+        .await?
+        .get(0);
+    if let Some(role) = &superuser {
+        tracing::warn!(
+            role = role.as_str(),
+            "migrate is running as a superuser: the service's trigger functions will run with a superuser's rights; \
+             run migrate as the owner of the Cantina tables instead (README, Database roles)"
+        );
+    }
+    report.as_superuser = superuser;
     for (version, name, sql) in MIGRATIONS {
         if applied.contains(version) {
             report.already += 1;
@@ -132,6 +167,7 @@ async fn migrate_locked(client: &mut Client, reference_schema: bool) -> Result<M
         tracing::info!(version, name, "migration applied");
         report.applied.push(*version);
     }
+    client.batch_execute(LOCK_DOWN_DEFINER_FUNCTIONS).await?;
     Ok(report)
 }
 

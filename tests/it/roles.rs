@@ -60,6 +60,11 @@ fn migrate_binary(db: &TestDb, args: &[&str], env: &[(&str, &str)]) -> String {
 }
 
 fn migrate_binary_as(url: &str, args: &[&str], env: &[(&str, &str)]) -> String {
+    migrate_binary_logs(url, args, env).0
+}
+
+/// `cantina-notify migrate`'s stdout and its log (stderr).
+fn migrate_binary_logs(url: &str, args: &[&str], env: &[(&str, &str)]) -> (String, String) {
     let out = Command::new(BIN)
         .arg("migrate")
         .args(args)
@@ -69,7 +74,7 @@ fn migrate_binary_as(url: &str, args: &[&str], env: &[(&str, &str)]) -> String {
         .output()
         .expect("run migrate");
     assert!(out.status.success(), "migrate failed: {}", String::from_utf8_lossy(&out.stderr));
-    String::from_utf8_lossy(&out.stdout).into_owned()
+    (String::from_utf8_lossy(&out.stdout).into_owned(), String::from_utf8_lossy(&out.stderr).into_owned())
 }
 
 fn role_pool(url: &str) -> Pool {
@@ -416,8 +421,10 @@ async fn a_migration_role_that_is_no_superuser_sets_everything_up_for_the_runtim
     admin.batch_execute(&format!("ALTER DATABASE {} OWNER TO {}", db.name, migration.name)).await.unwrap();
     let migration_url = migration.url(&db.url);
     for _ in 0..2 {
-        let stdout = migrate_binary_as(&migration_url, &["--reference-schema", "--grant-to", &runtime.name], &[]);
+        let (stdout, log) =
+            migrate_binary_logs(&migration_url, &["--reference-schema", "--grant-to", &runtime.name], &[]);
         assert!(stdout.contains(&format!("runtime role privileges: set for {}", runtime.name)), "{stdout}");
+        assert!(!log.contains("superuser"), "no warning for the tables' owner: {log}");
     }
     let owner: String = admin
         .query_one(
@@ -451,6 +458,16 @@ async fn a_migration_role_that_is_no_superuser_sets_everything_up_for_the_runtim
         ))
         .await
         .expect("drop the migration role");
+}
+
+/// A superuser running `migrate` makes every trigger function run as a superuser: it works, with a warning.
+#[tokio::test]
+async fn migrate_warns_when_it_runs_as_a_superuser() {
+    let db = TestDb::empty().await;
+    let (stdout, log) = migrate_binary_logs(&db.url, &["--reference-schema"], &[]);
+    assert!(stdout.contains("migrations applied"), "{stdout}");
+    assert!(log.contains("WARN") && log.contains("migrate is running as a superuser"), "{log}");
+    assert!(log.contains("run migrate as the owner of the Cantina tables instead"), "{log}");
 }
 
 /// The event triggers run with the owner's rights and without a search_path of their own (migrations 0014 and
@@ -632,4 +649,374 @@ async fn the_event_triggers_resolve_nothing_through_the_callers_search_path() {
     assert_eq!(events, expected);
     admin.batch_execute("DROP SCHEMA evil CASCADE").await.expect("drop evil");
     app.drop(&admin).await;
+}
+
+/// The names a body could reach through the caller's search_path: identifiers (tables, functions, types) and
+/// operator symbols, plus the operators SQL looks up without writing them (`IS DISTINCT FROM`, `nullif` and a
+/// simple `CASE` use `=` or `<>`; `LIKE` is `~~`; `BETWEEN` is `>=` and `<=`).
+fn reachable_names(body: &str) -> (std::collections::BTreeSet<String>, std::collections::BTreeSet<String>) {
+    let mut idents = std::collections::BTreeSet::new();
+    let mut ops: std::collections::BTreeSet<String> =
+        ["=", "<>", "<", ">", "<=", ">=", "~~", "!~~", "~~*", "!~~*"].iter().map(|s| s.to_string()).collect();
+    let mut chars = body.chars().peekable();
+    while let Some(&c) = chars.peek() {
+        if c.is_ascii_alphabetic() || c == '_' {
+            let mut word = String::new();
+            while let Some(&c) = chars.peek().filter(|c| c.is_ascii_alphanumeric() || **c == '_' || **c == '$') {
+                word.push(c.to_ascii_lowercase());
+                chars.next();
+            }
+            idents.insert(word);
+        } else if "+-*/<>=~!@#%^&|`?".contains(c) {
+            let mut op = String::new();
+            while let Some(&c) = chars.peek().filter(|c| "+-*/<>=~!@#%^&|`?".contains(**c)) {
+                op.push(c);
+                chars.next();
+            }
+            ops.insert(op);
+        } else {
+            chars.next();
+        }
+    }
+    (idents, ops)
+}
+
+/// Every SECURITY DEFINER function in the service's schema, found in the catalog (so one a later migration adds is
+/// covered without anyone listing it), is fired by the runtime role and by an app role whose session puts a
+/// look-alike of every name the function could reach first: temporary views for its tables (recording reads and
+/// writes), temporary domains for its types (PostgreSQL looks types up in pg_temp first, before pg_catalog),
+/// and, in a schema of the caller's ahead of pg_catalog, functions and operators with the same signatures. Each
+/// look-alike records `current_user`: a record made as anyone but the caller is code of the caller's run with the
+/// function owner's rights.
+#[tokio::test]
+async fn no_security_definer_function_reaches_a_look_alike_of_its_callers() {
+    let db = TestDb::new().await;
+    let mut admin = db.client().await;
+    let fam = seed_family(&admin, Some("ana@example.com"), None, 6000).await;
+    let runtime = LoginRole::create(&admin).await;
+    migrate_and_grant(&mut admin, false, Some(&runtime.name)).await.expect("grant the runtime role");
+    let app = LoginRole::create(&admin).await;
+    admin
+        .batch_execute(&format!(
+            "GRANT SELECT, INSERT, UPDATE ON cargas_saldo, tarjetas, hijos, clientes, solicitudes_notificacion TO {0};
+             GRANT USAGE ON ALL SEQUENCES IN SCHEMA public TO {0}",
+            app.name
+        ))
+        .await
+        .expect("the app's grants");
+
+    // The functions under test and every function of the schema their bodies name (their bodies run in the same
+    // context), to a fixed point.
+    let definer: Vec<String> = admin
+        .query(
+            "SELECT p.proname::text FROM pg_proc p
+             WHERE p.pronamespace = 'public'::regnamespace AND p.prosecdef ORDER BY 1",
+            &[],
+        )
+        .await
+        .expect("definer functions")
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    assert!(definer.len() >= 6, "the event and history triggers at least: {definer:?}");
+    let bodies: std::collections::HashMap<String, String> = admin
+        .query(
+            "SELECT p.proname::text, string_agg(p.prosrc, ' ') FROM pg_proc p
+             WHERE p.pronamespace = 'public'::regnamespace GROUP BY 1",
+            &[],
+        )
+        .await
+        .expect("bodies")
+        .iter()
+        .map(|r| (r.get(0), r.get(1)))
+        .collect();
+    let mut seen: std::collections::BTreeSet<String> = definer.iter().cloned().collect();
+    let mut todo: Vec<String> = definer.clone();
+    let (mut idents, mut ops) = (std::collections::BTreeSet::new(), std::collections::BTreeSet::new());
+    while let Some(f) = todo.pop() {
+        let (i, o) = reachable_names(&bodies[&f]);
+        for name in &i {
+            if bodies.contains_key(name) && seen.insert(name.clone()) {
+                todo.push(name.clone());
+            }
+        }
+        idents.extend(i);
+        ops.extend(o);
+    }
+    let idents: Vec<String> = idents.into_iter().collect();
+    let ops: Vec<String> = ops.into_iter().collect();
+
+    // The look-alikes' DDL, from the catalog. Relations: every table or view of the schema the bodies name.
+    let relations: Vec<(String, String)> = admin
+        .query(
+            "SELECT c.relname::text,
+                    string_agg(quote_ident(a.attname) || ' ' || format_type(a.atttypid, a.atttypmod), ', '
+                               ORDER BY a.attnum)
+             FROM pg_class c JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped
+             WHERE c.relnamespace = 'public'::regnamespace AND c.relkind IN ('r', 'p', 'v')
+               AND c.relname = ANY ($1)
+             GROUP BY 1 ORDER BY 1",
+            &[&idents],
+        )
+        .await
+        .expect("relations")
+        .iter()
+        .map(|r| (r.get(0), r.get(1)))
+        .collect();
+    assert!(relations.iter().any(|(r, _)| r == "cantina_notify_historial"), "{relations:?}");
+    // Functions of pg_catalog and of the schema with those names, each overload with its exact signature (a
+    // look-alike with identical argument types earlier in the path wins). Pseudo-typed ones (variadic "any")
+    // cannot be copied: the bodies write those qualified.
+    let functions: Vec<(String, String, String, String)> = admin
+        .query(
+            "SELECT p.proname::text, p.pronamespace::regnamespace::text,
+                    coalesce((SELECT string_agg(format_type(t, NULL), ', ' ORDER BY o)
+                              FROM unnest(p.proargtypes::oid[]) WITH ORDINALITY u(t, o)), ''),
+                    format_type(p.prorettype, NULL)
+             FROM pg_proc p
+             WHERE p.pronamespace IN ('pg_catalog'::regnamespace, 'public'::regnamespace) AND p.prokind = 'f'
+               AND NOT p.proretset AND p.proname = ANY ($1)
+               AND NOT EXISTS (SELECT 1 FROM unnest(p.proargtypes::oid[] || p.prorettype) t
+                               JOIN pg_type y ON y.oid = t WHERE y.typtype = 'p' AND y.oid <> 'void'::regtype)
+             ORDER BY 1, 3",
+            &[&idents],
+        )
+        .await
+        .expect("functions")
+        .iter()
+        .map(|r| (r.get(0), r.get(1), r.get(2), r.get(3)))
+        .collect();
+    // Binary operators with those symbols between the types of the schema's columns and the common built-ins.
+    let operators: Vec<(String, String, String, String)> = admin
+        .query(
+            "WITH t AS (
+                 SELECT array_agg(DISTINCT a.atttypid) || '{text,name,bool,int4,int8,numeric,timestamptz}'::regtype[]::oid[]
+                        AS tipos
+                 FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid
+                 WHERE c.relnamespace = 'public'::regnamespace AND a.attnum > 0)
+             SELECT o.oprname::text, format_type(o.oprleft, NULL), format_type(o.oprright, NULL),
+                    format_type(o.oprresult, NULL)
+             FROM pg_operator o, t
+             WHERE o.oprnamespace = 'pg_catalog'::regnamespace AND o.oprkind = 'b' AND o.oprname = ANY ($1)
+               AND o.oprleft = ANY (t.tipos) AND o.oprright = ANY (t.tipos)
+               AND (SELECT y.typtype FROM pg_type y WHERE y.oid = o.oprresult) <> 'p'
+             ORDER BY 1, 2, 3",
+            &[&ops],
+        )
+        .await
+        .expect("operators")
+        .iter()
+        .map(|r| (r.get(0), r.get(1), r.get(2), r.get(3)))
+        .collect();
+    assert!(operators.iter().any(|(o, l, r, _)| o == "=" && l == "text" && r == "text"), "{operators:?}");
+    // Built-in types with those names: PostgreSQL looks an unqualified type up in pg_temp before pg_catalog.
+    let types: Vec<String> = admin
+        .query(
+            "SELECT t.typname::text FROM pg_type t
+             WHERE t.typnamespace = 'pg_catalog'::regnamespace AND t.typtype = 'b' AND t.typcategory <> 'A'
+               AND t.typname = ANY ($1) ORDER BY 1",
+            &[&idents],
+        )
+        .await
+        .expect("types")
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+
+    let mut ddl = String::from(
+        "CREATE TABLE evil.llamadas (que pg_catalog.text, quien pg_catalog.text DEFAULT current_user);
+         GRANT SELECT, INSERT ON evil.llamadas TO PUBLIC;
+         CREATE FUNCTION evil.llamada(pg_catalog.text) RETURNS boolean LANGUAGE sql
+             AS $$ INSERT INTO evil.llamadas (que) VALUES ($1) RETURNING true $$;
+         CREATE FUNCTION evil.escritura() RETURNS trigger LANGUAGE plpgsql
+             AS $$ BEGIN PERFORM evil.llamada('escribe ' || TG_TABLE_NAME); RETURN NULL; END $$;\n",
+    );
+    for (name, columns) in &relations {
+        // One row, so a read evaluates the recording condition; writes are recorded instead of done.
+        ddl.push_str(&format!(
+            "CREATE TEMP TABLE \"{name}_datos\" ({columns});
+             INSERT INTO pg_temp.\"{name}_datos\" DEFAULT VALUES;
+             CREATE TEMP VIEW \"{name}\" AS SELECT * FROM pg_temp.\"{name}_datos\" WHERE evil.llamada('lee {name}');
+             CREATE TRIGGER escritura INSTEAD OF INSERT OR UPDATE OR DELETE ON pg_temp.\"{name}\"
+                 FOR EACH ROW EXECUTE FUNCTION evil.escritura();\n"
+        ));
+    }
+    for (name, schema, args, ret) in &functions {
+        let params: Vec<String> =
+            (1..=args.split(", ").filter(|a| !a.is_empty()).count()).map(|i| format!("${i}")).collect();
+        ddl.push_str(&format!(
+            "CREATE FUNCTION evil.\"{name}\"({args}) RETURNS {ret} LANGUAGE sql
+                 AS $$ SELECT evil.llamada('{name}'); SELECT {schema}.\"{name}\"({}) $$;\n",
+            params.join(", ")
+        ));
+    }
+    for (i, (op, left, right, ret)) in operators.iter().enumerate() {
+        ddl.push_str(&format!(
+            "CREATE FUNCTION evil.op_{i}({left}, {right}) RETURNS {ret} LANGUAGE sql
+                 AS $$ SELECT evil.llamada('{op}'); SELECT $1 OPERATOR(pg_catalog.{op}) $2 $$;
+             CREATE OPERATOR evil.{op} (LEFTARG = {left}, RIGHTARG = {right}, FUNCTION = evil.op_{i});\n"
+        ));
+    }
+    // Last: from then on an unqualified type name in the session means the look-alike.
+    let mut ddl_types = String::new();
+    for name in &types {
+        ddl_types.push_str(&format!(
+            "CREATE DOMAIN pg_temp.\"{name}\" AS pg_catalog.\"{name}\" CHECK (evil.llamada('tipo {name}'));\n"
+        ));
+    }
+
+    // Statements that fire the triggers, as the POS, the app or the service write. A role without the
+    // privilege gets 42501 before anything fires; any other error is a failure (a look-alike reached, say).
+    let firing = [
+        format!(
+            "INSERT INTO public.cargas_saldo (nro_tarjeta, monto_cargado, estado, referencia)
+             VALUES ('{0}', 10000, 'CONFIRMADO', 'test')",
+            fam.nro_tarjeta
+        ),
+        format!("UPDATE public.tarjetas SET saldo_actual = 1000 WHERE nro_tarjeta = '{}'", fam.nro_tarjeta),
+        format!("UPDATE public.tarjetas SET estado = 'Bloqueada' WHERE nro_tarjeta = '{}'", fam.nro_tarjeta),
+        format!(
+            "INSERT INTO public.solicitudes_notificacion (id_cliente, nro_tarjeta, saldo_alerta, mensaje, destino, estado)
+             VALUES ({}, '{}', 3000, 'Aviso manual', 'Email', 'Pendiente')",
+            fam.id_cliente, fam.nro_tarjeta
+        ),
+        format!(
+            "UPDATE public.solicitudes_notificacion SET estado = 'Error', ultimo_error = 'prueba'
+             WHERE nro_tarjeta = '{}'",
+            fam.nro_tarjeta
+        ),
+    ];
+
+    // As a waiting listener: the triggers' lock test fails and they NOTIFY, so every call in them runs.
+    admin.execute("SELECT pg_advisory_lock(1668183142, 1)", &[]).await.expect("lock");
+    for role in [&app, &runtime] {
+        admin
+            .batch_execute(&format!(
+                "UPDATE tarjetas SET saldo_actual = 6000, estado = 'Activa' WHERE nro_tarjeta = '{1}';
+                 CREATE SCHEMA evil AUTHORIZATION {0};
+                 GRANT USAGE ON SCHEMA evil TO PUBLIC;
+                 ALTER ROLE {0} SET track_functions = 'all'",
+                role.name, fam.nro_tarjeta
+            ))
+            .await
+            .expect("reset the card, the role's schema, function statistics");
+        let (mut c, conn) =
+            tokio_postgres::connect(&role.url(&db.url), tokio_postgres::NoTls).await.expect("connect as the role");
+        let conn = tokio::spawn(conn);
+        c.batch_execute(&ddl).await.unwrap_or_else(|e| panic!("{}: look-alikes: {e:?}", role.name));
+        c.batch_execute("SET search_path = pg_temp, evil, pg_catalog, public").await.expect("search_path");
+
+        // Each look-alike is what this session's own unqualified names reach.
+        for (name, _) in &relations {
+            let schema: String = c
+                .query_one("SELECT relnamespace::regnamespace::text FROM pg_class WHERE oid = to_regclass($1)", &[name])
+                .await
+                .expect("resolve a relation")
+                .get(0);
+            assert!(schema.starts_with("pg_temp"), "{name} resolves to {schema}");
+        }
+        for (name, _, args, _) in &functions {
+            let found: Option<String> = c
+                .query_one(
+                    "SELECT pronamespace::regnamespace::text FROM pg_proc WHERE oid = to_regprocedure($1)",
+                    &[&format!("\"{name}\"({args})")],
+                )
+                .await
+                .map(|r| r.get(0))
+                .ok();
+            assert_eq!(found.as_deref(), Some("evil"), "{name}({args})");
+        }
+        for (op, left, right, _) in &operators {
+            let found: Option<String> = c
+                .query_one(
+                    "SELECT oprnamespace::regnamespace::text FROM pg_operator WHERE oid = to_regoperator($1)",
+                    &[&format!("{op}({left},{right})")],
+                )
+                .await
+                .map(|r| r.get(0))
+                .ok();
+            assert_eq!(found.as_deref(), Some("evil"), "{op}({left},{right})");
+        }
+        c.batch_execute(&ddl_types).await.unwrap_or_else(|e| panic!("{}: type look-alikes: {e:?}", role.name));
+        for name in &types {
+            let schema: String = c
+                .query_one(
+                    "SELECT typnamespace::regnamespace::text FROM pg_type WHERE oid = to_regtype($1)",
+                    &[&format!("\"{name}\"")],
+                )
+                .await
+                .expect("resolve a type")
+                .get(0);
+            assert!(schema.starts_with("pg_temp"), "type {name} resolves to {schema}");
+        }
+        c.batch_execute("DELETE FROM evil.llamadas").await.expect("clear");
+
+        let tx = c.transaction().await.expect("begin");
+        let mut refused = Vec::new();
+        for sql in &firing {
+            tx.batch_execute("SAVEPOINT s").await.expect("savepoint");
+            match tx.batch_execute(sql).await {
+                Ok(()) => {}
+                Err(e) if e.code() == Some(&SqlState::INSUFFICIENT_PRIVILEGE) => {
+                    tx.batch_execute("ROLLBACK TO SAVEPOINT s").await.expect("rollback to savepoint");
+                    refused.push(sql.split_whitespace().take(3).collect::<Vec<_>>().join(" "));
+                }
+                Err(e) => panic!("{}: {sql}: {e:?}", role.name),
+            }
+        }
+        let fired: Vec<String> = tx
+            .query(
+                "SELECT p.proname::text FROM pg_stat_xact_user_functions s JOIN pg_proc p ON p.oid = s.funcid
+                 WHERE p.prosecdef AND s.calls > 0 ORDER BY 1",
+                &[],
+            )
+            .await
+            .expect("functions called")
+            .iter()
+            .map(|r| r.get(0))
+            .collect();
+        let hijacked: Vec<(String, String)> = tx
+            .query("SELECT que, quien FROM evil.llamadas WHERE quien OPERATOR(pg_catalog.<>) current_user", &[])
+            .await
+            .expect("calls")
+            .iter()
+            .map(|r| (r.get(0), r.get(1)))
+            .collect();
+        tx.rollback().await.expect("rollback");
+        assert!(hijacked.is_empty(), "{}: look-alikes run with another role's rights: {hijacked:?}", role.name);
+        if role.name == app.name {
+            assert_eq!(fired, definer, "the app fires every SECURITY DEFINER function (add a statement for a new one)");
+        } else {
+            assert!(
+                fired.iter().any(|f| f == "cantina_notify_historial_update")
+                    && fired.iter().any(|f| f == "cantina_notify_historial_insert"),
+                "the runtime role fires the history triggers: {fired:?} (refused: {refused:?})"
+            );
+        }
+        drop(c);
+        let _ = conn.await;
+        admin
+            .batch_execute(&format!("DROP SCHEMA evil CASCADE; ALTER ROLE {} RESET track_functions", role.name))
+            .await
+            .expect("drop evil");
+    }
+    admin.execute("SELECT pg_advisory_unlock(1668183142, 1)", &[]).await.expect("unlock");
+
+    // Nobody calls them directly: PUBLIC may not (triggers fire without an EXECUTE check).
+    let callable: Vec<String> = admin
+        .query(
+            "SELECT p.proname::text FROM pg_proc p
+             WHERE p.pronamespace = 'public'::regnamespace AND p.prosecdef
+               AND (has_function_privilege('public', p.oid, 'EXECUTE')
+                    OR has_function_privilege($1, p.oid, 'EXECUTE') OR has_function_privilege($2, p.oid, 'EXECUTE'))",
+            &[&app.name, &runtime.name],
+        )
+        .await
+        .expect("EXECUTE privileges")
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    assert!(callable.is_empty(), "EXECUTE revoked from PUBLIC: {callable:?}");
+    app.drop(&admin).await;
+    runtime.drop(&admin).await;
 }
