@@ -261,3 +261,117 @@ async fn a_401_pauses_the_channel_with_one_staff_alert_and_a_probe_resumes_it() 
     assert_eq!(count(&c, "SELECT count(*) FROM alertas_sistema").await, 1);
     app.stop().await;
 }
+
+/// The binary at `RUST_LOG=trace` (every module, the libraries included) over a whole flow through the real
+/// adapters: a recharge on every channel, a sale below the threshold, a POS request. Nothing it prints holds an
+/// address, a phone, a name, a balance or a secret: tokio-postgres logs statement parameters at debug, lettre the
+/// SMTP conversation.
+#[tokio::test]
+async fn nothing_personal_or_secret_is_logged_at_trace() {
+    let db = TestDb::new().await;
+    let c = db.client().await;
+    let fam = seed_family(&c, Some("ana.benitez@example.com"), Some("0981 123456"), 12_000).await;
+    c.execute(
+        "INSERT INTO usuario_portal (id_cliente, email, activo) VALUES ($1, 'ana.portal@example.com', true)",
+        &[&fam.id_cliente],
+    )
+    .await
+    .unwrap();
+    let dir = std::env::temp_dir().join(format!("cn-trace-{}", fastrand::u64(..)));
+    std::fs::create_dir_all(&dir).unwrap();
+    let (smtp_port, smtp, ca) = smtp_server(&dir);
+    let twilio = MockServer::start().await;
+    Mock::given(method("POST"))
+        .respond_with(
+            ResponseTemplate::new(201)
+                .set_body_json(serde_json::json!({"sid": "SM0123456789abcdef0123456789abcdef", "status": "queued"})),
+        )
+        .mount(&twilio)
+        .await;
+    let meta = MockServer::start().await;
+    Mock::given(method("POST"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(serde_json::json!({
+            "messaging_product": "whatsapp",
+            "contacts": [{"input": "+595981123456", "wa_id": "595981123456"}],
+            "messages": [{"id": "wamid.HBgLNTk1OTgxMTIzNDU2FQIAERgSQ0"}]
+        })))
+        .mount(&meta)
+        .await;
+    let addr =
+        format!("127.0.0.1:{}", std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port());
+    let log = dir.join("stderr.log");
+    let out = dir.join("stdout.log");
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_cantina-notify"))
+        .arg("run")
+        .current_dir(&dir)
+        .env("RUST_LOG", "trace")
+        .env("DATABASE_URL", &db.url)
+        .env("CANTINA__HTTP__ADDR", &addr)
+        .env("CANTINA__SCHEDULER__ENABLED", "false")
+        .env("CANTINA__DISPATCH__POLL_INTERVAL_MS", "50")
+        .env("EMAIL_BACKEND", "django.core.mail.backends.smtp.EmailBackend")
+        .env("EMAIL_HOST", "localhost")
+        .env("EMAIL_PORT", smtp_port.to_string())
+        .env("EMAIL_USE_TLS", "True")
+        .env("EMAIL_HOST_USER", "cantina@example.com")
+        .env("EMAIL_HOST_PASSWORD", "app-password-7781")
+        .env("CANTINA__EMAIL__CA_FILE", &ca)
+        .env("SMS_PROVIDER", "twilio")
+        .env("TWILIO_ACCOUNT_SID", "AC0123456789abcdef0123456789abcdef")
+        .env("TWILIO_AUTH_TOKEN", "twilio-token-5521")
+        .env("TWILIO_PHONE_NUMBER", "+15005550006")
+        .env("TWILIO_API_URL", twilio.uri())
+        .env("WHATSAPP_PROVIDER", "business_api")
+        .env("WHATSAPP_ACCESS_TOKEN", "meta-token-9932")
+        .env("WHATSAPP_PHONE_NUMBER_ID", "106540352242922")
+        .env("WHATSAPP_API_URL", meta.uri())
+        .env("CANTINA__RULES__RECARGA_EXITOSA__CHANNELS", "email,sms,whatsapp,portal")
+        .stdout(std::fs::File::create(&out).unwrap())
+        .stderr(std::fs::File::create(&log).unwrap())
+        .spawn()
+        .unwrap();
+    poll_until("healthy", SHORT, || async {
+        cantina_notify::http::get_url(&addr, "/readyz", std::time::Duration::from_secs(1))
+            .await
+            .ok()
+            .filter(|(status, _)| *status == 200)
+    })
+    .await;
+    recharge(&c, &fam.nro_tarjeta, 50_000).await;
+    consume(&c, &fam.nro_tarjeta, 60_000).await;
+    pos_manual_request(&c, &fam).await;
+    wait_count(&c, "SELECT count(*) FROM solicitudes_notificacion WHERE estado = 'Enviado'", 6, SHORT).await;
+    assert_eq!(smtp.mails.lock().unwrap().len(), 3, "recharge, low balance and the POS request by email");
+    // SAFETY: plain kill(2) on our own child.
+    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    let status = tokio::task::spawn_blocking(move || child.wait()).await.unwrap().unwrap();
+    assert!(status.success(), "{status:?}");
+
+    let printed = std::fs::read_to_string(&log).unwrap() + &std::fs::read_to_string(&out).unwrap();
+    // The level took effect: the service's own debug lines are there (the libraries' are held at INFO).
+    assert!(printed.lines().any(|l| l.contains("DEBUG cantina_notify")), "{printed}");
+    let forbidden = [
+        "ana.benitez@example.com",
+        "ana.portal@example.com",
+        "981123456",
+        "981 123456",
+        "Benítez",
+        "Ben\\u{ed}tez",
+        "Luis",
+        "62.000",
+        "62000",
+        "app-password-7781",
+        "twilio-token-5521",
+        "meta-token-9932",
+        // Twilio's Basic credentials and SMTP's AUTH PLAIN, base64.
+        "QUMwMTIzNDU2Nzg5YWJjZGVmMDEyMzQ1Njc4OWFiY2RlZjp0d2lsaW8tdG9rZW4tNTUyMQ",
+        "Y2FudGluYUBleGFtcGxlLmNvbQBhcHAtcGFzc3dvcmQtNzc4MQ",
+    ];
+    let leaks: Vec<String> = printed
+        .lines()
+        .filter(|l| forbidden.iter().any(|f| l.contains(f)))
+        .map(|l| l.chars().take(300).collect())
+        .collect();
+    assert!(leaks.is_empty(), "{} lines leak:\n{}", leaks.len(), leaks.join("\n"));
+    std::fs::remove_dir_all(dir).unwrap();
+}
