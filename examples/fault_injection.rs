@@ -327,6 +327,7 @@ async fn run(bin: PathBuf, plan: Plan) -> Result<bool, FiError> {
     let sink_addr = sink::spawn(sink.clone()).map_err(FiError::io("starting the provider sink"))?;
     let env: Vec<(String, String)> = [
         ("DATABASE_URL", db_url.clone()),
+        ("CANTINA__DATABASE__SIGNING_KEY", "fault-injection-signing-key-0123456789abcdef".to_string()),
         ("EMAIL_BACKEND", "sendgrid".into()),
         ("SENDGRID_API_KEY", "fault-injection".into()),
         ("SENDGRID_API_URL", format!("http://{sink_addr}")),

@@ -63,6 +63,28 @@ pub async fn raise(pool: &Pool, prefix: &str, mensaje: &str) -> Result<bool, DbE
     Ok(inserted == 1)
 }
 
+/// [`raise`], and not again within an hour of the last one (open, read or resolved): for incidents that may repeat
+/// many times, where one alert an hour says all there is to say.
+pub async fn raise_at_most_hourly(pool: &Pool, prefix: &str, mensaje: &str) -> Result<bool, DbError> {
+    let mensaje = stored_message(prefix, mensaje);
+    let mut conn = pool.get().await?;
+    let tx = conn.transaction().await?;
+    tx.execute("SELECT pg_advisory_xact_lock(hashtext('cantina-notify-alertas'))", &[]).await?;
+    let inserted = tx
+        .execute(
+            "INSERT INTO alertas_sistema (tipo, mensaje, estado)
+             SELECT 'SISTEMA', $1, 'Pendiente'
+             WHERE NOT EXISTS (
+                 SELECT 1 FROM alertas_sistema
+                 WHERE tipo = 'SISTEMA' AND left(mensaje, char_length($2)) = $2
+                   AND (estado IN ('Pendiente', 'Leida') OR fecha_creacion > now() - interval '1 hour'))",
+            &[&mensaje, &key(prefix)],
+        )
+        .await?;
+    tx.commit().await?;
+    Ok(inserted == 1)
+}
+
 /// Closes the open incident named by `prefix`, saying how it ended; returns how many rows it closed (0: none open).
 pub async fn resolve(pool: &Pool, prefix: &str, observaciones: &str) -> Result<u64, DbError> {
     Ok(pool.get().await?.execute(RESOLVE, &[&key(prefix), &observaciones]).await?)

@@ -57,6 +57,10 @@ impl Application {
             migrate::ensure_migrated(&conn).await?;
         }
         sync_settings(&pool, rules.umbral_saldo_bajo).await?;
+        let signed = crate::dispatch::store::sign_pending_at_upgrade(&pool, &rules.signer).await?;
+        if signed > 0 {
+            tracing::info!(requests = signed, "signed the requests that were pending when migration 0018 ran");
+        }
         let http = TcpListener::bind(&settings.http.addr)
             .await
             .map_err(|source| AppError::Bind { addr: settings.http.addr.clone(), source })?;
@@ -100,6 +104,7 @@ impl Application {
             self.pool.clone(),
             self.channels,
             &self.settings,
+            self.rules.signer.clone(),
             self.metrics.clone(),
             wake.clone(),
         ));

@@ -45,6 +45,11 @@ async fn demo(settings: &mut Settings, url: &str) -> anyhow::Result<()> {
     settings.rules = RulesSettings::default();
     // The demo shows the event flow; the sweeps would add notices depending on the time of day.
     settings.scheduler.enabled = false;
+    if settings.database.signing_key.is_none() {
+        // The demo's own requests only: a key for this run.
+        let key: String = (0..48).map(|_| fastrand::alphanumeric()).collect();
+        settings.database.signing_key = Some(crate::config::Secret::new(key));
+    }
 
     let mut client = crate::db::connect(url, "cantina-notify-demo").await?;
     crate::migrate::migrate(&mut client, true).await.context("creating the schema")?;

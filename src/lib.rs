@@ -24,5 +24,6 @@ pub mod pg_cluster;
 pub mod render;
 pub mod rules;
 pub mod scheduler;
+pub mod signing;
 pub mod telemetry;
 pub mod webhooks;

@@ -106,6 +106,7 @@ pub struct Metrics {
     webhook_rejected: Family<ProviderLabels, Counter>,
     receipts: Family<ReceiptLabels, Counter>,
     dispatch_errors: Counter,
+    unsigned_refused: Family<PendingLabels, Counter>,
     fallbacks: Family<FallbackLabels, Counter>,
     oldest_pending: Family<PendingLabels, Gauge<f64, std::sync::atomic::AtomicU64>>,
     /// Mirrors `listener_connected` for `/readyz`.
@@ -202,6 +203,12 @@ impl Metrics {
             "Dispatcher database errors (claims or outcome writes)",
             dispatch_errors.clone(),
         );
+        let unsigned_refused = Family::<PendingLabels, Counter>::default();
+        registry.register(
+            "unsigned_requests_refused",
+            "Keyed requests not sent because they lack the service's signature (written or changed by another database role), by channel",
+            unsigned_refused.clone(),
+        );
         let fallbacks = Family::<FallbackLabels, Counter>::default();
         registry.register(
             "fallbacks",
@@ -231,6 +238,7 @@ impl Metrics {
             webhook_rejected,
             receipts,
             dispatch_errors,
+            unsigned_refused,
             fallbacks,
             oldest_pending,
             connected: Arc::new(AtomicBool::new(false)),
@@ -352,6 +360,11 @@ impl Metrics {
 
     pub fn dispatch_failed(&self) {
         self.dispatch_errors.inc();
+    }
+
+    pub fn unsigned_refused(&self, destino: &str) {
+        let channel = crate::domain::ChannelKind::parse(destino).map_or("-", |c| c.config_name()).to_string();
+        self.unsigned_refused.get_or_create(&PendingLabels { channel }).inc();
     }
 }
 

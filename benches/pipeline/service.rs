@@ -28,6 +28,7 @@ impl Service {
         command
             .arg("run")
             .env("DATABASE_URL", database_url)
+            .env("CANTINA__DATABASE__SIGNING_KEY", "benchmark-signing-key-0123456789abcdef0123")
             .env("EMAIL_BACKEND", "sendgrid")
             .env("SENDGRID_API_KEY", "x")
             .env("SENDGRID_API_URL", sendgrid_url)

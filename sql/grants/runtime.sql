@@ -38,12 +38,12 @@ DECLARE
         ['solicitudes_notificacion',        'INSERT', 'id_cliente, nro_tarjeta, saldo_alerta, mensaje, destino, estado, '
                                                       'tipo, clave_dedup, destinatario, datos, ultimo_error, '
                                                       'canales_respaldo, id_solicitud_origen, intentos, '
-                                                      'proximo_intento, actualizado_en'],
+                                                      'proximo_intento, actualizado_en, firma'],
         ['solicitudes_notificacion',        'UPDATE', 'id_cliente, saldo_alerta, mensaje, destino, estado, fecha_envio, '
                                                       'tipo, clave_dedup, destinatario, datos, intentos, '
                                                       'proximo_intento, ultimo_error, proveedor, id_proveedor, '
                                                       'estado_entrega, actualizado_en, espera_recibo_hasta, '
-                                                      'respaldo_creado_en'],
+                                                      'respaldo_creado_en, firma'],
         ['solicitudes_notificacion',        'DELETE', ''],
         -- Portal notices (RETURNING the new id as the provider's message id).
         ['notificacion',                    'INSERT', 'id_usuario_portal, tipo, titulo, mensaje, fecha_envio'],
@@ -79,7 +79,11 @@ DECLARE
         ['cantina_notify_pausas_historial', 'SELECT', ''],
         ['cantina_notify_pausas_historial', 'INSERT', 'destino, accion, motivo, por, en'],
         -- `run` checks the database is migrated; only `migrate` writes the ledger.
-        ['cantina_notify_migraciones',      'SELECT', '']
+        ['cantina_notify_migraciones',      'SELECT', ''],
+        -- The requests pending when migration 0018 ran: signed at the next start, then taken off the list. Only
+        -- the migration adds to it.
+        ['cantina_notify_sin_firma',        'SELECT', ''],
+        ['cantina_notify_sin_firma',        'DELETE', '']
         -- cantina_notify_restricciones_originales, consumos_tarjeta and every other table: nothing.
     ];
     fila     text[];

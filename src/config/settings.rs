@@ -168,13 +168,23 @@ pub struct DatabaseSettings {
     /// `CANTINA__DATABASE__RUNTIME_ROLE`: the role `run` connects as; `migrate` sets its privileges
     /// (`sql/grants/runtime.sql`) at the end of every run. Unset: `migrate` grants nothing.
     pub runtime_role: Option<String>,
+    /// `CANTINA__DATABASE__SIGNING_KEY`: the secret the service signs its requests with (`crate::signing`); the
+    /// same in every replica and every command that writes requests. Never stored in the database.
+    pub signing_key: Option<Secret>,
     pub pool_size: usize,
     pub connect_timeout_seconds: u64,
 }
 
 impl Default for DatabaseSettings {
     fn default() -> Self {
-        Self { url: None, listen_url: None, runtime_role: None, pool_size: 24, connect_timeout_seconds: 10 }
+        Self {
+            url: None,
+            listen_url: None,
+            runtime_role: None,
+            signing_key: None,
+            pool_size: 24,
+            connect_timeout_seconds: 10,
+        }
     }
 }
 

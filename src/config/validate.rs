@@ -82,6 +82,9 @@ pub struct RulesConfig {
     pub preference_defaults: super::settings::PreferenceDefaults,
     /// Channels with a provider configured (a manual request may name any of them).
     pub available: Vec<ChannelKind>,
+    /// Signs the requests the service writes (`CANTINA__DATABASE__SIGNING_KEY`; a throwaway key where none is
+    /// needed, see [`Settings::validate`]).
+    pub signer: crate::signing::RowSigner,
 }
 
 /// Where a type's notices go: every channel at once, or the first with the rest as fallbacks.
@@ -211,13 +214,18 @@ impl Settings {
                 r.saldo_bajo.umbral
             ));
         }
-        if errors.is_empty() {
+        let signer = match &self.database.signing_key {
+            Some(key) => crate::signing::RowSigner::new(key.expose()).map_err(|e| errors.push(e)).ok(),
+            None => Some(crate::signing::RowSigner::ephemeral()),
+        };
+        if let (true, Some(signer)) = (errors.is_empty(), signer) {
             Ok(RulesConfig {
                 channels,
                 fallback,
                 umbral_saldo_bajo: r.saldo_bajo.umbral,
                 preference_defaults: self.preferences,
                 available: Vec::new(),
+                signer,
             })
         } else {
             Err(errors)
@@ -231,6 +239,12 @@ impl Settings {
             errors.push(
                 "DATABASE_URL: required (a libpq URL such as postgres://user@host:5432/cantina?sslmode=require)".into(),
             );
+        }
+        if needs_database && self.database.signing_key.is_none() {
+            errors.push(format!(
+                "CANTINA__DATABASE__SIGNING_KEY: required, the same in every replica: a random secret of at least {} bytes (for example `openssl rand -base64 48`); the service signs the requests it writes with it and sends no keyed request whose signature fails",
+                crate::signing::MIN_KEY_BYTES
+            ));
         }
         for (key, url) in [("DATABASE_URL", &self.database.url), ("LISTEN_DATABASE_URL", &self.database.listen_url)] {
             if let Some(u) = url

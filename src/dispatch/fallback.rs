@@ -20,6 +20,7 @@ use crate::db::DbError;
 use crate::domain::{ChannelKind, Guaranies, NotificationType};
 use crate::events::drain::{insert_requests, turned_off};
 use crate::rules::{MessageData, NewRequest, Parent, resolve_recipient};
+use crate::signing::{RowSigner, SignedFields};
 
 /// `canales_respaldo` for a list of channels still to try (`None` when there is none).
 pub fn chain_column(rest: &[ChannelKind]) -> Option<String> {
@@ -76,7 +77,7 @@ const DUE: &str = "
                 WHEN s.estado = 'Omitido' THEN 'omitted'
                 WHEN s.estado_entrega = 'failed' THEN 'failed_receipt'
                 ELSE 'no_receipt' END,
-           c.nombres, c.apellidos, c.email, c.telefono, coalesce(c.activo, true)
+           c.nombres, c.apellidos, c.email, c.telefono, coalesce(c.activo, true), s.destinatario, s.firma
     FROM solicitudes_notificacion s
     LEFT JOIN clientes c ON c.id_cliente = s.id_cliente
     WHERE s.canales_respaldo IS NOT NULL AND s.respaldo_creado_en IS NULL
@@ -105,10 +106,13 @@ struct Link {
     datos: Option<Json>,
     why: Why,
     parent: Option<Parent>,
+    /// Whether the row carries the service's signature: the next link copies its data, so a row written or
+    /// altered by anyone else must not be laundered into a signed one.
+    signed: bool,
 }
 
 impl Link {
-    fn from_row(r: &tokio_postgres::Row) -> Link {
+    fn from_row(r: &tokio_postgres::Row, signer: &RowSigner) -> Link {
         let why = match r.get::<_, &str>(10) {
             "error" => Why::Error,
             "omitted" => Why::Omitted,
@@ -125,7 +129,22 @@ impl Link {
             telefono: r.get(14),
             activo: r.get(15),
         });
+        let datos: Option<Json> = r.get(9);
+        let clave_dedup: Option<&str> = r.get(2);
+        let signed = clave_dedup.is_some_and(|clave_dedup| {
+            signer.verify(
+                &SignedFields {
+                    clave_dedup,
+                    destino: r.get(3),
+                    destinatario: r.get(16),
+                    tipo: r.get(4),
+                    datos: datos.as_ref(),
+                },
+                r.get(17),
+            )
+        });
         Link {
+            signed,
             id: r.get(0),
             origin: r.get(1),
             clave_dedup: r.get::<_, Option<String>>(2).unwrap_or_default(),
@@ -135,7 +154,7 @@ impl Link {
             id_cliente,
             nro_tarjeta: r.get(7),
             saldo: r.get(8),
-            datos: r.get(9),
+            datos,
             why,
             parent,
         }
@@ -149,6 +168,9 @@ impl Link {
         let Some((&next, rest)) = self.rest.split_first() else {
             return Err("no quedan canales".into());
         };
+        if !self.signed {
+            return Err(crate::signing::REFUSED.into());
+        }
         let prefix = self
             .clave_dedup
             .strip_suffix(&format!(":{channel}"))
@@ -188,12 +210,17 @@ pub struct Advanced {
 
 /// Moves every chain whose current link failed, was skipped, or got no receipt in time, in one transaction;
 /// replicas running it together skip each other's rows.
-pub async fn advance(pool: &Pool, limit: i64, defaults: &PreferenceDefaults) -> Result<Advanced, DbError> {
+pub async fn advance(
+    pool: &Pool,
+    signer: &RowSigner,
+    limit: i64,
+    defaults: &PreferenceDefaults,
+) -> Result<Advanced, DbError> {
     crate::db::guarded(async {
         let mut conn = pool.get().await?;
         let tx = conn.transaction().await?;
         tx.execute(END_WAIT, &[]).await?;
-        let links: Vec<Link> = tx.query(DUE, &[&limit]).await?.iter().map(Link::from_row).collect();
+        let links: Vec<Link> = tx.query(DUE, &[&limit]).await?.iter().map(|r| Link::from_row(r, signer)).collect();
         let mut out = Advanced::default();
         if links.is_empty() {
             tx.commit().await?;
@@ -224,7 +251,7 @@ pub async fn advance(pool: &Pool, limit: i64, defaults: &PreferenceDefaults) -> 
                 }
             }
         }
-        insert_requests(&tx, requests).await?;
+        insert_requests(&tx, signer, requests).await?;
         let ids: Vec<i64> = links.iter().map(|l| l.id).collect();
         tx.execute(MARK_FOLLOWED, &[&ids]).await?;
         tx.commit().await?;
@@ -270,6 +297,7 @@ mod tests {
 
     fn link(channel: ChannelKind, rest: &[ChannelKind]) -> Link {
         Link {
+            signed: true,
             id: 10,
             origin: 7,
             clave_dedup: format!("recarga_exitosa:55:{channel}"),

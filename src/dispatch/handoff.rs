@@ -178,6 +178,7 @@ mod tests {
             destinatario: None,
             datos: None,
             clave_dedup: format!("k{id}"),
+            firma: None,
             intentos: 1,
             claimed_at: Instant::now(),
         }

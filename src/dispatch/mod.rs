@@ -30,7 +30,11 @@ use crate::config::{DispatchSettings, Settings};
 use crate::domain::{ChannelKind, NotificationType};
 use crate::metrics::{Metrics, SendOutcome};
 use crate::rules::{MessageData, Recipient};
+use crate::signing::RowSigner;
 use store::{Claimed, Outcome};
+
+/// The staff alert for refused unsigned requests.
+const UNSIGNED_ALERT: &str = "cantina-notify: solicitudes sin firma rechazadas";
 
 pub struct Dispatcher {
     pool: Pool,
@@ -51,10 +55,19 @@ pub struct Dispatcher {
     handoff: Arc<Handoff>,
     /// Sends are recorded in shared statements (group commit).
     sent: sent::SentWriter,
+    /// Checks each claim's signature before it is sent; signs the fallback's next links.
+    signer: RowSigner,
 }
 
 impl Dispatcher {
-    pub fn new(pool: Pool, channels: Channels, settings: &Settings, metrics: Arc<Metrics>, wake: Arc<Notify>) -> Self {
+    pub fn new(
+        pool: Pool,
+        channels: Channels,
+        settings: &Settings,
+        signer: RowSigner,
+        metrics: Arc<Metrics>,
+        wake: Arc<Notify>,
+    ) -> Self {
         let pauses = Pauses::new(channels.kinds());
         let permits = Arc::new(Semaphore::new(settings.dispatch.concurrency));
         let rates: Vec<(ChannelKind, f64)> = channels
@@ -103,6 +116,7 @@ impl Dispatcher {
             permits,
             handoff,
             sent,
+            signer,
         }
     }
 
@@ -137,7 +151,7 @@ impl Dispatcher {
             Ok(n) => tracing::info!(requests = n, "requests to opted-out addresses recorded as Omitido"),
             Err(e) => tracing::warn!(error = %e, "could not apply opt-outs"),
         }
-        match fallback::advance(&self.pool, self.settings.batch_size, &self.preference_defaults).await {
+        match fallback::advance(&self.pool, &self.signer, self.settings.batch_size, &self.preference_defaults).await {
             Ok(a) => {
                 for (t, from, to, why) in &a.created {
                     self.metrics.fallback(*t, *from, *to, why.as_str());
@@ -300,6 +314,10 @@ impl Dispatcher {
             }
             return;
         }
+        if !self.signer.verify(&c.signed_fields(), c.firma.as_deref()) {
+            self.refuse_unsigned(&c).await;
+            return;
+        }
         let msg = match self.prepare(&c) {
             Ok(m) => m,
             Err(reason) => {
@@ -418,6 +436,23 @@ impl Dispatcher {
                 }
                 self.write(&c, Outcome::Omitted { provider, reason: &reason }).await;
             }
+        }
+    }
+
+    /// A keyed row the service did not write (or that was changed since): recorded `Error` with the reason, never
+    /// sent; the staff hear of it at most once an hour, however many rows arrive.
+    async fn refuse_unsigned(&self, c: &Claimed) {
+        self.metrics.unsigned_refused(c.destino.as_deref().unwrap_or("-"));
+        tracing::error!(id = c.id, "request without a valid signature refused: not written by the service");
+        self.write(c, Outcome::Error { provider: "-", reason: crate::signing::REFUSED }).await;
+        let mensaje = format!(
+            "{UNSIGNED_ALERT}: la solicitud {} (y las que sigan) no fue escrita por el servicio y no se envió. \
+             Alguien con acceso de escritura a solicitudes_notificacion insertó o modificó filas con clave_dedup: \
+             revise quién tiene ese acceso.",
+            c.id
+        );
+        if let Err(e) = crate::alerts::raise_at_most_hourly(&self.pool, UNSIGNED_ALERT, &mensaje).await {
+            tracing::warn!(error = %e, "could not record the staff alert");
         }
     }
 

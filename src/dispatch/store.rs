@@ -17,6 +17,8 @@ pub struct Claimed {
     pub destinatario: Option<String>,
     pub datos: Option<Json>,
     pub clave_dedup: String,
+    /// `v1:…`, written by the service with the row (crate::signing); checked before the send.
+    pub firma: Option<String>,
     /// The attempt this claim is; outcome writes match on it so a claim taken over after its lease expired
     /// cannot be overwritten by the slow first holder.
     pub intentos: i32,
@@ -46,9 +48,20 @@ const CLAIM: &str = "
         ORDER BY proximo_intento
         LIMIT $1
         FOR UPDATE SKIP LOCKED))
-    RETURNING s.id_solicitud, s.tipo, s.destino, s.destinatario, s.datos, s.clave_dedup, s.intentos";
+    RETURNING s.id_solicitud, s.tipo, s.destino, s.destinatario, s.datos, s.clave_dedup, s.intentos, s.firma";
 
 impl Claimed {
+    /// What the signature covers, as the row holds it now.
+    pub fn signed_fields(&self) -> crate::signing::SignedFields<'_> {
+        crate::signing::SignedFields {
+            clave_dedup: &self.clave_dedup,
+            destino: self.destino.as_deref(),
+            destinatario: self.destinatario.as_deref(),
+            tipo: self.tipo.as_deref(),
+            datos: self.datos.as_ref(),
+        }
+    }
+
     /// A copy without the payload (`datos`), which is the costly part to clone.
     pub fn clone_head(&self) -> Claimed {
         Claimed {
@@ -58,6 +71,7 @@ impl Claimed {
             destinatario: self.destinatario.clone(),
             datos: None,
             clave_dedup: self.clave_dedup.clone(),
+            firma: self.firma.clone(),
             intentos: self.intentos,
             claimed_at: self.claimed_at,
         }
@@ -83,9 +97,56 @@ pub async fn claim(
             datos: r.get(4),
             clave_dedup: r.get(5),
             intentos: r.get(6),
+            firma: r.get(7),
             claimed_at,
         })
         .collect())
+}
+
+/// Signs the requests that were waiting when migration 0018 ran (listed by the migration, which only the owner can
+/// add to): the service wrote them before it signed anything. Takes them off the list in the same transaction.
+pub async fn sign_pending_at_upgrade(pool: &Pool, signer: &crate::signing::RowSigner) -> Result<u64, DbError> {
+    let mut conn = pool.get().await?;
+    let tx = conn.transaction().await?;
+    // Deleting locks them: a replica starting at the same time waits, then finds them gone.
+    let listed: Vec<i64> = tx
+        .query("DELETE FROM cantina_notify_sin_firma RETURNING id_solicitud", &[])
+        .await?
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    if listed.is_empty() {
+        return Ok(0);
+    }
+    let rows = tx
+        .query(
+            "SELECT id_solicitud, clave_dedup, destino, destinatario, tipo, datos FROM solicitudes_notificacion
+             WHERE id_solicitud = ANY($1) AND clave_dedup IS NOT NULL AND firma IS NULL",
+            &[&listed],
+        )
+        .await?;
+    let mut ids = Vec::with_capacity(rows.len());
+    let mut firmas = Vec::with_capacity(rows.len());
+    for r in &rows {
+        let datos: Option<Json> = r.get(5);
+        ids.push(r.get::<_, i64>(0));
+        firmas.push(signer.sign(&crate::signing::SignedFields {
+            clave_dedup: r.get(1),
+            destino: r.get(2),
+            destinatario: r.get(3),
+            tipo: r.get(4),
+            datos: datos.as_ref(),
+        }));
+    }
+    let n = tx
+        .execute(
+            "UPDATE solicitudes_notificacion s SET firma = u.firma
+             FROM unnest($1::int8[], $2::text[]) AS u(id, firma) WHERE s.id_solicitud = u.id",
+            &[&ids, &firmas],
+        )
+        .await?;
+    tx.commit().await?;
+    Ok(n)
 }
 
 /// Claims that ran out of attempts without any outcome recorded (a worker crashed mid-send each time, or could not

@@ -18,6 +18,7 @@ use crate::rules::{
     self, Card, Context, Decision, ManualCompletion, ManualRow, NewRequest, OffBy, Parent, Recharge, RuleInput,
     Student, TurnedOff,
 };
+use crate::signing::{RowSigner, SignedFields};
 
 /// What one batch did, for metrics and for waking the dispatcher.
 #[derive(Debug, Default)]
@@ -86,16 +87,16 @@ const INSERT_REQUESTS: &str = "
   WITH nuevas AS (
     INSERT INTO solicitudes_notificacion
         (id_cliente, nro_tarjeta, saldo_alerta, mensaje, destino, estado, tipo, clave_dedup, destinatario, datos,
-         ultimo_error, canales_respaldo, id_solicitud_origen, intentos, proximo_intento, actualizado_en)
+         ultimo_error, canales_respaldo, id_solicitud_origen, intentos, proximo_intento, actualizado_en, firma)
     SELECT u.id_cliente, u.nro_tarjeta, u.saldo, u.mensaje, u.destino, u.estado, u.tipo, u.clave, u.destinatario, u.datos,
            u.error, u.respaldo, u.origen, CASE WHEN c.claimed THEN 1 ELSE 0 END,
            CASE WHEN c.claimed THEN now() + make_interval(secs => $15)
                 WHEN u.estado = 'Pendiente' THEN now() END,
-           now()
+           now(), u.firma
     FROM unnest($1::int4[], $2::text[], $3::int8[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[],
-                $9::text[], $10::jsonb[], $11::text[], $12::text[], $13::int8[], $14::bool[])
+                $9::text[], $10::jsonb[], $11::text[], $12::text[], $13::int8[], $14::bool[], $18::text[])
          AS u(id_cliente, nro_tarjeta, saldo, mensaje, destino, estado, tipo, clave, destinatario, datos, error,
-              respaldo, origen, claim)
+              respaldo, origen, claim, firma)
     CROSS JOIN LATERAL (SELECT u.claim AND u.estado = 'Pendiente' AND NOT EXISTS (
         SELECT 1 FROM cantina_notify_bajas b
         WHERE b.fecha_alta IS NULL AND b.destino = u.destino
@@ -103,7 +104,7 @@ const INSERT_REQUESTS: &str = "
         AS claimed) c
     ON CONFLICT (clave_dedup) DO NOTHING
     RETURNING tipo, destino, estado, id_solicitud, intentos, destinatario, datos, clave_dedup, ultimo_error,
-              proveedor, id_proveedor, estado_entrega
+              proveedor, id_proveedor, estado_entrega, firma
   ), historial AS (
     -- What the trigger of migration 0007 writes, row for row.
     INSERT INTO cantina_notify_historial
@@ -120,14 +121,14 @@ const INSERT_REQUESTS: &str = "
     -- Bounded to the listed rows whatever the cached plan's statistics (see dispatch::sent's MARK_SENT).
     WHERE e.id = ANY($16) AND e.id = u.id
   )
-  SELECT tipo, destino, estado, id_solicitud, intentos, destinatario, datos, clave_dedup FROM nuevas";
+  SELECT tipo, destino, estado, id_solicitud, intentos, destinatario, datos, clave_dedup, firma FROM nuevas";
 
 const COMPLETE_MANUAL: &str = "
     UPDATE solicitudes_notificacion
     SET tipo = $2, clave_dedup = $3, destino = coalesce($4, destino), destinatario = $5, datos = $6,
         id_cliente = coalesce(id_cliente, $7), saldo_alerta = coalesce(saldo_alerta, $8), mensaje = coalesce(mensaje, $9),
         estado = $10::varchar, ultimo_error = $11, proximo_intento = CASE WHEN $10::varchar = 'Pendiente' THEN now() END,
-        actualizado_en = now()
+        actualizado_en = now(), firma = $12
     WHERE id_solicitud = $1 AND clave_dedup IS NULL AND estado = 'Pendiente'";
 
 /// Processes one batch of pending events. Returns an empty outcome when there is nothing to do.
@@ -208,7 +209,7 @@ async fn drain(
                     tx.batch_execute(crate::db::HISTORY_BY_TRIGGER).await?;
                     history_by_trigger = true;
                 }
-                complete_manual(tx, id_solicitud, *completion, &mut outcome).await?;
+                complete_manual(tx, &config.signer, id_solicitud, *completion, &mut outcome).await?;
                 Some("solicitud manual completada".to_string())
             }
             Decision::Ignore(reason) => Some(reason),
@@ -222,7 +223,7 @@ async fn drain(
     // the server turns the COMMIT into a rollback and the error comes back here.
     let ((inserted, claimed), _) = tokio::try_join!(
         biased;
-        write_requests(tx, inserts, offer, &ids, &results),
+        write_requests(tx, &config.signer, inserts, offer, &ids, &results),
         async { Ok::<_, DbError>(tx.batch_execute("COMMIT").await?) }
     )?;
     guard.finish();
@@ -240,6 +241,7 @@ async fn drain(
 /// Completes a POS row; the caller has handed the history back to the triggers (`HISTORY_BY_TRIGGER`) first.
 async fn complete_manual(
     tx: &impl GenericClient,
+    signer: &RowSigner,
     id_solicitud: i64,
     completion: ManualCompletion,
     outcome: &mut BatchOutcome,
@@ -249,6 +251,14 @@ async fn complete_manual(
             let (estado, destinatario, error) = recipient_columns(&r);
             let mensaje = crate::render::summary(&r.data);
             let datos = serde_json::to_value(&r.data).unwrap_or(Json::Null);
+            // Where a POS row's destino is unset the statement keeps the row's, which the rules also resolved.
+            let firma = signer.sign(&SignedFields {
+                clave_dedup: &r.clave_dedup,
+                destino: Some(r.channel.destino()),
+                destinatario: destinatario.as_deref(),
+                tipo: Some(r.tipo.as_str()),
+                datos: Some(&datos),
+            });
             let n = tx
                 .execute(
                     COMPLETE_MANUAL,
@@ -264,6 +274,7 @@ async fn complete_manual(
                         &mensaje,
                         &estado,
                         &error,
+                        &firma,
                     ],
                 )
                 .await?;
@@ -294,6 +305,7 @@ async fn complete_manual(
                     &none,
                     &"Error",
                     &reason,
+                    &None::<String>,
                 ],
             )
             .await?;
@@ -314,9 +326,10 @@ fn recipient_columns(r: &NewRequest) -> (&'static str, Option<String>, Option<St
 /// it); returns (type, channel, estado) of each row that was new.
 pub async fn insert_requests(
     tx: &impl GenericClient,
+    signer: &RowSigner,
     requests: Vec<NewRequest>,
 ) -> Result<Vec<(NotificationType, ChannelKind, String)>, DbError> {
-    Ok(insert_and_claim(tx, requests, None).await?.0)
+    Ok(insert_and_claim(tx, signer, requests, None).await?.0)
 }
 
 /// What the dispatcher of this process can take straight from the drain.
@@ -332,18 +345,20 @@ pub struct ClaimOffer {
 /// [`insert_requests`], also claiming up to `offer.slots` of the new `Pendiente` requests for the dispatcher.
 pub async fn insert_and_claim(
     tx: &impl GenericClient,
+    signer: &RowSigner,
     requests: Vec<NewRequest>,
     offer: Option<&ClaimOffer>,
 ) -> Result<(Vec<(NotificationType, ChannelKind, String)>, Vec<Claimed>), DbError> {
     if requests.is_empty() {
         return Ok((Vec::new(), Vec::new()));
     }
-    write_requests(tx, requests, offer, &[], &[]).await
+    write_requests(tx, signer, requests, offer, &[], &[]).await
 }
 
 /// [`insert_and_claim`], also marking the drain's events done with their results (in the same statement).
 async fn write_requests(
     tx: &impl GenericClient,
+    signer: &RowSigner,
     requests: Vec<NewRequest>,
     offer: Option<&ClaimOffer>,
     event_ids: &[i64],
@@ -358,7 +373,7 @@ async fn write_requests(
             && offer.is_some_and(|o| o.destinos.contains(&r.channel.destino()));
         slots -= usize::from(claim);
         cols.claim.push(claim);
-        cols.push(r);
+        cols.push(r, signer);
     }
     let lease = offer.map_or(0.0, |o| o.lease.as_secs_f64());
     let mut params: Vec<&(dyn tokio_postgres::types::ToSql + Sync)> = cols.params().to_vec();
@@ -366,6 +381,7 @@ async fn write_requests(
     params.push(&lease);
     params.push(&event_ids);
     params.push(&event_results);
+    params.push(&cols.firma);
     let mut out = Vec::new();
     let mut claimed = Vec::new();
     let rows = tx.query(&tx.prepare_cached(INSERT_REQUESTS).await?, &params).await?;
@@ -381,6 +397,7 @@ async fn write_requests(
                 destinatario: row.get(5),
                 datos: row.get(6),
                 clave_dedup: row.get(7),
+                firma: row.get(8),
                 intentos,
                 claimed_at,
             });
@@ -409,11 +426,20 @@ struct InsertColumns {
     respaldo: Vec<Option<String>>,
     origen: Vec<Option<i64>>,
     claim: Vec<bool>,
+    firma: Vec<String>,
 }
 
 impl InsertColumns {
-    fn push(&mut self, r: NewRequest) {
+    fn push(&mut self, r: NewRequest, signer: &RowSigner) {
         let (estado, destinatario, error) = recipient_columns(&r);
+        let datos = serde_json::to_value(&r.data).unwrap_or(Json::Null);
+        self.firma.push(signer.sign(&SignedFields {
+            clave_dedup: &r.clave_dedup,
+            destino: Some(r.channel.destino()),
+            destinatario: destinatario.as_deref(),
+            tipo: Some(r.tipo.as_str()),
+            datos: Some(&datos),
+        }));
         self.id_cliente.push(r.id_cliente);
         self.nro_tarjeta.push(r.nro_tarjeta);
         self.saldo.push(r.saldo.map(|s| s.0));
@@ -423,7 +449,7 @@ impl InsertColumns {
         self.tipo.push(r.tipo.as_str());
         self.clave.push(r.clave_dedup);
         self.destinatario.push(destinatario);
-        self.datos.push(serde_json::to_value(&r.data).unwrap_or(Json::Null));
+        self.datos.push(datos);
         self.error.push(error);
         self.respaldo.push(crate::dispatch::fallback::chain_column(&r.fallback));
         self.origen.push(r.origin);

@@ -157,6 +157,7 @@ impl Config {
             preference_defaults: Default::default(),
             umbral_saldo_bajo: 5_000,
             available: vec![Email],
+            signer: crate::signing::RowSigner::ephemeral(),
         })
     }
 

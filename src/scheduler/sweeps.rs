@@ -39,7 +39,7 @@ pub async fn sweep(pool: &Pool, rules: &RulesConfig, kind: SweepKind, at: Timest
             // Sends an email instead: scheduler::summary.
             SweepKind::ResumenDiario => Vec::new(),
         };
-        let n = insert_requests(&tx, requests).await?;
+        let n = insert_requests(&tx, &rules.signer, requests).await?;
         tx.commit().await?;
         Ok(n)
     })
@@ -275,6 +275,10 @@ async fn recordatorio_deuda(
 }
 
 /// The drain's insert: one statement, `ON CONFLICT (clave_dedup) DO NOTHING`; returns how many were new.
-pub async fn insert_requests(tx: &impl GenericClient, requests: Vec<NewRequest>) -> Result<usize, DbError> {
-    Ok(crate::events::drain::insert_requests(tx, requests).await?.len())
+pub async fn insert_requests(
+    tx: &impl GenericClient,
+    signer: &crate::signing::RowSigner,
+    requests: Vec<NewRequest>,
+) -> Result<usize, DbError> {
+    Ok(crate::events::drain::insert_requests(tx, signer, requests).await?.len())
 }

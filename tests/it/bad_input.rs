@@ -623,6 +623,8 @@ async fn request_rows_with_unusable_data_end_in_error_with_a_readable_reason() {
             .get(0);
         ids.push(id);
     }
+    // As the service would have written them: the point is what the dispatcher makes of the data.
+    sign_by_hand(&c).await;
     let rec = Recorder::new(ChannelKind::Email);
     let app = TestApp::start(test_settings(&db, &[]), &rec).await;
     wait_count(&c, DONE, rows.len() as i64, SHORT).await;
@@ -811,6 +813,7 @@ async fn bad_schedules_and_channels_are_refused_at_start_up_naming_the_key() {
         move || {
             std::process::Command::new(env!("CARGO_BIN_EXE_cantina-notify"))
                 .arg("run")
+                .env("CANTINA__DATABASE__SIGNING_KEY", TEST_SIGNING_KEY)
                 .env("DATABASE_URL", url)
                 .env("CANTINA__HTTP__ADDR", "127.0.0.1:0")
                 .env("CANTINA__SCHEDULER__SALDO_BAJO", "0 25 * * *")

@@ -27,6 +27,7 @@ async fn migrate_run_healthcheck_and_sigterm() {
     let addr = format!("127.0.0.1:{}", free_port());
     let child = Command::new(BIN)
         .arg("run")
+        .env("CANTINA__DATABASE__SIGNING_KEY", TEST_SIGNING_KEY)
         .env("DATABASE_URL", &db.url)
         .env("CANTINA__HTTP__ADDR", &addr)
         .current_dir(std::env::temp_dir())
@@ -54,6 +55,7 @@ async fn migrate_run_healthcheck_and_sigterm() {
 fn check_config_masks_secrets_and_names_bad_keys() {
     let out = Command::new(BIN)
         .arg("check-config")
+        .env("CANTINA__DATABASE__SIGNING_KEY", TEST_SIGNING_KEY)
         .env("DATABASE_URL", "postgres://app:very-secret-pw@db.example:5432/cantina")
         .env("EMAIL_HOST_PASSWORD", "smtp-secret-pw")
         .env("TWILIO_AUTH_TOKEN", "twilio-secret")
@@ -73,6 +75,7 @@ fn check_config_masks_secrets_and_names_bad_keys() {
     // A provider chosen without its credentials is reported by name.
     let missing = Command::new(BIN)
         .arg("check-config")
+        .env("CANTINA__DATABASE__SIGNING_KEY", TEST_SIGNING_KEY)
         .env("DATABASE_URL", "postgres://app@db.example/cantina")
         .env("SMS_PROVIDER", "twilio")
         .env_remove("TWILIO_ACCOUNT_SID")
@@ -86,11 +89,26 @@ fn check_config_masks_secrets_and_names_bad_keys() {
 
     let ok = Command::new(BIN)
         .arg("check-config")
+        .env("CANTINA__DATABASE__SIGNING_KEY", TEST_SIGNING_KEY)
         .env("DATABASE_URL", "postgres://app@db.example/cantina")
         .current_dir(std::env::temp_dir())
         .output()
         .unwrap();
     assert!(ok.status.success(), "{}", String::from_utf8_lossy(&ok.stdout));
+    let ok_stdout = String::from_utf8_lossy(&ok.stdout);
+    assert!(ok_stdout.contains("signing_key = \"********\"") && !ok_stdout.contains(TEST_SIGNING_KEY), "{ok_stdout}");
+
+    // Without the row-signing key the service would sign nothing: refused, saying how to make one.
+    let unsigned = Command::new(BIN)
+        .arg("check-config")
+        .env("DATABASE_URL", "postgres://app@db.example/cantina")
+        .env_remove("CANTINA__DATABASE__SIGNING_KEY")
+        .current_dir(std::env::temp_dir())
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&unsigned.stdout);
+    assert!(!unsigned.status.success());
+    assert!(stdout.contains("CANTINA__DATABASE__SIGNING_KEY: required") && stdout.contains("openssl rand"), "{stdout}");
 }
 
 #[tokio::test]
@@ -166,6 +184,7 @@ async fn sweep_creates_the_requests_once_and_exits() {
     let run = move || {
         let out = Command::new(BIN)
             .args(["sweep", "saldo_bajo"])
+            .env("CANTINA__DATABASE__SIGNING_KEY", TEST_SIGNING_KEY)
             .env("DATABASE_URL", &url)
             .current_dir(std::env::temp_dir())
             .output()

@@ -303,6 +303,7 @@ async fn nothing_personal_or_secret_is_logged_at_trace() {
     let out = dir.join("stdout.log");
     let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_cantina-notify"))
         .arg("run")
+        .env("CANTINA__DATABASE__SIGNING_KEY", TEST_SIGNING_KEY)
         .current_dir(&dir)
         .env("RUST_LOG", "trace")
         .env("DATABASE_URL", &db.url)

@@ -303,10 +303,47 @@ impl Channel for Recorder {
     }
 }
 
+/// The row-signing key of every service the tests start.
+pub const TEST_SIGNING_KEY: &str = "test-signing-key-0123456789abcdef0123456789";
+
+pub fn test_signer() -> cantina_notify::signing::RowSigner {
+    cantina_notify::signing::RowSigner::new(TEST_SIGNING_KEY).expect("test key")
+}
+
+/// Signs, with the tests' key, every keyed request the test wrote by hand (as the service would have written it).
+pub async fn sign_by_hand(c: &Client) {
+    let rows = c
+        .query(
+            "SELECT id_solicitud, clave_dedup, destino, destinatario, tipo, datos FROM solicitudes_notificacion
+             WHERE clave_dedup IS NOT NULL AND firma IS NULL",
+            &[],
+        )
+        .await
+        .expect("unsigned rows");
+    let signer = test_signer();
+    for r in rows {
+        let datos: Option<serde_json::Value> = r.get(5);
+        let firma = signer.sign(&cantina_notify::signing::SignedFields {
+            clave_dedup: r.get(1),
+            destino: r.get(2),
+            destinatario: r.get(3),
+            tipo: r.get(4),
+            datos: datos.as_ref(),
+        });
+        c.execute(
+            "UPDATE solicitudes_notificacion SET firma = $2 WHERE id_solicitud = $1",
+            &[&r.get::<_, i64>(0), &firma],
+        )
+        .await
+        .expect("sign");
+    }
+}
+
 /// Settings for a test service: this database, an ephemeral port, fast retries and polls.
 pub fn test_settings(db: &TestDb, extra: &[(&str, &str)]) -> Settings {
     let mut env: HashMap<String, String> = [
         ("DATABASE_URL", db.url.as_str()),
+        ("CANTINA__DATABASE__SIGNING_KEY", TEST_SIGNING_KEY),
         ("CANTINA__HTTP__ADDR", "127.0.0.1:0"),
         ("CANTINA__DATABASE__POOL_SIZE", "8"),
         ("CANTINA__DISPATCH__CONCURRENCY", "4"),

@@ -102,6 +102,7 @@ async fn a_dry_run_service_records_a_burst_of_recharges_without_calling_any_prov
 async fn dry_run_is_announced_at_start_up_and_by_check_config() {
     let out = Command::new(BIN)
         .arg("check-config")
+        .env("CANTINA__DATABASE__SIGNING_KEY", TEST_SIGNING_KEY)
         .env("DATABASE_URL", "postgres://app@db.example:5432/cantina")
         .env("CANTINA__DISPATCH__DRY_RUN", "true")
         .current_dir(std::env::temp_dir())
@@ -115,6 +116,7 @@ async fn dry_run_is_announced_at_start_up_and_by_check_config() {
     );
     let off = Command::new(BIN)
         .arg("check-config")
+        .env("CANTINA__DATABASE__SIGNING_KEY", TEST_SIGNING_KEY)
         .env("DATABASE_URL", "postgres://app@db.example:5432/cantina")
         .current_dir(std::env::temp_dir())
         .output()
@@ -128,6 +130,7 @@ async fn dry_run_is_announced_at_start_up_and_by_check_config() {
     );
     let child = Command::new(BIN)
         .arg("run")
+        .env("CANTINA__DATABASE__SIGNING_KEY", TEST_SIGNING_KEY)
         .env("DATABASE_URL", &db.url)
         .env("CANTINA__HTTP__ADDR", &addr)
         .env("CANTINA__DISPATCH__DRY_RUN", "1")
@@ -609,6 +612,7 @@ async fn the_pause_command_as_a_process_stops_a_running_service_process_within_5
     let mut service = ChildGuard(Some(
         Command::new(BIN)
             .arg("run")
+            .env("CANTINA__DATABASE__SIGNING_KEY", TEST_SIGNING_KEY)
             .env("DATABASE_URL", &db.url)
             .env("CANTINA__HTTP__ADDR", &addr)
             .env("CANTINA__SCHEDULER__ENABLED", "false")

@@ -112,3 +112,60 @@ async fn snapshot(c: &tokio_postgres::Client) -> Vec<(String, i64, String)> {
     }
     out
 }
+
+/// The upgrade to signed requests (migration 0018): what was waiting when `migrate` ran was written by the service
+/// before it signed anything, and goes out; a keyed row written after it without the service's signature (an
+/// older replica during the rollout, or anyone else) is refused with the reason.
+#[tokio::test]
+async fn requests_pending_when_signing_arrived_are_signed_and_sent() {
+    use cantina_notify::domain::NotificationType;
+    use cantina_notify::rules::MessageData;
+
+    let db = TestDb::empty().await;
+    let mut c = db.client().await;
+    c.batch_execute(REFERENCE_SCHEMA).await.unwrap();
+    c.batch_execute(
+        "CREATE TABLE cantina_notify_migraciones (version integer PRIMARY KEY, nombre text NOT NULL,
+                         aplicada_en timestamptz NOT NULL DEFAULT now())",
+    )
+    .await
+    .unwrap();
+    // The database as the previous release left it.
+    for (version, name, sql) in MIGRATIONS.iter().filter(|(v, _, _)| *v < 18) {
+        c.batch_execute(sql).await.unwrap_or_else(|e| panic!("{version}: {e}"));
+        c.execute("INSERT INTO cantina_notify_migraciones (version, nombre) VALUES ($1, $2)", &[version, name])
+            .await
+            .unwrap();
+    }
+    let fam = seed_family(&c, Some("ana@example.com"), None, 12_000).await;
+    let datos = serde_json::to_value(MessageData::sample(NotificationType::RecargaExitosa)).unwrap();
+    let insert = "INSERT INTO solicitudes_notificacion
+                      (id_cliente, nro_tarjeta, destino, estado, tipo, clave_dedup, destinatario, datos, proximo_intento,
+                       actualizado_en)
+                  VALUES ($1, $2, 'Email', 'Pendiente', 'recarga_exitosa', $3, 'ana@example.com', $4, now(), now())";
+    c.execute(insert, &[&fam.id_cliente, &fam.nro_tarjeta, &"recarga_exitosa:1:email", &datos]).await.unwrap();
+    let report = migrate(&mut c, false).await.unwrap();
+    assert_eq!(report.applied, [18]);
+    c.execute(insert, &[&fam.id_cliente, &fam.nro_tarjeta, &"recarga_exitosa:2:email", &datos]).await.unwrap();
+
+    let rec = Recorder::new(ChannelKind::Email);
+    let app = TestApp::start(test_settings(&db, &[]), &rec).await;
+    wait_count(&c, "SELECT count(*) FROM solicitudes_notificacion WHERE estado <> 'Pendiente'", 2, SHORT).await;
+    let states: Vec<(String, String)> = c
+        .query("SELECT clave_dedup, estado FROM solicitudes_notificacion ORDER BY id_solicitud", &[])
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| (r.get(0), r.get(1)))
+        .collect();
+    assert_eq!(
+        states,
+        [
+            ("recarga_exitosa:1:email".to_string(), "Enviado".to_string()),
+            ("recarga_exitosa:2:email".to_string(), "Error".to_string())
+        ]
+    );
+    assert_eq!(rec.sent_count(), 1);
+    assert_eq!(count(&c, "SELECT count(*) FROM cantina_notify_sin_firma").await, 0, "the list is used up");
+    app.stop().await;
+}

@@ -734,6 +734,7 @@ async fn a_cancelled_fallback_link_resent_can_still_fall_back() {
         .await
         .unwrap()
         .get(0);
+    sign_by_hand(&c).await;
     let pool = cantina_notify::db::pool(&db.url, 2, Duration::from_secs(5)).unwrap();
     let defaults = PreferenceDefaults::default();
     let fallback_warning = |r: &cantina_notify::ops::requests::ActionResult| {
@@ -745,7 +746,7 @@ async fn a_cancelled_fallback_link_resent_can_still_fall_back() {
     let cancelled = cantina_notify::ops::requests::cancel(&mut ops, &[id], "duplicado", None).await.unwrap();
     assert!(cancelled[0].warnings.iter().any(|w| w.contains("no se probará el canal de respaldo")), "{cancelled:?}");
     assert!(followed(&c, id).await);
-    assert!(fallback::advance(&pool, 10, &defaults).await.unwrap().created.is_empty());
+    assert!(fallback::advance(&pool, &test_signer(), 10, &defaults).await.unwrap().created.is_empty());
 
     // Resent: no SMS request exists, so no warning, and the chain is open again.
     let resent = cantina_notify::ops::requests::resend(&mut ops, &[id], None, None).await.unwrap();
@@ -754,7 +755,7 @@ async fn a_cancelled_fallback_link_resent_can_still_fall_back() {
 
     // It fails again: the fallback pass sends the notice on to SMS.
     fail_once(&pool, id).await;
-    let advanced = fallback::advance(&pool, 10, &defaults).await.unwrap();
+    let advanced = fallback::advance(&pool, &test_signer(), 10, &defaults).await.unwrap();
     assert_eq!(advanced.created.len(), 1, "{advanced:?}");
     let sms: (String, Option<i64>) = c
         .query_one("SELECT clave_dedup, id_solicitud_origen FROM solicitudes_notificacion WHERE destino = 'SMS'", &[])
@@ -768,7 +769,7 @@ async fn a_cancelled_fallback_link_resent_can_still_fall_back() {
     assert!(resent[0].outcome.is_ok() && fallback_warning(&resent[0]), "{resent:?}");
     assert!(followed(&c, id).await);
     fail_once(&pool, id).await;
-    assert!(fallback::advance(&pool, 10, &defaults).await.unwrap().created.is_empty());
+    assert!(fallback::advance(&pool, &test_signer(), 10, &defaults).await.unwrap().created.is_empty());
     assert_eq!(count(&c, "SELECT count(*) FROM solicitudes_notificacion WHERE destino = 'SMS'").await, 1);
 }
 

@@ -1020,3 +1020,128 @@ async fn no_security_definer_function_reaches_a_look_alike_of_its_callers() {
     app.drop(&admin).await;
     runtime.drop(&admin).await;
 }
+
+/// Rows written by anyone but the service choose nothing: a keyed `Pendiente` row inserted by the app's role or
+/// the runtime role (a phishing text to an address of the attacker's) is recorded `Error` with the reason and never
+/// sent, nor is a signed row whose address was changed afterwards; the staff get one alert, not one per row; and
+/// the fallback does not copy an altered row's data into a new request of its own.
+#[tokio::test]
+async fn rows_the_service_did_not_write_are_never_sent() {
+    use cantina_notify::dispatch::fallback;
+    use cantina_notify::domain::NotificationType;
+    use cantina_notify::rules::MessageData;
+
+    let db = TestDb::new().await;
+    let mut admin = db.client().await;
+    let fam = seed_family(&admin, Some("ana@example.com"), Some("0981 123456"), 12_000).await;
+    let runtime = LoginRole::create(&admin).await;
+    migrate_and_grant(&mut admin, false, Some(&runtime.name)).await.expect("grant the runtime role");
+    let app = LoginRole::create(&admin).await;
+    admin
+        .batch_execute(&format!("GRANT SELECT, INSERT, UPDATE ON solicitudes_notificacion TO {}", app.name))
+        .await
+        .expect("the app's grants");
+    let datos = serde_json::to_value(MessageData::sample(NotificationType::RecargaExitosa)).unwrap();
+    let forge = "INSERT INTO solicitudes_notificacion
+                     (id_cliente, nro_tarjeta, destino, estado, tipo, clave_dedup, destinatario, datos, proximo_intento,
+                      actualizado_en)
+                 VALUES ($1, $2, 'Email', 'Pendiente', 'recarga_exitosa', $3, 'victima@example.com', $4, now(), now())
+                 RETURNING id_solicitud";
+    // A legitimate row, signed as the service signs, waiting for its retry; and its control twin.
+    let mut legit = Vec::new();
+    for clave in ["recarga_exitosa:900:email", "recarga_exitosa:901:email"] {
+        let id: i64 = admin
+            .query_one(
+                "INSERT INTO solicitudes_notificacion
+                     (id_cliente, nro_tarjeta, destino, estado, tipo, clave_dedup, destinatario, datos, proximo_intento,
+                      actualizado_en)
+                 VALUES ($1, $2, 'Email', 'Pendiente', 'recarga_exitosa', $3, 'ana@example.com', $4,
+                         now() + interval '1 hour', now())
+                 RETURNING id_solicitud",
+                &[&fam.id_cliente, &fam.nro_tarjeta, &clave, &datos],
+            )
+            .await
+            .unwrap()
+            .get(0);
+        legit.push(id);
+    }
+    sign_by_hand(&admin).await;
+
+    let rec = Recorder::new(ChannelKind::Email);
+    let service = TestApp::start(test_settings(&db, &[]), &rec).await;
+    let mut forged = Vec::new();
+    for (role, clave) in [(&app, "phishing:app:email"), (&runtime, "phishing:runtime:email")] {
+        let c = connect(&role.url(&db.url)).await;
+        forged.push(
+            c.query_one(forge, &[&fam.id_cliente, &fam.nro_tarjeta, &clave, &datos])
+                .await
+                .unwrap_or_else(|e| panic!("{}: {e}", role.name))
+                .get::<_, i64>(0),
+        );
+    }
+    // The runtime role redirects the signed row to its own address and makes it due.
+    let rt = connect(&runtime.url(&db.url)).await;
+    rt.execute(
+        "UPDATE solicitudes_notificacion SET destinatario = 'victima@example.com', proximo_intento = now()
+         WHERE id_solicitud = $1",
+        &[&legit[0]],
+    )
+    .await
+    .expect("tamper");
+    admin
+        .execute("UPDATE solicitudes_notificacion SET proximo_intento = now() WHERE id_solicitud = $1", &[&legit[1]])
+        .await
+        .unwrap();
+    wait_count(
+        &admin,
+        "SELECT count(*) FROM solicitudes_notificacion WHERE estado <> 'Pendiente' AND clave_dedup NOT LIKE 'recarga_exitosa:901%'",
+        3,
+        SHORT,
+    )
+    .await;
+    wait_count(&admin, "SELECT count(*) FROM solicitudes_notificacion WHERE estado = 'Enviado'", 1, SHORT).await;
+    for id in forged.iter().chain([&legit[0]]) {
+        let (estado, error): (String, String) = admin
+            .query_one("SELECT estado, ultimo_error FROM solicitudes_notificacion WHERE id_solicitud = $1", &[id])
+            .await
+            .map(|r| (r.get(0), r.get(1)))
+            .unwrap();
+        assert_eq!(estado, "Error", "row {id}");
+        assert!(error.contains("no lleva la firma del servicio"), "row {id}: {error}");
+    }
+    let sent: Vec<String> = rec.sent.lock().unwrap().iter().map(|m| m.recipient.as_str().to_string()).collect();
+    assert_eq!(sent, ["ana@example.com"], "only the untouched signed row went out");
+    assert_eq!(
+        count(
+            &admin,
+            "SELECT count(*) FROM alertas_sistema WHERE mensaje LIKE 'cantina-notify: solicitudes sin firma%'"
+        )
+        .await,
+        1,
+        "one alert for three refused rows"
+    );
+    let metrics = service.get("/metrics").await.1;
+    assert!(metrics.contains("cantina_notify_unsigned_requests_refused_total{channel=\"email\"} 3"), "{metrics}");
+    service.stop().await;
+
+    // The fallback copies a failed link's data into the next channel's request: not when the data was altered.
+    admin
+        .execute("UPDATE solicitudes_notificacion SET canales_respaldo = 'sms' WHERE id_solicitud = ANY($1)", &[&legit])
+        .await
+        .unwrap();
+    rt.execute(
+        "UPDATE solicitudes_notificacion SET estado = 'Error', datos = jsonb_set(datos, '{alumno}', '\"Visite http://phish.example\"')
+         WHERE id_solicitud = $1",
+        &[&legit[1]],
+    )
+    .await
+    .expect("tamper the data");
+    let pool = role_pool(&runtime.url(&db.url));
+    let advanced = fallback::advance(&pool, &test_signer(), 10, &Default::default()).await.unwrap();
+    assert!(advanced.created.is_empty(), "{advanced:?}");
+    assert_eq!(count(&admin, "SELECT count(*) FROM solicitudes_notificacion WHERE destino = 'SMS'").await, 0);
+    pool.close();
+    drop(rt);
+    app.drop(&admin).await;
+    runtime.drop(&admin).await;
+}

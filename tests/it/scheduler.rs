@@ -870,6 +870,7 @@ async fn sweep_limpieza_on_the_command_line_cleans_up_now_and_prints_what_it_del
     let out = tokio::task::spawn_blocking(move || {
         std::process::Command::new(env!("CARGO_BIN_EXE_cantina-notify"))
             .args(["sweep", "limpieza"])
+            .env("CANTINA__DATABASE__SIGNING_KEY", crate::helpers::TEST_SIGNING_KEY)
             .env("DATABASE_URL", &url)
             .env("CANTINA__RETENTION__REQUESTS_DAYS", "100")
             .current_dir(std::env::temp_dir())

@@ -1,0 +1,24 @@
+-- cantina-notify migration 0018: every request the service writes carries its signature (`firma`), and the
+-- dispatcher sends a keyed request only when the signature checks (src/signing.rs).
+--
+-- Why: the dispatcher sent any `Pendiente` row with a `clave_dedup`, to its `destinatario`, with its `datos`. Any
+-- role that may write the table (the app's, the runtime role) could insert one that sends any text to any address
+-- from the school's own sender. A role cannot be the proof (the service runs as the runtime role; the app's role
+-- usually owns the table), so the proof is an HMAC under a key only the service's configuration holds.
+--
+-- Nullable and without a default: adding it rewrites nothing and the app's inserts do not change. A POS row
+-- (no clave_dedup) needs none: the service completes it, deriving the address from the card and the client, and
+-- signs it then.
+ALTER TABLE solicitudes_notificacion ADD COLUMN IF NOT EXISTS firma text;
+
+-- The requests waiting to be sent when this migration ran were written by the service before it signed anything.
+-- Only the owner (this migration) writes this list; the service signs exactly these rows at its next start and
+-- takes them off it. A keyed row written later without a valid signature (an older replica still running during
+-- the rollout, or anyone else) is recorded as Error with the reason, never sent.
+CREATE TABLE IF NOT EXISTS cantina_notify_sin_firma (
+    id_solicitud bigint PRIMARY KEY
+);
+INSERT INTO cantina_notify_sin_firma (id_solicitud)
+SELECT id_solicitud FROM solicitudes_notificacion
+WHERE estado = 'Pendiente' AND clave_dedup IS NOT NULL AND firma IS NULL
+ON CONFLICT DO NOTHING;
