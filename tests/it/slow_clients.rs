@@ -185,7 +185,12 @@ async fn a_client_dribbling_its_headers_is_disconnected_after_the_header_timeout
     let idle = Attack::start(&svc.addr, 1, b"", None, SHORT).await.outcomes().await;
     assert!(idle[0].closed_after.is_some_and(|d| d < Duration::from_secs(3)), "idle: {:?}", idle[0].closed_after);
     assert_eq!(svc.get("/healthz").await.0, 200);
+    // A dribbling client cannot hold up a graceful stop beyond the header timeout.
+    let held = Attack::start(&svc.addr, 5, b"GET /healthz HTTP/1.1\r\nX-Slow: ", Some(b'a'), SHORT).await;
+    let stopping = Instant::now();
     svc.stop().await;
+    assert!(stopping.elapsed() < Duration::from_secs(3), "stopped after {:?}", stopping.elapsed());
+    assert!(held.outcomes().await.iter().all(|o| o.closed_after.is_some()));
 }
 
 #[tokio::test]
