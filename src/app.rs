@@ -48,6 +48,14 @@ impl Application {
     /// configured adapters (tests inject doubles); `None` builds them from the configuration.
     pub async fn build(settings: Settings, channels: Option<Channels>) -> Result<Self, AppError> {
         let (rules, providers) = settings.validate(true)?;
+        match crate::fds::raise_limit() {
+            Ok((before, limit)) => {
+                let (needed, _) = crate::fds::needed(&settings);
+                tracing::info!(before, limit, needed, "file descriptors: soft limit raised to the hard limit");
+                crate::fds::check_budget(&settings, limit).map_err(|e| ValidationErrors(vec![e]))?;
+            }
+            Err(e) => tracing::warn!(error = %e, "cannot read or raise the file-descriptor limit; not checked"),
+        }
         let url = settings.database.url.as_ref().map(|u| u.expose().to_string()).unwrap_or_default();
         let listen_url = settings.database.listen_url.as_ref().map_or_else(|| url.clone(), |u| u.expose().to_string());
         let timeout = Duration::from_secs(settings.database.connect_timeout_seconds);
@@ -127,6 +135,8 @@ impl Application {
             metrics: self.metrics.clone(),
         };
         let router = crate::http::router(self.metrics.clone(), self.pool.clone(), webhooks);
+        let limits = crate::http::Limits::from_settings(&self.settings.http);
+        let http_metrics = self.metrics.clone();
 
         let mut tasks: JoinSet<(&'static str, Result<(), String>)> = JoinSet::new();
         let s = shutdown.clone();
@@ -188,7 +198,9 @@ impl Application {
             });
         }
         let (s, http) = (shutdown.clone(), self.http);
-        tasks.spawn(async move { ("http", crate::http::serve(http, router, s).await.map_err(|e| e.to_string())) });
+        tasks.spawn(async move {
+            ("http", crate::http::serve(http, router, limits, http_metrics, s).await.map_err(|e| e.to_string()))
+        });
 
         // Every task runs until shutdown. One that ends or panics before is a failure of the whole service: stop
         // the others and exit non-zero so the orchestrator restarts it, rather than run half-alive and look ready.

@@ -4,9 +4,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
-use axum::extract::State;
+use axum::body::Body;
+use axum::extract::{Request, State};
 use axum::http::{StatusCode, header};
-use axum::response::IntoResponse;
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use deadpool_postgres::Pool;
 use tokio::net::TcpListener;
@@ -30,8 +32,116 @@ pub fn router(metrics: Arc<Metrics>, pool: Pool, webhooks: crate::webhooks::Webh
         .merge(crate::webhooks::router(webhooks))
 }
 
-pub async fn serve(listener: TcpListener, router: Router, shutdown: CancellationToken) -> std::io::Result<()> {
-    axum::serve(listener, router).with_graceful_shutdown(async move { shutdown.cancelled().await }).await
+/// How long a client may take, and how many may be connected (`CANTINA__HTTP__…`).
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    pub header_timeout: Duration,
+    pub body_timeout: Duration,
+    pub max_connections: usize,
+}
+
+impl Limits {
+    pub fn from_settings(s: &crate::config::HttpSettings) -> Self {
+        Self {
+            header_timeout: Duration::from_secs(s.header_timeout_seconds),
+            body_timeout: Duration::from_secs(s.body_timeout_seconds),
+            max_connections: s.max_connections,
+        }
+    }
+}
+
+/// The most a request body may hold: axum's default limit for the `Bytes` extractor the webhooks use.
+const MAX_BODY_BYTES: usize = 2 * 1024 * 1024;
+
+/// What a connection over the cap is told, if its socket takes it at once; it is closed either way.
+const REFUSED: &[u8] =
+    b"HTTP/1.1 503 Service Unavailable\r\nconnection: close\r\ncontent-length: 0\r\nretry-after: 1\r\n\r\n";
+
+/// Serves HTTP/1.1 until `shutdown`, then lets requests in flight finish. Unlike `axum::serve`, a client that does
+/// not send its headers within `header_timeout` (idle keep-alive included) or its body within `body_timeout` is
+/// disconnected, and at most `max_connections` are open at once: a further one is accepted, sent a best-effort 503
+/// and closed at once, rather than left in the kernel's backlog, so that it costs no descriptor and no memory.
+pub async fn serve(
+    listener: TcpListener,
+    router: Router,
+    limits: Limits,
+    metrics: Arc<Metrics>,
+    shutdown: CancellationToken,
+) -> std::io::Result<()> {
+    let router =
+        router.layer(axum::middleware::from_fn_with_state((limits.body_timeout, metrics.clone()), body_deadline));
+    let mut builder = hyper::server::conn::http1::Builder::new();
+    builder.timer(hyper_util::rt::TokioTimer::new()).header_read_timeout(limits.header_timeout);
+    let permits = Arc::new(tokio::sync::Semaphore::new(limits.max_connections));
+    let connections = tokio_util::task::TaskTracker::new();
+    loop {
+        let stream = tokio::select! {
+            () = shutdown.cancelled() => break,
+            accepted = listener.accept() => match accepted {
+                Ok((stream, _)) => stream,
+                Err(e) => {
+                    // Out of descriptors or memory: wait rather than spin; the connection is the client's to retry.
+                    tracing::warn!(error = %e, "cannot accept an HTTP connection");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    continue;
+                }
+            },
+        };
+        let Ok(permit) = permits.clone().try_acquire_owned() else {
+            metrics.http_connection_dropped("over_cap");
+            // Never waits: a fresh socket's send buffer is empty, and a client that is not reading loses nothing.
+            let _ = stream.try_write(REFUSED);
+            continue;
+        };
+        let conn = builder.serve_connection(
+            hyper_util::rt::TokioIo::new(stream),
+            hyper_util::service::TowerToHyperService::new(router.clone()),
+        );
+        let (shutdown, metrics) = (shutdown.clone(), metrics.clone());
+        connections.spawn(async move {
+            let _permit = permit;
+            let mut conn = std::pin::pin!(conn);
+            let result = tokio::select! {
+                r = conn.as_mut() => r,
+                () = shutdown.cancelled() => {
+                    // Closes an idle connection now, a busy one after its response.
+                    conn.as_mut().graceful_shutdown();
+                    conn.await
+                }
+            };
+            match result {
+                Err(e) if e.is_timeout() => metrics.http_connection_dropped("header_timeout"),
+                Err(e) => tracing::debug!(error = %e, "HTTP connection ended with an error"),
+                Ok(()) => {}
+            }
+        });
+    }
+    drop(listener);
+    connections.close();
+    connections.wait().await;
+    Ok(())
+}
+
+/// Reads the whole body within `body_timeout` before the handler runs: a client dribbling its body gets 408 and
+/// its connection is closed, instead of holding it (and a task) for as long as it likes.
+async fn body_deadline(
+    State((body_timeout, metrics)): State<(Duration, Arc<Metrics>)>,
+    req: Request,
+    next: Next,
+) -> Response {
+    let (parts, body) = req.into_parts();
+    match tokio::time::timeout(body_timeout, axum::body::to_bytes(body, MAX_BODY_BYTES)).await {
+        Ok(Ok(bytes)) => next.run(Request::from_parts(parts, Body::from(bytes))).await,
+        Ok(Err(e)) => {
+            let too_big = std::error::Error::source(&e).is_some_and(|s| s.is::<http_body_util::LengthLimitError>());
+            let status = if too_big { StatusCode::PAYLOAD_TOO_LARGE } else { StatusCode::BAD_REQUEST };
+            (status, [(header::CONNECTION, "close")], "cuerpo ilegible o demasiado grande\n").into_response()
+        }
+        Err(_) => {
+            metrics.http_connection_dropped("body_timeout");
+            (StatusCode::REQUEST_TIMEOUT, [(header::CONNECTION, "close")], "cuerpo incompleto\n").into_response()
+        }
+    }
 }
 
 /// OpenMetrics for a scraper that asks for it (Prometheus does), the classic text format 0.0.4 otherwise (curl,

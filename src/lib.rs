@@ -14,6 +14,7 @@ pub mod demo;
 pub mod dispatch;
 pub mod domain;
 pub mod events;
+pub mod fds;
 pub mod http;
 pub mod metrics;
 pub mod migrate;

@@ -39,6 +39,11 @@ pub struct ProviderLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ReasonLabels {
+    pub reason: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct ReceiptLabels {
     pub provider: String,
     pub state: String,
@@ -104,6 +109,7 @@ pub struct Metrics {
     channel_paused_by_operator: Family<OperatorPauseLabels, Gauge>,
     dry_run: Gauge,
     webhook_rejected: Family<ProviderLabels, Counter>,
+    http_connections_dropped: Family<ReasonLabels, Counter>,
     receipts: Family<ReceiptLabels, Counter>,
     dispatch_errors: Counter,
     unsigned_refused: Family<PendingLabels, Counter>,
@@ -191,6 +197,12 @@ impl Metrics {
             "Provider callbacks refused for a missing or bad signature",
             webhook_rejected.clone(),
         );
+        let http_connections_dropped = Family::<ReasonLabels, Counter>::default();
+        registry.register(
+            "http_connections_dropped",
+            "HTTP connections the service closed on a slow or surplus client: over_cap (refused at once), header_timeout, body_timeout",
+            http_connections_dropped.clone(),
+        );
         let receipts = Family::<ReceiptLabels, Counter>::default();
         registry.register(
             "receipts",
@@ -236,6 +248,7 @@ impl Metrics {
             channel_paused_by_operator,
             dry_run,
             webhook_rejected,
+            http_connections_dropped,
             receipts,
             dispatch_errors,
             unsigned_refused,
@@ -352,6 +365,11 @@ impl Metrics {
 
     pub fn webhook_rejected(&self, provider: &str) {
         self.webhook_rejected.get_or_create(&ProviderLabels { provider: provider.into() }).inc();
+    }
+
+    /// `reason`: `over_cap`, `header_timeout` or `body_timeout`.
+    pub fn http_connection_dropped(&self, reason: &str) {
+        self.http_connections_dropped.get_or_create(&ReasonLabels { reason: reason.into() }).inc();
     }
 
     pub fn receipt(&self, provider: &str, state: &str) {

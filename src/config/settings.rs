@@ -192,11 +192,20 @@ impl Default for DatabaseSettings {
 #[serde(default)]
 pub struct HttpSettings {
     pub addr: String,
+    /// A connection that has not sent a request's complete headers within this many seconds is closed (also an
+    /// idle keep-alive connection waiting for its next request).
+    pub header_timeout_seconds: u64,
+    /// A request whose whole body has not arrived within this many seconds after its headers gets 408 and its
+    /// connection is closed.
+    pub body_timeout_seconds: u64,
+    /// Connections open at once; more are refused (closed at once), so slow clients cannot take every file
+    /// descriptor the database and the providers need.
+    pub max_connections: usize,
 }
 
 impl Default for HttpSettings {
     fn default() -> Self {
-        Self { addr: "0.0.0.0:8080".into() }
+        Self { addr: "0.0.0.0:8080".into(), header_timeout_seconds: 5, body_timeout_seconds: 10, max_connections: 512 }
     }
 }
 

@@ -273,6 +273,9 @@ impl Settings {
             ("CANTINA__LISTENER__BATCH_SIZE", self.listener.batch_size > 0),
             ("CANTINA__LISTENER__SAFETY_TICK_SECONDS", self.listener.safety_tick_seconds > 0),
             ("CANTINA__DATABASE__POOL_SIZE", self.database.pool_size >= 2),
+            ("CANTINA__HTTP__HEADER_TIMEOUT_SECONDS", self.http.header_timeout_seconds > 0),
+            ("CANTINA__HTTP__BODY_TIMEOUT_SECONDS", self.http.body_timeout_seconds > 0),
+            ("CANTINA__HTTP__MAX_CONNECTIONS", self.http.max_connections > 0),
         ] {
             if !ok {
                 errors.push(format!("{key}: must be positive (retry base ≤ retry max; pool size ≥ 2)"));
@@ -394,6 +397,20 @@ mod tests {
         settings(&[("CANTINA__DATABASE__POOL_SIZE", "8"), ("CANTINA__DISPATCH__CONCURRENCY", "64")])
             .validate(false)
             .unwrap();
+    }
+
+    #[test]
+    fn the_http_timeouts_and_cap_must_be_positive() {
+        let s = settings(&[]);
+        assert_eq!((s.http.header_timeout_seconds, s.http.body_timeout_seconds, s.http.max_connections), (5, 10, 512));
+        for key in [
+            "CANTINA__HTTP__HEADER_TIMEOUT_SECONDS",
+            "CANTINA__HTTP__BODY_TIMEOUT_SECONDS",
+            "CANTINA__HTTP__MAX_CONNECTIONS",
+        ] {
+            let err = settings(&[(key, "0")]).validate(false).unwrap_err().to_string();
+            assert!(err.contains(&format!("{key}: must be positive")), "{err}");
+        }
     }
 
     #[test]

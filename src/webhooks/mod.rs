@@ -101,9 +101,34 @@ fn not_configured(provider: &str, missing: &str) -> Response {
 }
 
 fn rejected(metrics: &Metrics, provider: &str, why: &str) -> Response {
-    metrics.webhook_rejected(provider);
-    tracing::warn!(provider, why, "webhook rejected: signature missing or invalid");
+    count_rejection(metrics, provider, why);
     text(StatusCode::UNAUTHORIZED, "firma inválida\n")
+}
+
+/// Anyone can send a callback with no or a bad signature, so each one is counted
+/// (`cantina_notify_webhook_rejected_total`) and logged at DEBUG; a WARN says so at most once a minute, so that a
+/// flood of them cannot flood the logs.
+fn count_rejection(metrics: &Metrics, provider: &str, why: &str) {
+    metrics.webhook_rejected(provider);
+    if rejection_warning_due(std::time::Instant::now()) {
+        tracing::warn!(
+            provider,
+            why,
+            "webhook rejected (unauthenticated); further ones within a minute are only counted in cantina_notify_webhook_rejected_total and logged at DEBUG"
+        );
+    } else {
+        tracing::debug!(provider, why, "webhook rejected (unauthenticated)");
+    }
+}
+
+fn rejection_warning_due(now: std::time::Instant) -> bool {
+    static LAST: std::sync::Mutex<Option<std::time::Instant>> = std::sync::Mutex::new(None);
+    let mut last = LAST.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    if last.is_some_and(|t| now.saturating_duration_since(t) < std::time::Duration::from_secs(60)) {
+        return false;
+    }
+    *last = Some(now);
+    true
 }
 
 fn header_str<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
@@ -205,7 +230,7 @@ async fn whatsapp_handshake(State(s): State<WebhookState>, RawQuery(query): RawQ
                 .into_response()
         }
         _ => {
-            tracing::warn!(mode, "whatsapp webhook handshake refused (wrong mode or verify token)");
+            count_rejection(&s.metrics, META, "handshake: wrong mode or verify token");
             text(StatusCode::FORBIDDEN, "verificación rechazada\n")
         }
     }

@@ -18,5 +18,6 @@ mod pipeline;
 mod resilience;
 mod roles;
 mod scheduler;
+mod slow_clients;
 mod summary;
 mod webhooks;
