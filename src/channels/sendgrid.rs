@@ -18,6 +18,7 @@ use reqwest::header::HeaderMap;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
+use super::provider_text::read_body;
 use super::{Channel, OutgoingMessage, SendError, SendReceipt, StaffEmail};
 use crate::config::{Secret, Settings};
 use crate::domain::{ChannelKind, EmailAddress};
@@ -254,7 +255,7 @@ impl Channel for SendGridChannel {
             return Ok(());
         }
         let headers = response.headers().clone();
-        let body = response.text().await.unwrap_or_default();
+        let body = read_body(response).await.map(|b| b.text()).unwrap_or_default();
         let detail = describe_errors(&body);
         Err(match status.as_u16() {
             401 | 403 => SendError::Configuration {
@@ -288,11 +289,12 @@ impl SendGridChannel {
                 .map(str::trim)
                 .filter(|v| !v.is_empty())
                 .map(String::from);
-            tracing::debug!(to = %to.masked(), request_id, id = ?id, "SendGrid accepted");
-            return Ok(SendReceipt { provider_message_id: id });
+            let receipt = SendReceipt::accepted("SendGrid", id.as_deref(), "cabecera X-Message-Id");
+            tracing::debug!(to = %to.masked(), request_id, id = ?receipt.provider_message_id, "SendGrid accepted");
+            return Ok(receipt);
         }
         let headers = response.headers().clone();
-        let body = response.text().await.unwrap_or_default();
+        let body = read_body(response).await.map(|b| b.text()).unwrap_or_default();
         let error = classify(status, &headers, &body);
         tracing::debug!(to = %to.masked(), request_id, error = %error, "SendGrid refused");
         Err(error)
