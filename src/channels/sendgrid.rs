@@ -374,6 +374,20 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_202_without_x_message_id_is_a_success_with_a_warning() {
+        let server = MockServer::start().await;
+        Mock::given(method("POST"))
+            .and(path("/v3/mail/send"))
+            .respond_with(ResponseTemplate::new(202).set_body_bytes(b"\x00\xff".to_vec()))
+            .expect(1)
+            .mount(&server)
+            .await;
+        let receipt = channel(&server).send(&message()).await.unwrap();
+        assert_eq!(receipt.provider_message_id, None);
+        assert!(receipt.warning.as_deref().is_some_and(|w| w.contains("X-Message-Id")), "{receipt:?}");
+    }
+
+    #[tokio::test]
     async fn a_202_is_success_with_the_x_message_id_and_the_request_is_exact() {
         let server = MockServer::start().await;
         Mock::given(method("POST"))
