@@ -15,6 +15,7 @@ pub const ID_CHARS: usize = 255;
 /// is closed rather than reused; a body that large is already a misbehaving provider.
 pub struct CappedBody {
     pub bytes: Vec<u8>,
+    /// The cap was reached (or the body broke off after some bytes).
     pub truncated: bool,
 }
 
@@ -34,10 +35,10 @@ pub async fn read_capped(mut response: reqwest::Response, cap: usize) -> Result<
             Ok(Some(chunk)) => {
                 let room = cap - bytes.len();
                 if chunk.len() >= room {
+                    // At the cap: stop, without waiting to learn whether more would come (a stalled provider would
+                    // hold the send until its timeout). A body of exactly the cap counts as cut.
                     bytes.extend_from_slice(&chunk[..room]);
-                    // More than the cap (or exactly at it, with more possibly to come): stop reading.
-                    let truncated = chunk.len() > room || response.chunk().await.ok().flatten().is_some();
-                    return Ok(CappedBody { bytes, truncated });
+                    return Ok(CappedBody { bytes, truncated: true });
                 }
                 bytes.extend_from_slice(&chunk);
             }
