@@ -460,3 +460,35 @@ async fn one_bad_id_cannot_fail_a_batch_of_sends() {
         3
     );
 }
+
+/// A receipt whose id or failure detail carries NUL (Meta's JSON may escape one) used to fail its query, so the
+/// webhook answered 500 and the provider retried it for ever. The id is cleaned as the stored one was, so it matches.
+#[tokio::test]
+async fn a_receipt_with_nul_in_its_id_and_detail_is_applied() {
+    use cantina_notify::webhooks::receipt::{DeliveryState, record_receipt_detail, request_address};
+    use std::time::Duration;
+    let db = TestDb::new().await;
+    let c = db.client().await;
+    let fam = seed_family(&c, None, Some("0981 000501"), 12_000).await;
+    c.execute(
+        "INSERT INTO solicitudes_notificacion (id_cliente, nro_tarjeta, destino, destinatario, estado, proveedor,
+                                               id_proveedor, intentos)
+         VALUES ($1, $2, 'WhatsApp', '+595981000501', 'Enviado', 'meta', 'wamid.A', 1)",
+        &[&fam.id_cliente, &fam.nro_tarjeta],
+    )
+    .await
+    .unwrap();
+    let pool = cantina_notify::db::pool(&db.url, 2, Duration::from_secs(5)).unwrap();
+    let changed =
+        record_receipt_detail(&pool, "meta", "wamid.\u{0}A", DeliveryState::Failed, Some("Meta 131026: \u{0}nope"))
+            .await
+            .expect("the receipt is applied");
+    assert!(changed.is_some());
+    let r = c.query_one("SELECT estado_entrega, ultimo_error FROM solicitudes_notificacion", &[]).await.unwrap();
+    assert_eq!(r.get::<_, Option<String>>(0).as_deref(), Some("failed"));
+    assert_eq!(r.get::<_, Option<String>>(1).as_deref(), Some("Meta 131026: nope"));
+    let found = request_address(&pool, "meta", "wamid.A\u{0}").await.expect("no error");
+    assert!(found.is_some());
+    // An id with nothing usable left matches nothing, without an error.
+    assert_eq!(record_receipt_detail(&pool, "meta", "\u{0}", DeliveryState::Read, None).await.unwrap(), None);
+}
