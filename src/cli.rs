@@ -217,6 +217,9 @@ async fn send_test(settings: &Settings, channel: &str, to: &str, kind: &str) -> 
                 "Aceptado. Id del proveedor: {}",
                 receipt.provider_message_id.unwrap_or_else(|| "(ninguno)".into())
             );
+            if let Some(warning) = receipt.warning {
+                println!("{warning}");
+            }
             Ok(ExitCode::SUCCESS)
         }
         Err(e) => {

@@ -100,6 +100,7 @@ pub struct Metrics {
     requests_created: Family<RequestLabels, Counter>,
     sends: Family<SendLabels, Counter>,
     send_duration: Family<ChannelLabels, Histogram>,
+    sent_without_id: Family<ChannelLabels, Counter>,
     outbox_lag: Gauge<f64, std::sync::atomic::AtomicU64>,
     listener_connected: Gauge,
     listener_reconnects: Counter,
@@ -142,6 +143,12 @@ impl Metrics {
             "sends",
             "Send attempts by channel, provider and outcome (sent, retry, error)",
             sends.clone(),
+        );
+        let sent_without_id = Family::<ChannelLabels, Counter>::default();
+        registry.register(
+            "sent_without_provider_id",
+            "Sends a provider accepted without the message id its API documents (recorded Enviado with a warning; receipts cannot be matched)",
+            sent_without_id.clone(),
         );
         let send_duration = Family::<ChannelLabels, Histogram>::new_with_constructor(|| {
             Histogram::new([0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0])
@@ -239,6 +246,7 @@ impl Metrics {
             requests_created,
             sends,
             send_duration,
+            sent_without_id,
             outbox_lag,
             listener_connected,
             listener_reconnects,
@@ -311,6 +319,12 @@ impl Metrics {
                 provider: labels.provider,
                 outcome: outcome.as_str().into(),
             })
+            .inc();
+    }
+
+    pub fn sent_without_id(&self, channel: ChannelKind, provider: &str) {
+        self.sent_without_id
+            .get_or_create(&ChannelLabels { channel: channel.config_name().into(), provider: provider.into() })
             .inc();
     }
 

@@ -57,6 +57,8 @@ pub async fn opt_out(
     let Some(address) = normalise(channel, address) else {
         return Ok(false);
     };
+    // The reason may quote the provider: cleaned so that it cannot make the opt-out fail.
+    let motivo = crate::channels::provider_text::clean_reason(motivo);
     pool.get()
         .await?
         .execute(

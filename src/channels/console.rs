@@ -48,7 +48,7 @@ impl Channel for ConsoleChannel {
         out.write_all(text.as_bytes())
             .and_then(|()| out.flush())
             .map_err(|e| SendError::Transient { reason: format!("stdout: {e}"), retry_after: None })?;
-        Ok(SendReceipt { provider_message_id: Some(format!("console-{}", msg.request_id)) })
+        Ok(SendReceipt::with_id(format!("console-{}", msg.request_id)))
     }
 
     async fn send_staff(&self, mail: &StaffEmail) -> Result<SendReceipt, SendError> {
@@ -62,6 +62,6 @@ impl Channel for ConsoleChannel {
         out.write_all(text.as_bytes())
             .and_then(|()| out.flush())
             .map_err(|e| SendError::Transient { reason: format!("stdout: {e}"), retry_after: None })?;
-        Ok(SendReceipt { provider_message_id: Some(format!("console-{}", mail.idempotency_key)) })
+        Ok(SendReceipt::with_id(format!("console-{}", mail.idempotency_key)))
     }
 }

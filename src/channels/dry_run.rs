@@ -41,13 +41,13 @@ impl Channel for DryRunChannel {
 
     async fn send(&self, msg: &OutgoingMessage) -> Result<SendReceipt, SendError> {
         tracing::debug!(id = msg.request_id, channel = %msg.channel, to = %msg.recipient.masked(), "dry run: not sent");
-        Ok(SendReceipt { provider_message_id: Some(format!("{DRY_RUN_PROVIDER}-{}", msg.request_id)) })
+        Ok(SendReceipt::with_id(format!("{DRY_RUN_PROVIDER}-{}", msg.request_id)))
     }
 
     /// Staff emails (the daily summary) are not sent either.
     async fn send_staff(&self, mail: &StaffEmail) -> Result<SendReceipt, SendError> {
         tracing::debug!(to = %mail.to.masked(), subject = %mail.subject, "dry run: staff email not sent");
-        Ok(SendReceipt { provider_message_id: Some(format!("{DRY_RUN_PROVIDER}-{}", mail.idempotency_key)) })
+        Ok(SendReceipt::with_id(format!("{DRY_RUN_PROVIDER}-{}", mail.idempotency_key)))
     }
 
     /// The real provider's pace, so a dry run on a copy of production drains at the speed production would.

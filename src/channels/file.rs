@@ -79,7 +79,7 @@ impl Channel for FileChannel {
         };
         let name = format!("{:010}-{}.{ext}", msg.request_id, msg.notification_type);
         self.write(&name, bytes).await?;
-        Ok(SendReceipt { provider_message_id: Some(name) })
+        Ok(SendReceipt::with_id(name))
     }
 
     async fn send_staff(&self, mail: &StaffEmail) -> Result<SendReceipt, SendError> {
@@ -89,6 +89,6 @@ impl Channel for FileChannel {
             mail.idempotency_key.replace(|c: char| !c.is_ascii_alphanumeric() && c != '-', "_")
         );
         self.write(&name, bytes).await?;
-        Ok(SendReceipt { provider_message_id: Some(name) })
+        Ok(SendReceipt::with_id(name))
     }
 }

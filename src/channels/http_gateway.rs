@@ -122,6 +122,7 @@ use async_trait::async_trait;
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
 use serde::{Deserialize, Deserializer, Serialize};
 
+use super::provider_text::read_body;
 use super::{Channel, OutgoingMessage, SendError, SendReceipt};
 use crate::config::{Secret, Settings, SmsProvider, mask_url_password};
 use crate::domain::{ChannelKind, MobilePhone};
@@ -920,7 +921,16 @@ impl HttpGatewayChannel {
         let detail = || format!("Respuesta: {}", self.snippet(body, phone));
         if in_rule {
             return match self.body_rule_failure(body) {
-                None => Ok(SendReceipt { provider_message_id: self.message_id(body) }),
+                None => Ok(match &self.message_id {
+                    // No id configured: none expected, nothing to warn about.
+                    MessageIdRule::None => SendReceipt::default(),
+                    MessageIdRule::Pointer(_) => {
+                        SendReceipt::accepted(name, self.message_id(body).as_deref(), KEY_ID_POINTER)
+                    }
+                    MessageIdRule::Pattern { .. } => {
+                        SendReceipt::accepted(name, self.message_id(body).as_deref(), KEY_ID_PATTERN)
+                    }
+                }),
                 Some(why) => Err(SendError::Permanent {
                     reason: format!(
                         "{name} HTTP {status}: no confirmó el envío ({}). {}",
@@ -1029,8 +1039,8 @@ impl Channel for HttpGatewayChannel {
         let response = self.request(&values)?.send().await.map_err(|e| self.transport_error(e))?;
         let status = response.status().as_u16();
         let retry_after = parse_retry_after(response.headers());
-        let body = match response.text().await {
-            Ok(b) => b,
+        let body = match read_body(response).await {
+            Ok(b) => b.text(),
             Err(e) => {
                 tracing::warn!(provider = self.provider, request_id = msg.request_id, status, error = %e.without_url(), "no se pudo leer la respuesta del gateway SMS");
                 String::new()
@@ -1231,7 +1241,8 @@ mod tests {
         let ch = HttpGatewayChannel::from_settings(&personal_settings(&server.uri()), SmsProvider::Personal, &client())
             .unwrap();
         assert_eq!(ch.provider(), "personal");
-        assert_eq!(ch.send(&message()).await.unwrap(), SendReceipt { provider_message_id: None });
+        // No id configured for this preset: none expected, so no warning either.
+        assert_eq!(ch.send(&message()).await.unwrap(), SendReceipt::default());
         let requests = server.received_requests().await.unwrap();
         let req = &requests[0];
         assert_eq!(req.method.as_str(), "POST");

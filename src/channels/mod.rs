@@ -5,6 +5,7 @@ pub mod dry_run;
 mod file;
 pub mod http_gateway;
 pub mod portal;
+pub mod provider_text;
 pub mod sendgrid;
 pub mod smtp;
 pub mod twilio;
@@ -87,9 +88,36 @@ pub struct StaffEmail {
     pub idempotency_key: String,
 }
 
+/// What a provider said when it accepted a message. Build it with [`SendReceipt::with_id`] or
+/// [`SendReceipt::accepted`], which clean the provider's text; the dispatcher stores both fields.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct SendReceipt {
     pub provider_message_id: Option<String>,
+    /// For staff (`ultimo_error` of the `Enviado` row): something about the acceptance they should know, e.g. that
+    /// the provider gave no message id, so delivery receipts cannot be matched.
+    pub warning: Option<String>,
+}
+
+impl SendReceipt {
+    /// An id this service made up or trusts (a file name, a Message-ID); cleaned all the same.
+    pub fn with_id(id: impl AsRef<str>) -> Self {
+        SendReceipt { provider_message_id: provider_text::clean_id(id.as_ref()), warning: None }
+    }
+
+    /// A provider accepted the message; `id` is what its answer carried in `documented` (the field its API
+    /// documents). Without a usable id it is still a send (resending would reach the parent twice), with a warning.
+    pub fn accepted(provider: &str, id: Option<&str>, documented: &str) -> Self {
+        match id.and_then(provider_text::clean_id) {
+            Some(id) => SendReceipt { provider_message_id: Some(id), warning: None },
+            None => SendReceipt {
+                provider_message_id: None,
+                warning: Some(format!(
+                    "aviso: {provider} aceptó el envío pero su respuesta no trae el identificador del mensaje \
+                     ({documented}); los recibos de entrega no podrán asociarse a esta solicitud"
+                )),
+            },
+        }
+    }
 }
 
 #[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]

@@ -59,6 +59,6 @@ impl Channel for PortalChannel {
             });
         }
         let ids: Vec<String> = rows.iter().map(|r| r.get::<_, i64>(0).to_string()).collect();
-        Ok(SendReceipt { provider_message_id: Some(format!("notificacion:{}", ids.join(","))) })
+        Ok(SendReceipt::with_id(format!("notificacion:{}", ids.join(","))))
     }
 }

@@ -18,6 +18,7 @@ use reqwest::header::HeaderMap;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
+use super::provider_text::read_body;
 use super::{Channel, OutgoingMessage, SendError, SendReceipt, StaffEmail};
 use crate::config::{Secret, Settings};
 use crate::domain::{ChannelKind, EmailAddress};
@@ -254,7 +255,7 @@ impl Channel for SendGridChannel {
             return Ok(());
         }
         let headers = response.headers().clone();
-        let body = response.text().await.unwrap_or_default();
+        let body = read_body(response).await.map(|b| b.text()).unwrap_or_default();
         let detail = describe_errors(&body);
         Err(match status.as_u16() {
             401 | 403 => SendError::Configuration {
@@ -288,11 +289,12 @@ impl SendGridChannel {
                 .map(str::trim)
                 .filter(|v| !v.is_empty())
                 .map(String::from);
-            tracing::debug!(to = %to.masked(), request_id, id = ?id, "SendGrid accepted");
-            return Ok(SendReceipt { provider_message_id: id });
+            let receipt = SendReceipt::accepted("SendGrid", id.as_deref(), "cabecera X-Message-Id");
+            tracing::debug!(to = %to.masked(), request_id, id = ?receipt.provider_message_id, "SendGrid accepted");
+            return Ok(receipt);
         }
         let headers = response.headers().clone();
-        let body = response.text().await.unwrap_or_default();
+        let body = read_body(response).await.map(|b| b.text()).unwrap_or_default();
         let error = classify(status, &headers, &body);
         tracing::debug!(to = %to.masked(), request_id, error = %error, "SendGrid refused");
         Err(error)
@@ -369,6 +371,20 @@ mod tests {
             .await;
         let err = channel(&server).send(&message()).await.unwrap_err();
         (server, err)
+    }
+
+    #[tokio::test]
+    async fn a_202_without_x_message_id_is_a_success_with_a_warning() {
+        let server = MockServer::start().await;
+        Mock::given(method("POST"))
+            .and(path("/v3/mail/send"))
+            .respond_with(ResponseTemplate::new(202).set_body_bytes(b"\x00\xff".to_vec()))
+            .expect(1)
+            .mount(&server)
+            .await;
+        let receipt = channel(&server).send(&message()).await.unwrap();
+        assert_eq!(receipt.provider_message_id, None);
+        assert!(receipt.warning.as_deref().is_some_and(|w| w.contains("X-Message-Id")), "{receipt:?}");
     }
 
     #[tokio::test]

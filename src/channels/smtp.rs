@@ -589,7 +589,7 @@ impl SmtpChannel {
                 let id = queue_id(&response)
                     .unwrap_or_else(|| message_id.trim_start_matches('<').trim_end_matches('>').to_string());
                 tracing::debug!(to = %recipient.masked(), request_id, id = %id, "SMTP accepted");
-                Ok(SendReceipt { provider_message_id: Some(id) })
+                Ok(SendReceipt::with_id(id))
             }
         }
     }

@@ -26,6 +26,7 @@ use async_trait::async_trait;
 use reqwest::StatusCode;
 use reqwest::header::{HeaderMap, HeaderValue};
 
+use super::provider_text::read_body;
 use super::{Channel, OutgoingMessage, SendError, SendReceipt};
 use crate::config::{Secret, Settings};
 use crate::domain::{ChannelKind, MobilePhone, NotificationType};
@@ -493,31 +494,25 @@ impl Channel for TwilioChannel {
         let response = request.send().await.map_err(transport_error)?;
         let status = response.status();
         if status.is_success() {
-            let sid = match response.json::<serde_json::Value>().await {
-                Ok(v) => v.get("sid").and_then(|s| s.as_str()).map(str::to_string),
-                Err(_) => None,
-            };
-            if sid.is_none() {
-                tracing::warn!(
-                    provider = PROVIDER,
-                    request_id = msg.request_id,
-                    status = status.as_u16(),
-                    "Twilio aceptó el mensaje pero la respuesta no trae 'sid'"
-                );
-            }
+            // Accepted: whatever the body holds, this is a send (the dispatcher warns staff when there is no sid).
+            let body = read_body(response).await.map(|b| b.bytes).unwrap_or_default();
+            let sid = serde_json::from_slice::<serde_json::Value>(&body)
+                .ok()
+                .and_then(|v| v.get("sid").and_then(|s| s.as_str()).map(str::to_string));
+            let receipt = SendReceipt::accepted("Twilio", sid.as_deref(), "campo 'sid'");
             tracing::debug!(
                 provider = PROVIDER,
                 channel = self.kind.config_name(),
                 request_id = msg.request_id,
                 to = %phone.masked(),
-                sid = sid.as_deref().unwrap_or("-"),
+                sid = receipt.provider_message_id.as_deref().unwrap_or("-"),
                 "Twilio aceptó el mensaje"
             );
-            return Ok(SendReceipt { provider_message_id: sid });
+            return Ok(receipt);
         }
         let retry_after = parse_retry_after(response.headers());
         // An unreadable body is classified from the status alone.
-        let body = response.text().await.unwrap_or_default();
+        let body = read_body(response).await.map(|b| b.text()).unwrap_or_default();
         let ctx = ErrorContext {
             kind: self.kind,
             notification_type: msg.notification_type,
@@ -546,9 +541,8 @@ impl Channel for TwilioChannel {
         let status = response.status();
         match status.as_u16() {
             200 => {
-                let account_status = response
-                    .json::<serde_json::Value>()
-                    .await
+                let body = read_body(response).await.map(|b| b.bytes).unwrap_or_default();
+                let account_status = serde_json::from_slice::<serde_json::Value>(&body)
                     .ok()
                     .and_then(|v| v.get("status")?.as_str().map(str::to_string));
                 match account_status.as_deref() {
@@ -559,7 +553,7 @@ impl Channel for TwilioChannel {
                 }
             }
             401 => {
-                let body = response.text().await.unwrap_or_default();
+                let body = read_body(response).await.map(|b| b.text()).unwrap_or_default();
                 let (code, message) = parse_error_body(&body);
                 let detail = match (code, message) {
                     (Some(c), Some(m)) => format!("Twilio {c}: {m}"),
@@ -971,6 +965,7 @@ mod tests {
         let ch = TwilioChannel::sms(&settings(&server.uri()), &client()).unwrap();
         let receipt = ch.send(&message(ChannelKind::Sms)).await.unwrap();
         assert_eq!(receipt.provider_message_id, None);
+        assert!(receipt.warning.as_deref().is_some_and(|w| w.contains("'sid'")), "{receipt:?}");
         assert_wire(&server, &sms_fields()).await;
     }
 

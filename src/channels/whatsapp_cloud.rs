@@ -18,6 +18,7 @@ use reqwest::StatusCode;
 use reqwest::header::HeaderMap;
 use serde_json::{Value, json};
 
+use super::provider_text::read_body;
 use super::{Channel, OutgoingMessage, SendError, SendReceipt};
 use crate::config::{Secret, Settings, WhatsAppSettings};
 use crate::domain::{ChannelKind, NotificationType};
@@ -150,31 +151,18 @@ impl Channel for WhatsAppCloudChannel {
             .map_err(|e| self.transport_error(&e))?;
         let status = response.status();
         let headers = response.headers().clone();
-        let bytes = response.bytes().await;
+        let bytes = read_body(response).await.map(|b| b.bytes);
 
         if status.is_success() {
-            // Meta accepted the message: never retry it (that would send it twice), even if the body is odd.
+            // Meta accepted the message: never retry it (that would send it twice), even if the body is odd; the
+            // dispatcher warns staff when there is no id.
             let id = bytes.ok().as_deref().and_then(message_id);
-            if id.is_none() {
-                tracing::warn!(
-                    request_id = msg.request_id,
-                    to = %phone.masked(),
-                    status = status.as_u16(),
-                    "Meta accepted the WhatsApp message but its answer has no messages[0].id"
-                );
-            } else {
-                tracing::debug!(
-                    request_id = msg.request_id,
-                    to = %phone.masked(),
-                    template = %name,
-                    "WhatsApp template accepted by Meta"
-                );
-            }
-            return Ok(SendReceipt { provider_message_id: id });
+            tracing::debug!(request_id = msg.request_id, template = %name, "WhatsApp template accepted by Meta");
+            return Ok(SendReceipt::accepted("Meta", id.as_deref(), "messages[0].id"));
         }
 
         let bytes = match bytes {
-            Ok(b) => b.to_vec(),
+            Ok(b) => b,
             Err(e) if e.is_timeout() => return Err(self.transport_error(&e)),
             Err(_) => Vec::new(),
         };
@@ -208,7 +196,7 @@ impl Channel for WhatsAppCloudChannel {
             return Ok(());
         }
         let headers = response.headers().clone();
-        let bytes = response.bytes().await.map(|b| b.to_vec()).unwrap_or_default();
+        let bytes = read_body(response).await.map(|b| b.bytes).unwrap_or_default();
         // Reading the phone number needs whatsapp_business_management; a token with only messaging rights gets a
         // permission error (code 10 or 200–299) here yet can send. Only a rejected token (401 / code 190) fails.
         let code = serde_json::from_slice::<serde_json::Value>(&bytes)
@@ -744,6 +732,8 @@ mod tests {
         send_mock(ResponseTemplate::new(200).set_body_string("<html>ok</html>")).expect(1).mount(&server).await;
         let receipt = channel(&server).send(&recarga()).await.unwrap();
         assert_eq!(receipt.provider_message_id, None);
+        let warning = receipt.warning.expect("a warning for staff");
+        assert!(warning.contains("Meta") && warning.contains("messages[0].id"), "{warning}");
     }
 
     #[tokio::test]

@@ -386,7 +386,13 @@ impl Dispatcher {
                 tracing::info!(id = c.id, tipo = %msg.notification_type, channel = %msg.channel, provider, to = %msg.recipient.masked(), "sent");
                 let await_receipt = self.receipt_wait.get(&msg.channel).copied();
                 let provider_id = receipt.provider_message_id.as_deref();
-                self.write(&c, Outcome::Sent { provider, provider_id, await_receipt }).await;
+                let warning = receipt.warning.as_deref();
+                if warning.is_some() {
+                    // Accepted but nothing to match receipts against: staff see the warning on the request.
+                    self.metrics.sent_without_id(msg.channel, provider);
+                    tracing::warn!(id = c.id, channel = %msg.channel, provider, "provider accepted the send without a message id");
+                }
+                self.write(&c, Outcome::Sent { provider, provider_id, warning, await_receipt }).await;
             }
             Err(SendError::Transient { reason, retry_after }) if c.intentos < self.settings.max_attempts => {
                 let delay = retry_delay(
@@ -519,12 +525,19 @@ impl Dispatcher {
             .map_err(|e| e.to_string())
     }
 
+    /// Records an outcome, retrying database errors. Provider text cannot make it fail (it is cleaned where it is
+    /// bound, see [`store::record`]); a database that stays unreachable still can. For a send the provider accepted,
+    /// retrying goes on while the claim is ours (until shortly before its lease ends): once the lease expires the
+    /// request is claimed and sent again, up to MAX_ATTEMPTS, then closed as `Error` ("sin resultado registrado").
     async fn write(&self, c: &Claimed, outcome: Outcome<'_>) {
         let mut delay = Duration::from_millis(100);
-        for attempt in 1..=4 {
+        let sent = matches!(outcome, Outcome::Sent { .. });
+        let lease_end =
+            c.claimed_at + Duration::from_secs(self.settings.lease_seconds).saturating_sub(Duration::from_secs(1));
+        for attempt in 1.. {
             let written = match &outcome {
-                Outcome::Sent { provider, provider_id, await_receipt } => {
-                    self.sent.record(store::sent_row(c, provider, *provider_id, *await_receipt)).await
+                Outcome::Sent { provider, provider_id, warning, await_receipt } => {
+                    self.sent.record(store::sent_row(c, provider, *provider_id, *warning, *await_receipt)).await
                 }
                 _ => store::record(&self.pool, c, &outcome).await,
             };
@@ -539,8 +552,18 @@ impl Dispatcher {
                 Err(e) => {
                     self.metrics.dispatch_failed();
                     tracing::error!(id = c.id, attempt, error = %e, "could not record the outcome");
+                    let more = if sent { Instant::now() + delay < lease_end } else { attempt < 4 };
+                    if !more {
+                        if sent {
+                            tracing::error!(
+                                id = c.id,
+                                "the provider accepted this send but it could not be recorded; it may be sent again when its lease expires"
+                            );
+                        }
+                        return;
+                    }
                     tokio::time::sleep(delay).await;
-                    delay *= 4;
+                    delay = (delay * 4).min(Duration::from_secs(5));
                 }
             }
         }

@@ -194,6 +194,8 @@ pub fn alert_prefix(kind: ChannelKind) -> String {
 /// One open `SISTEMA` alert per paused channel, whichever replica notices first.
 pub async fn raise_alert(pool: &Pool, kind: ChannelKind, provider: &str, reason: &str) -> Result<(), DbError> {
     let prefix = alert_prefix(kind);
+    // The reason quotes the provider; cleaned so that the alert can always be stored.
+    let reason = crate::channels::provider_text::clean_reason(reason);
     let mensaje = format!(
         "{prefix} ({provider}): {reason}. Revise la configuración del proveedor; los avisos esperan y el canal se reanuda solo cuando la prueba de conexión funcione."
     );

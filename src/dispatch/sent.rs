@@ -10,14 +10,17 @@ use deadpool_postgres::Pool;
 use serde_json::Value as Json;
 use tokio::sync::{mpsc, oneshot};
 
+use crate::channels::provider_text::{clean_id, clean_reason};
 use crate::db::DbError;
 
 /// Rows per statement: enough to amortise the round trip, small enough to keep one statement short.
 const MAX_ROWS: usize = 500;
 
-/// Sent: `Enviado` with the time and the provider's id, cut to the column's 255 characters (an over-long id from a
-/// provider must not make the write fail, or the request would stay claimed and be sent again when the lease
-/// expires). Only while the claim is still ours (`intentos` and `Pendiente` match).
+/// Sent: `Enviado` with the time, the provider's id and, in `ultimo_error`, the warning staff should see (e.g. no
+/// id). Both are cleaned by [`Sent::new`] (no NUL, bounded length): a provider's bytes must not make the write fail,
+/// or the request would stay claimed and be sent again when the lease expires; and one bad row would fail the whole
+/// batch. `left(…, 255)` stays as a second guard. Only while the claim is still ours (`intentos` and `Pendiente`
+/// match).
 ///
 /// It writes the rows' history itself ('enviada', as the history trigger would; see migration 0011), in a
 /// transaction begun by [`crate::db::BEGIN_HOT_OWN_HISTORY`].
@@ -25,20 +28,22 @@ const MARK_SENT: &str = "
   WITH enviadas AS (
     UPDATE solicitudes_notificacion s
     SET estado = 'Enviado', fecha_envio = now(), proveedor = u.proveedor, id_proveedor = left(u.id_proveedor, 255),
-        ultimo_error = NULL, proximo_intento = NULL, actualizado_en = now(),
+        ultimo_error = u.aviso, proximo_intento = NULL, actualizado_en = now(),
         espera_recibo_hasta = CASE WHEN s.canales_respaldo IS NOT NULL AND u.espera IS NOT NULL
                                    THEN now() + make_interval(secs => u.espera) END
-    FROM unnest($1::int8[], $2::int4[], $3::text[], $4::text[], $5::float8[])
-         AS u(id, intentos, proveedor, id_proveedor, espera)
+    FROM unnest($1::int8[], $2::int4[], $3::text[], $4::text[], $5::float8[], $6::text[])
+         AS u(id, intentos, proveedor, id_proveedor, espera, aviso)
     -- `= ANY($1)` bounds the plan to the listed rows whatever the statistics said when it was cached (a join plan
     -- made while the table was nearly empty scanned it whole on every write).
     WHERE s.id_solicitud = ANY($1) AND s.id_solicitud = u.id AND s.intentos = u.intentos AND s.estado = 'Pendiente'
-    RETURNING s.id_solicitud, s.tipo, s.nro_tarjeta, s.intentos, s.proveedor, s.id_proveedor, s.estado_entrega
+    RETURNING s.id_solicitud, s.tipo, s.nro_tarjeta, s.intentos, s.proveedor, s.id_proveedor, s.estado_entrega,
+              s.ultimo_error
   ), historial AS (
     INSERT INTO cantina_notify_historial
-        (id_solicitud, evento, estado, estado_anterior, intentos, proveedor, id_proveedor, estado_entrega, origen)
+        (id_solicitud, evento, estado, estado_anterior, intentos, proveedor, id_proveedor, estado_entrega, detalle,
+         origen)
     SELECT id_solicitud, 'enviada', 'Enviado', 'Pendiente', intentos, proveedor, id_proveedor, estado_entrega,
-           cantina_notify_historial_origen()
+           ultimo_error, cantina_notify_historial_origen()
     FROM enviadas
   )
   SELECT id_solicitud, tipo, nro_tarjeta FROM enviadas";
@@ -52,16 +57,44 @@ const STAMP_CARD: &str = "
        OR nro_tarjeta IN (SELECT e->>'nro_tarjeta' FROM jsonb_array_elements(
               CASE WHEN jsonb_typeof($2::jsonb->'tarjetas') = 'array' THEN $2::jsonb->'tarjetas' ELSE '[]' END) e)";
 
-/// One send to record.
+/// One send to record. The provider's text is private and cleaned in [`Sent::new`], so no row of a batch can carry
+/// bytes PostgreSQL refuses.
 pub struct Sent {
     pub id: i64,
     pub intentos: i32,
     pub provider: String,
-    pub provider_id: Option<String>,
+    provider_id: Option<String>,
+    warning: Option<String>,
     /// In a fallback chain: how long to wait for a delivery receipt before the next channel.
     pub await_receipt: Option<Duration>,
     /// The request's `datos`, for the card stamps of a `saldo_bajo` notice.
     pub datos: Option<Json>,
+}
+
+impl Sent {
+    pub fn new(
+        id: i64,
+        intentos: i32,
+        provider: &str,
+        provider_id: Option<&str>,
+        warning: Option<&str>,
+        await_receipt: Option<Duration>,
+        datos: Option<Json>,
+    ) -> Self {
+        Sent {
+            id,
+            intentos,
+            provider: provider.to_string(),
+            provider_id: provider_id.and_then(clean_id),
+            warning: warning.map(clean_reason).filter(|w| !w.is_empty()),
+            await_receipt,
+            datos,
+        }
+    }
+
+    pub fn provider_id(&self) -> Option<&str> {
+        self.provider_id.as_deref()
+    }
 }
 
 struct Job {
@@ -117,11 +150,12 @@ pub async fn write(pool: &Pool, batch: &[&Sent]) -> Result<Vec<i64>, DbError> {
     let providers: Vec<&str> = batch.iter().map(|s| s.provider.as_str()).collect();
     let provider_ids: Vec<Option<&str>> = batch.iter().map(|s| s.provider_id.as_deref()).collect();
     let waits: Vec<Option<f64>> = batch.iter().map(|s| s.await_receipt.map(|d| d.as_secs_f64())).collect();
+    let warnings: Vec<Option<&str>> = batch.iter().map(|s| s.warning.as_deref()).collect();
     let rows = crate::db::query_hot_with(
         pool,
         crate::db::BEGIN_HOT_OWN_HISTORY,
         MARK_SENT,
-        &[&ids, &intentos, &providers, &provider_ids, &waits],
+        &[&ids, &intentos, &providers, &provider_ids, &waits, &warnings],
     )
     .await?;
     let mut changed = Vec::with_capacity(rows.len());

@@ -6,6 +6,7 @@ use deadpool_postgres::Pool;
 use serde_json::Value as Json;
 
 use super::sent::Sent;
+use crate::channels::provider_text::clean_reason;
 use crate::db::DbError;
 
 /// A request the dispatcher holds a lease on.
@@ -209,6 +210,8 @@ pub enum Outcome<'a> {
     Sent {
         provider: &'a str,
         provider_id: Option<&'a str>,
+        /// For staff, in `ultimo_error` (e.g. the provider gave no message id).
+        warning: Option<&'a str>,
         await_receipt: Option<Duration>,
     },
     Retry {
@@ -228,12 +231,12 @@ pub enum Outcome<'a> {
 }
 
 /// Writes the outcome if the claim is still ours; returns how many rows changed (0: the lease expired and another
-/// worker took the request over).
+/// worker took the request over). Every outcome write goes through here or [`sent_row`]; both clean the provider's
+/// text, so a reason carrying NUL or megabytes cannot make the write fail.
 pub async fn record(pool: &Pool, c: &Claimed, outcome: &Outcome<'_>) -> Result<u64, DbError> {
-    if let Outcome::Sent { provider, provider_id, await_receipt } = outcome {
-        return Ok(
-            super::sent::write(pool, &[&sent_row(c, provider, *provider_id, *await_receipt)]).await?.len() as u64
-        );
+    if let Outcome::Sent { provider, provider_id, warning, await_receipt } = outcome {
+        let row = sent_row(c, provider, *provider_id, *warning, *await_receipt);
+        return Ok(super::sent::write(pool, &[&row]).await?.len() as u64);
     }
     let conn = pool.get().await?;
     let n = match outcome {
@@ -241,16 +244,18 @@ pub async fn record(pool: &Pool, c: &Claimed, outcome: &Outcome<'_>) -> Result<u
         Outcome::Retry { provider, delay, reason } => {
             conn.execute(
                 &conn.prepare_cached(MARK_RETRY).await?,
-                &[&c.id, &c.intentos, &delay.as_secs_f64(), reason, provider],
+                &[&c.id, &c.intentos, &delay.as_secs_f64(), &clean_reason(reason), provider],
             )
             .await?
         }
         Outcome::Error { provider, reason } => {
-            conn.execute(&conn.prepare_cached(MARK_FINAL).await?, &[&c.id, &c.intentos, reason, provider, &"Error"])
+            let reason = clean_reason(reason);
+            conn.execute(&conn.prepare_cached(MARK_FINAL).await?, &[&c.id, &c.intentos, &reason, provider, &"Error"])
                 .await?
         }
         Outcome::Omitted { provider, reason } => {
-            conn.execute(&conn.prepare_cached(MARK_FINAL).await?, &[&c.id, &c.intentos, reason, provider, &"Omitido"])
+            let reason = clean_reason(reason);
+            conn.execute(&conn.prepare_cached(MARK_FINAL).await?, &[&c.id, &c.intentos, &reason, provider, &"Omitido"])
                 .await?
         }
     };
@@ -258,16 +263,16 @@ pub async fn record(pool: &Pool, c: &Claimed, outcome: &Outcome<'_>) -> Result<u
 }
 
 /// The row [`super::sent`] writes for a send of this claim.
-pub fn sent_row(c: &Claimed, provider: &str, provider_id: Option<&str>, await_receipt: Option<Duration>) -> Sent {
-    Sent {
-        id: c.id,
-        intentos: c.intentos,
-        provider: provider.to_string(),
-        provider_id: provider_id.map(str::to_string),
-        await_receipt,
-        // Only a saldo_bajo notice reads it (to stamp the cards it lists).
-        datos: if c.tipo.as_deref() == Some("saldo_bajo") { c.datos.clone() } else { None },
-    }
+pub fn sent_row(
+    c: &Claimed,
+    provider: &str,
+    provider_id: Option<&str>,
+    warning: Option<&str>,
+    await_receipt: Option<Duration>,
+) -> Sent {
+    // Only a saldo_bajo notice reads `datos` (to stamp the cards it lists).
+    let datos = if c.tipo.as_deref() == Some("saldo_bajo") { c.datos.clone() } else { None };
+    Sent::new(c.id, c.intentos, provider, provider_id, warning, await_receipt, datos)
 }
 
 pub async fn release(pool: &Pool, c: &Claimed) -> Result<(), DbError> {

@@ -24,6 +24,7 @@ use std::sync::LazyLock;
 
 use deadpool_postgres::Pool;
 
+use crate::channels::provider_text::{clean_id, clean_reason};
 use crate::db::DbError;
 use crate::domain::ChannelKind;
 
@@ -149,6 +150,11 @@ pub async fn record_receipt_detail(
     state: DeliveryState,
     failure_detail: Option<&str>,
 ) -> Result<Option<i64>, DbError> {
+    // Cleaned as the sent id was (crate::channels::provider_text), so it matches, and NUL cannot fail the query.
+    let Some(provider_id) = clean_id(provider_id) else {
+        return Ok(None);
+    };
+    let failure_detail = failure_detail.map(clean_reason);
     let conn = pool.get().await?;
     let row =
         conn.query_opt(RECORD_RECEIPT.as_str(), &[&provider, &provider_id, &state.as_str(), &failure_detail]).await?;
@@ -162,6 +168,9 @@ pub async fn request_address(
     provider: &str,
     provider_id: &str,
 ) -> Result<Option<(ChannelKind, String)>, DbError> {
+    let Some(provider_id) = clean_id(provider_id) else {
+        return Ok(None);
+    };
     let conn = pool.get().await?;
     let row = conn
         .query_opt(

@@ -194,7 +194,7 @@ async fn a_stale_holder_cannot_overwrite_a_takeover() {
     let n = store::record(
         &pool,
         &second[0],
-        &Outcome::Sent { provider: "x", provider_id: Some("p-2"), await_receipt: None },
+        &Outcome::Sent { provider: "x", provider_id: Some("p-2"), warning: None, await_receipt: None },
     )
     .await
     .unwrap();

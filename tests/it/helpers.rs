@@ -299,7 +299,7 @@ impl Channel for Recorder {
             None => {}
         }
         self.sent.lock().unwrap().push(msg.clone());
-        Ok(SendReceipt { provider_message_id: Some(format!("rec-{}", msg.request_id)) })
+        Ok(SendReceipt::with_id(format!("rec-{}", msg.request_id)))
     }
 }
 

@@ -191,7 +191,7 @@ impl Channel for Stamped {
     }
     async fn send(&self, msg: &OutgoingMessage) -> Result<SendReceipt, SendError> {
         self.starts.lock().unwrap().push((Instant::now(), msg.request_id));
-        Ok(SendReceipt { provider_message_id: Some(format!("rec-{}", msg.request_id)) })
+        Ok(SendReceipt::with_id(format!("rec-{}", msg.request_id)))
     }
 }
 

@@ -15,6 +15,7 @@ mod levers;
 mod migrate;
 mod ops;
 mod pipeline;
+mod provider_bytes;
 mod resilience;
 mod roles;
 mod scheduler;

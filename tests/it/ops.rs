@@ -585,7 +585,8 @@ async fn a_request_cancelled_while_claimed_cannot_become_enviado() {
     );
 
     // The dispatcher finishes its send: the outcome write matches nothing.
-    let sent = store::Outcome::Sent { provider: "smtp", provider_id: Some("late-1"), await_receipt: None };
+    let sent =
+        store::Outcome::Sent { provider: "smtp", provider_id: Some("late-1"), warning: None, await_receipt: None };
     assert_eq!(store::record(&pool, &claimed[0], &sent).await.unwrap(), 0);
     let r = c
         .query_one(
@@ -671,7 +672,8 @@ async fn a_resend_after_cancelling_a_claimed_request_waits_for_the_old_lease() {
     // No dispatcher can claim it as attempt 1 while the old send may still finish...
     assert!(store::claim(&pool, 10, lease, &["Email"], 5).await.unwrap().is_empty());
     // ...so the old send's late outcome (attempt 1) matches nothing.
-    let late = store::Outcome::Sent { provider: "smtp", provider_id: Some("late-1"), await_receipt: None };
+    let late =
+        store::Outcome::Sent { provider: "smtp", provider_id: Some("late-1"), warning: None, await_receipt: None };
     assert_eq!(store::record(&pool, &first[0], &late).await.unwrap(), 0);
     assert_eq!(state(&c, id, 200.0).await, ("Pendiente".to_string(), 0, true, None));
 
@@ -681,7 +683,8 @@ async fn a_resend_after_cancelling_a_claimed_request_waits_for_the_old_lease() {
         .unwrap();
     let second = store::claim(&pool, 10, lease, &["Email"], 5).await.unwrap();
     assert_eq!((second.len(), second[0].intentos), (1, 1));
-    let sent = store::Outcome::Sent { provider: "smtp", provider_id: Some("new-1"), await_receipt: None };
+    let sent =
+        store::Outcome::Sent { provider: "smtp", provider_id: Some("new-1"), warning: None, await_receipt: None };
     assert_eq!(store::record(&pool, &second[0], &sent).await.unwrap(), 1);
     assert_eq!(state(&c, id, 0.0).await, ("Enviado".to_string(), 1, false, Some("new-1".to_string())));
 

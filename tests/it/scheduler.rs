@@ -746,8 +746,12 @@ async fn saldo_bajo_sweep_sends_one_notice_per_parent_listing_all_their_cards() 
         .await
         .unwrap();
     assert_eq!(claimed.len(), 1);
-    let sent =
-        cantina_notify::dispatch::store::Outcome::Sent { provider: "prueba", provider_id: None, await_receipt: None };
+    let sent = cantina_notify::dispatch::store::Outcome::Sent {
+        provider: "prueba",
+        provider_id: None,
+        warning: None,
+        await_receipt: None,
+    };
     assert_eq!(cantina_notify::dispatch::store::record(&pool, &claimed[0], &sent).await.unwrap(), 1);
     let stamped: Vec<String> = c
         .query("SELECT nro_tarjeta FROM tarjetas WHERE ultima_notificacion_saldo IS NOT NULL ORDER BY nro_tarjeta", &[])
