@@ -24,6 +24,8 @@ pub const MIGRATIONS: &[(i32, &str, &str)] = &[
     (13, "indices_parciales", include_str!("../sql/migrations/0013_indices_parciales.sql")),
     (14, "recarga_sin_search_path", include_str!("../sql/migrations/0014_recarga_sin_search_path.sql")),
     (15, "disparadores_sin_search_path", include_str!("../sql/migrations/0015_disparadores_sin_search_path.sql")),
+    // 16 is reserved for another branch; versions are applied in list order, each once.
+    (17, "bajas_orden", include_str!("../sql/migrations/0017_bajas_orden.sql")),
 ];
 
 /// The runtime role's privileges, re-applied at the end of every run that names a runtime role.

@@ -836,18 +836,19 @@ async fn twilio_21610_status_records_an_opt_out() {
 #[tokio::test]
 async fn twilio_inbound_stop_then_start() {
     let h = Hooks::start().await;
-    let msg = |body: &'static str| {
+    // Each message its own MessageSid, as Twilio sends them (a repeated id changes nothing).
+    let msg = |body: &'static str, sid: &'static str| {
         vec![
             ("AccountSid", "AC0123456789abcdef0123456789abcdef"),
             ("ApiVersion", "2010-04-01"),
             ("Body", body),
             ("From", "+595981123456"),
-            ("MessageSid", "SM33333333333333333333333333333333"),
+            ("MessageSid", sid),
             ("NumMedia", "0"),
             ("To", "+15005550006"),
         ]
     };
-    let (status, ctype, body) = h.twilio_inbound(&msg("STOP")).await;
+    let (status, ctype, body) = h.twilio_inbound(&msg("STOP", "SM33333333333333333333333333333331")).await;
     assert_eq!((status, body.as_str()), (200, r#"<?xml version="1.0" encoding="UTF-8"?><Response/>"#));
     assert!(ctype.starts_with("text/xml"), "{ctype}");
     assert_eq!(
@@ -856,10 +857,10 @@ async fn twilio_inbound_stop_then_start() {
     );
 
     // An ordinary message changes nothing, and is still answered with empty TwiML.
-    assert_eq!(h.twilio_inbound(&msg("Gracias!")).await.0, 200);
+    assert_eq!(h.twilio_inbound(&msg("Gracias!", "SM33333333333333333333333333333332")).await.0, 200);
     assert_eq!(h.baja("SMS", "+595981123456").await.map(|b| b.alta), Some(false));
 
-    assert_eq!(h.twilio_inbound(&msg("START")).await.0, 200);
+    assert_eq!(h.twilio_inbound(&msg("START", "SM33333333333333333333333333333333")).await.0, 200);
     assert_eq!(h.baja("SMS", "+595981123456").await.map(|b| b.alta), Some(true), "fecha_alta set");
 
     // WhatsApp through Twilio, classified by Advanced Opt-Out: OptOutType wins over the body.
@@ -947,7 +948,15 @@ fn twilio_sms<'a>(from: &'a str, sid: &'a str, body: &'a str) -> Vec<(&'a str, &
 impl Hooks {
     /// Whether the address is opted out on the channel now (what the dispatcher checks: a row without `fecha_alta`).
     async fn opted_out(&self, destino: &str, destinatario: &str) -> bool {
-        self.baja(destino, destinatario).await.is_some_and(|b| !b.alta)
+        // Its own query: a row left by an opt-in alone (migration 0017) has no `motivo`.
+        self.c
+            .query_opt(
+                "SELECT fecha_alta IS NULL FROM cantina_notify_bajas WHERE destino = $1 AND destinatario = $2",
+                &[&destino, &destinatario],
+            )
+            .await
+            .unwrap()
+            .is_some_and(|r| r.get(0))
     }
 
     /// The row's `motivo` and `fecha_baja`, to see whether a message re-recorded the opt-out.
@@ -999,6 +1008,16 @@ async fn meta_late_baja_does_not_undo_a_newer_alta() {
     h.meta_says("595982654321", "wamid.L300", t + 300, "ALTA").await;
     h.meta_says("595982654321", "wamid.L200", t + 200, "BAJA").await;
     assert!(!h.opted_out("WhatsApp", LUIS).await, "an ALTA with no opt-out before it still counts");
+    // Its row only says so: no reason, no opt-out date; the time is the ALTA's, by Meta's clock.
+    let r =
+        h.c.query_one(
+            "SELECT motivo, fecha_baja IS NULL, extract(epoch FROM cambiado_en)::bigint FROM cantina_notify_bajas
+             WHERE destino = 'WhatsApp' AND destinatario = $1",
+            &[&LUIS],
+        )
+        .await
+        .unwrap();
+    assert_eq!((r.get::<_, Option<String>>(0), r.get::<_, bool>(1), r.get::<_, i64>(2)), (None, true, t + 300));
 }
 
 #[tokio::test]
@@ -1033,8 +1052,9 @@ async fn meta_replayed_message_changes_nothing() {
 async fn sendgrid_replayed_event_changes_nothing() {
     let h = Hooks::start().await;
     // A replayed event (same sg_event_id), in a newly signed batch, records nothing again.
+    let at = unix_now() - 30;
     let event = |kind: &str, id: &str| {
-        json!({"email": "ana@example.com", "timestamp": unix_now() - 30, "event": kind, "sg_event_id": id,
+        json!({"email": "ana@example.com", "timestamp": at, "event": kind, "sg_event_id": id,
                "sg_message_id": "Zz9z9lSTSaqYBWJe_Xfc-Q.filterdrecv-1"})
     };
     let unsubscribe = event("unsubscribe", "ev-unsub-1");
@@ -1044,6 +1064,16 @@ async fn sendgrid_replayed_event_changes_nothing() {
     assert_eq!(before.0.as_deref(), Some("reportó el correo como spam"));
     assert_eq!(h.sendgrid_events(json!([unsubscribe])).await, 200);
     assert_eq!(h.baja_detail("Email", "ana@example.com").await, before, "the replayed event must change nothing");
+    // Ordered by SendGrid's event timestamp, like Meta's messages.
+    let changed: i64 =
+        h.c.query_one(
+            "SELECT extract(epoch FROM cambiado_en)::bigint FROM cantina_notify_bajas WHERE destino = 'Email'",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(changed, at);
 }
 
 #[tokio::test]
