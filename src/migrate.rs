@@ -25,6 +25,7 @@ pub const MIGRATIONS: &[(i32, &str, &str)] = &[
     (14, "recarga_sin_search_path", include_str!("../sql/migrations/0014_recarga_sin_search_path.sql")),
     (15, "disparadores_sin_search_path", include_str!("../sql/migrations/0015_disparadores_sin_search_path.sql")),
     (16, "historial_sin_search_path", include_str!("../sql/migrations/0016_historial_sin_search_path.sql")),
+    (17, "bajas_orden", include_str!("../sql/migrations/0017_bajas_orden.sql")),
     (18, "firma_solicitudes", include_str!("../sql/migrations/0018_firma_solicitudes.sql")),
 ];
 

@@ -1,6 +1,9 @@
 //! Opt-outs per address: a parent who replies STOP to an SMS, BAJA on WhatsApp, or reports an email as spam gets no
 //! more notices on that channel until they opt back in (START, ALTA). Kept in `cantina_notify_bajas`; the
 //! dispatcher records requests to an opted-out address as `Omitido` with the reason instead of sending them.
+//! Changes follow the order the parent sent them in, not the order they arrive in (see [`record`]).
+
+use std::time::SystemTime;
 
 use deadpool_postgres::Pool;
 
@@ -46,7 +49,91 @@ pub fn normalise(channel: ChannelKind, raw: &str) -> Option<String> {
     }
 }
 
-/// Records an opt-out (or renews it with the new reason). Returns false when the address is not one of the channel.
+/// Where a change comes from, to order it and to apply each message once.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Source<'a> {
+    /// The provider's id of the message (or event) that asked for it; a repeat of an id already applied changes
+    /// nothing. `None` when there is no message to tell apart (a send refused with 21610).
+    pub message_id: Option<&'a str>,
+    /// When the parent sent it, by the provider's clock; `None` when the provider gives no timestamp, and then the
+    /// database's clock at arrival stands in for it.
+    pub sent_at: Option<SystemTime>,
+}
+
+/// What recording a change did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Recorded {
+    /// It set the address's state.
+    Applied,
+    /// A newer change (or, for an opt-in, an opt-out just as new) is already recorded: refused.
+    Older,
+    /// This message id was applied before: nothing done.
+    Repeat,
+    /// Not an address of the channel: nothing done.
+    NotAnAddress,
+}
+
+// One statement decides, so replicas receiving webhooks at once cannot race: the message id is claimed
+// (`visto`, skipped without an id) and the change is applied only if the id was new, and then only if it is newer
+// than the change that set the current state, or just as new and an opt-out (an opt-out wins a tie). `cambiado_en` is
+// the provider's timestamp, or the database's clock at arrival when there is none. An opt-in keeps the lifted
+// opt-out's reason and provider as history; for an address with no row it leaves a row with only `fecha_alta`, so
+// an older opt-out arriving after it is refused.
+const RECORD: &str = "
+    WITH visto AS (
+        INSERT INTO cantina_notify_mensajes_entrantes (proveedor, id_mensaje)
+        SELECT $4::text, $5::text WHERE $5::text IS NOT NULL
+        ON CONFLICT DO NOTHING
+        RETURNING 1),
+    cambio AS (
+        INSERT INTO cantina_notify_bajas AS b
+            (destino, destinatario, motivo, proveedor, fecha_baja, fecha_alta, cambiado_en)
+        SELECT $1::text, $2::text, CASE WHEN $6::bool THEN $3::text END, $4::text,
+               CASE WHEN $6::bool THEN now() END, CASE WHEN NOT $6::bool THEN now() END,
+               coalesce($7::timestamptz, clock_timestamp())
+        WHERE $5::text IS NULL OR EXISTS (SELECT 1 FROM visto)
+        ON CONFLICT (destino, destinatario) DO UPDATE
+        SET motivo = coalesce(EXCLUDED.motivo, b.motivo),
+            proveedor = CASE WHEN $6 THEN EXCLUDED.proveedor ELSE coalesce(b.proveedor, EXCLUDED.proveedor) END,
+            fecha_baja = coalesce(EXCLUDED.fecha_baja, b.fecha_baja),
+            fecha_alta = CASE WHEN $6 THEN NULL ELSE coalesce(b.fecha_alta, EXCLUDED.fecha_alta) END,
+            cambiado_en = EXCLUDED.cambiado_en
+        WHERE EXCLUDED.cambiado_en > b.cambiado_en OR ($6 AND EXCLUDED.cambiado_en = b.cambiado_en)
+        RETURNING 1)
+    SELECT $5::text IS NULL OR EXISTS (SELECT 1 FROM visto), EXISTS (SELECT 1 FROM cambio)";
+
+/// Records an opt-out (renewing the reason of one already active) or an opt-in, if it is newer than the address's
+/// current state and its message was not applied before (see [`Source`]).
+pub async fn record(
+    pool: &Pool,
+    channel: ChannelKind,
+    address: &str,
+    change: OptChange,
+    provider: &str,
+    motivo: &str,
+    source: Source<'_>,
+) -> Result<Recorded, DbError> {
+    let Some(address) = normalise(channel, address) else {
+        return Ok(Recorded::NotAnAddress);
+    };
+    let out = change == OptChange::Out;
+    // Both come from the provider: cleaned so that they cannot make the statement fail (a NUL, say).
+    let motivo = crate::channels::provider_text::clean_reason(motivo);
+    let message_id = source.message_id.and_then(crate::channels::provider_text::clean_id);
+    let row = pool
+        .get()
+        .await?
+        .query_one(RECORD, &[&channel.destino(), &address, &motivo, &provider, &message_id, &out, &source.sent_at])
+        .await?;
+    Ok(match (row.get::<_, bool>(0), row.get::<_, bool>(1)) {
+        (false, _) => Recorded::Repeat,
+        (true, true) => Recorded::Applied,
+        (true, false) => Recorded::Older,
+    })
+}
+
+/// A provider refused a send because the recipient opted out (no message id, no timestamp: it happens now).
+/// Returns false when the address is not one of the channel.
 pub async fn opt_out(
     pool: &Pool,
     channel: ChannelKind,
@@ -54,39 +141,8 @@ pub async fn opt_out(
     provider: &str,
     motivo: &str,
 ) -> Result<bool, DbError> {
-    let Some(address) = normalise(channel, address) else {
-        return Ok(false);
-    };
-    // The reason may quote the provider: cleaned so that it cannot make the opt-out fail.
-    let motivo = crate::channels::provider_text::clean_reason(motivo);
-    pool.get()
-        .await?
-        .execute(
-            "INSERT INTO cantina_notify_bajas (destino, destinatario, motivo, proveedor)
-             VALUES ($1, $2, $3, $4)
-             ON CONFLICT (destino, destinatario) DO UPDATE
-             SET motivo = EXCLUDED.motivo, proveedor = EXCLUDED.proveedor, fecha_baja = now(), fecha_alta = NULL",
-            &[&channel.destino(), &address, &motivo, &provider],
-        )
-        .await?;
-    Ok(true)
-}
-
-/// The parent opted back in: later notices go out again. Returns whether an active opt-out was lifted.
-pub async fn opt_in(pool: &Pool, channel: ChannelKind, address: &str) -> Result<bool, DbError> {
-    let Some(address) = normalise(channel, address) else {
-        return Ok(false);
-    };
-    let n = pool
-        .get()
-        .await?
-        .execute(
-            "UPDATE cantina_notify_bajas SET fecha_alta = now()
-             WHERE destino = $1 AND destinatario = $2 AND fecha_alta IS NULL",
-            &[&channel.destino(), &address],
-        )
-        .await?;
-    Ok(n > 0)
+    let recorded = record(pool, channel, address, OptChange::Out, provider, motivo, Source::default()).await?;
+    Ok(recorded != Recorded::NotAnAddress)
 }
 
 /// Due requests to an opted-out address are recorded `Omitido` before they are claimed (so also those created

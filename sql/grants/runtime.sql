@@ -65,6 +65,10 @@ DECLARE
         ['cantina_notify_bajas',            'SELECT', ''],
         ['cantina_notify_bajas',            'INSERT', ''],
         ['cantina_notify_bajas',            'UPDATE', ''],
+        -- Inbound message ids already applied (migration 0017): recorded with the change, pruned by the clean-up.
+        ['cantina_notify_mensajes_entrantes', 'SELECT', ''],
+        ['cantina_notify_mensajes_entrantes', 'INSERT', ''],
+        ['cantina_notify_mensajes_entrantes', 'DELETE', ''],
         -- Request history: written by the triggers of migration 0007 (SECURITY DEFINER), by the statement
         -- that records sends (migration 0011) and by the drain's insert of new requests (0012); read by
         -- `requests show`, deleted with its requests by the weekly clean-up.

@@ -4,7 +4,10 @@
 //! - finished requests the service created (`clave_dedup` set; `Enviado`, `Error` or `Omitido`) last touched
 //!   (`actualizado_en`, else `fecha_solicitud`) more than `requests_days` ago. Never a `Pendiente` one, never a POS
 //!   row the service has not taken over (no key); with their history (`cantina_notify_historial`);
-//! - run-ledger rows older than `ledger_days`, except each schedule's latest (the catch-up logic starts from it).
+//! - run-ledger rows older than `ledger_days`, except each schedule's latest (the catch-up logic starts from it);
+//! - inbound message ids already applied (`cantina_notify_mensajes_entrantes`, migration 0017) received more than
+//!   `requests_days` ago. Meta's and SendGrid's messages carry a timestamp, so a replay older than that is still
+//!   refused by the order of changes; a Twilio message (no timestamp) replayed after it would apply again.
 //!
 //! Deletes go in batches of [`BATCH`] rows, one short statement each (`FOR UPDATE SKIP LOCKED`: a row someone is
 //! updating right now is left for next week), so the app's busy `solicitudes_notificacion` is never locked for long.
@@ -54,17 +57,25 @@ const DELETE_LEDGER: &str = "
         LIMIT $2
         FOR UPDATE SKIP LOCKED)";
 
+// No FOR UPDATE here: these rows are only ever inserted, never updated, and locking them would need UPDATE.
+const DELETE_SEEN_MESSAGES: &str = "
+    DELETE FROM cantina_notify_mensajes_entrantes WHERE (proveedor, id_mensaje) IN (
+        SELECT proveedor, id_mensaje FROM cantina_notify_mensajes_entrantes
+        WHERE recibido_en < $1
+        LIMIT $2)";
+
 /// What one clean-up deleted.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct CleanupReport {
     pub eventos: u64,
     pub solicitudes: u64,
     pub ejecuciones: u64,
+    pub mensajes: u64,
 }
 
 impl CleanupReport {
     pub fn total(&self) -> u64 {
-        self.eventos + self.solicitudes + self.ejecuciones
+        self.eventos + self.solicitudes + self.ejecuciones + self.mensajes
     }
 }
 
@@ -73,8 +84,9 @@ impl fmt::Display for CleanupReport {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "borradas: {} eventos procesados, {} solicitudes terminadas, {} ejecuciones del registro",
-            self.eventos, self.solicitudes, self.ejecuciones
+            "borradas: {} eventos procesados, {} solicitudes terminadas, {} ejecuciones del registro, \
+             {} mensajes entrantes ya aplicados",
+            self.eventos, self.solicitudes, self.ejecuciones, self.mensajes
         )
     }
 }
@@ -102,11 +114,13 @@ pub async fn run_in_batches(
         eventos: delete_all(pool, DELETE_EVENTS, cutoff(now, retention.events_days), batch).await?,
         solicitudes: delete_all(pool, DELETE_REQUESTS, cutoff(now, retention.requests_days), batch).await?,
         ejecuciones: delete_all(pool, DELETE_LEDGER, cutoff(now, retention.ledger_days), batch).await?,
+        mensajes: delete_all(pool, DELETE_SEEN_MESSAGES, cutoff(now, retention.requests_days), batch).await?,
     };
     tracing::info!(
         events = report.eventos,
         requests = report.solicitudes,
         ledger = report.ejecuciones,
+        seen_messages = report.mensajes,
         "clean-up finished"
     );
     Ok(report)
@@ -163,11 +177,12 @@ mod tests {
 
     #[test]
     fn the_report_reads_in_spanish_and_adds_up() {
-        let r = CleanupReport { eventos: 120, solicitudes: 40, ejecuciones: 3 };
-        assert_eq!(r.total(), 163);
+        let r = CleanupReport { eventos: 120, solicitudes: 40, ejecuciones: 3, mensajes: 2 };
+        assert_eq!(r.total(), 165);
         assert_eq!(
             r.to_string(),
-            "borradas: 120 eventos procesados, 40 solicitudes terminadas, 3 ejecuciones del registro"
+            "borradas: 120 eventos procesados, 40 solicitudes terminadas, 3 ejecuciones del registro, \
+             2 mensajes entrantes ya aplicados"
         );
     }
 

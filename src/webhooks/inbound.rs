@@ -2,13 +2,15 @@
 //! reply by SMS or WhatsApp, Twilio's own opt-out handling, and SendGrid's spam reports and unsubscribes.
 //! Reading them is pure (here); recording them goes through [`crate::optouts`].
 
+use std::time::SystemTime;
+
 use deadpool_postgres::Pool;
 use serde_json::Value;
 
-use super::payload::{array, field, meta_message_values};
+use super::payload::{array, field, meta_message_values, unix_seconds};
 use crate::db::DbError;
 use crate::domain::{ChannelKind, EmailAddress, MobilePhone};
-use crate::optouts::{self, OptChange};
+use crate::optouts::{self, OptChange, Recorded, Source};
 
 /// Twilio's `ErrorCode` for a message to a recipient who replied STOP.
 pub const TWILIO_UNSUBSCRIBED: &str = "21610";
@@ -26,6 +28,12 @@ pub struct OptRequest {
     /// Why, in Spanish, for `cantina_notify_bajas.motivo` (staff read it after "pidió no recibir más mensajes
     /// por SMS (…)"); used only for opt-outs.
     pub motivo: String,
+    /// The provider's id of the message or event (Twilio's `MessageSid`, Meta's `wamid.…`, SendGrid's
+    /// `sg_event_id`): a repeat of an id already applied changes nothing.
+    pub message_id: Option<String>,
+    /// When the parent sent it, by the provider's clock (Meta's and SendGrid's `timestamp`); `None` when the
+    /// provider sends none (Twilio), and then arrival order decides.
+    pub sent_at: Option<SystemTime>,
 }
 
 /// `respondió STOP`: the keyword as the parent wrote it, upper case (one short word, since only a whole-message
@@ -55,7 +63,18 @@ pub fn twilio_inbound(pairs: &[(String, String)]) -> Option<OptRequest> {
         Some(_) => return None,
         None => optouts::keyword(body.unwrap_or_default())?,
     };
-    Some(OptRequest { channel, address: from.to_string(), change, motivo: replied(body, "STOP") })
+    let message_id = ["MessageSid", "SmsMessageSid", "SmsSid"]
+        .iter()
+        .find_map(|k| field(pairs, k).map(str::trim).filter(|id| !id.is_empty()))
+        .map(str::to_string);
+    Some(OptRequest {
+        channel,
+        address: from.to_string(),
+        change,
+        motivo: replied(body, "STOP"),
+        message_id,
+        sent_at: None,
+    })
 }
 
 /// Whether a Twilio status callback says the recipient had replied STOP (`ErrorCode=21610`).
@@ -86,6 +105,13 @@ pub fn meta_inbound(root: &Value) -> Vec<OptRequest> {
                 address: from.to_string(),
                 change,
                 motivo: replied(Some(text), "BAJA"),
+                message_id: message
+                    .get("id")
+                    .and_then(Value::as_str)
+                    .map(str::trim)
+                    .filter(|id| !id.is_empty())
+                    .map(str::to_string),
+                sent_at: message.get("timestamp").and_then(unix_seconds),
             });
         }
     }
@@ -103,31 +129,34 @@ pub fn masked(channel: ChannelKind, address: &str) -> String {
     masked.unwrap_or_else(|| "***".to_string())
 }
 
-/// Records one opt-out or opt-in reported by `provider`; returns whether anything changed (an opt-out is always
-/// (re)recorded for a valid address; an opt-in changes something only if an opt-out was active).
-pub async fn record(pool: &Pool, provider: &str, req: &OptRequest) -> Result<bool, DbError> {
+/// Records one opt-out or opt-in reported by `provider`, unless a newer change is recorded or its message was
+/// applied before (see [`optouts::record`]).
+pub async fn record(pool: &Pool, provider: &str, req: &OptRequest) -> Result<Recorded, DbError> {
     let to = masked(req.channel, &req.address);
     let channel = req.channel.config_name();
-    match req.change {
-        OptChange::Out => {
-            let recorded = optouts::opt_out(pool, req.channel, &req.address, provider, &req.motivo).await?;
-            if recorded {
-                tracing::info!(provider, channel, to = %to, motivo = %req.motivo, "opt-out recorded");
-            } else {
-                tracing::warn!(provider, channel, to = %to, "opt-out ignored: not an address of the channel");
-            }
-            Ok(recorded)
+    let source = Source { message_id: req.message_id.as_deref(), sent_at: req.sent_at };
+    let recorded = optouts::record(pool, req.channel, &req.address, req.change, provider, &req.motivo, source).await?;
+    let change = match req.change {
+        OptChange::Out => "opt-out",
+        OptChange::In => "opt-in",
+    };
+    match (recorded, req.change) {
+        (Recorded::Applied, OptChange::Out) => {
+            tracing::info!(provider, channel, to = %to, motivo = %req.motivo, "opt-out recorded");
         }
-        OptChange::In => {
-            let lifted = optouts::opt_in(pool, req.channel, &req.address).await?;
-            if lifted {
-                tracing::info!(provider, channel, to = %to, "opt-in recorded: the opt-out was lifted");
-            } else {
-                tracing::debug!(provider, channel, to = %to, "opt-in changed nothing (no active opt-out)");
-            }
-            Ok(lifted)
+        (Recorded::Applied, OptChange::In) => tracing::info!(provider, channel, to = %to, "opt-in recorded"),
+        // Not an error: a late delivery or a replay, refused on purpose.
+        (Recorded::Older, _) => {
+            tracing::info!(provider, channel, to = %to, change, "opt-out/opt-in ignored: a newer change is recorded");
+        }
+        (Recorded::Repeat, _) => {
+            tracing::debug!(provider, channel, to = %to, change, "opt-out/opt-in ignored: message already applied");
+        }
+        (Recorded::NotAnAddress, _) => {
+            tracing::warn!(provider, channel, to = %to, change, "opt-out/opt-in ignored: not an address of the channel");
         }
     }
+    Ok(recorded)
 }
 
 #[cfg(test)]
@@ -139,7 +168,14 @@ mod tests {
     }
 
     fn out(channel: ChannelKind, address: &str, motivo: &str) -> Option<OptRequest> {
-        Some(OptRequest { channel, address: address.into(), change: OptChange::Out, motivo: motivo.into() })
+        Some(OptRequest {
+            channel,
+            address: address.into(),
+            change: OptChange::Out,
+            motivo: motivo.into(),
+            message_id: None,
+            sent_at: None,
+        })
     }
 
     #[test]
@@ -160,6 +196,12 @@ mod tests {
         assert_eq!(typed("STOP", "HELP"), None, "HELP asks for nothing");
         assert_eq!(typed("", "STOP").map(|r| r.motivo), Some("respondió STOP".into()));
 
+        // The message id, for a repeat to change nothing; Twilio sends no timestamp.
+        let with_sid = twilio_inbound(&pairs(&[("From", "+595981123456"), ("Body", "STOP"), ("MessageSid", "SM1")]));
+        assert_eq!(with_sid.map(|r| (r.message_id, r.sent_at)), Some((Some("SM1".into()), None)));
+        let old_name = twilio_inbound(&pairs(&[("From", "+595981123456"), ("Body", "STOP"), ("SmsSid", "SM2")]));
+        assert_eq!(old_name.and_then(|r| r.message_id).as_deref(), Some("SM2"));
+
         assert_eq!(twilio_inbound(&pairs(&[("Body", "STOP")])), None, "no sender");
         assert_eq!(twilio_inbound(&pairs(&[("From", "messenger:123"), ("Body", "STOP")])), None);
     }
@@ -178,7 +220,8 @@ mod tests {
             {"field": "messages", "value": {
                 "contacts": [{"wa_id": "595981123456"}],
                 "messages": [
-                    {"from": "595981123456", "id": "wamid.1", "type": "text", "text": {"body": "BAJA"}},
+                    {"from": "595981123456", "id": "wamid.1", "timestamp": "1750263800", "type": "text",
+                     "text": {"body": "BAJA"}},
                     {"from": "595981654321", "id": "wamid.2", "type": "button",
                      "button": {"text": "Alta", "payload": "alta"}},
                     {"from": "595981123456", "id": "wamid.3", "type": "text", "text": {"body": "gracias"}},
@@ -200,12 +243,16 @@ mod tests {
                     address: "595981123456".into(),
                     change: OptChange::Out,
                     motivo: "respondió BAJA".into(),
+                    message_id: Some("wamid.1".into()),
+                    sent_at: Some(std::time::UNIX_EPOCH + std::time::Duration::from_secs(1_750_263_800)),
                 },
                 OptRequest {
                     channel: ChannelKind::WhatsApp,
                     address: "595981654321".into(),
                     change: OptChange::In,
                     motivo: "respondió ALTA".into(),
+                    message_id: Some("wamid.2".into()),
+                    sent_at: None,
                 },
             ]
         );

@@ -17,10 +17,14 @@
 //! - `POST /webhooks/sendgrid`: SendGrid's Signed Event Webhook (see [`sendgrid`]): ECDSA-verified batches of
 //!   delivery events, spam reports and unsubscribes; 401 when the signature is missing, bad or stale.
 //!
+//! Opt-outs and opt-ins follow the order the parent sent them in: the provider's timestamp (Meta, SendGrid), or
+//! arrival order where it sends none (Twilio); an older one arriving late is refused, an opt-out wins a tie, and a
+//! message id already applied changes nothing (see [`crate::optouts::record`]).
+//!
 //! A webhook whose secret (or, for Twilio, the public URL) is not configured answers 503 and accepts nothing:
 //! it is the service that is not ready, and the providers retry, so receipts sent before the setting is fixed
-//! are not lost for good. A database error answers 500 for the same reason (applying a receipt or an opt-out
-//! again is harmless).
+//! are not lost for good. A database error answers 500 for the same reason (applying a receipt again is
+//! harmless, and an inbound message's id is kept only by the statement that applies it, so a retry is applied).
 //!
 //! Receipts only ever move `estado_entrega` forward (see [`receipt`] for the order and the reasons); `estado`
 //! is never touched. A `failed` receipt appends the provider's code and message to `ultimo_error` when the
@@ -183,6 +187,10 @@ async fn opt_out_request_address(s: &WebhookState, provider: &str, provider_id: 
                 address,
                 change: crate::optouts::OptChange::Out,
                 motivo: motivo.to_string(),
+                // A repeated callback for the same message changes nothing; Twilio's status callback carries no
+                // timestamp, so arrival order decides.
+                message_id: Some(provider_id.to_string()),
+                sent_at: None,
             };
             apply_opt_changes(s, provider, std::slice::from_ref(&req)).await
         }

@@ -1,6 +1,8 @@
 //! Reading the providers' callbacks: form bodies and query strings, Twilio's status fields, Meta's statuses.
 //! Everything here is tolerant: what does not fit is skipped, never a panic.
 
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
 use serde_json::Value;
 
 use super::receipt::{DeliveryState, meta_state, twilio_state};
@@ -159,6 +161,18 @@ fn meta_failure_detail(status: &Value) -> String {
     }
 }
 
+/// A provider's Unix timestamp in seconds, as a number (SendGrid) or a string of digits (Meta). `None` for anything
+/// else, or a time before 1970 or after 3000 (not a real message's; the arrival time then stands in for it).
+pub(crate) fn unix_seconds(v: &Value) -> Option<SystemTime> {
+    const YEAR_3000: u64 = 32_503_680_000;
+    let secs = match v {
+        Value::Number(n) => n.as_u64(),
+        Value::String(s) => s.trim().parse::<u64>().ok(),
+        _ => None,
+    }?;
+    (secs < YEAR_3000).then(|| UNIX_EPOCH + Duration::from_secs(secs))
+}
+
 pub(crate) fn array<'a>(v: &'a Value, key: &str) -> &'a [Value] {
     v.get(key).and_then(Value::as_array).map_or(&[], Vec::as_slice)
 }
@@ -271,6 +285,17 @@ mod tests {
         assert!(meta_receipts(b"{}").unwrap().is_empty());
         assert!(meta_receipts(b"[1,2]").unwrap().is_empty());
         assert!(meta_receipts(b"not json").is_err());
+    }
+
+    #[test]
+    fn provider_timestamps() {
+        let at = |secs: u64| Some(UNIX_EPOCH + Duration::from_secs(secs));
+        assert_eq!(unix_seconds(&serde_json::json!("1750263800")), at(1_750_263_800));
+        assert_eq!(unix_seconds(&serde_json::json!(1_750_263_773)), at(1_750_263_773));
+        for bad in [serde_json::json!("ayer"), serde_json::json!(-5), serde_json::json!(1.5), serde_json::json!(null)] {
+            assert_eq!(unix_seconds(&bad), None, "{bad}");
+        }
+        assert_eq!(unix_seconds(&serde_json::json!(99_999_999_999_u64)), None, "after the year 3000");
     }
 
     #[test]

@@ -8,8 +8,9 @@
 //!   2xx "at increasing intervals for up to 24 hours after the event occurs", and whether a retry is signed anew
 //!   is not documented. So a signed timestamp is accepted from [`MAX_AGE_SECONDS`] (a day and an hour) in the
 //!   past to [`MAX_SKEW_SECONDS`] in the future (clock skew): a captured request cannot be replayed for ever,
-//!   and no genuine retry is lost. A replay inside the window changes nothing (receipts only move forward and
-//!   an opt-out recorded again stays an opt-out).
+//!   and no genuine retry is lost. A replay inside the window changes nothing (receipts only move forward, and
+//!   an opt-out event whose `sg_event_id` was applied is not applied again; its `timestamp` orders it against
+//!   other opt-outs and opt-ins of the address, see [`crate::optouts::record`]).
 //! - Matching: the request is found by `proveedor = 'sendgrid'` and `id_proveedor` = the `X-Message-Id` the mail
 //!   send answered. An event's `sg_message_id` is that id followed by a dot and a per-recipient part
 //!   (`….filter0905p1mdw1-4434-59E0C6FF-3.0`, `….recvd-…`); see [`x_message_id`].
@@ -24,7 +25,7 @@ use base64::Engine;
 use serde_json::Value;
 
 use super::inbound::OptRequest;
-use super::payload::{Receipt, truncate};
+use super::payload::{Receipt, truncate, unix_seconds};
 use super::receipt::DeliveryState;
 use crate::domain::ChannelKind;
 use crate::optouts::OptChange;
@@ -171,6 +172,8 @@ fn read_event(event: &Value, out: &mut Effects) {
             address: email.to_string(),
             change: OptChange::Out,
             motivo: motivo.to_string(),
+            message_id: str_field(event, "sg_event_id").map(str::to_string),
+            sent_at: event.get("timestamp").and_then(unix_seconds),
         });
     }
 }
@@ -346,7 +349,7 @@ mod tests {
             {"email": "ana@example.com", "event": "open", "sg_message_id": "O2.filter1", "sg_machine_open": true},
             {"email": "ana@example.com", "event": "click", "sg_message_id": "C1.filter1", "url": "https://x"},
             {"email": "Ana@Example.com", "event": "spamreport", "sg_message_id": "S1.filter1"},
-            {"email": "luis@example.com", "event": "unsubscribe"},
+            {"email": "luis@example.com", "event": "unsubscribe", "sg_event_id": "ev-u1", "timestamp": 1_750_263_773},
             {"email": "eva@example.com", "event": "group_unsubscribe", "sg_message_id": "G1.filter1", "asm_group_id": 1},
             {"email": "ana@example.com", "event": "delivered"},
             {"event": "spamreport", "sg_message_id": "S2.filter1"},
@@ -397,6 +400,11 @@ mod tests {
             ]
         );
         assert!(got.opt_outs.iter().all(|o| o.channel == ChannelKind::Email && o.change == OptChange::Out));
+        // The event's id and timestamp: a repeat changes nothing, and an older event does not undo a newer change.
+        let luis = &got.opt_outs[1];
+        assert_eq!(luis.message_id.as_deref(), Some("ev-u1"));
+        assert_eq!(luis.sent_at, Some(std::time::UNIX_EPOCH + std::time::Duration::from_secs(1_750_263_773)));
+        assert_eq!((got.opt_outs[0].message_id.as_deref(), got.opt_outs[0].sent_at), (None, None));
 
         let one = effects(br#"{"event":"delivered","sg_message_id":"Z.filter"}"#).unwrap();
         assert_eq!(one.receipts.len(), 1, "a single event object");

@@ -169,3 +169,74 @@ async fn requests_pending_when_signing_arrived_are_signed_and_sent() {
     assert_eq!(count(&c, "SELECT count(*) FROM cantina_notify_sin_firma").await, 0, "the list is used up");
     app.stop().await;
 }
+
+/// Migration 0017 on a database with opt-outs recorded before it: each row's `cambiado_en` is the time of its last
+/// change, an active opt-out stays one, and an older change arriving afterwards is refused.
+#[tokio::test]
+async fn migration_0017_keeps_the_opt_outs_recorded_before_it() {
+    let db = TestDb::empty().await;
+    let mut c = db.client().await;
+    c.batch_execute(REFERENCE_SCHEMA).await.unwrap();
+    c.batch_execute(
+        "CREATE TABLE cantina_notify_migraciones (
+             version integer PRIMARY KEY, nombre text NOT NULL, aplicada_en timestamptz NOT NULL DEFAULT now())",
+    )
+    .await
+    .unwrap();
+    for (version, name, sql) in MIGRATIONS.iter().filter(|(v, _, _)| *v < 17) {
+        c.batch_execute(sql).await.unwrap();
+        c.execute("INSERT INTO cantina_notify_migraciones (version, nombre) VALUES ($1, $2)", &[version, name])
+            .await
+            .unwrap();
+    }
+    c.batch_execute(
+        "INSERT INTO cantina_notify_bajas (destino, destinatario, motivo, proveedor, fecha_baja, fecha_alta) VALUES
+             ('SMS', '+595981123456', 'respondió STOP', 'twilio', '2026-01-10T12:00:00Z', NULL),
+             ('WhatsApp', '+595981123456', 'respondió BAJA', 'meta', '2026-01-10T12:00:00Z', '2026-02-01T08:00:00Z')",
+    )
+    .await
+    .unwrap();
+    let report = migrate(&mut c, false).await.unwrap();
+    assert_eq!(report.applied, [17, 18]);
+    let rows: Vec<(String, bool, String)> = c
+        .query(
+            "SELECT destino, fecha_alta IS NULL, to_char(cambiado_en AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI')
+             FROM cantina_notify_bajas ORDER BY destino",
+            &[],
+        )
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| (r.get(0), r.get(1), r.get(2)))
+        .collect();
+    assert_eq!(
+        rows,
+        [
+            ("SMS".to_string(), true, "2026-01-10 12:00".to_string()),
+            ("WhatsApp".to_string(), false, "2026-02-01 08:00".to_string())
+        ]
+    );
+    // A START sent before the STOP (2026-01-09), arriving now, is refused.
+    let pool = cantina_notify::db::pool(&db.url, 1, std::time::Duration::from_secs(5)).unwrap();
+    let before_stop = std::time::UNIX_EPOCH + std::time::Duration::from_secs(1_767_960_000);
+    let source = cantina_notify::optouts::Source { message_id: Some("SMold"), sent_at: Some(before_stop) };
+    let recorded = cantina_notify::optouts::record(
+        &pool,
+        ChannelKind::Sms,
+        "+595981123456",
+        cantina_notify::optouts::OptChange::In,
+        "twilio",
+        "respondió START",
+        source,
+    )
+    .await
+    .unwrap();
+    assert_eq!(recorded, cantina_notify::optouts::Recorded::Older);
+    // An opted-out row without its reason is refused by the new constraint.
+    let err = c
+        .execute("UPDATE cantina_notify_bajas SET motivo = NULL WHERE destino = 'SMS'", &[])
+        .await
+        .expect_err("an active opt-out keeps its reason");
+    let constraint = err.as_db_error().and_then(|e| e.constraint().map(str::to_string));
+    assert_eq!(constraint.as_deref(), Some("cantina_notify_bajas_baja_con_motivo"), "{err:?}");
+}

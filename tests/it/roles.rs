@@ -108,6 +108,15 @@ async fn the_service_runs_end_to_end_as_the_runtime_role() {
     assert!(
         cantina_notify::optouts::opt_out(&pool, ChannelKind::Sms, "+595981123456", "twilio", "STOP").await.unwrap()
     );
+    // With a message id (migration 0017): the id is claimed, its repeat is refused, an opt-in of another number
+    // leaves a row of its own.
+    {
+        use cantina_notify::optouts::{OptChange, Recorded, Source, record};
+        let sms = |id| Source { message_id: Some(id), sent_at: None };
+        let start = |id| record(&pool, ChannelKind::Sms, "+595982000111", OptChange::In, "twilio", "START", sms(id));
+        assert_eq!(start("SMrol1").await.unwrap(), Recorded::Applied);
+        assert_eq!(start("SMrol1").await.unwrap(), Recorded::Repeat);
+    }
 
     let settings = test_settings(
         &db,
@@ -280,8 +289,14 @@ async fn the_service_runs_end_to_end_as_the_runtime_role() {
     .await
     .unwrap();
     let before = count(&c, "SELECT count(*) FROM solicitudes_notificacion").await;
+    c.execute(
+        "UPDATE cantina_notify_mensajes_entrantes SET recibido_en = now() - interval '400 days' WHERE id_mensaje = 'SMrol1'",
+        &[],
+    )
+    .await
+    .unwrap();
     let report = run_cleanup(&pool, &RetentionSettings::default(), now).await.unwrap();
-    assert_eq!((report.eventos, report.solicitudes, report.ejecuciones), (1, 1, 1), "{report}");
+    assert_eq!((report.eventos, report.solicitudes, report.ejecuciones, report.mensajes), (1, 1, 1, 1), "{report}");
     assert_eq!(count(&c, "SELECT count(*) FROM solicitudes_notificacion").await, before - 1);
     assert_eq!(count(&c, "SELECT count(*) FROM solicitudes_notificacion WHERE clave_dedup = 'viejo'").await, 0);
 

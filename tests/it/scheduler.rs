@@ -615,7 +615,7 @@ async fn the_weekly_clean_up_deletes_only_old_finished_rows_once_across_replicas
     assert_eq!(row.get::<_, i32>(1), 8);
     assert_eq!(
         row.get::<_, Option<String>>(2).as_deref(),
-        Some(CleanupReport { eventos: 1, solicitudes: 4, ejecuciones: 3 }.to_string().as_str())
+        Some(CleanupReport { eventos: 1, solicitudes: 4, ejecuciones: 3, mensajes: 0 }.to_string().as_str())
     );
 
     // Later ticks do not run it again.
@@ -635,9 +635,20 @@ async fn the_clean_up_goes_in_batches_until_nothing_old_is_left() {
         event(&c, old, Some(old)).await;
     }
     let pending = request(&c, fam.id_cliente, Some("k:p"), "Pendiente", old, Some(old)).await;
+    // Inbound message ids applied (migration 0017): three older than the requests' retention, one recent.
+    let recent = now - SignedDuration::from_hours(24);
+    for (i, when) in [old, old, old, recent].into_iter().enumerate() {
+        c.execute(
+            "INSERT INTO cantina_notify_mensajes_entrantes (proveedor, id_mensaje, recibido_en) VALUES ('meta', $1, $2)",
+            &[&format!("wamid.{i}"), &std::time::SystemTime::from(when)],
+        )
+        .await
+        .unwrap();
+    }
     let retention = RetentionSettings { events_days: 30, requests_days: 365, ledger_days: 90 };
     let report = cleanup::run_in_batches(&pool, &retention, now, 2).await.unwrap();
-    assert_eq!(report, CleanupReport { eventos: 7, solicitudes: 7, ejecuciones: 0 });
+    assert_eq!(report, CleanupReport { eventos: 7, solicitudes: 7, ejecuciones: 0, mensajes: 3 });
+    assert_eq!(count(&c, "SELECT count(*) FROM cantina_notify_mensajes_entrantes").await, 1, "the recent id stays");
     assert_eq!(ids(&c, "SELECT id_solicitud FROM solicitudes_notificacion").await, [pending]);
     assert_eq!(count(&c, "SELECT count(*) FROM cantina_notify_eventos WHERE procesado_en IS NOT NULL").await, 0);
     // Nothing left: a second run deletes nothing.

@@ -45,6 +45,7 @@ impl Service {
             }
         };
         cmd.env("DATABASE_URL", &db.url)
+            .env("CANTINA__DATABASE__SIGNING_KEY", TEST_SIGNING_KEY)
             .env("CANTINA__HTTP__ADDR", &addr)
             .env("CANTINA__DATABASE__POOL_SIZE", "8")
             .env("CANTINA__DISPATCH__CONCURRENCY", "4")
@@ -262,6 +263,7 @@ async fn connections_over_the_cap_are_refused_and_sends_keep_their_descriptors()
     let out = Command::new("sh")
         .args(["-c", "ulimit -n 100 && exec \"$0\" run", BIN])
         .env("DATABASE_URL", "postgres://nobody@127.0.0.1:1/none")
+        .env("CANTINA__DATABASE__SIGNING_KEY", TEST_SIGNING_KEY)
         .env("CANTINA__HTTP__MAX_CONNECTIONS", "20")
         .env("CANTINA__DATABASE__POOL_SIZE", "8")
         .env("CANTINA__DISPATCH__CONCURRENCY", "4")

@@ -836,18 +836,19 @@ async fn twilio_21610_status_records_an_opt_out() {
 #[tokio::test]
 async fn twilio_inbound_stop_then_start() {
     let h = Hooks::start().await;
-    let msg = |body: &'static str| {
+    // Each message its own MessageSid, as Twilio sends them (a repeated id changes nothing).
+    let msg = |body: &'static str, sid: &'static str| {
         vec![
             ("AccountSid", "AC0123456789abcdef0123456789abcdef"),
             ("ApiVersion", "2010-04-01"),
             ("Body", body),
             ("From", "+595981123456"),
-            ("MessageSid", "SM33333333333333333333333333333333"),
+            ("MessageSid", sid),
             ("NumMedia", "0"),
             ("To", "+15005550006"),
         ]
     };
-    let (status, ctype, body) = h.twilio_inbound(&msg("STOP")).await;
+    let (status, ctype, body) = h.twilio_inbound(&msg("STOP", "SM33333333333333333333333333333331")).await;
     assert_eq!((status, body.as_str()), (200, r#"<?xml version="1.0" encoding="UTF-8"?><Response/>"#));
     assert!(ctype.starts_with("text/xml"), "{ctype}");
     assert_eq!(
@@ -856,10 +857,10 @@ async fn twilio_inbound_stop_then_start() {
     );
 
     // An ordinary message changes nothing, and is still answered with empty TwiML.
-    assert_eq!(h.twilio_inbound(&msg("Gracias!")).await.0, 200);
+    assert_eq!(h.twilio_inbound(&msg("Gracias!", "SM33333333333333333333333333333332")).await.0, 200);
     assert_eq!(h.baja("SMS", "+595981123456").await.map(|b| b.alta), Some(false));
 
-    assert_eq!(h.twilio_inbound(&msg("START")).await.0, 200);
+    assert_eq!(h.twilio_inbound(&msg("START", "SM33333333333333333333333333333333")).await.0, 200);
     assert_eq!(h.baja("SMS", "+595981123456").await.map(|b| b.alta), Some(true), "fecha_alta set");
 
     // WhatsApp through Twilio, classified by Advanced Opt-Out: OptOutType wins over the body.
@@ -906,4 +907,209 @@ async fn meta_inbound_baja_records_an_opt_out() {
     }}]}]});
     assert_eq!(h.meta(&alta).await, 200);
     assert_eq!(h.baja("WhatsApp", "+595981123456").await.map(|b| b.alta), Some(true));
+}
+
+// Issue 15, item 4: an opt-out reversed by an old message. Opt-outs and opt-ins follow the provider's own timestamps
+// (the latest wins, whatever the arrival order); a repeated message id changes nothing; without a provider timestamp
+// (Twilio's incoming-message webhook) arrival order decides; an opt-out wins a tie.
+
+const ANA: &str = "+595981123456";
+const LUIS: &str = "+595982654321";
+
+/// One Meta webhook body carrying one inbound text message from `from` (a wa_id: the number without `+`).
+fn meta_text(from: &str, id: &str, timestamp: i64, body: &str) -> Value {
+    json!({
+        "object": "whatsapp_business_account",
+        "entry": [{"id": "102290129340398", "changes": [{"field": "messages", "value": {
+            "messaging_product": "whatsapp",
+            "metadata": {"display_phone_number": "15550783881", "phone_number_id": "106540352242922"},
+            "contacts": [{"profile": {"name": "Ana"}, "wa_id": from}],
+            "messages": [{"from": from, "id": id, "timestamp": timestamp.to_string(),
+                          "type": "text", "text": {"body": body}}]
+        }}]}]
+    })
+}
+
+/// Twilio's incoming-message webhook for an SMS from `from` (no timestamp: Twilio sends none).
+fn twilio_sms<'a>(from: &'a str, sid: &'a str, body: &'a str) -> Vec<(&'a str, &'a str)> {
+    vec![
+        ("AccountSid", "AC0123456789abcdef0123456789abcdef"),
+        ("ApiVersion", "2010-04-01"),
+        ("Body", body),
+        ("From", from),
+        ("MessageSid", sid),
+        ("NumMedia", "0"),
+        ("SmsMessageSid", sid),
+        ("SmsSid", sid),
+        ("To", "+15005550006"),
+    ]
+}
+
+impl Hooks {
+    /// Whether the address is opted out on the channel now (what the dispatcher checks: a row without `fecha_alta`).
+    async fn opted_out(&self, destino: &str, destinatario: &str) -> bool {
+        // Its own query: a row left by an opt-in alone (migration 0017) has no `motivo`.
+        self.c
+            .query_opt(
+                "SELECT fecha_alta IS NULL FROM cantina_notify_bajas WHERE destino = $1 AND destinatario = $2",
+                &[&destino, &destinatario],
+            )
+            .await
+            .unwrap()
+            .is_some_and(|r| r.get(0))
+    }
+
+    /// The row's `motivo` and `fecha_baja`, to see whether a message re-recorded the opt-out.
+    async fn baja_detail(&self, destino: &str, destinatario: &str) -> (Option<String>, Option<std::time::SystemTime>) {
+        let r = self
+            .c
+            .query_one(
+                "SELECT motivo, fecha_baja FROM cantina_notify_bajas WHERE destino = $1 AND destinatario = $2",
+                &[&destino, &destinatario],
+            )
+            .await
+            .unwrap();
+        (r.get(0), r.get(1))
+    }
+
+    async fn meta_says(&self, from: &str, id: &str, timestamp: i64, body: &str) {
+        assert_eq!(self.meta(&meta_text(from, id, timestamp, body)).await, 200, "{id} {body}");
+    }
+
+    async fn twilio_says(&self, from: &str, sid: &str, body: &str) {
+        assert_eq!(self.twilio_inbound(&twilio_sms(from, sid, body)).await.0, 200, "{sid} {body}");
+    }
+}
+
+#[tokio::test]
+async fn meta_late_alta_does_not_undo_a_newer_baja() {
+    let h = Hooks::start().await;
+    let t = unix_now() - 600;
+    h.meta_says("595981123456", "wamid.BAJA200", t + 200, "BAJA").await;
+    assert!(h.opted_out("WhatsApp", ANA).await);
+    // The ALTA was sent before the BAJA and arrives after it (delivered late, or replayed): it is older.
+    h.meta_says("595981123456", "wamid.ALTA100", t + 100, "ALTA").await;
+    assert!(h.opted_out("WhatsApp", ANA).await, "an older ALTA must not sign the parent back in");
+    // A newer ALTA does.
+    h.meta_says("595981123456", "wamid.ALTA300", t + 300, "ALTA").await;
+    assert!(!h.opted_out("WhatsApp", ANA).await);
+}
+
+#[tokio::test]
+async fn meta_late_baja_does_not_undo_a_newer_alta() {
+    let h = Hooks::start().await;
+    let t = unix_now() - 600;
+    // Ana had opted out, then opted back in; her earlier BAJA arrives last.
+    h.meta_says("595981123456", "wamid.A100", t + 100, "BAJA").await;
+    h.meta_says("595981123456", "wamid.A300", t + 300, "ALTA").await;
+    h.meta_says("595981123456", "wamid.A200", t + 200, "BAJA").await;
+    assert!(!h.opted_out("WhatsApp", ANA).await, "an older BAJA must not undo a newer ALTA");
+    // Luis never opted out before: his ALTA comes first, the older BAJA after it.
+    h.meta_says("595982654321", "wamid.L300", t + 300, "ALTA").await;
+    h.meta_says("595982654321", "wamid.L200", t + 200, "BAJA").await;
+    assert!(!h.opted_out("WhatsApp", LUIS).await, "an ALTA with no opt-out before it still counts");
+    // Its row only says so: no reason, no opt-out date; the time is the ALTA's, by Meta's clock.
+    let r =
+        h.c.query_one(
+            "SELECT motivo, fecha_baja IS NULL, extract(epoch FROM cambiado_en)::bigint FROM cantina_notify_bajas
+             WHERE destino = 'WhatsApp' AND destinatario = $1",
+            &[&LUIS],
+        )
+        .await
+        .unwrap();
+    assert_eq!((r.get::<_, Option<String>>(0), r.get::<_, bool>(1), r.get::<_, i64>(2)), (None, true, t + 300));
+}
+
+#[tokio::test]
+async fn twilio_replayed_start_changes_nothing() {
+    let h = Hooks::start().await;
+    // No timestamp, so only the message id can tell a replay. START (B) and STOP (C) after it; a signed copy of B
+    // posted again must not sign Ana back in.
+    h.twilio_says(ANA, "SM000000000000000000000000000000A1", "STOP").await;
+    h.twilio_says(ANA, "SM000000000000000000000000000000B2", "START").await;
+    assert!(!h.opted_out("SMS", ANA).await);
+    h.twilio_says(ANA, "SM000000000000000000000000000000C3", "STOP").await;
+    assert!(h.opted_out("SMS", ANA).await);
+    h.twilio_says(ANA, "SM000000000000000000000000000000B2", "START").await;
+    assert!(h.opted_out("SMS", ANA).await, "a replayed START must not sign the parent back in");
+}
+
+#[tokio::test]
+async fn meta_replayed_message_changes_nothing() {
+    let h = Hooks::start().await;
+    // BAJA (A) and STOP (B) in the same second; B, an opt-out, wins the tie and is recorded. A replay of A would win
+    // the tie too, but it was applied already: nothing is recorded again.
+    let t = unix_now() - 60;
+    h.meta_says("595982654321", "wamid.REPLAY_A", t, "BAJA").await;
+    h.meta_says("595982654321", "wamid.REPLAY_B", t, "STOP").await;
+    let before = h.baja_detail("WhatsApp", LUIS).await;
+    assert_eq!(before.0.as_deref(), Some("respondió STOP"));
+    h.meta_says("595982654321", "wamid.REPLAY_A", t, "BAJA").await;
+    assert_eq!(h.baja_detail("WhatsApp", LUIS).await, before, "the replay must not re-record the opt-out");
+}
+
+#[tokio::test]
+async fn sendgrid_replayed_event_changes_nothing() {
+    let h = Hooks::start().await;
+    // A replayed event (same sg_event_id), in a newly signed batch, records nothing again.
+    let at = unix_now() - 30;
+    let event = |kind: &str, id: &str| {
+        json!({"email": "ana@example.com", "timestamp": at, "event": kind, "sg_event_id": id,
+               "sg_message_id": "Zz9z9lSTSaqYBWJe_Xfc-Q.filterdrecv-1"})
+    };
+    let unsubscribe = event("unsubscribe", "ev-unsub-1");
+    assert_eq!(h.sendgrid_events(json!([unsubscribe])).await, 200);
+    assert_eq!(h.sendgrid_events(json!([event("spamreport", "ev-spam-2")])).await, 200);
+    let before = h.baja_detail("Email", "ana@example.com").await;
+    assert_eq!(before.0.as_deref(), Some("reportó el correo como spam"));
+    assert_eq!(h.sendgrid_events(json!([unsubscribe])).await, 200);
+    assert_eq!(h.baja_detail("Email", "ana@example.com").await, before, "the replayed event must change nothing");
+    // Ordered by SendGrid's event timestamp, like Meta's messages.
+    let changed: i64 =
+        h.c.query_one(
+            "SELECT extract(epoch FROM cambiado_en)::bigint FROM cantina_notify_bajas WHERE destino = 'Email'",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(changed, at);
+}
+
+#[tokio::test]
+async fn twilio_without_timestamps_follows_arrival_order() {
+    let h = Hooks::start().await;
+    h.twilio_says(ANA, "SM0000000000000000000000000000AA01", "STOP").await;
+    h.twilio_says(ANA, "SM0000000000000000000000000000AA02", "START").await;
+    assert!(!h.opted_out("SMS", ANA).await, "STOP then START: opted in");
+    h.twilio_says(LUIS, "SM0000000000000000000000000000BB01", "START").await;
+    h.twilio_says(LUIS, "SM0000000000000000000000000000BB02", "STOP").await;
+    assert!(h.opted_out("SMS", LUIS).await, "START then STOP: opted out");
+}
+
+#[tokio::test]
+async fn an_opt_out_wins_a_tie() {
+    let h = Hooks::start().await;
+    let t = unix_now() - 60;
+    h.meta_says("595981123456", "wamid.TIE_OUT1", t, "BAJA").await;
+    h.meta_says("595981123456", "wamid.TIE_IN1", t, "ALTA").await;
+    assert!(h.opted_out("WhatsApp", ANA).await, "BAJA then ALTA in the same second: opted out");
+    h.meta_says("595982654321", "wamid.TIE_IN2", t, "ALTA").await;
+    h.meta_says("595982654321", "wamid.TIE_OUT2", t, "BAJA").await;
+    assert!(h.opted_out("WhatsApp", LUIS).await, "ALTA then BAJA in the same second: opted out");
+}
+
+#[tokio::test]
+async fn concurrent_opt_changes_end_with_the_latest() {
+    let h = Hooks::start().await;
+    let t = unix_now() - 600;
+    // Twenty messages, alternately BAJA and ALTA, posted all at once; the newest (t + 19, an ALTA) must win.
+    let hooks = &h;
+    let posts = (0..20).map(|i| {
+        let body = meta_text("595981123456", &format!("wamid.C{i}"), t + i, if i % 2 == 0 { "BAJA" } else { "ALTA" });
+        async move { hooks.meta(&body).await }
+    });
+    let statuses = futures_util::future::join_all(posts.rev()).await;
+    assert!(statuses.iter().all(|s| *s == 200), "{statuses:?}");
+    assert!(!h.opted_out("WhatsApp", ANA).await);
 }
