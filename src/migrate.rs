@@ -27,6 +27,7 @@ pub const MIGRATIONS: &[(i32, &str, &str)] = &[
     (16, "historial_sin_search_path", include_str!("../sql/migrations/0016_historial_sin_search_path.sql")),
     (17, "bajas_orden", include_str!("../sql/migrations/0017_bajas_orden.sql")),
     (18, "firma_solicitudes", include_str!("../sql/migrations/0018_firma_solicitudes.sql")),
+    (19, "historial_solo_servicio", include_str!("../sql/migrations/0019_historial_solo_servicio.sql")),
 ];
 
 /// Run after every migration run, so a function a later migration adds is covered without anyone remembering:

@@ -204,5 +204,13 @@ BEGIN
             END LOOP;
         END IF;
     END LOOP;
+
+    -- The history marks count only in this role's sessions (migration 0019).
+    EXECUTE format(
+        'CREATE OR REPLACE FUNCTION %I.cantina_notify_sesion_propia() RETURNS boolean LANGUAGE sql STABLE '
+        'AS $$ SELECT session_user OPERATOR(pg_catalog.=) %L::pg_catalog.name $$',
+        (SELECT n.nspname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+         WHERE c.oid = 'solicitudes_notificacion'::regclass),
+        rol);
 END
 $grants$;

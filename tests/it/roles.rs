@@ -1160,3 +1160,92 @@ async fn rows_the_service_did_not_write_are_never_sent() {
     app.drop(&admin).await;
     runtime.drop(&admin).await;
 }
+
+/// The marks the service's statements set (`cantina_notify.historial = 'propio'`: "I write my own history";
+/// `cantina_notify.origen`, `.evento`, `application_name`) count only in the runtime role's sessions: the app's role
+/// setting them still leaves a history row, under its own name.
+#[tokio::test]
+async fn only_the_service_can_skip_or_sign_the_history() {
+    let db = TestDb::new().await;
+    let mut admin = db.client().await;
+    let fam = seed_family(&admin, Some("ana@example.com"), None, 12_000).await;
+    let runtime = LoginRole::create(&admin).await;
+    migrate_and_grant(&mut admin, false, Some(&runtime.name)).await.expect("grant the runtime role");
+    let app = LoginRole::create(&admin).await;
+    admin
+        .batch_execute(&format!("GRANT SELECT, INSERT, UPDATE ON solicitudes_notificacion TO {}", app.name))
+        .await
+        .unwrap();
+    let id = pos_manual_request(&admin, &fam).await;
+    let history = |id: i64| {
+        let admin = &admin;
+        async move {
+            admin
+                .query(
+                    "SELECT evento, estado, origen FROM cantina_notify_historial WHERE id_solicitud = $1 ORDER BY id",
+                    &[&id],
+                )
+                .await
+                .unwrap()
+                .iter()
+                .map(|r| (r.get::<_, String>(0), r.get::<_, Option<String>>(1), r.get::<_, String>(2)))
+                .collect::<Vec<_>>()
+        }
+    };
+    let before = history(id).await.len();
+
+    let c = connect(&app.url(&db.url)).await;
+    c.batch_execute(
+        "SET application_name = 'cantina-notify';
+         BEGIN;
+         SET LOCAL cantina_notify.historial = 'propio';
+         SET LOCAL cantina_notify.origen = 'operador: Directora';
+         SET LOCAL cantina_notify.evento = 'reenviada';",
+    )
+    .await
+    .unwrap();
+    c.execute(
+        "UPDATE solicitudes_notificacion SET estado = 'Error', ultimo_error = 'x' WHERE id_solicitud = $1",
+        &[&id],
+    )
+    .await
+    .unwrap();
+    let inserted: i64 = c
+        .query_one(
+            "INSERT INTO solicitudes_notificacion (id_cliente, nro_tarjeta, destino, estado)
+             VALUES ($1, $2, 'Email', 'Error') RETURNING id_solicitud",
+            &[&fam.id_cliente, &fam.nro_tarjeta],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    c.batch_execute("COMMIT").await.unwrap();
+    let origin = format!("app: {}/cantina-notify", app.name);
+    let after = history(id).await;
+    assert_eq!(after.len(), before + 1, "{after:?}");
+    assert_eq!(after[before], ("error".to_string(), Some("Error".to_string()), origin.clone()));
+    assert_eq!(history(inserted).await, [("creada".to_string(), Some("Error".to_string()), origin)]);
+
+    // The runtime role's own marks still count (the service's statements rely on them).
+    let rt = connect(&runtime.url(&db.url)).await;
+    rt.batch_execute(&format!(
+        "SET application_name = 'cantina-notify'; BEGIN; SET LOCAL cantina_notify.evento = 'reenviada';
+         SET LOCAL cantina_notify.origen = 'operador: Directora';
+         UPDATE solicitudes_notificacion SET estado = 'Pendiente' WHERE id_solicitud = {id};
+         COMMIT;
+         BEGIN; SET LOCAL cantina_notify.historial = 'propio';
+         UPDATE solicitudes_notificacion SET estado = 'Error' WHERE id_solicitud = {id};
+         COMMIT;"
+    ))
+    .await
+    .unwrap();
+    let last = history(id).await;
+    assert_eq!(last.len(), before + 2, "the marked update wrote no row of the trigger's: {last:?}");
+    assert_eq!(
+        last[before + 1],
+        ("reenviada".to_string(), Some("Pendiente".to_string()), "operador: Directora".into())
+    );
+    drop((c, rt));
+    app.drop(&admin).await;
+    runtime.drop(&admin).await;
+}
