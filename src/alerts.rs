@@ -57,6 +57,8 @@ pub async fn raise(pool: &Pool, prefix: &str, mensaje: &str) -> Result<bool, DbE
     let mut conn = pool.get().await?;
     let tx = conn.transaction().await?;
     // Serialises the check-then-insert across replicas (alerts are rare: one lock for all of them is enough).
+    // Any role may take an advisory lock: one held by someone else must not hold this task for good.
+    tx.batch_execute("SET LOCAL lock_timeout = '5s'").await?;
     tx.execute("SELECT pg_advisory_xact_lock(hashtext('cantina-notify-alertas'))", &[]).await?;
     let inserted = tx.execute(RAISE, &[&mensaje, &key(prefix)]).await?;
     tx.commit().await?;
@@ -69,6 +71,8 @@ pub async fn raise_at_most_hourly(pool: &Pool, prefix: &str, mensaje: &str) -> R
     let mensaje = stored_message(prefix, mensaje);
     let mut conn = pool.get().await?;
     let tx = conn.transaction().await?;
+    // Any role may take an advisory lock: one held by someone else must not hold this task for good.
+    tx.batch_execute("SET LOCAL lock_timeout = '5s'").await?;
     tx.execute("SELECT pg_advisory_xact_lock(hashtext('cantina-notify-alertas'))", &[]).await?;
     let inserted = tx
         .execute(

@@ -220,6 +220,30 @@ pub async fn query_hot_with(
     Ok(rows)
 }
 
+/// [`query_hot_with`], then a second statement in the same transaction and round trip (it sees the first's rows).
+pub async fn query_hot_then(
+    pool: &deadpool_postgres::Pool,
+    begin: &str,
+    sql: &str,
+    params: &[&(dyn tokio_postgres::types::ToSql + Sync)],
+    then: &str,
+    then_params: &[&(dyn tokio_postgres::types::ToSql + Sync)],
+) -> Result<Vec<tokio_postgres::Row>, DbError> {
+    let mut guard = OpenTransaction::new(pool.get().await?);
+    let conn = guard.client()?;
+    // Prepared first: a prepare inside the pipeline would let COMMIT overtake the statements.
+    let (stmt, then_stmt) = (conn.prepare_cached(sql).await?, conn.prepare_cached(then).await?);
+    let (_, rows, _, _) = tokio::try_join!(
+        biased;
+        conn.batch_execute(begin),
+        conn.query(&stmt, params),
+        conn.query(&then_stmt, then_params),
+        conn.batch_execute("COMMIT")
+    )?;
+    guard.finish();
+    Ok(rows)
+}
+
 impl Drop for OpenTransaction {
     fn drop(&mut self) {
         if let Some(conn) = self.0.take() {

@@ -90,7 +90,10 @@ const RECORD: &str = "
             (destino, destinatario, motivo, proveedor, fecha_baja, fecha_alta, cambiado_en)
         SELECT $1::text, $2::text, CASE WHEN $6::bool THEN $3::text END, $4::text,
                CASE WHEN $6::bool THEN now() END, CASE WHEN NOT $6::bool THEN now() END,
-               coalesce($7::timestamptz, clock_timestamp())
+               -- A provider clock more than 5 minutes ahead of ours is not believed (arrival time instead): a
+               -- change stamped years ahead would otherwise outrank every real one after it.
+               CASE WHEN $7::timestamptz <= clock_timestamp() + interval '5 minutes' THEN $7::timestamptz
+                    ELSE clock_timestamp() END
         WHERE $5::text IS NULL OR EXISTS (SELECT 1 FROM visto)
         ON CONFLICT (destino, destinatario) DO UPDATE
         SET motivo = coalesce(EXCLUDED.motivo, b.motivo),

@@ -18,11 +18,15 @@ pub const REFUSED: &str = "rechazada: la solicitud no lleva la firma del servici
 /// Shortest key accepted, in bytes: HMAC-SHA256's block of security.
 pub const MIN_KEY_BYTES: usize = 32;
 
-/// What a signature covers: what is sent (type and data), to whom (channel and address), and the key that makes
-/// it one notice. A change to any of them after the service wrote the row breaks the signature.
+/// What a signature covers: what is sent (type and data), to whom (channel, address, and the client the fallback
+/// finds its next address from), the card a sent notice stamps, and the key that makes it one notice. A change to any
+/// of them after the service wrote the row breaks the signature. Not `canales_respaldo`: it only picks which of the
+/// same client's channels carry the same data next, and the POS may set it on its own rows.
 #[derive(Debug, Clone, Copy)]
 pub struct SignedFields<'a> {
     pub clave_dedup: &'a str,
+    pub id_cliente: Option<i32>,
+    pub nro_tarjeta: Option<&'a str>,
     pub destino: Option<&'a str>,
     pub destinatario: Option<&'a str>,
     pub tipo: Option<&'a str>,
@@ -67,8 +71,17 @@ impl RowSigner {
         if let Some(d) = f.datos {
             canonical_json(d, &mut datos);
         }
+        let id_cliente = f.id_cliente.map(|id| id.to_string());
         // Each field length-prefixed and marked present or absent, so no two rows share an encoding.
-        for field in [Some(f.clave_dedup), f.destino, f.destinatario, f.tipo, f.datos.map(|_| datos.as_str())] {
+        for field in [
+            Some(f.clave_dedup),
+            id_cliente.as_deref(),
+            f.nro_tarjeta,
+            f.destino,
+            f.destinatario,
+            f.tipo,
+            f.datos.map(|_| datos.as_str()),
+        ] {
             match field {
                 Some(v) => {
                     mac.update(b"+");
@@ -154,6 +167,8 @@ mod tests {
     fn fields<'a>(datos: &'a Json, destinatario: &'a str) -> SignedFields<'a> {
         SignedFields {
             clave_dedup: "recarga_exitosa:1:email",
+            id_cliente: Some(7),
+            nro_tarjeta: Some("T-1"),
             destino: Some("Email"),
             destinatario: Some(destinatario),
             tipo: Some("recarga_exitosa"),
@@ -174,6 +189,12 @@ mod tests {
         let mut f = fields(&datos, "ana@example.com");
         f.destino = Some("SMS");
         assert!(!s.verify(&f, Some(&firma)));
+        let mut f = fields(&datos, "ana@example.com");
+        f.id_cliente = Some(8);
+        assert!(!s.verify(&f, Some(&firma)), "another family");
+        let mut f = fields(&datos, "ana@example.com");
+        f.nro_tarjeta = None;
+        assert!(!s.verify(&f, Some(&firma)), "another card");
         assert!(!s.verify(&fields(&datos, "ana@example.com"), None));
         assert!(!s.verify(&fields(&datos, "ana@example.com"), Some("v1:zz")));
         assert!(

@@ -69,11 +69,10 @@ DECLARE
         ['cantina_notify_mensajes_entrantes', 'SELECT', ''],
         ['cantina_notify_mensajes_entrantes', 'INSERT', ''],
         ['cantina_notify_mensajes_entrantes', 'DELETE', ''],
-        -- Request history: written by the triggers of migration 0007 (SECURITY DEFINER), by the statement
-        -- that records sends (migration 0011) and by the drain's insert of new requests (0012); read by
-        -- `requests show`, deleted with its requests by the weekly clean-up.
+        -- Request history: written only by the owner's functions (the triggers of migration 0007, and the two of
+        -- migration 0020 the drain and the send-recording statement call, which copy the rows themselves); read by
+        -- `requests show`, deleted with its requests by the weekly clean-up. No INSERT: no history of its own.
         ['cantina_notify_historial',        'SELECT', ''],
-        ['cantina_notify_historial',        'INSERT', 'id_solicitud, evento, estado, estado_anterior, intentos, proveedor, id_proveedor, estado_entrega, detalle, origen'],
         ['cantina_notify_historial',        'DELETE', ''],
         -- Operator pauses: every replica reads them each second; `channel pause|resume` (run with the same URL)
         -- adds and removes them and appends to the history.
@@ -204,6 +203,19 @@ BEGIN
             END LOOP;
         END IF;
     END LOOP;
+
+    -- The owner's functions it calls: exactly these (every other SECURITY DEFINER function is fired by triggers,
+    -- which need no EXECUTE; migrate revokes PUBLIC's).
+    FOR r IN
+        SELECT p.oid::regprocedure AS f FROM pg_proc p
+        WHERE p.prosecdef AND p.proname LIKE 'cantina\_notify\_%'
+          AND p.pronamespace = (SELECT c.relnamespace FROM pg_class c WHERE c.oid = 'solicitudes_notificacion'::regclass)
+    LOOP
+        EXECUTE format('REVOKE EXECUTE ON FUNCTION %s FROM %I', r.f, rol);
+    END LOOP;
+    -- The drain's and the send-recording statement's own history rows (migration 0020).
+    EXECUTE format('GRANT EXECUTE ON FUNCTION cantina_notify_historial_creadas(text[]), '
+                   'cantina_notify_historial_enviadas(int8[]) TO %I', rol);
 
     -- The history marks count only in this role's sessions (migration 0019).
     EXECUTE format(

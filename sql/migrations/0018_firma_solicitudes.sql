@@ -12,13 +12,17 @@
 ALTER TABLE solicitudes_notificacion ADD COLUMN IF NOT EXISTS firma text;
 
 -- The requests waiting to be sent when this migration ran were written by the service before it signed anything.
--- Only the owner (this migration) writes this list; the service signs exactly these rows at its next start and
--- takes them off it. A keyed row written later without a valid signature (an older replica still running during
--- the rollout, or anyone else) is recorded as Error with the reason, never sent.
+-- Only the owner (this migration) writes this list, with a fingerprint of what each row held (the fields the
+-- signature covers): at its next start the service signs exactly these rows, if they still hold that, and takes
+-- them off the list. A row changed in between, or a keyed row written later without a valid signature (an older
+-- replica still running during the rollout, or anyone else), is recorded as Error with the reason, never sent.
 CREATE TABLE IF NOT EXISTS cantina_notify_sin_firma (
-    id_solicitud bigint PRIMARY KEY
+    id_solicitud bigint PRIMARY KEY,
+    huella       text NOT NULL
 );
-INSERT INTO cantina_notify_sin_firma (id_solicitud)
-SELECT id_solicitud FROM solicitudes_notificacion
+INSERT INTO cantina_notify_sin_firma (id_solicitud, huella)
+SELECT id_solicitud,
+       md5(ROW(clave_dedup, id_cliente, nro_tarjeta, destino, destinatario, tipo, datos)::text)
+FROM solicitudes_notificacion
 WHERE estado = 'Pendiente' AND clave_dedup IS NOT NULL AND firma IS NULL
 ON CONFLICT DO NOTHING;

@@ -771,9 +771,10 @@ impl HttpGatewayChannel {
         let (Some(url), true) = (url, p.errors.is_empty()) else {
             return Err(p.errors.join("; "));
         };
+        // Inside the dispatcher's send timeout (see `channels::http_timeout`).
         let timeout = match settings.dispatch.send_timeout_seconds {
             0 => DEFAULT_TIMEOUT,
-            s => Duration::from_secs(s),
+            s => super::http_timeout(s),
         };
         Ok(Self {
             provider: base.provider,

@@ -259,13 +259,21 @@ pub(crate) fn retry_after_at(headers: &reqwest::header::HeaderMap, now: jiff::Ti
     Some(Duration::from_secs(u64::try_from(at.as_second().saturating_sub(now.as_second())).unwrap_or(0)))
 }
 
+/// The HTTP client's own deadline, body included: four fifths of the dispatcher's send timeout. A provider that
+/// answers 2xx and then dribbles its body is cut off here, inside the adapter, which counts the answer as sent
+/// (`provider_text::read_capped` keeps what arrived); were the dispatcher's timeout to fire first, the accepted
+/// notice would be taken for a timeout and sent again.
+pub fn http_timeout(send_timeout_seconds: u64) -> std::time::Duration {
+    std::time::Duration::from_secs(send_timeout_seconds.max(1)).mul_f64(0.8)
+}
+
 /// One HTTP client for every provider: connection pooling, rustls with the shared crypto provider.
 fn http_client(settings: &Settings) -> Result<reqwest::Client, String> {
     crate::db::install_crypto_provider();
     reqwest::Client::builder()
         .user_agent(concat!("cantina-notify/", env!("CARGO_PKG_VERSION")))
-        .connect_timeout(std::time::Duration::from_secs(10))
-        .timeout(std::time::Duration::from_secs(settings.dispatch.send_timeout_seconds.max(1)))
+        .connect_timeout(std::time::Duration::from_secs(10).min(http_timeout(settings.dispatch.send_timeout_seconds)))
+        .timeout(http_timeout(settings.dispatch.send_timeout_seconds))
         .build()
         .map_err(|e| format!("cannot build the HTTP client: {e}"))
 }

@@ -90,10 +90,12 @@ impl SendGridChannel {
                 from_email: from.email.to_string(),
                 from_name: from.name.map(|n| n.trim().to_string()).filter(|n| !n.is_empty()),
                 unsubscribe: format!("<{}/preferencias>", settings.portal.base_url.trim().trim_end_matches('/')),
+                // Inside the dispatcher's send timeout too (see `channels::http_timeout`).
                 timeout: Duration::from_secs(match email.timeout_seconds {
                     0 => DEFAULT_TIMEOUT_SECONDS,
                     n => n,
-                }),
+                })
+                .min(super::http_timeout(settings.dispatch.send_timeout_seconds)),
             }),
             _ => Err(problems.join("; ")),
         }

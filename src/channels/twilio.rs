@@ -189,9 +189,10 @@ impl TwilioChannel {
         {
             return Err(format!("twilio.status_callback_url: '{cb}' is not a URL"));
         }
+        // Inside the dispatcher's send timeout (see `channels::http_timeout`).
         let timeout = match settings.dispatch.send_timeout_seconds {
             0 => DEFAULT_TIMEOUT,
-            s => Duration::from_secs(s),
+            s => super::http_timeout(s),
         };
         Ok(Common {
             api_url,

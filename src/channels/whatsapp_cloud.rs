@@ -84,9 +84,10 @@ impl WhatsAppCloudChannel {
             ));
         }
         let phone_number_url = format!("{api_url}/{version}/{phone_number_id}");
+        // Inside the dispatcher's send timeout (see `channels::http_timeout`).
         let timeout = match settings.dispatch.send_timeout_seconds {
             0 => DEFAULT_TIMEOUT,
-            s => Duration::from_secs(s),
+            s => super::http_timeout(s),
         };
         Ok(Self {
             http: http.clone(),
@@ -1031,7 +1032,7 @@ mod tests {
         let ch = WhatsAppCloudChannel::from_settings(&s, &reqwest::Client::new()).unwrap();
         assert_eq!(ch.messages_url, "https://graph.facebook.com/v24.0/106540352242922/messages");
         assert_eq!(ch.phone_number_url, "https://graph.facebook.com/v24.0/106540352242922");
-        assert_eq!(ch.timeout, Duration::from_secs(30));
+        assert_eq!(ch.timeout, crate::channels::http_timeout(30), "inside the dispatcher's 30 s send timeout");
         assert_eq!(ch.kind(), ChannelKind::WhatsApp);
         assert_eq!(ch.provider(), "meta");
         assert_eq!(ch.default_per_second(), 80.0);

@@ -135,6 +135,8 @@ impl Link {
             signer.verify(
                 &SignedFields {
                     clave_dedup,
+                    id_cliente,
+                    nro_tarjeta: r.get(7),
                     destino: r.get(3),
                     destinatario: r.get(16),
                     tipo: r.get(4),

@@ -179,6 +179,8 @@ mod tests {
             datos: None,
             clave_dedup: format!("k{id}"),
             firma: None,
+            id_cliente: None,
+            nro_tarjeta: None,
             intentos: 1,
             claimed_at: Instant::now(),
         }

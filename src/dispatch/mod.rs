@@ -57,6 +57,8 @@ pub struct Dispatcher {
     sent: sent::SentWriter,
     /// Checks each claim's signature before it is sent; signs the fallback's next links.
     signer: RowSigner,
+    /// An alert about refused unsigned rows is being raised.
+    unsigned_alerting: Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl Dispatcher {
@@ -117,6 +119,7 @@ impl Dispatcher {
             handoff,
             sent,
             signer,
+            unsigned_alerting: Arc::default(),
         }
     }
 
@@ -451,15 +454,24 @@ impl Dispatcher {
         self.metrics.unsigned_refused(c.destino.as_deref().unwrap_or("-"));
         tracing::error!(id = c.id, "request without a valid signature refused: not written by the service");
         self.write(c, Outcome::Error { provider: "-", reason: crate::signing::REFUSED }).await;
+        // Raised beside the sends, never in a send slot: the alert's lock is one any role can take and hold, and
+        // a refused row must not hold up the real notices. One raise at a time is enough (at most one an hour).
+        if self.unsigned_alerting.swap(true, std::sync::atomic::Ordering::AcqRel) {
+            return;
+        }
         let mensaje = format!(
             "{UNSIGNED_ALERT}: la solicitud {} (y las que sigan) no fue escrita por el servicio y no se envió. \
              Alguien con acceso de escritura a solicitudes_notificacion insertó o modificó filas con clave_dedup: \
              revise quién tiene ese acceso.",
             c.id
         );
-        if let Err(e) = crate::alerts::raise_at_most_hourly(&self.pool, UNSIGNED_ALERT, &mensaje).await {
-            tracing::warn!(error = %e, "could not record the staff alert");
-        }
+        let (pool, flag) = (self.pool.clone(), self.unsigned_alerting.clone());
+        tokio::spawn(async move {
+            if let Err(e) = crate::alerts::raise_at_most_hourly(&pool, UNSIGNED_ALERT, &mensaje).await {
+                tracing::warn!(error = %e, "could not record the staff alert");
+            }
+            flag.store(false, std::sync::atomic::Ordering::Release);
+        });
     }
 
     async fn pause(&self, kind: ChannelKind, provider: &'static str, reason: &str) {

@@ -22,10 +22,9 @@ const MAX_ROWS: usize = 500;
 /// batch. `left(…, 255)` stays as a second guard. Only while the claim is still ours (`intentos` and `Pendiente`
 /// match).
 ///
-/// It writes the rows' history itself ('enviada', as the history trigger would; see migration 0011), in a
-/// transaction begun by [`crate::db::BEGIN_HOT_OWN_HISTORY`].
+/// Their 'enviada' history rows follow in the next statement ([`RECORD_SENT`]), in a transaction begun by
+/// [`crate::db::BEGIN_HOT_OWN_HISTORY`] (the history trigger skips it; migration 0011).
 const MARK_SENT: &str = "
-  WITH enviadas AS (
     UPDATE solicitudes_notificacion s
     SET estado = 'Enviado', fecha_envio = now(), proveedor = u.proveedor, id_proveedor = left(u.id_proveedor, 255),
         ultimo_error = u.aviso, proximo_intento = NULL, actualizado_en = now(),
@@ -36,17 +35,11 @@ const MARK_SENT: &str = "
     -- `= ANY($1)` bounds the plan to the listed rows whatever the statistics said when it was cached (a join plan
     -- made while the table was nearly empty scanned it whole on every write).
     WHERE s.id_solicitud = ANY($1) AND s.id_solicitud = u.id AND s.intentos = u.intentos AND s.estado = 'Pendiente'
-    RETURNING s.id_solicitud, s.tipo, s.nro_tarjeta, s.intentos, s.proveedor, s.id_proveedor, s.estado_entrega,
-              s.ultimo_error
-  ), historial AS (
-    INSERT INTO cantina_notify_historial
-        (id_solicitud, evento, estado, estado_anterior, intentos, proveedor, id_proveedor, estado_entrega, detalle,
-         origen)
-    SELECT id_solicitud, 'enviada', 'Enviado', 'Pendiente', intentos, proveedor, id_proveedor, estado_entrega,
-           ultimo_error, cantina_notify_historial_origen()
-    FROM enviadas
-  )
-  SELECT id_solicitud, tipo, nro_tarjeta FROM enviadas";
+    RETURNING s.id_solicitud, s.tipo, s.nro_tarjeta";
+
+/// The 'enviada' history rows of the requests the statement before marked sent, written by the owner's function
+/// from the rows themselves (migration 0020: the runtime role cannot write history rows of its own).
+const RECORD_SENT: &str = "SELECT cantina_notify_historial_enviadas($1::int8[])";
 
 /// A `saldo_bajo` notice that went out stamps `ultima_notificacion_saldo` on the row's card and on every card its
 /// `datos` lists (the daily sweep's notice lists all of a parent's low cards), which the app, the balance rule and
@@ -151,11 +144,13 @@ pub async fn write(pool: &Pool, batch: &[&Sent]) -> Result<Vec<i64>, DbError> {
     let provider_ids: Vec<Option<&str>> = batch.iter().map(|s| s.provider_id.as_deref()).collect();
     let waits: Vec<Option<f64>> = batch.iter().map(|s| s.await_receipt.map(|d| d.as_secs_f64())).collect();
     let warnings: Vec<Option<&str>> = batch.iter().map(|s| s.warning.as_deref()).collect();
-    let rows = crate::db::query_hot_with(
+    let rows = crate::db::query_hot_then(
         pool,
         crate::db::BEGIN_HOT_OWN_HISTORY,
         MARK_SENT,
         &[&ids, &intentos, &providers, &provider_ids, &waits, &warnings],
+        RECORD_SENT,
+        &[&ids],
     )
     .await?;
     let mut changed = Vec::with_capacity(rows.len());

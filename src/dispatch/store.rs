@@ -20,6 +20,9 @@ pub struct Claimed {
     pub clave_dedup: String,
     /// `v1:…`, written by the service with the row (crate::signing); checked before the send.
     pub firma: Option<String>,
+    /// Signed with the row: the client and the card it is about.
+    pub id_cliente: Option<i32>,
+    pub nro_tarjeta: Option<String>,
     /// The attempt this claim is; outcome writes match on it so a claim taken over after its lease expired
     /// cannot be overwritten by the slow first holder.
     pub intentos: i32,
@@ -49,13 +52,16 @@ const CLAIM: &str = "
         ORDER BY proximo_intento
         LIMIT $1
         FOR UPDATE SKIP LOCKED))
-    RETURNING s.id_solicitud, s.tipo, s.destino, s.destinatario, s.datos, s.clave_dedup, s.intentos, s.firma";
+    RETURNING s.id_solicitud, s.tipo, s.destino, s.destinatario, s.datos, s.clave_dedup, s.intentos, s.firma,
+              s.id_cliente, s.nro_tarjeta";
 
 impl Claimed {
     /// What the signature covers, as the row holds it now.
     pub fn signed_fields(&self) -> crate::signing::SignedFields<'_> {
         crate::signing::SignedFields {
             clave_dedup: &self.clave_dedup,
+            id_cliente: self.id_cliente,
+            nro_tarjeta: self.nro_tarjeta.as_deref(),
             destino: self.destino.as_deref(),
             destinatario: self.destinatario.as_deref(),
             tipo: self.tipo.as_deref(),
@@ -73,6 +79,8 @@ impl Claimed {
             datos: None,
             clave_dedup: self.clave_dedup.clone(),
             firma: self.firma.clone(),
+            id_cliente: self.id_cliente,
+            nro_tarjeta: self.nro_tarjeta.clone(),
             intentos: self.intentos,
             claimed_at: self.claimed_at,
         }
@@ -99,51 +107,63 @@ pub async fn claim(
             clave_dedup: r.get(5),
             intentos: r.get(6),
             firma: r.get(7),
+            id_cliente: r.get(8),
+            nro_tarjeta: r.get(9),
             claimed_at,
         })
         .collect())
 }
 
 /// Signs the requests that were waiting when migration 0018 ran (listed by the migration, which only the owner can
-/// add to): the service wrote them before it signed anything. Takes them off the list in the same transaction.
+/// add to, with a fingerprint of what each held): the service wrote them before it signed anything. A row changed
+/// since is left unsigned (refused when claimed). Takes them off the list in the same transaction; deleting locks
+/// them, so a replica starting at the same time waits, then finds them gone.
 pub async fn sign_pending_at_upgrade(pool: &Pool, signer: &crate::signing::RowSigner) -> Result<u64, DbError> {
     let mut conn = pool.get().await?;
     let tx = conn.transaction().await?;
-    // Deleting locks them: a replica starting at the same time waits, then finds them gone.
-    let listed: Vec<i64> = tx
-        .query("DELETE FROM cantina_notify_sin_firma RETURNING id_solicitud", &[])
-        .await?
-        .iter()
-        .map(|r| r.get(0))
-        .collect();
+    let listed = tx.query("DELETE FROM cantina_notify_sin_firma RETURNING id_solicitud, huella", &[]).await?;
     if listed.is_empty() {
         return Ok(0);
     }
+    let (ids, huellas): (Vec<i64>, Vec<String>) =
+        listed.iter().map(|r| (r.get::<_, i64>(0), r.get::<_, String>(1))).unzip();
     let rows = tx
         .query(
-            "SELECT id_solicitud, clave_dedup, destino, destinatario, tipo, datos FROM solicitudes_notificacion
-             WHERE id_solicitud = ANY($1) AND clave_dedup IS NOT NULL AND firma IS NULL",
-            &[&listed],
+            "SELECT s.id_solicitud, s.clave_dedup, s.id_cliente, s.nro_tarjeta, s.destino, s.destinatario, s.tipo, s.datos
+             FROM solicitudes_notificacion s JOIN unnest($1::int8[], $2::text[]) AS l(id, huella) ON l.id = s.id_solicitud
+             WHERE s.clave_dedup IS NOT NULL AND s.firma IS NULL
+               AND md5(ROW(s.clave_dedup, s.id_cliente, s.nro_tarjeta, s.destino, s.destinatario, s.tipo, s.datos)::text)
+                   = l.huella",
+            &[&ids, &huellas],
         )
         .await?;
-    let mut ids = Vec::with_capacity(rows.len());
+    let mut signed_ids = Vec::with_capacity(rows.len());
     let mut firmas = Vec::with_capacity(rows.len());
     for r in &rows {
-        let datos: Option<Json> = r.get(5);
-        ids.push(r.get::<_, i64>(0));
+        let datos: Option<Json> = r.get(7);
+        signed_ids.push(r.get::<_, i64>(0));
         firmas.push(signer.sign(&crate::signing::SignedFields {
             clave_dedup: r.get(1),
-            destino: r.get(2),
-            destinatario: r.get(3),
-            tipo: r.get(4),
+            id_cliente: r.get(2),
+            nro_tarjeta: r.get(3),
+            destino: r.get(4),
+            destinatario: r.get(5),
+            tipo: r.get(6),
             datos: datos.as_ref(),
         }));
+    }
+    if listed.len() > rows.len() {
+        tracing::warn!(
+            listed = listed.len(),
+            signed = rows.len(),
+            "requests changed since migration 0018 listed them are not signed; they are refused when claimed"
+        );
     }
     let n = tx
         .execute(
             "UPDATE solicitudes_notificacion s SET firma = u.firma
              FROM unnest($1::int8[], $2::text[]) AS u(id, firma) WHERE s.id_solicitud = u.id",
-            &[&ids, &firmas],
+            &[&signed_ids, &firmas],
         )
         .await?;
     tx.commit().await?;

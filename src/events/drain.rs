@@ -80,9 +80,8 @@ const LOAD_PARENTS: &str = "
 // the dispatcher's lease, unless its address opted out: the drain hands it over in memory and the send starts right
 // after this commit, without another round trip.
 //
-// The same statement writes the new rows' `creada` history, but only in a transaction marked
-// `cantina_notify.historial = 'propio'` (the history trigger skips those, migration 0012; otherwise it writes them),
-// and marks the drain's events done ($16, $17; empty for the sweeps): one statement instead of three.
+// The same statement marks the drain's events done ($16, $17; empty for the sweeps). The new rows' `creada`
+// history follows in the next statement ([`RECORD_CREATED`]), in the same round trip.
 const INSERT_REQUESTS: &str = "
   WITH nuevas AS (
     INSERT INTO solicitudes_notificacion
@@ -103,25 +102,21 @@ const INSERT_REQUESTS: &str = "
           AND b.destinatario = CASE WHEN u.destino = 'Email' THEN lower(u.destinatario) ELSE u.destinatario END)
         AS claimed) c
     ON CONFLICT (clave_dedup) DO NOTHING
-    RETURNING tipo, destino, estado, id_solicitud, intentos, destinatario, datos, clave_dedup, ultimo_error,
-              proveedor, id_proveedor, estado_entrega, firma
-  ), historial AS (
-    -- What the trigger of migration 0007 writes, row for row.
-    INSERT INTO cantina_notify_historial
-        (id_solicitud, evento, estado, intentos, proveedor, id_proveedor, estado_entrega, detalle, origen)
-    SELECT id_solicitud, coalesce(nullif(current_setting('cantina_notify.evento', true), ''), 'creada'), estado,
-           intentos, proveedor, id_proveedor, estado_entrega,
-           coalesce(nullif(current_setting('cantina_notify.detalle', true), ''), ultimo_error),
-           cantina_notify_historial_origen()
-    FROM nuevas
-    WHERE current_setting('cantina_notify.historial', true) = 'propio'
+    RETURNING tipo, destino, estado, id_solicitud, intentos, destinatario, datos, clave_dedup, firma, id_cliente,
+              nro_tarjeta
   ), hechas AS (
     UPDATE cantina_notify_eventos e SET procesado_en = now(), resultado = u.resultado
     FROM unnest($16::int8[], $17::text[]) AS u(id, resultado)
     -- Bounded to the listed rows whatever the cached plan's statistics (see dispatch::sent's MARK_SENT).
     WHERE e.id = ANY($16) AND e.id = u.id
   )
-  SELECT tipo, destino, estado, id_solicitud, intentos, destinatario, datos, clave_dedup, firma FROM nuevas";
+  SELECT tipo, destino, estado, id_solicitud, intentos, destinatario, datos, clave_dedup, firma, id_cliente, nro_tarjeta
+  FROM nuevas";
+
+/// The `creada` history rows of the requests the statement before inserted, written by the owner's function from
+/// the rows themselves (migration 0020), only in a transaction marked `cantina_notify.historial = 'propio'` (the
+/// history trigger skips those; otherwise the trigger wrote them and this writes nothing).
+const RECORD_CREATED: &str = "SELECT cantina_notify_historial_creadas($1::text[])";
 
 const COMPLETE_MANUAL: &str = "
     UPDATE solicitudes_notificacion
@@ -219,6 +214,7 @@ async fn drain(
     let ids: Vec<i64> = events.iter().map(|e| e.id).collect();
     // Prepared before the pipeline below: a prepare inside it would let COMMIT overtake the insert.
     tx.prepare_cached(INSERT_REQUESTS).await?;
+    tx.prepare_cached(RECORD_CREATED).await?;
     // The requests, their history, the events marked done and COMMIT in one round trip. If the statement fails,
     // the server turns the COMMIT into a rollback and the error comes back here.
     let ((inserted, claimed), _) = tokio::try_join!(
@@ -254,6 +250,8 @@ async fn complete_manual(
             // Where a POS row's destino is unset the statement keeps the row's, which the rules also resolved.
             let firma = signer.sign(&SignedFields {
                 clave_dedup: &r.clave_dedup,
+                id_cliente: Some(r.id_cliente),
+                nro_tarjeta: r.nro_tarjeta.as_deref(),
                 destino: Some(r.channel.destino()),
                 destinatario: destinatario.as_deref(),
                 tipo: Some(r.tipo.as_str()),
@@ -384,7 +382,10 @@ async fn write_requests(
     params.push(&cols.firma);
     let mut out = Vec::new();
     let mut claimed = Vec::new();
-    let rows = tx.query(&tx.prepare_cached(INSERT_REQUESTS).await?, &params).await?;
+    let (insert, history) = (tx.prepare_cached(INSERT_REQUESTS).await?, tx.prepare_cached(RECORD_CREATED).await?);
+    // Pipelined: the history statement runs after the insert, whose rows it reads.
+    let history_params: [&(dyn tokio_postgres::types::ToSql + Sync); 1] = [&cols.clave];
+    let (rows, _) = tokio::try_join!(biased; tx.query(&insert, &params), tx.query(&history, &history_params))?;
     let claimed_at = std::time::Instant::now();
     for row in rows {
         let (tipo, destino, estado): (String, String, String) = (row.get(0), row.get(1), row.get(2));
@@ -398,6 +399,8 @@ async fn write_requests(
                 datos: row.get(6),
                 clave_dedup: row.get(7),
                 firma: row.get(8),
+                id_cliente: row.get(9),
+                nro_tarjeta: row.get(10),
                 intentos,
                 claimed_at,
             });
@@ -435,6 +438,8 @@ impl InsertColumns {
         let datos = serde_json::to_value(&r.data).unwrap_or(Json::Null);
         self.firma.push(signer.sign(&SignedFields {
             clave_dedup: &r.clave_dedup,
+            id_cliente: Some(r.id_cliente),
+            nro_tarjeta: r.nro_tarjeta.as_deref(),
             destino: Some(r.channel.destino()),
             destinatario: destinatario.as_deref(),
             tipo: Some(r.tipo.as_str()),

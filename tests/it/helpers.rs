@@ -314,8 +314,8 @@ pub fn test_signer() -> cantina_notify::signing::RowSigner {
 pub async fn sign_by_hand(c: &Client) {
     let rows = c
         .query(
-            "SELECT id_solicitud, clave_dedup, destino, destinatario, tipo, datos FROM solicitudes_notificacion
-             WHERE clave_dedup IS NOT NULL AND firma IS NULL",
+            "SELECT id_solicitud, clave_dedup, destino, destinatario, tipo, datos, id_cliente, nro_tarjeta
+             FROM solicitudes_notificacion WHERE clave_dedup IS NOT NULL AND firma IS NULL",
             &[],
         )
         .await
@@ -325,6 +325,8 @@ pub async fn sign_by_hand(c: &Client) {
         let datos: Option<serde_json::Value> = r.get(5);
         let firma = signer.sign(&cantina_notify::signing::SignedFields {
             clave_dedup: r.get(1),
+            id_cliente: r.get(6),
+            nro_tarjeta: r.get(7),
             destino: r.get(2),
             destinatario: r.get(3),
             tipo: r.get(4),

@@ -144,13 +144,21 @@ async fn requests_pending_when_signing_arrived_are_signed_and_sent() {
                        actualizado_en)
                   VALUES ($1, $2, 'Email', 'Pendiente', 'recarga_exitosa', $3, 'ana@example.com', $4, now(), now())";
     c.execute(insert, &[&fam.id_cliente, &fam.nro_tarjeta, &"recarga_exitosa:1:email", &datos]).await.unwrap();
+    c.execute(insert, &[&fam.id_cliente, &fam.nro_tarjeta, &"recarga_exitosa:3:email", &datos]).await.unwrap();
     let report = migrate(&mut c, false).await.unwrap();
+    // Listed by the migration, then redirected before the new service signs it: not signed, not sent.
+    c.execute(
+        "UPDATE solicitudes_notificacion SET destinatario = 'attacker@example.com' WHERE clave_dedup = 'recarga_exitosa:3:email'",
+        &[],
+    )
+    .await
+    .unwrap();
     assert_eq!(report.applied, MIGRATIONS.iter().map(|m| m.0).filter(|v| *v >= 18).collect::<Vec<_>>());
     c.execute(insert, &[&fam.id_cliente, &fam.nro_tarjeta, &"recarga_exitosa:2:email", &datos]).await.unwrap();
 
     let rec = Recorder::new(ChannelKind::Email);
     let app = TestApp::start(test_settings(&db, &[]), &rec).await;
-    wait_count(&c, "SELECT count(*) FROM solicitudes_notificacion WHERE estado <> 'Pendiente'", 2, SHORT).await;
+    wait_count(&c, "SELECT count(*) FROM solicitudes_notificacion WHERE estado <> 'Pendiente'", 3, SHORT).await;
     let states: Vec<(String, String)> = c
         .query("SELECT clave_dedup, estado FROM solicitudes_notificacion ORDER BY id_solicitud", &[])
         .await
@@ -162,6 +170,7 @@ async fn requests_pending_when_signing_arrived_are_signed_and_sent() {
         states,
         [
             ("recarga_exitosa:1:email".to_string(), "Enviado".to_string()),
+            ("recarga_exitosa:3:email".to_string(), "Error".to_string()),
             ("recarga_exitosa:2:email".to_string(), "Error".to_string())
         ]
     );

@@ -900,10 +900,15 @@ async fn no_security_definer_function_reaches_a_look_alike_of_its_callers() {
              WHERE nro_tarjeta = '{}'",
             fam.nro_tarjeta
         ),
+        // The functions the service calls (migration 0020), the whole body run: with the service's mark.
+        "SET LOCAL cantina_notify.historial = 'propio';
+         SELECT public.cantina_notify_historial_creadas('{x}'), public.cantina_notify_historial_enviadas('{1}')"
+            .to_string(),
     ];
 
     // As a waiting listener: the triggers' lock test fails and they NOTIFY, so every call in them runs.
     admin.execute("SELECT pg_advisory_lock(1668183142, 1)", &[]).await.expect("lock");
+    let mut fired_by_any = std::collections::BTreeSet::new();
     for role in [&app, &runtime] {
         admin
             .batch_execute(&format!(
@@ -999,15 +1004,14 @@ async fn no_security_definer_function_reaches_a_look_alike_of_its_callers() {
             .collect();
         tx.rollback().await.expect("rollback");
         assert!(hijacked.is_empty(), "{}: look-alikes run with another role's rights: {hijacked:?}", role.name);
-        if role.name == app.name {
-            assert_eq!(fired, definer, "the app fires every SECURITY DEFINER function (add a statement for a new one)");
-        } else {
+        if role.name != app.name {
             assert!(
                 fired.iter().any(|f| f == "cantina_notify_historial_update")
-                    && fired.iter().any(|f| f == "cantina_notify_historial_insert"),
-                "the runtime role fires the history triggers: {fired:?} (refused: {refused:?})"
+                    && fired.iter().any(|f| f == "cantina_notify_historial_creadas"),
+                "the runtime role fires the history trigger and calls the service's functions: {fired:?} (refused: {refused:?})"
             );
         }
+        fired_by_any.extend(fired);
         drop(c);
         let _ = conn.await;
         admin
@@ -1016,22 +1020,30 @@ async fn no_security_definer_function_reaches_a_look_alike_of_its_callers() {
             .expect("drop evil");
     }
     admin.execute("SELECT pg_advisory_unlock(1668183142, 1)", &[]).await.expect("unlock");
+    assert_eq!(
+        fired_by_any.into_iter().collect::<Vec<_>>(),
+        definer,
+        "every SECURITY DEFINER function is fired (add a statement for a new one)"
+    );
 
-    // Nobody calls them directly: PUBLIC may not (triggers fire without an EXECUTE check).
-    let callable: Vec<String> = admin
+    // Nobody calls the trigger functions directly (triggers fire without an EXECUTE check); only the runtime role
+    // may call the two the service calls.
+    let callable: Vec<(String, bool, bool, bool)> = admin
         .query(
-            "SELECT p.proname::text FROM pg_proc p
-             WHERE p.pronamespace = 'public'::regnamespace AND p.prosecdef
-               AND (has_function_privilege('public', p.oid, 'EXECUTE')
-                    OR has_function_privilege($1, p.oid, 'EXECUTE') OR has_function_privilege($2, p.oid, 'EXECUTE'))",
+            "SELECT p.proname::text, has_function_privilege('public', p.oid, 'EXECUTE'),
+                    has_function_privilege($1, p.oid, 'EXECUTE'), has_function_privilege($2, p.oid, 'EXECUTE')
+             FROM pg_proc p WHERE p.pronamespace = 'public'::regnamespace AND p.prosecdef ORDER BY 1",
             &[&app.name, &runtime.name],
         )
         .await
         .expect("EXECUTE privileges")
         .iter()
-        .map(|r| r.get(0))
+        .map(|r| (r.get(0), r.get(1), r.get(2), r.get(3)))
         .collect();
-    assert!(callable.is_empty(), "EXECUTE revoked from PUBLIC: {callable:?}");
+    for (name, public, by_app, by_runtime) in &callable {
+        let service_calls = name == "cantina_notify_historial_creadas" || name == "cantina_notify_historial_enviadas";
+        assert_eq!((*public, *by_app, *by_runtime), (false, false, service_calls), "EXECUTE on {name}");
+    }
     app.drop(&admin).await;
     runtime.drop(&admin).await;
 }
@@ -1064,7 +1076,7 @@ async fn rows_the_service_did_not_write_are_never_sent() {
                  RETURNING id_solicitud";
     // A legitimate row, signed as the service signs, waiting for its retry; and its control twin.
     let mut legit = Vec::new();
-    for clave in ["recarga_exitosa:900:email", "recarga_exitosa:901:email"] {
+    for clave in ["recarga_exitosa:900:email", "recarga_exitosa:901:email", "recarga_exitosa:902:email"] {
         let id: i64 = admin
             .query_one(
                 "INSERT INTO solicitudes_notificacion
@@ -1103,6 +1115,14 @@ async fn rows_the_service_did_not_write_are_never_sent() {
     )
     .await
     .expect("tamper");
+    // Another family's: the signature covers the client (the fallback finds the next address from it).
+    let other = seed_family(&admin, Some("otra@example.com"), None, 0).await;
+    rt.execute(
+        "UPDATE solicitudes_notificacion SET id_cliente = $2, proximo_intento = now() WHERE id_solicitud = $1",
+        &[&legit[2], &other.id_cliente],
+    )
+    .await
+    .expect("tamper the client");
     admin
         .execute("UPDATE solicitudes_notificacion SET proximo_intento = now() WHERE id_solicitud = $1", &[&legit[1]])
         .await
@@ -1110,12 +1130,12 @@ async fn rows_the_service_did_not_write_are_never_sent() {
     wait_count(
         &admin,
         "SELECT count(*) FROM solicitudes_notificacion WHERE estado <> 'Pendiente' AND clave_dedup NOT LIKE 'recarga_exitosa:901%'",
-        3,
+        4,
         SHORT,
     )
     .await;
     wait_count(&admin, "SELECT count(*) FROM solicitudes_notificacion WHERE estado = 'Enviado'", 1, SHORT).await;
-    for id in forged.iter().chain([&legit[0]]) {
+    for id in forged.iter().chain([&legit[0], &legit[2]]) {
         let (estado, error): (String, String) = admin
             .query_one("SELECT estado, ultimo_error FROM solicitudes_notificacion WHERE id_solicitud = $1", &[id])
             .await
@@ -1133,15 +1153,18 @@ async fn rows_the_service_did_not_write_are_never_sent() {
         )
         .await,
         1,
-        "one alert for three refused rows"
+        "one alert for four refused rows"
     );
     let metrics = service.get("/metrics").await.1;
-    assert!(metrics.contains("cantina_notify_unsigned_requests_refused_total{channel=\"email\"} 3"), "{metrics}");
+    assert!(metrics.contains("cantina_notify_unsigned_requests_refused_total{channel=\"email\"} 4"), "{metrics}");
     service.stop().await;
 
     // The fallback copies a failed link's data into the next channel's request: not when the data was altered.
     admin
-        .execute("UPDATE solicitudes_notificacion SET canales_respaldo = 'sms' WHERE id_solicitud = ANY($1)", &[&legit])
+        .execute(
+            "UPDATE solicitudes_notificacion SET canales_respaldo = 'sms' WHERE id_solicitud = ANY($1)",
+            &[&&legit[..2]],
+        )
         .await
         .unwrap();
     rt.execute(
@@ -1248,4 +1271,39 @@ async fn only_the_service_can_skip_or_sign_the_history() {
     drop((c, rt));
     app.drop(&admin).await;
     runtime.drop(&admin).await;
+}
+
+/// The staff alert for refused rows takes an advisory lock, and any role can take one and hold it: the sends must
+/// not wait for it. With the lock held and more refused rows than send slots, a real recharge still goes out.
+#[tokio::test]
+async fn a_held_alert_lock_does_not_hold_up_the_sends() {
+    use cantina_notify::domain::NotificationType;
+    use cantina_notify::rules::MessageData;
+
+    let db = TestDb::new().await;
+    let admin = db.client().await;
+    let fam = seed_family(&admin, Some("ana@example.com"), None, 12_000).await;
+    let holder = db.client().await;
+    holder.execute("SELECT pg_advisory_lock(hashtext('cantina-notify-alertas'))", &[]).await.unwrap();
+    let datos = serde_json::to_value(MessageData::sample(NotificationType::RecargaExitosa)).unwrap();
+    for i in 0..10 {
+        admin
+            .execute(
+                "INSERT INTO solicitudes_notificacion
+                     (id_cliente, nro_tarjeta, destino, estado, tipo, clave_dedup, destinatario, datos, proximo_intento)
+                 VALUES ($1, $2, 'Email', 'Pendiente', 'recarga_exitosa', $3, 'x@example.com', $4, now())",
+                &[&fam.id_cliente, &fam.nro_tarjeta, &format!("sin-firma:{i}"), &datos],
+            )
+            .await
+            .unwrap();
+    }
+    let rec = Recorder::new(ChannelKind::Email);
+    // Four send slots (the tests' concurrency) against ten refused rows.
+    let app = TestApp::start(test_settings(&db, &[]), &rec).await;
+    wait_count(&admin, "SELECT count(*) FROM solicitudes_notificacion WHERE estado = 'Error'", 10, SHORT).await;
+    recharge(&admin, &fam.nro_tarjeta, 10_000).await;
+    wait_count(&admin, "SELECT count(*) FROM solicitudes_notificacion WHERE estado = 'Enviado'", 1, SHORT).await;
+    assert_eq!(rec.sent_count(), 1);
+    holder.execute("SELECT pg_advisory_unlock_all()", &[]).await.unwrap();
+    app.stop().await;
 }

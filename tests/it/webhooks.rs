@@ -1113,3 +1113,15 @@ async fn concurrent_opt_changes_end_with_the_latest() {
     assert!(statuses.iter().all(|s| *s == 200), "{statuses:?}");
     assert!(!h.opted_out("WhatsApp", ANA).await);
 }
+
+/// A provider timestamp far ahead of our clock (a provider's clock, or a message built to outrank every later one)
+/// is not believed: the change counts as of its arrival, so the parent's real ALTA afterwards still wins.
+#[tokio::test]
+async fn a_change_stamped_in_the_future_does_not_outrank_later_ones() {
+    let h = Hooks::start().await;
+    let five_years = 5 * 365 * 24 * 3600;
+    h.meta_says("595981123456", "wamid.FUTURE_OUT", unix_now() + five_years, "BAJA").await;
+    assert!(h.opted_out("WhatsApp", ANA).await, "the BAJA itself applies");
+    h.meta_says("595981123456", "wamid.REAL_IN", unix_now() + 1, "ALTA").await;
+    assert!(!h.opted_out("WhatsApp", ANA).await, "the real ALTA after it wins");
+}
