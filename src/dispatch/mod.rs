@@ -412,7 +412,7 @@ impl Dispatcher {
             }
             Err(SendError::Transient { reason, .. }) => {
                 self.metrics.send(msg.channel, provider, SendOutcome::Error, seconds);
-                let reason = format!("agotados {} intentos; último error: {reason}", c.intentos);
+                let reason = retry::exhausted(c.intentos, &reason);
                 tracing::warn!(id = c.id, channel = %msg.channel, provider, %reason, "giving up");
                 self.write(&c, Outcome::Error { provider, reason: &reason }).await;
             }
@@ -423,7 +423,7 @@ impl Dispatcher {
                 // template, a country not enabled) then ends as Error after MAX_ATTEMPTS instead of cycling forever.
                 let delay = Duration::from_secs(self.settings.probe_interval_seconds.max(1));
                 if c.intentos >= self.settings.max_attempts {
-                    let reason = format!("agotados {} intentos; último error: {reason}", c.intentos);
+                    let reason = retry::exhausted(c.intentos, &reason);
                     self.write(&c, Outcome::Error { provider, reason: &reason }).await;
                 } else {
                     let stored = format!("intento {}: {reason}", c.intentos);

@@ -20,9 +20,32 @@ pub fn retry_delay(
     }
 }
 
+/// The reason a request ends `Error` with after its last attempt: the adapters' temporary errors promise a retry
+/// ("…; se reintentará"), which staff must not read on a request that will not be retried.
+pub fn exhausted(attempts: i32, last: &str) -> String {
+    let last = last.replace("; se reintentará más tarde", "").replace("; se reintentará", "");
+    format!("agotados {attempts} intentos; último error: {last}")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_final_error_promises_no_retry() {
+        assert_eq!(
+            exhausted(8, "Error temporal de Twilio; se reintentará"),
+            "agotados 8 intentos; último error: Error temporal de Twilio"
+        );
+        assert_eq!(
+            exhausted(3, "sin conexión con Twilio; se reintentará (connection refused)"),
+            "agotados 3 intentos; último error: sin conexión con Twilio (connection refused)"
+        );
+        assert_eq!(
+            exhausted(2, "Meta. Se alcanzó el límite de envíos de Meta; se reintentará más tarde"),
+            "agotados 2 intentos; último error: Meta. Se alcanzó el límite de envíos de Meta"
+        );
+    }
 
     const S: Duration = Duration::from_secs(1);
 

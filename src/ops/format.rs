@@ -6,6 +6,13 @@ use jiff::{SignedDuration, Timestamp, tz::TimeZone};
 
 use super::OpsError;
 
+/// Text for a terminal: what the tables hold was written by the app's roles and the providers too, and an escape
+/// sequence in an error or a name (`ESC]0;…`, `ESC[2J`) would drive the operator's terminal. Control characters go
+/// (C0 but newline and tab, DEL, C1).
+pub fn terminal_safe(s: &str) -> String {
+    s.chars().filter(|c| *c == '\n' || *c == '\t' || !(c.is_control())).collect()
+}
+
 /// The longest `--since` accepted (ten years): longer is a typo, and would overflow date arithmetic eventually.
 pub const MAX_SINCE_DAYS: i64 = 3650;
 
@@ -148,6 +155,12 @@ pub fn table(headers: &[(&str, Align)], rows: &[Vec<String>]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn escape_sequences_never_reach_the_terminal() {
+        let stored = "intento 1: \u{1b}]0;pwned\u{7}\u{1b}[2Jborrado\u{9b}31m\u{7f} fin\nsegunda\tcolumna";
+        assert_eq!(terminal_safe(stored), "intento 1: ]0;pwned[2Jborrado31m fin\nsegunda\tcolumna");
+    }
 
     #[test]
     fn durations_take_one_unit() {

@@ -81,7 +81,7 @@ pub async fn run_stats(settings: &Settings, since: &str, json: bool) -> Result<E
     if json {
         println!("{}", serde_json::to_string_pretty(&stats)?);
     } else {
-        print!("{}", stats::render(&stats));
+        print!("{}", format::terminal_safe(&stats::render(&stats)));
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -97,7 +97,7 @@ pub async fn run_requests(settings: &Settings, command: RequestsCommand) -> Resu
                 let out: Vec<_> = rows.iter().map(|r| r.to_json(args.reveal)).collect();
                 println!("{}", serde_json::to_string_pretty(&out)?);
             } else {
-                print!("{}", requests::render_list(&rows, args.reveal));
+                print!("{}", format::terminal_safe(&requests::render_list(&rows, args.reveal)));
             }
             Ok(ExitCode::SUCCESS)
         }
@@ -110,7 +110,7 @@ pub async fn run_requests(settings: &Settings, command: RequestsCommand) -> Resu
                 if json {
                     println!("{}", serde_json::to_string_pretty(&detail.to_json(reveal))?);
                 } else {
-                    print!("{}", requests::render_show(&detail, reveal));
+                    print!("{}", format::terminal_safe(&requests::render_show(&detail, reveal)));
                 }
                 Ok(ExitCode::SUCCESS)
             }
