@@ -225,7 +225,7 @@ impl Metrics {
         let unsigned_refused = Family::<PendingLabels, Counter>::default();
         registry.register(
             "unsigned_requests_refused",
-            "Keyed requests not sent because they lack the service's signature (written or changed by another database role), by channel",
+            "Keyed requests not sent because another database role wrote or changed them (no valid signature, or put back to Pendiente after they were sent), by channel",
             unsigned_refused.clone(),
         );
         let fallbacks = Family::<FallbackLabels, Counter>::default();

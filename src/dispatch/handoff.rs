@@ -181,6 +181,7 @@ mod tests {
             firma: None,
             id_cliente: None,
             nro_tarjeta: None,
+            already_sent: false,
             intentos: 1,
             claimed_at: Instant::now(),
         }

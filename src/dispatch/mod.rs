@@ -33,6 +33,10 @@ use crate::rules::{MessageData, Recipient};
 use crate::signing::RowSigner;
 use store::{Claimed, Outcome};
 
+/// Why a sent request put back to `Pendiente` by hand is not sent again.
+const ALREADY_SENT: &str = "ya se envió (consta en su historial) y alguien la volvió a Pendiente sin el servicio: no se \
+     envía otra vez. `requests resend` no reenvía una solicitud enviada";
+
 /// The staff alert for refused unsigned requests.
 const UNSIGNED_ALERT: &str = "cantina-notify: solicitudes sin firma rechazadas";
 
@@ -319,6 +323,14 @@ impl Dispatcher {
         }
         if !self.signer.verify(&c.signed_fields(), c.firma.as_deref()) {
             self.refuse_unsigned(&c).await;
+            return;
+        }
+        if c.already_sent {
+            tracing::error!(id = c.id, "a sent request came back to Pendiente by another hand; not sent again");
+            self.metrics.unsigned_refused(c.destino.as_deref().unwrap_or("-"));
+            if let Err(e) = store::restore_sent(&self.pool, &c, ALREADY_SENT).await {
+                tracing::warn!(id = c.id, error = %e, "could not restore the sent state; retried when the lease expires");
+            }
             return;
         }
         let msg = match self.prepare(&c) {

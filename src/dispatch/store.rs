@@ -23,6 +23,9 @@ pub struct Claimed {
     /// Signed with the row: the client and the card it is about.
     pub id_cliente: Option<i32>,
     pub nro_tarjeta: Option<String>,
+    /// The history records a send of it already: it came back to `Pendiente` by someone's hand (`requests resend`
+    /// refuses a sent request), and is not sent again.
+    pub already_sent: bool,
     /// The attempt this claim is; outcome writes match on it so a claim taken over after its lease expired
     /// cannot be overwritten by the slow first holder.
     pub intentos: i32,
@@ -53,7 +56,10 @@ const CLAIM: &str = "
         LIMIT $1
         FOR UPDATE SKIP LOCKED))
     RETURNING s.id_solicitud, s.tipo, s.destino, s.destinatario, s.datos, s.clave_dedup, s.intentos, s.firma,
-              s.id_cliente, s.nro_tarjeta";
+              s.id_cliente, s.nro_tarjeta,
+              -- Sent before: its history says so, and only the owner's functions write the history.
+              EXISTS (SELECT 1 FROM cantina_notify_historial h
+                      WHERE h.id_solicitud = s.id_solicitud AND h.evento = 'enviada')";
 
 impl Claimed {
     /// What the signature covers, as the row holds it now.
@@ -81,6 +87,7 @@ impl Claimed {
             firma: self.firma.clone(),
             id_cliente: self.id_cliente,
             nro_tarjeta: self.nro_tarjeta.clone(),
+            already_sent: self.already_sent,
             intentos: self.intentos,
             claimed_at: self.claimed_at,
         }
@@ -109,6 +116,7 @@ pub async fn claim(
             firma: r.get(7),
             id_cliente: r.get(8),
             nro_tarjeta: r.get(9),
+            already_sent: r.get(10),
             claimed_at,
         })
         .collect())
@@ -293,6 +301,21 @@ pub fn sent_row(
     // Only a saldo_bajo notice reads `datos` (to stamp the cards it lists).
     let datos = if c.tipo.as_deref() == Some("saldo_bajo") { c.datos.clone() } else { None };
     Sent::new(c.id, c.intentos, provider, provider_id, warning, await_receipt, datos)
+}
+
+/// A request sent before that came back to `Pendiente` by another hand: `Enviado` again, saying why it was not
+/// sent a second time; its provider and id stay those of the real send.
+pub async fn restore_sent(pool: &Pool, c: &Claimed, reason: &str) -> Result<u64, DbError> {
+    Ok(pool
+        .get()
+        .await?
+        .execute(
+            "UPDATE solicitudes_notificacion
+             SET estado = 'Enviado', ultimo_error = $3, proximo_intento = NULL, actualizado_en = now()
+             WHERE id_solicitud = $1 AND intentos = $2 AND estado = 'Pendiente'",
+            &[&c.id, &c.intentos, &reason],
+        )
+        .await?)
 }
 
 pub async fn release(pool: &Pool, c: &Claimed) -> Result<(), DbError> {

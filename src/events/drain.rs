@@ -401,6 +401,7 @@ async fn write_requests(
                 firma: row.get(8),
                 id_cliente: row.get(9),
                 nro_tarjeta: row.get(10),
+                already_sent: false,
                 intentos,
                 claimed_at,
             });

@@ -1307,3 +1307,39 @@ async fn a_held_alert_lock_does_not_hold_up_the_sends() {
     holder.execute("SELECT pg_advisory_unlock_all()", &[]).await.unwrap();
     app.stop().await;
 }
+
+/// A sent request put back to `Pendiente` by the app's role (estado, attempts, date reset) is not sent again: its
+/// history records the send, and only the owner's functions write the history.
+#[tokio::test]
+async fn a_sent_request_put_back_to_pending_is_not_sent_again() {
+    let db = TestDb::new().await;
+    let admin = db.client().await;
+    let fam = seed_family(&admin, Some("ana@example.com"), None, 12_000).await;
+    let app = LoginRole::create(&admin).await;
+    admin
+        .batch_execute(&format!("GRANT SELECT, INSERT, UPDATE ON solicitudes_notificacion TO {}", app.name))
+        .await
+        .unwrap();
+    let rec = Recorder::new(ChannelKind::Email);
+    let service = TestApp::start(test_settings(&db, &[]), &rec).await;
+    recharge(&admin, &fam.nro_tarjeta, 10_000).await;
+    wait_count(&admin, "SELECT count(*) FROM solicitudes_notificacion WHERE estado = 'Enviado'", 1, SHORT).await;
+    let c = connect(&app.url(&db.url)).await;
+    c.batch_execute(
+        "UPDATE solicitudes_notificacion
+         SET estado = 'Pendiente', intentos = 0, fecha_envio = NULL, proximo_intento = now()",
+    )
+    .await
+    .unwrap();
+    wait_count(
+        &admin,
+        "SELECT count(*) FROM solicitudes_notificacion WHERE estado = 'Enviado' AND ultimo_error LIKE 'ya se envió%'",
+        1,
+        SHORT,
+    )
+    .await;
+    assert_eq!(rec.sent_count(), 1, "sent once");
+    service.stop().await;
+    drop(c);
+    app.drop(&admin).await;
+}
