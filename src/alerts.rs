@@ -51,8 +51,27 @@ const RESOLVE: &str = "
     SET estado = 'Resuelta', fecha_resolucion = now(), observaciones = $2
     WHERE tipo = 'SISTEMA' AND estado IN ('Pendiente', 'Leida') AND left(mensaje, char_length($1)) = $1";
 
+/// [`RAISE`], and not again within an hour of the last one (open, read or resolved).
+const RAISE_AT_MOST_HOURLY: &str = "
+    INSERT INTO alertas_sistema (tipo, mensaje, estado)
+    SELECT 'SISTEMA', $1, 'Pendiente'
+    WHERE NOT EXISTS (
+        SELECT 1 FROM alertas_sistema
+        WHERE tipo = 'SISTEMA' AND left(mensaje, char_length($2)) = $2
+          AND (estado IN ('Pendiente', 'Leida') OR fecha_creacion > now() - interval '1 hour'))";
+
 /// Opens the incident named by `prefix` unless it is already open; true when this call inserted the row.
 pub async fn raise(pool: &Pool, prefix: &str, mensaje: &str) -> Result<bool, DbError> {
+    insert_once(pool, RAISE, prefix, mensaje).await
+}
+
+/// [`raise`], and not again within an hour of the last one: for incidents that may repeat many times, where one
+/// alert an hour says all there is to say.
+pub async fn raise_at_most_hourly(pool: &Pool, prefix: &str, mensaje: &str) -> Result<bool, DbError> {
+    insert_once(pool, RAISE_AT_MOST_HOURLY, prefix, mensaje).await
+}
+
+async fn insert_once(pool: &Pool, sql: &str, prefix: &str, mensaje: &str) -> Result<bool, DbError> {
     let mensaje = stored_message(prefix, mensaje);
     let mut conn = pool.get().await?;
     let tx = conn.transaction().await?;
@@ -60,31 +79,7 @@ pub async fn raise(pool: &Pool, prefix: &str, mensaje: &str) -> Result<bool, DbE
     // Any role may take an advisory lock: one held by someone else must not hold this task for good.
     tx.batch_execute("SET LOCAL lock_timeout = '5s'").await?;
     tx.execute("SELECT pg_advisory_xact_lock(hashtext('cantina-notify-alertas'))", &[]).await?;
-    let inserted = tx.execute(RAISE, &[&mensaje, &key(prefix)]).await?;
-    tx.commit().await?;
-    Ok(inserted == 1)
-}
-
-/// [`raise`], and not again within an hour of the last one (open, read or resolved): for incidents that may repeat
-/// many times, where one alert an hour says all there is to say.
-pub async fn raise_at_most_hourly(pool: &Pool, prefix: &str, mensaje: &str) -> Result<bool, DbError> {
-    let mensaje = stored_message(prefix, mensaje);
-    let mut conn = pool.get().await?;
-    let tx = conn.transaction().await?;
-    // Any role may take an advisory lock: one held by someone else must not hold this task for good.
-    tx.batch_execute("SET LOCAL lock_timeout = '5s'").await?;
-    tx.execute("SELECT pg_advisory_xact_lock(hashtext('cantina-notify-alertas'))", &[]).await?;
-    let inserted = tx
-        .execute(
-            "INSERT INTO alertas_sistema (tipo, mensaje, estado)
-             SELECT 'SISTEMA', $1, 'Pendiente'
-             WHERE NOT EXISTS (
-                 SELECT 1 FROM alertas_sistema
-                 WHERE tipo = 'SISTEMA' AND left(mensaje, char_length($2)) = $2
-                   AND (estado IN ('Pendiente', 'Leida') OR fecha_creacion > now() - interval '1 hour'))",
-            &[&mensaje, &key(prefix)],
-        )
-        .await?;
+    let inserted = tx.execute(sql, &[&mensaje, &key(prefix)]).await?;
     tx.commit().await?;
     Ok(inserted == 1)
 }

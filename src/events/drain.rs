@@ -247,16 +247,7 @@ async fn complete_manual(
             let (estado, destinatario, error) = recipient_columns(&r);
             let mensaje = crate::render::summary(&r.data);
             let datos = serde_json::to_value(&r.data).unwrap_or(Json::Null);
-            // Where a POS row's destino is unset the statement keeps the row's, which the rules also resolved.
-            let firma = signer.sign(&SignedFields {
-                clave_dedup: &r.clave_dedup,
-                id_cliente: Some(r.id_cliente),
-                nro_tarjeta: r.nro_tarjeta.as_deref(),
-                destino: Some(r.channel.destino()),
-                destinatario: destinatario.as_deref(),
-                tipo: Some(r.tipo.as_str()),
-                datos: Some(&datos),
-            });
+            let firma = sign(signer, &r, destinatario.as_deref(), &datos);
             let n = tx
                 .execute(
                     COMPLETE_MANUAL,
@@ -413,6 +404,20 @@ async fn write_requests(
     Ok((out, claimed))
 }
 
+/// The signature of a request as the row will hold it (`destinatario` and `datos` as stored; a manual row's
+/// completion writes the same client, card and destino the rules resolved).
+fn sign(signer: &RowSigner, r: &NewRequest, destinatario: Option<&str>, datos: &Json) -> String {
+    signer.sign(&SignedFields {
+        clave_dedup: &r.clave_dedup,
+        id_cliente: Some(r.id_cliente),
+        nro_tarjeta: r.nro_tarjeta.as_deref(),
+        destino: Some(r.channel.destino()),
+        destinatario,
+        tipo: Some(r.tipo.as_str()),
+        datos: Some(datos),
+    })
+}
+
 /// Column arrays for the bulk insert.
 #[derive(Default)]
 struct InsertColumns {
@@ -437,15 +442,7 @@ impl InsertColumns {
     fn push(&mut self, r: NewRequest, signer: &RowSigner) {
         let (estado, destinatario, error) = recipient_columns(&r);
         let datos = serde_json::to_value(&r.data).unwrap_or(Json::Null);
-        self.firma.push(signer.sign(&SignedFields {
-            clave_dedup: &r.clave_dedup,
-            id_cliente: Some(r.id_cliente),
-            nro_tarjeta: r.nro_tarjeta.as_deref(),
-            destino: Some(r.channel.destino()),
-            destinatario: destinatario.as_deref(),
-            tipo: Some(r.tipo.as_str()),
-            datos: Some(&datos),
-        }));
+        self.firma.push(sign(signer, &r, destinatario.as_deref(), &datos));
         self.id_cliente.push(r.id_cliente);
         self.nro_tarjeta.push(r.nro_tarjeta);
         self.saldo.push(r.saldo.map(|s| s.0));
