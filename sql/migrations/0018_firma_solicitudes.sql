@@ -11,7 +11,8 @@
 -- signs it then.
 ALTER TABLE solicitudes_notificacion ADD COLUMN IF NOT EXISTS firma text;
 
--- The requests waiting to be sent when this migration ran were written by the service before it signed anything.
+-- The requests waiting to be sent when this migration ran, and the links of fallback chains still to be followed
+-- (their data goes into the next channel's request), were written by the service before it signed anything.
 -- Only the owner (this migration) writes this list, with a fingerprint of what each row held (the fields the
 -- signature covers): at its next start the service signs exactly these rows, if they still hold that, and takes
 -- them off the list. A row changed in between, or a keyed row written later without a valid signature (an older
@@ -24,5 +25,6 @@ INSERT INTO cantina_notify_sin_firma (id_solicitud, huella)
 SELECT id_solicitud,
        md5(ROW(clave_dedup, id_cliente, nro_tarjeta, destino, destinatario, tipo, datos)::text)
 FROM solicitudes_notificacion
-WHERE estado = 'Pendiente' AND clave_dedup IS NOT NULL AND firma IS NULL
+WHERE clave_dedup IS NOT NULL AND firma IS NULL
+  AND (estado = 'Pendiente' OR (canales_respaldo IS NOT NULL AND respaldo_creado_en IS NULL))
 ON CONFLICT DO NOTHING;

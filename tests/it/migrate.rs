@@ -145,6 +145,17 @@ async fn requests_pending_when_signing_arrived_are_signed_and_sent() {
                   VALUES ($1, $2, 'Email', 'Pendiente', 'recarga_exitosa', $3, 'ana@example.com', $4, now(), now())";
     c.execute(insert, &[&fam.id_cliente, &fam.nro_tarjeta, &"recarga_exitosa:1:email", &datos]).await.unwrap();
     c.execute(insert, &[&fam.id_cliente, &fam.nro_tarjeta, &"recarga_exitosa:3:email", &datos]).await.unwrap();
+    // A failed link of a fallback chain, still to be followed to SMS.
+    c.execute(
+        "INSERT INTO solicitudes_notificacion
+             (id_cliente, nro_tarjeta, destino, estado, tipo, clave_dedup, destinatario, datos, canales_respaldo,
+              intentos, ultimo_error, actualizado_en)
+         VALUES ($1, $2, 'Email', 'Error', 'recarga_exitosa', 'recarga_exitosa:4:email', 'ana@example.com', $3, 'sms',
+                 1, 'rebotó', now())",
+        &[&fam.id_cliente, &fam.nro_tarjeta, &datos],
+    )
+    .await
+    .unwrap();
     let report = migrate(&mut c, false).await.unwrap();
     // Listed by the migration, then redirected before the new service signs it: not signed, not sent.
     c.execute(
@@ -158,9 +169,28 @@ async fn requests_pending_when_signing_arrived_are_signed_and_sent() {
 
     let rec = Recorder::new(ChannelKind::Email);
     let app = TestApp::start(test_settings(&db, &[]), &rec).await;
-    wait_count(&c, "SELECT count(*) FROM solicitudes_notificacion WHERE estado <> 'Pendiente'", 3, SHORT).await;
+    wait_count(
+        &c,
+        "SELECT count(*) FROM solicitudes_notificacion
+         WHERE estado <> 'Pendiente' AND destino = 'Email' AND clave_dedup <> 'recarga_exitosa:4:email'",
+        3,
+        SHORT,
+    )
+    .await;
+    // The chain goes on: its SMS link is created (and signed) from the listed row.
+    wait_count(
+        &c,
+        "SELECT count(*) FROM solicitudes_notificacion WHERE clave_dedup = 'recarga_exitosa:4:sms'",
+        1,
+        SHORT,
+    )
+    .await;
     let states: Vec<(String, String)> = c
-        .query("SELECT clave_dedup, estado FROM solicitudes_notificacion ORDER BY id_solicitud", &[])
+        .query(
+            "SELECT clave_dedup, estado FROM solicitudes_notificacion WHERE clave_dedup LIKE '%:email'
+               AND clave_dedup <> 'recarga_exitosa:4:email' ORDER BY id_solicitud",
+            &[],
+        )
         .await
         .unwrap()
         .iter()
