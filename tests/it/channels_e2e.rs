@@ -71,17 +71,37 @@ fn smtp_server(dir: &std::path::Path) -> (u16, Smtp, String) {
     (port, handler, cert.display().to_string())
 }
 
-#[tokio::test]
-async fn a_recharge_goes_out_on_every_real_channel() {
-    let db = TestDb::new().await;
-    let c = db.client().await;
-    let fam = seed_family(&c, Some("ana.benitez@example.com"), Some("0981 123456"), 12_000).await;
+/// Ana Benítez with an email, a phone and a portal account.
+async fn family_on_every_channel(c: &tokio_postgres::Client) -> Family {
+    let fam = seed_family(c, Some("ana.benitez@example.com"), Some("0981 123456"), 12_000).await;
     c.execute(
         "INSERT INTO usuario_portal (id_cliente, email, activo) VALUES ($1, 'ana.portal@example.com', true)",
         &[&fam.id_cliente],
     )
     .await
     .unwrap();
+    fam
+}
+
+/// Twilio's `201` to a created message (Messages API).
+fn twilio_created() -> serde_json::Value {
+    serde_json::json!({"sid": "SM0123456789abcdef0123456789abcdef", "status": "queued"})
+}
+
+/// Meta's `200` to an accepted template message (Cloud API).
+fn meta_accepted() -> serde_json::Value {
+    serde_json::json!({
+        "messaging_product": "whatsapp",
+        "contacts": [{"input": "+595981123456", "wa_id": "595981123456"}],
+        "messages": [{"id": "wamid.HBgLNTk1OTgxMTIzNDU2FQIAERgSQ0"}]
+    })
+}
+
+#[tokio::test]
+async fn a_recharge_goes_out_on_every_real_channel() {
+    let db = TestDb::new().await;
+    let c = db.client().await;
+    let fam = family_on_every_channel(&c).await;
 
     let dir = std::env::temp_dir().join(format!("cn-e2e-{}", fastrand::u64(..)));
     std::fs::create_dir_all(&dir).unwrap();
@@ -92,10 +112,7 @@ async fn a_recharge_goes_out_on_every_real_channel() {
         .and(header("authorization", "Basic QUMwMTIzNDU2Nzg5YWJjZGVmMDEyMzQ1Njc4OWFiY2RlZjpzZWNyZXQtdG9rZW4="))
         .and(body_string_contains("To=%2B595981123456"))
         .and(body_string_contains("From=%2B15005550006"))
-        .respond_with(
-            ResponseTemplate::new(201)
-                .set_body_json(serde_json::json!({"sid": "SM0123456789abcdef0123456789abcdef", "status": "queued"})),
-        )
+        .respond_with(ResponseTemplate::new(201).set_body_json(twilio_created()))
         .expect(1)
         .mount(&twilio)
         .await;
@@ -104,11 +121,7 @@ async fn a_recharge_goes_out_on_every_real_channel() {
         .and(path("/v23.0/106540352242922/messages"))
         .and(header("authorization", "Bearer meta-token"))
         .and(body_string_contains("\"name\":\"recarga_exitosa\""))
-        .respond_with(ResponseTemplate::new(200).set_body_json(serde_json::json!({
-            "messaging_product": "whatsapp",
-            "contacts": [{"input": "+595981123456", "wa_id": "595981123456"}],
-            "messages": [{"id": "wamid.HBgLNTk1OTgxMTIzNDU2FQIAERgSQ0"}]
-        })))
+        .respond_with(ResponseTemplate::new(200).set_body_json(meta_accepted()))
         .expect(1)
         .mount(&meta)
         .await;
@@ -270,31 +283,18 @@ async fn a_401_pauses_the_channel_with_one_staff_alert_and_a_probe_resumes_it() 
 async fn nothing_personal_or_secret_is_logged_at_trace() {
     let db = TestDb::new().await;
     let c = db.client().await;
-    let fam = seed_family(&c, Some("ana.benitez@example.com"), Some("0981 123456"), 12_000).await;
-    c.execute(
-        "INSERT INTO usuario_portal (id_cliente, email, activo) VALUES ($1, 'ana.portal@example.com', true)",
-        &[&fam.id_cliente],
-    )
-    .await
-    .unwrap();
+    let fam = family_on_every_channel(&c).await;
     let dir = std::env::temp_dir().join(format!("cn-trace-{}", fastrand::u64(..)));
     std::fs::create_dir_all(&dir).unwrap();
     let (smtp_port, smtp, ca) = smtp_server(&dir);
     let twilio = MockServer::start().await;
     Mock::given(method("POST"))
-        .respond_with(
-            ResponseTemplate::new(201)
-                .set_body_json(serde_json::json!({"sid": "SM0123456789abcdef0123456789abcdef", "status": "queued"})),
-        )
+        .respond_with(ResponseTemplate::new(201).set_body_json(twilio_created()))
         .mount(&twilio)
         .await;
     let meta = MockServer::start().await;
     Mock::given(method("POST"))
-        .respond_with(ResponseTemplate::new(200).set_body_json(serde_json::json!({
-            "messaging_product": "whatsapp",
-            "contacts": [{"input": "+595981123456", "wa_id": "595981123456"}],
-            "messages": [{"id": "wamid.HBgLNTk1OTgxMTIzNDU2FQIAERgSQ0"}]
-        })))
+        .respond_with(ResponseTemplate::new(200).set_body_json(meta_accepted()))
         .mount(&meta)
         .await;
     let addr =

@@ -83,6 +83,26 @@ async fn row(c: &Client, phone: &str) -> (String, Option<String>, Option<String>
     (r.get(0), r.get(1), r.get(2), r.get(3), r.get(4))
 }
 
+/// Starts the service with `env` (and short leases), confirms a recharge on every card, and waits until each case
+/// reached its final state with exactly one provider call.
+async fn recharge_each_case(
+    db: &TestDb,
+    c: &Client,
+    server: &MockServer,
+    mut env: Vec<(&str, &str)>,
+    cases: &[Case],
+) -> TestApp {
+    env.extend(FAST_LEASE);
+    let app = TestApp::start_with(test_settings(db, &env), None).await;
+    let cards: Vec<String> =
+        c.query("SELECT nro_tarjeta FROM tarjetas", &[]).await.unwrap().iter().map(|r| r.get(0)).collect();
+    for card in &cards {
+        recharge(c, card, 10_000).await;
+    }
+    wait_final_once(c, server, cases).await;
+    app
+}
+
 async fn mount(server: &MockServer, send_path: &str, cases: &[Case]) {
     for case in cases {
         let to = case.e164();
@@ -155,7 +175,7 @@ async fn twilio_answers_with_nul_bad_utf8_huge_or_empty_bodies_are_recorded_once
     let twilio = MockServer::start().await;
     mount(&twilio, TWILIO_SEND, &cases).await;
     let twilio_url = twilio.uri();
-    let mut env = vec![
+    let env = vec![
         ("SMS_PROVIDER", "twilio"),
         ("TWILIO_ACCOUNT_SID", "AC0123456789abcdef0123456789abcdef"),
         ("TWILIO_AUTH_TOKEN", "secret-token"),
@@ -163,19 +183,7 @@ async fn twilio_answers_with_nul_bad_utf8_huge_or_empty_bodies_are_recorded_once
         ("TWILIO_API_URL", twilio_url.as_str()),
         ("CANTINA__RULES__RECARGA_EXITOSA__CHANNELS", "sms"),
     ];
-    env.extend(FAST_LEASE);
-    let app = TestApp::start_with(test_settings(&db, &env), None).await;
-    let cards: Vec<String> = c
-        .query("SELECT nro_tarjeta FROM tarjetas ORDER BY nro_tarjeta", &[])
-        .await
-        .unwrap()
-        .iter()
-        .map(|r| r.get(0))
-        .collect();
-    for card in &cards {
-        recharge(&c, card, 10_000).await;
-    }
-    wait_final_once(&c, &twilio, &cases).await;
+    let app = recharge_each_case(&db, &c, &twilio, env, &cases).await;
 
     let warned = |e: &Option<String>| e.as_deref().is_some_and(|e| e.contains("aviso: Twilio aceptó el envío"));
     // The id had a NUL: stored without it, no warning.
@@ -239,21 +247,14 @@ async fn meta_answers_with_nul_or_nothing_are_recorded_once() {
     let meta = MockServer::start().await;
     mount(&meta, META_SEND, &cases).await;
     let meta_url = meta.uri();
-    let mut env = vec![
+    let env = vec![
         ("WHATSAPP_PROVIDER", "business_api"),
         ("WHATSAPP_ACCESS_TOKEN", "meta-token"),
         ("WHATSAPP_PHONE_NUMBER_ID", "106540352242922"),
         ("WHATSAPP_API_URL", meta_url.as_str()),
         ("CANTINA__RULES__RECARGA_EXITOSA__CHANNELS", "whatsapp"),
     ];
-    env.extend(FAST_LEASE);
-    let app = TestApp::start_with(test_settings(&db, &env), None).await;
-    let cards: Vec<String> =
-        c.query("SELECT nro_tarjeta FROM tarjetas", &[]).await.unwrap().iter().map(|r| r.get(0)).collect();
-    for card in &cards {
-        recharge(&c, card, 10_000).await;
-    }
-    wait_final_once(&c, &meta, &cases).await;
+    let app = recharge_each_case(&db, &c, &meta, env, &cases).await;
 
     let r = row(&c, &cases[0].e164()).await;
     assert_eq!((r.0.as_str(), r.1.as_deref(), r.2.as_deref()), ("Enviado", Some("wamid.A"), None), "{r:?}");
@@ -294,7 +295,7 @@ async fn a_gateway_error_with_nul_and_an_id_with_nul_are_recorded_once() {
     let gateway = MockServer::start().await;
     mount(&gateway, "/sms", &cases).await;
     let url = format!("{}/sms", gateway.uri());
-    let mut env = vec![
+    let env = vec![
         ("SMS_PROVIDER", "http"),
         ("CANTINA__SMS__GATEWAY__URL", url.as_str()),
         ("CANTINA__SMS__GATEWAY__FORMAT", "json"),
@@ -304,14 +305,7 @@ async fn a_gateway_error_with_nul_and_an_id_with_nul_are_recorded_once() {
         ("CANTINA__SMS__GATEWAY__MESSAGE_ID_POINTER", "/id"),
         ("CANTINA__RULES__RECARGA_EXITOSA__CHANNELS", "sms"),
     ];
-    env.extend(FAST_LEASE);
-    let app = TestApp::start_with(test_settings(&db, &env), None).await;
-    let cards: Vec<String> =
-        c.query("SELECT nro_tarjeta FROM tarjetas", &[]).await.unwrap().iter().map(|r| r.get(0)).collect();
-    for card in &cards {
-        recharge(&c, card, 10_000).await;
-    }
-    wait_final_once(&c, &gateway, &cases).await;
+    let app = recharge_each_case(&db, &c, &gateway, env, &cases).await;
 
     let r = row(&c, &cases[0].e164()).await;
     assert_eq!((r.0.as_str(), r.1.as_deref(), r.2.as_deref()), ("Enviado", Some("gw-1"), None), "{r:?}");

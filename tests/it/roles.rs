@@ -666,6 +666,22 @@ async fn the_event_triggers_resolve_nothing_through_the_callers_search_path() {
     app.drop(&admin).await;
 }
 
+/// The runtime role (`migrate --grant-to`, as production sets it up) and an app role that may read and write
+/// `tables` as the POS does (with the sequences behind them).
+async fn runtime_and_app(admin: &mut Client, tables: &str) -> (LoginRole, LoginRole) {
+    let runtime = LoginRole::create(admin).await;
+    migrate_and_grant(admin, false, Some(&runtime.name)).await.expect("grant the runtime role");
+    let app = LoginRole::create(admin).await;
+    admin
+        .batch_execute(&format!(
+            "GRANT SELECT, INSERT, UPDATE ON {tables} TO {0}; GRANT USAGE ON ALL SEQUENCES IN SCHEMA public TO {0}",
+            app.name
+        ))
+        .await
+        .expect("the app's grants");
+    (runtime, app)
+}
+
 /// The names a body could reach through the caller's search_path: identifiers (tables, functions, types) and
 /// operator symbols, plus the operators SQL looks up without writing them (`IS DISTINCT FROM`, `nullif` and a
 /// simple `CASE` use `=` or `<>`; `LIKE` is `~~`; `BETWEEN` is `>=` and `<=`).
@@ -708,17 +724,8 @@ async fn no_security_definer_function_reaches_a_look_alike_of_its_callers() {
     let db = TestDb::new().await;
     let mut admin = db.client().await;
     let fam = seed_family(&admin, Some("ana@example.com"), None, 6000).await;
-    let runtime = LoginRole::create(&admin).await;
-    migrate_and_grant(&mut admin, false, Some(&runtime.name)).await.expect("grant the runtime role");
-    let app = LoginRole::create(&admin).await;
-    admin
-        .batch_execute(&format!(
-            "GRANT SELECT, INSERT, UPDATE ON cargas_saldo, tarjetas, hijos, clientes, solicitudes_notificacion TO {0};
-             GRANT USAGE ON ALL SEQUENCES IN SCHEMA public TO {0}",
-            app.name
-        ))
-        .await
-        .expect("the app's grants");
+    let (runtime, app) =
+        runtime_and_app(&mut admin, "cargas_saldo, tarjetas, hijos, clientes, solicitudes_notificacion").await;
 
     // The functions under test and every function of the schema their bodies name (their bodies run in the same
     // context), to a fixed point.
@@ -1061,13 +1068,7 @@ async fn rows_the_service_did_not_write_are_never_sent() {
     let db = TestDb::new().await;
     let mut admin = db.client().await;
     let fam = seed_family(&admin, Some("ana@example.com"), Some("0981 123456"), 12_000).await;
-    let runtime = LoginRole::create(&admin).await;
-    migrate_and_grant(&mut admin, false, Some(&runtime.name)).await.expect("grant the runtime role");
-    let app = LoginRole::create(&admin).await;
-    admin
-        .batch_execute(&format!("GRANT SELECT, INSERT, UPDATE ON solicitudes_notificacion TO {}", app.name))
-        .await
-        .expect("the app's grants");
+    let (runtime, app) = runtime_and_app(&mut admin, "solicitudes_notificacion").await;
     let datos = serde_json::to_value(MessageData::sample(NotificationType::RecargaExitosa)).unwrap();
     let forge = "INSERT INTO solicitudes_notificacion
                      (id_cliente, nro_tarjeta, destino, estado, tipo, clave_dedup, destinatario, datos, proximo_intento,
@@ -1192,13 +1193,7 @@ async fn only_the_service_can_skip_or_sign_the_history() {
     let db = TestDb::new().await;
     let mut admin = db.client().await;
     let fam = seed_family(&admin, Some("ana@example.com"), None, 12_000).await;
-    let runtime = LoginRole::create(&admin).await;
-    migrate_and_grant(&mut admin, false, Some(&runtime.name)).await.expect("grant the runtime role");
-    let app = LoginRole::create(&admin).await;
-    admin
-        .batch_execute(&format!("GRANT SELECT, INSERT, UPDATE ON solicitudes_notificacion TO {}", app.name))
-        .await
-        .unwrap();
+    let (runtime, app) = runtime_and_app(&mut admin, "solicitudes_notificacion").await;
     let id = pos_manual_request(&admin, &fam).await;
     let history = |id: i64| {
         let admin = &admin;
