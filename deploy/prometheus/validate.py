@@ -4,14 +4,14 @@
 promtool checks the PromQL itself; this file checks what promtool cannot see: that the CRD has the shape the
 Prometheus Operator expects, that every alert carries severity/summary/description/runbook_url and has unit tests
 that fire and that stay quiet, and that the rules and the dashboard only name metrics the service exports
-(derived from src/metrics.rs, the source of truth) and that the README's catalogue lists them.
+(derived from src/metrics.rs, the source of truth) and that the catalogue in docs/operations.md lists them.
 
 Subcommands (paths are relative to the repository root):
   metrics                                  print the exported metric names, one per line
   rules CRD OUT                            check the PrometheusRule, write its `spec` as a promtool rule file
   coverage CRD TEST...                     every alert has a firing and a non-firing unit test
   dashboard JSON OUT                       check the dashboard, write its queries as recording rules for promtool
-  readme README                            the README's metrics catalogue lists every exported metric
+  catalogue PAGE                          the page's `## Metrics` catalogue lists every exported metric
 """
 
 from __future__ import annotations
@@ -452,7 +452,7 @@ def check_dashboard(path: Path, out: Path) -> None:
     print(f"{path}: {len(ids)} panels, {len(rules)} queries, all on exported metrics; queries written to {out}")
 
 
-def check_readme(path: Path) -> None:
+def check_catalogue(path: Path) -> None:
     text = path.read_text(encoding="utf-8")
     section = re.search(r"^## Metrics\n(.*?)(?=^## |\Z)", text, re.S | re.M)
     if not section:
@@ -481,8 +481,8 @@ def main(argv: list[str]) -> int:
                 check_coverage(Path(crd), [Path(t) for t in tests])
             case ["dashboard", dash, out]:
                 check_dashboard(Path(dash), Path(out))
-            case ["readme", readme]:
-                check_readme(Path(readme))
+            case ["catalogue", page]:
+                check_catalogue(Path(page))
             case _:
                 print(__doc__, file=sys.stderr)
                 return 2
