@@ -106,19 +106,22 @@ fn links(text: &str) -> Vec<(usize, String)> {
     out
 }
 
-/// `a/b/../c` → `a/c`, without touching the file system.
-fn normalise(p: &Path) -> PathBuf {
+/// `a/b/../c` → `a/c`, without touching the file system; `None` when the path leaves the repository.
+fn normalise(p: &Path) -> Option<PathBuf> {
     let mut out = PathBuf::new();
     for c in p.components() {
         match c {
             Component::ParentDir => {
-                out.pop();
+                if !out.pop() {
+                    return None;
+                }
             }
             Component::CurDir => {}
-            c => out.push(c),
+            Component::Normal(c) => out.push(c),
+            Component::RootDir | Component::Prefix(_) => return None,
         }
     }
-    out
+    Some(out)
 }
 
 /// The broken links of the given pages, as `page:line: target: why`.
@@ -140,22 +143,24 @@ fn broken_links(root: &Path, pages: &[PathBuf]) -> Vec<String> {
                 Some((p, a)) => (p, Some(a)),
                 None => (target.as_str(), None),
             };
+            let at = format!("{}:{line}: {target}", page.display());
             let file = if path.is_empty() {
                 page.clone()
             } else {
-                normalise(&page.parent().unwrap_or(Path::new("")).join(path))
+                match normalise(&page.parent().unwrap_or(Path::new("")).join(path)) {
+                    Some(f) => f,
+                    None => {
+                        problems.push(format!("{at}: points outside the repository"));
+                        continue;
+                    }
+                }
             };
-            let at = format!("{}:{line}: {target}", page.display());
-            if file.starts_with("..") || file.as_os_str().is_empty() && !path.is_empty() {
-                problems.push(format!("{at}: points outside the repository"));
-                continue;
-            }
             let full = root.join(&file);
             if !full.exists() {
                 problems.push(format!("{at}: {} does not exist", file.display()));
                 continue;
             }
-            let Some(anchor) = anchors_of(anchor) else { continue };
+            let Some(anchor) = anchor.filter(|a| !a.is_empty()) else { continue };
             if full.extension().is_none_or(|x| x != "md") {
                 problems.push(format!("{at}: an anchor into {}, which is not Markdown", file.display()));
                 continue;
@@ -167,10 +172,6 @@ fn broken_links(root: &Path, pages: &[PathBuf]) -> Vec<String> {
         }
     }
     problems
-}
-
-fn anchors_of(anchor: Option<&str>) -> Option<&str> {
-    anchor.filter(|a| !a.is_empty())
 }
 
 #[test]
