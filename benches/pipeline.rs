@@ -4,7 +4,7 @@
 //! release binary as child processes (`cantina-notify run`, email through the SendGrid adapter, rate limit off).
 //! Phases: (1) app overhead of the triggers, (2) backlog drain with (4) footprint, (3) steady-state latency,
 //! (5) replicas. Progress and per-phase details go to stderr; the table goes to stdout. The `BENCH_*` variables
-//! (see [`Config::from_env`] and the README) scale it down for a quick run.
+//! (see [`Config::from_env`] and docs/benchmark.md) scale it down for a quick run.
 
 #[path = "pipeline/db.rs"]
 mod db;

@@ -150,7 +150,7 @@ async fn migrate_locked(client: &mut Client, reference_schema: bool) -> Result<M
         tracing::warn!(
             role = role.as_str(),
             "migrate is running as a superuser: the service's trigger functions will run with a superuser's rights; \
-             run migrate as the owner of the Cantina tables instead (README, Database roles)"
+             run migrate as the owner of the Cantina tables instead (docs/exactly-once.md, Database roles)"
         );
     }
     report.as_superuser = superuser;
