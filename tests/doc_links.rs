@@ -191,9 +191,12 @@ fn the_checker_catches_a_missing_file_a_missing_anchor_and_a_link_outside_the_re
          [web](https://example.com/x#y), `[code](not/a/link.md)`.\n\n```\n[fenced](not/a/link.md)\n```\n",
     )
     .expect("write README");
-    std::fs::write(dir.join("docs/a.md"), "# A heading\n\n## A heading\n\nBack to [the top](../README.md#title), \
-         [the repeat](#a-heading-1).\n")
-        .expect("write docs/a.md");
+    std::fs::write(
+        dir.join("docs/a.md"),
+        "# A heading\n\n## A heading\n\nBack to [the top](../README.md#title), \
+         [the repeat](#a-heading-1).\n",
+    )
+    .expect("write docs/a.md");
     let problems = broken_links(&dir, &[PathBuf::from("README.md"), PathBuf::from("docs/a.md")]);
     std::fs::remove_dir_all(&dir).expect("clean up");
     let joined = problems.join("\n");
