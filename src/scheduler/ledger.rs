@@ -2,6 +2,8 @@
 //!
 //! - Claim: `INSERT ... ON CONFLICT DO NOTHING RETURNING`; of any number of replicas exactly one gets the row.
 //! - A firing older than the catch-up window when it is first seen is inserted `omitida` and never run.
+//! - A schedule's first tick ever inserts a baseline row `omitida` at that instant ([`baseline`]): firings before
+//!   the service existed (or before the cut-over from Celery beat) were someone else's to run.
 //! - Crash recovery: a row still `en_curso` [`STALE_AFTER`] after it started (the replica died mid-sweep) can be
 //!   re-claimed by one replica with a conditional `UPDATE ... RETURNING`, as long as the firing is still inside
 //!   the catch-up window. A `fallida` row is retried the same way [`RETRY_FAILED_AFTER`] after it failed. Re-running
@@ -53,6 +55,28 @@ pub async fn claim(pool: &Pool, programa: &str, at: Timestamp, replica: &str, no
         .await?;
     Ok(!rows.is_empty())
 }
+
+/// Records where a schedule with no history starts: an `omitida` row at `now`, unless some replica recorded the
+/// schedule first. Two replicas starting in the same instant may both write one; either row is a valid start.
+pub async fn baseline(pool: &Pool, programa: &str, replica: &str, now: Timestamp) -> Result<bool, DbError> {
+    let n = pool
+        .get()
+        .await?
+        .execute(
+            "INSERT INTO cantina_notify_ejecuciones
+                 (programa, programada_en, estado, replica, iniciada_en, terminada_en, solicitudes, detalle)
+             SELECT $1, $2, 'omitida', $3, $2, $2, 0, $4
+             WHERE NOT EXISTS (SELECT 1 FROM cantina_notify_ejecuciones WHERE programa = $1)
+             ON CONFLICT (programa, programada_en) DO NOTHING",
+            &[&programa, &st(now), &replica, &BASELINE_DETAIL],
+        )
+        .await?;
+    Ok(n == 1)
+}
+
+/// The `detalle` of a baseline row.
+pub const BASELINE_DETAIL: &str =
+    "inicio del programa: las ejecuciones anteriores a este primer arranque no se recuperan";
 
 /// Records a firing that is too old to run (no-op when some replica already recorded it).
 pub async fn skip(

@@ -10,7 +10,8 @@
 //! A run that fails raises one staff alert (`alertas_sistema`, see [`crate::alerts`]) for its schedule, resolved
 //! when a run of that schedule next completes.
 //!
-//! On a schedule's first ever tick the search starts at `now - window`, so a fresh install does not replay history.
+//! A schedule's first tick ever records a baseline at now and runs nothing: the firings before it belonged to
+//! whoever sent these notices before (Celery beat, at the cut-over), so catching up on them would send them twice.
 //! A run left `en_curso` for 30 minutes (crashed replica) or `fallida` for 5 minutes is re-claimed while still
 //! inside the window. Sweeps are idempotent through their dedup keys, so a re-run creates only what is missing.
 
@@ -288,7 +289,12 @@ impl Scheduler {
         let floor = now.checked_sub(MAX_LOOKBACK).unwrap_or(now);
         let after = match ledger::last_recorded(&self.pool, programa).await? {
             Some(last) => last.max(floor),
-            None => window_start,
+            None => {
+                if ledger::baseline(&self.pool, programa, &self.replica, now).await? {
+                    tracing::info!(sweep = programa, "first start of this schedule: earlier firings are not run");
+                }
+                return Ok(());
+            }
         };
         for at in schedule.firings_between(&self.tz, after, now) {
             if at < window_start {

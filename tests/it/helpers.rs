@@ -428,3 +428,20 @@ pub async fn reject_requests_for_card(c: &Client, nro_tarjeta: &str) {
     .await
     .expect("reject trigger");
 }
+
+/// The ledger as a scheduler started six hours (the default catch-up window) before `now` leaves it: a baseline
+/// row for each schedule without history. Without it a scheduler's first tick only records its baseline.
+pub async fn scheduler_started_before(c: &Client, now: jiff::Timestamp) {
+    let started = std::time::SystemTime::from(now - jiff::SignedDuration::from_hours(6));
+    for kind in cantina_notify::scheduler::SweepKind::ALL {
+        c.execute(
+            "INSERT INTO cantina_notify_ejecuciones
+                 (programa, programada_en, estado, replica, iniciada_en, terminada_en, solicitudes, detalle)
+             SELECT $1, $2, 'omitida', 'prueba', $2, $2, 0, $3
+             WHERE NOT EXISTS (SELECT 1 FROM cantina_notify_ejecuciones WHERE programa = $1)",
+            &[&kind.as_str(), &started, &cantina_notify::scheduler::ledger::BASELINE_DETAIL],
+        )
+        .await
+        .unwrap();
+    }
+}

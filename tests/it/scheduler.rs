@@ -11,7 +11,7 @@ use deadpool_postgres::Pool;
 use jiff::{SignedDuration, Timestamp};
 use tokio_postgres::Client;
 
-use crate::helpers::{TestDb, count, seed_family, test_settings};
+use crate::helpers::{TestDb, count, scheduler_started_before, seed_family, test_settings};
 
 struct FakeClock(Mutex<Timestamp>);
 
@@ -90,8 +90,8 @@ async fn keys(c: &Client, tipo: &str) -> Vec<String> {
 async fn ledger(c: &Client, programa: &str) -> Vec<(String, String)> {
     c.query(
         "SELECT to_char(programada_en AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI'), estado
-         FROM cantina_notify_ejecuciones WHERE programa = $1 ORDER BY programada_en",
-        &[&programa],
+         FROM cantina_notify_ejecuciones WHERE programa = $1 AND detalle IS DISTINCT FROM $2 ORDER BY programada_en",
+        &[&programa, &cantina_notify::scheduler::ledger::BASELINE_DETAIL],
     )
     .await
     .unwrap()
@@ -117,6 +117,7 @@ async fn two_replicas_over_a_simulated_week_run_each_firing_once() {
     // Sunday 2026-11-22 00:00 local to the next Sunday, in 30-minute steps; both replicas tick concurrently.
     let start = at("2026-11-22T03:00:00Z");
     let clock = FakeClock::new(start);
+    scheduler_started_before(&c, clock.now()).await;
     let settings = SchedulerSettings::default();
     let retention = RetentionSettings::default();
     let a = Scheduler::new(pool.clone(), rules.clone(), &settings, &retention, "replica-a", clock.clone()).unwrap();
@@ -167,11 +168,55 @@ async fn two_replicas_over_a_simulated_week_run_each_firing_once() {
     assert_eq!(count(&c, "SELECT count(*) FROM solicitudes_notificacion").await, 10);
 }
 
+/// The cut-over: Celery beat sent Monday's 18:00 low-balance notices and was stopped; the service starts at 18:30.
+/// Its first tick records where each schedule starts and runs nothing before it; Tuesday's firing runs.
+#[tokio::test]
+async fn a_schedules_first_start_runs_nothing_scheduled_before_it() {
+    let (_db, c, pool, rules) = setup().await;
+    let fam = seed_family(&c, Some("ana@example.com"), None, 1_000).await;
+    let clock = FakeClock::new(at("2026-11-23T21:30:00Z")); // Monday 18:30 local
+    let s = Scheduler::new(
+        pool.clone(),
+        rules,
+        &SchedulerSettings::default(),
+        &RetentionSettings::default(),
+        "r1",
+        clock.clone(),
+    )
+    .unwrap();
+    assert_eq!(s.tick().await.unwrap(), []);
+    assert_eq!(count(&c, "SELECT count(*) FROM solicitudes_notificacion").await, 0);
+    let baselines: Vec<(String, String, String)> = c
+        .query("SELECT programa, estado, detalle FROM cantina_notify_ejecuciones ORDER BY programa", &[])
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| (r.get(0), r.get(1), r.get(2)))
+        .collect();
+    let expected: Vec<(String, String, String)> = ["cuenta_pendiente", "limpieza", "recordatorio_deuda", "saldo_bajo"]
+        .iter()
+        .map(|p| (p.to_string(), "omitida".to_string(), cantina_notify::scheduler::ledger::BASELINE_DETAIL.to_string()))
+        .collect();
+    assert_eq!(baselines, expected);
+
+    // A restart an hour later does not go back either; Tuesday 18:00 runs.
+    clock.set(at("2026-11-23T22:30:00Z"));
+    assert_eq!(s.tick().await.unwrap(), []);
+    clock.set(at("2026-11-24T21:01:00Z"));
+    let out = s.tick().await.unwrap();
+    assert!(
+        out.contains(&FiringOutcome::Ran { kind: SweepKind::SaldoBajo, at: at("2026-11-24T21:00:00Z"), result: Ok(1) }),
+        "{out:?}"
+    );
+    assert_eq!(keys(&c, "saldo_bajo").await, [format!("saldo_bajo:cliente:{}:2026-11-24:email", fam.id_cliente)]);
+}
+
 #[tokio::test]
 async fn a_missed_firing_runs_once_within_the_window_and_is_skipped_beyond_it() {
     let (_db, c, pool, rules) = setup().await;
     let fam = seed_family(&c, Some("ana@example.com"), None, 1_000).await;
     let clock = FakeClock::new(at("2026-11-23T21:30:00Z")); // Monday 18:30 local
+    scheduler_started_before(&c, clock.now()).await;
     let s = Scheduler::new(
         pool.clone(),
         rules,
@@ -232,6 +277,7 @@ async fn a_run_left_en_curso_by_a_dead_replica_is_reclaimed_after_30_minutes() {
     .await
     .unwrap();
     let clock = FakeClock::new(at("2026-11-23T21:20:00Z"));
+    scheduler_started_before(&c, clock.now()).await;
     let s = Scheduler::new(
         pool.clone(),
         rules,
@@ -432,6 +478,7 @@ async fn a_failed_sweep_raises_one_staff_alert_that_its_next_success_resolves() 
     let repair = "ALTER TABLE autorizacion_saldo_negativo_aparte RENAME TO autorizacion_saldo_negativo";
     c.batch_execute(break_it).await.unwrap();
     let clock = FakeClock::new(at("2026-11-23T11:01:00Z")); // Monday 08:01 local
+    scheduler_started_before(&c, clock.now()).await;
     let retention = RetentionSettings::default();
     let s =
         Scheduler::new(pool.clone(), rules, &SchedulerSettings::default(), &retention, "r1", clock.clone()).unwrap();
@@ -477,7 +524,9 @@ async fn a_failed_sweep_raises_one_staff_alert_that_its_next_success_resolves() 
     c.batch_execute(break_it).await.unwrap();
     clock.set(at("2026-11-24T11:01:00Z"));
     let out = s.tick().await.unwrap();
-    assert!(matches!(out.as_slice(), [FiringOutcome::Ran { result: Err(_), .. }]), "{out:?}");
+    // (Monday's 18:00 low-balance and 09:00 account firings are now beyond the window: recorded as skipped.)
+    let ran: Vec<_> = out.iter().filter(|o| matches!(o, FiringOutcome::Ran { .. })).collect();
+    assert!(matches!(ran.as_slice(), [FiringOutcome::Ran { result: Err(_), .. }]), "{out:?}");
     let rows = alerts(&c).await;
     assert_eq!(rows.iter().map(|r| r.1.as_str()).collect::<Vec<_>>(), ["Resuelta", "Pendiente"], "{rows:?}");
     assert!(rows[1].0.contains("programado para el 24/11/2026 08:00"), "{rows:?}");
@@ -566,6 +615,8 @@ async fn the_weekly_clean_up_deletes_only_old_finished_rows_once_across_replicas
     run_row(&c, "retirado", "2026-01-01T12:00:00Z").await; // old, but the latest of its schedule
 
     let clock = FakeClock::new(now + SignedDuration::from_mins(1));
+
+    scheduler_started_before(&c, clock.now()).await;
     let settings = SchedulerSettings::default();
     let retention = RetentionSettings::default();
     let a = Scheduler::new(pool.clone(), rules.clone(), &settings, &retention, "replica-a", clock.clone()).unwrap();
@@ -585,8 +636,8 @@ async fn the_weekly_clean_up_deletes_only_old_finished_rows_once_across_replicas
     let runs: Vec<(String, String)> = c
         .query(
             "SELECT programa, to_char(programada_en AT TIME ZONE 'UTC', 'YYYY-MM-DD') FROM cantina_notify_ejecuciones
-             ORDER BY programa, programada_en",
-            &[],
+             WHERE detalle IS DISTINCT FROM $1 ORDER BY programa, programada_en",
+            &[&cantina_notify::scheduler::ledger::BASELINE_DETAIL],
         )
         .await
         .unwrap()
@@ -606,7 +657,8 @@ async fn the_weekly_clean_up_deletes_only_old_finished_rows_once_across_replicas
     assert_eq!(runs, expected);
     let row = c
         .query_one(
-            "SELECT estado, solicitudes, detalle FROM cantina_notify_ejecuciones WHERE programa = 'limpieza'",
+            "SELECT estado, solicitudes, detalle FROM cantina_notify_ejecuciones
+             WHERE programa = 'limpieza' AND estado <> 'omitida'",
             &[],
         )
         .await
