@@ -191,10 +191,13 @@ pub fn merge_all(operator: &[OperatorPause], rows: &[ReplicaRow], now: Timestamp
     ChannelKind::ALL.into_iter().map(|k| (k, merge(k, operator.iter().find(|p| p.channel == k), rows, now))).collect()
 }
 
+/// A replica's name and its last heartbeat.
+pub type Heartbeat = (String, Timestamp);
+
 /// The replicas that recorded their state, split into live and silent (not seen within [`STALE_AFTER`]), each
 /// with its last heartbeat, sorted by name.
-pub fn replicas(rows: &[ReplicaRow], now: Timestamp) -> (Vec<(String, Timestamp)>, Vec<(String, Timestamp)>) {
-    let mut seen: Vec<(String, Timestamp)> = Vec::new();
+pub fn replicas(rows: &[ReplicaRow], now: Timestamp) -> (Vec<Heartbeat>, Vec<Heartbeat>) {
+    let mut seen: Vec<Heartbeat> = Vec::new();
     for r in rows {
         match seen.iter_mut().find(|(name, _)| *name == r.replica) {
             Some((_, at)) => *at = (*at).max(r.seen_at),

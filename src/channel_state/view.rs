@@ -7,7 +7,7 @@ use serde::Serialize;
 use tokio_postgres::Client;
 
 use super::store::{self, Snapshot};
-use super::{ChannelState, STALE_AFTER, merge_all, replicas};
+use super::{ChannelState, Heartbeat, STALE_AFTER, merge_all, replicas};
 use crate::db::DbError;
 use crate::domain::ChannelKind;
 use crate::operator_pauses::OperatorPause;
@@ -21,8 +21,8 @@ pub struct Report {
     /// False when the replicas' table (migration 0021) is missing: only operators' pauses are known then.
     pub replicas_available: bool,
     pub channels: Vec<(ChannelKind, ChannelState)>,
-    pub live: Vec<(String, Timestamp)>,
-    pub silent: Vec<(String, Timestamp)>,
+    pub live: Vec<Heartbeat>,
+    pub silent: Vec<Heartbeat>,
 }
 
 impl Report {
@@ -131,7 +131,7 @@ pub fn render(r: &Report) -> String {
         .collect();
     let h = [("CANAL", Align::Left), ("ESTADO", Align::Left), ("DESDE", Align::Left), ("DETALLE", Align::Left)];
     let mut out = table(&h, &rows);
-    let names = |v: &[(String, Timestamp)]| -> String {
+    let names = |v: &[Heartbeat]| -> String {
         format::terminal_safe(&v.iter().map(|(n, _)| n.as_str()).collect::<Vec<_>>().join(", "))
     };
     if !r.replicas_available {
