@@ -2,8 +2,9 @@
 //!
 //! The period (`--since`) applies to the counts, the success ratios and the last errors, by creation time
 //! (`fecha_solicitud`, else `actualizado_en`): "what was asked in the last 24 h and what became of it". The queue
-//! figures (pending, due, deferred, retrying, the oldest pending) and the paused channels are about now, whatever
-//! the age of the requests: an old stuck request is exactly what staff must see.
+//! figures (pending, due, deferred, retrying, the oldest pending) and the channels' states are about now, whatever
+//! the age of the requests: an old stuck request is exactly what staff must see. The states are those of
+//! `channel list` ([`crate::channel_state`]): the operators' pauses merged with what each running replica recorded.
 
 use std::collections::BTreeMap;
 use std::time::SystemTime;
