@@ -156,6 +156,12 @@ impl Application {
             d.watch_operator_pauses(s).await;
             ("operator pauses", Ok(()))
         });
+        let (s, d, replica) = (shutdown.clone(), dispatcher.clone(), crate::channel_state::replica_id());
+        tracing::info!(replica = %replica, "recording this replica's channel states");
+        tasks.spawn(async move {
+            d.record_channel_states(replica, s).await;
+            ("channel states", Ok(()))
+        });
         let (s, d) = (shutdown.clone(), dispatcher.clone());
         tasks.spawn(async move {
             d.housekeep(s).await;

@@ -59,13 +59,13 @@ pub enum Command {
         #[arg(long = "type", default_value = "recarga_exitosa")]
         kind: String,
     },
-    /// Pause or resume a channel in every running replica (stored in the database), or list the pauses.
+    /// Pause or resume a channel in every running replica (stored in the database), or list each channel's state.
     Channel {
         #[command(subcommand)]
         action: crate::operator_pauses::ChannelCommand,
     },
     /// Counts by type, channel and state over the period, success ratio and queue per channel, the oldest pending
-    /// request, paused channels and the last error per channel.
+    /// request, each channel's state (as `channel list` shows it) and the last error per channel.
     Stats {
         /// Period, by creation time: 30m, 24h, 7d.
         #[arg(long, default_value = "24h")]

@@ -60,6 +60,12 @@ pub struct OperatorPauseLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ChannelStateLabels {
+    pub channel: String,
+    pub state: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct FallbackLabels {
     pub r#type: String,
     pub from: String,
@@ -108,6 +114,7 @@ pub struct Metrics {
     events_set_aside: Counter,
     channel_paused: Family<ChannelLabels, Gauge>,
     channel_paused_by_operator: Family<OperatorPauseLabels, Gauge>,
+    channel_state: Family<ChannelStateLabels, Gauge>,
     dry_run: Gauge,
     webhook_rejected: Family<ProviderLabels, Counter>,
     http_connections_dropped: Family<ReasonLabels, Counter>,
@@ -192,6 +199,12 @@ impl Metrics {
             "1 while an operator has paused the channel (cantina-notify channel pause; table cantina_notify_canales_pausados)",
             channel_paused_by_operator.clone(),
         );
+        let channel_state = Family::<ChannelStateLabels, Gauge>::default();
+        registry.register(
+            "channel_state",
+            "1 for the channel's current state in this process, 0 for the others: not_configured (no provider), active, paused_by_operator (channel pause), paused_by_provider (the provider rejected the configuration; a probe resumes it)",
+            channel_state.clone(),
+        );
         let dry_run = Gauge::default();
         registry.register(
             "dry_run",
@@ -254,6 +267,7 @@ impl Metrics {
             events_set_aside,
             channel_paused,
             channel_paused_by_operator,
+            channel_state,
             dry_run,
             webhook_rejected,
             http_connections_dropped,
@@ -371,6 +385,15 @@ impl Metrics {
         self.channel_paused_by_operator
             .get_or_create(&OperatorPauseLabels { channel: channel.config_name().into() })
             .set(i64::from(paused));
+    }
+
+    /// 1 for `state`, 0 for every other state a process can be in, so a change is one scrape away on each series.
+    pub fn set_channel_state(&self, channel: ChannelKind, state: crate::channel_state::StateKind) {
+        for s in crate::channel_state::StateKind::METRIC {
+            self.channel_state
+                .get_or_create(&ChannelStateLabels { channel: channel.config_name().into(), state: s.label().into() })
+                .set(i64::from(s == state));
+        }
     }
 
     pub fn set_dry_run(&self, on: bool) {

@@ -29,6 +29,7 @@ pub const MIGRATIONS: &[(i32, &str, &str)] = &[
     (18, "firma_solicitudes", include_str!("../sql/migrations/0018_firma_solicitudes.sql")),
     (19, "historial_solo_servicio", include_str!("../sql/migrations/0019_historial_solo_servicio.sql")),
     (20, "historial_por_funciones", include_str!("../sql/migrations/0020_historial_por_funciones.sql")),
+    (21, "estado_canales", include_str!("../sql/migrations/0021_estado_canales.sql")),
 ];
 
 /// Run after every migration run, so a function a later migration adds is covered without anyone remembering:

@@ -40,7 +40,8 @@ pub enum ChannelCommand {
         #[arg(long)]
         reason: Option<String>,
     },
-    /// Show each channel's state and the latest pauses and resumes.
+    /// Show each channel's state (not configured, active, paused by an operator or by a provider error, merged
+    /// over the running replicas) and the latest pauses and resumes.
     List {
         /// How many history entries to show.
         #[arg(long, default_value_t = 10)]
@@ -350,21 +351,10 @@ pub async fn execute(client: &Client, cmd: &ChannelCommand) -> Result<String, Pa
             ))
         }
         ChannelCommand::List { history: n } => {
+            // One state per channel: the operators' pauses merged with what each running replica recorded.
             let paused = current(client).await?;
-            let mut out = format!("{:<9} {:<8} {:<17} {:<14} {}\n", "canal", "estado", "desde", "por", "motivo");
-            for k in ChannelKind::ALL {
-                match paused.iter().find(|p| p.channel == k) {
-                    Some(p) => out.push_str(&format!(
-                        "{:<9} {:<8} {:<17} {:<14} {}\n",
-                        k.config_name(),
-                        "pausado",
-                        p.desde(),
-                        p.pausado_por,
-                        p.motivo_masked()
-                    )),
-                    None => out.push_str(&format!("{:<9} activo\n", k.config_name())),
-                }
-            }
+            let report = crate::channel_state::view::gather(client, &paused).await?;
+            let mut out = crate::channel_state::view::render(&report);
             let h = history(client, *n).await?;
             if !h.is_empty() {
                 out.push_str("\nÚltimos cambios:\n");
@@ -381,7 +371,8 @@ pub async fn execute(client: &Client, cmd: &ChannelCommand) -> Result<String, Pa
                     out.push('\n');
                 }
             }
-            Ok(out.trim_end().to_string())
+            // Names, reasons and provider errors were written by others: no escape sequence reaches the terminal.
+            Ok(format::terminal_safe(out.trim_end()))
         }
     }
 }

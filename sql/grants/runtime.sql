@@ -81,6 +81,12 @@ DECLARE
         ['cantina_notify_canales_pausados', 'DELETE', ''],
         ['cantina_notify_pausas_historial', 'SELECT', ''],
         ['cantina_notify_pausas_historial', 'INSERT', 'destino, accion, motivo, por, en'],
+        -- Each replica's channel states (migration 0021): it upserts its own rows (the heartbeat), deletes them when
+        -- it stops and deletes those of replicas long silent; `channel list` and `stats` read them.
+        ['cantina_notify_estado_canales',   'SELECT', ''],
+        ['cantina_notify_estado_canales',   'INSERT', 'replica, destino, configurado, proveedor, estado, motivo, desde, proxima_prueba, visto_en'],
+        ['cantina_notify_estado_canales',   'UPDATE', 'configurado, proveedor, estado, motivo, desde, proxima_prueba, visto_en'],
+        ['cantina_notify_estado_canales',   'DELETE', ''],
         -- `run` checks the database is migrated; only `migrate` writes the ledger.
         ['cantina_notify_migraciones',      'SELECT', ''],
         -- The requests pending when migration 0018 ran: signed at the next start, then taken off the list. Only

@@ -9,6 +9,7 @@ pub mod quiet;
 mod rate;
 mod retry;
 pub mod sent;
+mod states;
 pub mod store;
 
 pub use handoff::Handoff;
@@ -63,6 +64,10 @@ pub struct Dispatcher {
     signer: RowSigner,
     /// An alert about refused unsigned rows is being raised.
     unsigned_alerting: Arc<std::sync::atomic::AtomicBool>,
+    /// The operators' pauses as last read (None before the first read), for the channel-state gauges.
+    operator_rows: std::sync::Mutex<Option<Vec<crate::operator_pauses::OperatorPause>>>,
+    /// A channel's state changed here: the recorder writes it now (states.rs).
+    state_changed: Notify,
 }
 
 impl Dispatcher {
@@ -124,6 +129,8 @@ impl Dispatcher {
             sent,
             signer,
             unsigned_alerting: Arc::default(),
+            operator_rows: std::sync::Mutex::new(None),
+            state_changed: Notify::new(),
         }
     }
 
@@ -491,6 +498,7 @@ impl Dispatcher {
             return;
         }
         self.metrics.set_channel_paused(kind, provider, true);
+        self.state_changed();
         tracing::error!(channel = %kind, provider, %reason, "channel paused: configuration error");
         if let Err(e) = pause::raise_alert(&self.pool, kind, provider, reason).await {
             tracing::warn!(error = %e, "could not record the staff alert");
@@ -501,6 +509,7 @@ impl Dispatcher {
     pub async fn probe_paused(self: Arc<Self>, shutdown: CancellationToken) {
         let every = Duration::from_secs(self.settings.probe_interval_seconds.max(1));
         loop {
+            self.pauses.set_next_probe(jiff::Timestamp::now().checked_add(every).unwrap_or(jiff::Timestamp::MAX));
             tokio::select! {
                 () = tokio::time::sleep(every) => {},
                 () = shutdown.cancelled() => return,
@@ -518,6 +527,7 @@ impl Dispatcher {
                         self.pauses.resume(kind);
                         // Still 1 if an operator paused it too.
                         self.metrics.set_channel_paused(kind, channel.provider(), self.pauses.is_paused(kind));
+                        self.state_changed();
                         tracing::info!(channel = %kind, provider = channel.provider(), "probe succeeded; channel resumed");
                         self.wake.notify_one();
                     }

@@ -16,6 +16,7 @@ use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
 use deadpool_postgres::Pool;
+use jiff::Timestamp;
 
 use crate::alerts;
 use crate::db::DbError;
@@ -50,17 +51,47 @@ pub struct Pauses {
     /// Resumed after a probe but not yet confirmed by a real send: the staff alert stays open until one succeeds,
     /// so a probe that cannot tell (an HTTP gateway has none) does not resolve and re-raise it every interval.
     unconfirmed: Mutex<std::collections::HashSet<ChannelKind>>,
+    /// When each channel last entered its configuration state (paused or not): the start-up, a pause, a resume.
+    changed_at: Mutex<HashMap<ChannelKind, Timestamp>>,
+    /// When the prober next runs (it probes every paused channel then).
+    next_probe: Mutex<Option<Timestamp>>,
 }
 
 impl Pauses {
     /// Every channel starts unconfirmed: the first successful send of each, in each process, resolves an alert left
     /// open by an earlier incident (say, fixed by changing the secret and restarting the pods).
     pub fn new(kinds: impl IntoIterator<Item = ChannelKind>) -> Self {
+        let now = Timestamp::now();
         Self {
             paused: Mutex::default(),
             operator: Mutex::new(None),
             unconfirmed: Mutex::new(kinds.into_iter().collect()),
+            changed_at: Mutex::new(ChannelKind::ALL.into_iter().map(|k| (k, now)).collect()),
+            next_probe: Mutex::new(None),
         }
+    }
+
+    /// The provider's reason if the channel is paused for a configuration error.
+    pub fn provider_pause(&self, kind: ChannelKind) -> Option<String> {
+        self.paused.lock().unwrap_or_else(|e| e.into_inner()).get(&kind).cloned()
+    }
+
+    /// Since when the channel is paused for a configuration error, or open again (or since start-up).
+    pub fn changed_at(&self, kind: ChannelKind) -> Timestamp {
+        let at = self.changed_at.lock().unwrap_or_else(|e| e.into_inner()).get(&kind).copied();
+        at.unwrap_or(Timestamp::UNIX_EPOCH)
+    }
+
+    pub fn next_probe(&self) -> Option<Timestamp> {
+        *self.next_probe.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub fn set_next_probe(&self, at: Timestamp) {
+        *self.next_probe.lock().unwrap_or_else(|e| e.into_inner()) = Some(at);
+    }
+
+    fn changed(&self, kind: ChannelKind) {
+        self.changed_at.lock().unwrap_or_else(|e| e.into_inner()).insert(kind, Timestamp::now());
     }
 
     /// Channels paused for a configuration error (the prober's work list; an operator's pause is not probed).
@@ -71,11 +102,17 @@ impl Pauses {
     /// Returns true if this call paused the channel (false if it already was).
     pub fn pause(&self, kind: ChannelKind, reason: &str) -> bool {
         let mut p = self.paused.lock().unwrap_or_else(|e| e.into_inner());
-        p.insert(kind, reason.to_string()).is_none()
+        let new = p.insert(kind, reason.to_string()).is_none();
+        if new {
+            self.changed(kind);
+        }
+        new
     }
 
     pub fn resume(&self, kind: ChannelKind) {
-        self.paused.lock().unwrap_or_else(|e| e.into_inner()).remove(&kind);
+        if self.paused.lock().unwrap_or_else(|e| e.into_inner()).remove(&kind).is_some() {
+            self.changed(kind);
+        }
         self.unconfirmed.lock().unwrap_or_else(|e| e.into_inner()).insert(kind);
     }
 
@@ -173,6 +210,8 @@ impl Dispatcher {
         for k in &opened {
             tracing::info!(channel = %k, "channel resumed by an operator");
         }
+        *self.operator_rows.lock().unwrap_or_else(|e| e.into_inner()) = Some(rows.clone());
+        self.update_state_gauges();
         for k in self.channels.kinds() {
             self.metrics.set_channel_paused_by_operator(k, self.pauses.is_paused_by_operator(k));
             if let Some(c) = self.channels.get(k) {

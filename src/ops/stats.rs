@@ -2,8 +2,9 @@
 //!
 //! The period (`--since`) applies to the counts, the success ratios and the last errors, by creation time
 //! (`fecha_solicitud`, else `actualizado_en`): "what was asked in the last 24 h and what became of it". The queue
-//! figures (pending, due, deferred, retrying, the oldest pending) and the paused channels are about now, whatever
-//! the age of the requests: an old stuck request is exactly what staff must see.
+//! figures (pending, due, deferred, retrying, the oldest pending) and the channels' states are about now, whatever
+//! the age of the requests: an old stuck request is exactly what staff must see. The states are those of
+//! `channel list` ([`crate::channel_state`]): the operators' pauses merged with what each running replica recorded.
 
 use std::collections::BTreeMap;
 use std::time::SystemTime;
@@ -15,6 +16,8 @@ use tokio_postgres::Client;
 use super::OpsError;
 use super::format::{self, Align, table};
 use super::mask;
+use crate::channel_state::ChannelState;
+use crate::channel_state::view::{ChannelStateJson, Report, to_json};
 
 /// `--json` output. Keys are stable (English); times are RFC 3339 UTC; `destino` and `estado` keep the table's values.
 /// Addresses quoted in errors, reasons and alerts are masked (stats has no `--reveal`; `requests show` has).
@@ -32,11 +35,22 @@ pub struct Stats {
     pub deferred: i64,
     pub retrying: i64,
     pub oldest_pending: Option<OldestPending>,
-    /// False when the pause table (migration 0008) is missing; `paused_channels` is then empty.
+    /// False when the pause table (migration 0008) is missing; operators' pauses are then unknown.
     pub pauses_available: bool,
+    /// False when the replicas' state table (migration 0021) is missing; only operators' pauses are known then.
+    pub replicas_available: bool,
+    /// One state per channel (email, sms, whatsapp, portal), merged over the operators' pauses and the running
+    /// replicas: the same as `channel list` and `/metrics`.
+    pub channel_states: Vec<ChannelStateJson>,
+    /// Replicas that recorded their state within the stale window, and those silent longer (not counted).
+    pub live_replicas: Vec<String>,
+    pub silent_replicas: Vec<String>,
+    /// The channels of `channel_states` that are paused, for either reason.
     pub paused_channels: Vec<PausedChannel>,
     /// Open staff alerts about a paused channel (operator pauses and configuration errors).
     pub pause_alerts: Vec<PauseAlert>,
+    #[serde(skip)]
+    report: Report,
 }
 
 #[derive(Debug, Serialize)]
@@ -90,11 +104,15 @@ pub struct OldestPending {
 #[derive(Debug, Serialize)]
 pub struct PausedChannel {
     pub destino: String,
+    /// `paused_by_operator` or `paused_by_provider`.
+    pub state: &'static str,
+    /// The operator's reason, or the provider's error (masked).
     pub reason: String,
-    pub paused_by: String,
+    /// The operator; null for a provider error.
+    pub paused_by: Option<String>,
     pub paused_at: String,
-    #[serde(skip)]
-    paused_ts: Timestamp,
+    /// The next probe of a provider pause.
+    pub next_probe: Option<String>,
 }
 
 #[derive(Debug, Serialize)]
@@ -141,9 +159,6 @@ const LAST_ERRORS: &str = "
       AND (estado = 'Error' OR estado_entrega = 'failed'
            OR (estado = 'Pendiente' AND intentos > 0 AND ultimo_error NOT LIKE 'en espera%'))
     ORDER BY destino, coalesce(actualizado_en, fecha_solicitud) DESC NULLS LAST, id_solicitud DESC";
-
-const PAUSED: &str = "
-    SELECT destino, motivo, pausado_por, pausado_en FROM cantina_notify_canales_pausados ORDER BY destino";
 
 // A configuration pause's alert starts `cantina-notify: canal <destino> pausado` (src/dispatch/pause.rs), an
 // operator's `cantina-notify: pausa manual del canal <destino>` (raised by `channel pause`, src/operator_pauses.rs).
@@ -223,25 +238,37 @@ pub async fn gather(client: &Client, since: SignedDuration) -> Result<Stats, Ops
         }
     });
 
-    let (pauses_available, paused_channels) = match client.query(PAUSED, &[]).await {
-        Ok(rows) => (
-            true,
-            rows.iter()
-                .map(|r| {
-                    let paused_ts = format::timestamp(r.get(3));
-                    PausedChannel {
-                        destino: r.get(0),
-                        reason: mask::text(r.get(1)),
-                        paused_by: r.get(2),
-                        paused_at: format::iso(paused_ts),
-                        paused_ts,
-                    }
-                })
-                .collect(),
-        ),
-        Err(e) if e.code().is_some_and(|c| c.code() == UNDEFINED_TABLE) => (false, Vec::new()),
+    let (pauses_available, operator) = match crate::operator_pauses::current(client).await {
+        Ok(rows) => (true, rows),
+        Err(crate::db::DbError::Query(e)) if e.code().is_some_and(|c| c.code() == UNDEFINED_TABLE) => {
+            (false, Vec::new())
+        }
         Err(e) => return Err(e.into()),
     };
+    let report = crate::channel_state::view::gather(client, &operator).await?;
+    let paused_channels = report
+        .channels
+        .iter()
+        .filter_map(|(k, s)| match s {
+            ChannelState::PausedByOperator { by, reason, since } => Some(PausedChannel {
+                destino: k.destino().into(),
+                state: s.kind().label(),
+                reason: mask::text(reason),
+                paused_by: Some(by.clone()),
+                paused_at: format::iso(*since),
+                next_probe: None,
+            }),
+            ChannelState::PausedByProvider { error, since, next_probe, .. } => Some(PausedChannel {
+                destino: k.destino().into(),
+                state: s.kind().label(),
+                reason: mask::text(error),
+                paused_by: None,
+                paused_at: format::iso(*since),
+                next_probe: next_probe.map(format::iso),
+            }),
+            _ => None,
+        })
+        .collect();
     let pause_alerts = client
         .query(PAUSE_ALERTS, &[])
         .await?
@@ -270,8 +297,13 @@ pub async fn gather(client: &Client, since: SignedDuration) -> Result<Stats, Ops
         retrying,
         oldest_pending,
         pauses_available,
+        replicas_available: report.replicas_available,
+        channel_states: report.channels.iter().map(|(k, s)| to_json(*k, s)).collect(),
+        live_replicas: report.live.iter().map(|(r, _)| r.clone()).collect(),
+        silent_replicas: report.silent.iter().map(|(r, _)| r.clone()).collect(),
         paused_channels,
         pause_alerts,
+        report,
     })
 }
 
@@ -377,21 +409,12 @@ pub fn render(s: &Stats) -> String {
     ));
 
     out.push('\n');
+    out.push_str("Estado de los canales\n");
+    out.push_str(&crate::channel_state::view::render(&s.report));
     if !s.pauses_available {
         out.push_str(
-            "Canales pausados: (tabla cantina_notify_canales_pausados no disponible: falta la migración 0008)\n",
+            "Pausas de operadores no disponibles (tabla cantina_notify_canales_pausados: falta la migración 0008).\n",
         );
-    } else if s.paused_channels.is_empty() {
-        out.push_str("Canales pausados: ninguno\n");
-    } else {
-        out.push_str("Canales pausados\n");
-        let rows: Vec<Vec<String>> = s
-            .paused_channels
-            .iter()
-            .map(|p| vec![p.destino.clone(), format::local(p.paused_ts), p.paused_by.clone(), p.reason.clone()])
-            .collect();
-        let h = [("CANAL", Align::Left), ("DESDE", Align::Left), ("POR", Align::Left), ("MOTIVO", Align::Left)];
-        out.push_str(&table(&h, &rows));
     }
     if !s.pause_alerts.is_empty() {
         out.push_str("Alertas abiertas de canales pausados\n");

@@ -6,6 +6,7 @@ mod helpers;
 mod alerts;
 mod bad_input;
 mod binary;
+mod channel_states;
 mod channels_e2e;
 mod cluster;
 mod dispatch;

@@ -363,7 +363,9 @@ async fn stats_without_the_pause_table_still_answers() {
     let s = cantina_notify::ops::stats::gather(&c, jiff::SignedDuration::from_hours(1)).await.unwrap();
     assert!(!s.pauses_available);
     assert!(s.paused_channels.is_empty() && s.oldest_pending.is_none() && s.counts.is_empty());
-    assert!(cantina_notify::ops::stats::render(&s).contains("no disponible: falta la migración 0008"));
+    assert!(cantina_notify::ops::stats::render(&s).contains(
+        "Pausas de operadores no disponibles (tabla cantina_notify_canales_pausados: falta la migración 0008)"
+    ));
 }
 
 #[tokio::test]

@@ -316,8 +316,20 @@ async fn the_service_runs_end_to_end_as_the_runtime_role() {
         cantina_notify::operator_pauses::ChannelCommand::Resume { channel: "sms".into(), by: None, reason: None };
     cantina_notify::operator_pauses::execute(&ops, &resume).await.expect("resume as the runtime role");
 
+    // The replica's channel states (migration 0021) are recorded as the runtime role, `channel list` reads them
+    // as it, and a graceful stop removes them.
+    wait_count(&c, "SELECT count(*) FROM cantina_notify_estado_canales WHERE estado = 'activo'", 3, SHORT).await;
+    let list = cantina_notify::operator_pauses::execute(
+        &ops,
+        &cantina_notify::operator_pauses::ChannelCommand::List { history: 0 },
+    )
+    .await
+    .expect("list as the runtime role");
+    assert!(list.contains("Réplicas en marcha: 1 ("), "{list}");
+
     assert!(email.duplicates().is_empty());
     app.stop().await;
+    assert_eq!(count(&c, "SELECT count(*) FROM cantina_notify_estado_canales").await, 0);
     pool.close();
     role.drop(&c).await;
 }
@@ -347,6 +359,15 @@ async fn the_runtime_role_cannot_touch_what_is_not_the_services() {
         .await
         .unwrap();
     rt.batch_execute("UPDATE tarjetas SET ultima_notificacion_saldo = now() WHERE false").await.unwrap();
+    rt.batch_execute(
+        "INSERT INTO cantina_notify_estado_canales (replica, destino, configurado, proveedor, estado, desde)
+             VALUES ('pod-a:1:0001', 'SMS', true, 'twilio', 'activo', now());
+         UPDATE cantina_notify_estado_canales SET estado = 'pausado_proveedor', motivo = '401', visto_en = now();
+         SELECT count(*) FROM cantina_notify_estado_canales;
+         DELETE FROM cantina_notify_estado_canales",
+    )
+    .await
+    .unwrap();
 
     let forbidden = [
         "UPDATE clientes SET email = 'otro@example.com'".to_string(),
@@ -366,6 +387,10 @@ async fn the_runtime_role_cannot_touch_what_is_not_the_services() {
         "SELECT mensaje FROM notificacion".to_string(),
         "INSERT INTO cargas_saldo (nro_tarjeta, monto_cargado, estado) VALUES ('X', 1, 'CONFIRMADO')".to_string(),
         "CREATE TABLE cn_intrusa (id int)".to_string(),
+        // The channel states: its own rows' state, never another name or channel for a row (no UPDATE of the key).
+        "UPDATE cantina_notify_estado_canales SET replica = 'otra'".to_string(),
+        "UPDATE cantina_notify_estado_canales SET destino = 'SMS'".to_string(),
+        "TRUNCATE cantina_notify_estado_canales".to_string(),
     ];
     for sql in &forbidden {
         denied(&rt, sql).await;
@@ -1339,5 +1364,45 @@ async fn a_sent_request_put_back_to_pending_is_not_sent_again() {
     assert_eq!(rec.sent_count(), 1, "sent once");
     service.stop().await;
     drop(c);
+    app.drop(&admin).await;
+}
+
+/// The channel states (migration 0021) are the service's alone: the app's role (here with the POS's rights on the
+/// requests and the alerts) and PUBLIC get nothing on them; the runtime role writes them.
+#[tokio::test]
+async fn the_app_role_gets_nothing_on_the_channel_states() {
+    let db = TestDb::new().await;
+    let mut admin = db.client().await;
+    let (runtime, app) = runtime_and_app(&mut admin, "solicitudes_notificacion, alertas_sistema").await;
+    let rt = connect(&runtime.url(&db.url)).await;
+    rt.batch_execute(
+        "INSERT INTO cantina_notify_estado_canales (replica, destino, configurado, proveedor, estado, desde)
+         VALUES ('pod-a:1:0001', 'Email', true, 'smtp', 'activo', now())",
+    )
+    .await
+    .expect("the runtime role records its state");
+    let pos = connect(&app.url(&db.url)).await;
+    for sql in [
+        "SELECT count(*) FROM cantina_notify_estado_canales",
+        "INSERT INTO cantina_notify_estado_canales (replica, destino, configurado, estado, desde)
+             VALUES ('falsa', 'SMS', false, 'no_configurado', now())",
+        "UPDATE cantina_notify_estado_canales SET estado = 'activo'",
+        "DELETE FROM cantina_notify_estado_canales",
+    ] {
+        denied(&pos, sql).await;
+    }
+    let public: i64 = admin
+        .query_one(
+            "SELECT count(*) FROM pg_class c, aclexplode(c.relacl) a
+             WHERE c.oid = 'cantina_notify_estado_canales'::regclass AND a.grantee = 0",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(public, 0, "PUBLIC has nothing on the channel states");
+    assert_eq!(count(&admin, "SELECT count(*) FROM cantina_notify_estado_canales").await, 1);
+    drop((rt, pos));
+    runtime.drop(&admin).await;
     app.drop(&admin).await;
 }
