@@ -101,7 +101,8 @@ pub fn main() -> ExitCode {
     match runtime.block_on(dispatch(cli)) {
         Ok(code) => code,
         Err(e) => {
-            tracing::error!("{e:#}");
+            // Printed once, not logged too: the log may not be set up yet (a configuration error) and a filter in
+            // RUST_LOG could hide it; stderr always shows it.
             eprintln!("error: {e:#}");
             ExitCode::FAILURE
         }
