@@ -84,7 +84,7 @@ pub struct StaffEmail {
     pub subject: String,
     pub html: String,
     pub text: String,
-    /// Stable across retries of the same email (SMTP uses it for the Message-ID).
+    /// Stable across retries of the same email (SMTP hashes it into the Message-ID and sends it as X-Cantina-Clave).
     pub idempotency_key: String,
 }
 
