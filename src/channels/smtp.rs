@@ -1403,6 +1403,41 @@ mod tests {
         }
     }
 
+    /// `send-test`'s message: what a parent would get, marked as a test in the subject and at the top of both bodies.
+    #[tokio::test]
+    async fn a_test_message_is_marked_in_the_subject_and_both_bodies() {
+        let pki = pki();
+        let server = Recorder::new(AuthReply::Accept);
+        let seen = server.seen.clone();
+        let port = start(server, Some(&pki), &[AuthMechanism::Plain]);
+        let channel = SmtpChannel::from_settings(&settings(port, Some(&pki))).unwrap();
+        let data = MessageData::sample(NotificationType::RecargaExitosa);
+        let mut msg = OutgoingMessage::render(
+            0,
+            "send-test:1".into(),
+            ChannelKind::Email,
+            Recipient::Email(EmailAddress::parse(Some("a@example.com")).unwrap()),
+            data,
+            "https://portal.cantinatita.com.py",
+        )
+        .unwrap();
+        let parent_would_get = msg.clone();
+        msg.mark_as_test();
+        channel.send(&msg).await.unwrap();
+
+        let seen = seen.lock().unwrap();
+        let mime = Mime::parse(&seen.mails[0].data);
+        assert_eq!(mime.decoded_header("Subject"), format!("[PRUEBA] {}", parent_would_get.subject));
+        let parts = mime.parts();
+        let (text, html) = (parts[0].decoded_body(), parts[1].decoded_body());
+        let note = "Mensaje de prueba enviado con cantina-notify send-test, con datos inventados";
+        assert!(text.starts_with(note), "{text}");
+        assert!(text.contains(parent_would_get.text.replace("\r\n", "\n").trim_end()), "the notice follows: {text}");
+        let body_at = html.find("<body").unwrap();
+        let first_text = &html[body_at..body_at + 400];
+        assert!(first_text.contains("[PRUEBA]") && first_text.contains(note), "first thing in the body: {first_text}");
+    }
+
     /// A server that answers every step, but slowly: each step stays within the timeout, the conversation does not.
     async fn slow_smtp(step: Duration) -> u16 {
         use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};

@@ -124,6 +124,8 @@ async fn send_test_prints_the_providers_answer() {
     Mock::given(method("POST"))
         .and(path("/2010-04-01/Accounts/AC0123456789abcdef0123456789abcdef/Messages.json"))
         .and(body_string_contains("To=%2B595981123456"))
+        // Marked as a test: `[PRUEBA] ` before the text a parent would get.
+        .and(body_string_contains("Body=%5BPRUEBA%5D+Cantina+Tita"))
         .respond_with(
             ResponseTemplate::new(201).set_body_json(serde_json::json!({"sid": "SM0123456789abcdef0123456789abcdef"})),
         )
@@ -257,4 +259,43 @@ fn a_cli_error_is_printed_once() {
     assert!(!out.status.success());
     assert_eq!(stderr.lines().filter(|l| l.contains("Connection refused")).count(), 1, "{stderr}");
     assert!(!stderr.contains('\x1b'), "{stderr:?}");
+}
+
+/// WhatsApp through Meta's Cloud API sends the approved template, whose text cannot change: `send-test` marks the
+/// made-up parent's name, the first parameter, as `[PRUEBA] Ana`.
+#[tokio::test]
+async fn send_test_marks_a_whatsapp_template_in_its_first_parameter() {
+    use wiremock::matchers::{method, path};
+    use wiremock::{Mock, MockServer, ResponseTemplate};
+    let meta = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(path("/v23.0/123456789012345/messages"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(serde_json::json!({
+            "messaging_product": "whatsapp",
+            "contacts": [{"input": "+595981123456", "wa_id": "595981123456"}],
+            "messages": [{"id": "wamid.HBgLNTk1OTgxMTIzNDU2FQIAERgSQ0"}]
+        })))
+        .expect(1)
+        .mount(&meta)
+        .await;
+    let uri = meta.uri();
+    let out = tokio::task::spawn_blocking(move || {
+        Command::new(BIN)
+            .args(["send-test", "--channel", "whatsapp", "--to", "0981 123456"])
+            .env("WHATSAPP_PROVIDER", "business_api")
+            .env("WHATSAPP_ACCESS_TOKEN", "EAAG-test-token")
+            .env("WHATSAPP_PHONE_NUMBER_ID", "123456789012345")
+            .env("WHATSAPP_API_URL", uri)
+            .current_dir(std::env::temp_dir())
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    assert!(out.status.success(), "{}\n{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    let requests = meta.received_requests().await.unwrap();
+    let body: serde_json::Value = requests[0].body_json().unwrap();
+    let parameters = &body["template"]["components"][0]["parameters"];
+    assert_eq!(parameters[0]["text"], "[PRUEBA] Ana", "{body}");
+    assert_eq!(parameters[1]["text"], "Luis Benítez", "the rest is what a parent would get: {body}");
 }
