@@ -101,7 +101,8 @@ pub fn main() -> ExitCode {
     match runtime.block_on(dispatch(cli)) {
         Ok(code) => code,
         Err(e) => {
-            tracing::error!("{e:#}");
+            // Printed once, not logged too: the log may not be set up yet (a configuration error) and a filter in
+            // RUST_LOG could hide it; stderr always shows it.
             eprintln!("error: {e:#}");
             ExitCode::FAILURE
         }
@@ -197,7 +198,7 @@ async fn send_test(settings: &Settings, channel: &str, to: &str, kind: &str) -> 
     let stored = if channel == ChannelKind::Portal { format!("cliente:{to}") } else { to.to_string() };
     let recipient = Recipient::parse(channel, Some(&stored)).map_err(|e| anyhow::anyhow!(e))?;
     let data = MessageData::sample(tipo);
-    let msg = OutgoingMessage::render(
+    let mut msg = OutgoingMessage::render(
         0,
         format!("send-test:{}", fastrand::u64(..)),
         channel,
@@ -205,6 +206,8 @@ async fn send_test(settings: &Settings, channel: &str, to: &str, kind: &str) -> 
         data,
         &settings.portal.base_url,
     )?;
+    // What a parent would get, marked so that nobody takes it for a real notice.
+    msg.mark_as_test();
     println!(
         "Enviando {tipo} de prueba por {} ({}) a {}…",
         channel.destino(),

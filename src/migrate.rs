@@ -107,6 +107,9 @@ pub async fn migrate_and_grant(
     reference_schema: bool,
     runtime_role: Option<&str>,
 ) -> Result<MigrateReport, MigrateError> {
+    // `DROP … IF EXISTS` on a fresh database makes the server send `NOTICE: … does not exist, skipping`, which
+    // tokio-postgres logs at INFO: noise for the operator. Warnings (sql/grants/runtime.sql raises one) still show.
+    client.batch_execute("SET client_min_messages = warning").await?;
     client.execute("SELECT pg_advisory_lock($1)", &[&MIGRATION_LOCK_KEY]).await?;
     let mut result = migrate_locked(client, reference_schema).await;
     if let (Ok(report), Some(role)) = (&mut result, runtime_role) {

@@ -76,6 +76,29 @@ impl OutgoingMessage {
     }
 }
 
+/// What `send-test` puts in front of a subject and a short text, so nobody takes its message for a real notice.
+pub const TEST_MARK: &str = "[PRUEBA]";
+/// The line `send-test` adds at the top of an email's body.
+pub const TEST_NOTE: &str = "Mensaje de prueba enviado con cantina-notify send-test, con datos inventados: no corresponde a ningún movimiento real.";
+
+impl OutgoingMessage {
+    /// Marks a rendered message as a test (`send-test`): `[PRUEBA]` before the subject and the SMS/WhatsApp text,
+    /// [`TEST_NOTE`] at the top of the email's text and HTML. An approved WhatsApp template's text cannot change,
+    /// so there the made-up parent's name, its first parameter, carries the mark (`[PRUEBA] Ana`).
+    pub fn mark_as_test(&mut self) {
+        self.subject = format!("{TEST_MARK} {}", self.subject);
+        self.short_text = format!("{TEST_MARK} {}", self.short_text);
+        self.text = format!("{TEST_NOTE}\n\n{}", self.text);
+        let note = format!(
+            "<p style=\"margin:0;padding:12px 16px;background-color:#fff4ce;font-family:Arial,Helvetica,sans-serif;font-size:15px;line-height:22px;color:#2b3137;\"><strong>{TEST_MARK}</strong> {TEST_NOTE}</p>\n"
+        );
+        // Right after `<body …>`, so it is the first thing shown; at the very top when there is no body tag.
+        let at = self.html.find("<body").and_then(|b| self.html[b..].find('>').map(|end| b + end + 1)).unwrap_or(0);
+        self.html.insert_str(at, &note);
+        self.data.padre_mut().insert_str(0, &format!("{TEST_MARK} "));
+    }
+}
+
 /// An email to the cantina's staff (the daily summary, [`crate::scheduler::summary`]): not a parent notice, so no
 /// request row, no template data and no unsubscribe link.
 #[derive(Debug, Clone)]
@@ -84,7 +107,7 @@ pub struct StaffEmail {
     pub subject: String,
     pub html: String,
     pub text: String,
-    /// Stable across retries of the same email (SMTP uses it for the Message-ID).
+    /// Stable across retries of the same email (SMTP hashes it into the Message-ID and sends it as X-Cantina-Clave).
     pub idempotency_key: String,
 }
 

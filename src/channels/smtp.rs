@@ -63,6 +63,8 @@ struct SmtpConfig {
     from: Mailbox,
     unsubscribe: String,
     timeout: Duration,
+    /// Keys the Message-ID hash ([`message_id`]).
+    message_id_key: Vec<u8>,
 }
 
 impl SmtpConfig {
@@ -214,6 +216,13 @@ impl SmtpConfig {
                     0 => DEFAULT_TIMEOUT_SECONDS,
                     n => n,
                 }),
+                // The row-signing key is what each installation has of its own and keeps (staging and production
+                // must not share it), so Message-IDs differ between installations and stay the same across restarts
+                // and replicas. Without one (send-test, the demo) nothing is retried later: a random key will do.
+                message_id_key: match &settings.database.signing_key {
+                    Some(k) => k.expose().as_bytes().to_vec(),
+                    None => (0..32).map(|_| fastrand::u8(..)).collect(),
+                },
             }),
             _ => Err(problems.join("; ")),
         }
@@ -328,15 +337,15 @@ impl SmtpChannel {
             .from(self.config.from.clone())
             .to(Mailbox::new(None, to))
             .subject(msg.subject.clone())
-            .message_id(Some(self.message_id(&msg.idempotency_key)))
+            .message_id(Some(self.message_id(&msg.idempotency_key, msg.request_id)))
             .raw_header(list_unsubscribe)
+            .raw_header(clave_header(&msg.idempotency_key))
             .multipart(MultiPart::alternative_plain_html(msg.text.clone(), msg.html.clone()))
             .map_err(|e| SendError::Permanent { reason: format!("no se pudo armar el correo: {e}") })
     }
 
-    /// `<key@from-domain>`, stable across retries; characters a Message-ID cannot hold become `=XX`.
-    fn message_id(&self, key: &str) -> String {
-        format!("<{}@{}>", message_id_local_part(key), self.config.from.email.domain())
+    fn message_id(&self, key: &str, request_id: i64) -> String {
+        message_id(&self.config.message_id_key, key, request_id, self.config.from.email.domain())
     }
 
     fn classify(&self, err: &lettre::transport::smtp::Error) -> SendError {
@@ -369,19 +378,34 @@ fn mask_address(error: SendError, recipient: &crate::rules::Recipient) -> SendEr
     }
 }
 
-fn message_id_local_part(key: &str) -> String {
-    let mut out = String::with_capacity(key.len() + 8);
-    for b in key.bytes() {
-        if b.is_ascii_alphanumeric() || b == b'-' || b == b'_' {
-            out.push(char::from(b));
+/// `<hash@from-domain>`: an HMAC of the dedup key and the request id under `key`, truncated to 128 bits (which
+/// reveals nothing of the key). The same for every retry of a request, so a mail client still collapses a duplicate;
+/// different for another request with the same dedup key and for another installation (another key).
+fn message_id(key: &[u8], clave: &str, request_id: i64, domain: &str) -> String {
+    let mut mac = match Hmac::<Sha256>::new_from_slice(key) {
+        Ok(m) => m,
+        Err(_) => unreachable!("HMAC takes keys of any length"),
+    };
+    mac.update(b"cantina-notify Message-ID\0");
+    mac.update(&request_id.to_be_bytes());
+    mac.update(clave.as_bytes());
+    let hash = mac.finalize().into_bytes();
+    let hex: String = hash[..16].iter().map(|b| format!("{b:02x}")).collect();
+    format!("<{hex}@{domain}>")
+}
+
+/// `X-Cantina-Clave: <dedup key>`, for staff tracing a message back to its request. Printable ASCII is kept;
+/// anything else (and `=`) becomes `=XX`, so no key can break the header.
+fn clave_header(clave: &str) -> HeaderValue {
+    let mut value = String::with_capacity(clave.len() + 8);
+    for b in clave.bytes() {
+        if b.is_ascii_graphic() && b != b'=' {
+            value.push(char::from(b));
         } else {
-            out.push_str(&format!("={b:02X}"));
+            value.push_str(&format!("={b:02X}"));
         }
     }
-    if out.is_empty() {
-        out.push_str("sin-clave");
-    }
-    out
+    HeaderValue::new(HeaderName::new_from_ascii_str("X-Cantina-Clave"), value)
 }
 
 /// The id a server put in its reply to DATA (`250 Ok <id>` from SES, `queued as <id>` from Postfix), if any.
@@ -529,7 +553,8 @@ impl Channel for SmtpChannel {
 
     async fn send(&self, msg: &OutgoingMessage) -> Result<SendReceipt, SendError> {
         let message = self.build_message(msg)?;
-        self.transmit(message, &msg.idempotency_key, &msg.recipient, msg.request_id).await
+        let message_id = self.message_id(&msg.idempotency_key, msg.request_id);
+        self.transmit(message, &message_id, &msg.recipient, msg.request_id).await
     }
 
     fn default_per_second(&self) -> f64 {
@@ -546,10 +571,12 @@ impl Channel for SmtpChannel {
             .from(self.config.from.clone())
             .to(Mailbox::new(None, to))
             .subject(mail.subject.clone())
-            .message_id(Some(self.message_id(&mail.idempotency_key)))
+            .message_id(Some(self.message_id(&mail.idempotency_key, 0)))
+            .raw_header(clave_header(&mail.idempotency_key))
             .multipart(MultiPart::alternative_plain_html(mail.text.clone(), mail.html.clone()))
             .map_err(|e| SendError::Permanent { reason: format!("no se pudo armar el correo: {e}") })?;
-        self.transmit(message, &mail.idempotency_key, &recipient, 0).await
+        let message_id = self.message_id(&mail.idempotency_key, 0);
+        self.transmit(message, &message_id, &recipient, 0).await
     }
 
     /// A fresh connection (not a pooled one): connect, TLS, AUTH and NOOP.
@@ -562,13 +589,13 @@ impl SmtpChannel {
     async fn transmit(
         &self,
         message: Message,
-        idempotency_key: &str,
+        message_id: &str,
         recipient: &Recipient,
         request_id: i64,
     ) -> Result<SendReceipt, SendError> {
-        let message_id = self.message_id(idempotency_key);
-        // lettre's timeout bounds each step; this bounds the whole conversation.
-        let limit = self.config.timeout * 2;
+        // CANTINA__EMAIL__TIMEOUT_SECONDS bounds the whole conversation (connect, TLS, AUTH, the message); lettre's
+        // own timeout, the same value, bounds each step within it.
+        let limit = self.config.timeout;
         let result = tokio::time::timeout(limit, self.transport().send(message)).await;
         match result {
             Err(_) => Err(SendError::Transient {
@@ -597,11 +624,16 @@ impl SmtpChannel {
     async fn probe_connection(&self) -> Result<(), SendError> {
         let transport: AsyncSmtpTransport<Tokio1Executor> =
             self.builder.clone().pool_config(PoolConfig::new().max_size(1)).build();
-        let result = tokio::time::timeout(self.config.timeout * 2, transport.test_connection()).await;
+        let result = tokio::time::timeout(self.config.timeout, transport.test_connection()).await;
         transport.shutdown().await;
         match result {
             Err(_) => Err(SendError::Transient {
-                reason: format!("SMTP {}:{}: tiempo de espera agotado", self.config.host, self.config.port),
+                reason: format!(
+                    "SMTP {}:{}: tiempo de espera agotado ({} s)",
+                    self.config.host,
+                    self.config.port,
+                    self.config.timeout.as_secs()
+                ),
                 retry_after: None,
             }),
             Ok(Ok(true)) => Ok(()),
@@ -992,7 +1024,9 @@ mod tests {
 
         let msg = message("Padre.Perez@Example.COM");
         let receipt = channel.send(&msg).await.unwrap();
-        assert_eq!(receipt.provider_message_id.as_deref(), Some("recarga_exitosa=3A9001=3Aemail@cantinatita.com.py"));
+        let message_id =
+            super::message_id(&channel.config.message_id_key, "recarga_exitosa:9001:email", 41, "cantinatita.com.py");
+        assert_eq!(receipt.provider_message_id.as_deref(), Some(message_id.trim_matches(['<', '>'])));
 
         let seen = seen.lock().unwrap();
         // AUTH is only offered after STARTTLS by this server: seeing it proves the session was encrypted.
@@ -1007,7 +1041,8 @@ mod tests {
         assert_eq!(mime.header("From"), Some("\"Cantina Tita\" <noreply@cantinatita.com.py>"));
         assert_eq!(mime.header("To"), Some("Padre.Perez@example.com"));
         assert_eq!(mime.decoded_header("Subject"), "Recarga acreditada: ₲ 50.000 para Begoña Ñandú, mamá");
-        assert_eq!(mime.header("Message-ID"), Some("<recarga_exitosa=3A9001=3Aemail@cantinatita.com.py>"));
+        assert_eq!(mime.header("Message-ID"), Some(message_id.as_str()));
+        assert_eq!(mime.header("X-Cantina-Clave"), Some("recarga_exitosa:9001:email"));
         assert_eq!(mime.header("List-Unsubscribe"), Some("<https://portal.cantinatita.com.py/preferencias>"));
         assert_eq!(mime.header("MIME-Version"), Some("1.0"));
         assert_eq!(mime.all("Date"), 1);
@@ -1325,14 +1360,153 @@ mod tests {
         }
     }
 
+    /// The Message-ID as mail clients see it: the same for a retried request (another send, another replica, a
+    /// restart: same key), different for another request with the same dedup key and for another installation.
+    #[tokio::test]
+    async fn message_ids_are_per_request_and_installation_and_the_same_across_retries() {
+        let pki = pki();
+        let server = Recorder::new(AuthReply::Accept);
+        let seen = server.seen.clone();
+        let port = start(server, Some(&pki), &[AuthMechanism::Plain]);
+        let with_key = |key: &str| {
+            let mut s = settings(port, Some(&pki));
+            s.database.signing_key = Some(Secret::new(key));
+            SmtpChannel::from_settings(&s).unwrap()
+        };
+        let production = "production-key-0123456789abcdef0123456789abcdef";
+        let msg = message("a@example.com");
+        let mut other_request = message("a@example.com");
+        other_request.request_id = 42;
+        with_key(production).send(&msg).await.unwrap();
+        with_key(production).send(&msg).await.unwrap();
+        with_key(production).send(&other_request).await.unwrap();
+        with_key("staging-key-0123456789abcdef0123456789abcdef0123").send(&msg).await.unwrap();
+
+        let seen = seen.lock().unwrap();
+        let headers: Vec<(String, String)> = seen
+            .mails
+            .iter()
+            .map(|m| {
+                let mime = Mime::parse(&m.data);
+                (mime.header("Message-ID").unwrap().to_string(), mime.header("X-Cantina-Clave").unwrap().to_string())
+            })
+            .collect();
+        assert_eq!(headers.len(), 4);
+        let ids: Vec<&str> = headers.iter().map(|(id, _)| id.as_str()).collect();
+        assert_eq!(ids[0], ids[1], "a retry keeps its Message-ID");
+        assert_ne!(ids[0], ids[2], "another request, another Message-ID");
+        assert_ne!(ids[0], ids[3], "another installation, another Message-ID");
+        for (id, clave) in &headers {
+            assert_eq!(clave, "recarga_exitosa:9001:email");
+            let hash = id.strip_prefix('<').and_then(|i| i.strip_suffix("@cantinatita.com.py>")).unwrap();
+            assert!(hash.len() == 32 && hash.chars().all(|c| c.is_ascii_hexdigit()), "{id}");
+        }
+    }
+
+    /// `send-test`'s message: what a parent would get, marked as a test in the subject and at the top of both bodies.
+    #[tokio::test]
+    async fn a_test_message_is_marked_in_the_subject_and_both_bodies() {
+        let pki = pki();
+        let server = Recorder::new(AuthReply::Accept);
+        let seen = server.seen.clone();
+        let port = start(server, Some(&pki), &[AuthMechanism::Plain]);
+        let channel = SmtpChannel::from_settings(&settings(port, Some(&pki))).unwrap();
+        let data = MessageData::sample(NotificationType::RecargaExitosa);
+        let mut msg = OutgoingMessage::render(
+            0,
+            "send-test:1".into(),
+            ChannelKind::Email,
+            Recipient::Email(EmailAddress::parse(Some("a@example.com")).unwrap()),
+            data,
+            "https://portal.cantinatita.com.py",
+        )
+        .unwrap();
+        let parent_would_get = msg.clone();
+        msg.mark_as_test();
+        channel.send(&msg).await.unwrap();
+
+        let seen = seen.lock().unwrap();
+        let mime = Mime::parse(&seen.mails[0].data);
+        assert_eq!(mime.decoded_header("Subject"), format!("[PRUEBA] {}", parent_would_get.subject));
+        let parts = mime.parts();
+        let (text, html) = (parts[0].decoded_body(), parts[1].decoded_body());
+        let note = "Mensaje de prueba enviado con cantina-notify send-test, con datos inventados";
+        assert!(text.starts_with(note), "{text}");
+        assert!(text.contains(parent_would_get.text.replace("\r\n", "\n").trim_end()), "the notice follows: {text}");
+        let body_at = html.find("<body").unwrap();
+        let first_text = &html[body_at..body_at + 400];
+        assert!(first_text.contains("[PRUEBA]") && first_text.contains(note), "first thing in the body: {first_text}");
+    }
+
+    /// A server that answers every step, but slowly: each step stays within the timeout, the conversation does not.
+    async fn slow_smtp(step: Duration) -> u16 {
+        use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        tokio::spawn(async move {
+            while let Ok((stream, _)) = listener.accept().await {
+                tokio::spawn(async move {
+                    let (read, mut write) = stream.into_split();
+                    let mut lines = BufReader::new(read).lines();
+                    tokio::time::sleep(step).await;
+                    if write.write_all(b"220 slow.example ESMTP\r\n").await.is_err() {
+                        return;
+                    }
+                    while let Ok(Some(_)) = lines.next_line().await {
+                        tokio::time::sleep(step).await;
+                        if write.write_all(b"250 ok\r\n").await.is_err() {
+                            return;
+                        }
+                    }
+                });
+            }
+        });
+        port
+    }
+
+    #[tokio::test]
+    async fn the_timeout_bounds_the_whole_conversation() {
+        let port = slow_smtp(Duration::from_millis(1500)).await;
+        let mut s = settings(port, None);
+        s.email.host = "127.0.0.1".into();
+        s.email.use_tls = Some(false);
+        s.email.use_ssl = Some(false);
+        s.email.host_user = None;
+        s.email.host_password = None;
+        s.email.timeout_seconds = 2;
+        let channel = SmtpChannel::from_settings(&s).unwrap();
+        for attempt in ["send", "probe"] {
+            let started = std::time::Instant::now();
+            let result = match attempt {
+                "send" => channel.send(&message("a@example.com")).await.map(|_| ()),
+                _ => channel.probe().await,
+            };
+            let elapsed = started.elapsed();
+            match result {
+                Err(SendError::Transient { reason, .. }) => {
+                    assert!(reason.contains("tiempo de espera agotado (2 s)"), "{attempt}: {reason}")
+                }
+                other => panic!("{attempt}: {other:?}"),
+            }
+            // Greeting and EHLO alone take 3 s here; a bound per step (or twice the value) would let it run on.
+            assert!(elapsed < Duration::from_millis(2900), "{attempt} took {elapsed:?}");
+        }
+    }
+
     #[test]
-    fn message_ids_are_stable_and_valid() {
-        assert_eq!(message_id_local_part("recarga_exitosa:9001:email"), "recarga_exitosa=3A9001=3Aemail");
-        assert_eq!(
-            message_id_local_part("saldo_bajo:TAR-0042:2026-11-23:email"),
-            "saldo_bajo=3ATAR-0042=3A2026-11-23=3Aemail"
-        );
-        assert_eq!(message_id_local_part("a b=c"), "a=20b=3Dc");
+    fn the_key_header_survives_any_key() {
+        let text = |k: &str| {
+            let v = clave_header(k);
+            let m = Message::builder()
+                .from("a@example.com".parse().unwrap())
+                .to("b@example.com".parse().unwrap())
+                .raw_header(v)
+                .body(String::new())
+                .unwrap();
+            Mime::parse(&String::from_utf8(m.formatted()).unwrap()).header("X-Cantina-Clave").unwrap().to_string()
+        };
+        assert_eq!(text("saldo_bajo:TAR-0042:2026-11-23:email"), "saldo_bajo:TAR-0042:2026-11-23:email");
+        assert_eq!(text("a b=c\r\nBcc: x@y.z ñ"), "a=20b=3Dc=0D=0ABcc:=20x@y.z=20=C3=B1");
     }
 
     #[test]

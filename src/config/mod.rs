@@ -2,6 +2,7 @@
 //! `CANTINA__SECTION__KEY` environment variables (most specific wins). A `.env` file in the working directory is
 //! read as their Django setup reads it; the process environment wins over it. `NAME_FILE` gives a secret as a file.
 
+pub mod dotenv;
 mod secret;
 mod settings;
 mod sources;

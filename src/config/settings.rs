@@ -287,7 +287,8 @@ pub struct EmailSettings {
     pub aws_ses_region_name: Option<String>,
     /// Extra trusted root certificate (PEM file) for an SMTP relay with a private CA.
     pub ca_file: Option<String>,
-    /// Upper bound of one SMTP conversation or API call.
+    /// Upper bound of one whole SMTP conversation (connect, TLS, AUTH, the message; each step within it) or one
+    /// SendGrid API call.
     pub timeout_seconds: u64,
 }
 

@@ -1,5 +1,5 @@
 use std::collections::HashMap;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use config::{Config, Environment, File, FileFormat};
 
@@ -64,8 +64,8 @@ const FILE_SECRET_NAMES: &[&str] = &[
 pub enum ConfigError {
     #[error("cannot read {key} = {path}: {source}")]
     SecretFile { key: String, path: String, source: std::io::Error },
-    #[error("cannot read .env file {path}: {message}")]
-    DotEnv { path: String, message: String },
+    #[error(transparent)]
+    DotEnv(#[from] super::dotenv::DotEnvError),
     #[error("configuration file {path}: {source}")]
     File { path: String, source: config::ConfigError },
     #[error("invalid configuration: {0}")]
@@ -94,7 +94,7 @@ impl LoadOptions {
 impl Settings {
     pub fn load(opts: &LoadOptions) -> Result<Settings, ConfigError> {
         let mut vars = match &opts.dotenv {
-            Some(p) if p.exists() => read_dotenv(p)?,
+            Some(p) if p.exists() => super::dotenv::read(p)?,
             _ => HashMap::new(),
         };
         vars.extend(opts.env.iter().map(|(k, v)| (k.clone(), v.clone())));
@@ -143,12 +143,6 @@ fn explain(e: config::ConfigError) -> String {
     let env = format!("CANTINA__{}", key.replace('.', "__").to_uppercase());
     let team = TEAM_NAMES.iter().find(|(_, p)| *p == key).map(|(n, _)| format!(" or {n}")).unwrap_or_default();
     format!("{head} for {env}{team} ({key})")
-}
-
-fn read_dotenv(path: &Path) -> Result<HashMap<String, String>, ConfigError> {
-    let err = |message: String| ConfigError::DotEnv { path: path.display().to_string(), message };
-    let iter = dotenvy::from_path_iter(path).map_err(|e| err(e.to_string()))?;
-    iter.map(|item| item.map_err(|e| err(e.to_string()))).collect()
 }
 
 /// `NAME_FILE=/run/secrets/name` → `NAME` = the file's content without the trailing newline (Docker/Kubernetes).
@@ -294,5 +288,129 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("EMAIL_USE_TLS"), "{err}");
+    }
+
+    /// The Cantina guide's `.env` blocks and the variants file, copied from the shared seed material.
+    fn seed_env_dir() -> std::path::PathBuf {
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/seed-env")
+    }
+
+    fn seed_env_files() -> Vec<std::path::PathBuf> {
+        let mut files: Vec<_> = std::fs::read_dir(seed_env_dir())
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .filter(|p| p.extension().is_some_and(|e| e == "env"))
+            .collect();
+        files.sort();
+        files
+    }
+
+    /// Loads a seed file the way `check-config` does (the file as `.env`, nothing else from the environment
+    /// but a database and a signing key) and returns the settings and check-config's problems.
+    fn check_config(dotenv: &std::path::Path) -> (Settings, Vec<String>) {
+        let s = Settings::load(&LoadOptions {
+            file: None,
+            dotenv: Some(dotenv.to_path_buf()),
+            env: env(&[
+                ("DATABASE_URL", "postgres://app@db.example/cantina"),
+                ("CANTINA__DATABASE__SIGNING_KEY", "test-signing-key-0123456789abcdef0123456789"),
+            ]),
+        })
+        .unwrap_or_else(|e| panic!("{}: {e}", dotenv.display()));
+        let problems = match s.validate(true) {
+            Ok((_, providers)) => {
+                let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+                let _guard = rt.enter();
+                let pool =
+                    crate::db::pool("postgres://app@db.example/cantina", 2, std::time::Duration::from_secs(1)).unwrap();
+                crate::channels::Channels::from_settings(&s, &providers, &pool).err().unwrap_or_default()
+            }
+            Err(e) => e.0,
+        };
+        (s, problems)
+    }
+
+    #[test]
+    fn seed_env_every_file_reads_as_decouple_reads_it() {
+        let files = seed_env_files();
+        assert_eq!(files.len(), 9, "{files:?}");
+        for file in &files {
+            let read = crate::config::dotenv::read(file).unwrap_or_else(|e| panic!("{}: {e}", file.display()));
+            let name = file.file_name().unwrap().to_str().unwrap();
+            let expected: HashMap<String, String> = if name == "variants.env" {
+                serde_json::from_slice(&std::fs::read(seed_env_dir().join("variants.expected.json")).unwrap()).unwrap()
+            } else {
+                // The guide's blocks have no quotes, no spaces around `=` and no CR: decouple's reading is
+                // simply each non-comment line split at its first `=`.
+                std::fs::read_to_string(file)
+                    .unwrap()
+                    .lines()
+                    .filter(|l| !l.starts_with('#') && !l.is_empty())
+                    .map(|l| l.split_once('=').map(|(k, v)| (k.to_string(), v.to_string())).unwrap())
+                    .collect()
+            };
+            assert_eq!(read, expected, "{name}");
+        }
+    }
+
+    #[test]
+    fn seed_env_every_file_loads_and_maps_to_the_settings() {
+        for file in seed_env_files() {
+            let name = file.file_name().unwrap().to_str().unwrap().to_string();
+            let (s, problems) = check_config(&file);
+            match name.as_str() {
+                "email-gmail.env" => {
+                    assert_eq!(s.email.from, "Cantina Tita <tu_email@gmail.com>");
+                    assert_eq!(s.email.host, "smtp.gmail.com");
+                    assert_eq!(s.email.port, Some(587));
+                    assert_eq!(s.email.use_tls, Some(true));
+                    assert_eq!(s.email.host_password.as_ref().map(|p| p.expose()), Some("tu_app_password_16_digitos"));
+                }
+                "email-sendgrid.env" => {
+                    assert_eq!(s.email.from, "Cantina Tita <noreply@tudominio.com>");
+                    assert_eq!(s.email.sendgrid_api_key.as_ref().map(|p| p.expose()), Some("tu_sendgrid_api_key"));
+                }
+                "email-ses.env" => {
+                    assert_eq!(s.email.from, "Cantina Tita <noreply@tudominio.com>");
+                    assert_eq!(s.email.aws_ses_region_name.as_deref(), Some("us-east-1"));
+                    assert_eq!(s.email.aws_secret_access_key.as_ref().map(|p| p.expose()), Some("tu_secret_key"));
+                }
+                "sms-personal.env" => {
+                    assert_eq!(s.sms.provider.as_deref(), Some("personal"));
+                    assert_eq!(s.sms.personal_api_url.as_deref(), Some("https://api.personal.com.py/sms"));
+                }
+                "sms-tigo.env" => {
+                    assert_eq!(s.sms.provider.as_deref(), Some("tigo"));
+                    assert_eq!(s.sms.tigo_api_key.as_ref().map(|p| p.expose()), Some("tu_api_key_tigo"));
+                }
+                "sms-twilio.env" => {
+                    assert_eq!(s.sms.provider.as_deref(), Some("twilio"));
+                    assert_eq!(s.twilio.phone_number.as_deref(), Some("+14155551234"));
+                }
+                "whatsapp-business-api.env" => {
+                    assert_eq!(s.whatsapp.provider.as_deref(), Some("business_api"));
+                    assert_eq!(s.whatsapp.phone_number_id.as_deref(), Some("tu_phone_number_id"));
+                }
+                "whatsapp-twilio.env" => {
+                    assert_eq!(s.whatsapp.provider.as_deref(), Some("twilio"));
+                    assert_eq!(s.twilio.whatsapp_number.as_deref(), Some("whatsapp:+14155238886"));
+                }
+                "variants.env" => {
+                    assert_eq!(s.email.from, "Cantina Tita <cantinatita@gmail.com>");
+                    assert_eq!(s.email.host_password.as_ref().map(|p| p.expose()), Some("abcd efgh ijkl mnop"));
+                    assert_eq!(s.email.host_user.as_deref(), Some("cantinatita@gmail.com"));
+                    assert_eq!(s.whatsapp.access_token.as_ref().map(|p| p.expose()), Some("EAAG123"));
+                    assert_eq!(s.sms.personal_api_key.as_ref().map(|p| p.expose()), Some("key # trailing note"));
+                }
+                other => panic!("a seed file without expectations: {other}"),
+            }
+            // The only problem check-config finds is the guide's placeholder Twilio SID, which is not a SID.
+            let expected: Vec<String> = if name.contains("twilio") {
+                vec!["TWILIO_ACCOUNT_SID must be the account SID (AC followed by 32 hexadecimal digits)".into()]
+            } else {
+                vec![]
+            };
+            assert_eq!(problems, expected, "{name}");
+        }
     }
 }

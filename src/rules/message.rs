@@ -192,6 +192,17 @@ impl MessageData {
         }
     }
 
+    /// The parent's name the notice greets (every type has one; it is each template's first parameter).
+    pub fn padre_mut(&mut self) -> &mut String {
+        match self {
+            MessageData::RecargaExitosa { padre, .. }
+            | MessageData::TarjetaBloqueada { padre, .. }
+            | MessageData::CuentaPendiente { padre, .. }
+            | MessageData::RecordatorioDeuda { padre, .. } => padre,
+            MessageData::SaldoBajo(a) => &mut a.padre,
+        }
+    }
+
     /// The body parameters of the approved WhatsApp template, in this documented order ({{1}}, {{2}}, …):
     /// - `recarga_exitosa`: padre, alumno, monto, saldo, fecha
     /// - `saldo_bajo`: padre, alumno, saldo, umbral; a notice about several cards lists them in the same order in

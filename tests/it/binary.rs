@@ -20,6 +20,10 @@ async fn migrate_run_healthcheck_and_sigterm() {
         .output()
         .unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    // The server's notices (`trigger … does not exist, skipping` from `DROP … IF EXISTS` on a fresh database)
+    // are not the operator's business.
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!stderr.contains("NOTICE") && !stderr.contains("skipping"), "{stderr}");
     let versions: Vec<i32> = cantina_notify::migrate::MIGRATIONS.iter().map(|(v, _, _)| *v).collect();
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(stdout.contains(&format!("migrations applied: {versions:?}")), "{stdout}");
@@ -46,6 +50,7 @@ async fn migrate_run_healthcheck_and_sigterm() {
     assert!(status.status.success(), "exit {:?}: {}", status.status, String::from_utf8_lossy(&status.stderr));
     let stderr = String::from_utf8_lossy(&status.stderr);
     assert!(stderr.contains("SIGTERM received") && stderr.contains("stopped"), "{stderr}");
+    assert!(!stderr.contains('\x1b'), "no colour codes when stderr is not a terminal: {stderr:?}");
 
     let down = Command::new(BIN).args(["healthcheck", "--addr", &addr, "--timeout-seconds", "1"]).output().unwrap();
     assert!(!down.status.success());
@@ -119,6 +124,8 @@ async fn send_test_prints_the_providers_answer() {
     Mock::given(method("POST"))
         .and(path("/2010-04-01/Accounts/AC0123456789abcdef0123456789abcdef/Messages.json"))
         .and(body_string_contains("To=%2B595981123456"))
+        // Marked as a test: `[PRUEBA] ` before the text a parent would get.
+        .and(body_string_contains("Body=%5BPRUEBA%5D+Cantina+Tita"))
         .respond_with(
             ResponseTemplate::new(201).set_body_json(serde_json::json!({"sid": "SM0123456789abcdef0123456789abcdef"})),
         )
@@ -208,4 +215,87 @@ async fn sweep_creates_the_requests_once_and_exits() {
     );
     let bad = Command::new(BIN).args(["sweep", "todo"]).env("DATABASE_URL", &db.url).output().unwrap();
     assert!(!bad.status.success());
+}
+
+/// A `.env` line the reader cannot take (here not UTF-8, in the password line) stops every command with the file and
+/// the 1-based line, printed once, and never the line's value.
+#[test]
+fn a_dotenv_error_names_the_line_once_and_never_its_value() {
+    let dir = std::env::temp_dir().join(format!("cn-bin-env-{}", fastrand::u64(..)));
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join(".env"), b"EMAIL_HOST=smtp.gmail.com\r\nEMAIL_HOST_PASSWORD=abcd efgh \xe1jkl mnop\r\n")
+        .unwrap();
+    for command in ["check-config", "run", "migrate"] {
+        let out = Command::new(BIN)
+            .arg(command)
+            .env_remove("EMAIL_HOST_PASSWORD")
+            .env("CANTINA__DATABASE__SIGNING_KEY", TEST_SIGNING_KEY)
+            .env("DATABASE_URL", "postgres://app@127.0.0.1:1/cantina")
+            .current_dir(&dir)
+            .output()
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{command}");
+        for part in ["abcd", "efgh", "mnop", "EMAIL_HOST_PASSWORD"] {
+            assert!(!stdout.contains(part) && !stderr.contains(part), "{command}: {part} shown:\n{stdout}\n{stderr}");
+        }
+        assert_eq!(stderr.matches(".env file .env, line 2:").count(), 1, "{command}: {stderr}");
+    }
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+/// An error after the log is set up (here the database refusing the connection) is printed once, not logged and
+/// printed, and without colour codes.
+#[test]
+fn a_cli_error_is_printed_once() {
+    let out = Command::new(BIN)
+        .arg("migrate")
+        .env("DATABASE_URL", format!("postgres://app@127.0.0.1:{}/cantina", free_port()))
+        .current_dir(std::env::temp_dir())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert_eq!(stderr.lines().filter(|l| l.contains("Connection refused")).count(), 1, "{stderr}");
+    assert!(!stderr.contains('\x1b'), "{stderr:?}");
+}
+
+/// WhatsApp through Meta's Cloud API sends the approved template, whose text cannot change: `send-test` marks the
+/// made-up parent's name, the first parameter, as `[PRUEBA] Ana`.
+#[tokio::test]
+async fn send_test_marks_a_whatsapp_template_in_its_first_parameter() {
+    use wiremock::matchers::{method, path};
+    use wiremock::{Mock, MockServer, ResponseTemplate};
+    let meta = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(path("/v23.0/123456789012345/messages"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(serde_json::json!({
+            "messaging_product": "whatsapp",
+            "contacts": [{"input": "+595981123456", "wa_id": "595981123456"}],
+            "messages": [{"id": "wamid.HBgLNTk1OTgxMTIzNDU2FQIAERgSQ0"}]
+        })))
+        .expect(1)
+        .mount(&meta)
+        .await;
+    let uri = meta.uri();
+    let out = tokio::task::spawn_blocking(move || {
+        Command::new(BIN)
+            .args(["send-test", "--channel", "whatsapp", "--to", "0981 123456"])
+            .env("WHATSAPP_PROVIDER", "business_api")
+            .env("WHATSAPP_ACCESS_TOKEN", "EAAG-test-token")
+            .env("WHATSAPP_PHONE_NUMBER_ID", "123456789012345")
+            .env("WHATSAPP_API_URL", uri)
+            .current_dir(std::env::temp_dir())
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    assert!(out.status.success(), "{}\n{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    let requests = meta.received_requests().await.unwrap();
+    let body: serde_json::Value = requests[0].body_json().unwrap();
+    let parameters = &body["template"]["components"][0]["parameters"];
+    assert_eq!(parameters[0]["text"], "[PRUEBA] Ana", "{body}");
+    assert_eq!(parameters[1]["text"], "Luis Benítez", "the rest is what a parent would get: {body}");
 }
