@@ -264,12 +264,33 @@ pub fn group_reasons(raw: Vec<Motivo>) -> (Vec<Motivo>, i64) {
     (out, total)
 }
 
+/// The channels a live replica has paused for a provider error, unless an operator's pause (listed already) holds
+/// them too: the same merge as `channel list`.
+fn provider_pauses(operator: &[Pausa], replicas: Option<&crate::channel_state::store::Snapshot>) -> Vec<Pausa> {
+    let Some(snapshot) = replicas else { return Vec::new() };
+    crate::channel_state::merge_all(&[], &snapshot.rows, snapshot.now)
+        .into_iter()
+        .filter(|(kind, _)| operator.iter().all(|p| p.destino != kind.destino()))
+        .filter_map(|(kind, state)| match state {
+            crate::channel_state::ChannelState::PausedByProvider { error, since, .. } => Some(Pausa {
+                destino: kind.destino().to_string(),
+                motivo: crate::ops::mask::text(&error),
+                pausado_por: "un error del proveedor".to_string(),
+                pausado_en: since,
+            }),
+            _ => None,
+        })
+        .collect()
+}
+
 /// Reads the summary of `day` in one read-only snapshot; `now` is the time printed for the snapshot parts.
 pub async fn collect(pool: &Pool, day: Date, now: Timestamp, umbral_defecto: i64) -> Result<SummaryData, DbError> {
     crate::db::guarded(async {
         let (start, end) = day_bounds(day);
         let (start, end) = (SystemTime::from(start), SystemTime::from(end));
         let mut conn = pool.get().await?;
+        // The replicas' channel states (outside the snapshot: they are about now, like the pauses).
+        let replicas = crate::channel_state::store::read(&conn).await?;
         let tx = conn
             .build_transaction()
             .read_only(true)
@@ -292,18 +313,20 @@ pub async fn collect(pool: &Pool, day: Date, now: Timestamp, umbral_defecto: i64
         let has_pauses: bool =
             tx.query_one("SELECT to_regclass('cantina_notify_canales_pausados') IS NOT NULL", &[]).await?.get(0);
         let pausas = if has_pauses {
-            Some(
-                tx.query(PAUSES, &[])
-                    .await?
-                    .iter()
-                    .map(|r| Pausa {
-                        destino: r.get::<_, Option<String>>(0).unwrap_or_default(),
-                        motivo: r.get::<_, Option<String>>(1).unwrap_or_default(),
-                        pausado_por: r.get::<_, Option<String>>(2).unwrap_or_default(),
-                        pausado_en: r.get::<_, Option<SystemTime>>(3).map_or(Timestamp::UNIX_EPOCH, ts),
-                    })
-                    .collect(),
-            )
+            let mut pausas: Vec<Pausa> = tx
+                .query(PAUSES, &[])
+                .await?
+                .iter()
+                .map(|r| Pausa {
+                    destino: r.get::<_, Option<String>>(0).unwrap_or_default(),
+                    motivo: r.get::<_, Option<String>>(1).unwrap_or_default(),
+                    pausado_por: r.get::<_, Option<String>>(2).unwrap_or_default(),
+                    pausado_en: r.get::<_, Option<SystemTime>>(3).map_or(Timestamp::UNIX_EPOCH, ts),
+                })
+                .collect();
+            pausas.extend(provider_pauses(&pausas, replicas.as_ref()));
+            pausas.sort_by(|a, b| a.destino.cmp(&b.destino));
+            Some(pausas)
         } else {
             None
         };

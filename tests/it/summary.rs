@@ -320,6 +320,16 @@ fn header<'a>(raw: &'a str, name: &str) -> Option<&'a str> {
 async fn two_replicas_send_one_summary_of_yesterday_to_each_recipient() {
     let Setup { c, pool, settings, smtp, .. } = setup(STAFF).await;
     let seeded = seed(&c).await;
+    // A running replica has WhatsApp paused for a provider error (the message carries a number).
+    c.batch_execute(
+        "INSERT INTO cantina_notify_estado_canales
+             (replica, destino, configurado, proveedor, estado, motivo, desde, proxima_prueba, visto_en)
+         VALUES ('pod-a', 'WhatsApp', true, 'business_api', 'pausado_proveedor',
+                 'Meta rechazó el token para +595981123456', '2026-11-24T12:00:00Z', now() + interval '30 s', now()),
+                ('pod-a', 'SMS', true, 'twilio', 'activo', NULL, '2026-11-24T11:00:00Z', NULL, now())",
+    )
+    .await
+    .unwrap();
     let clock = FakeClock::new(at(RUN));
     scheduler_started_before(&c, clock.now()).await;
     let a = scheduler(&settings, &pool, "replica-a", clock.clone());
@@ -373,7 +383,10 @@ async fn two_replicas_send_one_summary_of_yesterday_to_each_recipient() {
         assert!(!raw.contains(raw_address), "{raw_address} in {raw}");
     }
     assert!(
-        text.contains("CANALES PAUSADOS: 1\n- SMS, pausado el 24/11/2026 08:10 por rocio: saldo de Tigo agotado\n"),
+        text.contains(
+            "CANALES PAUSADOS: 2\n- SMS, pausado el 24/11/2026 08:10 por rocio: saldo de Tigo agotado\n\
+             - WhatsApp, pausado el 24/11/2026 09:00 por un error del proveedor: Meta rechazó el token para +595 98* *** 456\n"
+        ),
         "{text}"
     );
     assert!(
