@@ -247,10 +247,15 @@ impl Settings {
             ));
         }
         for (key, url) in [("DATABASE_URL", &self.database.url), ("LISTEN_DATABASE_URL", &self.database.listen_url)] {
-            if let Some(u) = url
-                && let Err(e) = u.expose().parse::<tokio_postgres::Config>()
-            {
-                errors.push(format!("{key}: not a valid libpq connection string ({e}): {}", u.masked()));
+            if let Some(u) = url {
+                match crate::db::Target::parse(u.expose(), "cantina-notify", std::time::Duration::from_secs(10)) {
+                    Err(e) => errors.push(format!("{key}: not a valid libpq connection string ({e}): {}", u.masked())),
+                    Ok(target) => {
+                        if let Some(warning) = target.unverified_warning() {
+                            tracing::warn!("{key}: {warning}");
+                        }
+                    }
+                }
             }
         }
         if self.http.addr.parse::<std::net::SocketAddr>().is_err() {
