@@ -258,11 +258,13 @@ mod tests {
     #[test]
     fn malformed_strings_are_reported_without_their_values() {
         assert_eq!(split("host=h sslrootcert='/x").unwrap_err(), ConnInfoError::Unterminated);
-        assert_eq!(split("postgres://h/x?sslrootcert=%zz").unwrap_err(), ConnInfoError::BadEncoding("sslrootcert".into()));
+        assert_eq!(
+            split("postgres://h/x?sslrootcert=%zz").unwrap_err(),
+            ConnInfoError::BadEncoding("sslrootcert".into())
+        );
         // Without `=`, the text goes to tokio-postgres, which reports it.
         let (rest, _) = split("host=h sslmode").unwrap();
         assert_eq!(rest, "host=h sslmode");
         assert!(rest.parse::<tokio_postgres::Config>().is_err());
     }
-
 }

@@ -29,7 +29,7 @@ pub enum DbError {
     Connect { mode: SslMode, source: tokio_postgres::Error },
     #[error("cannot build the connection pool: {0}")]
     Pool(String),
-    #[error("cannot get a database connection: {0}")]
+    #[error("cannot get a database connection: {}", describe_checkout(.0))]
     Checkout(#[from] deadpool_postgres::PoolError),
     #[error("database error: {}", describe(.0))]
     Query(#[from] tokio_postgres::Error),
@@ -46,7 +46,27 @@ pub enum DbError {
 pub fn describe(e: &tokio_postgres::Error) -> String {
     match e.as_db_error() {
         Some(db) => format!("{}: {} ({})", db.severity(), db.message(), db.code().code()),
-        None => e.to_string(),
+        // The cause (a refused connection, the TLS failure) is in the source chain, not in the message.
+        None => {
+            let mut text = e.to_string();
+            let mut source = std::error::Error::source(e);
+            while let Some(cause) = source {
+                let cause_text = cause.to_string();
+                if !text.ends_with(&cause_text) {
+                    text.push_str(": ");
+                    text.push_str(&cause_text);
+                }
+                source = cause.source();
+            }
+            text
+        }
+    }
+}
+
+fn describe_checkout(e: &deadpool_postgres::PoolError) -> String {
+    match e {
+        deadpool_postgres::PoolError::Backend(e) => describe(e),
+        e => e.to_string(),
     }
 }
 

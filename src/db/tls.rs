@@ -141,16 +141,15 @@ pub fn resolve(params: &TlsParams, home_dir: Option<&Path>) -> Result<Tls, TlsEr
     let webpki = match (verification, &roots) {
         (Verification::None, _) => None,
         (_, None) => {
-            let default = default_dir.map_or_else(|| "~/.postgresql/root.crt".to_string(), |d| {
-                d.join("root.crt").display().to_string()
-            });
+            let default = default_dir
+                .map_or_else(|| "~/.postgresql/root.crt".to_string(), |d| d.join("root.crt").display().to_string());
             return Err(TlsError::NoRootCert { mode, default });
         }
         (_, Some(r)) => {
             let store = Arc::new(root_store(r)?);
-            let verifier = WebPkiServerVerifier::builder_with_provider(store, provider.clone()).build().map_err(|e| {
-                TlsError::Roots { path: PathBuf::from(r.describe()), detail: e.to_string() }
-            })?;
+            let verifier = WebPkiServerVerifier::builder_with_provider(store, provider.clone())
+                .build()
+                .map_err(|e| TlsError::Roots { path: PathBuf::from(r.describe()), detail: e.to_string() })?;
             Some(verifier)
         }
     };
@@ -180,9 +179,11 @@ fn read(param: &'static str, path: &Path) -> Result<Vec<u8>, TlsError> {
 
 fn certificates(param: &'static str, path: &Path) -> Result<Vec<CertificateDer<'static>>, TlsError> {
     let pem = read(param, path)?;
-    let certs = CertificateDer::pem_slice_iter(&pem)
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| TlsError::Pem { param, path: path.to_path_buf(), detail: e.to_string() })?;
+    let certs = CertificateDer::pem_slice_iter(&pem).collect::<Result<Vec<_>, _>>().map_err(|e| TlsError::Pem {
+        param,
+        path: path.to_path_buf(),
+        detail: e.to_string(),
+    })?;
     if certs.is_empty() {
         return Err(TlsError::Empty { param, path: path.to_path_buf(), what: "certificate" });
     }
@@ -265,16 +266,14 @@ impl ServerCertVerifier for ServerVerifier {
             Err(rustls::Error::InvalidCertificate(
                 CertificateError::NotValidForName | CertificateError::NotValidForNameContext { .. },
             )) if self.verification == Verification::Chain => Ok(ServerCertVerified::assertion()),
-            Err(rustls::Error::InvalidCertificate(reason)) => {
-                Err(rustls::Error::InvalidCertificate(CertificateError::Other(OtherError(Arc::new(
-                    ServerCertificateError {
-                        mode: self.mode,
-                        host: server_name.to_str().into_owned(),
-                        roots: self.roots.clone(),
-                        reason,
-                    },
-                )))))
-            }
+            Err(rustls::Error::InvalidCertificate(reason)) => Err(rustls::Error::InvalidCertificate(
+                CertificateError::Other(OtherError(Arc::new(ServerCertificateError {
+                    mode: self.mode,
+                    host: server_name.to_str().into_owned(),
+                    roots: self.roots.clone(),
+                    reason,
+                }))),
+            )),
             other => other,
         }
     }
@@ -302,7 +301,7 @@ impl ServerCertVerifier for ServerVerifier {
     }
 }
 
-#[derive(Debug)]
+/// Debug shows the message: rustls prints `CertificateError::Other` with `{:?}`.
 struct ServerCertificateError {
     mode: SslMode,
     host: String,
@@ -319,12 +318,20 @@ impl fmt::Display for ServerCertificateError {
             CertificateError::NotValidForName | CertificateError::NotValidForNameContext { .. } => {
                 write!(f, "it does not match the host name {host} ({reason})")
             }
-            CertificateError::Expired | CertificateError::ExpiredContext { .. } => write!(f, "it has expired ({reason})"),
+            CertificateError::Expired | CertificateError::ExpiredContext { .. } => {
+                write!(f, "it has expired ({reason})")
+            }
             CertificateError::NotValidYet | CertificateError::NotValidYetContext { .. } => {
                 write!(f, "it is not valid yet ({reason})")
             }
             other => write!(f, "{other}"),
         }
+    }
+}
+
+impl fmt::Debug for ServerCertificateError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(self, f)
     }
 }
 
