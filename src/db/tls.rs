@@ -381,3 +381,124 @@ pub fn unverified_warning(config: &tokio_postgres::Config, tls: &Tls) -> Option<
         tls.mode
     ))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn params(pairs: &[(&str, &str)]) -> TlsParams {
+        let mut p = TlsParams::default();
+        for (k, v) in pairs {
+            let v = Some((*v).to_string());
+            match *k {
+                "sslmode" => p.sslmode = v,
+                "sslrootcert" => p.sslrootcert = v,
+                "sslcert" => p.sslcert = v,
+                "sslkey" => p.sslkey = v,
+                "sslsni" => p.sslsni = v,
+                other => panic!("{other}"),
+            }
+        }
+        p
+    }
+
+    /// A home directory, with `~/.postgresql/root.crt` when `root_crt`.
+    fn home(root_crt: bool) -> PathBuf {
+        let dir = std::env::temp_dir().join(format!("cantina-tls-home-{}-{:x}", std::process::id(), fastrand::u64(..)));
+        std::fs::create_dir_all(dir.join(".postgresql")).unwrap();
+        if root_crt {
+            let mut ca = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+            ca.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+            let cert = ca.self_signed(&rcgen::KeyPair::generate().unwrap()).unwrap();
+            std::fs::write(dir.join(".postgresql/root.crt"), cert.pem()).unwrap();
+        }
+        dir
+    }
+
+    fn resolved(pairs: &[(&str, &str)], root_crt: bool) -> Result<(SslMode, Verification), String> {
+        let home = home(root_crt);
+        let r = resolve(&params(pairs), Some(&home)).map(|t| (t.mode, t.verification)).map_err(|e| e.to_string());
+        std::fs::remove_dir_all(home).unwrap();
+        r
+    }
+
+    #[test]
+    fn modes_mean_what_libpq_says() {
+        use Verification::*;
+        assert_eq!(resolved(&[], false), Ok((SslMode::Prefer, None)));
+        assert_eq!(resolved(&[("sslmode", "disable")], false), Ok((SslMode::Disable, None)));
+        assert_eq!(resolved(&[("sslmode", "allow")], false), Ok((SslMode::Allow, None)));
+        assert_eq!(resolved(&[("sslmode", "require")], false), Ok((SslMode::Require, None)));
+        // A root certificate makes require verify the chain, as verify-ca; prefer stays unverified.
+        assert_eq!(resolved(&[("sslmode", "require")], true), Ok((SslMode::Require, Chain)));
+        assert_eq!(resolved(&[("sslmode", "prefer")], true), Ok((SslMode::Prefer, None)));
+        assert_eq!(resolved(&[("sslmode", "verify-ca")], true), Ok((SslMode::VerifyCa, Chain)));
+        assert_eq!(resolved(&[("sslmode", "verify-full")], true), Ok((SslMode::VerifyFull, ChainAndName)));
+        assert_eq!(resolved(&[("sslrootcert", "system")], false), Ok((SslMode::VerifyFull, ChainAndName)));
+        assert_eq!(
+            resolved(&[("sslrootcert", "system"), ("sslmode", "verify-full")], false),
+            Ok((SslMode::VerifyFull, ChainAndName))
+        );
+    }
+
+    #[test]
+    fn what_libpq_refuses_is_refused() {
+        let e = resolved(&[("sslmode", "verify-full")], false).unwrap_err();
+        assert!(e.starts_with("sslmode=verify-full needs a root certificate"), "{e}");
+        assert!(e.contains(".postgresql/root.crt does not exist"), "{e}");
+        let e = resolved(&[("sslmode", "verify-ca")], false).unwrap_err();
+        assert!(e.starts_with("sslmode=verify-ca needs a root certificate"), "{e}");
+        let e = resolved(&[("sslmode", "require"), ("sslrootcert", "system")], false).unwrap_err();
+        assert!(e.starts_with("sslrootcert=system needs sslmode=verify-full (got sslmode=require)"), "{e}");
+        let e = resolved(&[("sslmode", "verify_full")], false).unwrap_err();
+        assert_eq!(
+            e,
+            "sslmode: expected disable, allow, prefer, require, verify-ca or verify-full (got 'verify_full')"
+        );
+        let e = resolved(&[("sslsni", "yes")], false).unwrap_err();
+        assert_eq!(e, "sslsni: expected 0 or 1 (got 'yes')");
+        let e = resolved(&[("sslmode", "verify-full"), ("sslrootcert", "/nonexistent/ca.pem")], false).unwrap_err();
+        assert!(e.starts_with("cannot read sslrootcert /nonexistent/ca.pem"), "{e}");
+        let e = resolved(&[("sslcert", "/nonexistent/c.pem"), ("sslkey", "/nonexistent/k.pem")], false).unwrap_err();
+        assert!(e.starts_with("cannot read sslcert /nonexistent/c.pem"), "{e}");
+    }
+
+    fn warning(conninfo: &str) -> Option<String> {
+        let (rest, p) = super::super::conninfo::split(conninfo).unwrap();
+        let config: tokio_postgres::Config = rest.parse().unwrap();
+        let home = home(false);
+        let tls = resolve(&p, Some(&home));
+        std::fs::remove_dir_all(home).unwrap();
+        unverified_warning(&config, &tls.unwrap())
+    }
+
+    #[test]
+    fn warns_when_another_machine_is_reached_unverified() {
+        for local in [
+            "host=localhost",
+            "host=LOCALHOST sslmode=require",
+            "host=127.0.0.1",
+            "host=127.1.2.3 sslmode=disable",
+            "host=::1",
+            "postgres://u@[::1]:5432/db?sslmode=require",
+            "host=/var/run/postgresql",
+            "host=db.example.com hostaddr=127.0.0.1",
+            "host=db.example.com sslmode=verify-full sslrootcert=system",
+        ] {
+            assert_eq!(warning(local), None, "{local}");
+        }
+        let w = warning("postgres://u:secret@db.example.com:5432/cantina?sslmode=require").unwrap();
+        assert!(w.starts_with("the connection to PostgreSQL at db.example.com does not verify the server's certificate (sslmode=require)"), "{w}");
+        assert!(!w.contains("secret"));
+        let w = warning("host=localhost,10.0.0.5").unwrap();
+        assert!(
+            w.starts_with(
+                "the connection to PostgreSQL at 10.0.0.5 does not verify the server's certificate (sslmode=prefer)"
+            ),
+            "{w}"
+        );
+        let w = warning("host=db.example.com sslmode=disable").unwrap();
+        assert!(w.contains("db.example.com is not encrypted (sslmode=disable)"), "{w}");
+        assert!(warning("host=localhost hostaddr=192.168.1.10").is_some());
+    }
+}
