@@ -19,11 +19,11 @@ pub use tls::TlsError;
 
 #[derive(Debug, thiserror::Error)]
 pub enum DbError {
-    #[error("invalid database URL: {0}")]
+    #[error("invalid database URL: {}", describe(.0))]
     Url(#[source] tokio_postgres::Error),
     #[error("invalid database URL: {0}")]
     ConnInfo(#[from] ConnInfoError),
-    #[error("database URL, TLS settings: {0}")]
+    #[error("invalid TLS settings in the database URL: {0}")]
     Tls(#[from] TlsError),
     #[error("cannot connect to PostgreSQL (sslmode={mode}): {}", describe(.source))]
     Connect { mode: SslMode, source: tokio_postgres::Error },
