@@ -51,7 +51,7 @@ pub fn describe(e: &tokio_postgres::Error) -> String {
             let mut text = e.to_string();
             let mut source = std::error::Error::source(e);
             while let Some(cause) = source {
-                let cause_text = cause.to_string();
+                let cause_text = tls::server_certificate_message(cause).unwrap_or_else(|| cause.to_string());
                 if !text.ends_with(&cause_text) {
                     text.push_str(": ");
                     text.push_str(&cause_text);

@@ -337,6 +337,18 @@ impl fmt::Debug for ServerCertificateError {
 
 impl std::error::Error for ServerCertificateError {}
 
+/// The message of a server-certificate failure found in `cause` (an I/O error carrying the rustls error), without
+/// the rustls wrapping around it (rustls prints a custom certificate error with `{:?}`).
+pub(super) fn server_certificate_message(cause: &(dyn std::error::Error + 'static)) -> Option<String> {
+    let io = cause.downcast_ref::<std::io::Error>()?;
+    match io.get_ref()?.downcast_ref::<rustls::Error>()? {
+        rustls::Error::InvalidCertificate(CertificateError::Other(OtherError(inner))) => {
+            inner.downcast_ref::<ServerCertificateError>().map(ToString::to_string)
+        }
+        _ => None,
+    }
+}
+
 /// Whether a host is this machine: `localhost`, 127.0.0.0/8, ::1, or a unix-socket directory.
 pub fn is_loopback(host: &Host) -> bool {
     match host {

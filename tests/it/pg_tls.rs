@@ -188,7 +188,17 @@ async fn verify_full_with_another_ca_is_refused_naming_the_certificate() {
             "{e}"
         );
         assert!(e.contains("cannot connect to PostgreSQL (sslmode=verify-full)"), "{e}");
+        assert!(!e.contains("OtherError"), "{e}");
     }
+    // A pooled connection says the same.
+    let other_ca = url("postgres", "localhost", &format!("sslmode=verify-full&sslrootcert={}", file("other-ca.pem")));
+    let pool = db::pool(&other_ca, 1, Duration::from_secs(5)).expect("pool");
+    let e = db::DbError::from(pool.get().await.map(|_| ()).expect_err("another CA")).to_string();
+    assert!(
+        e.starts_with("cannot get a database connection: ")
+            && e.contains("the PostgreSQL server's certificate is not valid (sslmode=verify-full): it is not signed by a CA in sslrootcert="),
+        "{e}"
+    );
 }
 
 #[tokio::test]
