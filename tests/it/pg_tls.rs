@@ -70,7 +70,8 @@ fn server() -> &'static TlsServer {
         let cluster =
             PgCluster::start_with(&options).unwrap_or_else(|e| panic!("cannot start PostgreSQL with TLS: {e}"));
 
-        let files = std::env::temp_dir().join(format!("cantina-pgtls-{}", std::process::id()));
+        // Inside the cluster's directory, which goes away with the cluster even though this static is never dropped.
+        let files = cluster.dir().join("client");
         std::fs::create_dir_all(&files).expect("client files directory");
         let (client_cert, client_key) = signed(&ca, "cert_user", vec![]);
         for (name, contents) in [
@@ -80,6 +81,13 @@ fn server() -> &'static TlsServer {
             ("client.key", client_key),
         ] {
             std::fs::write(files.join(name), contents).expect("write client file");
+        }
+        // Owned like the cluster's directory (the postgres user when run as root), so that its removal succeeds.
+        let owner = std::os::unix::fs::MetadataExt::uid(&std::fs::metadata(cluster.dir()).expect("cluster dir"));
+        for entry in
+            std::fs::read_dir(&files).expect("client files").map(|e| e.expect("entry").path()).chain([files.clone()])
+        {
+            std::os::unix::fs::chown(&entry, Some(owner), None).expect("chown client file");
         }
         TlsServer { cluster, files }
     })
