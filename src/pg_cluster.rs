@@ -149,11 +149,16 @@ impl PgCluster {
     /// Blocks for about a second; from async code call it through
     /// `tokio::task::spawn_blocking`.
     pub fn start() -> Result<PgCluster, ClusterError> {
+        Self::start_with(&ClusterOptions::default())
+    }
+
+    /// [`start`](Self::start) with extra server settings and files (e.g. a TLS certificate and key).
+    pub fn start_with(options: &ClusterOptions) -> Result<PgCluster, ClusterError> {
         let bins = Binaries::find()?;
         let run_as = server_user()?;
         let mut last_log = String::new();
         for attempt in 1..=START_ATTEMPTS {
-            match Self::start_once(&bins, run_as, free_port) {
+            match Self::start_once(&bins, run_as, options, free_port) {
                 Err(ClusterError::ServerExited { port, log, .. }) if port_was_taken(&log) => {
                     tracing::debug!(port, attempt, "port taken before postgres bound it; retrying");
                     last_log = log;
@@ -257,6 +262,7 @@ impl PgCluster {
     fn start_once(
         bins: &Binaries,
         run_as: Option<UserIds>,
+        options: &ClusterOptions,
         pick_port: impl FnOnce() -> Result<u16, ClusterError>,
     ) -> Result<PgCluster, ClusterError> {
         // From here on, any early return drops `cluster`, which cleans up.
@@ -297,6 +303,8 @@ impl PgCluster {
             return Err(ClusterError::Initdb { command: initdb_desc, status: out.status.to_string(), output });
         }
 
+        options.install(&data, run_as)?;
+
         cluster.port = pick_port()?;
         let port = cluster.port;
         let mut server = Command::new("/bin/sh");
@@ -321,7 +329,10 @@ impl PgCluster {
             "shared_buffers=128MB".to_owned(),
             // stderr already goes to server.log (see the watchdog script).
             "logging_collector=off".to_owned(),
-        ] {
+        ]
+        .into_iter()
+        .chain(options.settings.iter().cloned())
+        {
             server.arg("-c").arg(setting);
         }
         server
@@ -342,6 +353,35 @@ impl PgCluster {
         wait_until_ready(watchdog, port, &data, &log)?;
         tracing::debug!(port, dir = %dir.display(), "throwaway PostgreSQL cluster ready");
         Ok(cluster)
+    }
+}
+
+/// What a cluster needs beyond the defaults.
+#[derive(Debug, Default, Clone)]
+pub struct ClusterOptions {
+    /// Extra `name=value` server settings; relative paths in them are relative to the data directory.
+    pub settings: Vec<String>,
+    /// Files written into the data directory before the server starts, readable only by the server's user (as
+    /// PostgreSQL requires of a private key): (file name, contents).
+    pub files: Vec<(String, Vec<u8>)>,
+    /// Replaces `pg_hba.conf` (initdb's trusts every local connection).
+    pub hba: Option<String>,
+}
+
+impl ClusterOptions {
+    fn install(&self, data: &Path, run_as: Option<UserIds>) -> Result<(), ClusterError> {
+        let hba = self.hba.as_ref().map(|h| ("pg_hba.conf".to_owned(), h.as_bytes().to_vec()));
+        for (name, contents) in self.files.iter().cloned().chain(hba) {
+            let path = data.join(&name);
+            fs::write(&path, contents).map_err(io_err(format!("writing {}", path.display())))?;
+            fs::set_permissions(&path, std::os::unix::fs::PermissionsExt::from_mode(0o600))
+                .map_err(io_err(format!("chmod 0600 {}", path.display())))?;
+            if let Some(ids) = run_as {
+                std::os::unix::fs::chown(&path, Some(ids.uid), Some(ids.gid))
+                    .map_err(io_err(format!("chown {} to the postgres user", path.display())))?;
+            }
+        }
+        Ok(())
     }
 }
 
@@ -719,7 +759,7 @@ mod tests {
         let port = taken.local_addr().unwrap().port();
         let err = tokio::task::spawn_blocking(move || {
             let bins = Binaries::find().unwrap();
-            PgCluster::start_once(&bins, server_user().unwrap(), || Ok(port))
+            PgCluster::start_once(&bins, server_user().unwrap(), &ClusterOptions::default(), || Ok(port))
         })
         .await
         .unwrap()

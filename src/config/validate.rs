@@ -237,7 +237,7 @@ impl Settings {
         let mut errors = Vec::new();
         if needs_database && self.database.url.is_none() {
             errors.push(
-                "DATABASE_URL: required (a libpq URL such as postgres://user@host:5432/cantina?sslmode=require)".into(),
+                "DATABASE_URL: required (a libpq URL such as postgres://user@host:5432/cantina?sslmode=verify-full&sslrootcert=system)".into(),
             );
         }
         if needs_database && self.database.signing_key.is_none() {
@@ -247,10 +247,15 @@ impl Settings {
             ));
         }
         for (key, url) in [("DATABASE_URL", &self.database.url), ("LISTEN_DATABASE_URL", &self.database.listen_url)] {
-            if let Some(u) = url
-                && let Err(e) = u.expose().parse::<tokio_postgres::Config>()
-            {
-                errors.push(format!("{key}: not a valid libpq connection string ({e}): {}", u.masked()));
+            if let Some(u) = url {
+                match crate::db::Target::parse(u.expose(), "cantina-notify", std::time::Duration::from_secs(10)) {
+                    Err(e) => errors.push(format!("{key}: {e} (in {})", u.masked())),
+                    Ok(target) => {
+                        if let Some(warning) = target.unverified_warning() {
+                            tracing::warn!("{key}: {warning}");
+                        }
+                    }
+                }
             }
         }
         if self.http.addr.parse::<std::net::SocketAddr>().is_err() {
@@ -449,7 +454,7 @@ mod tests {
             "EMAIL_BACKEND",
             "CANTINA__LOG__FORMAT",
             "CANTINA__HTTP__ADDR",
-            "DATABASE_URL: not a valid",
+            "DATABASE_URL: invalid TLS settings in the database URL: sslmode: expected disable, allow, prefer, require, verify-ca or verify-full (got 'sometimes')",
         ] {
             assert!(all.contains(needle), "missing {needle} in {all}");
         }

@@ -111,14 +111,15 @@ impl Listener {
     /// Opens the LISTEN session. Notifications are read with `poll_message` on a task of their own; the channel
     /// closes when the connection ends, which is how a lost connection is noticed.
     async fn connect(&self) -> Result<(tokio_postgres::Client, mpsc::UnboundedReceiver<()>), db::DbError> {
-        let cfg = db::parse_url(&self.listen_url, APPLICATION_NAME, Duration::from_secs(10))?;
-        let mut cfg = cfg;
+        let mut target = db::Target::parse(&self.listen_url, APPLICATION_NAME, Duration::from_secs(10))?;
         // Notice a silently dead connection (a partition without a reset) in about a minute, not the OS's 2 hours.
-        cfg.keepalives(true)
+        target
+            .config_mut()
+            .keepalives(true)
             .keepalives_idle(Duration::from_secs(30))
             .keepalives_interval(Duration::from_secs(10))
             .keepalives_retries(3);
-        let (client, mut connection) = cfg.connect(db::tls()).await?;
+        let (client, mut connection) = target.connect().await?;
         let (tx, rx) = mpsc::unbounded_channel();
         tokio::spawn(async move {
             loop {

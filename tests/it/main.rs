@@ -15,6 +15,7 @@ mod http;
 mod levers;
 mod migrate;
 mod ops;
+mod pg_tls;
 mod pipeline;
 mod provider_bytes;
 mod resilience;

@@ -1,18 +1,35 @@
-//! Connections: a pool for queries and a way to open the dedicated LISTEN session. TLS follows the URL's `sslmode`.
+//! Connections: a pool for queries and a way to open the dedicated LISTEN session. TLS follows the URL's `sslmode`
+//! and the other TLS parameters with libpq's meaning (see [`tls`]).
 
+mod conninfo;
+mod tls;
+
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Once;
 use std::time::Duration;
 
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
+use tokio_postgres::config::SslMode as PgSslMode;
+use tokio_postgres::tls::MakeTlsConnect;
 use tokio_postgres_rustls::MakeRustlsConnect;
+
+pub use conninfo::{ConnInfoError, SslMode};
+pub use tls::TlsError;
 
 #[derive(Debug, thiserror::Error)]
 pub enum DbError {
-    #[error("invalid database URL: {0}")]
+    #[error("invalid database URL: {}", describe(.0))]
     Url(#[source] tokio_postgres::Error),
+    #[error("invalid database URL: {0}")]
+    ConnInfo(#[from] ConnInfoError),
+    #[error("invalid TLS settings in the database URL: {0}")]
+    Tls(#[from] TlsError),
+    #[error("cannot connect to PostgreSQL (sslmode={mode}): {}", describe(.source))]
+    Connect { mode: SslMode, source: tokio_postgres::Error },
     #[error("cannot build the connection pool: {0}")]
     Pool(String),
-    #[error("cannot get a database connection: {0}")]
+    #[error("cannot get a database connection: {}", describe_checkout(.0))]
     Checkout(#[from] deadpool_postgres::PoolError),
     #[error("database error: {}", describe(.0))]
     Query(#[from] tokio_postgres::Error),
@@ -29,7 +46,27 @@ pub enum DbError {
 pub fn describe(e: &tokio_postgres::Error) -> String {
     match e.as_db_error() {
         Some(db) => format!("{}: {} ({})", db.severity(), db.message(), db.code().code()),
-        None => e.to_string(),
+        // The cause (a refused connection, the TLS failure) is in the source chain, not in the message.
+        None => {
+            let mut text = e.to_string();
+            let mut source = std::error::Error::source(e);
+            while let Some(cause) = source {
+                let cause_text = tls::server_certificate_message(cause).unwrap_or_else(|| cause.to_string());
+                if !text.ends_with(&cause_text) {
+                    text.push_str(": ");
+                    text.push_str(&cause_text);
+                }
+                source = cause.source();
+            }
+            text
+        }
+    }
+}
+
+fn describe_checkout(e: &deadpool_postgres::PoolError) -> String {
+    match e {
+        deadpool_postgres::PoolError::Backend(e) => describe(e),
+        e => e.to_string(),
     }
 }
 
@@ -65,29 +102,113 @@ pub fn install_crypto_provider() {
     });
 }
 
-pub fn tls() -> MakeRustlsConnect {
-    install_crypto_provider();
-    MakeRustlsConnect::with_webpki_roots()
+/// A parsed connection string: what tokio-postgres connects with, and the TLS it needs (libpq's meaning).
+#[derive(Clone, Debug)]
+pub struct Target {
+    config: tokio_postgres::Config,
+    tls: tls::Tls,
 }
 
-pub fn parse_url(
-    url: &str,
-    application_name: &str,
-    connect_timeout: Duration,
-) -> Result<tokio_postgres::Config, DbError> {
-    let mut cfg: tokio_postgres::Config = url.parse().map_err(DbError::Url)?;
-    if cfg.get_application_name().is_none() {
-        cfg.application_name(application_name);
+/// The connection type every connection of the service has.
+pub type Connection = tokio_postgres::Connection<
+    tokio_postgres::Socket,
+    <MakeRustlsConnect as MakeTlsConnect<tokio_postgres::Socket>>::Stream,
+>;
+
+impl Target {
+    /// Parses a libpq URL or key=value string; the TLS files it names are read now. `application_name` and
+    /// `connect_timeout` apply when the string does not set them.
+    pub fn parse(url: &str, application_name: &str, connect_timeout: Duration) -> Result<Target, DbError> {
+        let (rest, params) = conninfo::split(url)?;
+        let mut config: tokio_postgres::Config = rest.parse().map_err(DbError::Url)?;
+        let tls = tls::resolve(&params, tls::home().as_deref())?;
+        if config.get_application_name().is_none() {
+            config.application_name(application_name);
+        }
+        if config.get_connect_timeout().is_none() {
+            config.connect_timeout(connect_timeout);
+        }
+        // tokio-postgres knows disable/prefer/require; TLS is mandatory from require up. PostgreSQL has no TLS on
+        // unix sockets and libpq does not ask for it there.
+        let unix_only = config.get_hostaddrs().is_empty()
+            && !config.get_hosts().is_empty()
+            && config.get_hosts().iter().all(|h| matches!(h, tokio_postgres::config::Host::Unix(_)));
+        config.ssl_mode(match tls.mode {
+            _ if unix_only => PgSslMode::Disable,
+            SslMode::Disable | SslMode::Allow => PgSslMode::Disable,
+            SslMode::Prefer => PgSslMode::Prefer,
+            SslMode::Require | SslMode::VerifyCa | SslMode::VerifyFull => PgSslMode::Require,
+        });
+        Ok(Target { config, tls })
     }
-    if cfg.get_connect_timeout().is_none() {
-        cfg.connect_timeout(connect_timeout);
+
+    pub fn config_mut(&mut self) -> &mut tokio_postgres::Config {
+        &mut self.config
     }
-    Ok(cfg)
+
+    pub fn sslmode(&self) -> SslMode {
+        self.tls.mode
+    }
+
+    /// The start-up warning when another machine is reached without verifying its certificate.
+    pub fn unverified_warning(&self) -> Option<String> {
+        tls::unverified_warning(&self.config, &self.tls)
+    }
+
+    pub async fn connect(&self) -> Result<(tokio_postgres::Client, Connection), DbError> {
+        connect_with(&self.config, &self.tls).await.map_err(|source| DbError::Connect { mode: self.tls.mode, source })
+    }
+}
+
+async fn connect_with(
+    config: &tokio_postgres::Config,
+    tls: &tls::Tls,
+) -> Result<(tokio_postgres::Client, Connection), tokio_postgres::Error> {
+    match config.connect(tls.connector.clone()).await {
+        // allow: plain first; if the server refuses that (a hostssl-only pg_hba.conf), TLS without verification.
+        Err(e) if tls.mode == SslMode::Allow && e.as_db_error().is_some() => {
+            let mut with_tls = config.clone();
+            with_tls.ssl_mode(PgSslMode::Require);
+            with_tls.connect(tls.connector.clone()).await
+        }
+        other => other,
+    }
+}
+
+/// The pool's way to connect, so that pooled connections follow the same TLS rules.
+struct PoolConnect(tls::Tls);
+
+impl deadpool_postgres::Connect for PoolConnect {
+    fn connect(
+        &self,
+        pg_config: &tokio_postgres::Config,
+    ) -> Pin<
+        Box<
+            dyn Future<Output = Result<(tokio_postgres::Client, tokio::task::JoinHandle<()>), tokio_postgres::Error>>
+                + Send
+                + '_,
+        >,
+    > {
+        let config = pg_config.clone();
+        Box::pin(async move {
+            let (client, conn) = connect_with(&config, &self.0).await?;
+            let task = tokio::spawn(async move {
+                if let Err(e) = conn.await {
+                    tracing::debug!(error = %e, "database connection closed");
+                }
+            });
+            Ok((client, task))
+        })
+    }
 }
 
 pub fn pool(url: &str, size: usize, connect_timeout: Duration) -> Result<Pool, DbError> {
-    let cfg = parse_url(url, "cantina-notify", connect_timeout)?;
-    let mgr = Manager::from_config(cfg, tls(), ManagerConfig { recycling_method: RecyclingMethod::Fast });
+    let target = Target::parse(url, "cantina-notify", connect_timeout)?;
+    let mgr = Manager::from_connect(
+        target.config,
+        PoolConnect(target.tls),
+        ManagerConfig { recycling_method: RecyclingMethod::Fast },
+    );
     Pool::builder(mgr)
         .max_size(size)
         .wait_timeout(Some(connect_timeout))
@@ -99,8 +220,7 @@ pub fn pool(url: &str, size: usize, connect_timeout: Duration) -> Result<Pool, D
 
 /// A single connection outside the pool (migrations, one-off commands); the connection task is spawned.
 pub async fn connect(url: &str, application_name: &str) -> Result<tokio_postgres::Client, DbError> {
-    let cfg = parse_url(url, application_name, Duration::from_secs(10))?;
-    let (client, conn) = cfg.connect(tls()).await?;
+    let (client, conn) = Target::parse(url, application_name, Duration::from_secs(10))?.connect().await?;
     tokio::spawn(async move {
         if let Err(e) = conn.await {
             tracing::debug!(error = %e, "database connection closed");

@@ -1,0 +1,305 @@
+//! TLS to PostgreSQL with libpq's meaning of `sslmode`, against a real server with `ssl=on` and a certificate from
+//! a CA made here. The server's certificate names only `localhost`, so connecting by 127.0.0.1 is the wrong host.
+
+use std::path::PathBuf;
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use cantina_notify::db;
+use cantina_notify::pg_cluster::{ClusterOptions, PgCluster};
+use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, KeyPair, KeyUsagePurpose};
+
+struct TlsServer {
+    cluster: PgCluster,
+    /// Holds ca.pem (the server's CA), other-ca.pem, client.pem and client.key.
+    files: PathBuf,
+}
+
+struct Ca {
+    cert: rcgen::Certificate,
+    key: KeyPair,
+}
+
+fn ca(name: &str) -> Ca {
+    let mut params = CertificateParams::new(Vec::<String>::new()).expect("CA params");
+    params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    params.distinguished_name.push(DnType::CommonName, name);
+    params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign, KeyUsagePurpose::DigitalSignature];
+    let key = KeyPair::generate().expect("CA key");
+    let cert = params.self_signed(&key).expect("CA certificate");
+    Ca { cert, key }
+}
+
+fn signed(ca: &Ca, common_name: &str, names: Vec<String>) -> (String, String) {
+    let mut params = CertificateParams::new(names).expect("params");
+    params.distinguished_name.push(DnType::CommonName, common_name);
+    let key = KeyPair::generate().expect("key");
+    let cert = params.signed_by(&key, &ca.cert, &ca.key).expect("sign");
+    (cert.pem(), key.serialize_pem())
+}
+
+/// Roles: `postgres` trusted on any connection; `tls_only` refused without TLS; `cert_user` needs a client
+/// certificate signed by the CA.
+const HBA: &str = "\
+local all all trust
+hostnossl all tls_only 127.0.0.1/32 reject
+hostssl all cert_user 127.0.0.1/32 cert
+host all cert_user 127.0.0.1/32 reject
+host all all 127.0.0.1/32 trust
+";
+
+fn server() -> &'static TlsServer {
+    static SERVER: OnceLock<TlsServer> = OnceLock::new();
+    SERVER.get_or_init(|| {
+        let ca = ca("cantina test CA");
+        let (server_cert, server_key) = signed(&ca, "localhost", vec!["localhost".into()]);
+        let options = ClusterOptions {
+            settings: vec![
+                "ssl=on".into(),
+                "ssl_cert_file=server.crt".into(),
+                "ssl_key_file=server.key".into(),
+                "ssl_ca_file=ca.crt".into(),
+            ],
+            files: vec![
+                ("server.crt".into(), server_cert.into_bytes()),
+                ("server.key".into(), server_key.into_bytes()),
+                ("ca.crt".into(), ca.cert.pem().into_bytes()),
+            ],
+            hba: Some(HBA.into()),
+        };
+        let cluster =
+            PgCluster::start_with(&options).unwrap_or_else(|e| panic!("cannot start PostgreSQL with TLS: {e}"));
+
+        // Inside the cluster's directory, which goes away with the cluster even though this static is never dropped.
+        let files = cluster.dir().join("client");
+        std::fs::create_dir_all(&files).expect("client files directory");
+        let (client_cert, client_key) = signed(&ca, "cert_user", vec![]);
+        for (name, contents) in [
+            ("ca.pem", ca.cert.pem()),
+            ("other-ca.pem", self::ca("some other CA").cert.pem()),
+            ("client.pem", client_cert),
+            ("client.key", client_key),
+        ] {
+            std::fs::write(files.join(name), contents).expect("write client file");
+        }
+        // Owned like the cluster's directory (the postgres user when run as root), so that its removal succeeds.
+        let owner = std::os::unix::fs::MetadataExt::uid(&std::fs::metadata(cluster.dir()).expect("cluster dir"));
+        for entry in
+            std::fs::read_dir(&files).expect("client files").map(|e| e.expect("entry").path()).chain([files.clone()])
+        {
+            std::os::unix::fs::chown(&entry, Some(owner), None).expect("chown client file");
+        }
+        TlsServer { cluster, files }
+    })
+}
+
+fn file(name: &str) -> String {
+    server().files.join(name).display().to_string()
+}
+
+/// `postgres://user@host:port/postgres?query`, with `hostaddr=127.0.0.1` when the host is a name.
+fn url(user: &str, host: &str, query: &str) -> String {
+    let port = server().cluster.port();
+    let addr = if host == "localhost" { "hostaddr=127.0.0.1&" } else { "" };
+    format!("postgres://{user}@{host}:{port}/postgres?{addr}{query}")
+}
+
+fn key_value(user: &str, host: &str, rest: &str) -> String {
+    let port = server().cluster.port();
+    let addr = if host == "localhost" { "hostaddr=127.0.0.1 " } else { "" };
+    format!("host={host} {addr}port={port} user={user} dbname=postgres {rest}")
+}
+
+/// Connects and says whether the session uses TLS, as the server sees it.
+async fn ssl_in_use(conninfo: &str) -> Result<bool, String> {
+    let client = db::connect(conninfo, "pgtls-test").await.map_err(|e| e.to_string())?;
+    let row = client
+        .query_one("SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()", &[])
+        .await
+        .map_err(|e| e.to_string())?;
+    Ok(row.get(0))
+}
+
+async fn connects_with_tls(conninfo: &str) {
+    assert_eq!(ssl_in_use(conninfo).await, Ok(true), "{conninfo}");
+}
+
+async fn refused(conninfo: &str) -> String {
+    match ssl_in_use(conninfo).await {
+        Ok(ssl) => panic!("{conninfo} connected (ssl: {ssl})"),
+        Err(e) => e,
+    }
+}
+
+#[tokio::test]
+async fn prefer_and_no_sslmode_use_tls_without_verifying() {
+    connects_with_tls(&url("postgres", "127.0.0.1", "sslmode=prefer")).await;
+    connects_with_tls(&url("postgres", "127.0.0.1", "")).await;
+    connects_with_tls(&key_value("postgres", "127.0.0.1", "")).await;
+    // The pool goes the same way.
+    let pool = db::pool(&url("postgres", "127.0.0.1", ""), 2, Duration::from_secs(5)).expect("pool");
+    let c = pool.get().await.expect("pooled connection");
+    let ssl: bool = c.query_one("SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()", &[]).await.unwrap().get(0);
+    assert!(ssl);
+}
+
+#[tokio::test]
+async fn require_uses_tls_without_verifying() {
+    connects_with_tls(&url("postgres", "127.0.0.1", "sslmode=require")).await;
+    connects_with_tls(&key_value("postgres", "127.0.0.1", "sslmode=require")).await;
+}
+
+#[tokio::test]
+async fn require_with_a_root_certificate_verifies_like_verify_ca() {
+    connects_with_tls(&url("postgres", "127.0.0.1", &format!("sslmode=require&sslrootcert={}", file("ca.pem")))).await;
+    let e =
+        refused(&url("postgres", "127.0.0.1", &format!("sslmode=require&sslrootcert={}", file("other-ca.pem")))).await;
+    assert!(e.contains("the PostgreSQL server's certificate is not valid (sslmode=require)"), "{e}");
+}
+
+#[tokio::test]
+async fn verify_full_with_the_ca_connects() {
+    connects_with_tls(&url("postgres", "localhost", &format!("sslmode=verify-full&sslrootcert={}", file("ca.pem"))))
+        .await;
+    connects_with_tls(&key_value(
+        "postgres",
+        "localhost",
+        &format!("sslmode=verify-full sslrootcert='{}'", file("ca.pem")),
+    ))
+    .await;
+}
+
+#[tokio::test]
+async fn verify_ca_accepts_the_chain_whatever_the_host_name() {
+    connects_with_tls(&url("postgres", "127.0.0.1", &format!("sslmode=verify-ca&sslrootcert={}", file("ca.pem"))))
+        .await;
+    connects_with_tls(&key_value(
+        "postgres",
+        "127.0.0.1",
+        &format!("sslmode=verify-ca sslrootcert={}", file("ca.pem")),
+    ))
+    .await;
+}
+
+#[tokio::test]
+async fn verify_full_with_another_ca_is_refused_naming_the_certificate() {
+    for conninfo in [
+        url("postgres", "localhost", &format!("sslmode=verify-full&sslrootcert={}", file("other-ca.pem"))),
+        key_value("postgres", "localhost", &format!("sslmode=verify-full sslrootcert={}", file("other-ca.pem"))),
+    ] {
+        let e = refused(&conninfo).await;
+        assert!(
+            e.contains(&format!(
+                "the PostgreSQL server's certificate is not valid (sslmode=verify-full): it is not signed by a CA in sslrootcert={}",
+                file("other-ca.pem")
+            )),
+            "{e}"
+        );
+        assert!(e.contains("cannot connect to PostgreSQL (sslmode=verify-full)"), "{e}");
+        assert!(!e.contains("OtherError"), "{e}");
+    }
+    // A pooled connection says the same.
+    let other_ca = url("postgres", "localhost", &format!("sslmode=verify-full&sslrootcert={}", file("other-ca.pem")));
+    let pool = db::pool(&other_ca, 1, Duration::from_secs(5)).expect("pool");
+    let e = db::DbError::from(pool.get().await.map(|_| ()).expect_err("another CA")).to_string();
+    assert!(
+        e.starts_with("cannot get a database connection: ")
+            && e.contains("the PostgreSQL server's certificate is not valid (sslmode=verify-full): it is not signed by a CA in sslrootcert="),
+        "{e}"
+    );
+}
+
+#[tokio::test]
+async fn verify_full_with_a_wrong_host_name_is_refused_naming_the_certificate() {
+    for conninfo in [
+        url("postgres", "127.0.0.1", &format!("sslmode=verify-full&sslrootcert={}", file("ca.pem"))),
+        key_value("postgres", "127.0.0.1", &format!("sslmode=verify-full sslrootcert={}", file("ca.pem"))),
+    ] {
+        let e = refused(&conninfo).await;
+        assert!(
+            e.contains(
+                "the PostgreSQL server's certificate is not valid (sslmode=verify-full): it does not match the host name 127.0.0.1"
+            ),
+            "{e}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn disable_connects_without_tls() {
+    assert_eq!(ssl_in_use(&url("postgres", "127.0.0.1", "sslmode=disable")).await, Ok(false));
+    assert_eq!(ssl_in_use(&key_value("postgres", "127.0.0.1", "sslmode=disable")).await, Ok(false));
+}
+
+#[tokio::test]
+async fn allow_tries_plain_then_tls() {
+    assert_eq!(ssl_in_use(&url("postgres", "127.0.0.1", "sslmode=allow")).await, Ok(false));
+    // tls_only is refused without TLS (pg_hba.conf), so allow goes on to TLS.
+    let admin = db::connect(&url("postgres", "127.0.0.1", ""), "pgtls-test").await.expect("connect");
+    admin
+        .batch_execute("DO $$ BEGIN CREATE ROLE tls_only LOGIN; EXCEPTION WHEN duplicate_object THEN END $$")
+        .await
+        .unwrap();
+    assert_eq!(ssl_in_use(&url("tls_only", "127.0.0.1", "sslmode=allow")).await, Ok(true));
+}
+
+#[tokio::test]
+async fn client_certificate_authenticates() {
+    let admin = db::connect(&url("postgres", "127.0.0.1", ""), "pgtls-test").await.expect("connect");
+    admin
+        .batch_execute("DO $$ BEGIN CREATE ROLE cert_user LOGIN; EXCEPTION WHEN duplicate_object THEN END $$")
+        .await
+        .unwrap();
+    let e = refused(&url("cert_user", "127.0.0.1", "sslmode=require")).await;
+    assert!(e.contains("connection requires a valid client certificate"), "{e}");
+    let with_cert = format!(
+        "sslmode=verify-full&sslrootcert={}&sslcert={}&sslkey={}",
+        file("ca.pem"),
+        file("client.pem"),
+        file("client.key")
+    );
+    connects_with_tls(&url("cert_user", "localhost", &with_cert)).await;
+    connects_with_tls(&key_value(
+        "cert_user",
+        "localhost",
+        &format!("sslmode=require sslcert={} sslkey={}", file("client.pem"), file("client.key")),
+    ))
+    .await;
+}
+
+#[tokio::test]
+async fn require_against_a_server_without_tls_fails() {
+    // The harness's own server has ssl=off.
+    let plain = crate::helpers::url_for("postgres");
+    assert_eq!(ssl_in_use(&format!("{plain}?sslmode=prefer")).await, Ok(false));
+    let e = refused(&format!("{plain}?sslmode=require")).await;
+    assert!(
+        e.contains("cannot connect to PostgreSQL (sslmode=require)") && e.contains("server does not support TLS"),
+        "{e}"
+    );
+}
+
+#[tokio::test]
+async fn the_listener_session_goes_the_same_way() {
+    // The LISTEN session is opened by db::Target, which the listener uses with its keepalives.
+    let mut target = db::Target::parse(
+        &key_value("postgres", "localhost", &format!("sslmode=verify-full sslrootcert={}", file("other-ca.pem"))),
+        "pgtls-test",
+        Duration::from_secs(5),
+    )
+    .expect("parse");
+    target.config_mut().keepalives(true);
+    let e = target.connect().await.map(|_| ()).expect_err("another CA").to_string();
+    assert!(e.contains("server's certificate is not valid (sslmode=verify-full)"), "{e}");
+}
+
+#[test]
+fn sslrootcert_system_parses_and_demands_verify_full() {
+    let t = db::Target::parse("postgres://u@db.example.com/x?sslrootcert=system", "t", Duration::from_secs(1))
+        .expect("system roots");
+    assert_eq!(t.sslmode(), db::SslMode::VerifyFull);
+    assert_eq!(t.unverified_warning(), None);
+    let e = db::Target::parse("host=db.example.com sslrootcert=system sslmode=require", "t", Duration::from_secs(1))
+        .expect_err("system with require");
+    assert!(e.to_string().contains("sslrootcert=system needs sslmode=verify-full"), "{e}");
+}
