@@ -103,10 +103,24 @@ pub fn main() -> ExitCode {
         Err(e) => {
             // Printed once, not logged too: the log may not be set up yet (a configuration error) and a filter in
             // RUST_LOG could hide it; stderr always shows it.
-            eprintln!("error: {e:#}");
+            eprintln!("error: {}", chain(&e));
             ExitCode::FAILURE
         }
     }
+}
+
+/// The error and its causes, each once: a layer's message often already quotes its source (the database
+/// errors do), which `{:#}` would print a second time.
+fn chain(e: &anyhow::Error) -> String {
+    let mut text = e.to_string();
+    for cause in e.chain().skip(1) {
+        let cause = cause.to_string();
+        if !text.contains(&cause) {
+            text.push_str(": ");
+            text.push_str(&cause);
+        }
+    }
+    text
 }
 
 async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
