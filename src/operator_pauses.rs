@@ -300,8 +300,36 @@ async fn config_pause_alert(client: &Client, channel: ChannelKind) -> Result<Opt
     Ok(row.map(|r| r.try_get(0)).transpose()?)
 }
 
+/// After an operator's resume, whether the channel stays closed for a provider error.
+enum StillPaused {
+    No,
+    /// A running replica has it paused: the provider's error (masked) and its next probe.
+    Provider {
+        error: String,
+        next_probe: Option<jiff::Timestamp>,
+    },
+    /// No replica is running to say; an open alert of a configuration pause (its id) says it was.
+    Alert(i64),
+}
+
 /// The second line of `channel resume`: what happens to the requests that waited.
-fn resume_report(waiting: i64, config_alert: Option<i64>) -> String {
+fn resume_report(waiting: i64, still: &StillPaused) -> String {
+    let what = || match waiting {
+        0 => "las solicitudes nuevas esperan".to_string(),
+        1 => "la solicitud pendiente espera".to_string(),
+        n => format!("las {n} solicitudes pendientes esperan"),
+    };
+    let config_alert = match still {
+        StillPaused::No => None,
+        StillPaused::Alert(id) => Some(*id),
+        StillPaused::Provider { error, next_probe } => {
+            let probe = next_probe.map(|t| format!(" (próxima prueba {})", format::local(t))).unwrap_or_default();
+            return format!(
+                "Atención: el canal sigue pausado en el servicio en marcha por un error del proveedor: {error}. Mientras ese error siga, {} hasta que la prueba de conexión funcione{probe}.",
+                what()
+            );
+        }
+    };
     match config_alert {
         None => match waiting {
             0 => "No hay solicitudes pendientes en este canal.".to_string(),
@@ -309,13 +337,9 @@ fn resume_report(waiting: i64, config_alert: Option<i64>) -> String {
             n => format!("Las {n} solicitudes pendientes se envían en unos segundos."),
         },
         Some(id) => {
-            let what = match waiting {
-                0 => "las solicitudes nuevas esperan".to_string(),
-                1 => "la solicitud pendiente espera".to_string(),
-                n => format!("las {n} solicitudes pendientes esperan"),
-            };
             format!(
-                "Atención: el canal tiene además una alerta abierta por un error de configuración del proveedor (alerta #{id}); mientras ese error siga, el servicio lo mantiene pausado y {what} hasta que la prueba de conexión funcione."
+                "Atención: el canal tiene además una alerta abierta por un error de configuración del proveedor (alerta #{id}); mientras ese error siga, el servicio lo mantiene pausado y {} hasta que la prueba de conexión funcione.",
+                what()
             )
         }
     }
@@ -340,14 +364,25 @@ pub async fn execute(client: &Client, cmd: &ChannelCommand) -> Result<String, Pa
             let who = actor(by.as_deref());
             let p = resume(client, channel, &who, reason.as_deref()).await?;
             let waiting = pending(client, p.channel).await?;
-            let config_alert = config_pause_alert(client, p.channel).await?;
+            // What still holds the channel closed: a running replica's provider pause (the same merge as `channel
+            // list`), or, when no replica is running to say, an open alert of a configuration pause.
+            let report = crate::channel_state::view::gather(client, &[]).await?;
+            let still = match report.channels.iter().find(|(k, _)| *k == p.channel).map(|(_, s)| s) {
+                Some(crate::channel_state::ChannelState::PausedByProvider { error, next_probe, .. }) => {
+                    StillPaused::Provider { error: mask::text(error), next_probe: *next_probe }
+                }
+                Some(crate::channel_state::ChannelState::Unknown) | None => {
+                    config_pause_alert(client, p.channel).await?.map_or(StillPaused::No, StillPaused::Alert)
+                }
+                Some(_) => StillPaused::No,
+            };
             Ok(format!(
                 "Canal {} reanudado por {who} (estaba pausado desde el {} por {}: {}).\n{}",
                 p.channel.destino(),
                 p.desde(),
                 p.pausado_por,
                 p.motivo_masked(),
-                resume_report(waiting, config_alert)
+                resume_report(waiting, &still)
             ))
         }
         ChannelCommand::List { history: n } => {

@@ -702,3 +702,30 @@ impl Drop for ChildGuard {
         }
     }
 }
+
+/// An operator resumes a channel that a running replica holds paused for a provider error: the resume says the
+/// channel stays closed, with the provider's error (masked) and the next probe, from the replicas' recorded states.
+#[tokio::test]
+async fn a_resume_says_when_a_running_replica_still_holds_the_channel_for_a_provider_error() {
+    let db = TestDb::new().await;
+    let c = db.client().await;
+    let pause =
+        ChannelCommand::Pause { channel: "email".into(), reason: "cambio de SMTP".into(), by: Some("ana".into()) };
+    execute(&c, &pause).await.expect("pause");
+    c.batch_execute(
+        "INSERT INTO cantina_notify_estado_canales
+             (replica, destino, configurado, proveedor, estado, motivo, desde, proxima_prueba, visto_en)
+         VALUES ('pod-a', 'Email', true, 'smtp', 'pausado_proveedor',
+                 'SMTP rechazó el usuario soporte@example.com', now(), '2026-07-01 15:00:30+00', now())",
+    )
+    .await
+    .unwrap();
+    let resume = ChannelCommand::Resume { channel: "email".into(), by: Some("luis".into()), reason: None };
+    let out = execute(&c, &resume).await.expect("resume");
+    assert!(
+        out.ends_with(
+            "\nAtención: el canal sigue pausado en el servicio en marcha por un error del proveedor: SMTP rechazó el usuario s***@example.com. Mientras ese error siga, las solicitudes nuevas esperan hasta que la prueba de conexión funcione (próxima prueba 01/07/2026 12:00)."
+        ),
+        "{out}"
+    );
+}
