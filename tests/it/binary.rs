@@ -116,6 +116,36 @@ fn check_config_masks_secrets_and_names_bad_keys() {
     assert!(stdout.contains("CANTINA__DATABASE__SIGNING_KEY: required") && stdout.contains("openssl rand"), "{stdout}");
 }
 
+/// A value of the wrong type stops check-config naming its keys, never the value (a password on the port line
+/// here), and every problem is listed at once.
+#[test]
+fn check_config_names_mistyped_keys_without_their_values_and_lists_every_problem() {
+    let run = |pairs: &[(&str, &str)]| {
+        let mut cmd = Command::new(BIN);
+        cmd.arg("check-config")
+            .env("CANTINA__DATABASE__SIGNING_KEY", TEST_SIGNING_KEY)
+            .env("DATABASE_URL", "postgres://app@db.example/cantina")
+            .current_dir(std::env::temp_dir());
+        for (k, v) in pairs {
+            cmd.env(k, v);
+        }
+        let out = cmd.output().unwrap();
+        assert!(!out.status.success());
+        format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr))
+    };
+    let out = run(&[("EMAIL_PORT", "tu_app_password_16_digitos")]);
+    assert!(!out.contains("tu_app_password"), "{out}");
+    assert!(out.contains("EMAIL_PORT (CANTINA__EMAIL__PORT): expected an integer from 1 to 65535"), "{out}");
+    let out = run(&[("EMAIL_USE_TLS", "Tru3-s3cr3t")]);
+    assert!(!out.to_lowercase().contains("tru3-s3cr3t"), "{out}");
+    assert!(out.contains("EMAIL_USE_TLS (CANTINA__EMAIL__USE_TLS): expected true or false"), "{out}");
+    let out = run(&[("EMAIL_BACKEND", "mailgun"), ("EMAIL_PORT", "99999")]);
+    assert!(!out.contains("99999"), "{out}");
+    assert!(out.contains("2 configuration problem(s)"), "{out}");
+    assert!(out.contains("EMAIL_PORT (CANTINA__EMAIL__PORT): expected an integer from 1 to 65535"), "{out}");
+    assert!(out.contains("EMAIL_BACKEND: unknown backend 'mailgun'"), "{out}");
+}
+
 #[tokio::test]
 async fn send_test_prints_the_providers_answer() {
     use wiremock::matchers::{body_string_contains, method, path};
