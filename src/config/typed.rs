@@ -50,6 +50,12 @@ fn error_key(e: &Raw) -> Option<String> {
 fn expected(key: &str, e: &Raw) -> String {
     match e {
         Raw::Type { expected, .. } => expected_words(key, Some(expected)),
+        // The service's own deserializers word their errors as what is expected, without the value; serde's
+        // generic ones (`invalid value: string "…"`) quote it and are not shown.
+        Raw::At { error, .. } => match error.as_ref() {
+            Raw::Message(m) if m.starts_with("expected ") => m["expected ".len()..].to_string(),
+            other => expected(key, other),
+        },
         _ => expected_words(key, None),
     }
 }
