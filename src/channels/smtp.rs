@@ -154,12 +154,12 @@ impl SmtpConfig {
                 ("smtp", host, port, security, credentials, "EMAIL_HOST_USER / EMAIL_HOST_PASSWORD")
             }
             EmailBackend::Ses => {
-                let region = email.aws_ses_region_name.as_deref().map(str::trim).filter(|r| !r.is_empty());
+                let region = email.ses_region().map_err(|e| problems.push(e)).ok().flatten();
                 let key_id = email.aws_access_key_id.as_deref().map(str::trim).filter(|k| !k.is_empty());
                 let secret = email.aws_secret_access_key.as_ref().filter(|s| !s.expose().is_empty());
                 let mut missing = Vec::new();
-                if region.is_none() {
-                    missing.push("AWS_SES_REGION_NAME");
+                if region.is_none() && problems.iter().all(|p| !p.starts_with("AWS_SES_REGION")) {
+                    missing.push("AWS_SES_REGION_NAME (or AWS_SES_REGION_ENDPOINT)");
                 }
                 if key_id.is_none() {
                     missing.push("AWS_ACCESS_KEY_ID");
@@ -171,12 +171,7 @@ impl SmtpConfig {
                     problems.push(format!("EMAIL_BACKEND=ses needs {}", missing.join(", ")));
                 }
                 let region = region.unwrap_or_default();
-                if !region.is_empty()
-                    && !region.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
-                {
-                    problems
-                        .push(format!("AWS_SES_REGION_NAME: '{region}' is not an AWS region name (e.g. us-east-1)"));
-                }
+                let region = region.as_str();
                 let credentials = match (key_id, secret) {
                     (Some(k), Some(s)) => match ses_smtp_password(s.expose(), region) {
                         Ok(p) => Some((k.to_string(), Secret::new(p))),
@@ -189,7 +184,7 @@ impl SmtpConfig {
                 };
                 (
                     "ses",
-                    format!("email-smtp.{region}.amazonaws.com"),
+                    ses_smtp_host(region),
                     587,
                     Security::StartTls,
                     credentials,
@@ -352,6 +347,11 @@ fn mask_address(error: SendError, recipient: &crate::rules::Recipient) -> SendEr
         SendError::OptedOut { reason } => SendError::OptedOut { reason: scrub(reason) },
         SendError::Configuration { reason } => SendError::Configuration { reason: scrub(reason) },
     }
+}
+
+/// SES's SMTP endpoint for a region.
+pub fn ses_smtp_host(region: &str) -> String {
+    format!("email-smtp.{region}.amazonaws.com")
 }
 
 /// The id a server put in its reply to DATA (`250 Ok <id>` from SES, `queued as <id>` from Postfix), if any.
@@ -1280,6 +1280,39 @@ mod tests {
         let err = SmtpConfig::resolve(&s).err().unwrap();
         assert!(err.contains("AWS_SES_REGION_NAME") && err.contains("AWS_SECRET_ACCESS_KEY"), "{err}");
         assert!(!err.contains("AWS_ACCESS_KEY_ID"), "{err}");
+    }
+
+    /// django-ses's `AWS_SES_REGION_ENDPOINT` gives the region when `AWS_SES_REGION_NAME` is unset; the two must
+    /// agree; anything but an SES host is refused without being quoted.
+    #[test]
+    fn ses_takes_the_region_from_django_ses_endpoint() {
+        let mut s = Settings::default();
+        s.email.backend = "django_ses.SESBackend".into();
+        s.email.aws_access_key_id = Some("AKIAIOSFODNN7EXAMPLE".into());
+        s.email.aws_secret_access_key = Some(Secret::new("some+secret+key"));
+        for endpoint in ["email.eu-central-1.amazonaws.com", "email-smtp.eu-central-1.amazonaws.com"] {
+            s.email.aws_ses_region_endpoint = Some(endpoint.into());
+            let c = SmtpConfig::resolve(&s).unwrap();
+            assert_eq!(c.host, "email-smtp.eu-central-1.amazonaws.com", "{endpoint}");
+            assert_eq!(c.credentials.unwrap().1.expose(), "BMXhUYlu5Z3gSXVQORxlVa7XPaz91aGWdfHxvkOZdWZ2");
+        }
+        s.email.aws_ses_region_name = Some("eu-central-1".into());
+        assert_eq!(SmtpConfig::resolve(&s).unwrap().host, "email-smtp.eu-central-1.amazonaws.com");
+
+        s.email.aws_ses_region_name = Some("us-east-1".into());
+        let err = SmtpConfig::resolve(&s).err().unwrap();
+        assert!(
+            err.contains("AWS_SES_REGION_NAME (us-east-1) and AWS_SES_REGION_ENDPOINT (region eu-central-1) disagree"),
+            "{err}"
+        );
+
+        s.email.aws_ses_region_name = None;
+        for endpoint in ["smtp.gmail.com", "email.us-east-1.amazonaws.com.evil.example", "tu_secret_key"] {
+            s.email.aws_ses_region_endpoint = Some(endpoint.into());
+            let err = SmtpConfig::resolve(&s).err().unwrap();
+            assert!(err.contains("AWS_SES_REGION_ENDPOINT: not an SES endpoint"), "{err}");
+            assert!(!err.contains(endpoint), "{err}");
+        }
     }
 
     /// Vectors from terraform-provider-aws (internal/service/iam/access_key_test.go,

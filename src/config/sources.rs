@@ -23,6 +23,7 @@ pub const TEAM_NAMES: &[(&str, &str)] = &[
     ("AWS_ACCESS_KEY_ID", "email.aws_access_key_id"),
     ("AWS_SECRET_ACCESS_KEY", "email.aws_secret_access_key"),
     ("AWS_SES_REGION_NAME", "email.aws_ses_region_name"),
+    ("AWS_SES_REGION_ENDPOINT", "email.aws_ses_region_endpoint"),
     ("SMS_PROVIDER", "sms.provider"),
     ("TIGO_SMS_API_KEY", "sms.tigo_api_key"),
     ("TIGO_SMS_API_URL", "sms.tigo_api_url"),
@@ -429,6 +430,8 @@ mod tests {
                 "email-ses.env" => {
                     assert_eq!(s.email.from, "Cantina Tita <noreply@tudominio.com>");
                     assert_eq!(s.email.aws_ses_region_name.as_deref(), Some("us-east-1"));
+                    assert_eq!(s.email.aws_ses_region_endpoint.as_deref(), Some("email.us-east-1.amazonaws.com"));
+                    assert_eq!(s.email.ses_region(), Ok(Some("us-east-1".to_string())));
                     assert_eq!(s.email.aws_secret_access_key.as_ref().map(|p| p.expose()), Some("tu_secret_key"));
                 }
                 "sms-personal.env" => {
