@@ -51,7 +51,7 @@ impl Application {
         match crate::fds::raise_limit() {
             Ok((before, limit)) => {
                 let (needed, _) = crate::fds::needed(&settings);
-                tracing::info!(before, limit, needed, "file descriptors: soft limit raised to the hard limit");
+                tracing::info!("{}", crate::fds::limit_report(before, limit, needed));
                 crate::fds::check_budget(&settings, limit).map_err(|e| ValidationErrors(vec![e]))?;
             }
             Err(e) => tracing::warn!(error = %e, "cannot read or raise the file-descriptor limit; not checked"),

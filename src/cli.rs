@@ -268,7 +268,7 @@ async fn migrate(settings: Settings, reference_schema: bool, grant_to: Option<St
 }
 
 async fn check_config(settings: &Settings) -> ExitCode {
-    match toml::to_string_pretty(settings) {
+    match printable(settings) {
         Ok(s) => println!("{s}"),
         Err(e) => println!("(cannot print the configuration: {e})"),
     }
@@ -292,6 +292,25 @@ async fn check_config(settings: &Settings) -> ExitCode {
         println!("# {}", crate::config::ValidationErrors(problems));
         ExitCode::FAILURE
     }
+}
+
+/// The configuration as `check-config` prints it (secrets masked by their types), with `[email]` showing the SMTP
+/// host the backend really uses (SES's regional endpoint) and no host where none applies (SendGrid's API).
+fn printable(settings: &Settings) -> Result<String, toml::ser::Error> {
+    let mut shown = settings.clone();
+    match settings.email_backend() {
+        Ok(crate::config::EmailBackend::Ses) => match settings.email.ses_region() {
+            Ok(Some(region)) => {
+                shown.email.host = crate::channels::smtp::ses_smtp_host(&region);
+                shown.email.port = Some(587);
+                shown.email.aws_ses_region_name = Some(region);
+            }
+            _ => shown.email.host.clear(),
+        },
+        Ok(crate::config::EmailBackend::Sendgrid) => shown.email.host.clear(),
+        _ => {}
+    }
+    toml::to_string_pretty(&shown)
 }
 
 /// A pool that connects only when first used (only the portal channel uses it outside `run`).

@@ -62,6 +62,17 @@ pub fn raise_limit() -> std::io::Result<(u64, u64)> {
     Ok((before, before))
 }
 
+/// The start-up line about descriptors: says "raised" only when the soft limit changed.
+pub fn limit_report(before: u64, now: u64, needed: u64) -> String {
+    if now > before {
+        format!(
+            "file descriptors: soft limit raised from {before} to the hard limit {now}; the service may need {needed}"
+        )
+    } else {
+        format!("file descriptors: limit {now}, the service may need {needed}")
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -92,6 +103,15 @@ mod tests {
         assert!(err.contains("may open only 1024"), "{err}");
         // Exactly at the limit fits.
         assert!(check_budget(&s, 1147).is_ok());
+    }
+
+    #[test]
+    fn the_report_says_raised_only_when_the_limit_changed() {
+        assert_eq!(limit_report(20000, 20000, 659), "file descriptors: limit 20000, the service may need 659");
+        assert_eq!(
+            limit_report(1024, 524288, 659),
+            "file descriptors: soft limit raised from 1024 to the hard limit 524288; the service may need 659"
+        );
     }
 
     #[test]

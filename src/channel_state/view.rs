@@ -140,7 +140,7 @@ pub fn render(r: &Report) -> String {
         );
     } else if r.live.is_empty() {
         out.push_str(&format!(
-            "Ningún servicio en marcha: ninguna réplica registró su estado en los últimos {} s, así que el estado de los canales es desconocido.\n",
+            "Ningún servicio en marcha: ninguna réplica tiene su estado registrado (una réplica lo borra al detenerse y deja de contar si no lo renueva en {} s), así que el estado de los canales es desconocido.\n",
             STALE_AFTER.as_secs()
         ));
     } else {

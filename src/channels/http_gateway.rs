@@ -200,7 +200,10 @@ fn fields_map<'de, D: Deserializer<'de>>(d: D) -> Result<BTreeMap<String, String
         Map(BTreeMap<String, Scalar>),
     }
     match Either::deserialize(d)? {
-        Either::Text(s) => parse_fields(&s).map_err(serde::de::Error::custom),
+        // Worded as what is expected, which the configuration error shows (never the value: it may hold a key).
+        Either::Text(s) => parse_fields(&s).map_err(|e| {
+            serde::de::Error::custom(format!("expected name=template pairs such as to={{to}},text={{message}}; {e}"))
+        }),
         Either::Map(m) => Ok(m
             .into_iter()
             .map(|(k, v)| {
@@ -220,13 +223,13 @@ fn fields_map<'de, D: Deserializer<'de>>(d: D) -> Result<BTreeMap<String, String
 /// contain `=` (only the first one separates).
 fn parse_fields(s: &str) -> Result<BTreeMap<String, String>, String> {
     let mut out = BTreeMap::new();
-    for item in s.split([',', '\n']).map(str::trim).filter(|i| !i.is_empty()) {
+    for (n, item) in s.split([',', '\n']).map(str::trim).filter(|i| !i.is_empty()).enumerate() {
         let Some((name, value)) = item.split_once('=') else {
-            return Err(format!("'{item}' is not name=template (e.g. to={{to}},text={{message}})"));
+            return Err(format!("entry {} has no '='", n + 1));
         };
         let name = name.trim();
         if name.is_empty() {
-            return Err(format!("'{item}' has no field name"));
+            return Err(format!("entry {} has no field name", n + 1));
         }
         out.insert(name.to_string(), value.trim().to_string());
     }
@@ -1117,6 +1120,7 @@ mod tests {
                 fecha: "23/11/2026 10:15".into(),
                 referencia: None,
             },
+            test: false,
         }
     }
 
@@ -1678,7 +1682,11 @@ mod tests {
         .unwrap_err()
         .to_string();
         assert!(err.contains("CANTINA__SMS__GATEWAY__FIELDS"), "{err}");
-        assert!(err.contains("'oops' is not name=template"), "{err}");
+        assert!(
+            err.contains("expected name=template pairs such as to={to},text={message}; entry 2 has no '='"),
+            "{err}"
+        );
+        assert!(!err.contains("oops"), "{err}");
     }
 
     #[test]

@@ -2,6 +2,7 @@
 
 mod console;
 pub mod dry_run;
+pub mod email_message;
 mod file;
 pub mod http_gateway;
 pub mod portal;
@@ -48,6 +49,8 @@ pub struct OutgoingMessage {
     pub short_text: String,
     /// The template data, for providers that send approved templates with parameters (WhatsApp).
     pub data: MessageData,
+    /// A `send-test` message ([`OutgoingMessage::mark_as_test`]), not a request's.
+    pub test: bool,
 }
 
 impl OutgoingMessage {
@@ -72,6 +75,7 @@ impl OutgoingMessage {
             text: rendered.text,
             short_text: rendered.short,
             data,
+            test: false,
         })
     }
 }
@@ -86,6 +90,7 @@ impl OutgoingMessage {
     /// [`TEST_NOTE`] at the top of the email's text and HTML. An approved WhatsApp template's text cannot change,
     /// so there the made-up parent's name, its first parameter, carries the mark (`[PRUEBA] Ana`).
     pub fn mark_as_test(&mut self) {
+        self.test = true;
         self.subject = format!("{TEST_MARK} {}", self.subject);
         self.short_text = format!("{TEST_MARK} {}", self.short_text);
         self.text = format!("{TEST_NOTE}\n\n{}", self.text);
@@ -227,8 +232,7 @@ impl Channels {
     /// Builds the adapters the configuration asks for; an error names the keys to fix.
     pub fn from_settings(settings: &Settings, providers: &ChannelProviders, pool: &Pool) -> Result<Self, Vec<String>> {
         let http = http_client(settings).map_err(|e| vec![e])?;
-        let file =
-            |kind, dir: &str| -> Arc<dyn Channel> { Arc::new(FileChannel::new(kind, dir, &settings.email.from)) };
+        let file = |kind, dir: &str| -> Arc<dyn Channel> { Arc::new(FileChannel::new(kind, dir, settings)) };
         let console = |kind| -> Arc<dyn Channel> { Arc::new(ConsoleChannel::new(kind)) };
         let mut built: Vec<Result<Arc<dyn Channel>, String>> = Vec::new();
         built.extend(providers.email.map(|b| match b {

@@ -346,6 +346,7 @@ mod tests {
                 nro_tarjeta: "TAR-1".into(),
                 fecha: "23/11/2026".into(),
             },
+            test: false,
         }
     }
 

@@ -22,15 +22,15 @@ use std::time::Duration;
 use async_trait::async_trait;
 use base64::Engine;
 use hmac::{Hmac, Mac};
-use lettre::message::header::{HeaderName, HeaderValue};
-use lettre::message::{Mailbox, MultiPart};
+use lettre::message::Mailbox;
 use lettre::transport::smtp::authentication::Credentials;
 use lettre::transport::smtp::client::{Certificate, Tls, TlsParameters};
 use lettre::transport::smtp::response::Response;
 use lettre::transport::smtp::{AsyncSmtpTransportBuilder, PoolConfig};
-use lettre::{Address, AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
+use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
 use sha2::Sha256;
 
+use super::email_message::{MessageIdKey, parent_message, staff_message, unsubscribe_link};
 use super::{Channel, OutgoingMessage, SendError, SendReceipt, StaffEmail};
 use crate::config::{EmailBackend, Secret, Settings};
 use crate::domain::ChannelKind;
@@ -63,8 +63,8 @@ struct SmtpConfig {
     from: Mailbox,
     unsubscribe: String,
     timeout: Duration,
-    /// Keys the Message-ID hash ([`message_id`]).
-    message_id_key: Vec<u8>,
+    /// Keys the Message-ID hash.
+    message_id_key: MessageIdKey,
 }
 
 impl SmtpConfig {
@@ -154,12 +154,12 @@ impl SmtpConfig {
                 ("smtp", host, port, security, credentials, "EMAIL_HOST_USER / EMAIL_HOST_PASSWORD")
             }
             EmailBackend::Ses => {
-                let region = email.aws_ses_region_name.as_deref().map(str::trim).filter(|r| !r.is_empty());
+                let region = email.ses_region().map_err(|e| problems.push(e)).ok().flatten();
                 let key_id = email.aws_access_key_id.as_deref().map(str::trim).filter(|k| !k.is_empty());
                 let secret = email.aws_secret_access_key.as_ref().filter(|s| !s.expose().is_empty());
                 let mut missing = Vec::new();
-                if region.is_none() {
-                    missing.push("AWS_SES_REGION_NAME");
+                if region.is_none() && problems.iter().all(|p| !p.starts_with("AWS_SES_REGION")) {
+                    missing.push("AWS_SES_REGION_NAME (or AWS_SES_REGION_ENDPOINT)");
                 }
                 if key_id.is_none() {
                     missing.push("AWS_ACCESS_KEY_ID");
@@ -171,12 +171,7 @@ impl SmtpConfig {
                     problems.push(format!("EMAIL_BACKEND=ses needs {}", missing.join(", ")));
                 }
                 let region = region.unwrap_or_default();
-                if !region.is_empty()
-                    && !region.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
-                {
-                    problems
-                        .push(format!("AWS_SES_REGION_NAME: '{region}' is not an AWS region name (e.g. us-east-1)"));
-                }
+                let region = region.as_str();
                 let credentials = match (key_id, secret) {
                     (Some(k), Some(s)) => match ses_smtp_password(s.expose(), region) {
                         Ok(p) => Some((k.to_string(), Secret::new(p))),
@@ -189,7 +184,7 @@ impl SmtpConfig {
                 };
                 (
                     "ses",
-                    format!("email-smtp.{region}.amazonaws.com"),
+                    ses_smtp_host(region),
                     587,
                     Security::StartTls,
                     credentials,
@@ -211,18 +206,12 @@ impl SmtpConfig {
                 credential_keys,
                 ca_pem,
                 from,
-                unsubscribe: format!("<{}/preferencias>", settings.portal.base_url.trim().trim_end_matches('/')),
+                unsubscribe: unsubscribe_link(settings),
                 timeout: Duration::from_secs(match email.timeout_seconds {
                     0 => DEFAULT_TIMEOUT_SECONDS,
                     n => n,
                 }),
-                // The row-signing key is what each installation has of its own and keeps (staging and production
-                // must not share it), so Message-IDs differ between installations and stay the same across restarts
-                // and replicas. Without one (send-test, the demo) nothing is retried later: a random key will do.
-                message_id_key: match &settings.database.signing_key {
-                    Some(k) => k.expose().as_bytes().to_vec(),
-                    None => (0..32).map(|_| fastrand::u8(..)).collect(),
-                },
+                message_id_key: MessageIdKey::from_settings(settings),
             }),
             _ => Err(problems.join("; ")),
         }
@@ -323,29 +312,11 @@ impl SmtpChannel {
     }
 
     fn build_message(&self, msg: &OutgoingMessage) -> Result<Message, SendError> {
-        let Recipient::Email(to) = &msg.recipient else {
-            return Err(SendError::Permanent {
-                reason: format!("el canal email necesita una dirección de correo, no {}", msg.recipient.masked()),
-            });
-        };
-        let to: Address = to.as_str().parse().map_err(|e| SendError::Permanent {
-            reason: format!("dirección de correo no aceptada ({}): {e}", to.masked()),
-        })?;
-        let list_unsubscribe =
-            HeaderValue::new(HeaderName::new_from_ascii_str("List-Unsubscribe"), self.config.unsubscribe.clone());
-        Message::builder()
-            .from(self.config.from.clone())
-            .to(Mailbox::new(None, to))
-            .subject(msg.subject.clone())
-            .message_id(Some(self.message_id(&msg.idempotency_key, msg.request_id)))
-            .raw_header(list_unsubscribe)
-            .raw_header(clave_header(&msg.idempotency_key))
-            .multipart(MultiPart::alternative_plain_html(msg.text.clone(), msg.html.clone()))
-            .map_err(|e| SendError::Permanent { reason: format!("no se pudo armar el correo: {e}") })
+        parent_message(&self.config.from, &self.config.unsubscribe, &self.config.message_id_key, msg)
     }
 
     fn message_id(&self, key: &str, request_id: i64) -> String {
-        message_id(&self.config.message_id_key, key, request_id, self.config.from.email.domain())
+        self.config.message_id_key.message_id(key, request_id, self.config.from.email.domain())
     }
 
     fn classify(&self, err: &lettre::transport::smtp::Error) -> SendError {
@@ -378,34 +349,9 @@ fn mask_address(error: SendError, recipient: &crate::rules::Recipient) -> SendEr
     }
 }
 
-/// `<hash@from-domain>`: an HMAC of the dedup key and the request id under `key`, truncated to 128 bits (which
-/// reveals nothing of the key). The same for every retry of a request, so a mail client still collapses a duplicate;
-/// different for another request with the same dedup key and for another installation (another key).
-fn message_id(key: &[u8], clave: &str, request_id: i64, domain: &str) -> String {
-    let mut mac = match Hmac::<Sha256>::new_from_slice(key) {
-        Ok(m) => m,
-        Err(_) => unreachable!("HMAC takes keys of any length"),
-    };
-    mac.update(b"cantina-notify Message-ID\0");
-    mac.update(&request_id.to_be_bytes());
-    mac.update(clave.as_bytes());
-    let hash = mac.finalize().into_bytes();
-    let hex: String = hash[..16].iter().map(|b| format!("{b:02x}")).collect();
-    format!("<{hex}@{domain}>")
-}
-
-/// `X-Cantina-Clave: <dedup key>`, for staff tracing a message back to its request. Printable ASCII is kept;
-/// anything else (and `=`) becomes `=XX`, so no key can break the header.
-fn clave_header(clave: &str) -> HeaderValue {
-    let mut value = String::with_capacity(clave.len() + 8);
-    for b in clave.bytes() {
-        if b.is_ascii_graphic() && b != b'=' {
-            value.push(char::from(b));
-        } else {
-            value.push_str(&format!("={b:02X}"));
-        }
-    }
-    HeaderValue::new(HeaderName::new_from_ascii_str("X-Cantina-Clave"), value)
+/// SES's SMTP endpoint for a region.
+pub fn ses_smtp_host(region: &str) -> String {
+    format!("email-smtp.{region}.amazonaws.com")
 }
 
 /// The id a server put in its reply to DATA (`250 Ok <id>` from SES, `queued as <id>` from Postfix), if any.
@@ -564,17 +510,7 @@ impl Channel for SmtpChannel {
     /// The staff summary: same transport and error classes; no List-Unsubscribe (staff did not subscribe).
     async fn send_staff(&self, mail: &StaffEmail) -> Result<SendReceipt, SendError> {
         let recipient = Recipient::Email(mail.to.clone());
-        let to: Address = mail.to.as_str().parse().map_err(|e| SendError::Permanent {
-            reason: format!("dirección de correo no aceptada ({}): {e}", mail.to.masked()),
-        })?;
-        let message = Message::builder()
-            .from(self.config.from.clone())
-            .to(Mailbox::new(None, to))
-            .subject(mail.subject.clone())
-            .message_id(Some(self.message_id(&mail.idempotency_key, 0)))
-            .raw_header(clave_header(&mail.idempotency_key))
-            .multipart(MultiPart::alternative_plain_html(mail.text.clone(), mail.html.clone()))
-            .map_err(|e| SendError::Permanent { reason: format!("no se pudo armar el correo: {e}") })?;
+        let message = staff_message(&self.config.from, &self.config.message_id_key, mail)?;
         let message_id = self.message_id(&mail.idempotency_key, 0);
         self.transmit(message, &message_id, &recipient, 0).await
     }
@@ -893,6 +829,7 @@ mod tests {
             text: r.text,
             short_text: r.short,
             data,
+            test: false,
         }
     }
 
@@ -1025,7 +962,7 @@ mod tests {
         let msg = message("Padre.Perez@Example.COM");
         let receipt = channel.send(&msg).await.unwrap();
         let message_id =
-            super::message_id(&channel.config.message_id_key, "recarga_exitosa:9001:email", 41, "cantinatita.com.py");
+            channel.config.message_id_key.message_id("recarga_exitosa:9001:email", 41, "cantinatita.com.py");
         assert_eq!(receipt.provider_message_id.as_deref(), Some(message_id.trim_matches(['<', '>'])));
 
         let seen = seen.lock().unwrap();
@@ -1345,6 +1282,39 @@ mod tests {
         assert!(!err.contains("AWS_ACCESS_KEY_ID"), "{err}");
     }
 
+    /// django-ses's `AWS_SES_REGION_ENDPOINT` gives the region when `AWS_SES_REGION_NAME` is unset; the two must
+    /// agree; anything but an SES host is refused without being quoted.
+    #[test]
+    fn ses_takes_the_region_from_django_ses_endpoint() {
+        let mut s = Settings::default();
+        s.email.backend = "django_ses.SESBackend".into();
+        s.email.aws_access_key_id = Some("AKIAIOSFODNN7EXAMPLE".into());
+        s.email.aws_secret_access_key = Some(Secret::new("some+secret+key"));
+        for endpoint in ["email.eu-central-1.amazonaws.com", "email-smtp.eu-central-1.amazonaws.com"] {
+            s.email.aws_ses_region_endpoint = Some(endpoint.into());
+            let c = SmtpConfig::resolve(&s).unwrap();
+            assert_eq!(c.host, "email-smtp.eu-central-1.amazonaws.com", "{endpoint}");
+            assert_eq!(c.credentials.unwrap().1.expose(), "BMXhUYlu5Z3gSXVQORxlVa7XPaz91aGWdfHxvkOZdWZ2");
+        }
+        s.email.aws_ses_region_name = Some("eu-central-1".into());
+        assert_eq!(SmtpConfig::resolve(&s).unwrap().host, "email-smtp.eu-central-1.amazonaws.com");
+
+        s.email.aws_ses_region_name = Some("us-east-1".into());
+        let err = SmtpConfig::resolve(&s).err().unwrap();
+        assert!(
+            err.contains("AWS_SES_REGION_NAME (us-east-1) and AWS_SES_REGION_ENDPOINT (region eu-central-1) disagree"),
+            "{err}"
+        );
+
+        s.email.aws_ses_region_name = None;
+        for endpoint in ["smtp.gmail.com", "email.us-east-1.amazonaws.com.evil.example", "tu_secret_key"] {
+            s.email.aws_ses_region_endpoint = Some(endpoint.into());
+            let err = SmtpConfig::resolve(&s).err().unwrap();
+            assert!(err.contains("AWS_SES_REGION_ENDPOINT: not an SES endpoint"), "{err}");
+            assert!(!err.contains(endpoint), "{err}");
+        }
+    }
+
     /// Vectors from terraform-provider-aws (internal/service/iam/access_key_test.go,
     /// `TestSESSMTPPasswordFromSecretKeySigV4`), an implementation known to authenticate against SES; also
     /// re-checked with Python's hmac/hashlib following AWS's documented script.
@@ -1493,10 +1463,48 @@ mod tests {
         }
     }
 
+    /// The file backend writes what SMTP sends: the same headers (Message-ID per request and installation,
+    /// X-Cantina-Clave, List-Unsubscribe) and the same text and HTML; only the Date and the MIME boundary differ.
+    #[tokio::test]
+    async fn the_file_backend_writes_the_message_smtp_sends() {
+        let pki = pki();
+        let server = Recorder::new(AuthReply::Accept);
+        let seen = server.seen.clone();
+        let port = start(server, Some(&pki), &[AuthMechanism::Plain]);
+        let mut settings = settings(port, Some(&pki));
+        settings.database.signing_key = Some(Secret::new("installation-key-0123456789abcdef0123456789"));
+        let msg = message("padre@example.com");
+        SmtpChannel::from_settings(&settings).unwrap().send(&msg).await.unwrap();
+        let sent = Mime::parse(&seen.lock().unwrap().mails[0].data);
+
+        let dir = std::env::temp_dir().join(format!("cn-eml-{}", fastrand::u64(..)));
+        let file = crate::channels::FileChannel::new(ChannelKind::Email, dir.to_str().unwrap(), &settings);
+        let name = file.send(&msg).await.unwrap().provider_message_id.unwrap();
+        let written = Mime::parse(&std::fs::read_to_string(dir.join(&name)).unwrap());
+        std::fs::remove_dir_all(&dir).unwrap();
+
+        for header in ["From", "To", "Subject", "Message-ID", "X-Cantina-Clave", "List-Unsubscribe", "MIME-Version"] {
+            assert_eq!(written.header(header), sent.header(header), "{header}");
+        }
+        assert_eq!(written.header("X-Cantina-Clave"), Some("recarga_exitosa:9001:email"));
+        let id = written.header("Message-ID").unwrap();
+        assert!(id.ends_with("@cantinatita.com.py>") && id.len() == "<@cantinatita.com.py>".len() + 32, "{id}");
+        let bodies = |m: &Mime| m.parts().iter().map(Mime::decoded_body).collect::<Vec<_>>();
+        assert_eq!(bodies(&written), bodies(&sent));
+
+        // Another installation (another key) writes another Message-ID for the same request.
+        settings.database.signing_key = Some(Secret::new("other-installation-key-0123456789abcdef0123"));
+        let other = crate::channels::FileChannel::new(ChannelKind::Email, dir.to_str().unwrap(), &settings);
+        let name = other.send(&msg).await.unwrap().provider_message_id.unwrap();
+        let written = Mime::parse(&std::fs::read_to_string(dir.join(&name)).unwrap());
+        std::fs::remove_dir_all(&dir).unwrap();
+        assert_ne!(written.header("Message-ID"), Some(id));
+    }
+
     #[test]
     fn the_key_header_survives_any_key() {
         let text = |k: &str| {
-            let v = clave_header(k);
+            let v = crate::channels::email_message::clave_header(k);
             let m = Message::builder()
                 .from("a@example.com".parse().unwrap())
                 .to("b@example.com".parse().unwrap())

@@ -862,6 +862,7 @@ mod tests {
                 fecha: "23/11/2026 10:15".into(),
                 referencia: None,
             },
+            test: false,
         }
     }
 

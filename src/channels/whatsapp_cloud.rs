@@ -531,6 +531,7 @@ mod tests {
                 fecha: "14/03/2025 10:32".into(),
                 referencia: Some("TX-1".into()),
             },
+            test: false,
         }
     }
 

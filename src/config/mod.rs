@@ -6,6 +6,7 @@ pub mod dotenv;
 mod secret;
 mod settings;
 mod sources;
+mod typed;
 mod validate;
 
 pub use secret::{DatabaseUrl, Secret, mask_url_password};

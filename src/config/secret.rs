@@ -83,6 +83,22 @@ pub fn mask_url_password(url: &str) -> String {
     out
 }
 
+/// An access key id as AWS shows it: `****************MPLE` (all but the last 4 characters masked). Not a secret by
+/// itself, but half of a credential, so printed configuration does not carry it whole.
+pub(super) fn serialize_key_id<S: Serializer>(id: &Option<String>, s: S) -> Result<S::Ok, S::Error> {
+    match id {
+        None => s.serialize_none(),
+        Some(id) => {
+            let chars: Vec<char> = id.trim().chars().collect();
+            let keep = if chars.len() > 8 { 4 } else { 0 };
+            let masked: String = std::iter::repeat_n('*', chars.len() - keep)
+                .chain(chars[chars.len() - keep..].iter().copied())
+                .collect();
+            s.serialize_some(&masked)
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -270,6 +270,8 @@ impl Default for SaldoBajoRule {
 pub struct EmailSettings {
     /// `EMAIL_BACKEND`: console (default), file, smtp, sendgrid, ses, or the Django class paths.
     pub backend: String,
+    /// Not printed when empty: `check-config` clears it for the backends that use no SMTP host.
+    #[serde(skip_serializing_if = "String::is_empty")]
     pub host: String,
     pub port: Option<u16>,
     pub use_tls: Option<bool>,
@@ -282,9 +284,14 @@ pub struct EmailSettings {
     pub file_path: String,
     pub sendgrid_api_key: Option<Secret>,
     pub sendgrid_api_url: String,
+    /// Shown by `check-config` as AWS shows key ids: all but the last 4 characters masked.
+    #[serde(serialize_with = "super::secret::serialize_key_id")]
     pub aws_access_key_id: Option<String>,
     pub aws_secret_access_key: Option<Secret>,
     pub aws_ses_region_name: Option<String>,
+    /// `AWS_SES_REGION_ENDPOINT` (django-ses): `email.<region>.amazonaws.com`; gives the region when
+    /// `AWS_SES_REGION_NAME` is unset ([`EmailSettings::ses_region`]).
+    pub aws_ses_region_endpoint: Option<String>,
     /// Extra trusted root certificate (PEM file) for an SMTP relay with a private CA.
     pub ca_file: Option<String>,
     /// Upper bound of one whole SMTP conversation (connect, TLS, AUTH, the message; each step within it) or one
@@ -309,10 +316,55 @@ impl Default for EmailSettings {
             aws_access_key_id: None,
             aws_secret_access_key: None,
             aws_ses_region_name: None,
+            aws_ses_region_endpoint: None,
             ca_file: None,
             timeout_seconds: 30,
         }
     }
+}
+
+impl EmailSettings {
+    /// The SES region: `AWS_SES_REGION_NAME`, or the one in django-ses's `AWS_SES_REGION_ENDPOINT`
+    /// (`email.<region>.amazonaws.com`, or the SMTP endpoint `email-smtp.<region>.amazonaws.com`). `Ok(None)`: neither
+    /// is set. An endpoint that is not an SES host, or one naming another region than `AWS_SES_REGION_NAME`, is an
+    /// error naming the keys.
+    pub fn ses_region(&self) -> Result<Option<String>, String> {
+        let set = |v: &Option<String>| v.as_deref().map(str::trim).filter(|v| !v.is_empty()).map(str::to_string);
+        let name = set(&self.aws_ses_region_name);
+        if let Some(name) = &name
+            && !is_region(name)
+        {
+            return Err(format!("AWS_SES_REGION_NAME: '{name}' is not an AWS region name (e.g. us-east-1)"));
+        }
+        let Some(endpoint) = set(&self.aws_ses_region_endpoint) else {
+            return Ok(name);
+        };
+        let host = endpoint.strip_prefix("https://").unwrap_or(&endpoint).trim_end_matches('/');
+        let from_endpoint = ["email.", "email-smtp."]
+            .iter()
+            .find_map(|prefix| host.strip_prefix(prefix)?.strip_suffix(".amazonaws.com"))
+            .filter(|r| is_region(r));
+        let Some(from_endpoint) = from_endpoint else {
+            // Not quoted: a value on the wrong line may be a secret.
+            return Err(
+                "AWS_SES_REGION_ENDPOINT: not an SES endpoint (expected email.<region>.amazonaws.com such as email.us-east-1.amazonaws.com; the value is not shown)"
+                    .into(),
+            );
+        };
+        match name {
+            Some(name) if name != from_endpoint => Err(format!(
+                "AWS_SES_REGION_NAME ({name}) and AWS_SES_REGION_ENDPOINT (region {from_endpoint}) disagree: set one, or make them name the same region"
+            )),
+            _ => Ok(Some(from_endpoint.to_string())),
+        }
+    }
+}
+
+/// `us-east-1`, `eu-central-1`, `us-gov-west-1`: lowercase letters, digits and hyphens, ending in a digit.
+fn is_region(r: &str) -> bool {
+    r.contains('-')
+        && r.ends_with(|c: char| c.is_ascii_digit())
+        && r.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]

@@ -23,6 +23,7 @@ pub const TEAM_NAMES: &[(&str, &str)] = &[
     ("AWS_ACCESS_KEY_ID", "email.aws_access_key_id"),
     ("AWS_SECRET_ACCESS_KEY", "email.aws_secret_access_key"),
     ("AWS_SES_REGION_NAME", "email.aws_ses_region_name"),
+    ("AWS_SES_REGION_ENDPOINT", "email.aws_ses_region_endpoint"),
     ("SMS_PROVIDER", "sms.provider"),
     ("TIGO_SMS_API_KEY", "sms.tigo_api_key"),
     ("TIGO_SMS_API_URL", "sms.tigo_api_url"),
@@ -68,8 +69,9 @@ pub enum ConfigError {
     DotEnv(#[from] super::dotenv::DotEnvError),
     #[error("configuration file {path}: {source}")]
     File { path: String, source: config::ConfigError },
-    #[error("invalid configuration: {0}")]
-    Invalid(String),
+    /// Every value of the wrong type and, with them, every other problem found (see [`super::typed`]).
+    #[error("{0}")]
+    Invalid(super::ValidationErrors),
 }
 
 /// Where to read configuration from. `from_process()` is what the binary uses; tests pass explicit maps.
@@ -127,22 +129,40 @@ impl Settings {
             .build()
             .map_err(|e| match &opts.file {
                 Some(p) => ConfigError::File { path: p.display().to_string(), source: e },
-                None => ConfigError::Invalid(e.to_string()),
+                None => ConfigError::Invalid(super::ValidationErrors(vec![e.to_string()])),
             })?;
-        built.try_deserialize().map_err(|e| ConfigError::Invalid(explain(e)))
+        let file = opts.file.as_ref().map(|p| p.display().to_string());
+        let typed = super::typed::deserialize(built.cache, &|key| spelled(key, &vars, file.as_deref()));
+        match typed.settings {
+            Some(settings) if typed.problems.is_empty() => Ok(settings),
+            // With the mistyped keys at their defaults, the rest is checked too, so one run shows every problem.
+            Some(settings) => {
+                let mut problems = typed.problems;
+                if let Err(e) = settings.validate(false) {
+                    problems.extend(e.0);
+                }
+                Err(ConfigError::Invalid(super::ValidationErrors(problems)))
+            }
+            None => Err(ConfigError::Invalid(super::ValidationErrors(typed.problems))),
+        }
     }
 }
 
-/// config's messages name the dotted path (`rules.saldo_bajo.umbral`); add the environment spelling too.
-fn explain(e: config::ConfigError) -> String {
-    let msg = e.to_string();
-    let Some((head, rest)) = msg.split_once(" for key `") else {
-        return msg;
-    };
-    let key = rest.split('`').next().unwrap_or_default();
+/// A dotted key (`email.port`) as the operator wrote it: the `CANTINA__…` name if that was set, else the team's
+/// `.env` name (with the `CANTINA__…` one), else the key in the TOML file.
+fn spelled(key: &str, vars: &HashMap<String, String>, file: Option<&str>) -> String {
     let env = format!("CANTINA__{}", key.replace('.', "__").to_uppercase());
-    let team = TEAM_NAMES.iter().find(|(_, p)| *p == key).map(|(n, _)| format!(" or {n}")).unwrap_or_default();
-    format!("{head} for {env}{team} ({key})")
+    let set = |name: &str| vars.get(name).is_some_and(|v| !v.is_empty());
+    if set(&env) {
+        return env;
+    }
+    if let Some((team, _)) = TEAM_NAMES.iter().find(|(name, path)| *path == key && set(name)) {
+        return format!("{team} ({env})");
+    }
+    match file {
+        Some(file) => format!("{key} in {file} ({env})"),
+        None => env,
+    }
 }
 
 /// `NAME_FILE=/run/secrets/name` → `NAME` = the file's content without the trailing newline (Docker/Kubernetes).
@@ -290,6 +310,43 @@ mod tests {
         assert!(err.contains("EMAIL_USE_TLS"), "{err}");
     }
 
+    /// A value of the wrong type is named by its keys and what they take, never shown (a secret pasted on the wrong
+    /// line must not reach a terminal), and every problem is reported, not only the first.
+    #[test]
+    fn a_mistyped_value_is_never_shown_and_every_problem_is_reported() {
+        let load_err = |pairs: &[(&str, &str)]| {
+            Settings::load(&LoadOptions { env: env(pairs), ..Default::default() }).unwrap_err().to_string()
+        };
+        let err = load_err(&[("EMAIL_PORT", "tu_app_password_16_digitos")]);
+        assert!(!err.contains("tu_app_password"), "{err}");
+        assert!(
+            err.contains(
+                "EMAIL_PORT (CANTINA__EMAIL__PORT): expected an integer from 1 to 65535 (the value is not shown)"
+            ),
+            "{err}"
+        );
+        let err = load_err(&[("EMAIL_USE_TLS", "Tru3-s3cr3t")]);
+        assert!(!err.to_lowercase().contains("tru3-s3cr3t"), "{err}");
+        assert!(err.contains("EMAIL_USE_TLS (CANTINA__EMAIL__USE_TLS): expected true or false"), "{err}");
+        let err = load_err(&[("CANTINA__EMAIL__PORT", "abc")]);
+        assert!(!err.contains("abc"), "{err}");
+        assert!(err.contains("CANTINA__EMAIL__PORT: expected an integer from 1 to 65535"), "{err}");
+
+        let err = load_err(&[
+            ("EMAIL_BACKEND", "mailgun"),
+            ("EMAIL_PORT", "99999"),
+            ("CANTINA__DISPATCH__LEASE_SECONDS", "-1"),
+        ]);
+        assert!(!err.contains("99999") && !err.contains("-1 "), "{err}");
+        assert!(err.contains("EMAIL_PORT (CANTINA__EMAIL__PORT): expected an integer from 1 to 65535"), "{err}");
+        assert!(err.contains("CANTINA__DISPATCH__LEASE_SECONDS: expected an integer (the value"), "{err}");
+        assert!(err.contains("EMAIL_BACKEND: unknown backend 'mailgun'"), "{err}");
+        assert!(err.starts_with("3 configuration problem(s):"), "{err}");
+        // 0 fits the type but is no port.
+        let err = load(&[("EMAIL_PORT", "0")]).validate(false).unwrap_err().to_string();
+        assert!(err.contains("EMAIL_PORT: expected an integer from 1 to 65535"), "{err}");
+    }
+
     /// The Cantina guide's `.env` blocks and the variants file, copied from the shared seed material.
     fn seed_env_dir() -> std::path::PathBuf {
         std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/seed-env")
@@ -373,6 +430,8 @@ mod tests {
                 "email-ses.env" => {
                     assert_eq!(s.email.from, "Cantina Tita <noreply@tudominio.com>");
                     assert_eq!(s.email.aws_ses_region_name.as_deref(), Some("us-east-1"));
+                    assert_eq!(s.email.aws_ses_region_endpoint.as_deref(), Some("email.us-east-1.amazonaws.com"));
+                    assert_eq!(s.email.ses_region(), Ok(Some("us-east-1".to_string())));
                     assert_eq!(s.email.aws_secret_access_key.as_ref().map(|p| p.expose()), Some("tu_secret_key"));
                 }
                 "sms-personal.env" => {

@@ -264,6 +264,9 @@ impl Settings {
                 self.http.addr
             ));
         }
+        if self.email.port == Some(0) {
+            errors.push("EMAIL_PORT: expected an integer from 1 to 65535".into());
+        }
         if !matches!(self.log.format.as_str(), "text" | "json") {
             errors.push(format!("CANTINA__LOG__FORMAT: expected text or json (got '{}')", self.log.format));
         }

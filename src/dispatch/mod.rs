@@ -5,6 +5,7 @@
 pub mod fallback;
 mod handoff;
 mod pause;
+mod probe_log;
 pub mod quiet;
 mod rate;
 mod retry;
@@ -508,13 +509,16 @@ impl Dispatcher {
     /// While a channel is paused, probe it; resume on the first success.
     pub async fn probe_paused(self: Arc<Self>, shutdown: CancellationToken) {
         let every = Duration::from_secs(self.settings.probe_interval_seconds.max(1));
+        let mut failures = probe_log::ProbeLog::default();
         loop {
             self.pauses.set_next_probe(jiff::Timestamp::now().checked_add(every).unwrap_or(jiff::Timestamp::MAX));
             tokio::select! {
                 () = tokio::time::sleep(every) => {},
                 () = shutdown.cancelled() => return,
             }
-            for (kind, reason) in self.pauses.paused_kinds() {
+            let paused = self.pauses.paused_kinds();
+            failures.keep_only(&paused.iter().map(|(k, _)| *k).collect::<Vec<_>>());
+            for (kind, reason) in paused {
                 let Some(channel) = self.channels.get(kind) else {
                     continue;
                 };
@@ -531,9 +535,19 @@ impl Dispatcher {
                         tracing::info!(channel = %kind, provider = channel.provider(), "probe succeeded; channel resumed");
                         self.wake.notify_one();
                     }
-                    Err(e) => {
-                        tracing::warn!(channel = %kind, error = %e, "probe failed; channel stays paused")
-                    }
+                    Err(e) => match failures.failed(kind, &e.to_string(), Instant::now()) {
+                        probe_log::Loudness::Warn => {
+                            tracing::warn!(channel = %kind, error = %e, "probe failed; channel stays paused")
+                        }
+                        probe_log::Loudness::Reminder => tracing::info!(
+                            channel = %kind,
+                            error = %e,
+                            "channel still paused: probes keep failing with the same error"
+                        ),
+                        probe_log::Loudness::Quiet => {
+                            tracing::debug!(channel = %kind, error = %e, "probe failed again; channel stays paused")
+                        }
+                    },
                 }
             }
         }

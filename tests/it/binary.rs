@@ -116,6 +116,87 @@ fn check_config_masks_secrets_and_names_bad_keys() {
     assert!(stdout.contains("CANTINA__DATABASE__SIGNING_KEY: required") && stdout.contains("openssl rand"), "{stdout}");
 }
 
+/// A value of the wrong type stops check-config naming its keys, never the value (a password on the port line
+/// here), and every problem is listed at once.
+#[test]
+fn check_config_names_mistyped_keys_without_their_values_and_lists_every_problem() {
+    let run = |pairs: &[(&str, &str)]| {
+        let mut cmd = Command::new(BIN);
+        cmd.arg("check-config")
+            .env("CANTINA__DATABASE__SIGNING_KEY", TEST_SIGNING_KEY)
+            .env("DATABASE_URL", "postgres://app@db.example/cantina")
+            .current_dir(std::env::temp_dir());
+        for (k, v) in pairs {
+            cmd.env(k, v);
+        }
+        let out = cmd.output().unwrap();
+        assert!(!out.status.success());
+        format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr))
+    };
+    let out = run(&[("EMAIL_PORT", "tu_app_password_16_digitos")]);
+    assert!(!out.contains("tu_app_password"), "{out}");
+    assert!(out.contains("EMAIL_PORT (CANTINA__EMAIL__PORT): expected an integer from 1 to 65535"), "{out}");
+    let out = run(&[("EMAIL_USE_TLS", "Tru3-s3cr3t")]);
+    assert!(!out.to_lowercase().contains("tru3-s3cr3t"), "{out}");
+    assert!(out.contains("EMAIL_USE_TLS (CANTINA__EMAIL__USE_TLS): expected true or false"), "{out}");
+    let out = run(&[("EMAIL_BACKEND", "mailgun"), ("EMAIL_PORT", "99999")]);
+    assert!(!out.contains("99999"), "{out}");
+    assert!(out.contains("2 configuration problem(s)"), "{out}");
+    assert!(out.contains("EMAIL_PORT (CANTINA__EMAIL__PORT): expected an integer from 1 to 65535"), "{out}");
+    assert!(out.contains("EMAIL_BACKEND: unknown backend 'mailgun'"), "{out}");
+}
+
+/// SES configured the django-ses way (the region only in `AWS_SES_REGION_ENDPOINT`): check-config shows the region
+/// and the SMTP host really used, and the access key id as AWS shows it; SendGrid shows no SMTP host.
+#[test]
+fn check_config_shows_the_email_host_the_backend_uses() {
+    let run = |pairs: &[(&str, &str)]| {
+        let mut cmd = Command::new(BIN);
+        cmd.arg("check-config")
+            .env("CANTINA__DATABASE__SIGNING_KEY", TEST_SIGNING_KEY)
+            .env("DATABASE_URL", "postgres://app@db.example/cantina")
+            .env_remove("AWS_SES_REGION_NAME")
+            .current_dir(std::env::temp_dir());
+        for (k, v) in pairs {
+            cmd.env(k, v);
+        }
+        let out = cmd.output().unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout).to_string();
+        (out.status.success(), stdout)
+    };
+    let (ok, out) = run(&[
+        ("EMAIL_BACKEND", "django_ses.SESBackend"),
+        ("AWS_ACCESS_KEY_ID", "AKIAIOSFODNN7EXAMPLE"),
+        ("AWS_SECRET_ACCESS_KEY", "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"),
+        ("AWS_SES_REGION_ENDPOINT", "email.sa-east-1.amazonaws.com"),
+    ]);
+    assert!(ok, "{out}");
+    let email = out.split("[email]").nth(1).unwrap().split("\n\n").next().unwrap();
+    assert!(email.contains("host = \"email-smtp.sa-east-1.amazonaws.com\"\nport = 587"), "{email}");
+    assert!(email.contains("aws_ses_region_name = \"sa-east-1\""), "{email}");
+    assert!(email.contains("aws_access_key_id = \"****************MPLE\""), "{email}");
+    assert!(!out.contains("AKIAIOSFODNN7") && !out.contains("wJalrXUtnFEMI"), "{out}");
+
+    let (ok, out) =
+        run(&[("EMAIL_BACKEND", "sendgrid"), ("SENDGRID_API_KEY", "SG.secret"), ("EMAIL_HOST", "smtp.gmail.com")]);
+    assert!(ok, "{out}");
+    let email = out.split("[email]").nth(1).unwrap().split("\n\n").next().unwrap();
+    assert!(!email.contains("host ="), "{email}");
+
+    let (ok, out) = run(&[
+        ("EMAIL_BACKEND", "ses"),
+        ("AWS_ACCESS_KEY_ID", "AKIAIOSFODNN7EXAMPLE"),
+        ("AWS_SECRET_ACCESS_KEY", "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"),
+        ("AWS_SES_REGION_NAME", "us-east-1"),
+        ("AWS_SES_REGION_ENDPOINT", "email.sa-east-1.amazonaws.com"),
+    ]);
+    assert!(!ok);
+    assert!(
+        out.contains("AWS_SES_REGION_NAME (us-east-1) and AWS_SES_REGION_ENDPOINT (region sa-east-1) disagree"),
+        "{out}"
+    );
+}
+
 #[tokio::test]
 async fn send_test_prints_the_providers_answer() {
     use wiremock::matchers::{body_string_contains, method, path};

@@ -377,6 +377,7 @@ async fn a_100_mib_answer_is_read_up_to_the_cap_and_the_rest_discarded() {
             fecha: "01/01/2026 00:00".into(),
             referencia: None,
         },
+        test: false,
     };
     let result = ch.send(&msg).await;
     assert!(result.is_ok(), "a 201 is an accepted send: {result:?}");
