@@ -46,7 +46,10 @@ pub enum Command {
     /// the scheduled runs and itself, and exit; the running service sends them. `limpieza` runs the clean-up now
     /// (CANTINA__RETENTION__…) and prints what it deleted; `resumen_diario` emails yesterday's staff summary now
     /// to CANTINA__RESUMEN_DIARIO__DESTINATARIOS (outside the run ledger) and prints to whom (masked).
-    Sweep { kind: String },
+    Sweep {
+        /// saldo_bajo, cuenta_pendiente, recordatorio_deuda, limpieza or resumen_diario.
+        kind: String,
+    },
     /// Send one rendered sample through the configured provider and print its answer (checks credentials).
     SendTest {
         /// email, sms, whatsapp or portal.

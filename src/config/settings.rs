@@ -489,7 +489,8 @@ pub struct DispatchSettings {
     pub poll_interval_ms: u64,
     /// Upper bound of one provider call.
     pub send_timeout_seconds: u64,
-    /// On SIGTERM, how long in-flight sends may take before the process exits anyway.
+    /// On SIGTERM, how long in-flight sends may take before the process exits anyway. Longer than the send timeout
+    /// by default, so that a send cut by the exit (and sent again after its lease) takes a provider that hangs.
     pub shutdown_grace_seconds: u64,
     /// While a channel is paused for a configuration error, how often its credentials are probed.
     pub probe_interval_seconds: u64,
@@ -509,7 +510,7 @@ impl Default for DispatchSettings {
             lease_seconds: 120,
             poll_interval_ms: 1_000,
             send_timeout_seconds: 30,
-            shutdown_grace_seconds: 25,
+            shutdown_grace_seconds: 35,
             probe_interval_seconds: 30,
             dry_run: false,
         }

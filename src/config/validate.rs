@@ -313,6 +313,9 @@ impl Settings {
                 d.lease_seconds, d.concurrency
             ));
         }
+        if let Some(warning) = shutdown_grace_warning(d) {
+            tracing::warn!("{warning}");
+        }
         if d.lease_seconds <= d.send_timeout_seconds {
             errors.push(format!(
                 "CANTINA__DISPATCH__LEASE_SECONDS: must be longer than CANTINA__DISPATCH__SEND_TIMEOUT_SECONDS ({} ≤ {}), or a slow send could be taken over and sent twice",
@@ -356,8 +359,28 @@ impl Settings {
     }
 }
 
+/// A grace not above the send timeout lets SIGTERM cut a send the provider may still accept; its request is sent
+/// again once its lease expires. Allowed (a platform may not wait that long) but said at start-up.
+pub fn shutdown_grace_warning(d: &super::settings::DispatchSettings) -> Option<String> {
+    (d.shutdown_grace_seconds <= d.send_timeout_seconds).then(|| {
+        format!(
+            "CANTINA__DISPATCH__SHUTDOWN_GRACE_SECONDS ({} s) is not longer than CANTINA__DISPATCH__SEND_TIMEOUT_SECONDS ({} s): on SIGTERM a send still waiting for its provider is cut, and if the provider accepted it the parent gets it twice after the lease expires",
+            d.shutdown_grace_seconds, d.send_timeout_seconds
+        )
+    })
+}
+
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn the_default_shutdown_grace_outlasts_a_send_and_a_shorter_one_is_warned() {
+        let mut d = super::super::settings::DispatchSettings::default();
+        assert_eq!(super::shutdown_grace_warning(&d), None);
+        d.shutdown_grace_seconds = d.send_timeout_seconds;
+        let w = super::shutdown_grace_warning(&d).unwrap_or_default();
+        assert!(w.starts_with("CANTINA__DISPATCH__SHUTDOWN_GRACE_SECONDS (30 s) is not longer than"), "{w}");
+    }
+
     use std::collections::HashMap;
 
     use super::*;
