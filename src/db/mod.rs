@@ -2,6 +2,7 @@
 //! and the other TLS parameters with libpq's meaning (see [`tls`]).
 
 mod conninfo;
+mod peer_cert;
 mod tls;
 
 use std::future::Future;

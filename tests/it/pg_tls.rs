@@ -48,47 +48,61 @@ host all cert_user 127.0.0.1/32 reject
 host all all 127.0.0.1/32 trust
 ";
 
+/// A cluster with `ssl=on` and this certificate and key; `ssl_ca_file` (for client certificates) is `ca`.
+fn tls_cluster(server_cert: String, server_key: String, ca: &Ca) -> PgCluster {
+    let options = ClusterOptions {
+        settings: vec![
+            "ssl=on".into(),
+            "ssl_cert_file=server.crt".into(),
+            "ssl_key_file=server.key".into(),
+            "ssl_ca_file=ca.crt".into(),
+            // The session ends are what the clean-close test looks for, by application name.
+            "log_disconnections=on".into(),
+            "log_line_prefix=%a [%p] ".into(),
+        ],
+        files: vec![
+            ("server.crt".into(), server_cert.into_bytes()),
+            ("server.key".into(), server_key.into_bytes()),
+            ("ca.crt".into(), ca.cert.pem().into_bytes()),
+        ],
+        hba: Some(HBA.into()),
+    };
+    PgCluster::start_with(&options).unwrap_or_else(|e| panic!("cannot start PostgreSQL with TLS: {e}"))
+}
+
+/// Writes `files` into `<cluster dir>/client`, owned like the cluster's directory (the postgres user when run as
+/// root) so that its removal with the cluster succeeds.
+fn client_files(cluster: &PgCluster, files: &[(&str, String)]) -> PathBuf {
+    let dir = cluster.dir().join("client");
+    std::fs::create_dir_all(&dir).expect("client files directory");
+    for (name, contents) in files {
+        std::fs::write(dir.join(name), contents).expect("write client file");
+    }
+    let owner = std::os::unix::fs::MetadataExt::uid(&std::fs::metadata(cluster.dir()).expect("cluster dir"));
+    for entry in std::fs::read_dir(&dir).expect("client files").map(|e| e.expect("entry").path()).chain([dir.clone()]) {
+        std::os::unix::fs::chown(&entry, Some(owner), None).expect("chown client file");
+    }
+    dir
+}
+
 fn server() -> &'static TlsServer {
     static SERVER: OnceLock<TlsServer> = OnceLock::new();
     SERVER.get_or_init(|| {
         let ca = ca("cantina test CA");
         let (server_cert, server_key) = signed(&ca, "localhost", vec!["localhost".into()]);
-        let options = ClusterOptions {
-            settings: vec![
-                "ssl=on".into(),
-                "ssl_cert_file=server.crt".into(),
-                "ssl_key_file=server.key".into(),
-                "ssl_ca_file=ca.crt".into(),
-            ],
-            files: vec![
-                ("server.crt".into(), server_cert.into_bytes()),
-                ("server.key".into(), server_key.into_bytes()),
-                ("ca.crt".into(), ca.cert.pem().into_bytes()),
-            ],
-            hba: Some(HBA.into()),
-        };
-        let cluster =
-            PgCluster::start_with(&options).unwrap_or_else(|e| panic!("cannot start PostgreSQL with TLS: {e}"));
+        let cluster = tls_cluster(server_cert, server_key, &ca);
 
         // Inside the cluster's directory, which goes away with the cluster even though this static is never dropped.
-        let files = cluster.dir().join("client");
-        std::fs::create_dir_all(&files).expect("client files directory");
         let (client_cert, client_key) = signed(&ca, "cert_user", vec![]);
-        for (name, contents) in [
-            ("ca.pem", ca.cert.pem()),
-            ("other-ca.pem", self::ca("some other CA").cert.pem()),
-            ("client.pem", client_cert),
-            ("client.key", client_key),
-        ] {
-            std::fs::write(files.join(name), contents).expect("write client file");
-        }
-        // Owned like the cluster's directory (the postgres user when run as root), so that its removal succeeds.
-        let owner = std::os::unix::fs::MetadataExt::uid(&std::fs::metadata(cluster.dir()).expect("cluster dir"));
-        for entry in
-            std::fs::read_dir(&files).expect("client files").map(|e| e.expect("entry").path()).chain([files.clone()])
-        {
-            std::os::unix::fs::chown(&entry, Some(owner), None).expect("chown client file");
-        }
+        let files = client_files(
+            &cluster,
+            &[
+                ("ca.pem", ca.cert.pem()),
+                ("other-ca.pem", self::ca("some other CA").cert.pem()),
+                ("client.pem", client_cert),
+                ("client.key", client_key),
+            ],
+        );
         TlsServer { cluster, files }
     })
 }
@@ -302,4 +316,67 @@ fn sslrootcert_system_parses_and_demands_verify_full() {
     let e = db::Target::parse("host=db.example.com sslrootcert=system sslmode=require", "t", Duration::from_secs(1))
         .expect_err("system with require");
     assert!(e.to_string().contains("sslrootcert=system needs sslmode=verify-full"), "{e}");
+}
+
+/// A Debian-like cluster: its certificate made as `openssl req -new -x509 -nodes -subj "/CN=localhost"` makes it,
+/// self-signed, CA:TRUE, the name only in the CN. `server.crt` in the files is that certificate.
+fn snakeoil() -> &'static TlsServer {
+    static SERVER: OnceLock<TlsServer> = OnceLock::new();
+    SERVER.get_or_init(|| {
+        let mut params = CertificateParams::new(Vec::<String>::new()).expect("params");
+        params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        params.distinguished_name.push(DnType::CommonName, "localhost");
+        let key = KeyPair::generate().expect("key");
+        let cert = params.self_signed(&key).expect("self-signed");
+        let cluster = tls_cluster(cert.pem(), key.serialize_pem(), &ca("unused CA"));
+        let files = client_files(&cluster, &[("server.crt", cert.pem())]);
+        TlsServer { cluster, files }
+    })
+}
+
+/// A cluster whose certificate is signed by a CA and names the host only in its CN (no subjectAltName).
+fn cn_only() -> &'static TlsServer {
+    static SERVER: OnceLock<TlsServer> = OnceLock::new();
+    SERVER.get_or_init(|| {
+        let ca = ca("cantina CN-only CA");
+        let (cert, key) = signed(&ca, "localhost", vec![]);
+        let cluster = tls_cluster(cert, key, &ca);
+        let files = client_files(&cluster, &[("ca.pem", ca.cert.pem())]);
+        TlsServer { cluster, files }
+    })
+}
+
+fn url_to(server: &TlsServer, host: &str, query: &str) -> String {
+    let addr = if host == "localhost" { "hostaddr=127.0.0.1&" } else { "" };
+    format!("postgres://postgres@{host}:{}/postgres?{addr}{query}", server.cluster.port())
+}
+
+#[tokio::test]
+async fn a_self_signed_server_certificate_given_as_sslrootcert_is_trusted_as_libpq_does() {
+    let s = tokio::task::spawn_blocking(snakeoil).await.expect("snakeoil cluster");
+    let pinned = s.files.join("server.crt").display().to_string();
+    connects_with_tls(&url_to(s, "127.0.0.1", &format!("sslmode=verify-ca&sslrootcert={pinned}"))).await;
+    connects_with_tls(&url_to(s, "localhost", &format!("sslmode=verify-full&sslrootcert={pinned}"))).await;
+    connects_with_tls(&url_to(s, "127.0.0.1", &format!("sslmode=require&sslrootcert={pinned}"))).await;
+    // The CN names localhost, not 127.0.0.1.
+    let e = refused(&url_to(s, "127.0.0.1", &format!("sslmode=verify-full&sslrootcert={pinned}"))).await;
+    assert!(
+        e.contains("the PostgreSQL server's certificate is not valid (sslmode=verify-full): it does not match the host name 127.0.0.1"),
+        "{e}"
+    );
+    // Another certificate pinned: refused in words, not as CaUsedAsEndEntity.
+    for roots in [file("ca.pem"), "system".to_string()] {
+        let e = refused(&url_to(s, "localhost", &format!("sslmode=verify-full&sslrootcert={roots}"))).await;
+        assert!(e.contains("(sslmode=verify-full): it is self-signed, not signed by a trusted CA in"), "{e}");
+        assert!(!e.contains("CaUsedAsEndEntity") && !e.contains("Other("), "{e}");
+    }
+}
+
+#[tokio::test]
+async fn a_certificate_with_the_host_only_in_its_common_name_passes_verify_full() {
+    let s = tokio::task::spawn_blocking(cn_only).await.expect("CN-only cluster");
+    let ca = s.files.join("ca.pem").display().to_string();
+    connects_with_tls(&url_to(s, "localhost", &format!("sslmode=verify-full&sslrootcert={ca}"))).await;
+    let e = refused(&url_to(s, "127.0.0.1", &format!("sslmode=verify-full&sslrootcert={ca}"))).await;
+    assert!(e.contains("it does not match the host name 127.0.0.1"), "{e}");
 }
