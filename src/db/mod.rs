@@ -18,22 +18,25 @@ use tokio_postgres_rustls::MakeRustlsConnect;
 pub use conninfo::{ConnInfoError, SslMode};
 pub use tls::TlsError;
 
+/// The variants that carry a tokio-postgres or pool error say all of it in their message ([`describe`]) and do not
+/// also expose it as their `source()`: a printer walking the chain would add tokio-postgres' bare `db error` or
+/// rustls' debug text after the words that already say it.
 #[derive(Debug, thiserror::Error)]
 pub enum DbError {
     #[error("invalid database URL: {}", describe(.0))]
-    Url(#[source] tokio_postgres::Error),
+    Url(tokio_postgres::Error),
     #[error("invalid database URL: {0}")]
     ConnInfo(#[from] ConnInfoError),
     #[error("invalid TLS settings in the database URL: {0}")]
     Tls(#[from] TlsError),
-    #[error("cannot connect to PostgreSQL (sslmode={mode}): {}", describe(.source))]
-    Connect { mode: SslMode, source: tokio_postgres::Error },
+    #[error("{}", connect_message(*.mode, .error))]
+    Connect { mode: SslMode, error: tokio_postgres::Error },
     #[error("cannot build the connection pool: {0}")]
     Pool(String),
     #[error("cannot get a database connection: {}", describe_checkout(.0))]
-    Checkout(#[from] deadpool_postgres::PoolError),
+    Checkout(deadpool_postgres::PoolError),
     #[error("database error: {}", describe(.0))]
-    Query(#[from] tokio_postgres::Error),
+    Query(tokio_postgres::Error),
     /// Code that reads the rows panicked (an unexpected column type or value): treated like a data error so the
     /// row is set aside with this message instead of taking the service down.
     #[error("error interno al procesar: {0}")]
@@ -43,24 +46,58 @@ pub enum DbError {
     Shared(String),
 }
 
-/// tokio-postgres displays a server error as just "db error"; the server's own message is what helps.
+impl From<tokio_postgres::Error> for DbError {
+    fn from(e: tokio_postgres::Error) -> Self {
+        DbError::Query(e)
+    }
+}
+
+impl From<deadpool_postgres::PoolError> for DbError {
+    fn from(e: deadpool_postgres::PoolError) -> Self {
+        DbError::Checkout(e)
+    }
+}
+
+/// tokio-postgres displays a server error as just "db error"; the server's own message is what helps. A refused
+/// server certificate is said in its own words (with the sslmode), without what rustls and tokio-postgres wrap
+/// around it.
 pub fn describe(e: &tokio_postgres::Error) -> String {
-    match e.as_db_error() {
-        Some(db) => format!("{}: {} ({})", db.severity(), db.message(), db.code().code()),
-        // The cause (a refused connection, the TLS failure) is in the source chain, not in the message.
-        None => {
-            let mut text = e.to_string();
-            let mut source = std::error::Error::source(e);
-            while let Some(cause) = source {
-                let cause_text = tls::server_certificate_message(cause).unwrap_or_else(|| cause.to_string());
-                if !text.ends_with(&cause_text) {
-                    text.push_str(": ");
-                    text.push_str(&cause_text);
-                }
-                source = cause.source();
-            }
-            text
+    if let Some(db) = e.as_db_error() {
+        return format!("{}: {} ({})", db.severity(), db.message(), db.code().code());
+    }
+    if let Some(certificate) = certificate_message(e) {
+        return certificate;
+    }
+    // The cause (a refused connection, a timeout) is in the source chain, not in the message.
+    let mut text = e.to_string();
+    let mut source = std::error::Error::source(e);
+    while let Some(cause) = source {
+        let cause_text = cause.to_string();
+        if !text.contains(&cause_text) {
+            text.push_str(": ");
+            text.push_str(&cause_text);
         }
+        source = cause.source();
+    }
+    text
+}
+
+fn certificate_message(e: &tokio_postgres::Error) -> Option<String> {
+    let mut source = std::error::Error::source(e);
+    while let Some(cause) = source {
+        if let Some(message) = tls::server_certificate_message(cause) {
+            return Some(message);
+        }
+        source = cause.source();
+    }
+    None
+}
+
+/// The sslmode once: a certificate message names it already.
+fn connect_message(mode: SslMode, e: &tokio_postgres::Error) -> String {
+    match certificate_message(e) {
+        Some(certificate) => format!("cannot connect to PostgreSQL: {certificate}"),
+        None => format!("cannot connect to PostgreSQL (sslmode={mode}): {}", describe(e)),
     }
 }
 
@@ -157,7 +194,7 @@ impl Target {
     }
 
     pub async fn connect(&self) -> Result<(tokio_postgres::Client, Connection), DbError> {
-        connect_with(&self.config, &self.tls).await.map_err(|source| DbError::Connect { mode: self.tls.mode, source })
+        connect_with(&self.config, &self.tls).await.map_err(|error| DbError::Connect { mode: self.tls.mode, error })
     }
 }
 

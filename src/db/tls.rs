@@ -186,7 +186,7 @@ fn certificates(param: &'static str, path: &Path) -> Result<Vec<CertificateDer<'
     let certs = CertificateDer::pem_slice_iter(&pem).collect::<Result<Vec<_>, _>>().map_err(|e| TlsError::Pem {
         param,
         path: path.to_path_buf(),
-        detail: e.to_string(),
+        detail: pem_problem(&e),
     })?;
     if certs.is_empty() {
         return Err(TlsError::Empty { param, path: path.to_path_buf(), what: "certificate" });
@@ -220,6 +220,20 @@ fn root_store(roots: &Roots) -> Result<(RootCertStore, Vec<CertificateDer<'stati
     Ok((store, pinned))
 }
 
+/// What is wrong with a PEM file, in words (the parser's own text shows bytes and debug output, and never the
+/// file's contents here: a key file's lines are secret).
+fn pem_problem(e: &rustls::pki_types::pem::Error) -> String {
+    use rustls::pki_types::pem::Error;
+    match e {
+        Error::MissingSectionEnd { .. } => "a -----BEGIN line has no matching -----END line".into(),
+        Error::IllegalSectionStart { .. } => "a -----BEGIN line is malformed".into(),
+        Error::Base64Decode(_) => "the text between -----BEGIN and -----END is not valid base64".into(),
+        Error::Io(e) => e.to_string(),
+        Error::SectionTooLarge => "a section is larger than 256 MB".into(),
+        _ => "not PEM".into(),
+    }
+}
+
 type ClientCert = (Vec<CertificateDer<'static>>, PrivateKeyDer<'static>);
 
 fn client_cert(params: &TlsParams, default_dir: Option<&Path>) -> Result<Option<ClientCert>, TlsError> {
@@ -240,7 +254,7 @@ fn client_cert(params: &TlsParams, default_dir: Option<&Path>) -> Result<Option<
         rustls::pki_types::pem::Error::NoItemsFound => {
             TlsError::Empty { param: "sslkey", path: key.clone(), what: "private key" }
         }
-        e => TlsError::Pem { param: "sslkey", path: key.clone(), detail: e.to_string() },
+        e => TlsError::Pem { param: "sslkey", path: key.clone(), detail: pem_problem(&e) },
     })?;
     Ok(Some((chain, key)))
 }

@@ -39,12 +39,13 @@ fn signed(ca: &Ca, common_name: &str, names: Vec<String>) -> (String, String) {
 }
 
 /// Roles: `postgres` trusted on any connection; `tls_only` refused without TLS; `cert_user` needs a client
-/// certificate signed by the CA.
+/// certificate signed by the CA; `pw_user` needs its password.
 const HBA: &str = "\
 local all all trust
 hostnossl all tls_only 127.0.0.1/32 reject
 hostssl all cert_user 127.0.0.1/32 cert
 host all cert_user 127.0.0.1/32 reject
+host all pw_user 127.0.0.1/32 scram-sha-256
 host all all 127.0.0.1/32 trust
 ";
 
@@ -209,7 +210,7 @@ async fn verify_full_with_another_ca_is_refused_naming_the_certificate() {
             )),
             "{e}"
         );
-        assert!(e.contains("cannot connect to PostgreSQL (sslmode=verify-full)"), "{e}");
+        assert!(e.starts_with("cannot connect to PostgreSQL: the PostgreSQL server's certificate"), "{e}");
         assert!(!e.contains("OtherError"), "{e}");
     }
     // A pooled connection says the same.
@@ -379,4 +380,162 @@ async fn a_certificate_with_the_host_only_in_its_common_name_passes_verify_full(
     connects_with_tls(&url_to(s, "localhost", &format!("sslmode=verify-full&sslrootcert={ca}"))).await;
     let e = refused(&url_to(s, "127.0.0.1", &format!("sslmode=verify-full&sslrootcert={ca}"))).await;
     assert!(e.contains("it does not match the host name 127.0.0.1"), "{e}");
+}
+
+const BIN: &str = env!("CARGO_BIN_EXE_cantina-notify");
+
+/// The binary's stderr for `args` with this `DATABASE_URL`, and whether it succeeded. HOME is an empty directory,
+/// so that no `~/.postgresql/root.crt` of the machine's counts.
+fn cli(args: &[&str], database_url: &str) -> (bool, String) {
+    let (ok, stderr, _) = cli_in_home(args, database_url);
+    (ok, stderr)
+}
+
+fn cli_in_home(args: &[&str], database_url: &str) -> (bool, String, String) {
+    let home = std::env::temp_dir().join(format!("cn-tls-home-{}", fastrand::u64(..)));
+    std::fs::create_dir_all(&home).expect("home");
+    let out = std::process::Command::new(BIN)
+        .args(args)
+        .env("DATABASE_URL", database_url)
+        .env("HOME", &home)
+        .env("CANTINA__DATABASE__SIGNING_KEY", crate::helpers::TEST_SIGNING_KEY)
+        .current_dir(&home)
+        .output()
+        .expect("run the binary");
+    std::fs::remove_dir_all(&home).expect("remove home");
+    (out.status.success(), String::from_utf8_lossy(&out.stderr).into_owned(), home.display().to_string())
+}
+
+/// Each error's information once, in words: the line the operator sees is exactly `expected` (`{HOME}` standing for
+/// the home directory the binary ran with).
+fn fails_saying(args: &[&str], database_url: &str, expected: &str) {
+    let (ok, stderr, home) = cli_in_home(args, database_url);
+    assert!(!ok, "{args:?} succeeded: {stderr}");
+    assert_eq!(stderr, format!("error: {}\n", expected.replace("{HOME}", &home)), "{args:?} {database_url}");
+}
+
+/// Printed once, without debug text or tokio-postgres' bare `db error`, whatever the wording around it.
+fn said_once(text: &str, core: &str) {
+    assert_eq!(text.matches(core).count(), 1, "{core}\nin: {text}");
+    for noise in ["Other(", "OtherError", "db error", "InvalidCharacter", "Error occurred while"] {
+        assert!(!text.contains(noise), "{noise} in: {text}");
+    }
+}
+
+async fn pw_user() {
+    let admin = db::connect(&url("postgres", "127.0.0.1", ""), "pgtls-test").await.expect("connect");
+    admin
+        .batch_execute(
+            "DO $$ BEGIN CREATE ROLE pw_user LOGIN PASSWORD 'right'; EXCEPTION WHEN duplicate_object THEN END $$",
+        )
+        .await
+        .expect("pw_user");
+}
+
+#[tokio::test]
+async fn connection_errors_are_printed_once_in_words() {
+    pw_user().await;
+    let (ca, other_ca) = (file("ca.pem"), file("other-ca.pem"));
+    let not_pem = server().files.join("not-pem.crt");
+    std::fs::write(&not_pem, "-----BEGIN CERTIFICATE-----\nnot base64 at all!\n-----END CERTIFICATE-----\n")
+        .expect("write");
+    let not_pem = not_pem.display().to_string();
+    let tls = "invalid TLS settings in the database URL: ";
+    let cases = [
+        (
+            url("postgres", "localhost", &format!("sslmode=verify-full&sslrootcert={other_ca}")),
+            format!(
+                "cannot connect to PostgreSQL: the PostgreSQL server's certificate is not valid (sslmode=verify-full): it is not signed by a CA in sslrootcert={other_ca}"
+            ),
+            "it is not signed by a CA",
+        ),
+        (
+            url("postgres", "localhost", "sslmode=verify-full"),
+            format!(
+                "{tls}sslmode=verify-full needs a root certificate to verify the server with: set sslrootcert to the CA file (PEM) of your PostgreSQL provider, or sslrootcert=system for the system's trusted roots ({{HOME}}/.postgresql/root.crt does not exist)"
+            ),
+            "root.crt does not exist",
+        ),
+        (
+            url("postgres", "localhost", "sslmode=verifyfull"),
+            format!("{tls}sslmode: expected disable, allow, prefer, require, verify-ca or verify-full (got 'verifyfull')"),
+            "(got 'verifyfull')",
+        ),
+        (
+            url("postgres", "localhost", "sslmode=verify-full&sslrootcert=/nonexistent/ca.pem"),
+            format!("{tls}cannot read sslrootcert /nonexistent/ca.pem: No such file or directory (os error 2)"),
+            "No such file or directory",
+        ),
+        (
+            url("postgres", "localhost", &format!("sslmode=verify-full&sslrootcert={not_pem}")),
+            format!(
+                "{tls}sslrootcert {not_pem}: not a valid PEM file: the text between -----BEGIN and -----END is not valid base64"
+            ),
+            "not a valid PEM file",
+        ),
+        (
+            url("postgres", "localhost", "sslmode=verify-ca&sslrootcert=system"),
+            format!(
+                "{tls}sslrootcert=system needs sslmode=verify-full (got sslmode=verify-ca): checking the chain against public roots without the host name proves nothing, so libpq refuses it too"
+            ),
+            "needs sslmode=verify-full",
+        ),
+        (
+            url("pw_user:wrong", "localhost", &format!("sslmode=verify-full&sslrootcert={ca}")),
+            "cannot connect to PostgreSQL (sslmode=verify-full): FATAL: password authentication failed for user \"pw_user\" (28P01)".to_string(),
+            "password authentication failed",
+        ),
+    ];
+    for (database_url, expected, core) in cases {
+        for args in [&["migrate"][..], &["channel", "list"], &["stats"]] {
+            fails_saying(args, &database_url, &expected);
+        }
+        // Through the pool, worded by its own layer.
+        let (ok, stderr, _) = cli_in_home(&["sweep", "saldo_bajo"], &database_url);
+        assert!(!ok, "{stderr}");
+        said_once(&stderr, core);
+    }
+}
+
+/// `run` logs a connection failure with the same words, once (the trial saw `Error occurred while creating a new
+/// object: db error: db error: FATAL: …`).
+#[tokio::test]
+async fn run_logs_a_connection_failure_once_in_words() {
+    use std::io::BufRead;
+    pw_user().await;
+    let database_url =
+        url("pw_user:wrong", "localhost", &format!("sslmode=verify-full&sslrootcert={}", file("ca.pem")));
+    let mut child = std::process::Command::new(BIN)
+        .arg("run")
+        .env("DATABASE_URL", &database_url)
+        .env("CANTINA__DATABASE__SIGNING_KEY", crate::helpers::TEST_SIGNING_KEY)
+        .env("CANTINA__HTTP__ADDR", "127.0.0.1:0")
+        .current_dir(std::env::temp_dir())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("run");
+    let stderr = child.stderr.take().expect("stderr");
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stderr).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let deadline = std::time::Instant::now() + crate::helpers::SHORT;
+    let mut seen = Vec::new();
+    let line = loop {
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        match rx.recv_timeout(left) {
+            Ok(line) if line.contains("password authentication failed") => break line,
+            Ok(line) => seen.push(line),
+            Err(_) => panic!("no password failure logged; stderr so far:\n{}", seen.join("\n")),
+        }
+    };
+    // SAFETY: plain kill(2) on our own child.
+    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    let _ = child.wait();
+    said_once(&line, "password authentication failed");
 }
