@@ -193,9 +193,33 @@ impl Target {
         tls::unverified_warning(&self.config, &self.tls)
     }
 
+    /// Logs [`unverified_warning`](Self::unverified_warning), prefixed with `context` (the setting's name), unless
+    /// this process has already said it.
+    pub fn warn_if_unverified(&self, context: &str) {
+        warn_once(&self.config, &self.tls, context);
+    }
+
     pub async fn connect(&self) -> Result<(tokio_postgres::Client, Connection), DbError> {
+        warn_once(&self.config, &self.tls, "");
         connect_with(&self.config, &self.tls).await.map_err(|error| DbError::Connect { mode: self.tls.mode, error })
     }
+}
+
+/// Every command that connects warns of an unverified connection to another machine, once per process for each
+/// warning (the pool connects many times; `run` checks its settings before it connects).
+fn warn_once(config: &tokio_postgres::Config, tls: &tls::Tls, context: &str) {
+    static WARNED: std::sync::Mutex<Vec<String>> = std::sync::Mutex::new(Vec::new());
+    let Some(warning) = tls::unverified_warning(config, tls) else { return };
+    let mut warned = WARNED.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    if warned.contains(&warning) {
+        return;
+    }
+    if context.is_empty() {
+        tracing::warn!("{warning}");
+    } else {
+        tracing::warn!("{context}: {warning}");
+    }
+    warned.push(warning);
 }
 
 async fn connect_with(
@@ -229,6 +253,7 @@ impl deadpool_postgres::Connect for PoolConnect {
     > {
         let config = pg_config.clone();
         Box::pin(async move {
+            warn_once(&config, &self.0, "");
             let (client, conn) = connect_with(&config, &self.0).await?;
             let task = tokio::spawn(async move {
                 if let Err(e) = conn.await {

@@ -539,3 +539,45 @@ async fn run_logs_a_connection_failure_once_in_words() {
     let _ = child.wait();
     said_once(&line, "password authentication failed");
 }
+
+/// A fresh database in the TLS cluster with the service's tables, migrated through the binary over TLS (sslmode
+/// require, by 127.0.0.1: no warning). Returns its URL without the query.
+async fn migrated_database(application_name: &str) -> String {
+    let admin = db::connect(&url("postgres", "127.0.0.1", ""), "pgtls-test").await.expect("connect");
+    let name = format!("cli_{}", fastrand::u32(..));
+    admin.batch_execute(&format!("CREATE DATABASE {name}")).await.expect("create database");
+    let base = format!("postgres://postgres@127.0.0.1:{}/{name}", server().cluster.port());
+    let (ok, stderr) =
+        cli(&["migrate", "--reference-schema"], &format!("{base}?sslmode=require&application_name={application_name}"));
+    assert!(ok, "{stderr}");
+    assert!(!stderr.contains("does not verify"), "127.0.0.1 is this machine: {stderr}");
+    base
+}
+
+/// `migrate` and the operator commands warn, once, when they reach another machine without verifying it; not when
+/// the server is this machine. The other machine here is a documentation address (TEST-NET-3) that does not answer:
+/// the warning comes before the connection is tried, and this machine reaches no other PostgreSQL.
+#[tokio::test]
+async fn every_command_that_connects_warns_of_an_unverified_remote_server_once() {
+    let local = migrated_database("pgtls-warn").await;
+    for args in [&["channel", "list"][..], &["stats"], &["requests", "list"]] {
+        let (ok, stderr) = cli(args, &format!("{local}?sslmode=require"));
+        assert!(ok, "{args:?}: {stderr}");
+        assert!(!stderr.contains("does not verify"), "{args:?}: {stderr}");
+    }
+    let remote = "postgres://postgres@203.0.113.1:5432/cantina?sslmode=require&connect_timeout=1";
+    let warning =
+        "the connection to PostgreSQL at 203.0.113.1 does not verify the server's certificate (sslmode=require)";
+    for args in [
+        &["migrate"][..],
+        &["channel", "list"],
+        &["stats"],
+        &["requests", "list"],
+        &["sweep", "saldo_bajo"],
+        &["send-test", "--channel", "portal", "--to", "1"],
+    ] {
+        let (ok, stderr) = cli(args, remote);
+        assert!(!ok, "{args:?} reached 203.0.113.1: {stderr}");
+        assert_eq!(stderr.matches(warning).count(), 1, "{args:?}: {stderr}");
+    }
+}
