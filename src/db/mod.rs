@@ -8,6 +8,7 @@ mod tls;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Once;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
@@ -255,11 +256,7 @@ impl deadpool_postgres::Connect for PoolConnect {
         Box::pin(async move {
             warn_once(&config, &self.0, "");
             let (client, conn) = connect_with(&config, &self.0).await?;
-            let task = tokio::spawn(async move {
-                if let Err(e) = conn.await {
-                    tracing::debug!(error = %e, "database connection closed");
-                }
-            });
+            let task = CONNECTIONS.spawn(PooledConnection(Some(conn)));
             Ok((client, task))
         })
     }
@@ -281,15 +278,76 @@ pub fn pool(url: &str, size: usize, connect_timeout: Duration) -> Result<Pool, D
         .map_err(|e| DbError::Pool(e.to_string()))
 }
 
-/// A single connection outside the pool (migrations, one-off commands); the connection task is spawned.
+/// A single connection outside the pool (migrations, one-off commands); the connection task is spawned. Dropping
+/// the client ends the session (Terminate, then TLS close_notify); [`finish_connections`] waits for that.
 pub async fn connect(url: &str, application_name: &str) -> Result<tokio_postgres::Client, DbError> {
     let (client, conn) = Target::parse(url, application_name, Duration::from_secs(10))?.connect().await?;
-    tokio::spawn(async move {
-        if let Err(e) = conn.await {
+    CONNECTIONS.spawn(drive(conn));
+    Ok(client)
+}
+
+/// The connection tasks of this process, so that a one-off command can wait for its sessions to end before it
+/// exits: exiting with them open resets them, which the server logs (`could not receive data from client:
+/// Connection reset by peer` over TLS) once per command run.
+static CONNECTIONS: std::sync::LazyLock<tokio_util::task::TaskTracker> =
+    std::sync::LazyLock::new(tokio_util::task::TaskTracker::new);
+
+/// Set by a one-off command: its pooled connections, when the pool drops them, end their sessions properly instead
+/// of being cut (see [`PooledConnection`]).
+static CLOSE_POOLED_GRACEFULLY: AtomicBool = AtomicBool::new(false);
+
+/// For a one-off command (not `run`): pooled connections end their sessions properly when dropped.
+pub fn close_pooled_connections_gracefully() {
+    CLOSE_POOLED_GRACEFULLY.store(true, Ordering::Relaxed);
+}
+
+/// Waits, at most `within`, for the sessions of the clients already dropped to end; a one-off command calls it
+/// before it exits. Does nothing for `run` (see [`close_pooled_connections_gracefully`]).
+pub async fn finish_connections(within: Duration) {
+    if !CLOSE_POOLED_GRACEFULLY.load(Ordering::Relaxed) {
+        return;
+    }
+    CONNECTIONS.close();
+    if tokio::time::timeout(within, CONNECTIONS.wait()).await.is_err() {
+        tracing::debug!("database sessions still closing at exit");
+    }
+}
+
+async fn drive(conn: Connection) {
+    if let Err(e) = conn.await {
+        tracing::debug!(error = %e, "database connection closed");
+    }
+}
+
+/// A pooled connection's task. deadpool aborts it when it drops the connection, which cuts the session at once
+/// (what `run` relies on: a connection dropped mid-transaction must not go on to send what was queued, and the
+/// server rolls the transaction back). In a one-off command that is ending, the connection is instead let finish:
+/// its client is gone, so it sends Terminate and closes TLS with close_notify.
+struct PooledConnection(Option<Connection>);
+
+impl Future for PooledConnection {
+    type Output = ();
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut std::task::Context<'_>) -> std::task::Poll<()> {
+        let Some(conn) = self.0.as_mut() else { return std::task::Poll::Ready(()) };
+        let result = std::task::ready!(Pin::new(conn).poll(cx));
+        self.0 = None;
+        if let Err(e) = result {
             tracing::debug!(error = %e, "database connection closed");
         }
-    });
-    Ok(client)
+        std::task::Poll::Ready(())
+    }
+}
+
+impl Drop for PooledConnection {
+    fn drop(&mut self) {
+        if let Some(conn) = self.0.take()
+            && CLOSE_POOLED_GRACEFULLY.load(Ordering::Relaxed)
+            && let Ok(runtime) = tokio::runtime::Handle::try_current()
+        {
+            CONNECTIONS.spawn_on(drive(conn), &runtime);
+        }
+    }
 }
 
 /// Runs `f`, turning a panic into [`DbError::Panic`].

@@ -57,9 +57,10 @@ fn tls_cluster(server_cert: String, server_key: String, ca: &Ca) -> PgCluster {
             "ssl_cert_file=server.crt".into(),
             "ssl_key_file=server.key".into(),
             "ssl_ca_file=ca.crt".into(),
-            // The session ends are what the clean-close test looks for, by application name.
+            // The sessions' starts (with their application name) and ends are what the clean-close test reads.
+            "log_connections=on".into(),
             "log_disconnections=on".into(),
-            "log_line_prefix=%a [%p] ".into(),
+            "log_line_prefix=[%p] ".into(),
         ],
         files: vec![
             ("server.crt".into(), server_cert.into_bytes()),
@@ -579,5 +580,46 @@ async fn every_command_that_connects_warns_of_an_unverified_remote_server_once()
         let (ok, stderr) = cli(args, remote);
         assert!(!ok, "{args:?} reached 203.0.113.1: {stderr}");
         assert_eq!(stderr.matches(warning).count(), 1, "{args:?}: {stderr}");
+    }
+}
+
+/// The server's log lines (`[pid] message`) of the sessions opened with `application_name`, once each of them has
+/// ended: the pids come from `connection authorized: … application_name=…`, and each has its `disconnection:` line.
+async fn sessions_log(application_name: &str) -> Vec<String> {
+    let log = server().cluster.dir().join("server.log");
+    crate::helpers::poll_until("the sessions' disconnection lines", crate::helpers::SHORT, || async {
+        let text = std::fs::read_to_string(&log).ok()?;
+        let pid = |line: &str| line.strip_prefix('[').and_then(|rest| rest.split_once(']')).map(|(p, _)| p.to_string());
+        let pids: Vec<String> = text
+            .lines()
+            .filter(|l| l.contains(&format!("application_name={application_name} ")))
+            .filter_map(pid)
+            .collect();
+        let lines: Vec<String> =
+            text.lines().filter(|l| pid(l).is_some_and(|p| pids.contains(&p))).map(str::to_string).collect();
+        let ended =
+            pids.iter().all(|p| lines.iter().any(|l| pid(l).as_ref() == Some(p) && l.contains("disconnection:")));
+        (!pids.is_empty() && ended).then_some(lines)
+    })
+    .await
+}
+
+/// A one-off command closes its TLS sessions as a client should (Terminate, then TLS close_notify), so the server
+/// logs no `could not receive data from client: Connection reset by peer` for each command run.
+#[tokio::test]
+async fn one_off_commands_close_their_sessions_cleanly() {
+    let app = format!("pgtls-close-{}", fastrand::u32(..));
+    let base = migrated_database(&format!("{app}-migrate")).await;
+    for (suffix, args) in
+        [("channel", vec!["channel", "list"]), ("stats", vec!["stats"]), ("sweep", vec!["sweep", "saldo_bajo"])]
+    {
+        let (ok, stderr) = cli(&args, &format!("{base}?sslmode=require&application_name={app}-{suffix}"));
+        assert!(ok, "{args:?}: {stderr}");
+    }
+    for suffix in ["migrate", "channel", "stats", "sweep"] {
+        let lines = sessions_log(&format!("{app}-{suffix}")).await;
+        for noise in ["could not receive data", "unexpected EOF", "SSL error", "Connection reset"] {
+            assert!(!lines.iter().any(|l| l.contains(noise)), "{suffix}: {noise}:\n{}", lines.join("\n"));
+        }
     }
 }
