@@ -101,7 +101,13 @@ pub fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(dispatch(cli)) {
+    let result = runtime.block_on(async {
+        let result = dispatch(cli).await;
+        // The commands' clients are dropped by now: let their sessions end before the process does.
+        crate::db::finish_connections(Duration::from_secs(2)).await;
+        result
+    });
+    match result {
         Ok(code) => code,
         Err(e) => {
             // Printed once, not logged too: the log may not be set up yet (a configuration error) and a filter in
@@ -129,6 +135,9 @@ fn chain(e: &anyhow::Error) -> String {
 async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
     let settings = Settings::load(&LoadOptions::from_process(cli.config.clone())).context("loading configuration")?;
     crate::telemetry::init(&settings.log.format);
+    if !matches!(cli.command, Command::Run | Command::Demo) {
+        crate::db::close_pooled_connections_gracefully();
+    }
     match cli.command {
         Command::Run => run(settings).await,
         Command::Migrate { reference_schema, grant_to } => migrate(settings, reference_schema, grant_to).await,

@@ -61,14 +61,38 @@ pub enum MigrateError {
         "the Cantina tables are missing (no solicitudes_notificacion): is DATABASE_URL the Cantina database? For an empty dev/test database use `migrate --reference-schema`"
     )]
     NoCantinaTables,
-    #[error("migration {version} ({name}) failed: {source}")]
-    Migration { version: i32, name: &'static str, source: tokio_postgres::Error },
-    #[error("granting the runtime role {role} its privileges failed: {}", grant_failure(.source))]
-    Grants { role: String, source: tokio_postgres::Error },
+    // The tokio-postgres errors are described in the messages (the server's words) and not exposed as sources,
+    // whose text would repeat them after a bare `db error`.
+    #[error("migration {version} ({name}) failed: {}", crate::db::describe(.error))]
+    Migration { version: i32, name: &'static str, error: tokio_postgres::Error },
+    #[error("granting the runtime role {role} its privileges failed: {}", grant_failure(.error))]
+    Grants { role: String, error: tokio_postgres::Error },
     #[error("database is not migrated: {0} migration(s) pending; run `cantina-notify migrate` first")]
     Pending(usize),
-    #[error("database error: {0}")]
-    Db(#[from] tokio_postgres::Error),
+    #[error("database error: {}", crate::db::describe(.0))]
+    Db(tokio_postgres::Error),
+    /// 42501 while changing the schema: typically the service's runtime role given to `migrate`.
+    #[error(
+        "{cause}: migrate connected as {role}, which may not change the schema; run migrate as the owner of the Cantina tables (a role that can create in schema public and alter the Cantina tables), not as the service's runtime role: see docs/exactly-once.md#database-roles"
+    )]
+    NotOwner { role: String, cause: String },
+}
+
+impl From<tokio_postgres::Error> for MigrateError {
+    fn from(e: tokio_postgres::Error) -> Self {
+        MigrateError::Db(e)
+    }
+}
+
+impl MigrateError {
+    /// The error a schema change fails with when the role lacks the privilege, as the server said it.
+    fn insufficient_privilege(&self) -> Option<String> {
+        let e = match self {
+            MigrateError::Migration { error, .. } | MigrateError::Db(error) => error,
+            _ => return None,
+        };
+        (e.code() == Some(&tokio_postgres::error::SqlState::INSUFFICIENT_PRIVILEGE)).then(|| self.to_string())
+    }
 }
 
 #[derive(Debug, Default, PartialEq, Eq)]
@@ -110,17 +134,25 @@ pub async fn migrate_and_grant(
     // `DROP … IF EXISTS` on a fresh database makes the server send `NOTICE: … does not exist, skipping`, which
     // tokio-postgres logs at INFO: noise for the operator. Warnings (sql/grants/runtime.sql raises one) still show.
     client.batch_execute("SET client_min_messages = warning").await?;
+    // Asked now: after a failed migration the session may be in an aborted transaction.
+    let connected_as: String = client.query_one("SELECT current_user::text", &[]).await?.get(0);
     client.execute("SELECT pg_advisory_lock($1)", &[&MIGRATION_LOCK_KEY]).await?;
     let mut result = migrate_locked(client, reference_schema).await;
     if let (Ok(report), Some(role)) = (&mut result, runtime_role) {
         match grant_runtime(client, role).await {
             Ok(()) => report.granted_to = Some(role.to_string()),
-            Err(source) => result = Err(MigrateError::Grants { role: role.to_string(), source }),
+            Err(error) => result = Err(MigrateError::Grants { role: role.to_string(), error }),
         }
     }
     // Unlock even after a failure; if this fails too, closing the session releases the lock.
     let _ = client.execute("SELECT pg_advisory_unlock($1)", &[&MIGRATION_LOCK_KEY]).await;
-    result
+    match result {
+        Err(e) => match e.insufficient_privilege() {
+            Some(cause) => Err(MigrateError::NotOwner { role: connected_as, cause }),
+            None => Err(e),
+        },
+        ok => ok,
+    }
 }
 
 async fn migrate_locked(client: &mut Client, reference_schema: bool) -> Result<MigrateReport, MigrateError> {
@@ -164,7 +196,7 @@ async fn migrate_locked(client: &mut Client, reference_schema: bool) -> Result<M
             continue;
         }
         let tx = client.transaction().await?;
-        let wrap = |source| MigrateError::Migration { version: *version, name, source };
+        let wrap = |error| MigrateError::Migration { version: *version, name, error };
         // Altering an app table waits for its lock; never for long, or every POS transaction queues behind us.
         tx.batch_execute("SET LOCAL lock_timeout = '10s'").await.map_err(wrap)?;
         tx.batch_execute(sql).await.map_err(wrap)?;

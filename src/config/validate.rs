@@ -250,11 +250,7 @@ impl Settings {
             if let Some(u) = url {
                 match crate::db::Target::parse(u.expose(), "cantina-notify", std::time::Duration::from_secs(10)) {
                     Err(e) => errors.push(format!("{key}: {e} (in {})", u.masked())),
-                    Ok(target) => {
-                        if let Some(warning) = target.unverified_warning() {
-                            tracing::warn!("{key}: {warning}");
-                        }
-                    }
+                    Ok(target) => target.warn_if_unverified(key),
                 }
             }
         }

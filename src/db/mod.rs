@@ -2,11 +2,13 @@
 //! and the other TLS parameters with libpq's meaning (see [`tls`]).
 
 mod conninfo;
+mod peer_cert;
 mod tls;
 
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Once;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
@@ -17,22 +19,25 @@ use tokio_postgres_rustls::MakeRustlsConnect;
 pub use conninfo::{ConnInfoError, SslMode};
 pub use tls::TlsError;
 
+/// The variants that carry a tokio-postgres or pool error say all of it in their message ([`describe`]) and do not
+/// also expose it as their `source()`: a printer walking the chain would add tokio-postgres' bare `db error` or
+/// rustls' debug text after the words that already say it.
 #[derive(Debug, thiserror::Error)]
 pub enum DbError {
     #[error("invalid database URL: {}", describe(.0))]
-    Url(#[source] tokio_postgres::Error),
+    Url(tokio_postgres::Error),
     #[error("invalid database URL: {0}")]
     ConnInfo(#[from] ConnInfoError),
     #[error("invalid TLS settings in the database URL: {0}")]
     Tls(#[from] TlsError),
-    #[error("cannot connect to PostgreSQL (sslmode={mode}): {}", describe(.source))]
-    Connect { mode: SslMode, source: tokio_postgres::Error },
+    #[error("{}", connect_message(*.mode, .error))]
+    Connect { mode: SslMode, error: tokio_postgres::Error },
     #[error("cannot build the connection pool: {0}")]
     Pool(String),
     #[error("cannot get a database connection: {}", describe_checkout(.0))]
-    Checkout(#[from] deadpool_postgres::PoolError),
+    Checkout(deadpool_postgres::PoolError),
     #[error("database error: {}", describe(.0))]
-    Query(#[from] tokio_postgres::Error),
+    Query(tokio_postgres::Error),
     /// Code that reads the rows panicked (an unexpected column type or value): treated like a data error so the
     /// row is set aside with this message instead of taking the service down.
     #[error("error interno al procesar: {0}")]
@@ -42,24 +47,58 @@ pub enum DbError {
     Shared(String),
 }
 
-/// tokio-postgres displays a server error as just "db error"; the server's own message is what helps.
+impl From<tokio_postgres::Error> for DbError {
+    fn from(e: tokio_postgres::Error) -> Self {
+        DbError::Query(e)
+    }
+}
+
+impl From<deadpool_postgres::PoolError> for DbError {
+    fn from(e: deadpool_postgres::PoolError) -> Self {
+        DbError::Checkout(e)
+    }
+}
+
+/// tokio-postgres displays a server error as just "db error"; the server's own message is what helps. A refused
+/// server certificate is said in its own words (with the sslmode), without what rustls and tokio-postgres wrap
+/// around it.
 pub fn describe(e: &tokio_postgres::Error) -> String {
-    match e.as_db_error() {
-        Some(db) => format!("{}: {} ({})", db.severity(), db.message(), db.code().code()),
-        // The cause (a refused connection, the TLS failure) is in the source chain, not in the message.
-        None => {
-            let mut text = e.to_string();
-            let mut source = std::error::Error::source(e);
-            while let Some(cause) = source {
-                let cause_text = tls::server_certificate_message(cause).unwrap_or_else(|| cause.to_string());
-                if !text.ends_with(&cause_text) {
-                    text.push_str(": ");
-                    text.push_str(&cause_text);
-                }
-                source = cause.source();
-            }
-            text
+    if let Some(db) = e.as_db_error() {
+        return format!("{}: {} ({})", db.severity(), db.message(), db.code().code());
+    }
+    if let Some(certificate) = certificate_message(e) {
+        return certificate;
+    }
+    // The cause (a refused connection, a timeout) is in the source chain, not in the message.
+    let mut text = e.to_string();
+    let mut source = std::error::Error::source(e);
+    while let Some(cause) = source {
+        let cause_text = cause.to_string();
+        if !text.contains(&cause_text) {
+            text.push_str(": ");
+            text.push_str(&cause_text);
         }
+        source = cause.source();
+    }
+    text
+}
+
+fn certificate_message(e: &tokio_postgres::Error) -> Option<String> {
+    let mut source = std::error::Error::source(e);
+    while let Some(cause) = source {
+        if let Some(message) = tls::server_certificate_message(cause) {
+            return Some(message);
+        }
+        source = cause.source();
+    }
+    None
+}
+
+/// The sslmode once: a certificate message names it already.
+fn connect_message(mode: SslMode, e: &tokio_postgres::Error) -> String {
+    match certificate_message(e) {
+        Some(certificate) => format!("cannot connect to PostgreSQL: {certificate}"),
+        None => format!("cannot connect to PostgreSQL (sslmode={mode}): {}", describe(e)),
     }
 }
 
@@ -155,9 +194,33 @@ impl Target {
         tls::unverified_warning(&self.config, &self.tls)
     }
 
-    pub async fn connect(&self) -> Result<(tokio_postgres::Client, Connection), DbError> {
-        connect_with(&self.config, &self.tls).await.map_err(|source| DbError::Connect { mode: self.tls.mode, source })
+    /// Logs [`unverified_warning`](Self::unverified_warning), prefixed with `context` (the setting's name), unless
+    /// this process has already said it.
+    pub fn warn_if_unverified(&self, context: &str) {
+        warn_once(&self.config, &self.tls, context);
     }
+
+    pub async fn connect(&self) -> Result<(tokio_postgres::Client, Connection), DbError> {
+        warn_once(&self.config, &self.tls, "");
+        connect_with(&self.config, &self.tls).await.map_err(|error| DbError::Connect { mode: self.tls.mode, error })
+    }
+}
+
+/// Every command that connects warns of an unverified connection to another machine, once per process for each
+/// warning (the pool connects many times; `run` checks its settings before it connects).
+fn warn_once(config: &tokio_postgres::Config, tls: &tls::Tls, context: &str) {
+    static WARNED: std::sync::Mutex<Vec<String>> = std::sync::Mutex::new(Vec::new());
+    let Some(warning) = tls::unverified_warning(config, tls) else { return };
+    let mut warned = WARNED.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    if warned.contains(&warning) {
+        return;
+    }
+    if context.is_empty() {
+        tracing::warn!("{warning}");
+    } else {
+        tracing::warn!("{context}: {warning}");
+    }
+    warned.push(warning);
 }
 
 async fn connect_with(
@@ -191,12 +254,9 @@ impl deadpool_postgres::Connect for PoolConnect {
     > {
         let config = pg_config.clone();
         Box::pin(async move {
+            warn_once(&config, &self.0, "");
             let (client, conn) = connect_with(&config, &self.0).await?;
-            let task = tokio::spawn(async move {
-                if let Err(e) = conn.await {
-                    tracing::debug!(error = %e, "database connection closed");
-                }
-            });
+            let task = CONNECTIONS.spawn(PooledConnection(Some(conn)));
             Ok((client, task))
         })
     }
@@ -218,15 +278,76 @@ pub fn pool(url: &str, size: usize, connect_timeout: Duration) -> Result<Pool, D
         .map_err(|e| DbError::Pool(e.to_string()))
 }
 
-/// A single connection outside the pool (migrations, one-off commands); the connection task is spawned.
+/// A single connection outside the pool (migrations, one-off commands); the connection task is spawned. Dropping
+/// the client ends the session (Terminate, then TLS close_notify); [`finish_connections`] waits for that.
 pub async fn connect(url: &str, application_name: &str) -> Result<tokio_postgres::Client, DbError> {
     let (client, conn) = Target::parse(url, application_name, Duration::from_secs(10))?.connect().await?;
-    tokio::spawn(async move {
-        if let Err(e) = conn.await {
+    CONNECTIONS.spawn(drive(conn));
+    Ok(client)
+}
+
+/// The connection tasks of this process, so that a one-off command can wait for its sessions to end before it
+/// exits: exiting with them open resets them, which the server logs (`could not receive data from client:
+/// Connection reset by peer` over TLS) once per command run.
+static CONNECTIONS: std::sync::LazyLock<tokio_util::task::TaskTracker> =
+    std::sync::LazyLock::new(tokio_util::task::TaskTracker::new);
+
+/// Set by a one-off command: its pooled connections, when the pool drops them, end their sessions properly instead
+/// of being cut (see [`PooledConnection`]).
+static CLOSE_POOLED_GRACEFULLY: AtomicBool = AtomicBool::new(false);
+
+/// For a one-off command (not `run`): pooled connections end their sessions properly when dropped.
+pub fn close_pooled_connections_gracefully() {
+    CLOSE_POOLED_GRACEFULLY.store(true, Ordering::Relaxed);
+}
+
+/// Waits, at most `within`, for the sessions of the clients already dropped to end; a one-off command calls it
+/// before it exits. Does nothing for `run` (see [`close_pooled_connections_gracefully`]).
+pub async fn finish_connections(within: Duration) {
+    if !CLOSE_POOLED_GRACEFULLY.load(Ordering::Relaxed) {
+        return;
+    }
+    CONNECTIONS.close();
+    if tokio::time::timeout(within, CONNECTIONS.wait()).await.is_err() {
+        tracing::debug!("database sessions still closing at exit");
+    }
+}
+
+async fn drive(conn: Connection) {
+    if let Err(e) = conn.await {
+        tracing::debug!(error = %e, "database connection closed");
+    }
+}
+
+/// A pooled connection's task. deadpool aborts it when it drops the connection, which cuts the session at once
+/// (what `run` relies on: a connection dropped mid-transaction must not go on to send what was queued, and the
+/// server rolls the transaction back). In a one-off command that is ending, the connection is instead let finish:
+/// its client is gone, so it sends Terminate and closes TLS with close_notify.
+struct PooledConnection(Option<Connection>);
+
+impl Future for PooledConnection {
+    type Output = ();
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut std::task::Context<'_>) -> std::task::Poll<()> {
+        let Some(conn) = self.0.as_mut() else { return std::task::Poll::Ready(()) };
+        let result = std::task::ready!(Pin::new(conn).poll(cx));
+        self.0 = None;
+        if let Err(e) = result {
             tracing::debug!(error = %e, "database connection closed");
         }
-    });
-    Ok(client)
+        std::task::Poll::Ready(())
+    }
+}
+
+impl Drop for PooledConnection {
+    fn drop(&mut self) {
+        if let Some(conn) = self.0.take()
+            && CLOSE_POOLED_GRACEFULLY.load(Ordering::Relaxed)
+            && let Ok(runtime) = tokio::runtime::Handle::try_current()
+        {
+            CONNECTIONS.spawn_on(drive(conn), &runtime);
+        }
+    }
 }
 
 /// Runs `f`, turning a panic into [`DbError::Panic`].

@@ -25,11 +25,13 @@ use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, Server
 use rustls::crypto::CryptoProvider;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
+use rustls::server::ParsedCertificate;
 use rustls::{CertificateError, ClientConfig, DigitallySignedStruct, OtherError, RootCertStore, SignatureScheme};
 use tokio_postgres::config::Host;
 use tokio_postgres_rustls::MakeRustlsConnect;
 
 use super::conninfo::{SslMode, TlsParams};
+use super::peer_cert::PeerCert;
 
 #[derive(Debug, thiserror::Error)]
 pub enum TlsError {
@@ -146,17 +148,19 @@ pub fn resolve(params: &TlsParams, home_dir: Option<&Path>) -> Result<Tls, TlsEr
             return Err(TlsError::NoRootCert { mode, default });
         }
         (_, Some(r)) => {
-            let store = Arc::new(root_store(r)?);
-            let verifier = WebPkiServerVerifier::builder_with_provider(store, provider.clone())
+            let (store, pinned) = root_store(r)?;
+            let verifier = WebPkiServerVerifier::builder_with_provider(Arc::new(store), provider.clone())
                 .build()
                 .map_err(|e| TlsError::Roots { path: PathBuf::from(r.describe()), detail: e.to_string() })?;
-            Some(verifier)
+            Some((verifier, pinned))
         }
     };
+    let (webpki, pinned) = webpki.map_or((None, Vec::new()), |(v, p)| (Some(v), p));
     let verifier = ServerVerifier {
         mode,
         verification,
         webpki,
+        pinned,
         roots: roots.as_ref().map(Roots::describe).unwrap_or_default(),
         provider: provider.clone(),
     };
@@ -182,7 +186,7 @@ fn certificates(param: &'static str, path: &Path) -> Result<Vec<CertificateDer<'
     let certs = CertificateDer::pem_slice_iter(&pem).collect::<Result<Vec<_>, _>>().map_err(|e| TlsError::Pem {
         param,
         path: path.to_path_buf(),
-        detail: e.to_string(),
+        detail: pem_problem(&e),
     })?;
     if certs.is_empty() {
         return Err(TlsError::Empty { param, path: path.to_path_buf(), what: "certificate" });
@@ -190,11 +194,14 @@ fn certificates(param: &'static str, path: &Path) -> Result<Vec<CertificateDer<'
     Ok(certs)
 }
 
-fn root_store(roots: &Roots) -> Result<RootCertStore, TlsError> {
+/// The trusted roots, and the certificates of an sslrootcert file, which a server may present as its own.
+fn root_store(roots: &Roots) -> Result<(RootCertStore, Vec<CertificateDer<'static>>), TlsError> {
     let mut store = RootCertStore::empty();
+    let mut pinned = Vec::new();
     match roots {
         Roots::File { path, .. } => {
-            let (_, ignored) = store.add_parsable_certificates(certificates("sslrootcert", path)?);
+            pinned = certificates("sslrootcert", path)?;
+            let (_, ignored) = store.add_parsable_certificates(pinned.iter().cloned());
             if store.is_empty() {
                 return Err(TlsError::Roots {
                     path: path.clone(),
@@ -210,7 +217,21 @@ fn root_store(roots: &Roots) -> Result<RootCertStore, TlsError> {
             }
         }
     }
-    Ok(store)
+    Ok((store, pinned))
+}
+
+/// What is wrong with a PEM file, in words (the parser's own text shows bytes and debug output, and never the
+/// file's contents here: a key file's lines are secret).
+fn pem_problem(e: &rustls::pki_types::pem::Error) -> String {
+    use rustls::pki_types::pem::Error;
+    match e {
+        Error::MissingSectionEnd { .. } => "a -----BEGIN line has no matching -----END line".into(),
+        Error::IllegalSectionStart { .. } => "a -----BEGIN line is malformed".into(),
+        Error::Base64Decode(_) => "the text between -----BEGIN and -----END is not valid base64".into(),
+        Error::Io(e) => e.to_string(),
+        Error::SectionTooLarge => "a section is larger than 256 MB".into(),
+        _ => "not PEM".into(),
+    }
 }
 
 type ClientCert = (Vec<CertificateDer<'static>>, PrivateKeyDer<'static>);
@@ -233,7 +254,7 @@ fn client_cert(params: &TlsParams, default_dir: Option<&Path>) -> Result<Option<
         rustls::pki_types::pem::Error::NoItemsFound => {
             TlsError::Empty { param: "sslkey", path: key.clone(), what: "private key" }
         }
-        e => TlsError::Pem { param: "sslkey", path: key.clone(), detail: e.to_string() },
+        e => TlsError::Pem { param: "sslkey", path: key.clone(), detail: pem_problem(&e) },
     })?;
     Ok(Some((chain, key)))
 }
@@ -245,8 +266,37 @@ struct ServerVerifier {
     mode: SslMode,
     verification: Verification,
     webpki: Option<Arc<WebPkiServerVerifier>>,
+    /// The certificates of the sslrootcert file. A server certificate byte for byte one of them is trusted as
+    /// itself, as libpq does: that is how PostgreSQL documents verifying a self-signed server
+    /// (`sslrootcert=server.crt`), and webpki refuses such a certificate (a CA certificate as end entity).
+    pinned: Vec<CertificateDer<'static>>,
     roots: String,
     provider: Arc<CryptoProvider>,
+}
+
+impl ServerVerifier {
+    fn check(
+        &self,
+        webpki: &WebPkiServerVerifier,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        server_name: &ServerName<'_>,
+        ocsp_response: &[u8],
+        now: UnixTime,
+    ) -> Result<(), rustls::Error> {
+        if !self.pinned.iter().any(|c| c.as_ref() == end_entity.as_ref()) {
+            return webpki.verify_server_cert(end_entity, intermediates, server_name, ocsp_response, now).map(|_| ());
+        }
+        let cert =
+            PeerCert::parse(end_entity).ok_or(rustls::Error::InvalidCertificate(CertificateError::BadEncoding))?;
+        cert.check_validity(now).map_err(rustls::Error::InvalidCertificate)?;
+        match self.verification {
+            Verification::ChainAndName => {
+                rustls::client::verify_server_name(&ParsedCertificate::try_from(end_entity)?, server_name)
+            }
+            _ => Ok(()),
+        }
+    }
 }
 
 impl ServerCertVerifier for ServerVerifier {
@@ -261,20 +311,38 @@ impl ServerCertVerifier for ServerVerifier {
         let Some(webpki) = &self.webpki else {
             return Ok(ServerCertVerified::assertion());
         };
-        match webpki.verify_server_cert(end_entity, intermediates, server_name, ocsp_response, now) {
-            // webpki checks the name only after the chain, so for verify-ca this is a good chain.
-            Err(rustls::Error::InvalidCertificate(
-                CertificateError::NotValidForName | CertificateError::NotValidForNameContext { .. },
-            )) if self.verification == Verification::Chain => Ok(ServerCertVerified::assertion()),
-            Err(rustls::Error::InvalidCertificate(reason)) => Err(rustls::Error::InvalidCertificate(
-                CertificateError::Other(OtherError(Arc::new(ServerCertificateError {
-                    mode: self.mode,
-                    host: server_name.to_str().into_owned(),
-                    roots: self.roots.clone(),
-                    reason,
-                }))),
-            )),
-            other => other,
+        let name_error = |e: &CertificateError| {
+            matches!(e, CertificateError::NotValidForName | CertificateError::NotValidForNameContext { .. })
+        };
+        match self.check(webpki, end_entity, intermediates, server_name, ocsp_response, now) {
+            Ok(()) => Ok(ServerCertVerified::assertion()),
+            // The name is checked only after the chain, so for verify-ca this is a good chain.
+            Err(rustls::Error::InvalidCertificate(reason))
+                if name_error(&reason) && self.verification == Verification::Chain =>
+            {
+                Ok(ServerCertVerified::assertion())
+            }
+            // libpq also accepts the subject's CN when there is no subjectAltName of the host's kind.
+            Err(rustls::Error::InvalidCertificate(reason))
+                if name_error(&reason)
+                    && PeerCert::parse(end_entity).is_some_and(|c| c.common_name_matches(server_name)) =>
+            {
+                Ok(ServerCertVerified::assertion())
+            }
+            Err(rustls::Error::InvalidCertificate(reason)) => {
+                let cert = PeerCert::parse(end_entity);
+                Err(rustls::Error::InvalidCertificate(CertificateError::Other(OtherError(Arc::new(
+                    ServerCertificateError {
+                        mode: self.mode,
+                        host: server_name.to_str().into_owned(),
+                        roots: self.roots.clone(),
+                        self_signed: cert.as_ref().is_some_and(PeerCert::self_signed),
+                        ca: cert.as_ref().is_some_and(PeerCert::is_ca),
+                        reason,
+                    },
+                )))))
+            }
+            Err(other) => Err(other),
         }
     }
 
@@ -306,17 +374,21 @@ struct ServerCertificateError {
     mode: SslMode,
     host: String,
     roots: String,
+    self_signed: bool,
+    ca: bool,
     reason: CertificateError,
 }
 
 impl fmt::Display for ServerCertificateError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let Self { mode, host, roots, reason } = self;
+        let Self { mode, host, roots, self_signed, ca, reason } = self;
         write!(f, "the PostgreSQL server's certificate is not valid (sslmode={mode}): ")?;
         match reason {
-            CertificateError::UnknownIssuer => write!(f, "it is not signed by a CA in {roots}"),
             CertificateError::NotValidForName | CertificateError::NotValidForNameContext { .. } => {
-                write!(f, "it does not match the host name {host} ({reason})")
+                write!(
+                    f,
+                    "it does not match the host name {host} (neither its subjectAltName nor, without one, its CN)"
+                )
             }
             CertificateError::Expired | CertificateError::ExpiredContext { .. } => {
                 write!(f, "it has expired ({reason})")
@@ -324,6 +396,13 @@ impl fmt::Display for ServerCertificateError {
             CertificateError::NotValidYet | CertificateError::NotValidYetContext { .. } => {
                 write!(f, "it is not valid yet ({reason})")
             }
+            _ if *self_signed => write!(
+                f,
+                "it is self-signed, not signed by a trusted CA in {roots}; to trust this server, give its own certificate file (the server's ssl_cert_file) as sslrootcert"
+            ),
+            CertificateError::UnknownIssuer => write!(f, "it is not signed by a CA in {roots}"),
+            _ if *ca => write!(f, "it is a CA certificate, not a server certificate, and it is not itself in {roots}"),
+            CertificateError::Other(OtherError(inner)) => write!(f, "{inner}"),
             other => write!(f, "{other}"),
         }
     }
@@ -473,6 +552,47 @@ mod tests {
         assert!(e.starts_with("cannot read sslrootcert /nonexistent/ca.pem"), "{e}");
         let e = resolved(&[("sslcert", "/nonexistent/c.pem"), ("sslkey", "/nonexistent/k.pem")], false).unwrap_err();
         assert!(e.starts_with("cannot read sslcert /nonexistent/c.pem"), "{e}");
+    }
+
+    /// The verifier verify-full builds for `sslrootcert=<the file holding cert_pem>`.
+    fn verifier_pinning(cert_pem: &str) -> ServerVerifier {
+        let home = home(false);
+        let path = home.join("server.crt");
+        std::fs::write(&path, cert_pem).unwrap();
+        let roots = Roots::File { path, default: false };
+        let (store, pinned) = root_store(&roots).unwrap();
+        std::fs::remove_dir_all(home).unwrap();
+        super::super::install_crypto_provider();
+        let provider = rustls::crypto::CryptoProvider::get_default().unwrap().clone();
+        let webpki = WebPkiServerVerifier::builder_with_provider(Arc::new(store), provider.clone()).build().unwrap();
+        ServerVerifier {
+            mode: SslMode::VerifyFull,
+            verification: Verification::ChainAndName,
+            webpki: Some(webpki),
+            pinned,
+            roots: roots.describe(),
+            provider,
+        }
+    }
+
+    #[test]
+    fn a_pinned_certificate_is_still_checked_for_its_validity_and_name() {
+        let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+        params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+        params.distinguished_name.push(rcgen::DnType::CommonName, "db.example.com");
+        params.not_before = rcgen::date_time_ymd(2020, 1, 1);
+        params.not_after = rcgen::date_time_ymd(2021, 1, 1);
+        let cert = params.self_signed(&rcgen::KeyPair::generate().unwrap()).unwrap();
+        let v = verifier_pinning(&cert.pem());
+        let name = ServerName::try_from("db.example.com").unwrap();
+        // Mid-year, whatever the leap days.
+        let at = |y: u64| UnixTime::since_unix_epoch(std::time::Duration::from_secs(((y - 1970) * 365 + 180) * 86_400));
+        assert!(v.verify_server_cert(cert.der(), &[], &name, &[], at(2020)).is_ok());
+        let e = v.verify_server_cert(cert.der(), &[], &name, &[], at(2022)).unwrap_err().to_string();
+        assert!(e.contains("(sslmode=verify-full): it has expired"), "{e}");
+        let other = ServerName::try_from("other.example.com").unwrap();
+        let e = v.verify_server_cert(cert.der(), &[], &other, &[], at(2020)).unwrap_err().to_string();
+        assert!(e.contains("it does not match the host name other.example.com"), "{e}");
     }
 
     fn warning(conninfo: &str) -> Option<String> {

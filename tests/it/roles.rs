@@ -1406,3 +1406,49 @@ async fn the_app_role_gets_nothing_on_the_channel_states() {
     runtime.drop(&admin).await;
     app.drop(&admin).await;
 }
+
+/// `migrate` run as the service's runtime role by mistake: the server's refusal, once, then which role it connected
+/// as and which role to use instead (the trial saw only `database error: db error: db error: ERROR: permission
+/// denied for schema public`).
+#[tokio::test]
+async fn migrate_as_the_runtime_role_names_the_role_and_the_one_to_use() {
+    let hint = |role: &str| {
+        format!(
+            "migrate connected as {role}, which may not change the schema; run migrate as the owner of the Cantina tables (a role that can create in schema public and alter the Cantina tables), not as the service's runtime role: see docs/exactly-once.md#database-roles"
+        )
+    };
+    let run = |url: &str, args: &[&str]| {
+        let out = Command::new(BIN)
+            .arg("migrate")
+            .args(args)
+            .env("DATABASE_URL", url)
+            .current_dir(std::env::temp_dir())
+            .output()
+            .expect("run migrate");
+        assert!(!out.status.success());
+        String::from_utf8_lossy(&out.stderr).into_owned()
+    };
+
+    // A fresh database: the first CREATE in schema public is refused.
+    let empty = TestDb::empty().await;
+    let admin = empty.client().await;
+    let role = LoginRole::create(&admin).await;
+    let stderr = run(&role.url(&empty.url), &["--reference-schema"]);
+    assert_eq!(
+        stderr,
+        format!("error: database error: ERROR: permission denied for schema public (42501): {}\n", hint(&role.name))
+    );
+    role.drop(&admin).await;
+
+    // The service's tables in place and the role granted as the runtime role: a migration's change is refused.
+    let db = TestDb::empty().await;
+    let admin = db.client().await;
+    let role = LoginRole::create(&admin).await;
+    migrate_binary(&db, &["--reference-schema", "--grant-to", &role.name], &[]);
+    admin.batch_execute("DELETE FROM cantina_notify_migraciones WHERE version = (SELECT max(version) FROM cantina_notify_migraciones)").await.expect("forget the last migration");
+    let stderr = run(&role.url(&db.url), &[]);
+    assert_eq!(stderr.matches("(42501)").count(), 1, "{stderr}");
+    assert!(stderr.ends_with(&format!(": {}\n", hint(&role.name))), "{stderr}");
+    assert!(!stderr.contains("db error"), "{stderr}");
+    role.drop(&admin).await;
+}
