@@ -334,7 +334,11 @@ impl EmailSettings {
         if let Some(name) = &name
             && !is_region(name)
         {
-            return Err(format!("AWS_SES_REGION_NAME: '{name}' is not an AWS region name (e.g. us-east-1)"));
+            return Err(super::validate::unknown_name(
+                "AWS_SES_REGION_NAME: not an AWS region name",
+                "a region such as us-east-1",
+                name,
+            ));
         }
         let Some(endpoint) = set(&self.aws_ses_region_endpoint) else {
             return Ok(name);

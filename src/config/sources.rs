@@ -340,7 +340,8 @@ mod tests {
         assert!(!err.contains("99999") && !err.contains("-1 "), "{err}");
         assert!(err.contains("EMAIL_PORT (CANTINA__EMAIL__PORT): expected an integer from 1 to 65535"), "{err}");
         assert!(err.contains("CANTINA__DISPATCH__LEASE_SECONDS: expected an integer (the value"), "{err}");
-        assert!(err.contains("EMAIL_BACKEND: unknown backend 'mailgun'"), "{err}");
+        assert!(err.contains("EMAIL_BACKEND: unknown backend (expected console, file"), "{err}");
+        assert!(!err.contains("mailgun"), "{err}");
         assert!(err.starts_with("3 configuration problem(s):"), "{err}");
         // 0 fits the type but is no port.
         let err = load(&[("EMAIL_PORT", "0")]).validate(false).unwrap_err().to_string();

@@ -115,6 +115,18 @@ fn env_key(t: NotificationType, fallback: bool) -> String {
     format!("CANTINA__RULES__{}__{key}", t.as_str().to_uppercase())
 }
 
+/// A name that is none of the expected ones. The value is not shown (a secret pasted on the wrong line of a `.env`
+/// must not reach a terminal or a log), but the usual cause is: a `#` comment after the value, which a `.env`
+/// keeps as part of it.
+pub fn unknown_name(what: &str, expected: &str, value: &str) -> String {
+    let hint = if value.contains('#') {
+        "; it contains '#': in a .env a comment after a value is part of the value, put it on its own line"
+    } else {
+        ""
+    };
+    format!("{what} (expected {expected}; the value is not shown{hint})")
+}
+
 impl Settings {
     pub fn email_backend(&self) -> Result<EmailBackend, String> {
         match self.email.backend.trim() {
@@ -123,8 +135,10 @@ impl Settings {
             "smtp" | "django.core.mail.backends.smtp.EmailBackend" => Ok(EmailBackend::Smtp),
             "sendgrid" | "sendgrid_backend.SendgridBackend" => Ok(EmailBackend::Sendgrid),
             "ses" | "django_ses.SESBackend" => Ok(EmailBackend::Ses),
-            other => Err(format!(
-                "EMAIL_BACKEND: unknown backend '{other}' (expected console, file, smtp, sendgrid, ses or a Django backend class path)"
+            other => Err(unknown_name(
+                "EMAIL_BACKEND: unknown backend",
+                "console, file, smtp, sendgrid, ses or a Django backend class path",
+                other,
             )),
         }
     }
@@ -141,8 +155,10 @@ impl Settings {
             "personal" => SmsProvider::Personal,
             "http" => SmsProvider::Http,
             _ => {
-                return Err(format!(
-                    "SMS_PROVIDER: unknown provider '{p}' (expected twilio, tigo, personal, http, console or file)"
+                return Err(unknown_name(
+                    "SMS_PROVIDER: unknown provider",
+                    "twilio, tigo, personal, http, console or file",
+                    p,
                 ));
             }
         }))
@@ -158,8 +174,10 @@ impl Settings {
             "business_api" => WhatsAppProvider::BusinessApi,
             "twilio" => WhatsAppProvider::Twilio,
             _ => {
-                return Err(format!(
-                    "WHATSAPP_PROVIDER: unknown provider '{p}' (expected business_api, twilio, console or file)"
+                return Err(unknown_name(
+                    "WHATSAPP_PROVIDER: unknown provider",
+                    "business_api, twilio, console or file",
+                    p,
                 ));
             }
         }))

@@ -64,7 +64,15 @@ impl From<deadpool_postgres::PoolError> for DbError {
 /// around it.
 pub fn describe(e: &tokio_postgres::Error) -> String {
     if let Some(db) = e.as_db_error() {
-        return format!("{}: {} ({})", db.severity(), db.message(), db.code().code());
+        // A missing table of the service's own: the database was never migrated (or is another one).
+        let hint = if db.code() == &tokio_postgres::error::SqlState::UNDEFINED_TABLE
+            && db.message().contains("\"cantina_notify_")
+        {
+            "; the service's tables are missing: is this the Cantina database, and has `cantina-notify migrate` run on it?"
+        } else {
+            ""
+        };
+        return format!("{}: {} ({}){hint}", db.severity(), db.message(), db.code().code());
     }
     if let Some(certificate) = certificate_message(e) {
         return certificate;

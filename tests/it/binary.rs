@@ -143,7 +143,25 @@ fn check_config_names_mistyped_keys_without_their_values_and_lists_every_problem
     assert!(!out.contains("99999"), "{out}");
     assert!(out.contains("2 configuration problem(s)"), "{out}");
     assert!(out.contains("EMAIL_PORT (CANTINA__EMAIL__PORT): expected an integer from 1 to 65535"), "{out}");
-    assert!(out.contains("EMAIL_BACKEND: unknown backend 'mailgun'"), "{out}");
+    assert!(out.contains("EMAIL_BACKEND: unknown backend (expected console, file"), "{out}");
+    assert!(!out.contains("mailgun"), "{out}");
+    // A secret pasted on a name's line is not shown either; a comment after the value is named as the likely cause.
+    let out = run(&[
+        ("EMAIL_BACKEND", "SG.abcdEFGH-secret"),
+        ("SMS_PROVIDER", "tigo-key-12345"),
+        ("WHATSAPP_PROVIDER", "console   # para probar"),
+    ]);
+    // (The effective configuration printed above the problems shows these non-secret fields as set.)
+    let problems: Vec<&str> = out.lines().filter(|l| l.trim_start().starts_with("- ")).collect();
+    assert_eq!(problems.len(), 3, "{out}");
+    for secret in ["abcdEFGH", "12345", "para probar"] {
+        assert!(problems.iter().all(|l| !l.contains(secret)), "{out}");
+    }
+    assert!(out.contains("SMS_PROVIDER: unknown provider (expected twilio"), "{out}");
+    assert!(
+        out.contains("WHATSAPP_PROVIDER: unknown provider (expected business_api, twilio, console or file; the value is not shown; it contains '#': in a .env a comment after a value is part of the value, put it on its own line)"),
+        "{out}"
+    );
 }
 
 /// SES configured the django-ses way (the region only in `AWS_SES_REGION_ENDPOINT`): check-config shows the region
@@ -379,4 +397,24 @@ async fn send_test_marks_a_whatsapp_template_in_its_first_parameter() {
     let parameters = &body["template"]["components"][0]["parameters"];
     assert_eq!(parameters[0]["text"], "[PRUEBA] Ana", "{body}");
     assert_eq!(parameters[1]["text"], "Luis Benítez", "the rest is what a parent would get: {body}");
+}
+
+/// An operator command on a database the service was never migrated on says so, instead of only naming a table.
+#[tokio::test]
+async fn an_operator_command_on_an_unmigrated_database_says_to_migrate() {
+    let db = TestDb::empty().await;
+    let out = Command::new(BIN)
+        .args(["channel", "list"])
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("DATABASE_URL", &db.url)
+        .current_dir(std::env::temp_dir())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        stderr.contains("(42P01); the service's tables are missing: is this the Cantina database, and has `cantina-notify migrate` run on it?"),
+        "{stderr}"
+    );
 }
