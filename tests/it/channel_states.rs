@@ -183,17 +183,6 @@ async fn channel_list_stats_and_metrics_show_one_state_per_channel_from_one_sour
     assert!(!list.contains(" activo"), "{list}");
 }
 
-struct ChildGuard(Option<std::process::Child>);
-
-impl Drop for ChildGuard {
-    fn drop(&mut self) {
-        if let Some(mut child) = self.0.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
-}
-
 /// Two replicas: one (a `run` process) has SMS paused by Twilio, the other has no SMS provider. The views show the
 /// pause while the first heartbeats; once it is killed and its heartbeat is older than the stale window it no
 /// longer counts (SMS is then not configured in the service that runs), and later the live replica deletes its rows.

@@ -445,3 +445,15 @@ pub async fn scheduler_started_before(c: &Client, now: jiff::Timestamp) {
         .unwrap();
     }
 }
+
+/// A child process (a `run` of the binary) killed and reaped when the test ends, whatever the test did.
+pub struct ChildGuard(pub Option<std::process::Child>);
+
+impl Drop for ChildGuard {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.0.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}

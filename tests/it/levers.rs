@@ -692,17 +692,6 @@ async fn the_pause_command_as_a_process_stops_a_running_service_process_within_5
     assert!(out.status.success());
 }
 
-struct ChildGuard(Option<std::process::Child>);
-
-impl Drop for ChildGuard {
-    fn drop(&mut self) {
-        if let Some(mut child) = self.0.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
-}
-
 /// An operator resumes a channel that a running replica holds paused for a provider error: the resume says the
 /// channel stays closed, with the provider's error (masked) and the next probe, from the replicas' recorded states.
 #[tokio::test]
