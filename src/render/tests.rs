@@ -1,4 +1,3 @@
-
 use super::*;
 use crate::domain::Guaranies;
 use crate::rules::{AvisoSaldoBajo, NivelRecordatorio, TarjetaSaldoBajo};
