@@ -1,5 +1,6 @@
 use super::*;
 use crate::domain::Guaranies;
+use crate::rules::test_support::tarjeta;
 use crate::rules::{AvisoSaldoBajo, NivelRecordatorio, TarjetaSaldoBajo};
 
 const PORTAL: &str = "https://portal.example/";
@@ -13,15 +14,6 @@ fn recarga(alumno: &str) -> MessageData {
         saldo: Guaranies(62_500),
         fecha: "23/11/2026 19:45".into(),
         referencia: Some("caja 2".into()),
-    }
-}
-
-fn tarjeta(alumno: &str, nro: &str, saldo: i64, umbral: i64) -> TarjetaSaldoBajo {
-    TarjetaSaldoBajo {
-        alumno: alumno.into(),
-        nro_tarjeta: nro.into(),
-        saldo: Guaranies(saldo),
-        umbral: Guaranies(umbral),
     }
 }
 

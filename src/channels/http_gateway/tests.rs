@@ -6,10 +6,9 @@ use wiremock::{Match, Mock, MockServer, Request, ResponseTemplate};
 
 use super::rules::parse_statuses;
 use super::*;
+use crate::channels::test_support;
 use crate::config::LoadOptions;
 use crate::config::gateway::parse_fields;
-use crate::domain::{Guaranies, NotificationType};
-use crate::rules::MessageData;
 
 const KEY: &str = "clave-secreta-9876";
 const IDEMPOTENCY: &str = "recarga_exitosa:4711:sms";
@@ -20,25 +19,9 @@ const FORM: &str = "application/x-www-form-urlencoded";
 
 fn message() -> OutgoingMessage {
     OutgoingMessage {
-        request_id: 4711,
         idempotency_key: IDEMPOTENCY.into(),
-        notification_type: NotificationType::RecargaExitosa,
-        channel: ChannelKind::Sms,
-        recipient: Recipient::Phone(MobilePhone::parse(Some("0981 123456")).unwrap()),
-        subject: "Recarga confirmada".into(),
-        html: "<p>Recarga</p>".into(),
-        text: "Recarga".into(),
         short_text: SHORT.into(),
-        data: MessageData::RecargaExitosa {
-            padre: "María Benítez".into(),
-            alumno: "Ñandú Benítez".into(),
-            nro_tarjeta: "0001".into(),
-            monto: Guaranies(50_000),
-            saldo: Guaranies(65_000),
-            fecha: "23/11/2026 10:15".into(),
-            referencia: None,
-        },
-        test: false,
+        ..test_support::message(ChannelKind::Sms, test_support::phone(), test_support::recarga())
     }
 }
 

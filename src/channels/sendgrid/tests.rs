@@ -1,9 +1,9 @@
-
 use wiremock::matchers::{body_json, header, method, path};
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
 use super::*;
-use crate::domain::{EmailAddress, NotificationType};
+use crate::channels::test_support;
+use crate::domain::NotificationType;
 use crate::rules::MessageData;
 
 const KEY: &str = "SG.test-key.abc123";
@@ -24,23 +24,22 @@ fn channel(server: &MockServer) -> SendGridChannel {
 }
 
 fn message() -> OutgoingMessage {
+    let data = MessageData::TarjetaBloqueada {
+        padre: "Begoña".into(),
+        alumno: "Ñandú".into(),
+        nro_tarjeta: "TAR-1".into(),
+        fecha: "23/11/2026".into(),
+    };
     OutgoingMessage {
         request_id: 41,
         idempotency_key: "recarga_exitosa:9001:email".into(),
+        // Not the data's type: only the texts matter to SendGrid.
         notification_type: NotificationType::RecargaExitosa,
-        channel: ChannelKind::Email,
-        recipient: Recipient::Email(EmailAddress::parse(Some("padre@example.com")).unwrap()),
         subject: "Recarga exitosa de Gs. 50.000 - Ñandú".into(),
         html: "<p>Hola Begoña, &lt;script&gt; ₲</p>".into(),
         text: "Hola Begoña, <script> ₲".into(),
         short_text: "Recarga Gs. 50.000".into(),
-        data: MessageData::TarjetaBloqueada {
-            padre: "Begoña".into(),
-            alumno: "Ñandú".into(),
-            nro_tarjeta: "TAR-1".into(),
-            fecha: "23/11/2026".into(),
-        },
-        test: false,
+        ..test_support::message(ChannelKind::Email, test_support::email("padre@example.com"), data)
     }
 }
 

@@ -1,4 +1,3 @@
-
 use std::io;
 use std::net::IpAddr;
 use std::path::PathBuf;
@@ -8,6 +7,7 @@ use mailin_embedded::response::{INTERNAL_ERROR, NO_MAILBOX, OK};
 use mailin_embedded::{AuthMechanism, Handler, Server, SslConfig};
 
 use super::*;
+use crate::channels::test_support;
 
 #[test]
 fn enhanced_status_codes_are_found_in_reply_texts() {
@@ -229,15 +229,11 @@ fn message(to: &str) -> OutgoingMessage {
     OutgoingMessage {
         request_id: 41,
         idempotency_key: "recarga_exitosa:9001:email".into(),
-        notification_type: NotificationType::RecargaExitosa,
-        channel: ChannelKind::Email,
-        recipient: Recipient::Email(EmailAddress::parse(Some(to)).unwrap()),
         subject: "Recarga acreditada: ₲ 50.000 para Begoña Ñandú, mamá".into(),
         html: r.html,
         text: r.text,
         short_text: r.short,
-        data,
-        test: false,
+        ..test_support::message(ChannelKind::Email, test_support::email(to), data)
     }
 }
 

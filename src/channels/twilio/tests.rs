@@ -1,4 +1,3 @@
-
 use std::collections::BTreeSet;
 use std::sync::OnceLock;
 
@@ -7,8 +6,7 @@ use wiremock::matchers::{method, path};
 use wiremock::{Mock, MockServer, Request, ResponseTemplate};
 
 use super::*;
-use crate::domain::Guaranies;
-use crate::rules::MessageData;
+use crate::channels::test_support;
 
 const SID: &str = "AC0123456789abcdef0123456789abcdef";
 const TOKEN: &str = "tok-secreto-123";
@@ -264,25 +262,9 @@ fn with_content_sid(mut s: Settings) -> Settings {
 
 fn message(channel: ChannelKind) -> OutgoingMessage {
     OutgoingMessage {
-        request_id: 4711,
         idempotency_key: KEY.into(),
-        notification_type: NotificationType::RecargaExitosa,
-        channel,
-        recipient: Recipient::Phone(MobilePhone::parse(Some("0981 123456")).unwrap()),
-        subject: "Recarga confirmada".into(),
-        html: "<p>Recarga</p>".into(),
-        text: "Recarga".into(),
         short_text: SHORT.into(),
-        data: MessageData::RecargaExitosa {
-            padre: "María Benítez".into(),
-            alumno: "Ñandú Benítez".into(),
-            nro_tarjeta: "0001".into(),
-            monto: Guaranies(50_000),
-            saldo: Guaranies(65_000),
-            fecha: "23/11/2026 10:15".into(),
-            referencia: None,
-        },
-        test: false,
+        ..test_support::message(channel, test_support::phone(), test_support::recarga())
     }
 }
 

@@ -1,4 +1,3 @@
-
 use std::time::Duration;
 
 use serde_json::{Value, json};
@@ -6,8 +5,9 @@ use wiremock::matchers::{body_json, header, method, path};
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
 use super::*;
+use crate::channels::test_support;
 use crate::config::WhatsAppTemplateSettings;
-use crate::domain::{Guaranies, MobilePhone};
+use crate::domain::Guaranies;
 use crate::rules::MessageData;
 
 const TOKEN: &str = "EAAGtestTOKEN0123456789";
@@ -29,26 +29,21 @@ fn channel(server: &MockServer) -> WhatsAppCloudChannel {
 }
 
 fn recarga() -> OutgoingMessage {
+    let data = MessageData::RecargaExitosa {
+        padre: "María Benítez".into(),
+        alumno: "Ñandú Benítez".into(),
+        nro_tarjeta: "00123".into(),
+        monto: Guaranies(50_000),
+        saldo: Guaranies(75_500),
+        fecha: "14/03/2025 10:32".into(),
+        referencia: Some("TX-1".into()),
+    };
     OutgoingMessage {
         request_id: 42,
         idempotency_key: "recarga:981:whatsapp".into(),
-        notification_type: NotificationType::RecargaExitosa,
-        channel: ChannelKind::WhatsApp,
-        recipient: Recipient::Phone(MobilePhone::parse(Some("0981 123456")).unwrap()),
         subject: "Recarga exitosa".into(),
-        html: "<p>Recarga</p>".into(),
-        text: "Recarga".into(),
         short_text: "Recarga de Gs. 50.000 para Ñandú".into(),
-        data: MessageData::RecargaExitosa {
-            padre: "María Benítez".into(),
-            alumno: "Ñandú Benítez".into(),
-            nro_tarjeta: "00123".into(),
-            monto: Guaranies(50_000),
-            saldo: Guaranies(75_500),
-            fecha: "14/03/2025 10:32".into(),
-            referencia: Some("TX-1".into()),
-        },
-        test: false,
+        ..test_support::message(ChannelKind::WhatsApp, test_support::phone(), data)
     }
 }
 
