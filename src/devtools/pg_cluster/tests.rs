@@ -1,3 +1,5 @@
+use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
+
 use super::*;
 use tokio_postgres::NoTls;
 
