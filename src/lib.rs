@@ -12,6 +12,8 @@ pub mod cli;
 pub mod config;
 pub mod db;
 pub mod demo;
+#[doc(hidden)]
+pub mod devtools;
 pub mod dispatch;
 pub mod domain;
 pub mod events;
@@ -22,7 +24,9 @@ pub mod migrate;
 pub mod operator_pauses;
 pub mod ops;
 pub mod optouts;
-pub mod pg_cluster;
+/// The development tool at its old path (tests, benches and examples import `cantina_notify::pg_cluster`).
+#[doc(hidden)]
+pub use devtools::pg_cluster;
 pub mod render;
 pub mod rules;
 pub mod scheduler;

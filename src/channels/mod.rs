@@ -305,41 +305,9 @@ fn http_client(settings: &Settings) -> Result<reqwest::Client, String> {
         .map_err(|e| format!("cannot build the HTTP client: {e}"))
 }
 
-/// Assertions shared by the adapters' tests: the class of an error, and its reason.
+/// Shared by the adapters' tests: the message fixture and assertions on an error's class.
 #[cfg(test)]
-pub(crate) mod test_support {
-    use std::time::Duration;
-
-    use super::SendError;
-
-    pub fn permanent(err: &SendError) -> &str {
-        match err {
-            SendError::Permanent { reason } => reason,
-            other => panic!("expected Permanent, got {other:?}"),
-        }
-    }
-
-    pub fn opted_out(err: &SendError) -> &str {
-        match err {
-            SendError::OptedOut { reason } => reason,
-            other => panic!("expected OptedOut, got {other:?}"),
-        }
-    }
-
-    pub fn configuration(err: &SendError) -> &str {
-        match err {
-            SendError::Configuration { reason } => reason,
-            other => panic!("expected Configuration, got {other:?}"),
-        }
-    }
-
-    pub fn transient(err: &SendError) -> (&str, Option<Duration>) {
-        match err {
-            SendError::Transient { reason, retry_after } => (reason, *retry_after),
-            other => panic!("expected Transient, got {other:?}"),
-        }
-    }
-}
+pub(crate) mod test_support;
 
 #[cfg(test)]
 mod tests {

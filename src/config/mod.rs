@@ -3,12 +3,14 @@
 //! read as their Django setup reads it; the process environment wins over it. `NAME_FILE` gives a secret as a file.
 
 pub mod dotenv;
+pub mod gateway;
 mod secret;
 mod settings;
 mod sources;
 mod typed;
 mod validate;
 
+pub use gateway::GatewaySettings;
 pub use secret::{DatabaseUrl, Secret, mask_url_password};
 pub(crate) use settings::string_or_list;
 pub use settings::*;

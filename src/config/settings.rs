@@ -381,7 +381,7 @@ pub struct SmsSettings {
     pub tigo_api_url: Option<String>,
     pub personal_api_key: Option<Secret>,
     pub personal_api_url: Option<String>,
-    pub gateway: crate::channels::http_gateway::GatewaySettings,
+    pub gateway: super::GatewaySettings,
 }
 
 impl Default for SmsSettings {

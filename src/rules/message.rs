@@ -273,6 +273,7 @@ pub fn local_datetime(ts: Timestamp) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::rules::test_support::tarjeta;
 
     #[test]
     fn dates_are_in_asuncion_which_is_utc_minus_3_all_year() {
@@ -283,15 +284,6 @@ mod tests {
         // July: no more DST since October 2024; still UTC-3.
         let ts: Timestamp = "2026-07-01T12:00:00Z".parse().unwrap();
         assert_eq!(local_datetime(ts), "01/07/2026 09:00");
-    }
-
-    fn tarjeta(alumno: &str, nro: &str, saldo: i64, umbral: i64) -> TarjetaSaldoBajo {
-        TarjetaSaldoBajo {
-            alumno: alumno.into(),
-            nro_tarjeta: nro.into(),
-            saldo: Guaranies(saldo),
-            umbral: Guaranies(umbral),
-        }
     }
 
     #[test]

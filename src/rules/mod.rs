@@ -8,6 +8,8 @@ mod message;
 mod recarga;
 mod recipient;
 mod saldo_bajo;
+#[cfg(test)]
+pub(crate) mod test_support;
 
 #[cfg(test)]
 mod tests;

@@ -1,0 +1,202 @@
+//! Rendering a request's stored data into what a channel sends: subject, HTML and plain-text bodies, and the
+//! short text for SMS, WhatsApp and the `mensaje` column. `<%= %>` escapes HTML, so a name like `<script>`
+//! renders as text; plain-text templates use `<%- %>`.
+//!
+//! # Email layout
+//!
+//! Every email shares one layout (`templates/email/_arriba.html.stpl`, `_importe`, `_detalles`, `_abajo`), included
+//! by the template of each kind: nested tables, all CSS inline, a 600 px container that shrinks to the screen
+//! (`width="100%"` + `max-width`, a fixed-width ghost table for Outlook), icons as plain Unicode symbols (no images),
+//! a "bulletproof" button (a coloured table cell around the link, with the `mso-text-raise` padding for Outlook),
+//! a hidden preheader and a footer with the cantina's contact line. The kind decides the colours (`layout::Tema`), the
+//! highlighted amount, the rows of its details table and the button; see `docs/email-screenshots/` for how they look.
+//!
+//! # Short texts and GSM-7
+//!
+//! The short text (`Rendered::short`) is written in correct Spanish: it is also what staff read in
+//! `solicitudes_notificacion.mensaje` and what WhatsApp shows, where accents cost nothing. Its fixed wording uses only
+//! characters of the GSM 03.38 basic table, so with names such as "Juan Pérez Ibañez" (é and ñ are GSM-7) a text of
+//! ≤ 160 characters is one SMS segment. Names with á, í, ó, ú (not in GSM-7) or a `₲` would make the whole SMS
+//! UCS-2 (70 characters a segment: two or three segments for the same text). **Decision:** SMS adapters send
+//! [`sms_text`]`(short)`, which transliterates those characters to their GSM-7 base letters ("Benítez" → "Benitez",
+//! `₲` → "Gs."), as Paraguayan carriers and most senders do; characters with no sensible GSM-7 form are kept (the
+//! text then falls to UCS-2 rather than losing information). [`sms_encoding`] tells which encoding and how many
+//! segments a text needs.
+
+mod layout;
+mod sms;
+mod types;
+
+use sailfish::TemplateSimple;
+
+pub use self::sms::{Encoding, sms_encoding, sms_text};
+use crate::rules::MessageData;
+use layout::{AMARILLO, GRIS, Layout, VERDE, destacada, dia, dia_mes, email, fila};
+use types::bloqueo::{BloqueoHtml, BloqueoShort, BloqueoText};
+use types::cuenta::{CuentaHtml, CuentaShort, CuentaText};
+use types::deuda::{DeudaHtml, DeudaShort, DeudaText, nivel};
+use types::recarga::{RecargaHtml, RecargaShort, RecargaText};
+use types::saldo_bajo::{saldo_bajo, saldo_bajo_short};
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Rendered {
+    pub subject: String,
+    pub html: String,
+    pub text: String,
+    pub short: String,
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("cannot render the {template} template: {source}")]
+pub struct RenderError {
+    template: &'static str,
+    source: sailfish::RenderError,
+}
+
+fn run<T: TemplateSimple>(template: &'static str, t: T) -> Result<String, RenderError> {
+    t.render_once().map_err(|source| RenderError { template, source })
+}
+
+pub fn render(data: &MessageData, portal_url: &str) -> Result<Rendered, RenderError> {
+    let portal_url = portal_url.trim_end_matches('/');
+    Ok(match data {
+        MessageData::RecargaExitosa { padre, alumno, nro_tarjeta, monto, saldo, fecha, referencia } => {
+            let (monto, saldo) = (monto.to_string(), saldo.to_string());
+            let mut filas = vec![fila("Alumno", alumno), fila("Tarjeta", nro_tarjeta), fila("Fecha y hora", fecha)];
+            if let Some(r) = referencia.as_deref().filter(|r| !r.trim().is_empty()) {
+                filas.push(fila("Referencia", r));
+            }
+            filas.push(destacada("Nuevo saldo", saldo.as_str()));
+            let l = Layout {
+                titulo: "Recarga exitosa",
+                preheader: format!("Se acreditaron {monto} en la tarjeta de {alumno}. Nuevo saldo: {saldo}."),
+                tema: VERDE,
+                importe: Some(("Monto cargado", monto.clone())),
+                detalles_titulo: "Detalles de la transacción",
+                filas,
+                boton: "Ver Movimientos",
+                accion: "Ver los movimientos en el portal",
+                boton_url: format!("{portal_url}/movimientos"),
+                portal_url,
+            };
+            let (html, text) =
+                email("recarga_exitosa", RecargaHtml { l: &l, padre, alumno }, RecargaText { l: &l, padre, alumno })?;
+            Rendered { subject: format!("Recarga exitosa de {monto} - {alumno}"), html, text, short: short_text(data)? }
+        }
+        MessageData::SaldoBajo(aviso) => saldo_bajo(aviso, portal_url, short_text(data)?)?,
+        MessageData::CuentaPendiente { padre, cliente, ruc_ci, monto, ventas, desde } => {
+            let monto = monto.to_string();
+            let l = Layout {
+                titulo: "Cuenta pendiente",
+                preheader: format!("Su cuenta en la cantina tiene {monto} pendiente de pago desde el {desde}."),
+                tema: AMARILLO,
+                importe: Some(("Monto adeudado", monto.clone())),
+                detalles_titulo: "Datos del cliente",
+                filas: vec![
+                    fila("Cliente", cliente),
+                    fila("RUC / CI", ruc_ci),
+                    fila("Compras pendientes", ventas.to_string()),
+                    fila("Pendiente desde", desde),
+                ],
+                boton: "Ver mi cuenta",
+                accion: "Ver el detalle de la cuenta en el portal",
+                boton_url: format!("{portal_url}/cuenta"),
+                portal_url,
+            };
+            let (html, text) =
+                email("cuenta_pendiente", CuentaHtml { l: &l, padre, desde }, CuentaText { l: &l, padre, desde })?;
+            Rendered {
+                subject: format!("Cuenta pendiente de {monto} en la cantina"),
+                html,
+                text,
+                short: short_text(data)?,
+            }
+        }
+        MessageData::RecordatorioDeuda { padre, alumno, nro_tarjeta, monto, dias, nivel: n, fecha } => {
+            let monto = monto.to_string();
+            let n = nivel(*n, alumno, *dias);
+            let l = Layout {
+                titulo: n.titulo,
+                preheader: format!("La tarjeta de {alumno} tiene un saldo negativo de {monto}."),
+                tema: n.tema,
+                importe: Some(("Monto adeudado", monto.clone())),
+                detalles_titulo: "Detalles",
+                filas: vec![
+                    fila("Alumno", alumno),
+                    fila("Tarjeta", nro_tarjeta),
+                    fila("Saldo negativo desde", fecha),
+                    fila("Días transcurridos", dias.to_string()),
+                ],
+                boton: "Realizar Recarga",
+                accion: "Realizar una recarga en el portal",
+                boton_url: format!("{portal_url}/recargas"),
+                portal_url,
+            };
+            let (intro, aviso) = (n.intro.as_str(), n.aviso);
+            let (html, text) = email(
+                "recordatorio_deuda",
+                DeudaHtml { l: &l, padre, intro, aviso },
+                DeudaText { l: &l, padre, intro, aviso },
+            )?;
+            Rendered { subject: format!("{} - {alumno}", n.titulo), html, text, short: short_text(data)? }
+        }
+        MessageData::TarjetaBloqueada { padre, alumno, nro_tarjeta, fecha } => {
+            let l = Layout {
+                titulo: "Tarjeta bloqueada",
+                preheader: format!("La tarjeta {nro_tarjeta} de {alumno} fue bloqueada el {fecha}."),
+                tema: GRIS,
+                importe: None,
+                detalles_titulo: "Datos de la tarjeta",
+                filas: vec![
+                    fila("Alumno", alumno),
+                    fila("Tarjeta", nro_tarjeta),
+                    destacada("Estado", "Bloqueada"),
+                    fila("Fecha del bloqueo", fecha),
+                ],
+                boton: "Ir al portal",
+                accion: "Portal de padres",
+                boton_url: portal_url.to_string(),
+                portal_url,
+            };
+            let (html, text) =
+                email("tarjeta_bloqueada", BloqueoHtml { l: &l, padre, alumno }, BloqueoText { l: &l, padre, alumno })?;
+            Rendered { subject: format!("Tarjeta bloqueada - {alumno}"), html, text, short: short_text(data)? }
+        }
+    })
+}
+
+/// The short text (SMS, WhatsApp fallback, portal, `mensaje`) of a notice.
+fn short_text(data: &MessageData) -> Result<String, RenderError> {
+    match data {
+        MessageData::RecargaExitosa { alumno, monto, saldo, .. } => {
+            run("recarga_exitosa.sms", RecargaShort { alumno, monto: &monto.to_string(), saldo: &saldo.to_string() })
+        }
+        MessageData::SaldoBajo(aviso) => saldo_bajo_short(aviso),
+        MessageData::CuentaPendiente { monto, desde, .. } => {
+            run("cuenta_pendiente.sms", CuentaShort { monto: &monto.to_string(), desde: dia(desde) })
+        }
+        MessageData::RecordatorioDeuda { alumno, monto, dias, nivel: n, fecha, .. } => {
+            let n = nivel(*n, alumno, *dias);
+            let short = DeudaShort {
+                prefijo: n.prefijo,
+                alumno,
+                monto: &monto.to_string(),
+                desde: dia_mes(fecha),
+                cierre: n.cierre,
+            };
+            run("recordatorio_deuda.sms", short)
+        }
+        MessageData::TarjetaBloqueada { alumno, nro_tarjeta, fecha, .. } => {
+            run("tarjeta_bloqueada.sms", BloqueoShort { alumno, nro_tarjeta, fecha })
+        }
+    }
+}
+
+pub fn summary(data: &MessageData) -> String {
+    // Only the short template: this runs for every request the rules create.
+    let short = short_text(data).unwrap_or_else(|e| format!("{}: {e}", data.notification_type()));
+    short.chars().take(255).collect()
+}
+
+#[cfg(test)]
+mod tests;

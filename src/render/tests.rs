@@ -1,0 +1,396 @@
+use super::*;
+use crate::domain::Guaranies;
+use crate::rules::test_support::tarjeta;
+use crate::rules::{AvisoSaldoBajo, NivelRecordatorio, TarjetaSaldoBajo};
+
+const PORTAL: &str = "https://portal.example/";
+
+fn recarga(alumno: &str) -> MessageData {
+    MessageData::RecargaExitosa {
+        padre: "Ana".into(),
+        alumno: alumno.into(),
+        nro_tarjeta: "0001".into(),
+        monto: Guaranies(50_000),
+        saldo: Guaranies(62_500),
+        fecha: "23/11/2026 19:45".into(),
+        referencia: Some("caja 2".into()),
+    }
+}
+
+fn saldo_bajo(alumno: &str) -> MessageData {
+    MessageData::SaldoBajo(AvisoSaldoBajo::una(
+        "Ana".into(),
+        tarjeta(alumno, "0001", 3_000, 5_000),
+        "23/11/2026 12:10".into(),
+    ))
+}
+
+/// The daily sweep's notice: one per parent, all of their low cards.
+fn saldo_bajo_varias(tarjetas: Vec<TarjetaSaldoBajo>) -> MessageData {
+    MessageData::SaldoBajo(AvisoSaldoBajo::varias("Ana".into(), tarjetas, "23/11/2026 18:00".into()).unwrap())
+}
+
+fn dos(alumno: &str) -> MessageData {
+    saldo_bajo_varias(vec![tarjeta(alumno, "1001", 3_000, 5_000), tarjeta("Inés Pérez", "1002", 1_500, 5_000)])
+}
+
+fn bloqueo(alumno: &str) -> MessageData {
+    MessageData::TarjetaBloqueada {
+        padre: "Ana".into(),
+        alumno: alumno.into(),
+        nro_tarjeta: "0001".into(),
+        fecha: "23/11/2026 08:05".into(),
+    }
+}
+
+fn cuenta(cliente: &str) -> MessageData {
+    MessageData::CuentaPendiente {
+        padre: "Ana".into(),
+        cliente: cliente.into(),
+        ruc_ci: "4567890-1".into(),
+        monto: Guaranies(185_000),
+        ventas: 4,
+        desde: "09/11/2026".into(),
+    }
+}
+
+fn deuda(alumno: &str, dias: i32) -> MessageData {
+    MessageData::RecordatorioDeuda {
+        padre: "Ana".into(),
+        alumno: alumno.into(),
+        nro_tarjeta: "0001".into(),
+        monto: Guaranies(12_500),
+        dias,
+        nivel: NivelRecordatorio::for_days(dias),
+        fecha: "20/11/2026 10:30".into(),
+    }
+}
+
+fn all(alumno: &str) -> Vec<MessageData> {
+    vec![
+        recarga(alumno),
+        saldo_bajo(alumno),
+        dos(alumno),
+        bloqueo(alumno),
+        cuenta(alumno),
+        deuda(alumno, 3),
+        deuda(alumno, 7),
+        deuda(alumno, 15),
+    ]
+}
+
+#[test]
+fn recarga_has_amounts_in_guaranies_and_a_portal_button() {
+    let r = render(&recarga("Luis Pérez"), PORTAL).unwrap();
+    assert_eq!(r.subject, "Recarga exitosa de Gs. 50.000 - Luis Pérez");
+    assert!(r.html.contains("Gs. 50.000") && r.html.contains("Gs. 62.500"));
+    assert!(r.html.contains("href=\"https://portal.example/movimientos\""));
+    assert!(r.html.contains("Ver Movimientos"));
+    assert!(r.html.contains("Detalles de la transacción") && r.html.contains("caja 2"));
+    assert!(r.text.contains("Monto cargado: Gs. 50.000\n"), "{}", r.text);
+    assert!(r.text.contains("- Nuevo saldo: Gs. 62.500\n"));
+    assert!(r.text.contains("- Referencia: caja 2\n"));
+    assert!(r.text.contains("\nhttps://portal.example/movimientos\n"), "the link on its own line: {}", r.text);
+    assert_eq!(r.short, "Cantina Tita: recarga de Gs. 50.000 confirmada para Luis Pérez. Saldo actual: Gs. 62.500.");
+}
+
+#[test]
+fn every_kind_renders_with_its_amount_button_and_layout() {
+    let cases: [(MessageData, &str, &str, &str, &str); 7] = [
+        (recarga("Luis"), "Gs. 50.000", "Ver Movimientos", "/movimientos", "#1e7e34"),
+        (saldo_bajo("Luis"), "Gs. 3.000", "Realizar Recarga", "/recargas", "#c82333"),
+        (bloqueo("Luis"), "Bloqueada", "Ir al portal", "", "#495057"),
+        (cuenta("Ana Gómez"), "Gs. 185.000", "Ver mi cuenta", "/cuenta", "#f5a300"),
+        (deuda("Luis", 3), "Gs. 12.500", "Realizar Recarga", "/recargas", "#0b6fa4"),
+        (deuda("Luis", 7), "Gs. 12.500", "Realizar Recarga", "/recargas", "#f5a300"),
+        (deuda("Luis", 15), "Gs. 12.500", "Realizar Recarga", "/recargas", "#b02a37"),
+    ];
+    for (data, amount, button, href, colour) in cases {
+        let kind = data.notification_type();
+        let r = render(&data, PORTAL).unwrap();
+        let h = &r.html;
+        assert!(h.starts_with("<!DOCTYPE html>") && h.trim_end().ends_with("</html>"), "{kind}");
+        assert!(h.contains(amount), "{kind}: amount {amount}");
+        assert!(h.contains(&format!(">{button}</span>")), "{kind}: button {button}");
+        assert!(h.contains(&format!("href=\"https://portal.example{href}\"")), "{kind}: link {href}");
+        assert!(h.contains(&format!("bgcolor=\"{colour}\"")), "{kind}: header colour {colour}");
+        // Robust layout: fluid 600 px container, ghost table for Outlook, preheader, footer, no images or scripts.
+        assert!(h.contains("max-width:600px") && h.contains("<!--[if mso]>"), "{kind}");
+        assert!(h.contains("mso-hide:all"), "{kind}: preheader");
+        assert!(h.contains("Consultas: administración de la cantina"), "{kind}: footer");
+        assert!(h.contains("href=\"https://portal.example/preferencias\""), "{kind}");
+        assert!(!h.contains("<img") && !h.contains("<script") && !h.contains("url("), "{kind}");
+        // Plain text: the amount, the portal link on its own line, the footer; no HTML left over.
+        assert!(r.text.contains(amount), "{kind}: {}", r.text);
+        assert!(r.text.lines().any(|l| l.starts_with("https://portal.example")), "{kind}: {}", r.text);
+        assert!(r.text.contains("Cantina Tita · Consultas"), "{kind}");
+        assert!(!r.text.contains('<') && !r.text.contains("&nbsp;"), "{kind}: {}", r.text);
+        assert!(!r.text.contains("\n\n\n") && r.text.ends_with(".example/preferencias\n"), "{kind}: {:?}", r.text);
+        assert!(!r.subject.is_empty() && !r.short.is_empty(), "{kind}");
+    }
+}
+
+#[test]
+fn font_sizes_are_readable() {
+    for data in all("Luis") {
+        let r = render(&data, PORTAL).unwrap();
+        for size in r.html.split("font-size:").skip(1) {
+            let px: u32 = size.split("px").next().unwrap().parse().unwrap();
+            assert!(px >= 14 || px == 1, "{}: font-size {px}px", data.notification_type());
+        }
+    }
+}
+
+#[test]
+fn names_from_the_database_are_escaped_in_html_only() {
+    for data in all("<script>alert(1)</script>") {
+        let r = render(&data, "https://p").unwrap();
+        let kind = data.notification_type();
+        assert!(!r.html.contains("<script>"), "{kind}: {}", r.html);
+        assert!(!r.html.contains("alert(1)</"), "{kind}");
+        assert!(r.html.contains("&lt;script&gt;"), "{kind}");
+        assert!(r.text.contains("<script>alert(1)</script>"), "{kind}: {}", r.text);
+    }
+    // Quotes cannot break out of an attribute either.
+    let r = render(&recarga("x"), "https://p\" onmouseover=\"x").unwrap();
+    assert!(!r.html.contains("\" onmouseover"));
+}
+
+#[test]
+fn recarga_without_reference_has_no_empty_row() {
+    let mut d = recarga("Luis");
+    if let MessageData::RecargaExitosa { referencia, .. } = &mut d {
+        *referencia = None;
+    }
+    let r = render(&d, PORTAL).unwrap();
+    assert!(!r.html.contains("Referencia") && !r.text.contains("Referencia"));
+}
+
+#[test]
+fn text_parts_carry_the_key_data() {
+    let r = render(&saldo_bajo("Luis Benítez"), PORTAL).unwrap();
+    assert_eq!(r.subject, "Saldo bajo en la tarjeta de Luis Benítez: Gs. 3.000");
+    for needle in ["Hola Ana,", "Saldo actual: Gs. 3.000", "- Tarjeta: 0001", "- Aviso por debajo de: Gs. 5.000"] {
+        assert!(r.text.contains(needle), "{needle}: {}", r.text);
+    }
+    assert!(r.text.contains("Realizar una recarga en el portal:\nhttps://portal.example/recargas\n"));
+
+    let r = render(&cuenta("Comercial Ñandutí S.A."), PORTAL).unwrap();
+    for needle in [
+        "Monto adeudado: Gs. 185.000",
+        "- Cliente: Comercial Ñandutí S.A.",
+        "- RUC / CI: 4567890-1",
+        "- Compras pendientes: 4",
+        "Formas de pago",
+        "podría suspenderse",
+    ] {
+        assert!(r.text.contains(needle), "{needle}: {}", r.text);
+        assert!(r.html.contains(needle.trim_start_matches("- ").split(':').next().unwrap()), "{needle}");
+    }
+    assert!(r.html.contains("podría suspenderse"));
+
+    let r = render(&bloqueo("Luis"), PORTAL).unwrap();
+    assert_eq!(r.subject, "Tarjeta bloqueada - Luis");
+    assert!(r.text.contains("- Fecha del bloqueo: 23/11/2026 08:05") && r.text.contains("- Estado: Bloqueada"));
+    assert!(r.text.contains("Portal de padres:\nhttps://portal.example\n"), "{}", r.text);
+}
+
+#[test]
+fn reminder_levels_differ_in_tone_and_colour() {
+    let [a, u, c] = [3, 7, 15].map(|d| render(&deuda("Luis", d), PORTAL).unwrap());
+    assert_eq!(a.subject, "Recordatorio de saldo pendiente - Luis");
+    assert_eq!(u.subject, "Saldo pendiente: recordatorio urgente - Luis");
+    assert_eq!(c.subject, "Saldo pendiente: aviso final - Luis");
+    assert!(a.text.contains("Le recordamos") && !a.text.contains("Importante"));
+    assert!(u.text.contains("después de 7 días"));
+    assert!(c.text.contains("lleva 15 días") && c.text.contains("Importante: si el saldo no se regulariza"));
+    assert!(c.html.contains("podrá restringirse"));
+    for r in [&a, &u, &c] {
+        assert!(r.text.contains("Monto adeudado: Gs. 12.500") && r.text.contains("- Días transcurridos: "));
+    }
+    assert_eq!(
+        a.short,
+        "Cantina Tita: la tarjeta de Luis tiene saldo negativo de Gs. 12.500 desde el 20/11. Cuando pueda, realice una recarga."
+    );
+    assert!(u.short.starts_with("Cantina Tita, URGENTE: la tarjeta de Luis "), "{}", u.short);
+    assert!(c.short.starts_with("Cantina Tita, AVISO FINAL: la tarjeta de Luis "), "{}", c.short);
+    assert_eq!(dia_mes("05/01/2027 10:00"), "05/01");
+    assert_eq!(dia_mes("2027-01-05"), "2027-01-05", "another format is kept whole");
+}
+
+#[test]
+fn short_texts_fit_one_gsm7_segment_for_typical_names() {
+    // é and ñ are GSM-7: such names keep the short text GSM-7 as rendered.
+    for data in all("Juan Pérez Ibañez") {
+        let r = render(&data, PORTAL).unwrap();
+        assert!(r.short.chars().count() <= 160, "{}: {}", data.notification_type(), r.short);
+        assert_eq!(sms_encoding(&r.short), (Encoding::Gsm7, 1), "{}: {}", data.notification_type(), r.short);
+    }
+    // A long name with á/í/ó/ú: UCS-2 as rendered, one GSM-7 segment once transliterated for SMS.
+    for data in all("María José Giménez Benítez") {
+        let r = render(&data, PORTAL).unwrap();
+        let named = r.short.contains("María José Giménez Benítez"); // the account notice names no one
+        assert_eq!(sms_encoding(&r.short).0 == Encoding::Ucs2, named, "{}", r.short);
+        let sms = sms_text(&r.short);
+        assert!(!sms.contains('í') && !sms.contains('á'), "{sms}");
+        assert_eq!(sms_encoding(&sms), (Encoding::Gsm7, 1), "{}: {sms}", data.notification_type());
+    }
+}
+
+#[test]
+fn summary_fits_the_mensaje_column() {
+    let long = "x".repeat(400);
+    assert!(summary(&recarga(&long)).chars().count() <= 255);
+    assert_eq!(
+        summary(&recarga("Luis")),
+        "Cantina Tita: recarga de Gs. 50.000 confirmada para Luis. Saldo actual: Gs. 62.500."
+    );
+}
+
+#[test]
+fn gsm7_detection_follows_the_03_38_tables() {
+    assert_eq!(sms_encoding(""), (Encoding::Gsm7, 1));
+    assert_eq!(sms_encoding("Hola Begoña, ¿todo bien? Pérez, Müller, Ñandú"), (Encoding::Ucs2, 1));
+    for gsm in ["é", "É", "ñ", "Ñ", "ü", "Ü", "è", "ù", "ì", "ò", "à", "Ç", "¿", "¡", "@", "£", "$", "_", "§", "Δ"]
+    {
+        assert_eq!(sms_encoding(gsm).0, Encoding::Gsm7, "{gsm} is in the basic table");
+    }
+    for ucs in ["á", "í", "ó", "ú", "Á", "Í", "Ó", "Ú", "ç", "₲", "😀", "`", "ã", "’"] {
+        assert_eq!(sms_encoding(ucs).0, Encoding::Ucs2, "{ucs} is not GSM-7");
+    }
+    // Extension characters are GSM-7 but take two septets.
+    assert_eq!(sms_encoding(&"€".repeat(80)), (Encoding::Gsm7, 1));
+    assert_eq!(sms_encoding(&"€".repeat(81)), (Encoding::Gsm7, 2));
+    assert_eq!(sms_encoding(&format!("{}€", "a".repeat(159))), (Encoding::Gsm7, 2));
+    assert_eq!(sms_encoding("[{}]~|^\\"), (Encoding::Gsm7, 1));
+}
+
+#[test]
+fn segments_are_153_septets_or_67_units_when_concatenated() {
+    assert_eq!(sms_encoding(&"a".repeat(160)), (Encoding::Gsm7, 1));
+    assert_eq!(sms_encoding(&"a".repeat(161)), (Encoding::Gsm7, 2));
+    assert_eq!(sms_encoding(&"a".repeat(306)), (Encoding::Gsm7, 2));
+    assert_eq!(sms_encoding(&"a".repeat(307)), (Encoding::Gsm7, 3));
+    // An escape pair is never split: 152 septets + € does not fit the first part's 153.
+    assert_eq!(sms_encoding(&format!("{}€{}", "a".repeat(152), "a".repeat(10))), (Encoding::Gsm7, 2));
+    assert_eq!(sms_encoding(&format!("{}€{}", "a".repeat(152), "a".repeat(152))), (Encoding::Gsm7, 3));
+
+    assert_eq!(sms_encoding(&"á".repeat(70)), (Encoding::Ucs2, 1));
+    assert_eq!(sms_encoding(&"á".repeat(71)), (Encoding::Ucs2, 2));
+    assert_eq!(sms_encoding(&"á".repeat(134)), (Encoding::Ucs2, 2));
+    assert_eq!(sms_encoding(&"á".repeat(135)), (Encoding::Ucs2, 3));
+    // An emoji is two UTF-16 units and is not split across parts.
+    assert_eq!(sms_encoding(&format!("{}😀", "a".repeat(68))), (Encoding::Ucs2, 1));
+    assert_eq!(sms_encoding(&format!("{}😀", "a".repeat(69))), (Encoding::Ucs2, 2));
+    assert_eq!(sms_encoding(&format!("{}😀{}", "a".repeat(66), "a".repeat(5))), (Encoding::Ucs2, 2));
+    // A 100-character Spanish text: one GSM-7 segment, two as UCS-2 because of one "á".
+    let text = format!("{}á", "a".repeat(99));
+    assert_eq!(sms_encoding(&text), (Encoding::Ucs2, 2));
+    assert_eq!(sms_encoding(&sms_text(&text)), (Encoding::Gsm7, 1));
+}
+
+#[test]
+fn sms_text_transliterates_what_gsm7_lacks_and_keeps_what_it_has() {
+    assert_eq!(sms_text("María Ángeles Núñez Ibáñez, Óscar Ríos"), "Maria Angeles Nuñez Ibañez, Oscar Rios");
+    assert_eq!(sms_text("Pérez Müller ÑANDÚ ¿sí?"), "Pérez Müller ÑANDU ¿si?");
+    assert_eq!(sms_text("₲ 50.000 – “pago”…"), "Gs. 50.000 - \"pago\"...");
+    assert_eq!(sms_text("Ka\u{2019}a g\u{303}uasu, Avañe\u{2019}ẽ"), "Ka'a guasu, Avañe'e");
+    assert_eq!(sms_text("Luis 😀"), "Luis 😀", "no equivalent: kept");
+    for data in all("José María Ñúñez") {
+        let sms = sms_text(&render(&data, PORTAL).unwrap().short);
+        assert_eq!(sms_encoding(&sms).0, Encoding::Gsm7, "{sms}");
+    }
+}
+
+#[test]
+fn saldo_bajo_with_one_card_keeps_its_wording() {
+    let r = render(&saldo_bajo("Luis Benítez"), PORTAL).unwrap();
+    assert!(r.text.contains("El saldo de la tarjeta de Luis Benítez bajó de Gs. 5.000."), "{}", r.text);
+    assert!(
+        r.html.contains("El saldo de la tarjeta de <strong>Luis Benítez</strong> bajó de <strong>Gs. 5.000</strong>.")
+    );
+    assert!(r.text.contains("Saldo actual: Gs. 3.000\n") && r.text.contains("Datos del alumno\n"), "{}", r.text);
+    assert_eq!(
+        r.short,
+        "Cantina Tita: saldo bajo en la tarjeta de Luis Benítez: Gs. 3.000. Recargue en el portal de padres o en la cantina."
+    );
+}
+
+#[test]
+fn saldo_bajo_with_several_cards_lists_each_with_its_balance() {
+    let r = render(&dos("Ana Pérez"), PORTAL).unwrap();
+    assert_eq!(r.subject, "Saldo bajo en las tarjetas de Ana Pérez y Inés Pérez");
+    for needle in [
+        "Hola Ana,",
+        "El saldo de las tarjetas de Ana Pérez y Inés Pérez está por debajo del monto de aviso.",
+        "Tarjetas con saldo bajo\n",
+        "- Ana Pérez (tarjeta 1001): Gs. 3.000\n",
+        "- Inés Pérez (tarjeta 1002): Gs. 1.500\n",
+        "- Aviso por debajo de: Gs. 5.000\n",
+        "- Fecha: 23/11/2026 18:00\n",
+    ] {
+        assert!(r.text.contains(needle), "{needle}: {}", r.text);
+    }
+    // No single highlighted figure, no "Saldo actual" of one card.
+    assert!(!r.text.contains("Saldo actual") && !r.html.contains("class=\"ct-monto\""), "{}", r.text);
+    assert!(r.html.contains("de <strong>Ana Pérez</strong> y <strong>Inés Pérez</strong> está"), "{}", r.html);
+    assert!(r.html.contains("Ana Pérez (tarjeta 1001)") && r.html.contains("Gs. 1.500"));
+    assert!(r.html.contains("Las tarjetas de Ana Pérez y Inés Pérez tienen saldo bajo."), "preheader");
+    assert_eq!(
+        r.short,
+        "Cantina Tita: saldo bajo en las tarjetas de Ana Pérez (Gs. 3.000) y Inés Pérez (Gs. 1.500). Recargue en el portal de padres o en la cantina."
+    );
+}
+
+#[test]
+fn saldo_bajo_cards_with_their_own_thresholds_say_each() {
+    let r = render(
+        &saldo_bajo_varias(vec![
+            tarjeta("Luis", "1", 3_000, 5_000),
+            tarjeta("Sofía", "2", 8_000, 10_000),
+            tarjeta("Tomás", "3", 0, 5_000),
+        ]),
+        PORTAL,
+    )
+    .unwrap();
+    assert_eq!(r.subject, "Saldo bajo en las tarjetas de Luis, Sofía y Tomás");
+    assert!(r.text.contains("- Sofía (tarjeta 2): Gs. 8.000 (aviso por debajo de Gs. 10.000)\n"), "{}", r.text);
+    assert!(r.text.contains("- Tomás (tarjeta 3): Gs. 0 (aviso por debajo de Gs. 5.000)\n"), "{}", r.text);
+    assert!(!r.text.contains("- Aviso por debajo de:"), "{}", r.text);
+    assert!(r.text.contains("tarjetas de Luis, Sofía y Tomás está"), "{}", r.text);
+}
+
+#[test]
+fn saldo_bajo_short_text_for_several_cards_stays_one_sms_segment() {
+    let nombres = ["María José Giménez Benítez", "Juan Pablo Giménez Benítez", "Ana Sofía Giménez Benítez"];
+    // Two names with their balances fit.
+    let short_names = saldo_bajo_varias(vec![
+        tarjeta("María José Giménez", "1", 3_000, 5_000),
+        tarjeta("Juan Giménez", "2", 0, 5_000),
+    ]);
+    assert_eq!(
+        render(&short_names, PORTAL).unwrap().short,
+        "Cantina Tita: saldo bajo en las tarjetas de María José Giménez (Gs. 3.000) y Juan Giménez (Gs. 0). Recargue en el portal de padres o en la cantina."
+    );
+    // Two long names: the balances go (they are in the email and the portal), the names stay.
+    let two = saldo_bajo_varias(nombres[..2].iter().map(|n| tarjeta(n, "1", 3_000, 5_000)).collect());
+    assert_eq!(
+        render(&two, PORTAL).unwrap().short,
+        "Cantina Tita: saldo bajo en las tarjetas de María José Giménez Benítez y Juan Pablo Giménez Benítez. Recargue en el portal de padres o en la cantina."
+    );
+    // Too long even for the names: how many, and where to look.
+    let three = saldo_bajo_varias(nombres.iter().map(|n| tarjeta(n, "1", 3_000, 5_000)).collect());
+    let five = saldo_bajo_varias((0..5).map(|i| tarjeta(nombres[i % 3], "1", 3_000, 5_000)).collect());
+    assert_eq!(
+        render(&three, PORTAL).unwrap().short,
+        "Cantina Tita: saldo bajo en 3 tarjetas de sus hijos. Vea el detalle y recargue en el portal de padres o en la cantina."
+    );
+    assert_eq!(
+        render(&five, PORTAL).unwrap().short,
+        "Cantina Tita: saldo bajo en 5 tarjetas de sus hijos. Vea el detalle y recargue en el portal de padres o en la cantina."
+    );
+    for data in [short_names, two, three, five] {
+        let sms = sms_text(&render(&data, PORTAL).unwrap().short);
+        assert_eq!(sms_encoding(&sms), (Encoding::Gsm7, 1), "{sms}");
+    }
+}
