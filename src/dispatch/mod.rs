@@ -533,7 +533,8 @@ impl Dispatcher {
 
     /// While a channel is paused, probe it; resume on the first success.
     pub async fn probe_paused(self: Arc<Self>, shutdown: CancellationToken) {
-        let every = Duration::from_secs(self.settings.probe_interval_seconds.max(1));
+        // The same interval a request that hit a configuration error waits (policy.rs).
+        let every = self.policy.probe_interval;
         let mut failures = probe_log::ProbeLog::default();
         loop {
             self.pauses.set_next_probe(jiff::Timestamp::now().checked_add(every).unwrap_or(jiff::Timestamp::MAX));
