@@ -78,7 +78,7 @@ pub enum Log {
     PermanentFailure,
     /// info "recipient opted out", with the masked address.
     OptedOut,
-    /// Nothing here: a configuration error is logged when it pauses the channel.
+    /// Nothing here: a configuration error is logged when it pauses the channel (once per pause).
     Silent,
 }
 
