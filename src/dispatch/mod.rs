@@ -5,6 +5,7 @@
 pub mod fallback;
 mod handoff;
 mod pause;
+mod policy;
 mod probe_log;
 pub mod quiet;
 mod rate;
@@ -27,12 +28,13 @@ use tokio::sync::{Notify, Semaphore};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use crate::channels::{Channels, OutgoingMessage, SendError};
+use crate::channels::{Channel, Channels, OutgoingMessage, SendError, SendReceipt};
 use crate::config::{DispatchSettings, Settings};
 use crate::domain::{ChannelKind, NotificationType};
 use crate::metrics::{Metrics, SendOutcome};
 use crate::rules::{MessageData, Recipient};
 use crate::signing::RowSigner;
+use policy::{Log, Verdict, Write};
 use store::{Claimed, Outcome};
 
 /// Why a sent request put back to `Pendiente` by hand is not sent again.
@@ -46,6 +48,8 @@ pub struct Dispatcher {
     pool: Pool,
     channels: Channels,
     settings: DispatchSettings,
+    /// What a failed send leads to (from `settings`).
+    policy: policy::Policy,
     portal_url: String,
     metrics: Arc<Metrics>,
     wake: Arc<Notify>,
@@ -116,6 +120,7 @@ impl Dispatcher {
             pool,
             channels,
             settings: settings.dispatch.clone(),
+            policy: policy::Policy::new(&settings.dispatch),
             portal_url: settings.portal.base_url.clone(),
             metrics,
             wake,
@@ -226,7 +231,7 @@ impl Dispatcher {
                 Ok(handed)
             } else if from_db {
                 last_db = Instant::now();
-                store::claim(&self.pool, limit, lease, &destinos, self.settings.max_attempts).await
+                store::claim(&self.pool, limit, lease, &destinos, self.policy.limit).await
             } else {
                 Ok(Vec::new())
             };
@@ -285,7 +290,7 @@ impl Dispatcher {
             drop(first);
             if !from_handoff && (got as i64) < limit {
                 if from_db {
-                    match store::close_abandoned(&self.pool, self.settings.max_attempts).await {
+                    match store::close_abandoned(&self.pool, self.policy.limit).await {
                         Ok(0) => {}
                         Ok(n) => tracing::warn!(
                             requests = n,
@@ -321,49 +326,68 @@ impl Dispatcher {
         }
     }
 
-    /// One request: render, send, record. Never panics; every failure ends in a recorded outcome.
+    /// One request: gate, send, apply the outcome. Never panics; every failure ends in a recorded outcome.
     async fn process(&self, c: Claimed, shutdown: CancellationToken) {
+        let Some((msg, channel)) = self.gate(&c, &shutdown).await else {
+            return;
+        };
+        let provider = channel.provider();
+        let started = Instant::now();
+        let result = self.send(channel.as_ref(), &msg).await;
+        let seconds = started.elapsed().as_secs_f64();
+        match result {
+            Ok(receipt) => self.apply_sent(&c, &msg, provider, receipt, seconds).await,
+            Err(e) => {
+                let verdict = policy::decide(e, c.intentos, &self.policy, fastrand::f64());
+                self.apply(&c, &msg, provider, seconds, verdict).await;
+            }
+        }
+    }
+
+    /// Everything before the send: the shutdown, the signature, a request sent before, rendering, the channel,
+    /// quiet hours, the rate limit, the lease and the channel's pause. Returns the message and its channel, or
+    /// `None` when the claim has been dealt with here (given back, deferred, or recorded).
+    async fn gate(&self, c: &Claimed, shutdown: &CancellationToken) -> Option<(OutgoingMessage, &Arc<dyn Channel>)> {
         if shutdown.is_cancelled() {
-            if let Err(e) = store::release(&self.pool, &c).await {
+            if let Err(e) = store::release(&self.pool, c).await {
                 tracing::warn!(id = c.id, error = %e, "could not release an unstarted claim; its lease will expire");
             }
-            return;
+            return None;
         }
         if !self.signer.verify(&c.signed_fields(), c.firma.as_deref()) {
-            self.refuse_unsigned(&c).await;
-            return;
+            self.refuse_unsigned(c).await;
+            return None;
         }
         if c.already_sent {
             tracing::error!(id = c.id, "a sent request came back to Pendiente by another hand; not sent again");
             self.metrics.unsigned_refused(c.destino.as_deref().unwrap_or("-"));
-            if let Err(e) = store::restore_sent(&self.pool, &c, ALREADY_SENT).await {
+            if let Err(e) = store::restore_sent(&self.pool, c, ALREADY_SENT).await {
                 tracing::warn!(id = c.id, error = %e, "could not restore the sent state; retried when the lease expires");
             }
-            return;
+            return None;
         }
-        let msg = match self.prepare(&c) {
+        let msg = match self.prepare(c) {
             Ok(m) => m,
             Err(reason) => {
                 tracing::warn!(id = c.id, %reason, "request cannot be sent");
-                self.write(&c, Outcome::Error { provider: "-", reason: &reason }).await;
-                return;
+                self.write(c, Outcome::Error { provider: "-", reason: &reason }).await;
+                return None;
             }
         };
         let Some(channel) = self.channels.get(msg.channel) else {
             // Claims filter on configured channels, so this only happens if the configuration changed mid-flight.
             let reason = format!("no hay proveedor configurado para {}", msg.channel.destino());
-            self.write(&c, Outcome::Retry { provider: "-", delay: Duration::from_secs(60), reason: &reason }).await;
-            return;
+            self.write(c, Outcome::Retry { provider: "-", delay: Duration::from_secs(60), reason: &reason }).await;
+            return None;
         };
-        let provider = channel.provider();
         if let Some(until) =
             self.quiet.as_ref().and_then(|q| q.deferral(jiff::Timestamp::now(), msg.channel, msg.notification_type))
         {
             tracing::info!(id = c.id, channel = %msg.channel, until = %until, "quiet hours: deferred");
-            if let Err(e) = store::defer(&self.pool, &c, until).await {
+            if let Err(e) = store::defer(&self.pool, c, until).await {
                 tracing::warn!(id = c.id, error = %e, "could not defer; the lease will expire and it is tried again");
             }
-            return;
+            return None;
         }
         if let Some(limiter) = self.limiters.get(&msg.channel) {
             limiter.acquire().await;
@@ -375,96 +399,97 @@ impl Dispatcher {
         let send_timeout = Duration::from_secs(self.settings.send_timeout_seconds);
         if c.claimed_at.elapsed() + send_timeout + Duration::from_secs(1) > lease {
             tracing::warn!(id = c.id, "claim too old to send within its lease; given back unsent");
-            if let Err(e) = store::release(&self.pool, &c).await {
+            if let Err(e) = store::release(&self.pool, c).await {
                 tracing::warn!(id = c.id, error = %e, "could not release an old claim; its lease will expire");
             }
-            return;
+            return None;
         }
         if self.pauses.is_paused(msg.channel) {
             // Paused after the claim (an operator, or another send's configuration error): give it back unsent,
             // the attempt not counted; it waits as Pendiente like the rest of the channel's queue.
-            if let Err(e) = store::release(&self.pool, &c).await {
+            if let Err(e) = store::release(&self.pool, c).await {
                 tracing::warn!(id = c.id, error = %e, "could not release a claim on a paused channel; its lease will expire");
             }
-            return;
+            return None;
         }
-        let started = Instant::now();
+        Some((msg, channel))
+    }
+
+    /// The provider call, bounded by the send timeout (no answer in time is a temporary error).
+    async fn send(&self, channel: &dyn Channel, msg: &OutgoingMessage) -> Result<SendReceipt, SendError> {
         let timeout = Duration::from_secs(self.settings.send_timeout_seconds);
-        let result = match tokio::time::timeout(timeout, channel.send(&msg)).await {
+        match tokio::time::timeout(timeout, channel.send(msg)).await {
             Ok(r) => r,
             Err(_) => Err(SendError::Transient {
                 reason: format!("sin respuesta en {} s", timeout.as_secs()),
                 retry_after: None,
             }),
-        };
-        let seconds = started.elapsed().as_secs_f64();
-        match result {
-            Ok(receipt) => {
-                self.metrics.send(msg.channel, provider, SendOutcome::Sent, seconds);
-                if self.pauses.confirm(msg.channel)
-                    && let Err(e) = pause::resolve_alert(&self.pool, msg.channel).await
-                {
-                    tracing::warn!(error = %e, "could not resolve the staff alert");
-                }
-                tracing::info!(id = c.id, tipo = %msg.notification_type, channel = %msg.channel, provider, to = %msg.recipient.masked(), "sent");
-                let await_receipt = self.receipt_wait.get(&msg.channel).copied();
-                let provider_id = receipt.provider_message_id.as_deref();
-                let warning = receipt.warning.as_deref();
-                if warning.is_some() {
-                    // Accepted but nothing to match receipts against: staff see the warning on the request.
-                    self.metrics.sent_without_id(msg.channel, provider);
-                    tracing::warn!(id = c.id, channel = %msg.channel, provider, "provider accepted the send without a message id");
-                }
-                self.write(&c, Outcome::Sent { provider, provider_id, warning, await_receipt }).await;
+        }
+    }
+
+    /// The provider accepted the send: metrics, the channel confirmed working, log, the request `Enviado`.
+    async fn apply_sent(
+        &self,
+        c: &Claimed,
+        msg: &OutgoingMessage,
+        provider: &'static str,
+        receipt: SendReceipt,
+        seconds: f64,
+    ) {
+        self.metrics.send(msg.channel, provider, SendOutcome::Sent, seconds);
+        if self.pauses.confirm(msg.channel)
+            && let Err(e) = pause::resolve_alert(&self.pool, msg.channel).await
+        {
+            tracing::warn!(error = %e, "could not resolve the staff alert");
+        }
+        tracing::info!(id = c.id, tipo = %msg.notification_type, channel = %msg.channel, provider, to = %msg.recipient.masked(), "sent");
+        let await_receipt = self.receipt_wait.get(&msg.channel).copied();
+        let provider_id = receipt.provider_message_id.as_deref();
+        let warning = receipt.warning.as_deref();
+        if warning.is_some() {
+            // Accepted but nothing to match receipts against: staff see the warning on the request.
+            self.metrics.sent_without_id(msg.channel, provider);
+            tracing::warn!(id = c.id, channel = %msg.channel, provider, "provider accepted the send without a message id");
+        }
+        self.write(c, Outcome::Sent { provider, provider_id, warning, await_receipt }).await;
+    }
+
+    /// A failed send: the outcome policy's verdict applied in this order: metrics, log, the opt-out, the
+    /// request's write, the channel's pause.
+    async fn apply(&self, c: &Claimed, msg: &OutgoingMessage, provider: &'static str, seconds: f64, verdict: Verdict) {
+        let Verdict { metric, log, write, pause } = verdict;
+        self.metrics.send(msg.channel, provider, metric, seconds);
+        match log {
+            Log::WillRetry { retry_in, reason } => {
+                tracing::warn!(id = c.id, channel = %msg.channel, provider, attempt = c.intentos, retry_in_ms = retry_in.as_millis() as u64, %reason, "send failed; will retry");
             }
-            Err(SendError::Transient { reason, retry_after }) if c.intentos < self.settings.max_attempts => {
-                let delay = retry_delay(
-                    c.intentos,
-                    Duration::from_millis(self.settings.retry_base_ms),
-                    Duration::from_millis(self.settings.retry_max_ms),
-                    retry_after,
-                    fastrand::f64(),
-                );
-                self.metrics.send(msg.channel, provider, SendOutcome::Retry, seconds);
-                tracing::warn!(id = c.id, channel = %msg.channel, provider, attempt = c.intentos, retry_in_ms = delay.as_millis() as u64, %reason, "send failed; will retry");
-                let reason = format!("intento {}: {reason}", c.intentos);
-                self.write(&c, Outcome::Retry { provider, delay, reason: &reason }).await;
-            }
-            Err(SendError::Transient { reason, .. }) => {
-                self.metrics.send(msg.channel, provider, SendOutcome::Error, seconds);
-                let reason = retry::exhausted(c.intentos, &reason);
+            Log::GivingUp => {
+                let reason = write.reason();
                 tracing::warn!(id = c.id, channel = %msg.channel, provider, %reason, "giving up");
-                self.write(&c, Outcome::Error { provider, reason: &reason }).await;
             }
-            Err(SendError::Configuration { reason }) => {
-                self.metrics.send(msg.channel, provider, SendOutcome::Retry, seconds);
-                // Stop the channel until a probe passes; the rest of the queue waits untouched. This request's
-                // attempt counts: a "configuration" error that is really about this request or its type (a missing
-                // template, a country not enabled) then ends as Error after MAX_ATTEMPTS instead of cycling forever.
-                let delay = Duration::from_secs(self.settings.probe_interval_seconds.max(1));
-                if c.intentos >= self.settings.max_attempts {
-                    let reason = retry::exhausted(c.intentos, &reason);
-                    self.write(&c, Outcome::Error { provider, reason: &reason }).await;
-                } else {
-                    let stored = format!("intento {}: {reason}", c.intentos);
-                    self.write(&c, Outcome::Retry { provider, delay, reason: &stored }).await;
-                }
-                self.pause(msg.channel, provider, &reason).await;
-            }
-            Err(SendError::Permanent { reason }) => {
-                self.metrics.send(msg.channel, provider, SendOutcome::Error, seconds);
+            Log::PermanentFailure => {
+                let reason = write.reason();
                 tracing::warn!(id = c.id, channel = %msg.channel, provider, %reason, "permanent failure");
-                self.write(&c, Outcome::Error { provider, reason: &reason }).await;
             }
-            Err(SendError::OptedOut { reason }) => {
-                self.metrics.send(msg.channel, provider, SendOutcome::OptedOut, seconds);
+            Log::OptedOut => {
                 tracing::info!(id = c.id, channel = %msg.channel, provider, to = %msg.recipient.masked(), "recipient opted out");
+            }
+            Log::Silent => {}
+        }
+        let outcome = match &write {
+            Write::RetryIn { delay, reason } => Outcome::Retry { provider, delay: *delay, reason },
+            Write::Fail { reason } => Outcome::Error { provider, reason },
+            Write::OptOut { reason } => {
                 let address = msg.recipient.as_str();
-                if let Err(e) = crate::optouts::opt_out(&self.pool, msg.channel, &address, provider, &reason).await {
+                if let Err(e) = crate::optouts::opt_out(&self.pool, msg.channel, &address, provider, reason).await {
                     tracing::warn!(id = c.id, error = %e, "could not record the opt-out");
                 }
-                self.write(&c, Outcome::Omitted { provider, reason: &reason }).await;
+                Outcome::Omitted { provider, reason }
             }
+        };
+        self.write(c, outcome).await;
+        if let Some(reason) = pause {
+            self.pause(msg.channel, provider, &reason).await;
         }
     }
 
@@ -508,7 +533,8 @@ impl Dispatcher {
 
     /// While a channel is paused, probe it; resume on the first success.
     pub async fn probe_paused(self: Arc<Self>, shutdown: CancellationToken) {
-        let every = Duration::from_secs(self.settings.probe_interval_seconds.max(1));
+        // The same interval a request that hit a configuration error waits (policy.rs).
+        let every = self.policy.probe_interval;
         let mut failures = probe_log::ProbeLog::default();
         loop {
             self.pauses.set_next_probe(jiff::Timestamp::now().checked_add(every).unwrap_or(jiff::Timestamp::MAX));

@@ -8,6 +8,7 @@ use serde_json::Value as Json;
 use super::sent::Sent;
 use crate::channels::provider_text::clean_reason;
 use crate::db::DbError;
+use crate::domain::AttemptLimit;
 
 /// A request the dispatcher holds a lease on.
 #[derive(Debug, Clone)]
@@ -99,9 +100,11 @@ pub async fn claim(
     limit: i64,
     lease: Duration,
     destinos: &[&str],
-    max_attempts: i32,
+    max_attempts: impl Into<AttemptLimit>,
 ) -> Result<Vec<Claimed>, DbError> {
-    let rows = crate::db::query_hot(pool, CLAIM, &[&limit, &lease.as_secs_f64(), &destinos, &max_attempts]).await?;
+    let max_attempts = max_attempts.into();
+    let rows =
+        crate::db::query_hot(pool, CLAIM, &[&limit, &lease.as_secs_f64(), &destinos, max_attempts.sql()]).await?;
     let claimed_at = std::time::Instant::now();
     Ok(rows
         .iter()
@@ -227,9 +230,9 @@ pub async fn oldest_due(pool: &Pool, queued: &[i64]) -> Result<Vec<(String, f64)
     Ok(rows.iter().map(|r| (r.get(0), r.get::<_, Option<f64>>(1).unwrap_or(0.0).max(0.0))).collect())
 }
 
-pub async fn close_abandoned(pool: &Pool, max_attempts: i32) -> Result<u64, DbError> {
+pub async fn close_abandoned(pool: &Pool, max_attempts: impl Into<AttemptLimit>) -> Result<u64, DbError> {
     let conn = pool.get().await?;
-    Ok(conn.execute(&conn.prepare_cached(CLOSE_ABANDONED).await?, &[&max_attempts]).await?)
+    Ok(conn.execute(&conn.prepare_cached(CLOSE_ABANDONED).await?, &[max_attempts.into().sql()]).await?)
 }
 
 pub enum Outcome<'a> {

@@ -1,11 +1,13 @@
 //! Validated domain types: parse once at the edge, then trust the type.
 
+mod attempt_limit;
 mod channel;
 mod email;
 mod guaranies;
 mod notification_type;
 mod phone;
 
+pub use attempt_limit::AttemptLimit;
 pub use channel::{ChannelKind, ParseChannelError};
 pub use email::{EmailAddress, InvalidEmail};
 pub use guaranies::Guaranies;

@@ -226,6 +226,56 @@ async fn claims_that_never_recorded_an_outcome_are_closed_at_the_attempt_limit()
     app.stop().await;
 }
 
+/// One attempt rule, read three ways: a request may be tried again exactly when `AttemptLimit::allows_another`
+/// says so, the claim takes exactly those (`intentos < $n`), and the clean-up closes exactly the others
+/// (`intentos >= $n`).
+#[tokio::test]
+async fn the_claim_and_the_clean_up_follow_the_attempt_limit() {
+    use cantina_notify::dispatch::store;
+    use cantina_notify::domain::AttemptLimit;
+    let db = TestDb::new().await;
+    let c = db.client().await;
+    let fam = seed_family(&c, Some("ana@example.com"), None, 12_000).await;
+    recharge(&c, &fam.nro_tarjeta, 10_000).await;
+    recharge(&c, &fam.nro_tarjeta, 20_000).await;
+    let settings = test_settings(&db, &[]);
+    let (rules, _) = settings.validate(true).unwrap();
+    let pool = cantina_notify::db::pool(&db.url, 2, Duration::from_secs(5)).unwrap();
+    cantina_notify::events::drain::drain_batch(&pool, &rules, 10, None).await.unwrap();
+    let limit = AttemptLimit::new(3);
+    // One request one attempt short of the limit, one at it; both due.
+    let ids: Vec<i64> = c
+        .query("SELECT id_solicitud FROM solicitudes_notificacion ORDER BY id_solicitud", &[])
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    assert_eq!(ids.len(), 2);
+    let (short, at) = (ids[0], ids[1]);
+    c.execute(
+        "UPDATE solicitudes_notificacion SET proximo_intento = now(),
+             intentos = CASE WHEN id_solicitud = $1 THEN 2 ELSE 3 END",
+        &[&short],
+    )
+    .await
+    .unwrap();
+    assert!(limit.allows_another(2) && !limit.allows_another(3));
+
+    let claimed = store::claim(&pool, 10, Duration::from_secs(60), &["Email"], limit).await.unwrap();
+    assert_eq!(claimed.iter().map(|c| (c.id, c.intentos)).collect::<Vec<_>>(), [(short, 3)]);
+    assert_eq!(store::close_abandoned(&pool, limit).await.unwrap(), 1);
+    let estados: Vec<(i64, String)> = c
+        .query("SELECT id_solicitud, estado FROM solicitudes_notificacion ORDER BY id_solicitud", &[])
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| (r.get(0), r.get(1)))
+        .collect();
+    // The claimed one is under its lease, Pendiente; the one at the limit is closed.
+    assert_eq!(estados, [(short, "Pendiente".to_string()), (at, "Error".to_string())]);
+}
+
 #[tokio::test]
 async fn quiet_hours_defer_sms_to_the_end_of_the_window_and_let_email_through() {
     let db = TestDb::new().await;
