@@ -11,7 +11,8 @@ pub mod channels;
 pub mod cli;
 pub mod config;
 pub mod db;
-pub mod demo;
+#[doc(hidden)]
+pub mod devtools;
 pub mod dispatch;
 pub mod domain;
 pub mod events;
@@ -24,8 +25,13 @@ pub mod ops;
 pub mod optouts;
 pub mod pg_cluster;
 pub mod render;
+pub mod requests;
 pub mod rules;
 pub mod scheduler;
 pub mod signing;
 pub mod telemetry;
 pub mod webhooks;
+
+/// A development tool (`cantina-notify demo`), see [`devtools`].
+#[doc(hidden)]
+pub use devtools::demo;

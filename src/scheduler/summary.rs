@@ -39,6 +39,7 @@ use crate::channels::{Channel, Channels, SendError, StaffEmail};
 use crate::config::Settings;
 use crate::db::DbError;
 use crate::domain::{ChannelKind, EmailAddress, Guaranies};
+use crate::requests::{RequestState, reports};
 
 /// Reasons listed (the most frequent first); the rest are counted.
 pub const MAX_MOTIVOS: usize = 10;
@@ -191,27 +192,6 @@ fn ts(t: SystemTime) -> Timestamp {
     Timestamp::try_from(t).unwrap_or(Timestamp::UNIX_EPOCH)
 }
 
-const COUNTS: &str = "
-    SELECT tipo::text, destino::text, estado::text, count(*)::bigint
-    FROM solicitudes_notificacion
-    WHERE fecha_solicitud >= $1 AND fecha_solicitud < $2
-    GROUP BY 1, 2, 3";
-
-// A failure, as `stats` counts it: a request that ended `Error`, or one `Enviado` whose delivery receipt said
-// `failed`. Grouped here by the raw reason; the reasons are masked and regrouped in Rust ([`group_reasons`]), since
-// two raw reasons that differ only in the address they quote are one reason once masked.
-const FAILURES: &str = "
-    SELECT motivo, count(*)::bigint AS n,
-           array_agg(DISTINCT coalesce(destino::text, '(sin canal)')) AS destinos,
-           (array_agg(id_solicitud ORDER BY id_solicitud))[1:$3::int] AS ejemplos,
-           count(*) FILTER (WHERE estado = 'Enviado')::bigint AS recibos
-    FROM (SELECT coalesce(nullif(btrim(ultimo_error), ''), '(sin motivo registrado)') AS motivo, destino, id_solicitud,
-                 estado
-          FROM solicitudes_notificacion
-          WHERE (estado = 'Error' OR (estado = 'Enviado' AND estado_entrega = 'failed'))
-            AND fecha_solicitud >= $1 AND fecha_solicitud < $2) f
-    GROUP BY motivo";
-
 // `to_regclass` first: the pause table comes with migration 0008, which an older database may not have.
 const PAUSES: &str = "
     SELECT destino::text, motivo::text, pausado_por::text, pausado_en
@@ -297,17 +277,18 @@ pub async fn collect(pool: &Pool, day: Date, now: Timestamp, umbral_defecto: i64
             .isolation_level(tokio_postgres::IsolationLevel::RepeatableRead)
             .start()
             .await?;
-        let conteos = tx
-            .query(COUNTS, &[&start, &end])
+        let conteos = reports::day_counts(&*tx, start, end)
             .await?
-            .iter()
-            .map(|r| Conteo { tipo: r.get(0), destino: r.get(1), estado: r.get(2), n: r.get(3) })
+            .into_iter()
+            .map(|c| Conteo { tipo: c.tipo, destino: c.destino, estado: c.estado, n: c.n })
             .collect();
-        let rows = tx.query(FAILURES, &[&start, &end, &i32::try_from(MAX_EJEMPLOS).unwrap_or(3)]).await?;
-        let recibos_fallidos = rows.iter().map(|r| r.get::<_, i64>(4)).sum();
+        // Grouped by the raw reason in SQL; masked and regrouped here ([`group_reasons`]), since two raw reasons
+        // that differ only in the address they quote are one reason once masked.
+        let rows = reports::day_failures(&*tx, start, end, i32::try_from(MAX_EJEMPLOS).unwrap_or(3)).await?;
+        let recibos_fallidos = rows.iter().map(|r| r.recibos).sum();
         let (motivos, motivos_total) = group_reasons(
-            rows.iter()
-                .map(|r| Motivo { motivo: r.get(0), n: r.get(1), destinos: r.get(2), ejemplos: r.get(3) })
+            rows.into_iter()
+                .map(|r| Motivo { motivo: r.motivo, n: r.n, destinos: r.destinos, ejemplos: r.ejemplos })
                 .collect(),
         );
         let has_pauses: bool =
@@ -370,7 +351,12 @@ pub async fn collect(pool: &Pool, day: Date, now: Timestamp, umbral_defecto: i64
 // Rendering (pure).
 
 /// States in the order of the table's columns.
-pub const ESTADOS: [&str; 4] = ["Enviado", "Pendiente", "Error", "Omitido"];
+pub const ESTADOS: [&str; 4] = [
+    RequestState::Enviado.as_str(),
+    RequestState::Pendiente.as_str(),
+    RequestState::Error.as_str(),
+    RequestState::Omitido.as_str(),
+];
 
 /// The rendered email.
 #[derive(Debug, Clone, PartialEq, Eq)]
