@@ -480,6 +480,16 @@ mod tests {
         assert!(parse_estado("Fallido").unwrap_err().to_string().contains("estado desconocido 'Fallido'"));
     }
 
+    /// Every state is accepted, and the refusal names them all (RequestState is the list).
+    #[test]
+    fn parse_estado_knows_every_state_and_names_them() {
+        let e = parse_estado("Fallido").unwrap_err().to_string();
+        for s in RequestState::ALL {
+            assert_eq!(parse_estado(&s.as_str().to_lowercase()).unwrap(), s.as_str());
+            assert!(e.contains(s.as_str()), "{e}");
+        }
+    }
+
     #[test]
     fn list_arguments_are_validated() {
         let args = |destino: &str, limit: i64| ListArgs {
