@@ -6,6 +6,7 @@ pub mod dotenv;
 mod secret;
 mod settings;
 mod sources;
+mod summary;
 mod typed;
 mod validate;
 
@@ -13,6 +14,7 @@ pub use secret::{DatabaseUrl, Secret, mask_url_password};
 pub(crate) use settings::string_or_list;
 pub use settings::*;
 pub use sources::{ConfigError, LoadOptions};
+pub use summary::SummarySettings;
 pub use validate::{
     ChannelProviders, EmailBackend, Route, RulesConfig, SmsProvider, ValidationErrors, WhatsAppProvider,
 };
