@@ -106,15 +106,17 @@ const PAUSES: &str = "
     FROM cantina_notify_canales_pausados ORDER BY destino";
 
 const ALERTS: &str = "
-    SELECT tipo::text, estado::text, coalesce(mensaje, '')::text, fecha_creacion, count(*) OVER ()::bigint
+    SELECT tipo::text AS tipo, estado::text AS estado, coalesce(mensaje, '')::text AS mensaje, fecha_creacion,
+           count(*) OVER ()::bigint AS total
     FROM alertas_sistema
     WHERE estado IN ('Pendiente', 'Leida')
     ORDER BY fecha_creacion DESC NULLS LAST, id_alerta DESC
     LIMIT $1";
 
 const CARDS: &str = "
-    SELECT t.nro_tarjeta::text, nullif(btrim(concat_ws(' ', h.nombre, h.apellido)), '') AS alumno, t.saldo_actual,
-           CASE WHEN t.saldo_alerta > 0 THEN t.saldo_alerta ELSE $1 END AS umbral, count(*) OVER ()::bigint
+    SELECT t.nro_tarjeta::text AS nro_tarjeta, nullif(btrim(concat_ws(' ', h.nombre, h.apellido)), '') AS alumno,
+           t.saldo_actual, CASE WHEN t.saldo_alerta > 0 THEN t.saldo_alerta ELSE $1 END AS umbral,
+           count(*) OVER ()::bigint AS total
     FROM tarjetas t LEFT JOIN hijos h ON h.id_hijo = t.id_hijo
     WHERE t.estado = 'Activa' AND t.saldo_actual < CASE WHEN t.saldo_alerta > 0 THEN t.saldo_alerta ELSE $1 END
     ORDER BY t.saldo_actual, t.nro_tarjeta
@@ -220,21 +222,26 @@ pub async fn collect(pool: &Pool, day: Date, now: Timestamp, umbral_defecto: i64
             None
         };
         let rows = tx.query(ALERTS, &[&limit(MAX_ALERTAS)]).await?;
-        let alertas_total = rows.first().map_or(0, |r| r.get(4));
+        let alertas_total = rows.first().map_or(0, |r| r.get("total"));
         let alertas = rows
             .iter()
             .map(|r| Alerta {
-                tipo: r.get(0),
-                estado: r.get(1),
-                mensaje: r.get(2),
-                creada: r.get::<_, Option<SystemTime>>(3).map(ts),
+                tipo: r.get("tipo"),
+                estado: r.get("estado"),
+                mensaje: r.get("mensaje"),
+                creada: r.get::<_, Option<SystemTime>>("fecha_creacion").map(ts),
             })
             .collect();
         let rows = tx.query(CARDS, &[&umbral_defecto, &limit(MAX_TARJETAS)]).await?;
-        let tarjetas_total = rows.first().map_or(0, |r| r.get(4));
+        let tarjetas_total = rows.first().map_or(0, |r| r.get("total"));
         let tarjetas = rows
             .iter()
-            .map(|r| TarjetaBaja { nro_tarjeta: r.get(0), alumno: r.get(1), saldo: r.get(2), umbral: r.get(3) })
+            .map(|r| TarjetaBaja {
+                nro_tarjeta: r.get("nro_tarjeta"),
+                alumno: r.get("alumno"),
+                saldo: r.get("saldo_actual"),
+                umbral: r.get("umbral"),
+            })
             .collect();
         tx.commit().await?;
         Ok(SummaryData {
