@@ -92,23 +92,6 @@ pub async fn resolve(pool: &Pool, prefix: &str, observaciones: &str) -> Result<u
 // ---------------------------------------------------------------------------------------------------------------
 // Failure rate per channel.
 
-/// Requests the dispatcher finished in the window, per `destino`. Counted: the service's own requests
-/// (`clave_dedup`) that were tried at least once (`intentos > 0`: a request recorded `Error` when it was created,
-/// for want of an address, says nothing about the channel) and ended `Enviado` or `Error` (`Omitido` was never
-/// meant to be sent). A failure is `Error`, or `Enviado` whose delivery receipt said `failed`.
-const FAILURE_RATES: &str = "
-    SELECT destino,
-           count(*),
-           count(*) FILTER (WHERE estado = 'Error' OR estado_entrega = 'failed'),
-           (array_agg(ultimo_error ORDER BY actualizado_en DESC, id_solicitud DESC)
-               FILTER (WHERE (estado = 'Error' OR estado_entrega = 'failed') AND ultimo_error IS NOT NULL))[1]
-    FROM solicitudes_notificacion
-    WHERE clave_dedup IS NOT NULL AND destino IS NOT NULL AND intentos > 0
-      AND estado IN ('Enviado', 'Error')
-      AND actualizado_en >= now() - make_interval(mins => $1)
-    GROUP BY destino
-    ORDER BY destino";
-
 /// One channel's figures over the window.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ChannelFailures {
@@ -200,11 +183,12 @@ pub struct RateCheck {
 pub async fn check_failure_rates(pool: &Pool, settings: &AlertSettings) -> Result<Vec<RateCheck>, DbError> {
     let window = settings.failure_rate_window_minutes;
     let minutes = i32::try_from(window).unwrap_or(i32::MAX);
-    let rows = pool.get().await?.query(FAILURE_RATES, &[&minutes]).await?;
+    let conn = pool.get().await?;
+    let rows = crate::requests::reports::failure_rates(&conn, minutes).await?;
     let mut out = Vec::with_capacity(rows.len());
     for r in rows {
         let figures =
-            ChannelFailures { destino: r.get(0), total: r.get(1), fallidos: r.get(2), ultimo_error: r.get(3) };
+            ChannelFailures { destino: r.destino, total: r.total, fallidos: r.fallidos, ultimo_error: r.ultimo_error };
         let verdict = figures.verdict(settings);
         let prefix = failure_rate_prefix(&figures.destino);
         let changed = match verdict {

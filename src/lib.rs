@@ -11,7 +11,6 @@ pub mod channels;
 pub mod cli;
 pub mod config;
 pub mod db;
-pub mod demo;
 #[doc(hidden)]
 pub mod devtools;
 pub mod dispatch;
@@ -28,8 +27,13 @@ pub mod optouts;
 #[doc(hidden)]
 pub use devtools::pg_cluster;
 pub mod render;
+pub mod requests;
 pub mod rules;
 pub mod scheduler;
 pub mod signing;
 pub mod telemetry;
 pub mod webhooks;
+
+/// A development tool (`cantina-notify demo`), see [`devtools`].
+#[doc(hidden)]
+pub use devtools::demo;

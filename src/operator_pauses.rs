@@ -277,13 +277,7 @@ pub async fn run_cli(
 
 /// `Pendiente` requests of a channel (what a pause holds back, what a resume releases).
 async fn pending(client: &Client, channel: ChannelKind) -> Result<i64, DbError> {
-    let row = client
-        .query_one(
-            "SELECT count(*) FROM solicitudes_notificacion WHERE estado = 'Pendiente' AND destino = $1",
-            &[&channel.destino()],
-        )
-        .await?;
-    Ok(row.try_get(0)?)
+    Ok(crate::requests::staff::pending_on_channel(client, channel.destino()).await?)
 }
 
 /// The open staff alert of a configuration pause of `channel`, if any: the service keeps the channel closed for

@@ -151,21 +151,8 @@ pub async fn opt_out(
 /// Due requests to an opted-out address are recorded `Omitido` before they are claimed (so also those created
 /// before the opt-out, and the POS's manual ones: a STOP must be respected whoever asks).
 pub async fn omit_opted_out(pool: &Pool) -> Result<u64, DbError> {
-    Ok(pool
-        .get()
-        .await?
-        .execute(
-            "UPDATE solicitudes_notificacion s
-             SET estado = 'Omitido', proximo_intento = NULL, actualizado_en = now(),
-                 ultimo_error = 'el destinatario pidió no recibir más mensajes por ' || s.destino
-                     || ' (' || b.motivo || ', ' || to_char(b.fecha_baja AT TIME ZONE 'America/Asuncion', 'DD/MM/YYYY') || ')'
-             FROM cantina_notify_bajas b
-             WHERE s.estado = 'Pendiente' AND s.clave_dedup IS NOT NULL AND s.proximo_intento <= now()
-               AND b.fecha_alta IS NULL AND b.destino = s.destino
-               AND b.destinatario = CASE WHEN s.destino = 'Email' THEN lower(s.destinatario) ELSE s.destinatario END",
-            &[],
-        )
-        .await?)
+    let conn = pool.get().await?;
+    Ok(crate::requests::optouts::omit_opted_out(&conn).await?)
 }
 
 #[cfg(test)]

@@ -7,6 +7,7 @@ pub mod gateway;
 mod secret;
 mod settings;
 mod sources;
+mod summary;
 mod typed;
 mod validate;
 
@@ -15,6 +16,7 @@ pub use secret::{DatabaseUrl, Secret, mask_url_password};
 pub(crate) use settings::string_or_list;
 pub use settings::*;
 pub use sources::{ConfigError, LoadOptions};
+pub use summary::SummarySettings;
 pub use validate::{
     ChannelProviders, EmailBackend, Route, RulesConfig, SmsProvider, ValidationErrors, WhatsAppProvider,
 };

@@ -25,7 +25,7 @@ pub struct Settings {
     pub retention: RetentionSettings,
     pub preferences: PreferenceDefaults,
     /// The staff's daily summary email (`CANTINA__RESUMEN_DIARIO__…`; schedule `CANTINA__SCHEDULER__RESUMEN_DIARIO`).
-    pub resumen_diario: crate::scheduler::summary::SummarySettings,
+    pub resumen_diario: crate::config::SummarySettings,
 }
 
 /// Whether a channel is on for a parent who has not said (`CANTINA__PREFERENCES__<EMAIL|SMS|WHATSAPP|PORTAL>`): no

@@ -13,8 +13,6 @@
 //! send (attempt 1 too) is still running, that send's late outcome would match the new claim. A resend is therefore
 //! due at the end of that lease at the earliest (the lease outlasts the send timeout), and says when.
 
-use std::time::SystemTime;
-
 use jiff::Timestamp;
 use serde_json::{Value as Json, json};
 use tokio_postgres::Client;
@@ -23,6 +21,7 @@ use super::OpsError;
 use super::format::{self, Align, table};
 use super::mask;
 use crate::domain::{ChannelKind, Guaranies, NotificationType};
+use crate::requests::{RequestState, history, staff};
 
 /// Upper bound for `--limit` (a terminal, not an export).
 pub const MAX_LIMIT: i64 = 10_000;
@@ -56,17 +55,7 @@ pub struct ListArgs {
     pub json: bool,
 }
 
-/// The validated filters of `requests list`.
-#[derive(Debug, Default, Clone)]
-pub struct Filter {
-    pub estado: Option<String>,
-    pub tipo: Option<String>,
-    pub destino: Option<String>,
-    pub tarjeta: Option<String>,
-    pub cliente: Option<i32>,
-    pub since: Option<Timestamp>,
-    pub limit: i64,
-}
+pub use crate::requests::staff::{Filter, RequestRow};
 
 impl ListArgs {
     pub fn filter(&self) -> Result<Filter, OpsError> {
@@ -101,13 +90,9 @@ impl ListArgs {
 }
 
 pub fn parse_estado(s: &str) -> Result<String, OpsError> {
-    ["Pendiente", "Enviado", "Error", "Omitido"]
-        .into_iter()
-        .find(|e| e.eq_ignore_ascii_case(s.trim()))
-        .map(str::to_string)
-        .ok_or_else(|| {
-            OpsError::InvalidArgument(format!("estado desconocido '{s}': Pendiente, Enviado, Error u Omitido"))
-        })
+    RequestState::parse_any_case(s).map(|e| e.as_str().to_string()).ok_or_else(|| {
+        OpsError::InvalidArgument(format!("estado desconocido '{s}': Pendiente, Enviado, Error u Omitido"))
+    })
 }
 
 /// A known notification type, any case (a typo would otherwise just list nothing).
@@ -116,23 +101,6 @@ pub fn parse_tipo(s: &str) -> Result<String, OpsError> {
         let known: Vec<&str> = NotificationType::ALL.iter().map(|t| t.as_str()).collect();
         OpsError::InvalidArgument(format!("tipo desconocido '{s}': {}", known.join(", ")))
     })
-}
-
-/// One line of `requests list`.
-#[derive(Debug, Clone)]
-pub struct RequestRow {
-    pub id: i64,
-    pub creada: Option<Timestamp>,
-    pub tipo: Option<String>,
-    pub destino: Option<String>,
-    pub destinatario: Option<String>,
-    pub estado: String,
-    pub intentos: i32,
-    pub estado_entrega: Option<String>,
-    pub ultimo_error: Option<String>,
-    pub nro_tarjeta: Option<String>,
-    pub id_cliente: Option<i32>,
-    pub actualizada: Option<Timestamp>,
 }
 
 impl RequestRow {
@@ -163,37 +131,8 @@ impl RequestRow {
     }
 }
 
-// Newest first by id (an identity: creation order), so the primary key serves the LIMIT.
-const LIST: &str = "
-    SELECT id_solicitud, coalesce(fecha_solicitud, actualizado_en), tipo, destino, destinatario, estado, intentos,
-           estado_entrega, ultimo_error, nro_tarjeta, id_cliente, actualizado_en
-    FROM solicitudes_notificacion
-    WHERE ($1::text IS NULL OR estado = $1) AND ($2::text IS NULL OR tipo = $2) AND ($3::text IS NULL OR destino = $3)
-      AND ($4::text IS NULL OR nro_tarjeta = $4) AND ($5::int4 IS NULL OR id_cliente = $5)
-      AND ($6::timestamptz IS NULL OR fecha_solicitud >= $6 OR (fecha_solicitud IS NULL AND actualizado_en >= $6))
-    ORDER BY id_solicitud DESC
-    LIMIT $7";
-
 pub async fn list(client: &Client, f: &Filter) -> Result<Vec<RequestRow>, OpsError> {
-    let since = f.since.map(SystemTime::from);
-    let rows = client.query(LIST, &[&f.estado, &f.tipo, &f.destino, &f.tarjeta, &f.cliente, &since, &f.limit]).await?;
-    Ok(rows
-        .iter()
-        .map(|r| RequestRow {
-            id: r.get(0),
-            creada: r.get::<_, Option<SystemTime>>(1).map(format::timestamp),
-            tipo: r.get(2),
-            destino: r.get(3),
-            destinatario: r.get(4),
-            estado: r.get(5),
-            intentos: r.get(6),
-            estado_entrega: r.get(7),
-            ultimo_error: r.get(8),
-            nro_tarjeta: r.get(9),
-            id_cliente: r.get(10),
-            actualizada: r.get::<_, Option<SystemTime>>(11).map(format::timestamp),
-        })
-        .collect())
+    Ok(staff::list(client, f).await?)
 }
 
 pub fn render_list(rows: &[RequestRow], reveal: bool) -> String {
@@ -235,20 +174,7 @@ pub fn render_list(rows: &[RequestRow], reveal: bool) -> String {
     out
 }
 
-/// One row of `cantina_notify_historial`.
-#[derive(Debug, Clone)]
-pub struct HistoryRow {
-    pub registrado_en: Timestamp,
-    pub evento: String,
-    pub estado_anterior: Option<String>,
-    pub estado: Option<String>,
-    pub intentos: Option<i32>,
-    pub proveedor: Option<String>,
-    pub id_proveedor: Option<String>,
-    pub estado_entrega: Option<String>,
-    pub detalle: Option<String>,
-    pub origen: String,
-}
+pub use crate::requests::HistoryRow;
 
 /// `requests show`: every column (in table order, as PostgreSQL renders it to JSON) and the history.
 #[derive(Debug, Clone)]
@@ -283,18 +209,11 @@ impl Detail {
     pub fn to_json(&self, reveal: bool) -> Json {
         let row: serde_json::Map<String, Json> = self.shown_columns(reveal).into_iter().collect();
         let history = |h: &HistoryRow| {
-            json!({
-                "registrado_en": format::iso(h.registrado_en),
-                "evento": h.evento,
-                "estado_anterior": h.estado_anterior,
-                "estado": h.estado,
-                "intentos": h.intentos,
-                "proveedor": h.proveedor,
-                "id_proveedor": h.id_proveedor,
-                "estado_entrega": h.estado_entrega,
-                "detalle": h.detalle.as_deref().map(|d| if reveal { d.to_string() } else { mask::text(d) }),
-                "origen": h.origen,
-            })
+            let shown = HistoryRow {
+                detalle: h.detalle.as_deref().map(|d| if reveal { d.to_string() } else { mask::text(d) }),
+                ..h.clone()
+            };
+            serde_json::to_value(shown).unwrap_or(Json::Null)
         };
         json!({
             "solicitud": row,
@@ -304,49 +223,11 @@ impl Detail {
     }
 }
 
-const COLUMNS: &str = "
-    SELECT attname::text FROM pg_attribute
-    WHERE attrelid = 'solicitudes_notificacion'::regclass AND attnum > 0 AND NOT attisdropped
-    ORDER BY attnum";
-
-const HISTORY: &str = "
-    SELECT registrado_en, evento, estado_anterior, estado, intentos, proveedor, id_proveedor, estado_entrega, detalle,
-           origen
-    FROM cantina_notify_historial WHERE id_solicitud = $1 ORDER BY registrado_en, id";
-
 pub async fn show(client: &Client, id: i64) -> Result<Option<Detail>, OpsError> {
-    let Some(row) =
-        client.query_opt("SELECT to_jsonb(s) FROM solicitudes_notificacion s WHERE id_solicitud = $1", &[&id]).await?
-    else {
+    let Some(columns) = staff::columns(client, id).await? else {
         return Ok(None);
     };
-    let Json::Object(mut values) = row.get::<_, Json>(0) else {
-        return Ok(None);
-    };
-    let mut columns = Vec::with_capacity(values.len());
-    for r in client.query(COLUMNS, &[]).await? {
-        let name: String = r.get(0);
-        if let Some(v) = values.remove(&name) {
-            columns.push((name, v));
-        }
-    }
-    let history = client
-        .query(HISTORY, &[&id])
-        .await?
-        .iter()
-        .map(|r| HistoryRow {
-            registrado_en: format::timestamp(r.get(0)),
-            evento: r.get(1),
-            estado_anterior: r.get(2),
-            estado: r.get(3),
-            intentos: r.get(4),
-            proveedor: r.get(5),
-            id_proveedor: r.get(6),
-            estado_entrega: r.get(7),
-            detalle: r.get(8),
-            origen: r.get(9),
-        })
-        .collect();
+    let history = history::of(client, id).await?;
     Ok(Some(Detail { id, columns, history }))
 }
 
@@ -478,42 +359,6 @@ pub struct ActionResult {
     pub warnings: Vec<String>,
 }
 
-const SET_CONTEXT: &str = "
-    SELECT set_config('cantina_notify.origen', 'operador: ' || coalesce($1::text, session_user::text), true),
-           set_config('cantina_notify.evento', $2::text, true),
-           set_config('cantina_notify.detalle', $3::text, true)";
-
-const LOCK_FOR_RESEND: &str = "
-    SELECT s.estado, s.clave_dedup IS NOT NULL,
-           EXISTS (SELECT 1 FROM cantina_notify_bajas b
-                   WHERE b.fecha_alta IS NULL AND b.destino = s.destino
-                     AND b.destinatario = CASE WHEN s.destino = 'Email' THEN lower(s.destinatario) ELSE s.destinatario END)
-    FROM solicitudes_notificacion s WHERE s.id_solicitud = $1 FOR UPDATE";
-
-// Whether the fallback pass already created the next link of this request's chain: the key the pass gives it
-// (fallback::Link::next), or any later link of the chain. Run after LOCK_FOR_RESEND, as its own statement, so its
-// snapshot sees a next link committed by a fallback pass the lock waited for (the pass then skips the locked row).
-const NEXT_LINK: &str = "
-    SELECT s.canales_respaldo IS NOT NULL AND EXISTS (
-        SELECT 1 FROM solicitudes_notificacion n
-        WHERE n.clave_dedup = regexp_replace(s.clave_dedup, ':[^:]*$', '')
-                              || ':' || btrim(split_part(s.canales_respaldo, ',', 1))
-           OR (n.id_solicitud_origen = coalesce(s.id_solicitud_origen, s.id_solicitud) AND n.id_solicitud > s.id_solicitud))
-    FROM solicitudes_notificacion s WHERE s.id_solicitud = $1";
-
-// Fresh attempts, due now, or when the lease a cancel kept runs out (see the module doc); the delivery state of the
-// earlier attempt is history (kept in cantina_notify_historial). A link of a fallback chain is marked followed
-// (respaldo_creado_en) when the fallback pass created the next link, and also when a cancel stopped the chain; the
-// mark stays only when the next link exists ($2), otherwise the resent request, failing again, could never move on
-// to the next channel.
-const RESEND: &str = "
-    UPDATE solicitudes_notificacion
-    SET estado = 'Pendiente', intentos = 0, proximo_intento = greatest(now(), proximo_intento), ultimo_error = NULL,
-        estado_entrega = NULL, espera_recibo_hasta = NULL, actualizado_en = now(),
-        respaldo_creado_en = CASE WHEN $2 THEN respaldo_creado_en END
-    WHERE id_solicitud = $1 AND estado IN ('Error', 'Omitido') AND clave_dedup IS NOT NULL
-    RETURNING proximo_intento > now(), proximo_intento";
-
 /// `requests resend`: each `Error` or `Omitido` request back to `Pendiente`, `intentos = 0`, due now (or when the
 /// lease of a send still running when it was cancelled ends: a warning says when).
 pub async fn resend(
@@ -530,78 +375,53 @@ pub async fn resend(
     let mut results = Vec::with_capacity(ids.len());
     for &id in ids {
         let tx = client.transaction().await?;
-        tx.query(SET_CONTEXT, &[&who, &"reenviada", &detalle]).await?;
+        history::set_context(&tx, who, "reenviada", &detalle).await?;
         let mut warnings = Vec::new();
-        let outcome = match tx.query_opt(LOCK_FOR_RESEND, &[&id]).await? {
+        let outcome = match staff::lock_for_resend(&tx, id).await? {
             None => Err("no existe esa solicitud".to_string()),
-            Some(r) => {
-                let (estado, has_key, opted_out): (String, bool, bool) = (r.get(0), r.get(1), r.get(2));
-                match estado.as_str() {
-                    "Enviado" => Err("ya fue enviado".to_string()),
-                    "Pendiente" => Err("ya está Pendiente: el servicio la enviará".to_string()),
-                    _ if !has_key => {
-                        Err("es una fila del POS que el servicio nunca tomó (sin clave_dedup): no se puede reenviar; \
+            Some(staff::ResendLock { estado, has_key, opted_out }) => match RequestState::parse(&estado) {
+                Some(RequestState::Enviado) => Err("ya fue enviado".to_string()),
+                Some(RequestState::Pendiente) => Err("ya está Pendiente: el servicio la enviará".to_string()),
+                _ if !has_key => {
+                    Err("es una fila del POS que el servicio nunca tomó (sin clave_dedup): no se puede reenviar; \
                          cree una nueva desde el POS"
-                            .to_string())
-                    }
-                    "Error" | "Omitido" => {
-                        let followed: bool = tx.query_one(NEXT_LINK, &[&id]).await?.get(0);
-                        let r = tx.query_one(RESEND, &[&id, &followed]).await?;
-                        if r.get::<_, bool>(0) {
-                            let at = r.get::<_, Option<SystemTime>>(1).map(format::timestamp);
-                            warnings.push(format!(
-                                "un despachador la tenía tomada cuando se canceló y ese envío puede seguir en curso: \
-                                 se enviará a partir de {}, cuando venza esa toma",
-                                format::local_opt(at)
-                            ));
-                        }
-                        if opted_out {
-                            warnings.push(
-                                "el destinatario está dado de baja en este canal: el servicio la volverá a marcar \
-                                 Omitido"
-                                    .to_string(),
-                            );
-                        }
-                        if followed {
-                            warnings.push(
-                                "ya se creó la solicitud del canal de respaldo: el aviso puede llegar por los dos \
-                                 canales"
-                                    .to_string(),
-                            );
-                        }
-                        Ok(format!("reenviada ({estado} → Pendiente, intentos 0)"))
-                    }
-                    other => Err(format!("estado {other}: no se puede reenviar")),
+                        .to_string())
                 }
-            }
+                Some(RequestState::Error | RequestState::Omitido) => {
+                    let followed = staff::next_link_exists(&tx, id).await?;
+                    let resent = staff::resend(&tx, id, followed).await?;
+                    if resent.waits {
+                        let at = resent.due.map(format::timestamp);
+                        warnings.push(format!(
+                            "un despachador la tenía tomada cuando se canceló y ese envío puede seguir en curso: \
+                                 se enviará a partir de {}, cuando venza esa toma",
+                            format::local_opt(at)
+                        ));
+                    }
+                    if opted_out {
+                        warnings.push(
+                            "el destinatario está dado de baja en este canal: el servicio la volverá a marcar \
+                                 Omitido"
+                                .to_string(),
+                        );
+                    }
+                    if followed {
+                        warnings.push(
+                            "ya se creó la solicitud del canal de respaldo: el aviso puede llegar por los dos \
+                                 canales"
+                                .to_string(),
+                        );
+                    }
+                    Ok(format!("reenviada ({estado} → Pendiente, intentos 0)"))
+                }
+                None => Err(format!("estado {estado}: no se puede reenviar")),
+            },
         };
         tx.commit().await?;
         results.push(ActionResult { id, outcome, warnings });
     }
     Ok(results)
 }
-
-// Claimed right now: Pendiente, tried, under a lease (due later), and no outcome recorded for this attempt yet (a
-// retry outcome writes a 'reintento' history row with the attempt number; a claim writes none).
-const LOCK_FOR_CANCEL: &str = "
-    SELECT s.estado, s.intentos,
-           s.estado = 'Pendiente' AND s.intentos > 0 AND s.proximo_intento > now()
-             AND NOT EXISTS (SELECT 1 FROM cantina_notify_historial h
-                             WHERE h.id_solicitud = s.id_solicitud AND h.intentos = s.intentos
-                               AND h.evento = 'reintento'),
-           s.canales_respaldo IS NOT NULL AND s.respaldo_creado_en IS NULL
-    FROM solicitudes_notificacion s WHERE s.id_solicitud = $1 FOR UPDATE";
-
-// A cancelled link of a fallback chain is marked followed, so the fallback pass does not send the notice on the next
-// channel: the operator cancelled the notice, not one channel of it. A request claimed right now ($3) keeps its
-// lease in proximo_intento, for a later resend to wait for (see the module doc).
-const CANCEL: &str = "
-    UPDATE solicitudes_notificacion
-    SET estado = 'Omitido', ultimo_error = $2, proximo_intento = CASE WHEN $3 THEN proximo_intento END,
-        actualizado_en = now(),
-        respaldo_creado_en = CASE WHEN canales_respaldo IS NOT NULL THEN coalesce(respaldo_creado_en, now())
-                                  ELSE respaldo_creado_en END
-    WHERE id_solicitud = $1 AND estado = 'Pendiente'";
 
 /// `requests cancel`: each `Pendiente` request becomes `Omitido` with `cancelado por operador: <reason>`.
 pub async fn cancel(
@@ -618,15 +438,14 @@ pub async fn cancel(
     let mut results = Vec::with_capacity(ids.len());
     for &id in ids {
         let tx = client.transaction().await?;
-        tx.query(SET_CONTEXT, &[&who, &"cancelada", &error]).await?;
+        history::set_context(&tx, who, "cancelada", &error).await?;
         let mut warnings = Vec::new();
-        let outcome = match tx.query_opt(LOCK_FOR_CANCEL, &[&id]).await? {
+        let outcome = match staff::lock_for_cancel(&tx, id).await? {
             None => Err("no existe esa solicitud".to_string()),
-            Some(r) => {
-                let (estado, intentos, in_flight, chain): (String, i32, bool, bool) =
-                    (r.get(0), r.get(1), r.get(2), r.get(3));
-                if estado == "Pendiente" {
-                    tx.execute(CANCEL, &[&id, &error, &in_flight]).await?;
+            Some(staff::CancelLock { estado, intentos, in_flight, chain }) => {
+                let state = RequestState::parse(&estado);
+                if state == Some(RequestState::Pendiente) {
+                    staff::cancel(&tx, id, &error, in_flight).await?;
                     if in_flight {
                         warnings.push(format!(
                             "un despachador la tenía tomada (intento {intentos}): si el envío ya estaba en curso \
@@ -637,7 +456,7 @@ pub async fn cancel(
                         warnings.push("no se probará el canal de respaldo".to_string());
                     }
                     Ok("cancelada (Pendiente → Omitido)".to_string())
-                } else if estado == "Enviado" {
+                } else if state == Some(RequestState::Enviado) {
                     Err("ya fue enviado: no se puede cancelar".to_string())
                 } else {
                     Err(format!("está {estado}: solo se cancela una solicitud Pendiente"))
@@ -659,6 +478,16 @@ mod tests {
         assert_eq!(parse_estado("error").unwrap(), "Error");
         assert_eq!(parse_estado(" PENDIENTE ").unwrap(), "Pendiente");
         assert!(parse_estado("Fallido").unwrap_err().to_string().contains("estado desconocido 'Fallido'"));
+    }
+
+    /// Every state is accepted, and the refusal names them all (RequestState is the list).
+    #[test]
+    fn parse_estado_knows_every_state_and_names_them() {
+        let e = parse_estado("Fallido").unwrap_err().to_string();
+        for s in RequestState::ALL {
+            assert_eq!(parse_estado(&s.as_str().to_lowercase()).unwrap(), s.as_str());
+            assert!(e.contains(s.as_str()), "{e}");
+        }
     }
 
     #[test]

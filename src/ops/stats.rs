@@ -18,6 +18,7 @@ use super::format::{self, Align, table};
 use super::mask;
 use crate::channel_state::ChannelState;
 use crate::channel_state::view::{ChannelStateJson, Report, to_json};
+use crate::requests::{RequestState, reports};
 
 /// `--json` output. Keys are stable (English); times are RFC 3339 UTC; `destino` and `estado` keep the table's values.
 /// Addresses quoted in errors, reasons and alerts are masked (stats has no `--reveal`; `requests show` has).
@@ -53,13 +54,7 @@ pub struct Stats {
     report: Report,
 }
 
-#[derive(Debug, Serialize)]
-pub struct Count {
-    pub tipo: String,
-    pub destino: String,
-    pub estado: String,
-    pub count: i64,
-}
+pub use crate::requests::reports::StateCount as Count;
 
 #[derive(Debug, Default, Serialize)]
 pub struct ChannelStats {
@@ -125,41 +120,6 @@ pub struct PauseAlert {
     created_ts: Option<Timestamp>,
 }
 
-const COUNTS: &str = "
-    SELECT coalesce(tipo, '(sin tipo)'), coalesce(destino, '(sin destino)'), estado, count(*)
-    FROM solicitudes_notificacion
-    -- coalesce(fecha_solicitud, actualizado_en) >= $1, in the form the indexes serve (migration 0013).
-    WHERE (fecha_solicitud >= $1 OR (fecha_solicitud IS NULL AND actualizado_en >= $1))
-    GROUP BY 1, 2, 3 ORDER BY 1, 2, 3";
-
-// Deferred: waiting for a later time without having been tried (scheduled, or quiet hours give the attempt back and
-// say so in ultimo_error). Retrying: tried at least once (a row being sent right now is one too).
-const QUEUE: &str = "
-    SELECT coalesce(destino, '(sin destino)'),
-           count(*),
-           count(*) FILTER (WHERE proximo_intento IS NULL OR proximo_intento <= now()),
-           count(*) FILTER (WHERE proximo_intento > now()
-                              AND (intentos = 0 OR ultimo_error LIKE 'en espera%')),
-           count(*) FILTER (WHERE intentos > 0 AND NOT (proximo_intento > now() AND ultimo_error LIKE 'en espera%'))
-    FROM solicitudes_notificacion WHERE estado = 'Pendiente'
-    GROUP BY 1 ORDER BY 1";
-
-const OLDEST: &str = "
-    SELECT id_solicitud, destino, tipo, coalesce(fecha_solicitud, actualizado_en, now()), intentos, proximo_intento,
-           extract(epoch FROM now() - coalesce(fecha_solicitud, actualizado_en, now()))::float8
-    FROM solicitudes_notificacion WHERE estado = 'Pendiente'
-    ORDER BY coalesce(fecha_solicitud, actualizado_en, now()), id_solicitud LIMIT 1";
-
-// A failure: a request that ended Error, one waiting to retry after an error, or one whose receipt said failed.
-const LAST_ERRORS: &str = "
-    SELECT DISTINCT ON (destino) destino, id_solicitud, coalesce(actualizado_en, fecha_solicitud), estado, ultimo_error
-    FROM solicitudes_notificacion
-    WHERE destino IS NOT NULL AND ultimo_error IS NOT NULL
-      AND (fecha_solicitud >= $1 OR (fecha_solicitud IS NULL AND actualizado_en >= $1))
-      AND (estado = 'Error' OR estado_entrega = 'failed'
-           OR (estado = 'Pendiente' AND intentos > 0 AND ultimo_error NOT LIKE 'en espera%'))
-    ORDER BY destino, coalesce(actualizado_en, fecha_solicitud) DESC NULLS LAST, id_solicitud DESC";
-
 // A configuration pause's alert starts `cantina-notify: canal <destino> pausado` (src/dispatch/pause.rs), an
 // operator's `cantina-notify: pausa manual del canal <destino>` (raised by `channel pause`, src/operator_pauses.rs).
 const PAUSE_ALERTS: &str = "
@@ -176,45 +136,37 @@ pub async fn gather(client: &Client, since: SignedDuration) -> Result<Stats, Ops
     let from = now.checked_sub(since).unwrap_or(Timestamp::UNIX_EPOCH);
     let from_st = SystemTime::from(from);
 
-    let counts: Vec<Count> = client
-        .query(COUNTS, &[&from_st])
-        .await?
-        .iter()
-        .map(|r| Count { tipo: r.get(0), destino: r.get(1), estado: r.get(2), count: r.get(3) })
-        .collect();
+    let counts: Vec<Count> = reports::stats_counts(client, from_st).await?;
 
     let mut channels: BTreeMap<String, ChannelStats> = BTreeMap::new();
     for c in &counts {
         let ch = channel(&mut channels, &c.destino);
-        match c.estado.as_str() {
-            "Enviado" => ch.sent += c.count,
-            "Error" => ch.error += c.count,
-            "Omitido" => ch.omitted += c.count,
-            _ => {}
+        match RequestState::parse(&c.estado) {
+            Some(RequestState::Enviado) => ch.sent += c.count,
+            Some(RequestState::Error) => ch.error += c.count,
+            Some(RequestState::Omitido) => ch.omitted += c.count,
+            Some(RequestState::Pendiente) | None => {}
         }
     }
     let (mut pending, mut due, mut deferred, mut retrying) = (0, 0, 0, 0);
-    for r in client.query(QUEUE, &[]).await? {
-        let d: String = r.get(0);
-        let ch = channel(&mut channels, &d);
-        ch.pending = r.get(1);
-        ch.due = r.get(2);
-        ch.deferred = r.get(3);
-        ch.retrying = r.get(4);
+    for r in reports::stats_queue(client).await? {
+        let ch = channel(&mut channels, &r.destino);
+        ch.pending = r.pending;
+        ch.due = r.due;
+        ch.deferred = r.deferred;
+        ch.retrying = r.retrying;
         pending += ch.pending;
         due += ch.due;
         deferred += ch.deferred;
         retrying += ch.retrying;
     }
-    for r in client.query(LAST_ERRORS, &[&from_st]).await? {
-        let d: String = r.get(0);
-        let at: Option<SystemTime> = r.get(2);
-        let at_ts = at.map(format::timestamp);
-        channel(&mut channels, &d).last_error = Some(LastError {
-            id: r.get(1),
+    for r in reports::stats_last_errors(client, from_st).await? {
+        let at_ts = r.at.map(format::timestamp);
+        channel(&mut channels, &r.destino).last_error = Some(LastError {
+            id: r.id,
             at: at_ts.map(format::iso).unwrap_or_default(),
-            estado: r.get(3),
-            error: mask::text(r.get(4)),
+            estado: r.estado,
+            error: mask::text(&r.ultimo_error),
             at_ts,
         });
     }
@@ -223,17 +175,16 @@ pub async fn gather(client: &Client, since: SignedDuration) -> Result<Stats, Ops
         ch.success_ratio = (finished > 0).then(|| ch.sent as f64 / finished as f64);
     }
 
-    let oldest_pending = client.query_opt(OLDEST, &[]).await?.map(|r| {
-        let created_ts = format::timestamp(r.get(3));
-        let next: Option<SystemTime> = r.get(5);
+    let oldest_pending = reports::stats_oldest(client).await?.map(|r| {
+        let created_ts = format::timestamp(r.creada);
         OldestPending {
-            id: r.get(0),
-            destino: r.get(1),
-            tipo: r.get(2),
+            id: r.id,
+            destino: r.destino,
+            tipo: r.tipo,
             created_at: format::iso(created_ts),
-            age_seconds: r.get::<_, Option<f64>>(6).unwrap_or(0.0).max(0.0) as i64,
-            intentos: r.get(4),
-            next_attempt: next.map(|t| format::iso(format::timestamp(t))),
+            age_seconds: r.age_seconds.unwrap_or(0.0).max(0.0) as i64,
+            intentos: r.intentos,
+            next_attempt: r.proximo_intento.map(|t| format::iso(format::timestamp(t))),
             created_ts,
         }
     });
@@ -313,8 +264,6 @@ fn channel<'a>(channels: &'a mut BTreeMap<String, ChannelStats>, destino: &str) 
         .or_insert_with(|| ChannelStats { destino: destino.to_string(), ..Default::default() })
 }
 
-const ESTADOS: [&str; 4] = ["Pendiente", "Enviado", "Error", "Omitido"];
-
 /// The table staff read.
 pub fn render(s: &Stats) -> String {
     let from = s.since.parse::<Timestamp>().ok();
@@ -328,7 +277,7 @@ pub fn render(s: &Stats) -> String {
     let mut pivot: BTreeMap<(String, String), [i64; 5]> = BTreeMap::new();
     for c in &s.counts {
         let row = pivot.entry((c.tipo.clone(), c.destino.clone())).or_default();
-        if let Some(i) = ESTADOS.iter().position(|e| *e == c.estado) {
+        if let Some(i) = RequestState::ALL.iter().position(|e| e.as_str() == c.estado) {
             row[i] += c.count;
         }
         row[4] += c.count;

@@ -34,20 +34,6 @@ const DELETE_EVENTS: &str = "
         ORDER BY id LIMIT $2
         FOR UPDATE SKIP LOCKED)";
 
-// The requests' history (migration 0007) goes in the same statement; the SELECT's row count is the requests deleted.
-const DELETE_REQUESTS: &str = "
-    WITH borradas AS (
-        DELETE FROM solicitudes_notificacion WHERE id_solicitud IN (
-            SELECT id_solicitud FROM solicitudes_notificacion
-            WHERE clave_dedup IS NOT NULL AND estado IN ('Enviado', 'Error', 'Omitido')
-              AND coalesce(actualizado_en, fecha_solicitud) < $1
-            ORDER BY id_solicitud LIMIT $2
-            FOR UPDATE SKIP LOCKED)
-        RETURNING id_solicitud),
-    historial AS (
-        DELETE FROM cantina_notify_historial h USING borradas b WHERE h.id_solicitud = b.id_solicitud)
-    SELECT 1 FROM borradas";
-
 const DELETE_LEDGER: &str = "
     DELETE FROM cantina_notify_ejecuciones WHERE (programa, programada_en) IN (
         SELECT e.programa, e.programada_en FROM cantina_notify_ejecuciones e
@@ -112,7 +98,13 @@ pub async fn run_in_batches(
     let batch = batch.max(1);
     let report = CleanupReport {
         eventos: delete_all(pool, DELETE_EVENTS, cutoff(now, retention.events_days), batch).await?,
-        solicitudes: delete_all(pool, DELETE_REQUESTS, cutoff(now, retention.requests_days), batch).await?,
+        solicitudes: delete_all(
+            pool,
+            crate::requests::retention::DELETE_REQUESTS,
+            cutoff(now, retention.requests_days),
+            batch,
+        )
+        .await?,
         ejecuciones: delete_all(pool, DELETE_LEDGER, cutoff(now, retention.ledger_days), batch).await?,
         mensajes: delete_all(pool, DELETE_SEEN_MESSAGES, cutoff(now, retention.requests_days), batch).await?,
     };

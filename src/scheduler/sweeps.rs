@@ -98,11 +98,6 @@ const SALDO_BAJO: &str = "
       AND t.saldo_actual < CASE WHEN t.saldo_alerta > 0 THEN t.saldo_alerta ELSE $1 END
     ORDER BY c.id_cliente, t.nro_tarjeta";
 
-/// Every `saldo_bajo` request of the firing's local date, by the trigger (`saldo_bajo:<card>:<date>:<channel>`) or
-/// by a sweep (`saldo_bajo:cliente:<id>:<date>:<channel>`): the row's card and the cards its data lists.
-const SALDO_BAJO_TODAY: &str = "
-    SELECT nro_tarjeta, datos FROM solicitudes_notificacion WHERE tipo = 'saldo_bajo' AND clave_dedup LIKE $1";
-
 /// Cards under their threshold that had no low-balance notice on the firing's local date: not stamped today
 /// (`ultima_notificacion_saldo`, set when a notice went out), and not in any request of today (a trigger's notice
 /// still pending, or a sweep's notice to a parent the card belonged to). One notice per parent listing all of
@@ -114,9 +109,11 @@ async fn saldo_bajo(tx: &impl GenericClient, rules: &RulesConfig, at: Timestamp)
     let today = local_date(at);
     let fecha = local_datetime(at);
     let mut notified: HashSet<String> = HashSet::new();
-    for r in tx.query(SALDO_BAJO_TODAY, &[&format!("saldo\\_bajo:%:{today}:%")]).await? {
-        notified.extend(r.get::<_, Option<String>>(0));
-        let data = r.get::<_, Option<serde_json::Value>>(1).and_then(|d| serde_json::from_value(d).ok());
+    // Every `saldo_bajo` request of the firing's local date, by the trigger (`saldo_bajo:<card>:<date>:<channel>`)
+    // or by a sweep (`saldo_bajo:cliente:<id>:<date>:<channel>`): the row's card and the cards its data lists.
+    for (nro_tarjeta, datos) in crate::requests::reports::saldo_bajo_of_day(tx, today).await? {
+        notified.extend(nro_tarjeta);
+        let data = datos.and_then(|d| serde_json::from_value(d).ok());
         if let Some(MessageData::SaldoBajo(aviso)) = data {
             notified.extend(aviso.tarjetas().iter().map(|t| t.nro_tarjeta.clone()));
         }

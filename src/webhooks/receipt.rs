@@ -27,6 +27,7 @@ use deadpool_postgres::Pool;
 use crate::channels::provider_text::{clean_id, clean_reason};
 use crate::db::DbError;
 use crate::domain::ChannelKind;
+use crate::requests::receipts;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum DeliveryState {
@@ -104,31 +105,15 @@ pub fn meta_state(status: &str) -> Option<DeliveryState> {
     }
 }
 
-/// `CASE <expr> WHEN 'sent' THEN 1 … ELSE 0 END`, built from [`DeliveryState::rank`] so SQL and Rust agree.
-fn rank_sql(expr: &str) -> String {
-    let whens: String =
-        DeliveryState::ALL.iter().map(|s| format!(" WHEN '{}' THEN {}", s.as_str(), s.rank())).collect();
-    format!("CASE {expr}{whens} ELSE 0 END")
-}
+/// The statement that applies a receipt only if it moves the request forward
+/// ([`crate::requests::receipts::record_receipt_sql`]), with the delivery states ranked by [`DeliveryState::rank`]
+/// so SQL and Rust agree.
+static RECORD_RECEIPT: LazyLock<String> = LazyLock::new(|| receipts::record_receipt_sql(&ranks()));
 
-/// Applies a receipt only if it moves the request forward. Under READ COMMITTED a second concurrent UPDATE of
-/// the same row waits for the first and re-checks the WHERE on the row it left, so it cannot move it back.
-/// The failure detail is appended to `ultimo_error` only on the transition to `failed` (once, since repeats do
-/// not match) and only for a request that is `Enviado`; `estado` is never touched.
-static RECORD_RECEIPT: LazyLock<String> = LazyLock::new(|| {
-    format!(
-        "UPDATE solicitudes_notificacion
-         SET estado_entrega = $3::varchar,
-             actualizado_en = now(),
-             ultimo_error = CASE WHEN $3::varchar = 'failed' AND $4::text IS NOT NULL AND estado = 'Enviado'
-                                 THEN concat_ws(' | ', ultimo_error, $4::text)
-                                 ELSE ultimo_error END
-         WHERE proveedor = $1 AND id_proveedor = $2 AND {} < {}
-         RETURNING id_solicitud",
-        rank_sql("estado_entrega"),
-        rank_sql("$3::varchar"),
-    )
-});
+/// Each delivery state with its [`DeliveryState::rank`], for the SQL.
+fn ranks() -> Vec<(&'static str, i32)> {
+    DeliveryState::ALL.iter().map(|s| (s.as_str(), s.rank())).collect()
+}
 
 /// Records a receipt for the request the provider knows as `provider_id`; true if the request's delivery
 /// state changed (false for an unknown id, a repeat, or an older state arriving late).
@@ -156,9 +141,15 @@ pub async fn record_receipt_detail(
     };
     let failure_detail = failure_detail.map(clean_reason);
     let conn = pool.get().await?;
-    let row =
-        conn.query_opt(RECORD_RECEIPT.as_str(), &[&provider, &provider_id, &state.as_str(), &failure_detail]).await?;
-    Ok(row.map(|r| r.get(0)))
+    Ok(receipts::record_receipt(
+        &conn,
+        &RECORD_RECEIPT,
+        provider,
+        &provider_id,
+        state.as_str(),
+        failure_detail.as_deref(),
+    )
+    .await?)
 }
 
 /// The channel and address of the request the provider knows as `provider_id` (for an opt-out the provider
@@ -172,18 +163,8 @@ pub async fn request_address(
         return Ok(None);
     };
     let conn = pool.get().await?;
-    let row = conn
-        .query_opt(
-            "SELECT destino, destinatario FROM solicitudes_notificacion
-             WHERE proveedor = $1 AND id_proveedor = $2 AND destinatario IS NOT NULL
-             ORDER BY id_solicitud DESC LIMIT 1",
-            &[&provider, &provider_id],
-        )
-        .await?;
-    Ok(row.and_then(|r| {
-        let channel = ChannelKind::parse(r.get::<_, &str>(0)).ok()?;
-        Some((channel, r.get::<_, String>(1)))
-    }))
+    let row = receipts::request_address(&conn, provider, &provider_id).await?;
+    Ok(row.and_then(|(destino, destinatario)| Some((ChannelKind::parse(&destino).ok()?, destinatario))))
 }
 
 #[cfg(test)]
@@ -285,6 +266,10 @@ mod tests {
             assert!(s.as_str().len() <= 20, "estado_entrega is varchar(20)");
         }
         assert_eq!(DeliveryState::parse("queued"), None);
+    }
+
+    fn rank_sql(expr: &str) -> String {
+        receipts::rank_sql(expr, &ranks())
     }
 
     #[test]

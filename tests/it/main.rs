@@ -9,6 +9,7 @@ mod binary;
 mod channel_states;
 mod channels_e2e;
 mod cluster;
+mod dedup_key;
 mod dispatch;
 mod fallback;
 mod http;

@@ -1,6 +1,6 @@
 //! `cantina-notify demo`: the whole flow on sample data in one command. Uses `DATABASE_URL` if set (a dev
 //! database: it adds the reference schema if missing and a few sample rows), otherwise a throwaway PostgreSQL
-//! from the installed server binaries, removed at the end.
+//! from the installed server binaries, removed at the end. A development tool, not part of the service.
 
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
@@ -11,6 +11,7 @@ use tokio_util::sync::CancellationToken;
 use crate::app::Application;
 use crate::config::{DatabaseUrl, RulesSettings, Settings};
 use crate::pg_cluster::PgCluster;
+use crate::requests::staff;
 
 pub async fn run(mut settings: Settings) -> anyhow::Result<ExitCode> {
     let mut cluster = None;
@@ -90,17 +91,13 @@ async fn demo(settings: &mut Settings, url: &str) -> anyhow::Result<()> {
     println!("   No se envía: la solicitud queda en estado Error con el motivo «{reason}».");
 
     println!("\nsolicitudes_notificacion de la tarjeta {card}:");
-    for r in client
-        .query(
-            "SELECT id_solicitud, tipo, destino, estado, to_char(fecha_envio AT TIME ZONE 'America/Asuncion', 'DD/MM/YYYY HH24:MI:SS'), mensaje
-             FROM solicitudes_notificacion WHERE nro_tarjeta = $1 ORDER BY id_solicitud",
-            &[&card],
-        )
-        .await?
-    {
-        let (id, tipo, destino, estado, fecha, mensaje): (i64, String, String, String, Option<String>, Option<String>) =
-            (r.get(0), r.get(1), r.get(2), r.get(3), r.get(4), r.get(5));
-        println!("  #{id} {tipo:<16} {destino:<6} {estado:<8} {}  {}", fecha.unwrap_or_default(), mensaje.unwrap_or_default());
+    for r in staff::demo_card_requests(&client, &card).await? {
+        let (id, tipo, destino, estado, fecha, mensaje) = (r.id, r.tipo, r.destino, r.estado, r.enviada, r.mensaje);
+        println!(
+            "  #{id} {tipo:<16} {destino:<6} {estado:<8} {}  {}",
+            fecha.unwrap_or_default(),
+            mensaje.unwrap_or_default()
+        );
     }
     shutdown.cancel();
     running.await??;
@@ -147,14 +144,8 @@ async fn seed(client: &tokio_postgres::Client, suffix: &str) -> anyhow::Result<(
 async fn wait_failed(client: &tokio_postgres::Client, card: &str) -> anyhow::Result<String> {
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
-        let row = client
-            .query_opt(
-                "SELECT ultimo_error FROM solicitudes_notificacion WHERE nro_tarjeta = $1 AND estado = 'Error'",
-                &[&card],
-            )
-            .await?;
-        if let Some(r) = row {
-            return Ok(r.get::<_, Option<String>>(0).unwrap_or_default());
+        if let Some(reason) = staff::demo_card_error(client, card).await? {
+            return Ok(reason.unwrap_or_default());
         }
         if Instant::now() > deadline {
             bail!("the request for card {card} was not recorded within 30 s");
@@ -166,14 +157,7 @@ async fn wait_failed(client: &tokio_postgres::Client, card: &str) -> anyhow::Res
 async fn wait_sent(client: &tokio_postgres::Client, card: &str, tipo: &str) -> anyhow::Result<()> {
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
-        let row = client
-            .query_one(
-                "SELECT count(*) FILTER (WHERE estado = 'Enviado'), count(*) FILTER (WHERE estado = 'Error'), max(ultimo_error)
-                 FROM solicitudes_notificacion WHERE nro_tarjeta = $1 AND tipo = $2",
-                &[&card, &tipo],
-            )
-            .await?;
-        let (sent, failed, error): (i64, i64, Option<String>) = (row.get(0), row.get(1), row.get(2));
+        let (sent, failed, error) = staff::demo_card_outcomes(client, card, tipo).await?;
         if sent > 0 {
             return Ok(());
         }
