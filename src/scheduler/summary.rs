@@ -38,7 +38,7 @@ use super::{Clock, asuncion};
 use crate::channels::{Channel, Channels, SendError, StaffEmail};
 use crate::config::Settings;
 use crate::db::DbError;
-use crate::domain::{ChannelKind, EmailAddress, Guaranies};
+use crate::domain::{ChannelKind, EmailAddress, Guaranies, NotificationType};
 
 /// Reasons listed (the most frequent first); the rest are counted.
 pub const MAX_MOTIVOS: usize = 10;
@@ -498,12 +498,7 @@ fn hora_local(t: Timestamp) -> String {
 fn etiqueta_tipo(tipo: Option<&str>) -> String {
     match tipo {
         None => "Manual (POS)".into(),
-        Some("saldo_bajo") => "Saldo bajo".into(),
-        Some("recarga_exitosa") => "Recarga exitosa".into(),
-        Some("cuenta_pendiente") => "Cuenta pendiente".into(),
-        Some("recordatorio_deuda") => "Recordatorio de deuda".into(),
-        Some("tarjeta_bloqueada") => "Tarjeta bloqueada".into(),
-        Some(other) => other.into(),
+        Some(t) => NotificationType::ALL.into_iter().find(|k| k.as_str() == t).map_or(t, |k| k.label()).into(),
     }
 }
 
