@@ -110,7 +110,7 @@ pub struct HistoryEntry {
 }
 
 /// Names the staff alert of an operator's pause. Distinct from the configuration pause's
-/// (`cantina-notify: canal SMS pausado`, [`crate::dispatch::config_pause_alert_prefix`]): neither prefix starts the
+/// (`cantina-notify: canal SMS pausado`, [`crate::alerts::config_pause_alert_prefix`]): neither prefix starts the
 /// other, so raising or resolving one never touches the other (see [`crate::alerts`]).
 pub fn alert_prefix(kind: ChannelKind) -> String {
     format!("cantina-notify: pausa manual del canal {}", kind.destino())
@@ -294,7 +294,7 @@ async fn config_pause_alert(client: &Client, channel: ChannelKind) -> Result<Opt
             "SELECT id_alerta FROM alertas_sistema
              WHERE tipo = 'SISTEMA' AND estado IN ('Pendiente', 'Leida') AND left(mensaje, char_length($1)) = $1
              ORDER BY id_alerta LIMIT 1",
-            &[&crate::dispatch::config_pause_alert_prefix(channel)],
+            &[&crate::alerts::config_pause_alert_prefix(channel)],
         )
         .await?;
     Ok(row.map(|r| r.try_get(0)).transpose()?)

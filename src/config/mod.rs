@@ -2,13 +2,18 @@
 //! `CANTINA__SECTION__KEY` environment variables (most specific wins). A `.env` file in the working directory is
 //! read as their Django setup reads it; the process environment wins over it. `NAME_FILE` gives a secret as a file.
 
+pub mod checks;
 pub mod dotenv;
+mod quiet;
+mod scheduler;
 mod secret;
 mod settings;
 mod sources;
 mod typed;
 mod validate;
 
+pub use quiet::{QuietHours, QuietHoursSettings};
+pub use scheduler::{SchedulerSettings, SweepKind};
 pub use secret::{DatabaseUrl, Secret, mask_url_password};
 pub(crate) use settings::string_or_list;
 pub use settings::*;

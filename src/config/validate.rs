@@ -334,8 +334,8 @@ impl Settings {
             errors.extend(e);
         }
         errors.extend(self.scheduler.validate());
-        errors.extend(crate::alerts::validate(&self.alerts));
-        errors.extend(crate::scheduler::cleanup::validate(&self.retention, &self.scheduler));
+        errors.extend(super::checks::alerts(&self.alerts));
+        errors.extend(super::checks::retention(&self.retention, &self.scheduler));
         errors.extend(crate::scheduler::summary::validate(&self.resumen_diario));
         let rules = self.rules_config().map_err(|e| errors.extend(e)).ok();
         let providers = self.channel_providers().map_err(|e| errors.extend(e)).ok();

@@ -225,10 +225,7 @@ impl Dispatcher {
     }
 }
 
-/// Names the staff alert of a configuration pause (an operator's pause has its own, in [`crate::operator_pauses`]).
-pub fn alert_prefix(kind: ChannelKind) -> String {
-    format!("cantina-notify: canal {} pausado", kind.destino())
-}
+pub use crate::alerts::config_pause_alert_prefix as alert_prefix;
 
 /// One open `SISTEMA` alert per paused channel, whichever replica notices first.
 pub async fn raise_alert(pool: &Pool, kind: ChannelKind, provider: &str, reason: &str) -> Result<(), DbError> {

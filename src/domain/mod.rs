@@ -1,6 +1,7 @@
 //! Validated domain types: parse once at the edge, then trust the type.
 
 mod channel;
+pub mod cron;
 mod email;
 mod guaranies;
 mod notification_type;
