@@ -23,6 +23,7 @@ pub mod operator_pauses;
 pub mod ops;
 pub mod optouts;
 pub mod pg_cluster;
+pub mod present;
 pub mod render;
 pub mod rules;
 pub mod scheduler;

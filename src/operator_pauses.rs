@@ -13,7 +13,9 @@ use tokio_postgres::Client;
 use crate::alerts::{MAX_MESSAGE_CHARS, truncate_chars};
 use crate::db::DbError;
 use crate::domain::ChannelKind;
-use crate::ops::{format, mask};
+use crate::present::{format, mask};
+
+pub use crate::channel_state::OperatorPause;
 
 /// `cantina-notify channel …` (parsed by clap in [`crate::cli`], run by [`execute`]).
 #[derive(Debug, Clone, Subcommand)]
@@ -74,27 +76,6 @@ pub enum PauseError {
 impl From<tokio_postgres::Error> for PauseError {
     fn from(e: tokio_postgres::Error) -> Self {
         PauseError::Db(DbError::Query(e))
-    }
-}
-
-/// One channel an operator paused.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct OperatorPause {
-    pub channel: ChannelKind,
-    pub motivo: String,
-    pub pausado_por: String,
-    pub pausado_en: Timestamp,
-}
-
-impl OperatorPause {
-    /// When, as staff read it: `DD/MM/YYYY HH:MM` in America/Asuncion (jiff's bundled tz data, not PostgreSQL's).
-    pub fn desde(&self) -> String {
-        format::local(self.pausado_en)
-    }
-
-    /// The reason with any address in it masked, for what is printed.
-    pub fn motivo_masked(&self) -> String {
-        mask::text(&self.motivo)
     }
 }
 

@@ -14,7 +14,6 @@ const CYCLES: &[&[&str]] = &[&[
     "config",
     "dispatch",
     "events",
-    "metrics",
     "operator_pauses",
     "ops",
     "optouts",

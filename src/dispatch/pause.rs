@@ -204,7 +204,7 @@ impl Dispatcher {
         }
         for p in rows.iter().filter(|p| closed.contains(&p.channel)) {
             // An operator may quote an address in the reason.
-            let motivo = crate::ops::mask::text(&p.motivo);
+            let motivo = crate::present::mask::text(&p.motivo);
             tracing::warn!(channel = %p.channel, %motivo, por = %p.pausado_por, "channel paused by an operator");
         }
         for k in &opened {

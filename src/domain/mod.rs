@@ -1,6 +1,7 @@
 //! Validated domain types: parse once at the edge, then trust the type.
 
 mod channel;
+mod channel_state;
 pub mod cron;
 mod email;
 mod guaranies;
@@ -8,6 +9,7 @@ mod notification_type;
 mod phone;
 
 pub use channel::{ChannelKind, ParseChannelError};
+pub use channel_state::StateKind;
 pub use email::{EmailAddress, InvalidEmail};
 pub use guaranies::Guaranies;
 pub use notification_type::{NotificationType, UnknownNotificationType};
