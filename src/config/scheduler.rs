@@ -104,9 +104,9 @@ impl SweepKind {
 
     pub fn parse(s: &str) -> Result<SweepKind, String> {
         SweepKind::ALL.into_iter().find(|k| k.as_str() == s.trim()).ok_or_else(|| {
-            format!(
-                "unknown sweep '{s}' (expected saldo_bajo, cuenta_pendiente, recordatorio_deuda, limpieza or resumen_diario)"
-            )
+            let names = SweepKind::ALL.map(SweepKind::as_str);
+            let (last, rest) = names.split_last().unwrap_or((&"", &[]));
+            format!("unknown sweep '{s}' (expected {} or {last})", rest.join(", "))
         })
     }
 }
@@ -114,5 +114,22 @@ impl SweepKind {
 impl fmt::Display for SweepKind {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.as_str())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::SweepKind;
+
+    /// The list is built from `ALL`; the wording is the one written by hand before.
+    #[test]
+    fn an_unknown_sweep_lists_the_known_ones() {
+        assert_eq!(
+            SweepKind::parse("consumo").unwrap_err(),
+            "unknown sweep 'consumo' (expected saldo_bajo, cuenta_pendiente, recordatorio_deuda, limpieza or resumen_diario)"
+        );
+        for k in SweepKind::ALL {
+            assert_eq!(SweepKind::parse(k.as_str()), Ok(k));
+        }
     }
 }
