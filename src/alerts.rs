@@ -14,6 +14,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::config::AlertSettings;
 use crate::db::DbError;
+use crate::domain::ChannelKind;
 
 /// `alertas_sistema.mensaje` is varchar(500) (characters, not bytes).
 pub const MAX_MESSAGE_CHARS: usize = 500;
@@ -234,32 +235,12 @@ pub async fn run_failure_rate_checks(pool: Pool, settings: AlertSettings, shutdo
     }
 }
 
-/// Start-up validation of `settings.alerts`, naming the keys.
-pub fn validate(s: &AlertSettings) -> Vec<String> {
-    let mut errors = Vec::new();
-    if !(0.0..1.0).contains(&s.failure_rate_threshold) {
-        errors.push(format!(
-            "CANTINA__ALERTS__FAILURE_RATE_THRESHOLD: must be a share from 0 up to (not including) 1, e.g. 0.2 for 20 % (got {})",
-            s.failure_rate_threshold
-        ));
-    }
-    for (key, ok) in [
-        ("CANTINA__ALERTS__FAILURE_RATE_WINDOW_MINUTES", s.failure_rate_window_minutes >= 1),
-        ("CANTINA__ALERTS__FAILURE_RATE_MIN_SENDS", s.failure_rate_min_sends >= 1),
-        ("CANTINA__ALERTS__CHECK_INTERVAL_SECONDS", s.check_interval_seconds >= 1),
-    ] {
-        if !ok {
-            errors.push(format!("{key}: must be at least 1"));
-        }
-    }
-    if s.failure_rate_window_minutes > 7 * 24 * 60 {
-        errors.push(format!(
-            "CANTINA__ALERTS__FAILURE_RATE_WINDOW_MINUTES: at most 10080 (one week) (got {})",
-            s.failure_rate_window_minutes
-        ));
-    }
-    errors
+/// Names the staff alert of a configuration pause (an operator's pause has its own, in [`crate::operator_pauses`]).
+pub fn config_pause_alert_prefix(kind: ChannelKind) -> String {
+    format!("cantina-notify: canal {} pausado", kind.destino())
 }
+
+pub use crate::config::checks::alerts as validate;
 
 #[cfg(test)]
 mod tests {

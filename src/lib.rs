@@ -26,6 +26,7 @@ pub mod optouts;
 /// The development tool at its old path (tests, benches and examples import `cantina_notify::pg_cluster`).
 #[doc(hidden)]
 pub use devtools::pg_cluster;
+pub mod present;
 pub mod render;
 pub mod requests;
 pub mod rules;

@@ -388,8 +388,8 @@ impl Metrics {
     }
 
     /// 1 for `state`, 0 for every other state a process can be in, so a change is one scrape away on each series.
-    pub fn set_channel_state(&self, channel: ChannelKind, state: crate::channel_state::StateKind) {
-        for s in crate::channel_state::StateKind::METRIC {
+    pub fn set_channel_state(&self, channel: ChannelKind, state: crate::domain::StateKind) {
+        for s in crate::domain::StateKind::METRIC {
             self.channel_state
                 .get_or_create(&ChannelStateLabels { channel: channel.config_name().into(), state: s.label().into() })
                 .set(i64::from(s == state));

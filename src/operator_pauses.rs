@@ -13,7 +13,9 @@ use tokio_postgres::Client;
 use crate::alerts::{MAX_MESSAGE_CHARS, truncate_chars};
 use crate::db::DbError;
 use crate::domain::ChannelKind;
-use crate::ops::{format, mask};
+use crate::present::{format, mask};
+
+pub use crate::channel_state::OperatorPause;
 
 /// `cantina-notify channel …` (parsed by clap in [`crate::cli`], run by [`execute`]).
 #[derive(Debug, Clone, Subcommand)]
@@ -77,27 +79,6 @@ impl From<tokio_postgres::Error> for PauseError {
     }
 }
 
-/// One channel an operator paused.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct OperatorPause {
-    pub channel: ChannelKind,
-    pub motivo: String,
-    pub pausado_por: String,
-    pub pausado_en: Timestamp,
-}
-
-impl OperatorPause {
-    /// When, as staff read it: `DD/MM/YYYY HH:MM` in America/Asuncion (jiff's bundled tz data, not PostgreSQL's).
-    pub fn desde(&self) -> String {
-        format::local(self.pausado_en)
-    }
-
-    /// The reason with any address in it masked, for what is printed.
-    pub fn motivo_masked(&self) -> String {
-        mask::text(&self.motivo)
-    }
-}
-
 /// One line of the pause history.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct HistoryEntry {
@@ -110,7 +91,7 @@ pub struct HistoryEntry {
 }
 
 /// Names the staff alert of an operator's pause. Distinct from the configuration pause's
-/// (`cantina-notify: canal SMS pausado`, [`crate::dispatch::config_pause_alert_prefix`]): neither prefix starts the
+/// (`cantina-notify: canal SMS pausado`, [`crate::alerts::config_pause_alert_prefix`]): neither prefix starts the
 /// other, so raising or resolving one never touches the other (see [`crate::alerts`]).
 pub fn alert_prefix(kind: ChannelKind) -> String {
     format!("cantina-notify: pausa manual del canal {}", kind.destino())
@@ -288,7 +269,7 @@ async fn config_pause_alert(client: &Client, channel: ChannelKind) -> Result<Opt
             "SELECT id_alerta FROM alertas_sistema
              WHERE tipo = 'SISTEMA' AND estado IN ('Pendiente', 'Leida') AND left(mensaje, char_length($1)) = $1
              ORDER BY id_alerta LIMIT 1",
-            &[&crate::dispatch::config_pause_alert_prefix(channel)],
+            &[&crate::alerts::config_pause_alert_prefix(channel)],
         )
         .await?;
     Ok(row.map(|r| r.try_get(0)).transpose()?)

@@ -6,6 +6,7 @@
 //! `cantina_notify_canales_pausados` ([`crate::operator_pauses`]). Every view (`channel list`, `stats`, `/metrics`)
 //! merges the two with [`merge`], so they cannot disagree.
 
+mod operator;
 pub mod store;
 pub mod view;
 
@@ -14,7 +15,8 @@ use std::time::Duration;
 use jiff::{SignedDuration, Timestamp};
 
 use crate::domain::ChannelKind;
-use crate::operator_pauses::OperatorPause;
+pub use crate::domain::StateKind;
+pub use operator::OperatorPause;
 
 /// How often a replica refreshes its rows when nothing changes (a change is written at once).
 pub const HEARTBEAT: Duration = Duration::from_secs(5);
@@ -80,43 +82,6 @@ pub enum ChannelState {
     Active { providers: Vec<String> },
     /// No replica is live: no service is running (or none can reach the database), so nothing is known.
     Unknown,
-}
-
-/// The states as the `state` label of `cantina_notify_channel_state` and the `state` key of `stats --json`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum StateKind {
-    NotConfigured,
-    Active,
-    PausedByOperator,
-    PausedByProvider,
-    Unknown,
-}
-
-impl StateKind {
-    /// The states a running process can be in (its own view is never `Unknown`): one gauge series each.
-    pub const METRIC: [StateKind; 4] =
-        [StateKind::NotConfigured, StateKind::Active, StateKind::PausedByOperator, StateKind::PausedByProvider];
-
-    pub fn label(self) -> &'static str {
-        match self {
-            StateKind::NotConfigured => "not_configured",
-            StateKind::Active => "active",
-            StateKind::PausedByOperator => "paused_by_operator",
-            StateKind::PausedByProvider => "paused_by_provider",
-            StateKind::Unknown => "unknown",
-        }
-    }
-
-    /// As staff read it.
-    pub fn spanish(self) -> &'static str {
-        match self {
-            StateKind::NotConfigured => "no configurado",
-            StateKind::Active => "activo",
-            StateKind::PausedByOperator => "pausado por un operador",
-            StateKind::PausedByProvider => "pausado por un error del proveedor",
-            StateKind::Unknown => "desconocido: ningún servicio en marcha",
-        }
-    }
 }
 
 impl ChannelState {

@@ -8,7 +8,7 @@ use tokio_postgres::Client;
 use super::{FORGET_AFTER, LocalState, ReplicaRow};
 use crate::db::DbError;
 use crate::domain::ChannelKind;
-use crate::ops::format;
+use crate::present::format;
 
 /// What a view reads: every row, and the database's clock (the one that stamped the heartbeats).
 #[derive(Debug, Clone)]

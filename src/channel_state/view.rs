@@ -7,12 +7,11 @@ use serde::Serialize;
 use tokio_postgres::Client;
 
 use super::store::{self, Snapshot};
-use super::{ChannelState, Heartbeat, STALE_AFTER, merge_all, replicas};
+use super::{ChannelState, Heartbeat, OperatorPause, STALE_AFTER, merge_all, replicas};
 use crate::db::DbError;
 use crate::domain::ChannelKind;
-use crate::operator_pauses::OperatorPause;
-use crate::ops::format::{self, Align, table};
-use crate::ops::mask;
+use crate::present::format::{self, Align, table};
+use crate::present::mask;
 
 /// Everything a view needs: the merged state of each channel and which replicas it heard from.
 #[derive(Debug, Clone)]

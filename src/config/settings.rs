@@ -18,8 +18,8 @@ pub struct Settings {
     pub portal: PortalSettings,
     pub limits: LimitsSettings,
     pub webhooks: WebhooksSettings,
-    pub quiet_hours: crate::dispatch::quiet::QuietHoursSettings,
-    pub scheduler: crate::scheduler::SchedulerSettings,
+    pub quiet_hours: super::QuietHoursSettings,
+    pub scheduler: super::SchedulerSettings,
     pub fallback: FallbackSettings,
     pub alerts: AlertSettings,
     pub retention: RetentionSettings,
@@ -230,6 +230,21 @@ pub struct RulesSettings {
     pub cuenta_pendiente: RuleSettings,
     pub recordatorio_deuda: RuleSettings,
     pub tarjeta_bloqueada: RuleSettings,
+}
+
+impl RulesSettings {
+    /// A type's channel list and fallback list (`CANTINA__RULES__<TYPE>__CHANNELS` / `__FALLBACK`). Exhaustive, so
+    /// a new [`NotificationType`](crate::domain::NotificationType) does not compile without its settings field.
+    pub fn get(&self, t: crate::domain::NotificationType) -> (&[String], &[String]) {
+        use crate::domain::NotificationType as T;
+        match t {
+            T::SaldoBajo => (&self.saldo_bajo.channels, &self.saldo_bajo.fallback),
+            T::RecargaExitosa => (&self.recarga_exitosa.channels, &self.recarga_exitosa.fallback),
+            T::CuentaPendiente => (&self.cuenta_pendiente.channels, &self.cuenta_pendiente.fallback),
+            T::RecordatorioDeuda => (&self.recordatorio_deuda.channels, &self.recordatorio_deuda.fallback),
+            T::TarjetaBloqueada => (&self.tarjeta_bloqueada.channels, &self.tarjeta_bloqueada.fallback),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]

@@ -195,17 +195,11 @@ impl Settings {
 
     pub fn rules_config(&self) -> Result<RulesConfig, Vec<String>> {
         let r = &self.rules;
-        let lists = [
-            (NotificationType::SaldoBajo, &r.saldo_bajo.channels, &r.saldo_bajo.fallback),
-            (NotificationType::RecargaExitosa, &r.recarga_exitosa.channels, &r.recarga_exitosa.fallback),
-            (NotificationType::CuentaPendiente, &r.cuenta_pendiente.channels, &r.cuenta_pendiente.fallback),
-            (NotificationType::RecordatorioDeuda, &r.recordatorio_deuda.channels, &r.recordatorio_deuda.fallback),
-            (NotificationType::TarjetaBloqueada, &r.tarjeta_bloqueada.channels, &r.tarjeta_bloqueada.fallback),
-        ];
         let mut errors = Vec::new();
         let mut channels = BTreeMap::new();
         let mut fallback = std::collections::BTreeSet::new();
-        for (t, list, fallback_list) in lists {
+        for t in NotificationType::ALL {
+            let (list, fallback_list) = r.get(t);
             // A fallback list replaces the channel list (whose default, `email`, is always present).
             let is_fallback = !fallback_list.is_empty();
             let mut parsed: Vec<ChannelKind> = Vec::new();
@@ -340,8 +334,8 @@ impl Settings {
             errors.extend(e);
         }
         errors.extend(self.scheduler.validate());
-        errors.extend(crate::alerts::validate(&self.alerts));
-        errors.extend(crate::scheduler::cleanup::validate(&self.retention, &self.scheduler));
+        errors.extend(super::checks::alerts(&self.alerts));
+        errors.extend(super::checks::retention(&self.retention, &self.scheduler));
         errors.extend(crate::scheduler::summary::validate(&self.resumen_diario));
         let rules = self.rules_config().map_err(|e| errors.extend(e)).ok();
         let providers = self.channel_providers().map_err(|e| errors.extend(e)).ok();

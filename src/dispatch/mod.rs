@@ -583,11 +583,8 @@ impl Dispatcher {
         let destino = c.destino.as_deref().unwrap_or_default();
         let channel = ChannelKind::parse(destino).map_err(|_| format!("destino desconocido '{destino}'"))?;
         let tipo = c.tipo.as_deref().unwrap_or_default();
-        let tipo = NotificationType::parse(tipo).map_err(|_| {
-            format!(
-                "tipo de aviso desconocido '{tipo}' (se esperaba saldo_bajo, recarga_exitosa, cuenta_pendiente, recordatorio_deuda o tarjeta_bloqueada)"
-            )
-        })?;
+        let tipo = NotificationType::parse(tipo)
+            .map_err(|_| format!("tipo de aviso desconocido '{tipo}' (se esperaba {})", NotificationType::names_o()))?;
         let data =
             <MessageData as serde::Deserialize>::deserialize(c.datos.as_ref().unwrap_or(&serde_json::Value::Null))
                 .map_err(|e| format!("datos de la solicitud ilegibles: {e}"))?;

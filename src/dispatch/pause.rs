@@ -204,7 +204,7 @@ impl Dispatcher {
         }
         for p in rows.iter().filter(|p| closed.contains(&p.channel)) {
             // An operator may quote an address in the reason.
-            let motivo = crate::ops::mask::text(&p.motivo);
+            let motivo = crate::present::mask::text(&p.motivo);
             tracing::warn!(channel = %p.channel, %motivo, por = %p.pausado_por, "channel paused by an operator");
         }
         for k in &opened {
@@ -225,10 +225,7 @@ impl Dispatcher {
     }
 }
 
-/// Names the staff alert of a configuration pause (an operator's pause has its own, in [`crate::operator_pauses`]).
-pub fn alert_prefix(kind: ChannelKind) -> String {
-    format!("cantina-notify: canal {} pausado", kind.destino())
-}
+pub use crate::alerts::config_pause_alert_prefix as alert_prefix;
 
 /// One open `SISTEMA` alert per paused channel, whichever replica notices first.
 pub async fn raise_alert(pool: &Pool, kind: ChannelKind, provider: &str, reason: &str) -> Result<(), DbError> {

@@ -2,6 +2,8 @@
 
 mod attempt_limit;
 mod channel;
+mod channel_state;
+pub mod cron;
 mod email;
 mod guaranies;
 mod notification_type;
@@ -9,6 +11,7 @@ mod phone;
 
 pub use attempt_limit::AttemptLimit;
 pub use channel::{ChannelKind, ParseChannelError};
+pub use channel_state::StateKind;
 pub use email::{EmailAddress, InvalidEmail};
 pub use guaranies::Guaranies;
 pub use notification_type::{NotificationType, UnknownNotificationType};

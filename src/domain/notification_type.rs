@@ -1,37 +1,68 @@
 use std::fmt;
 
-/// The kinds of notice the service sends; the string is stored in `solicitudes_notificacion.tipo`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum NotificationType {
-    SaldoBajo,
-    RecargaExitosa,
-    CuentaPendiente,
-    RecordatorioDeuda,
-    TarjetaBloqueada,
+/// Generates [`NotificationType`] from the one list below: the enum, `ALL` (its length included), the stored
+/// string and the staff's label. Everything else that must handle a type matches on the enum exhaustively, so the
+/// compiler lists it (see docs/development.md, "Adding a notice type").
+macro_rules! notification_types {
+    ($($(#[$doc:meta])* $variant:ident = $name:literal, label $label:literal;)+) => {
+        /// The kinds of notice the service sends; the string is stored in `solicitudes_notificacion.tipo`.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+        pub enum NotificationType {
+            $($(#[$doc])* $variant,)+
+        }
+
+        impl NotificationType {
+            /// Every type, in declaration order (also the enum's `Ord`).
+            pub const ALL: [NotificationType; [$($name),+].len()] = [$(Self::$variant),+];
+
+            /// The name stored in `solicitudes_notificacion.tipo` and used in `CANTINA__RULES__<TYPE>__…`.
+            pub fn as_str(self) -> &'static str {
+                match self {
+                    $(Self::$variant => $name,)+
+                }
+            }
+
+            /// What staff read (the daily summary's rows).
+            pub fn label(self) -> &'static str {
+                match self {
+                    $(Self::$variant => $label,)+
+                }
+            }
+        }
+    };
+}
+
+// One line per type: the variant, its stored name, its label. The order is `ALL`'s (and the settings').
+notification_types! {
+    SaldoBajo = "saldo_bajo", label "Saldo bajo";
+    RecargaExitosa = "recarga_exitosa", label "Recarga exitosa";
+    CuentaPendiente = "cuenta_pendiente", label "Cuenta pendiente";
+    RecordatorioDeuda = "recordatorio_deuda", label "Recordatorio de deuda";
+    TarjetaBloqueada = "tarjeta_bloqueada", label "Tarjeta bloqueada";
 }
 
 #[derive(Debug, thiserror::Error)]
-#[error(
-    "unknown notification type '{0}' (expected one of: saldo_bajo, recarga_exitosa, cuenta_pendiente, recordatorio_deuda, tarjeta_bloqueada)"
-)]
+#[error("unknown notification type '{0}' (expected one of: {list})", list = NotificationType::names())]
 pub struct UnknownNotificationType(pub String);
 
 impl NotificationType {
-    pub const ALL: [NotificationType; 5] =
-        [Self::SaldoBajo, Self::RecargaExitosa, Self::CuentaPendiente, Self::RecordatorioDeuda, Self::TarjetaBloqueada];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::SaldoBajo => "saldo_bajo",
-            Self::RecargaExitosa => "recarga_exitosa",
-            Self::CuentaPendiente => "cuenta_pendiente",
-            Self::RecordatorioDeuda => "recordatorio_deuda",
-            Self::TarjetaBloqueada => "tarjeta_bloqueada",
-        }
-    }
-
     pub fn parse(s: &str) -> Result<Self, UnknownNotificationType> {
         Self::ALL.into_iter().find(|t| t.as_str() == s.trim()).ok_or_else(|| UnknownNotificationType(s.to_string()))
+    }
+
+    /// Every name, comma-separated: `saldo_bajo, recarga_exitosa, …`.
+    pub fn names() -> String {
+        Self::ALL.map(Self::as_str).join(", ")
+    }
+
+    /// Every name as a Spanish enumeration: `saldo_bajo, …, recordatorio_deuda o tarjeta_bloqueada`.
+    pub fn names_o() -> String {
+        let names = Self::ALL.map(Self::as_str);
+        match names.split_last() {
+            Some((last, [])) => last.to_string(),
+            Some((last, rest)) => format!("{} o {last}", rest.join(", ")),
+            None => String::new(),
+        }
     }
 }
 
@@ -51,5 +82,25 @@ mod tests {
             assert_eq!(NotificationType::parse(t.as_str()).ok(), Some(t));
         }
         assert!(NotificationType::parse("consumo_realizado").is_err());
+    }
+
+    /// The texts built from the declaration are the ones written by hand before it (operators and tests read them).
+    #[test]
+    fn listed_types_and_labels_keep_their_wording() {
+        let e = NotificationType::parse("consumo_realizado").unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "unknown notification type 'consumo_realizado' (expected one of: saldo_bajo, recarga_exitosa, cuenta_pendiente, recordatorio_deuda, tarjeta_bloqueada)"
+        );
+        assert_eq!(
+            NotificationType::names_o(),
+            "saldo_bajo, recarga_exitosa, cuenta_pendiente, recordatorio_deuda o tarjeta_bloqueada"
+        );
+        let labels = NotificationType::ALL.map(NotificationType::label);
+        assert_eq!(
+            labels,
+            ["Saldo bajo", "Recarga exitosa", "Cuenta pendiente", "Recordatorio de deuda", "Tarjeta bloqueada"]
+        );
+        assert!(NotificationType::ALL.is_sorted(), "ALL follows the enum's order");
     }
 }

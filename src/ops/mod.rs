@@ -3,7 +3,7 @@
 //! times in America/Asuncion; `--json` gives the same facts for scripts, with times in UTC (RFC 3339).
 
 pub mod format;
-pub mod mask;
+pub use crate::present::mask;
 pub mod requests;
 pub mod stats;
 

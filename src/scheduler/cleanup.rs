@@ -17,15 +17,13 @@ use std::fmt;
 use deadpool_postgres::Pool;
 use jiff::{SignedDuration, Timestamp};
 
-use super::SchedulerSettings;
 use crate::config::RetentionSettings;
 use crate::db::DbError;
 
 /// Rows per DELETE statement.
 pub const BATCH: i64 = 5_000;
 
-/// Retention periods longer than this are refused (and would overflow the date arithmetic long before).
-pub const MAX_DAYS: u64 = 36_500;
+pub use crate::config::checks::MAX_RETENTION_DAYS as MAX_DAYS;
 
 const DELETE_EVENTS: &str = "
     DELETE FROM cantina_notify_eventos WHERE id IN (
@@ -133,31 +131,12 @@ async fn delete_all(pool: &Pool, sql: &str, before: Timestamp, batch: i64) -> Re
     }
 }
 
-/// Start-up validation of `settings.retention`, naming the keys.
-pub fn validate(retention: &RetentionSettings, scheduler: &SchedulerSettings) -> Vec<String> {
-    let mut errors = Vec::new();
-    for (key, days) in [
-        ("CANTINA__RETENTION__EVENTS_DAYS", retention.events_days),
-        ("CANTINA__RETENTION__REQUESTS_DAYS", retention.requests_days),
-        ("CANTINA__RETENTION__LEDGER_DAYS", retention.ledger_days),
-    ] {
-        if !(1..=MAX_DAYS).contains(&days) {
-            errors.push(format!("{key}: must be a number of days from 1 to {MAX_DAYS} (got {days})"));
-        }
-    }
-    // A failed run inside the catch-up window is retried from its ledger row: the row must outlive the window.
-    if retention.ledger_days.saturating_mul(24) < scheduler.catch_up_window_hours {
-        errors.push(format!(
-            "CANTINA__RETENTION__LEDGER_DAYS: {} days is shorter than CANTINA__SCHEDULER__CATCH_UP_WINDOW_HOURS ({} h)",
-            retention.ledger_days, scheduler.catch_up_window_hours
-        ));
-    }
-    errors
-}
+pub use crate::config::checks::retention as validate;
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::SchedulerSettings;
 
     #[test]
     fn cutoffs_are_whole_days_before_now() {

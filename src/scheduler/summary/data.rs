@@ -131,7 +131,7 @@ fn limit(n: usize) -> i64 {
 pub fn group_reasons(raw: Vec<Motivo>) -> (Vec<Motivo>, i64) {
     let mut merged: std::collections::BTreeMap<String, Motivo> = std::collections::BTreeMap::new();
     for m in raw {
-        let motivo = crate::ops::mask::text(&m.motivo);
+        let motivo = crate::present::mask::text(&m.motivo);
         let e =
             merged.entry(motivo.clone()).or_insert_with(|| Motivo { motivo, n: 0, destinos: vec![], ejemplos: vec![] });
         e.n += m.n;
@@ -164,7 +164,7 @@ fn provider_pauses(operator: &[Pausa], replicas: Option<&crate::channel_state::s
         .filter_map(|(kind, state)| match state {
             crate::channel_state::ChannelState::PausedByProvider { error, since, .. } => Some(Pausa {
                 destino: kind.destino().to_string(),
-                motivo: crate::ops::mask::text(&error),
+                motivo: crate::present::mask::text(&error),
                 pausado_por: "un error del proveedor".to_string(),
                 pausado_en: since,
             }),

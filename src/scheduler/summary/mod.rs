@@ -247,7 +247,7 @@ impl DailySummary {
             format!(
                 "canal Email pausado por {}: {}",
                 por.as_deref().unwrap_or("un operador"),
-                crate::ops::mask::text(motivo.as_deref().unwrap_or(""))
+                crate::present::mask::text(motivo.as_deref().unwrap_or(""))
             )
         }))
     }

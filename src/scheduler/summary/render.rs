@@ -4,7 +4,7 @@ use jiff::civil::{Date, Weekday};
 use jiff::{Timestamp, Zoned};
 use sailfish::TemplateSimple;
 
-use crate::domain::Guaranies;
+use crate::domain::{Guaranies, NotificationType};
 use crate::requests::RequestState;
 use crate::scheduler::asuncion;
 
@@ -147,12 +147,7 @@ fn hora_local(t: Timestamp) -> String {
 fn etiqueta_tipo(tipo: Option<&str>) -> String {
     match tipo {
         None => "Manual (POS)".into(),
-        Some("saldo_bajo") => "Saldo bajo".into(),
-        Some("recarga_exitosa") => "Recarga exitosa".into(),
-        Some("cuenta_pendiente") => "Cuenta pendiente".into(),
-        Some("recordatorio_deuda") => "Recordatorio de deuda".into(),
-        Some("tarjeta_bloqueada") => "Tarjeta bloqueada".into(),
-        Some(other) => other.into(),
+        Some(t) => NotificationType::ALL.into_iter().find(|k| k.as_str() == t).map_or(t, |k| k.label()).into(),
     }
 }
 
