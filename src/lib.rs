@@ -24,6 +24,7 @@ pub mod ops;
 pub mod optouts;
 pub mod pg_cluster;
 pub mod render;
+pub mod requests;
 pub mod rules;
 pub mod scheduler;
 pub mod signing;

@@ -19,6 +19,7 @@ const CYCLES: &[&[&str]] = &[&[
     "ops",
     "optouts",
     "render",
+    "requests",
     "rules",
     "scheduler",
 ]];
@@ -28,7 +29,6 @@ const TABLE_SQL_OUTSIDE_REQUESTS: &[&str] = &[
     "alerts.rs",
     "demo.rs",
     "dispatch/fallback.rs",
-    "dispatch/sent.rs",
     "dispatch/store.rs",
     "events/drain.rs",
     "migrate.rs",

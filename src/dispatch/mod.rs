@@ -9,7 +9,7 @@ mod probe_log;
 pub mod quiet;
 mod rate;
 mod retry;
-pub mod sent;
+pub use crate::requests::sent;
 mod states;
 pub mod store;
 

@@ -5,9 +5,9 @@ use std::time::Duration;
 use deadpool_postgres::Pool;
 use serde_json::Value as Json;
 
-use super::sent::Sent;
 use crate::channels::provider_text::clean_reason;
 use crate::db::DbError;
+use crate::requests::sent::Sent;
 
 /// A request the dispatcher holds a lease on.
 #[derive(Debug, Clone)]
@@ -264,7 +264,7 @@ pub enum Outcome<'a> {
 pub async fn record(pool: &Pool, c: &Claimed, outcome: &Outcome<'_>) -> Result<u64, DbError> {
     if let Outcome::Sent { provider, provider_id, warning, await_receipt } = outcome {
         let row = sent_row(c, provider, *provider_id, *warning, *await_receipt);
-        return Ok(super::sent::write(pool, &[&row]).await?.len() as u64);
+        return Ok(crate::requests::sent::write(pool, &[&row]).await?.len() as u64);
     }
     let conn = pool.get().await?;
     let n = match outcome {
@@ -290,7 +290,7 @@ pub async fn record(pool: &Pool, c: &Claimed, outcome: &Outcome<'_>) -> Result<u
     Ok(n)
 }
 
-/// The row [`super::sent`] writes for a send of this claim.
+/// The row [`crate::requests::sent`] writes for a send of this claim.
 pub fn sent_row(
     c: &Claimed,
     provider: &str,

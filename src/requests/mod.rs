@@ -1,0 +1,5 @@
+//! `solicitudes_notificacion`, the notice requests: the SQL that writes and reads the table lives here, so its life
+//! cycle (created `Pendiente` by a producer, claimed with a lease, recorded `Enviado`/`Error`/`Omitido`) is in one
+//! place. The producers (the drain, the sweeps, the fallback) and the dispatcher call in; they hold no SQL on it.
+
+pub mod sent;
