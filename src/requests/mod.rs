@@ -2,4 +2,8 @@
 //! cycle (created `Pendiente` by a producer, claimed with a lease, recorded `Enviado`/`Error`/`Omitido`) is in one
 //! place. The producers (the drain, the sweeps, the fallback) and the dispatcher call in; they hold no SQL on it.
 
+pub mod claim;
+pub mod outcome;
+pub mod row;
 pub mod sent;
+pub mod signing_upgrade;
