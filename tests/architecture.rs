@@ -29,7 +29,6 @@ const TABLE_SQL_OUTSIDE_REQUESTS: &[&str] = &[
     "alerts.rs",
     "demo.rs",
     "dispatch/fallback.rs",
-    "events/drain.rs",
     "migrate.rs",
     "operator_pauses.rs",
     "ops/requests.rs",

@@ -22,15 +22,7 @@ use crate::events::drain::{insert_requests, turned_off};
 use crate::rules::{MessageData, NewRequest, Parent, resolve_recipient};
 use crate::signing::{RowSigner, SignedFields};
 
-/// `canales_respaldo` for a list of channels still to try (`None` when there is none).
-pub fn chain_column(rest: &[ChannelKind]) -> Option<String> {
-    (!rest.is_empty()).then(|| rest.iter().map(ChannelKind::to_string).collect::<Vec<_>>().join(","))
-}
-
-/// The channels in a stored `canales_respaldo` (unknown names are skipped: the list was validated when written).
-pub fn parse_chain(column: &str) -> Vec<ChannelKind> {
-    column.split(',').filter_map(|c| ChannelKind::parse(c.trim()).ok()).collect()
-}
+pub use crate::requests::key::{chain_column, parse_chain};
 
 /// Whether a provider tells us about deliveries with this configuration, so a sent notice can wait for a receipt:
 /// Twilio with a status callback URL, Meta with the webhook's app secret, SendGrid with the event webhook key.
@@ -272,15 +264,6 @@ mod tests {
     use super::*;
     use crate::config::Secret;
     use ChannelKind::*;
-
-    #[test]
-    fn the_chain_column_round_trips() {
-        assert_eq!(chain_column(&[]), None);
-        assert_eq!(chain_column(&[Sms, Email]).as_deref(), Some("sms,email"));
-        assert_eq!(parse_chain("sms,email"), [Sms, Email]);
-        assert_eq!(parse_chain(" whatsapp , bogus,portal"), [WhatsApp, Portal]);
-        assert!(parse_chain("").is_empty());
-    }
 
     #[test]
     fn only_providers_with_a_configured_receipt_webhook_are_waited_for() {

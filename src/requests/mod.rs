@@ -3,7 +3,10 @@
 //! place. The producers (the drain, the sweeps, the fallback) and the dispatcher call in; they hold no SQL on it.
 
 pub mod claim;
+pub mod key;
+pub mod manual;
 pub mod outcome;
 pub mod row;
 pub mod sent;
 pub mod signing_upgrade;
+pub mod write;
