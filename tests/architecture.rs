@@ -9,11 +9,11 @@ use std::path::{Path, PathBuf};
 /// Groups of top-level modules that reach each other through `crate::` paths (strongly connected components).
 const CYCLES: &[&[&str]] = &[&[
     "alerts",
+    "cantina",
     "channel_state",
     "channels",
     "config",
     "dispatch",
-    "events",
     "metrics",
     "operator_pauses",
     "ops",

@@ -15,10 +15,11 @@ use std::time::Duration;
 use deadpool_postgres::{GenericClient, Pool};
 use serde_json::Value as Json;
 
+use crate::cantina::preferences::turned_off;
 use crate::config::{PreferenceDefaults, Settings};
 use crate::db::DbError;
 use crate::domain::{ChannelKind, Guaranies, NotificationType};
-use crate::events::drain::{insert_requests, turned_off};
+use crate::requests::write::insert_requests;
 use crate::rules::{MessageData, NewRequest, Parent, resolve_recipient};
 use crate::signing::{RowSigner, SignedFields};
 

@@ -3,7 +3,7 @@
 //! period, and gives back claims it never started.
 
 pub mod fallback;
-mod handoff;
+use crate::requests::handoff;
 mod pause;
 mod probe_log;
 pub mod quiet;

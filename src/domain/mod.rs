@@ -2,12 +2,14 @@
 
 mod channel;
 mod email;
+mod event;
 mod guaranies;
 mod notification_type;
 mod phone;
 
 pub use channel::{ChannelKind, ParseChannelError};
 pub use email::{EmailAddress, InvalidEmail};
+pub use event::{EventKind, OutboxEvent};
 pub use guaranies::Guaranies;
 pub use notification_type::{NotificationType, UnknownNotificationType};
 pub use phone::{InvalidPhone, MobilePhone};

@@ -2,20 +2,19 @@
 //! refers to in bulk, run the pure rules, insert the requests with ON CONFLICT DO NOTHING and mark the events done,
 //! all in one transaction. Running it twice, or on two replicas at once, yields the same single request per notice.
 
-use std::collections::HashSet;
 use std::time::SystemTime;
 
 use deadpool_postgres::{GenericClient, Pool};
 use jiff::Timestamp;
 
 use super::{EventKind, OutboxEvent};
-use crate::config::{PreferenceDefaults, RulesConfig};
+use crate::config::RulesConfig;
 use crate::db::DbError;
 use crate::domain::{ChannelKind, NotificationType};
 use crate::requests;
 use crate::requests::row::Claimed;
 pub use crate::requests::write::{ClaimOffer, insert_and_claim, insert_requests};
-use crate::rules::{self, Card, Context, Decision, NewRequest, OffBy, Parent, Recharge, RuleInput, Student, TurnedOff};
+use crate::rules::{self, Decision, NewRequest, RuleInput};
 
 /// What one batch did, for metrics and for waking the dispatcher.
 #[derive(Debug, Default)]
@@ -52,22 +51,6 @@ const CLAIM_ONE: &str = "
     WHERE procesado_en IS NULL AND id = $2
     LIMIT $1
     FOR UPDATE";
-
-const LOAD_CARDS: &str = "
-    SELECT t.nro_tarjeta, t.saldo_actual, t.saldo_alerta, t.estado, t.notificar_saldo_bajo, t.ultima_notificacion_saldo,
-           h.id_hijo, h.nombre, h.apellido,
-           c.id_cliente, c.nombres, c.apellidos, c.email, c.telefono, c.activo
-    FROM tarjetas t
-    LEFT JOIN hijos h ON h.id_hijo = t.id_hijo
-    LEFT JOIN clientes c ON c.id_cliente = h.id_cliente_responsable
-    WHERE t.nro_tarjeta = ANY($1)";
-
-const LOAD_RECHARGES: &str = "
-    SELECT id_carga, nro_tarjeta, monto_cargado, estado, coalesce(fecha_confirmacion, fecha_carga, now()), referencia
-    FROM cargas_saldo WHERE id_carga = ANY($1)";
-
-const LOAD_PARENTS: &str = "
-    SELECT id_cliente, nombres, apellidos, email, telefono, activo FROM clientes WHERE id_cliente = ANY($1)";
 
 /// Processes one batch of pending events. Returns an empty outcome when there is nothing to do.
 pub async fn drain_batch(
@@ -120,7 +103,7 @@ async fn drain(
     // The trigger copies the recharge's card into the event, so the cards load beside the recharges.
     let card_hints: Vec<String> = rows.iter().filter_map(|r| r.get::<_, Option<String>>(3)).collect();
 
-    let ctx = load_context(tx, &events, card_hints, &config.preference_defaults).await?;
+    let ctx = crate::cantina::context::load_context(tx, &events, card_hints, &config.preference_defaults).await?;
     let mut outcome = BatchOutcome { events: events.len(), ..Default::default() };
     let now = Timestamp::now();
     outcome.oldest_age_seconds =
@@ -178,255 +161,6 @@ async fn drain(
         }
     }
     Ok(outcome)
-}
-
-async fn load_context(
-    tx: &impl GenericClient,
-    events: &[OutboxEvent],
-    card_hints: Vec<String>,
-    defaults: &PreferenceDefaults,
-) -> Result<Context, DbError> {
-    let mut ctx = Context::default();
-    let mut card_ids: HashSet<String> = card_hints.into_iter().collect();
-    let mut recharge_ids = Vec::new();
-    let mut manual_ids = Vec::new();
-    for e in events {
-        match &e.kind {
-            EventKind::RecargaConfirmada { id_carga } => recharge_ids.push(*id_carga),
-            EventKind::SaldoBajo { nro_tarjeta, .. } | EventKind::TarjetaBloqueada { nro_tarjeta } => {
-                card_ids.insert(nro_tarjeta.clone());
-            }
-            EventKind::SolicitudManual { id_solicitud } => manual_ids.push(*id_solicitud),
-            EventKind::Invalid { .. } => {}
-        }
-    }
-    // Recharges, the cards already known and the manual rows in one round trip.
-    let (recharges, manual) = (tx.prepare_cached(LOAD_RECHARGES).await?, requests::manual::prepare_load(tx).await?);
-    let known: Vec<String> = card_ids.iter().cloned().collect();
-    let known_keys = card_ids.clone();
-    let (recharge_rows, (), manual_rows, preference_rows_by_card) = tokio::try_join!(
-        async {
-            match recharge_ids.is_empty() {
-                true => Ok(Vec::new()),
-                false => tx.query(&recharges, &[&recharge_ids]).await.map_err(DbError::from),
-            }
-        },
-        async {
-            match known.is_empty() {
-                true => Ok(()),
-                false => load_card_rows(tx, &known, &mut ctx.cards).await,
-            }
-        },
-        async {
-            match manual_ids.is_empty() {
-                true => Ok(Vec::new()),
-                false => requests::manual::load(tx, &manual, &manual_ids).await,
-            }
-        },
-        async {
-            match known.is_empty() {
-                true => Ok(Vec::new()),
-                false => preference_rows(tx, LOAD_PREFERENCES_BY_CARD, &known, defaults).await,
-            }
-        },
-    )?;
-    for r in recharge_rows {
-        let recharge = Recharge {
-            id_carga: r.get(0),
-            nro_tarjeta: r.get(1),
-            monto: r.get(2),
-            estado: r.get::<_, Option<String>>(3).unwrap_or_default(),
-            fecha: ts(r.get(4)),
-            referencia: r.get(5),
-        };
-        card_ids.insert(recharge.nro_tarjeta.clone());
-        ctx.recharges.insert(recharge.id_carga, recharge);
-    }
-    if !manual_rows.is_empty() {
-        let mut parent_ids = Vec::new();
-        for row in manual_rows {
-            if let Some(t) = &row.nro_tarjeta {
-                card_ids.insert(t.clone());
-            }
-            parent_ids.extend(row.id_cliente);
-            ctx.manual.insert(row.id_solicitud, row);
-        }
-        if !parent_ids.is_empty() {
-            for r in tx.query(&tx.prepare_cached(LOAD_PARENTS).await?, &[&parent_ids]).await? {
-                let p = Parent {
-                    id_cliente: r.get(0),
-                    nombres: r.get(1),
-                    apellidos: r.get(2),
-                    email: r.get(3),
-                    telefono: r.get(4),
-                    activo: r.get::<_, Option<bool>>(5).unwrap_or(true),
-                };
-                ctx.parents.insert(p.id_cliente, p);
-            }
-        }
-    }
-    // Cards not loaded yet: a manual row's, or a recharge whose card differs from the event's copy.
-    let missing: Vec<String> = card_ids.into_iter().filter(|c| !ctx.cards.contains_key(c)).collect();
-    if !missing.is_empty() {
-        load_card_rows(tx, &missing, &mut ctx.cards).await?;
-    }
-    load_preferences(tx, &mut ctx, preference_rows_by_card, &known_keys, defaults).await?;
-    Ok(ctx)
-}
-
-/// Which channels each client turned off per type: off only if every one of their active portal accounts has it off
-/// for the type. No preference row, or NULL in the column, means the configured default ($3–$6). `$where` picks the
-/// clients from $1.
-macro_rules! preferences_sql {
-    ($where:literal) => {
-        concat!(
-            "SELECT u.id_cliente, t.tipo,
-                    bool_and(NOT coalesce(p.email_activo, $3)),
-                    bool_and(NOT coalesce(p.sms_activo, $4)),
-                    bool_and(NOT coalesce(p.whatsapp_activo, $5)),
-                    bool_and(NOT coalesce(p.push_activo, $6)),
-                    bool_or(p.email_activo IS NOT NULL), bool_or(p.sms_activo IS NOT NULL),
-                    bool_or(p.whatsapp_activo IS NOT NULL), bool_or(p.push_activo IS NOT NULL)
-             FROM usuario_portal u
-             CROSS JOIN unnest($2::text[]) AS t(tipo)
-             LEFT JOIN preferencia_notificacion p
-                    ON p.id_usuario_portal = u.id_usuario_portal AND p.tipo_notificacion = t.tipo
-             WHERE ",
-            $where,
-            " AND coalesce(u.activo, true)
-             GROUP BY u.id_cliente, t.tipo"
-        )
-    };
-}
-
-/// By client ids.
-const LOAD_PREFERENCES: &str = preferences_sql!("u.id_cliente = ANY($1)");
-
-/// By the cards' parents, so the preferences load in the same round trip as the cards.
-const LOAD_PREFERENCES_BY_CARD: &str = preferences_sql!(
-    "u.id_cliente IN (SELECT h.id_cliente_responsable FROM tarjetas c JOIN hijos h ON h.id_hijo = c.id_hijo
-                      WHERE c.nro_tarjeta = ANY($1))"
-);
-
-/// The preferences of every client in the context: from the rows loaded by card beside the cards, and by id for
-/// any client those did not cover (a manual row's parent, a card loaded later).
-async fn load_preferences(
-    tx: &impl GenericClient,
-    ctx: &mut Context,
-    by_card: Vec<tokio_postgres::Row>,
-    card_keys: &HashSet<String>,
-    defaults: &PreferenceDefaults,
-) -> Result<(), DbError> {
-    let mut covered = Vec::new();
-    let mut rest = Vec::new();
-    for card in ctx.cards.values() {
-        if let Some(p) = &card.parent {
-            match card_keys.contains(&card.nro_tarjeta) {
-                true => covered.push(p.id_cliente),
-                false => rest.push(p.id_cliente),
-            }
-        }
-    }
-    rest.extend(ctx.parents.keys().filter(|id| !covered.contains(id)));
-    let mut out = TurnedOff::new();
-    fold_preferences(&by_card, &covered, defaults, &mut out);
-    if !rest.is_empty() {
-        let rows = preference_rows(tx, LOAD_PREFERENCES, &rest, defaults).await?;
-        fold_preferences(&rows, &rest, defaults, &mut out);
-    }
-    ctx.turned_off = out;
-    Ok(())
-}
-
-/// The channels these clients turned off per type in the portal (the drain, the sweeps and the fallback share it).
-pub async fn turned_off(
-    tx: &impl GenericClient,
-    clients: &[i32],
-    defaults: &PreferenceDefaults,
-) -> Result<TurnedOff, DbError> {
-    let mut out = TurnedOff::new();
-    if clients.is_empty() {
-        return Ok(out);
-    }
-    let rows = preference_rows(tx, LOAD_PREFERENCES, &clients, defaults).await?;
-    fold_preferences(&rows, clients, defaults, &mut out);
-    Ok(out)
-}
-
-async fn preference_rows(
-    tx: &impl GenericClient,
-    sql: &str,
-    keys: &(dyn tokio_postgres::types::ToSql + Sync),
-    defaults: &PreferenceDefaults,
-) -> Result<Vec<tokio_postgres::Row>, DbError> {
-    let tipos: Vec<&str> = NotificationType::ALL.iter().map(|t| t.as_str()).collect();
-    let params: [&(dyn tokio_postgres::types::ToSql + Sync); 6] =
-        [keys, &tipos, &defaults.email, &defaults.sms, &defaults.whatsapp, &defaults.portal];
-    Ok(tx.query(&tx.prepare_cached(sql).await?, &params).await?)
-}
-
-/// Adds to `out` what the preference rows say for `clients` (rows of other clients are ignored).
-fn fold_preferences(rows: &[tokio_postgres::Row], clients: &[i32], defaults: &PreferenceDefaults, out: &mut TurnedOff) {
-    let wanted: HashSet<i32> = clients.iter().copied().collect();
-    let mut with_account = HashSet::new();
-    for r in rows {
-        let (id, tipo): (i32, String) = (r.get(0), r.get(1));
-        if !wanted.contains(&id) {
-            continue;
-        }
-        with_account.insert(id);
-        let Ok(t) = NotificationType::parse(&tipo) else { continue };
-        for (i, channel) in
-            [(2, ChannelKind::Email), (3, ChannelKind::Sms), (4, ChannelKind::WhatsApp), (5, ChannelKind::Portal)]
-        {
-            if r.get::<_, Option<bool>>(i).unwrap_or(false) {
-                let said = r.get::<_, Option<bool>>(i + 4).unwrap_or(false);
-                out.insert(id, t, channel, if said { OffBy::Portal } else { OffBy::Default });
-            }
-        }
-    }
-    // A parent with no portal account has said nothing: a channel that is off by default stays off for them.
-    let off_by_default: Vec<ChannelKind> = ChannelKind::ALL.into_iter().filter(|c| !defaults.get(*c)).collect();
-    for id in wanted.iter().filter(|id| !with_account.contains(*id)) {
-        for t in NotificationType::ALL {
-            for c in &off_by_default {
-                out.insert(*id, t, *c, OffBy::Default);
-            }
-        }
-    }
-}
-
-async fn load_card_rows(
-    tx: &impl GenericClient,
-    ids: &[String],
-    cards: &mut std::collections::HashMap<String, Card>,
-) -> Result<(), DbError> {
-    {
-        for r in tx.query(&tx.prepare_cached(LOAD_CARDS).await?, &[&ids]).await? {
-            let student =
-                r.get::<_, Option<i32>>(6).map(|id_hijo| Student { id_hijo, nombre: r.get(7), apellido: r.get(8) });
-            let parent = r.get::<_, Option<i32>>(9).map(|id_cliente| Parent {
-                id_cliente,
-                nombres: r.get(10),
-                apellidos: r.get(11),
-                email: r.get(12),
-                telefono: r.get(13),
-                activo: r.get::<_, Option<bool>>(14).unwrap_or(true),
-            });
-            let card = Card {
-                nro_tarjeta: r.get(0),
-                saldo_actual: r.get(1),
-                saldo_alerta: r.get::<_, Option<i64>>(2).unwrap_or(0),
-                estado: r.get::<_, Option<String>>(3).unwrap_or_default(),
-                notificar_saldo_bajo: r.get::<_, Option<bool>>(4).unwrap_or(true),
-                ultima_notificacion_saldo: r.get::<_, Option<SystemTime>>(5).map(ts),
-                student,
-                parent,
-            };
-            cards.insert(card.nro_tarjeta.clone(), card);
-        }
-    }
-    Ok(())
 }
 
 fn ts(t: SystemTime) -> Timestamp {

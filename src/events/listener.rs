@@ -30,7 +30,7 @@ pub struct Listener {
     /// Woken when new requests are ready, so the dispatcher sends right after the rules' commit.
     pub dispatcher: Arc<Notify>,
     /// Where the requests claimed in the drain's own transaction go (none: the dispatcher claims them itself).
-    pub handoff: Option<Arc<crate::dispatch::Handoff>>,
+    pub handoff: Option<Arc<crate::requests::handoff::Handoff>>,
 }
 
 impl Listener {

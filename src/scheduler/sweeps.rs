@@ -3,7 +3,7 @@
 //! date, ISO week, days since the authorisation), so running a sweep again, on another replica, from the CLI, or
 //! after a trigger already notified the same crossing, creates nothing new. Like the rules, the sweeps honour the
 //! portal preferences: a channel the parent turned off for the type gets a request recorded `Omitido` with the
-//! reason (the drain's own query, [`crate::events::drain::turned_off`]).
+//! reason (the drain's own query, [`crate::cantina::preferences::turned_off`]).
 
 use std::collections::HashSet;
 use std::time::SystemTime;
@@ -77,7 +77,7 @@ async fn requests(tx: &impl GenericClient, rules: &RulesConfig, found: Vec<Found
     let mut clients: Vec<i32> = found.iter().map(|f| f.parent.id_cliente).collect();
     clients.sort_unstable();
     clients.dedup();
-    let turned_off = crate::events::drain::turned_off(tx, &clients, &rules.preference_defaults).await?;
+    let turned_off = crate::cantina::preferences::turned_off(tx, &clients, &rules.preference_defaults).await?;
     Ok(found
         .into_iter()
         .flat_map(|Found { tipo, key_prefix, parent, nro_tarjeta, saldo, data }| {
@@ -280,5 +280,5 @@ pub async fn insert_requests(
     signer: &crate::signing::RowSigner,
     requests: Vec<NewRequest>,
 ) -> Result<usize, DbError> {
-    Ok(crate::events::drain::insert_requests(tx, signer, requests).await?.len())
+    Ok(crate::requests::write::insert_requests(tx, signer, requests).await?.len())
 }
