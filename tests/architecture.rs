@@ -28,7 +28,6 @@ const CYCLES: &[&[&str]] = &[&[
 const TABLE_SQL_OUTSIDE_REQUESTS: &[&str] = &[
     "alerts.rs",
     "demo.rs",
-    "dispatch/fallback.rs",
     "migrate.rs",
     "operator_pauses.rs",
     "ops/requests.rs",

@@ -3,6 +3,7 @@
 //! place. The producers (the drain, the sweeps, the fallback) and the dispatcher call in; they hold no SQL on it.
 
 pub mod claim;
+pub mod fallback;
 pub mod handoff;
 pub mod key;
 pub mod manual;
