@@ -2,6 +2,7 @@
 
 pub mod drain;
 pub mod listener;
+pub mod outbox;
 pub mod wake;
 
 pub use crate::domain::{EventKind, OutboxEvent};
