@@ -44,23 +44,8 @@ pub async fn claim(
 ) -> Result<Vec<Claimed>, DbError> {
     let rows = crate::db::query_hot(pool, CLAIM, &[&limit, &lease.as_secs_f64(), &destinos, &max_attempts]).await?;
     let claimed_at = std::time::Instant::now();
-    Ok(rows
-        .iter()
-        .map(|r| Claimed {
-            id: r.get(0),
-            tipo: r.get(1),
-            destino: r.get(2),
-            destinatario: r.get(3),
-            datos: r.get(4),
-            clave_dedup: r.get(5),
-            intentos: r.get(6),
-            firma: r.get(7),
-            id_cliente: r.get(8),
-            nro_tarjeta: r.get(9),
-            already_sent: r.get(10),
-            claimed_at,
-        })
-        .collect())
+    // `exists`: the unnamed history check that ends the RETURNING list.
+    Ok(rows.iter().map(|r| Claimed::from_row(r, r.get("exists"), claimed_at)).collect())
 }
 
 /// Gives back claims never started (shutdown): due now, and the attempt does not count.

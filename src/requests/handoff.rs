@@ -184,6 +184,7 @@ mod tests {
             already_sent: false,
             intentos: 1,
             claimed_at: Instant::now(),
+            notice: Err("prueba".into()),
         }
     }
 

@@ -124,7 +124,7 @@ pub fn sent_row(
     await_receipt: Option<Duration>,
 ) -> Sent {
     // Only a saldo_bajo notice reads `datos` (to stamp the cards it lists).
-    let datos = if c.tipo.as_deref() == Some("saldo_bajo") { c.datos.clone() } else { None };
+    let datos = if c.is_saldo_bajo() { c.datos.clone() } else { None };
     Sent::new(c.id, c.intentos, provider, provider_id, warning, await_receipt, datos)
 }
 

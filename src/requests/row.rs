@@ -1,6 +1,11 @@
-//! A request as the dispatcher holds it once claimed.
+//! A request as the dispatcher holds it once claimed: the notice typed (type, channel, recipient, data), parsed
+//! once, by column name, where the row leaves SQL (the claim and the drain's insert); the columns the signature
+//! covers kept as stored, to check it before anything else.
 
 use serde_json::Value as Json;
+
+use crate::domain::{ChannelKind, NotificationType};
+use crate::rules::{MessageData, Recipient};
 
 /// A request the dispatcher holds a lease on.
 #[derive(Debug, Clone)]
@@ -24,7 +29,21 @@ pub struct Claimed {
     pub intentos: i32,
     /// When the claim came back from the database (its lease began a little earlier, at the transaction's start).
     pub claimed_at: std::time::Instant,
+    /// What to send, or why the row cannot be sent (the reason recorded with its `Error`).
+    pub notice: Result<Notice, String>,
 }
+
+/// A claimed request's notice, typed.
+#[derive(Debug, Clone)]
+pub struct Notice {
+    pub tipo: NotificationType,
+    pub channel: ChannelKind,
+    pub recipient: Recipient,
+    pub data: MessageData,
+}
+
+/// Why a [`Claimed::clone_head`] carries no notice (a head only records an outcome).
+const HEAD_ONLY: &str = "copia sin los datos de la solicitud";
 
 impl Claimed {
     /// What the signature covers, as the row holds it now.
@@ -55,6 +74,84 @@ impl Claimed {
             already_sent: self.already_sent,
             intentos: self.intentos,
             claimed_at: self.claimed_at,
+            notice: Err(HEAD_ONLY.into()),
         }
+    }
+
+    /// A claimed row, by column name (the claim's `RETURNING` and the drain's insert name them alike).
+    /// `already_sent`: the claim's history check (the drain's new rows have no history).
+    pub fn from_row(r: &tokio_postgres::Row, already_sent: bool, claimed_at: std::time::Instant) -> Claimed {
+        let tipo: Option<String> = r.get("tipo");
+        let destino: Option<String> = r.get("destino");
+        let destinatario: Option<String> = r.get("destinatario");
+        let datos: Option<Json> = r.get("datos");
+        let notice = parse_notice(destino.as_deref(), tipo.as_deref(), datos.as_ref(), destinatario.as_deref());
+        Claimed {
+            id: r.get("id_solicitud"),
+            tipo,
+            destino,
+            destinatario,
+            datos,
+            clave_dedup: r.get("clave_dedup"),
+            firma: r.get("firma"),
+            id_cliente: r.get("id_cliente"),
+            nro_tarjeta: r.get("nro_tarjeta"),
+            already_sent,
+            intentos: r.get("intentos"),
+            claimed_at,
+            notice,
+        }
+    }
+
+    /// Whether this is a `saldo_bajo` notice (its send stamps the cards it lists).
+    pub fn is_saldo_bajo(&self) -> bool {
+        matches!(&self.notice, Ok(n) if n.tipo == NotificationType::SaldoBajo)
+    }
+}
+
+/// The notice of a row's columns, or the reason it cannot be sent; checked in this order, each with its reason.
+pub fn parse_notice(
+    destino: Option<&str>,
+    tipo: Option<&str>,
+    datos: Option<&Json>,
+    destinatario: Option<&str>,
+) -> Result<Notice, String> {
+    let destino = destino.unwrap_or_default();
+    let channel = ChannelKind::parse(destino).map_err(|_| format!("destino desconocido '{destino}'"))?;
+    let tipo = tipo.unwrap_or_default();
+    let tipo = NotificationType::parse(tipo).map_err(|_| {
+        format!(
+            "tipo de aviso desconocido '{tipo}' (se esperaba saldo_bajo, recarga_exitosa, cuenta_pendiente, recordatorio_deuda o tarjeta_bloqueada)"
+        )
+    })?;
+    let data = <MessageData as serde::Deserialize>::deserialize(datos.unwrap_or(&serde_json::Value::Null))
+        .map_err(|e| format!("datos de la solicitud ilegibles: {e}"))?;
+    if data.notification_type() != tipo {
+        return Err(format!("los datos de la solicitud son de {} y no de {tipo}", data.notification_type()));
+    }
+    let recipient = Recipient::parse(channel, destinatario)?;
+    Ok(Notice { tipo, channel, recipient, data })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_notice_is_checked_destino_then_type_then_data_then_recipient() {
+        let sample = serde_json::to_value(MessageData::sample(NotificationType::RecargaExitosa)).unwrap();
+        let ok = parse_notice(Some("Email"), Some("recarga_exitosa"), Some(&sample), Some("ana@example.com")).unwrap();
+        assert_eq!((ok.tipo, ok.channel), (NotificationType::RecargaExitosa, ChannelKind::Email));
+        let err = |d, t, j: Option<&Json>, a| parse_notice(d, t, j, a).unwrap_err();
+        assert_eq!(err(Some("Fax"), Some("x"), None, None), "destino desconocido 'Fax'");
+        assert!(
+            err(Some("Email"), Some("x"), None, None)
+                .starts_with("tipo de aviso desconocido 'x' (se esperaba saldo_bajo")
+        );
+        assert!(err(Some("Email"), Some("recarga_exitosa"), None, None).starts_with("datos de la solicitud ilegibles"));
+        assert!(
+            err(Some("Email"), Some("saldo_bajo"), Some(&sample), None).starts_with("los datos de la solicitud son de")
+        );
+        assert!(!err(Some("Email"), Some("recarga_exitosa"), Some(&sample), Some("no-es-correo")).is_empty());
     }
 }

@@ -128,23 +128,11 @@ pub async fn write(
     let (rows, _) = tokio::try_join!(biased; tx.query(&insert, &params), tx.query(&history, &history_params))?;
     let claimed_at = std::time::Instant::now();
     for row in rows {
-        let (tipo, destino, estado): (String, String, String) = (row.get(0), row.get(1), row.get(2));
-        let intentos: i32 = row.get(4);
+        let (tipo, destino, estado): (String, String, String) =
+            (row.get("tipo"), row.get("destino"), row.get("estado"));
+        let intentos: i32 = row.get("intentos");
         if intentos > 0 {
-            claimed.push(Claimed {
-                id: row.get(3),
-                tipo: Some(tipo.clone()),
-                destino: Some(destino.clone()),
-                destinatario: row.get(5),
-                datos: row.get(6),
-                clave_dedup: row.get(7),
-                firma: row.get(8),
-                id_cliente: row.get(9),
-                nro_tarjeta: row.get(10),
-                already_sent: false,
-                intentos,
-                claimed_at,
-            });
+            claimed.push(Claimed::from_row(&row, false, claimed_at));
         }
         if let (Ok(t), Ok(c)) = (NotificationType::parse(&tipo), ChannelKind::parse(&destino)) {
             out.push((t, c, estado));
