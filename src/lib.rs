@@ -6,6 +6,7 @@
 
 pub mod alerts;
 pub mod app;
+pub mod cantina;
 pub mod channel_state;
 pub mod channels;
 pub mod cli;

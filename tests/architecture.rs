@@ -6,24 +6,13 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
-/// Groups of top-level modules that reach each other through `crate::` paths (strongly connected components).
-const CYCLES: &[&[&str]] = &[&[
-    "alerts",
-    "channel_state",
-    "channels",
-    "config",
-    "dispatch",
-    "events",
-    "operator_pauses",
-    "optouts",
-    "render",
-    "rules",
-    "scheduler",
-]];
+/// Groups of top-level modules that reach each other through `crate::` paths (strongly connected components):
+/// none. A module that needs another's type or check while that one needs it back is a sign that the shared piece
+/// belongs lower (`domain`, `config`, `present`) or that one of the two should hand a value in.
+const CYCLES: &[&[&str]] = &[];
 
 /// Files outside `src/requests/` with SQL naming `solicitudes_notificacion` (the goal: none).
-const TABLE_SQL_OUTSIDE_REQUESTS: &[&str] =
-    &["dispatch/fallback.rs", "dispatch/sent.rs", "dispatch/store.rs", "events/drain.rs", "migrate.rs"];
+const TABLE_SQL_OUTSIDE_REQUESTS: &[&str] = &["migrate.rs"];
 
 fn src() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("src")
@@ -147,7 +136,7 @@ fn cycles(graph: &BTreeMap<String, BTreeSet<String>>) -> Vec<Vec<String>> {
 fn module_cycles_are_the_known_ones() {
     let found = cycles(&module_graph());
     let known: Vec<Vec<String>> = CYCLES.iter().map(|c| c.iter().map(|s| s.to_string()).collect()).collect();
-    assert_eq!(found, known, "update CYCLES when a restructuring removes a cycle; never add one");
+    assert_eq!(found, known, "an import cycle between top-level modules; never add one");
 }
 
 /// `table` after an SQL keyword that reads or writes it (not in a log message or a metric's help text).

@@ -1,7 +1,8 @@
-//! Start-up checks of the sections whose features live outside `config` (alerts, retention), here so that
-//! validation needs no feature module; the features re-export them (`alerts::validate`, `cleanup::validate`).
+//! Start-up checks of the sections whose features live outside `config` (alerts, retention, the daily summary), here
+//! so that validation needs no feature module; the features re-export them (`alerts::validate`,
+//! `cleanup::validate`, `summary::validate`).
 
-use super::{AlertSettings, RetentionSettings, SchedulerSettings};
+use super::{AlertSettings, RetentionSettings, SchedulerSettings, SummarySettings};
 
 /// Retention periods longer than this are refused (and would overflow the date arithmetic long before).
 pub const MAX_RETENTION_DAYS: u64 = 36_500;
@@ -51,6 +52,17 @@ pub fn retention(retention: &RetentionSettings, scheduler: &SchedulerSettings) -
             "CANTINA__RETENTION__LEDGER_DAYS: {} days is shorter than CANTINA__SCHEDULER__CATCH_UP_WINDOW_HOURS ({} h)",
             retention.ledger_days, scheduler.catch_up_window_hours
         ));
+    }
+    errors
+}
+
+/// Start-up validation (addresses and subject), naming the keys.
+pub fn summary(settings: &SummarySettings) -> Vec<String> {
+    let mut errors = settings.recipients().err().unwrap_or_default();
+    if let Some(a) = &settings.asunto
+        && (a.contains(['\r', '\n']) || a.trim().is_empty() || a.chars().count() > 200)
+    {
+        errors.push("CANTINA__RESUMEN_DIARIO__ASUNTO: must be one line of 1 to 200 characters".into());
     }
     errors
 }

@@ -336,7 +336,7 @@ impl Settings {
         errors.extend(self.scheduler.validate());
         errors.extend(super::checks::alerts(&self.alerts));
         errors.extend(super::checks::retention(&self.retention, &self.scheduler));
-        errors.extend(crate::scheduler::summary::validate(&self.resumen_diario));
+        errors.extend(super::checks::summary(&self.resumen_diario));
         let rules = self.rules_config().map_err(|e| errors.extend(e)).ok();
         let providers = self.channel_providers().map_err(|e| errors.extend(e)).ok();
         if let (Some(rules), Some(providers)) = (&rules, &providers) {

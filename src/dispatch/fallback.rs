@@ -10,27 +10,23 @@
 //! The next request has the dedup key of the same notice for the next channel (`<prefix>:<channel>`), so creating
 //! it twice (two replicas) is harmless, and it is addressed, checked against preferences, and sent like any other.
 
+use std::collections::HashMap;
 use std::time::Duration;
 
 use deadpool_postgres::{GenericClient, Pool};
 use serde_json::Value as Json;
 
+use crate::cantina::preferences::turned_off;
 use crate::config::{PreferenceDefaults, Settings};
 use crate::db::DbError;
 use crate::domain::{ChannelKind, Guaranies, NotificationType};
-use crate::events::drain::{insert_requests, turned_off};
+use crate::requests;
+use crate::requests::fallback::DueLink;
+use crate::requests::write::insert_requests;
 use crate::rules::{MessageData, NewRequest, Parent, resolve_recipient};
 use crate::signing::{RowSigner, SignedFields};
 
-/// `canales_respaldo` for a list of channels still to try (`None` when there is none).
-pub fn chain_column(rest: &[ChannelKind]) -> Option<String> {
-    (!rest.is_empty()).then(|| rest.iter().map(ChannelKind::to_string).collect::<Vec<_>>().join(","))
-}
-
-/// The channels in a stored `canales_respaldo` (unknown names are skipped: the list was validated when written).
-pub fn parse_chain(column: &str) -> Vec<ChannelKind> {
-    column.split(',').filter_map(|c| ChannelKind::parse(c.trim()).ok()).collect()
-}
+pub use crate::requests::chain::{chain_column, parse_chain};
 
 /// Whether a provider tells us about deliveries with this configuration, so a sent notice can wait for a receipt:
 /// Twilio with a status callback URL, Meta with the webhook's app secret, SendGrid with the event webhook key.
@@ -64,34 +60,6 @@ impl Why {
     }
 }
 
-/// A delivered or read receipt ends the wait: the chain is done (and the row leaves the pass's index).
-const END_WAIT: &str = "
-    UPDATE solicitudes_notificacion SET espera_recibo_hasta = NULL
-    WHERE canales_respaldo IS NOT NULL AND respaldo_creado_en IS NULL AND estado = 'Enviado'
-      AND espera_recibo_hasta IS NOT NULL AND estado_entrega IN ('delivered', 'read')";
-
-const DUE: &str = "
-    SELECT s.id_solicitud, coalesce(s.id_solicitud_origen, s.id_solicitud), s.clave_dedup, s.destino, s.tipo,
-           s.canales_respaldo, s.id_cliente, s.nro_tarjeta, s.saldo_alerta, s.datos,
-           CASE WHEN s.estado = 'Error' THEN 'error'
-                WHEN s.estado = 'Omitido' THEN 'omitted'
-                WHEN s.estado_entrega = 'failed' THEN 'failed_receipt'
-                ELSE 'no_receipt' END,
-           c.nombres, c.apellidos, c.email, c.telefono, coalesce(c.activo, true), s.destinatario, s.firma
-    FROM solicitudes_notificacion s
-    LEFT JOIN clientes c ON c.id_cliente = s.id_cliente
-    WHERE s.canales_respaldo IS NOT NULL AND s.respaldo_creado_en IS NULL
-      AND (s.estado <> 'Enviado' OR s.espera_recibo_hasta IS NOT NULL)
-      AND (s.estado IN ('Error', 'Omitido')
-           OR (s.estado = 'Enviado' AND s.estado_entrega = 'failed')
-           OR (s.estado = 'Enviado' AND s.espera_recibo_hasta <= now()
-               AND coalesce(s.estado_entrega, 'sent') NOT IN ('delivered', 'read')))
-    ORDER BY s.id_solicitud
-    LIMIT $1
-    FOR UPDATE OF s SKIP LOCKED";
-
-const MARK_FOLLOWED: &str = "UPDATE solicitudes_notificacion SET respaldo_creado_en = now(), espera_recibo_hasta = NULL WHERE id_solicitud = ANY($1)";
-
 /// One link of a chain that must move on.
 struct Link {
     id: i64,
@@ -112,51 +80,40 @@ struct Link {
 }
 
 impl Link {
-    fn from_row(r: &tokio_postgres::Row, signer: &RowSigner) -> Link {
-        let why = match r.get::<_, &str>(10) {
+    fn from_due(d: DueLink, parents: &HashMap<i32, Parent>, signer: &RowSigner) -> Link {
+        let why = match d.why.as_str() {
             "error" => Why::Error,
             "omitted" => Why::Omitted,
             "failed_receipt" => Why::FailedReceipt,
             _ => Why::NoReceipt,
         };
-        let id_cliente: Option<i32> = r.get(6);
-        let nombres: Option<String> = r.get(11);
-        let parent = id_cliente.zip(nombres).map(|(id_cliente, nombres)| Parent {
-            id_cliente,
-            nombres,
-            apellidos: r.get::<_, Option<String>>(12).unwrap_or_default(),
-            email: r.get(13),
-            telefono: r.get(14),
-            activo: r.get(15),
-        });
-        let datos: Option<Json> = r.get(9);
-        let clave_dedup: Option<&str> = r.get(2);
-        let signed = clave_dedup.is_some_and(|clave_dedup| {
+        let parent = d.id_cliente.and_then(|id| parents.get(&id).cloned());
+        let signed = d.clave_dedup.as_deref().is_some_and(|clave_dedup| {
             signer.verify(
                 &SignedFields {
                     clave_dedup,
-                    id_cliente,
-                    nro_tarjeta: r.get(7),
-                    destino: r.get(3),
-                    destinatario: r.get(16),
-                    tipo: r.get(4),
-                    datos: datos.as_ref(),
+                    id_cliente: d.id_cliente,
+                    nro_tarjeta: d.nro_tarjeta.as_deref(),
+                    destino: d.destino.as_deref(),
+                    destinatario: d.destinatario.as_deref(),
+                    tipo: d.tipo.as_deref(),
+                    datos: d.datos.as_ref(),
                 },
-                r.get(17),
+                d.firma.as_deref(),
             )
         });
         Link {
             signed,
-            id: r.get(0),
-            origin: r.get(1),
-            clave_dedup: r.get::<_, Option<String>>(2).unwrap_or_default(),
-            channel: r.get::<_, Option<&str>>(3).and_then(|d| ChannelKind::parse(d).ok()),
-            tipo: r.get::<_, Option<&str>>(4).and_then(|t| NotificationType::parse(t).ok()),
-            rest: parse_chain(r.get::<_, Option<&str>>(5).unwrap_or_default()),
-            id_cliente,
-            nro_tarjeta: r.get(7),
-            saldo: r.get(8),
-            datos,
+            id: d.id,
+            origin: d.origin,
+            clave_dedup: d.clave_dedup.unwrap_or_default(),
+            channel: d.destino.as_deref().and_then(|c| ChannelKind::parse(c).ok()),
+            tipo: d.tipo.as_deref().and_then(|t| NotificationType::parse(t).ok()),
+            rest: parse_chain(d.canales_respaldo.as_deref().unwrap_or_default()),
+            id_cliente: d.id_cliente,
+            nro_tarjeta: d.nro_tarjeta,
+            saldo: d.saldo,
+            datos: d.datos,
             why,
             parent,
         }
@@ -221,14 +178,23 @@ pub async fn advance(
     crate::db::guarded(async {
         let mut conn = pool.get().await?;
         let tx = conn.transaction().await?;
-        tx.execute(END_WAIT, &[]).await?;
-        let links: Vec<Link> = tx.query(DUE, &[&limit]).await?.iter().map(|r| Link::from_row(r, signer)).collect();
+        requests::fallback::end_wait(&tx).await?;
+        let due = requests::fallback::due(&tx, limit).await?;
         let mut out = Advanced::default();
-        if links.is_empty() {
+        if due.is_empty() {
             tx.commit().await?;
             return Ok(out);
         }
-        let clients: Vec<i32> = links.iter().filter_map(|l| l.id_cliente).collect();
+        let mut clients: Vec<i32> = due.iter().filter_map(|d| d.id_cliente).collect();
+        clients.sort_unstable();
+        clients.dedup();
+        let parents: HashMap<i32, Parent> = match clients.is_empty() {
+            true => HashMap::new(),
+            false => {
+                crate::cantina::parents::load(&tx, &clients).await?.into_iter().map(|p| (p.id_cliente, p)).collect()
+            }
+        };
+        let links: Vec<Link> = due.into_iter().map(|d| Link::from_due(d, &parents, signer)).collect();
         let off = turned_off(&tx, &clients, defaults).await?;
         let mut requests = Vec::new();
         for link in &links {
@@ -255,7 +221,7 @@ pub async fn advance(
         }
         insert_requests(&tx, signer, requests).await?;
         let ids: Vec<i64> = links.iter().map(|l| l.id).collect();
-        tx.execute(MARK_FOLLOWED, &[&ids]).await?;
+        requests::fallback::mark_followed(&tx, &ids).await?;
         tx.commit().await?;
         Ok(out)
     })
@@ -272,15 +238,6 @@ mod tests {
     use super::*;
     use crate::config::Secret;
     use ChannelKind::*;
-
-    #[test]
-    fn the_chain_column_round_trips() {
-        assert_eq!(chain_column(&[]), None);
-        assert_eq!(chain_column(&[Sms, Email]).as_deref(), Some("sms,email"));
-        assert_eq!(parse_chain("sms,email"), [Sms, Email]);
-        assert_eq!(parse_chain(" whatsapp , bogus,portal"), [WhatsApp, Portal]);
-        assert!(parse_chain("").is_empty());
-    }
 
     #[test]
     fn only_providers_with_a_configured_receipt_webhook_are_waited_for() {

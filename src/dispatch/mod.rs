@@ -3,14 +3,14 @@
 //! period, and gives back claims it never started.
 
 pub mod fallback;
-mod handoff;
+use crate::requests::handoff;
 mod pause;
 mod policy;
 mod probe_log;
 pub mod quiet;
 mod rate;
 mod retry;
-pub mod sent;
+pub use crate::requests::sent;
 mod states;
 pub mod store;
 
@@ -30,9 +30,8 @@ use tokio_util::task::TaskTracker;
 
 use crate::channels::{Channel, Channels, OutgoingMessage, SendError, SendReceipt};
 use crate::config::{DispatchSettings, Settings};
-use crate::domain::{ChannelKind, NotificationType};
+use crate::domain::ChannelKind;
 use crate::metrics::{Metrics, SendOutcome};
-use crate::rules::{MessageData, Recipient};
 use crate::signing::RowSigner;
 use policy::{Log, Verdict, Write};
 use store::{Claimed, Outcome};
@@ -579,21 +578,18 @@ impl Dispatcher {
         }
     }
 
+    /// Renders the notice parsed at the claim ([`crate::requests::row::parse_notice`]).
     fn prepare(&self, c: &Claimed) -> Result<OutgoingMessage, String> {
-        let destino = c.destino.as_deref().unwrap_or_default();
-        let channel = ChannelKind::parse(destino).map_err(|_| format!("destino desconocido '{destino}'"))?;
-        let tipo = c.tipo.as_deref().unwrap_or_default();
-        let tipo = NotificationType::parse(tipo)
-            .map_err(|_| format!("tipo de aviso desconocido '{tipo}' (se esperaba {})", NotificationType::names_o()))?;
-        let data =
-            <MessageData as serde::Deserialize>::deserialize(c.datos.as_ref().unwrap_or(&serde_json::Value::Null))
-                .map_err(|e| format!("datos de la solicitud ilegibles: {e}"))?;
-        if data.notification_type() != tipo {
-            return Err(format!("los datos de la solicitud son de {} y no de {tipo}", data.notification_type()));
-        }
-        let recipient = Recipient::parse(channel, c.destinatario.as_deref())?;
-        OutgoingMessage::render(c.id, c.clave_dedup.clone(), channel, recipient, data, &self.portal_url)
-            .map_err(|e| e.to_string())
+        let n = c.notice.as_ref().map_err(Clone::clone)?;
+        OutgoingMessage::render(
+            c.id,
+            c.clave_dedup.clone(),
+            n.channel,
+            n.recipient.clone(),
+            n.data.clone(),
+            &self.portal_url,
+        )
+        .map_err(|e| e.to_string())
     }
 
     /// Records an outcome, retrying database errors. Provider text cannot make it fail (it is cleaned where it is

@@ -30,7 +30,7 @@ pub struct Listener {
     /// Woken when new requests are ready, so the dispatcher sends right after the rules' commit.
     pub dispatcher: Arc<Notify>,
     /// Where the requests claimed in the drain's own transaction go (none: the dispatcher claims them itself).
-    pub handoff: Option<Arc<crate::dispatch::Handoff>>,
+    pub handoff: Option<Arc<crate::requests::handoff::Handoff>>,
 }
 
 impl Listener {
@@ -83,7 +83,7 @@ impl Listener {
                         // may have died: its lock went with its session).
                         arm(&client, &mut wake).await;
                         self.drain_while(Some((&client, &mut wake)), || go_on(&wakeups)).await;
-                        if let Ok(lag) = super::drain::outbox_lag_seconds(&self.pool).await {
+                        if let Ok(lag) = super::outbox::outbox_lag_seconds(&self.pool).await {
                             self.metrics.set_outbox_lag(lag);
                         }
                     }
@@ -146,7 +146,7 @@ impl Listener {
     /// only if others went through: when every event fails, the cause is not the rows (a schema change, a trigger
     /// refusing everything), so nothing is set aside and the events wait for the cause to be fixed.
     async fn isolate(&self) {
-        let ids = match super::drain::pending_ids(&self.pool, self.settings.batch_size).await {
+        let ids = match super::outbox::pending_ids(&self.pool, self.settings.batch_size).await {
             Ok(ids) => ids,
             Err(e) => return tracing::warn!(error = %e, "cannot list pending events"),
         };
@@ -182,7 +182,7 @@ impl Listener {
             };
             let reason = format!("apartado: error al procesar el evento: {e}");
             tracing::error!(event = id, error = %e, "event set aside");
-            match super::drain::quarantine(&self.pool, id, &reason).await {
+            match super::outbox::quarantine(&self.pool, id, &reason).await {
                 Ok(()) => self.metrics.event_set_aside(),
                 Err(e) => tracing::warn!(event = id, error = %e, "could not set the event aside"),
             }

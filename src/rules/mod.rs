@@ -24,7 +24,7 @@ use jiff::civil::Date;
 
 use crate::config::{Route, RulesConfig};
 use crate::domain::{ChannelKind, Guaranies, NotificationType};
-use crate::events::{EventKind, OutboxEvent};
+use crate::domain::{EventKind, OutboxEvent};
 
 /// A request to insert into `solicitudes_notificacion`.
 #[derive(Debug, Clone, PartialEq)]

@@ -14,7 +14,7 @@ use super::{
 };
 use crate::config::RulesConfig;
 use crate::domain::{ChannelKind, EmailAddress, Guaranies, MobilePhone, NotificationType};
-use crate::events::{EventKind, OutboxEvent};
+use crate::domain::{EventKind, OutboxEvent};
 
 // ---------------------------------------------------------------------------------------------------------------
 // Fixtures

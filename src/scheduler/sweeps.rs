@@ -3,7 +3,7 @@
 //! date, ISO week, days since the authorisation), so running a sweep again, on another replica, from the CLI, or
 //! after a trigger already notified the same crossing, creates nothing new. Like the rules, the sweeps honour the
 //! portal preferences: a channel the parent turned off for the type gets a request recorded `Omitido` with the
-//! reason (the drain's own query, [`crate::events::drain::turned_off`]).
+//! reason (the drain's own query, [`crate::cantina::preferences::turned_off`]).
 
 use std::collections::HashSet;
 use std::time::SystemTime;
@@ -77,7 +77,7 @@ async fn requests(tx: &impl GenericClient, rules: &RulesConfig, found: Vec<Found
     let mut clients: Vec<i32> = found.iter().map(|f| f.parent.id_cliente).collect();
     clients.sort_unstable();
     clients.dedup();
-    let turned_off = crate::events::drain::turned_off(tx, &clients, &rules.preference_defaults).await?;
+    let turned_off = crate::cantina::preferences::turned_off(tx, &clients, &rules.preference_defaults).await?;
     Ok(found
         .into_iter()
         .flat_map(|Found { tipo, key_prefix, parent, nro_tarjeta, saldo, data }| {
@@ -86,17 +86,6 @@ async fn requests(tx: &impl GenericClient, rules: &RulesConfig, found: Vec<Found
         })
         .collect())
 }
-
-const SALDO_BAJO: &str = "
-    SELECT t.nro_tarjeta, t.saldo_actual, CASE WHEN t.saldo_alerta > 0 THEN t.saldo_alerta ELSE $1 END,
-           t.ultima_notificacion_saldo, h.nombre, h.apellido,
-           c.id_cliente, c.nombres, c.apellidos, c.email, c.telefono
-    FROM tarjetas t
-    JOIN hijos h ON h.id_hijo = t.id_hijo
-    JOIN clientes c ON c.id_cliente = h.id_cliente_responsable
-    WHERE t.estado = 'Activa' AND coalesce(t.notificar_saldo_bajo, true) AND coalesce(c.activo, true)
-      AND t.saldo_actual < CASE WHEN t.saldo_alerta > 0 THEN t.saldo_alerta ELSE $1 END
-    ORDER BY c.id_cliente, t.nro_tarjeta";
 
 /// Cards under their threshold that had no low-balance notice on the firing's local date: not stamped today
 /// (`ultima_notificacion_saldo`, set when a notice went out), and not in any request of today (a trigger's notice
@@ -120,7 +109,7 @@ async fn saldo_bajo(tx: &impl GenericClient, rules: &RulesConfig, at: Timestamp)
     }
     // Rows come ordered by client: consecutive cards of one client make one notice.
     let mut parents: Vec<(Parent, Vec<TarjetaSaldoBajo>)> = Vec::new();
-    for r in tx.query(SALDO_BAJO, &[&rules.umbral_saldo_bajo]).await? {
+    for r in tx.query(crate::cantina::sweeps::SALDO_BAJO, &[&rules.umbral_saldo_bajo]).await? {
         let nro_tarjeta: String = r.get(0);
         let stamped_today = r.get::<_, Option<SystemTime>>(3).map(ts).is_some_and(|t| local_date(t) == today);
         if stamped_today || notified.contains(&nro_tarjeta) {
@@ -158,16 +147,6 @@ async fn saldo_bajo(tx: &impl GenericClient, rules: &RulesConfig, at: Timestamp)
     requests(tx, rules, found).await
 }
 
-const CUENTA_PENDIENTE: &str = "
-    SELECT c.id_cliente, c.nombres, c.apellidos, c.email, c.telefono, c.razon_social, c.ruc_ci,
-           sum(v.saldo_pendiente)::int8, count(*), min(v.fecha)
-    FROM ventas v
-    JOIN clientes c ON c.id_cliente = v.id_cliente
-    WHERE v.estado = 'PROCESADO' AND v.estado_pago IN ('PENDIENTE', 'PARCIAL') AND coalesce(c.activo, true)
-    GROUP BY c.id_cliente
-    HAVING sum(v.saldo_pendiente) > 0 AND bool_or(v.saldo_pendiente > 0 AND v.fecha <= $1)
-    ORDER BY c.id_cliente";
-
 /// Clients whose debt includes a sale at least 7 days old at the firing; the amount is the whole debt. Keyed by
 /// the firing's ISO week: `cuenta_pendiente:<id_cliente>:<2026-W48>:<channel>`.
 async fn cuenta_pendiente(
@@ -180,7 +159,7 @@ async fn cuenta_pendiente(
     let week = local_date(at).iso_week_date();
     let week = format!("{:04}-W{:02}", week.year(), week.week());
     let mut found = Vec::new();
-    for r in tx.query(CUENTA_PENDIENTE, &[&cutoff]).await? {
+    for r in tx.query(crate::cantina::sweeps::CUENTA_PENDIENTE, &[&cutoff]).await? {
         let parent = parent_from(&r, 0);
         let razon_social: Option<String> = r.get(5);
         let cliente = razon_social
@@ -209,18 +188,6 @@ async fn cuenta_pendiente(
     requests(tx, rules, found).await
 }
 
-const RECORDATORIO_DEUDA: &str = "
-    SELECT a.id_autorizacion, a.nro_tarjeta, a.fecha_autorizacion, t.saldo_actual, a.saldo_resultante,
-           h.nombre, h.apellido,
-           c.id_cliente, c.nombres, c.apellidos, c.email, c.telefono
-    FROM autorizacion_saldo_negativo a
-    JOIN tarjetas t ON t.nro_tarjeta = a.nro_tarjeta
-    JOIN hijos h ON h.id_hijo = t.id_hijo
-    JOIN clientes c ON c.id_cliente = h.id_cliente_responsable
-    WHERE NOT coalesce(a.regularizado, false) AND a.fecha_autorizacion IS NOT NULL AND coalesce(c.activo, true)
-      AND a.fecha_autorizacion BETWEEN $1 AND $2
-    ORDER BY a.id_autorizacion";
-
 /// Unregularised authorisations whose age in local days is exactly 3, 7 or 15 on the firing's date. Keyed
 /// `recordatorio_deuda:<id_autorizacion>:<dias>:<channel>`. The amount is the card's negative balance (or, if
 /// the card is already back above zero but the authorisation is still open, the authorised negative balance).
@@ -235,7 +202,7 @@ async fn recordatorio_deuda(
     let from = SystemTime::from(at.checked_sub(jiff::SignedDuration::from_hours(24 * 17)).unwrap_or(at));
     let to = SystemTime::from(at.checked_sub(jiff::SignedDuration::from_hours(24)).unwrap_or(at));
     let mut found = Vec::new();
-    for r in tx.query(RECORDATORIO_DEUDA, &[&from, &to]).await? {
+    for r in tx.query(crate::cantina::sweeps::RECORDATORIO_DEUDA, &[&from, &to]).await? {
         let id: i64 = r.get(0);
         let nro_tarjeta: String = r.get(1);
         let autorizada = local_date(ts(r.get(2)));
@@ -277,5 +244,5 @@ pub async fn insert_requests(
     signer: &crate::signing::RowSigner,
     requests: Vec<NewRequest>,
 ) -> Result<usize, DbError> {
-    Ok(crate::events::drain::insert_requests(tx, signer, requests).await?.len())
+    Ok(crate::requests::write::insert_requests(tx, signer, requests).await?.len())
 }

@@ -61,16 +61,7 @@ const MAX_MOTIVO_CHARS: usize = 240;
 
 const DEFAULT_ASUNTO: &str = "Cantina Tita: resumen de notificaciones del {fecha}";
 
-/// Start-up validation (addresses and subject), naming the keys.
-pub fn validate(settings: &SummarySettings) -> Vec<String> {
-    let mut errors = settings.recipients().err().unwrap_or_default();
-    if let Some(a) = &settings.asunto
-        && (a.contains(['\r', '\n']) || a.trim().is_empty() || a.chars().count() > 200)
-    {
-        errors.push("CANTINA__RESUMEN_DIARIO__ASUNTO: must be one line of 1 to 200 characters".into());
-    }
-    errors
-}
+pub use crate::config::checks::summary as validate;
 
 /// With recipients, the email channel must exist (`EMAIL_BACKEND`); checked at start-up.
 pub fn check_channel(settings: &SummarySettings, channels: &Channels) -> Result<(), String> {

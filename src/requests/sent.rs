@@ -41,15 +41,6 @@ const MARK_SENT: &str = "
 /// from the rows themselves (migration 0020: the runtime role cannot write history rows of its own).
 const RECORD_SENT: &str = "SELECT cantina_notify_historial_enviadas($1::int8[])";
 
-/// A `saldo_bajo` notice that went out stamps `ultima_notificacion_saldo` on the row's card and on every card its
-/// `datos` lists (the daily sweep's notice lists all of a parent's low cards), which the app, the balance rule and
-/// the daily sweep read. Separate from MARK_SENT so a problem with the app's table cannot undo a recorded send.
-const STAMP_CARD: &str = "
-    UPDATE tarjetas SET ultima_notificacion_saldo = now()
-    WHERE nro_tarjeta = $1
-       OR nro_tarjeta IN (SELECT e->>'nro_tarjeta' FROM jsonb_array_elements(
-              CASE WHEN jsonb_typeof($2::jsonb->'tarjetas') = 'array' THEN $2::jsonb->'tarjetas' ELSE '[]' END) e)";
-
 /// One send to record. The provider's text is private and cleaned in [`Sent::new`], so no row of a batch can carry
 /// bytes PostgreSQL refuses.
 pub struct Sent {
@@ -160,11 +151,7 @@ pub async fn write(pool: &Pool, batch: &[&Sent]) -> Result<Vec<i64>, DbError> {
         if let (Some("saldo_bajo"), Some(nro)) = (tipo.as_deref(), nro) {
             let datos = batch.iter().find(|s| s.id == id).and_then(|s| s.datos.as_ref());
             // Best effort, after the commit: the notice is recorded either way.
-            let stamped = async {
-                let conn = pool.get().await?;
-                conn.execute(STAMP_CARD, &[&nro, &datos]).await.map_err(DbError::from)
-            };
-            if let Err(e) = stamped.await {
+            if let Err(e) = crate::cantina::cards::stamp_low_balance(pool, &nro, datos).await {
                 tracing::warn!(id, error = %e, "could not stamp ultima_notificacion_saldo");
             }
         }

@@ -10,8 +10,8 @@ use std::time::Duration;
 
 use tokio::sync::{Notify, Semaphore};
 
-use super::store::Claimed;
-use crate::events::drain::ClaimOffer;
+use super::row::Claimed;
+use super::write::ClaimOffer;
 
 pub struct Handoff {
     queue: Mutex<VecDeque<Claimed>>,
@@ -120,11 +120,11 @@ impl Handoff {
     }
 
     /// Resolves when claims have been delivered (or were delivered since the last wait).
-    pub(super) async fn delivered(&self) {
+    pub async fn delivered(&self) {
         self.ready.notified().await
     }
 
-    pub(super) fn set_open(&self, destinos: &[&'static str]) {
+    pub fn set_open(&self, destinos: &[&'static str]) {
         let mut open = self.open.lock().unwrap_or_else(|e| e.into_inner());
         if open.as_slice() != destinos {
             *open = destinos.to_vec();
@@ -133,7 +133,7 @@ impl Handoff {
 
     /// Up to `n` claims to send now, and any claimed half the lease ago or more (to give back unsent: a send
     /// started that late could outlive the lease and race the replica that takes the request over).
-    pub(super) fn take(&self, n: usize) -> (Vec<Claimed>, Vec<Claimed>) {
+    pub fn take(&self, n: usize) -> (Vec<Claimed>, Vec<Claimed>) {
         let mut q = self.lock_queue();
         let mut stale = Vec::new();
         while q.front().is_some_and(|c| c.claimed_at.elapsed() >= self.lease / 2) {
@@ -148,11 +148,11 @@ impl Handoff {
     }
 
     /// The requests waiting here, to count them in the oldest-due gauge.
-    pub(super) fn queued_ids(&self) -> Vec<i64> {
+    pub fn queued_ids(&self) -> Vec<i64> {
         self.lock_queue().iter().map(|c| c.id).collect()
     }
 
-    pub(super) fn take_all(&self) -> Vec<Claimed> {
+    pub fn take_all(&self) -> Vec<Claimed> {
         self.closed.store(true, std::sync::atomic::Ordering::SeqCst);
         let all = self.lock_queue().drain(..).collect();
         self.taken.notify_waiters();
@@ -184,6 +184,7 @@ mod tests {
             already_sent: false,
             intentos: 1,
             claimed_at: Instant::now(),
+            notice: Err("prueba".into()),
         }
     }
 
