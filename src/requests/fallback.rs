@@ -4,35 +4,56 @@
 use deadpool_postgres::GenericClient;
 use serde_json::Value as Json;
 
+use super::state::estado_sql;
 use crate::db::DbError;
 
 /// A delivered or read receipt ends the wait: the chain is done (and the row leaves the pass's index).
-const END_WAIT: &str = "
+const END_WAIT: &str = concat!(
+    "
     UPDATE solicitudes_notificacion SET espera_recibo_hasta = NULL
-    WHERE canales_respaldo IS NOT NULL AND respaldo_creado_en IS NULL AND estado = 'Enviado'
-      AND espera_recibo_hasta IS NOT NULL AND estado_entrega IN ('delivered', 'read')";
+    WHERE canales_respaldo IS NOT NULL AND respaldo_creado_en IS NULL AND estado = ",
+    estado_sql!(Enviado),
+    "
+      AND espera_recibo_hasta IS NOT NULL AND estado_entrega IN ('delivered', 'read')"
+);
 
 /// The links whose chain must move on, locked (replicas skip each other's). Their parents are read apart, in the
 /// same transaction ([`crate::cantina::parents::load`]): `clientes` is the app's table, and this lock was only
 /// ever on the requests (`FOR UPDATE OF s`).
-const DUE: &str = "
+const DUE: &str = concat!(
+    "
     SELECT s.id_solicitud, coalesce(s.id_solicitud_origen, s.id_solicitud), s.clave_dedup, s.destino, s.tipo,
            s.canales_respaldo, s.id_cliente, s.nro_tarjeta, s.saldo_alerta, s.datos,
-           CASE WHEN s.estado = 'Error' THEN 'error'
-                WHEN s.estado = 'Omitido' THEN 'omitted'
+           CASE WHEN s.estado = ",
+    estado_sql!(Error),
+    " THEN 'error'
+                WHEN s.estado = ",
+    estado_sql!(Omitido),
+    " THEN 'omitted'
                 WHEN s.estado_entrega = 'failed' THEN 'failed_receipt'
                 ELSE 'no_receipt' END,
            s.destinatario, s.firma
     FROM solicitudes_notificacion s
     WHERE s.canales_respaldo IS NOT NULL AND s.respaldo_creado_en IS NULL
-      AND (s.estado <> 'Enviado' OR s.espera_recibo_hasta IS NOT NULL)
-      AND (s.estado IN ('Error', 'Omitido')
-           OR (s.estado = 'Enviado' AND s.estado_entrega = 'failed')
-           OR (s.estado = 'Enviado' AND s.espera_recibo_hasta <= now()
+      AND (s.estado <> ",
+    estado_sql!(Enviado),
+    " OR s.espera_recibo_hasta IS NOT NULL)
+      AND (s.estado IN (",
+    estado_sql!(Error),
+    ", ",
+    estado_sql!(Omitido),
+    ")
+           OR (s.estado = ",
+    estado_sql!(Enviado),
+    " AND s.estado_entrega = 'failed')
+           OR (s.estado = ",
+    estado_sql!(Enviado),
+    " AND s.espera_recibo_hasta <= now()
                AND coalesce(s.estado_entrega, 'sent') NOT IN ('delivered', 'read')))
     ORDER BY s.id_solicitud
     LIMIT $1
-    FOR UPDATE OF s SKIP LOCKED";
+    FOR UPDATE OF s SKIP LOCKED"
+);
 
 const MARK_FOLLOWED: &str = "UPDATE solicitudes_notificacion SET respaldo_creado_en = now(), espera_recibo_hasta = NULL WHERE id_solicitud = ANY($1)";
 
@@ -86,4 +107,43 @@ pub async fn due(tx: &impl GenericClient, limit: i64) -> Result<Vec<DueLink>, Db
 /// The links whose next request now exists (or whose chain ended).
 pub async fn mark_followed(tx: &impl GenericClient, ids: &[i64]) -> Result<u64, DbError> {
     Ok(tx.execute(MARK_FOLLOWED, &[&ids]).await?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Each statement built with the state and opt-out macros is the text it was, literals and all (the hot path's
+    /// prepared statements are cached by their text; the partial indexes need the literals).
+    #[test]
+    fn the_statements_are_the_ones_they_were() {
+        assert_eq!(
+            END_WAIT,
+            "
+    UPDATE solicitudes_notificacion SET espera_recibo_hasta = NULL
+    WHERE canales_respaldo IS NOT NULL AND respaldo_creado_en IS NULL AND estado = 'Enviado'
+      AND espera_recibo_hasta IS NOT NULL AND estado_entrega IN ('delivered', 'read')"
+        );
+        assert_eq!(
+            DUE,
+            "
+    SELECT s.id_solicitud, coalesce(s.id_solicitud_origen, s.id_solicitud), s.clave_dedup, s.destino, s.tipo,
+           s.canales_respaldo, s.id_cliente, s.nro_tarjeta, s.saldo_alerta, s.datos,
+           CASE WHEN s.estado = 'Error' THEN 'error'
+                WHEN s.estado = 'Omitido' THEN 'omitted'
+                WHEN s.estado_entrega = 'failed' THEN 'failed_receipt'
+                ELSE 'no_receipt' END,
+           s.destinatario, s.firma
+    FROM solicitudes_notificacion s
+    WHERE s.canales_respaldo IS NOT NULL AND s.respaldo_creado_en IS NULL
+      AND (s.estado <> 'Enviado' OR s.espera_recibo_hasta IS NOT NULL)
+      AND (s.estado IN ('Error', 'Omitido')
+           OR (s.estado = 'Enviado' AND s.estado_entrega = 'failed')
+           OR (s.estado = 'Enviado' AND s.espera_recibo_hasta <= now()
+               AND coalesce(s.estado_entrega, 'sent') NOT IN ('delivered', 'read')))
+    ORDER BY s.id_solicitud
+    LIMIT $1
+    FOR UPDATE OF s SKIP LOCKED"
+        );
+    }
 }
