@@ -84,22 +84,23 @@ pub async fn end_wait(tx: &impl GenericClient) -> Result<u64, DbError> {
 /// Up to `limit` links that must move on, locked for this transaction.
 pub async fn due(tx: &impl GenericClient, limit: i64) -> Result<Vec<DueLink>, DbError> {
     let rows = tx.query(DUE, &[&limit]).await?;
+    // By name; the two unnamed columns by the names PostgreSQL gives them (the text stays as it was).
     Ok(rows
         .iter()
         .map(|r| DueLink {
-            id: r.get(0),
-            origin: r.get(1),
-            clave_dedup: r.get(2),
-            destino: r.get(3),
-            tipo: r.get(4),
-            canales_respaldo: r.get(5),
-            id_cliente: r.get(6),
-            nro_tarjeta: r.get(7),
-            saldo: r.get(8),
-            datos: r.get(9),
-            why: r.get(10),
-            destinatario: r.get(11),
-            firma: r.get(12),
+            id: r.get("id_solicitud"),
+            origin: r.get("coalesce"),
+            clave_dedup: r.get("clave_dedup"),
+            destino: r.get("destino"),
+            tipo: r.get("tipo"),
+            canales_respaldo: r.get("canales_respaldo"),
+            id_cliente: r.get("id_cliente"),
+            nro_tarjeta: r.get("nro_tarjeta"),
+            saldo: r.get("saldo_alerta"),
+            datos: r.get("datos"),
+            why: r.get("case"),
+            destinatario: r.get("destinatario"),
+            firma: r.get("firma"),
         })
         .collect())
 }

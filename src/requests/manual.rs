@@ -52,12 +52,12 @@ impl PosRows {
         Ok(rows
             .iter()
             .map(|r| ManualRow {
-                id_solicitud: r.get(0),
-                id_cliente: r.get(1),
-                nro_tarjeta: r.get(2),
-                destino: r.get(3),
-                estado: r.get::<_, Option<String>>(4).unwrap_or_default(),
-                clave_dedup: r.get(5),
+                id_solicitud: r.get("id_solicitud"),
+                id_cliente: r.get("id_cliente"),
+                nro_tarjeta: r.get("nro_tarjeta"),
+                destino: r.get("destino"),
+                estado: r.get::<_, Option<String>>("estado").unwrap_or_default(),
+                clave_dedup: r.get("clave_dedup"),
             })
             .collect())
     }
