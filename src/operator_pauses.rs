@@ -232,14 +232,14 @@ pub async fn history(client: &Client, limit: i64) -> Result<Vec<HistoryEntry>, D
     let rows = client.query(sql, &[&limit.max(0)]).await?;
     let mut out = Vec::with_capacity(rows.len());
     for r in &rows {
-        let destino: String = r.try_get(0)?;
+        let destino: String = r.try_get("destino")?;
         let Ok(channel) = ChannelKind::parse(&destino) else { continue };
         out.push(HistoryEntry {
             channel,
-            accion: r.try_get(1)?,
-            motivo: r.try_get(2)?,
-            por: r.try_get(3)?,
-            en: format::timestamp(r.try_get::<_, SystemTime>(4)?),
+            accion: r.try_get("accion")?,
+            motivo: r.try_get("motivo")?,
+            por: r.try_get("por")?,
+            en: format::timestamp(r.try_get::<_, SystemTime>("en")?),
         });
     }
     Ok(out)

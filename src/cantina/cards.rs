@@ -34,23 +34,26 @@ pub async fn load_into(
 ) -> Result<(), DbError> {
     {
         for r in tx.query(&tx.prepare_cached(LOAD_CARDS).await?, &[&ids]).await? {
-            let student =
-                r.get::<_, Option<i32>>(6).map(|id_hijo| Student { id_hijo, nombre: r.get(7), apellido: r.get(8) });
-            let parent = r.get::<_, Option<i32>>(9).map(|id_cliente| Parent {
+            let student = r.get::<_, Option<i32>>("id_hijo").map(|id_hijo| Student {
+                id_hijo,
+                nombre: r.get("nombre"),
+                apellido: r.get("apellido"),
+            });
+            let parent = r.get::<_, Option<i32>>("id_cliente").map(|id_cliente| Parent {
                 id_cliente,
-                nombres: r.get(10),
-                apellidos: r.get(11),
-                email: r.get(12),
-                telefono: r.get(13),
-                activo: r.get::<_, Option<bool>>(14).unwrap_or(true),
+                nombres: r.get("nombres"),
+                apellidos: r.get("apellidos"),
+                email: r.get("email"),
+                telefono: r.get("telefono"),
+                activo: r.get::<_, Option<bool>>("activo").unwrap_or(true),
             });
             let card = Card {
-                nro_tarjeta: r.get(0),
-                saldo_actual: r.get(1),
-                saldo_alerta: r.get::<_, Option<i64>>(2).unwrap_or(0),
-                estado: r.get::<_, Option<String>>(3).unwrap_or_default(),
-                notificar_saldo_bajo: r.get::<_, Option<bool>>(4).unwrap_or(true),
-                ultima_notificacion_saldo: r.get::<_, Option<SystemTime>>(5).map(super::ts),
+                nro_tarjeta: r.get("nro_tarjeta"),
+                saldo_actual: r.get("saldo_actual"),
+                saldo_alerta: r.get::<_, Option<i64>>("saldo_alerta").unwrap_or(0),
+                estado: r.get::<_, Option<String>>("estado").unwrap_or_default(),
+                notificar_saldo_bajo: r.get::<_, Option<bool>>("notificar_saldo_bajo").unwrap_or(true),
+                ultima_notificacion_saldo: r.get::<_, Option<SystemTime>>("ultima_notificacion_saldo").map(super::ts),
                 student,
                 parent,
             };

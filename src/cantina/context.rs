@@ -62,12 +62,13 @@ pub async fn load_context(
     )?;
     for r in recharge_rows {
         let recharge = Recharge {
-            id_carga: r.get(0),
-            nro_tarjeta: r.get(1),
-            monto: r.get(2),
-            estado: r.get::<_, Option<String>>(3).unwrap_or_default(),
-            fecha: super::ts(r.get(4)),
-            referencia: r.get(5),
+            id_carga: r.get("id_carga"),
+            nro_tarjeta: r.get("nro_tarjeta"),
+            monto: r.get("monto_cargado"),
+            estado: r.get::<_, Option<String>>("estado").unwrap_or_default(),
+            // The unnamed `coalesce(…)`, by the name PostgreSQL gives it (the hot path's text stays as it was).
+            fecha: super::ts(r.get("coalesce")),
+            referencia: r.get("referencia"),
         };
         card_ids.insert(recharge.nro_tarjeta.clone());
         ctx.recharges.insert(recharge.id_carga, recharge);

@@ -14,12 +14,12 @@ pub async fn load(tx: &impl GenericClient, ids: &[i32]) -> Result<Vec<Parent>, D
     Ok(rows
         .iter()
         .map(|r| Parent {
-            id_cliente: r.get(0),
-            nombres: r.get(1),
-            apellidos: r.get(2),
-            email: r.get(3),
-            telefono: r.get(4),
-            activo: r.get::<_, Option<bool>>(5).unwrap_or(true),
+            id_cliente: r.get("id_cliente"),
+            nombres: r.get("nombres"),
+            apellidos: r.get("apellidos"),
+            email: r.get("email"),
+            telefono: r.get("telefono"),
+            activo: r.get::<_, Option<bool>>("activo").unwrap_or(true),
         })
         .collect())
 }

@@ -2,7 +2,7 @@
 
 /// Active cards under their threshold ($1: the default threshold), with their student and active parent, by parent.
 pub const SALDO_BAJO: &str = "
-    SELECT t.nro_tarjeta, t.saldo_actual, CASE WHEN t.saldo_alerta > 0 THEN t.saldo_alerta ELSE $1 END,
+    SELECT t.nro_tarjeta, t.saldo_actual, CASE WHEN t.saldo_alerta > 0 THEN t.saldo_alerta ELSE $1 END AS umbral,
            t.ultima_notificacion_saldo, h.nombre, h.apellido,
            c.id_cliente, c.nombres, c.apellidos, c.email, c.telefono
     FROM tarjetas t
@@ -15,7 +15,7 @@ pub const SALDO_BAJO: &str = "
 /// Active clients with an unpaid processed sale at least as old as $1, with their whole debt.
 pub const CUENTA_PENDIENTE: &str = "
     SELECT c.id_cliente, c.nombres, c.apellidos, c.email, c.telefono, c.razon_social, c.ruc_ci,
-           sum(v.saldo_pendiente)::int8, count(*), min(v.fecha)
+           sum(v.saldo_pendiente)::int8 AS deuda, count(*) AS ventas, min(v.fecha) AS desde
     FROM ventas v
     JOIN clientes c ON c.id_cliente = v.id_cliente
     WHERE v.estado = 'PROCESADO' AND v.estado_pago IN ('PENDIENTE', 'PARCIAL') AND coalesce(c.activo, true)

@@ -45,28 +45,28 @@ pub async fn read(client: &Client) -> Result<Option<Snapshot>, DbError> {
     let mut now = Timestamp::now();
     let mut out = Vec::with_capacity(rows.len());
     for r in &rows {
-        now = format::timestamp(r.try_get(0)?);
-        let Some(replica) = r.try_get::<_, Option<String>>(1)? else { continue };
-        let destino: String = r.try_get(2)?;
+        now = format::timestamp(r.try_get("now")?);
+        let Some(replica) = r.try_get::<_, Option<String>>("replica")? else { continue };
+        let destino: String = r.try_get("destino")?;
         // The CHECK constraints allow only the four destinos and three states.
         let Ok(channel) = ChannelKind::parse(&destino) else { continue };
-        let estado: String = r.try_get(4)?;
+        let estado: String = r.try_get("estado")?;
         let state = match estado.as_str() {
             "no_configurado" => LocalState::NotConfigured,
             "activo" => LocalState::Active,
             "pausado_proveedor" => LocalState::PausedByProvider {
-                error: r.try_get::<_, Option<String>>(5)?.unwrap_or_default(),
-                next_probe: r.try_get::<_, Option<SystemTime>>(7)?.map(format::timestamp),
+                error: r.try_get::<_, Option<String>>("motivo")?.unwrap_or_default(),
+                next_probe: r.try_get::<_, Option<SystemTime>>("proxima_prueba")?.map(format::timestamp),
             },
             _ => continue,
         };
         out.push(ReplicaRow {
             replica,
             channel,
-            provider: r.try_get(3)?,
+            provider: r.try_get("proveedor")?,
             state,
-            since: format::timestamp(r.try_get(6)?),
-            seen_at: format::timestamp(r.try_get(8)?),
+            since: format::timestamp(r.try_get("desde")?),
+            seen_at: format::timestamp(r.try_get("visto_en")?),
         });
     }
     Ok(Some(Snapshot { now, rows: out }))

@@ -19,7 +19,7 @@ use serde_json::Value as Json;
 use crate::cantina::preferences::turned_off;
 use crate::config::{PreferenceDefaults, Settings};
 use crate::db::DbError;
-use crate::domain::{ChannelKind, Guaranies, NotificationType};
+use crate::domain::{ChannelKind, DedupKey, Guaranies, NotificationType};
 use crate::requests;
 use crate::requests::fallback::DueLink;
 use crate::requests::write::insert_requests;
@@ -130,10 +130,10 @@ impl Link {
         if !self.signed {
             return Err(crate::signing::REFUSED.into());
         }
-        let prefix = self
-            .clave_dedup
-            .strip_suffix(&format!(":{channel}"))
-            .ok_or_else(|| format!("la clave {} no termina en el canal {channel}", self.clave_dedup))?;
+        let key = DedupKey::from_stored(self.clave_dedup.as_str());
+        if key.prefix_for(channel).is_none() {
+            return Err(format!("la clave {} no termina en el canal {channel}", self.clave_dedup));
+        }
         let data: MessageData = serde_json::from_value(self.datos.clone().unwrap_or_default())
             .map_err(|e| format!("datos ilegibles: {e}"))?;
         let id_cliente = self.id_cliente.ok_or("la solicitud no tiene cliente")?;
@@ -145,7 +145,7 @@ impl Link {
         Ok(NewRequest {
             tipo,
             channel: next,
-            clave_dedup: format!("{prefix}:{next}"),
+            clave_dedup: key.next_link(next).into_string(),
             id_cliente,
             nro_tarjeta: self.nro_tarjeta.clone(),
             saldo: self.saldo.map(Guaranies),

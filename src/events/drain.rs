@@ -9,7 +9,7 @@ use super::outbox;
 pub use super::outbox::sync_settings;
 use crate::config::RulesConfig;
 use crate::db::DbError;
-use crate::domain::{ChannelKind, NotificationType, OutboxEvent};
+use crate::domain::{ChannelKind, NotificationType, OutboxEvent, RequestState};
 use crate::requests;
 use crate::requests::row::Claimed;
 pub use crate::requests::write::{ClaimOffer, insert_and_claim, insert_requests};
@@ -82,10 +82,10 @@ async fn drain(
     guard.finish();
     outcome.claimed = claimed;
     for (t, c, estado) in inserted {
-        match estado.as_str() {
-            "Pendiente" => outcome.created.push((t, c)),
-            "Omitido" => outcome.omitted_at_creation.push((t, c)),
-            _ => outcome.failed_at_creation.push((t, c)),
+        match estado {
+            RequestState::Pendiente => outcome.created.push((t, c)),
+            RequestState::Omitido => outcome.omitted_at_creation.push((t, c)),
+            RequestState::Error | RequestState::Enviado => outcome.failed_at_creation.push((t, c)),
         }
     }
     Ok(outcome)

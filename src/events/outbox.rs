@@ -55,12 +55,18 @@ pub async fn claim(tx: &impl GenericClient, batch_size: i64, only: Option<i64>) 
     let events = rows
         .iter()
         .map(|r| OutboxEvent {
-            id: r.get(0),
-            kind: EventKind::decode(r.get(1), r.get(2), r.get(3), r.get(4), r.get(5)),
-            created_at: ts(r.get(6)),
+            id: r.get("id"),
+            kind: EventKind::decode(
+                r.get("tipo"),
+                r.get("id_ref"),
+                r.get("nro_tarjeta"),
+                r.get("saldo_anterior"),
+                r.get("saldo_nuevo"),
+            ),
+            created_at: ts(r.get("creado_en")),
         })
         .collect();
-    let card_hints = rows.iter().filter_map(|r| r.get::<_, Option<String>>(3)).collect();
+    let card_hints = rows.iter().filter_map(|r| r.get::<_, Option<String>>("nro_tarjeta")).collect();
     Ok(Some(Claimed { events, card_hints }))
 }
 

@@ -4,35 +4,56 @@
 use deadpool_postgres::GenericClient;
 use serde_json::Value as Json;
 
+use super::state::estado_sql;
 use crate::db::DbError;
 
 /// A delivered or read receipt ends the wait: the chain is done (and the row leaves the pass's index).
-const END_WAIT: &str = "
+const END_WAIT: &str = concat!(
+    "
     UPDATE solicitudes_notificacion SET espera_recibo_hasta = NULL
-    WHERE canales_respaldo IS NOT NULL AND respaldo_creado_en IS NULL AND estado = 'Enviado'
-      AND espera_recibo_hasta IS NOT NULL AND estado_entrega IN ('delivered', 'read')";
+    WHERE canales_respaldo IS NOT NULL AND respaldo_creado_en IS NULL AND estado = ",
+    estado_sql!(Enviado),
+    "
+      AND espera_recibo_hasta IS NOT NULL AND estado_entrega IN ('delivered', 'read')"
+);
 
 /// The links whose chain must move on, locked (replicas skip each other's). Their parents are read apart, in the
 /// same transaction ([`crate::cantina::parents::load`]): `clientes` is the app's table, and this lock was only
 /// ever on the requests (`FOR UPDATE OF s`).
-const DUE: &str = "
+const DUE: &str = concat!(
+    "
     SELECT s.id_solicitud, coalesce(s.id_solicitud_origen, s.id_solicitud), s.clave_dedup, s.destino, s.tipo,
            s.canales_respaldo, s.id_cliente, s.nro_tarjeta, s.saldo_alerta, s.datos,
-           CASE WHEN s.estado = 'Error' THEN 'error'
-                WHEN s.estado = 'Omitido' THEN 'omitted'
+           CASE WHEN s.estado = ",
+    estado_sql!(Error),
+    " THEN 'error'
+                WHEN s.estado = ",
+    estado_sql!(Omitido),
+    " THEN 'omitted'
                 WHEN s.estado_entrega = 'failed' THEN 'failed_receipt'
                 ELSE 'no_receipt' END,
            s.destinatario, s.firma
     FROM solicitudes_notificacion s
     WHERE s.canales_respaldo IS NOT NULL AND s.respaldo_creado_en IS NULL
-      AND (s.estado <> 'Enviado' OR s.espera_recibo_hasta IS NOT NULL)
-      AND (s.estado IN ('Error', 'Omitido')
-           OR (s.estado = 'Enviado' AND s.estado_entrega = 'failed')
-           OR (s.estado = 'Enviado' AND s.espera_recibo_hasta <= now()
+      AND (s.estado <> ",
+    estado_sql!(Enviado),
+    " OR s.espera_recibo_hasta IS NOT NULL)
+      AND (s.estado IN (",
+    estado_sql!(Error),
+    ", ",
+    estado_sql!(Omitido),
+    ")
+           OR (s.estado = ",
+    estado_sql!(Enviado),
+    " AND s.estado_entrega = 'failed')
+           OR (s.estado = ",
+    estado_sql!(Enviado),
+    " AND s.espera_recibo_hasta <= now()
                AND coalesce(s.estado_entrega, 'sent') NOT IN ('delivered', 'read')))
     ORDER BY s.id_solicitud
     LIMIT $1
-    FOR UPDATE OF s SKIP LOCKED";
+    FOR UPDATE OF s SKIP LOCKED"
+);
 
 const MARK_FOLLOWED: &str = "UPDATE solicitudes_notificacion SET respaldo_creado_en = now(), espera_recibo_hasta = NULL WHERE id_solicitud = ANY($1)";
 
@@ -63,22 +84,23 @@ pub async fn end_wait(tx: &impl GenericClient) -> Result<u64, DbError> {
 /// Up to `limit` links that must move on, locked for this transaction.
 pub async fn due(tx: &impl GenericClient, limit: i64) -> Result<Vec<DueLink>, DbError> {
     let rows = tx.query(DUE, &[&limit]).await?;
+    // By name; the two unnamed columns by the names PostgreSQL gives them (the text stays as it was).
     Ok(rows
         .iter()
         .map(|r| DueLink {
-            id: r.get(0),
-            origin: r.get(1),
-            clave_dedup: r.get(2),
-            destino: r.get(3),
-            tipo: r.get(4),
-            canales_respaldo: r.get(5),
-            id_cliente: r.get(6),
-            nro_tarjeta: r.get(7),
-            saldo: r.get(8),
-            datos: r.get(9),
-            why: r.get(10),
-            destinatario: r.get(11),
-            firma: r.get(12),
+            id: r.get("id_solicitud"),
+            origin: r.get("coalesce"),
+            clave_dedup: r.get("clave_dedup"),
+            destino: r.get("destino"),
+            tipo: r.get("tipo"),
+            canales_respaldo: r.get("canales_respaldo"),
+            id_cliente: r.get("id_cliente"),
+            nro_tarjeta: r.get("nro_tarjeta"),
+            saldo: r.get("saldo_alerta"),
+            datos: r.get("datos"),
+            why: r.get("case"),
+            destinatario: r.get("destinatario"),
+            firma: r.get("firma"),
         })
         .collect())
 }
@@ -86,4 +108,43 @@ pub async fn due(tx: &impl GenericClient, limit: i64) -> Result<Vec<DueLink>, Db
 /// The links whose next request now exists (or whose chain ended).
 pub async fn mark_followed(tx: &impl GenericClient, ids: &[i64]) -> Result<u64, DbError> {
     Ok(tx.execute(MARK_FOLLOWED, &[&ids]).await?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Each statement built with the state and opt-out macros is the text it was, literals and all (the hot path's
+    /// prepared statements are cached by their text; the partial indexes need the literals).
+    #[test]
+    fn the_statements_are_the_ones_they_were() {
+        assert_eq!(
+            END_WAIT,
+            "
+    UPDATE solicitudes_notificacion SET espera_recibo_hasta = NULL
+    WHERE canales_respaldo IS NOT NULL AND respaldo_creado_en IS NULL AND estado = 'Enviado'
+      AND espera_recibo_hasta IS NOT NULL AND estado_entrega IN ('delivered', 'read')"
+        );
+        assert_eq!(
+            DUE,
+            "
+    SELECT s.id_solicitud, coalesce(s.id_solicitud_origen, s.id_solicitud), s.clave_dedup, s.destino, s.tipo,
+           s.canales_respaldo, s.id_cliente, s.nro_tarjeta, s.saldo_alerta, s.datos,
+           CASE WHEN s.estado = 'Error' THEN 'error'
+                WHEN s.estado = 'Omitido' THEN 'omitted'
+                WHEN s.estado_entrega = 'failed' THEN 'failed_receipt'
+                ELSE 'no_receipt' END,
+           s.destinatario, s.firma
+    FROM solicitudes_notificacion s
+    WHERE s.canales_respaldo IS NOT NULL AND s.respaldo_creado_en IS NULL
+      AND (s.estado <> 'Enviado' OR s.espera_recibo_hasta IS NOT NULL)
+      AND (s.estado IN ('Error', 'Omitido')
+           OR (s.estado = 'Enviado' AND s.estado_entrega = 'failed')
+           OR (s.estado = 'Enviado' AND s.espera_recibo_hasta <= now()
+               AND coalesce(s.estado_entrega, 'sent') NOT IN ('delivered', 'read')))
+    ORDER BY s.id_solicitud
+    LIMIT $1
+    FOR UPDATE OF s SKIP LOCKED"
+        );
+    }
 }

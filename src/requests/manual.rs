@@ -5,6 +5,8 @@ use deadpool_postgres::GenericClient;
 use serde_json::Value as Json;
 use tokio_postgres::Statement;
 
+use super::state::RequestState;
+use super::state::estado_sql;
 use crate::db::DbError;
 use crate::domain::{ChannelKind, EventKind, NotificationType, OutboxEvent};
 use crate::rules::{ManualCompletion, ManualRow};
@@ -14,13 +16,13 @@ const LOAD_MANUAL: &str = "
     SELECT id_solicitud, id_cliente, nro_tarjeta, destino, estado, clave_dedup
     FROM solicitudes_notificacion WHERE id_solicitud = ANY($1)";
 
-const COMPLETE_MANUAL: &str = "
+const COMPLETE_MANUAL: &str = concat!("
     UPDATE solicitudes_notificacion
     SET tipo = $2, clave_dedup = $3, destino = coalesce($4, destino), destinatario = $5, datos = $6,
         id_cliente = coalesce(id_cliente, $7), saldo_alerta = coalesce(saldo_alerta, $8), mensaje = coalesce(mensaje, $9),
-        estado = $10::varchar, ultimo_error = $11, proximo_intento = CASE WHEN $10::varchar = 'Pendiente' THEN now() END,
+        estado = $10::varchar, ultimo_error = $11, proximo_intento = CASE WHEN $10::varchar = ", estado_sql!(Pendiente), " THEN now() END,
         actualizado_en = now(), firma = $12
-    WHERE id_solicitud = $1 AND clave_dedup IS NULL AND estado = 'Pendiente'";
+    WHERE id_solicitud = $1 AND clave_dedup IS NULL AND estado = ", estado_sql!(Pendiente));
 
 /// The POS rows a batch of events names, prepared before the drain's pipelined loads (a prepare inside the pipeline
 /// would be a round trip of its own); [`PosRows::load`] then runs inside that pipeline.
@@ -50,12 +52,12 @@ impl PosRows {
         Ok(rows
             .iter()
             .map(|r| ManualRow {
-                id_solicitud: r.get(0),
-                id_cliente: r.get(1),
-                nro_tarjeta: r.get(2),
-                destino: r.get(3),
-                estado: r.get::<_, Option<String>>(4).unwrap_or_default(),
-                clave_dedup: r.get(5),
+                id_solicitud: r.get("id_solicitud"),
+                id_cliente: r.get("id_cliente"),
+                nro_tarjeta: r.get("nro_tarjeta"),
+                destino: r.get("destino"),
+                estado: r.get::<_, Option<String>>("estado").unwrap_or_default(),
+                clave_dedup: r.get("clave_dedup"),
             })
             .collect())
     }
@@ -97,7 +99,7 @@ pub async fn complete(
                 )
                 .await?;
             if n == 1 {
-                counted = Some((r.tipo, r.channel, estado == "Pendiente"));
+                counted = Some((r.tipo, r.channel, estado == RequestState::Pendiente.as_str()));
             }
         }
         ManualCompletion::Fail { clave_dedup, channel, reason } => {
@@ -117,7 +119,7 @@ pub async fn complete(
                     &None::<i32>,
                     &None::<i64>,
                     &none,
-                    &"Error",
+                    &RequestState::Error.as_str(),
                     &reason,
                     &None::<String>,
                 ],
@@ -126,4 +128,25 @@ pub async fn complete(
         }
     }
     Ok(counted)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Each statement built with the state and opt-out macros is the text it was, literals and all (the hot path's
+    /// prepared statements are cached by their text; the partial indexes need the literals).
+    #[test]
+    fn the_statements_are_the_ones_they_were() {
+        assert_eq!(
+            COMPLETE_MANUAL,
+            "
+    UPDATE solicitudes_notificacion
+    SET tipo = $2, clave_dedup = $3, destino = coalesce($4, destino), destinatario = $5, datos = $6,
+        id_cliente = coalesce(id_cliente, $7), saldo_alerta = coalesce(saldo_alerta, $8), mensaje = coalesce(mensaje, $9),
+        estado = $10::varchar, ultimo_error = $11, proximo_intento = CASE WHEN $10::varchar = 'Pendiente' THEN now() END,
+        actualizado_en = now(), firma = $12
+    WHERE id_solicitud = $1 AND clave_dedup IS NULL AND estado = 'Pendiente'"
+        );
+    }
 }

@@ -10,6 +10,7 @@ use deadpool_postgres::Pool;
 use serde_json::Value as Json;
 use tokio::sync::{mpsc, oneshot};
 
+use super::state::estado_sql;
 use crate::channels::provider_text::{clean_id, clean_reason};
 use crate::db::DbError;
 
@@ -24,9 +25,12 @@ const MAX_ROWS: usize = 500;
 ///
 /// Their 'enviada' history rows follow in the next statement ([`RECORD_SENT`]), in a transaction begun by
 /// [`crate::db::BEGIN_HOT_OWN_HISTORY`] (the history trigger skips it; migration 0011).
-const MARK_SENT: &str = "
+const MARK_SENT: &str = concat!(
+    "
     UPDATE solicitudes_notificacion s
-    SET estado = 'Enviado', fecha_envio = now(), proveedor = u.proveedor, id_proveedor = left(u.id_proveedor, 255),
+    SET estado = ",
+    estado_sql!(Enviado),
+    ", fecha_envio = now(), proveedor = u.proveedor, id_proveedor = left(u.id_proveedor, 255),
         ultimo_error = u.aviso, proximo_intento = NULL, actualizado_en = now(),
         espera_recibo_hasta = CASE WHEN s.canales_respaldo IS NOT NULL AND u.espera IS NOT NULL
                                    THEN now() + make_interval(secs => u.espera) END
@@ -34,8 +38,11 @@ const MARK_SENT: &str = "
          AS u(id, intentos, proveedor, id_proveedor, espera, aviso)
     -- `= ANY($1)` bounds the plan to the listed rows whatever the statistics said when it was cached (a join plan
     -- made while the table was nearly empty scanned it whole on every write).
-    WHERE s.id_solicitud = ANY($1) AND s.id_solicitud = u.id AND s.intentos = u.intentos AND s.estado = 'Pendiente'
-    RETURNING s.id_solicitud, s.tipo, s.nro_tarjeta";
+    WHERE s.id_solicitud = ANY($1) AND s.id_solicitud = u.id AND s.intentos = u.intentos AND s.estado = ",
+    estado_sql!(Pendiente),
+    "
+    RETURNING s.id_solicitud, s.tipo, s.nro_tarjeta"
+);
 
 /// The 'enviada' history rows of the requests the statement before marked sent, written by the owner's function
 /// from the rows themselves (migration 0020: the runtime role cannot write history rows of its own).
@@ -157,4 +164,30 @@ pub async fn write(pool: &Pool, batch: &[&Sent]) -> Result<Vec<i64>, DbError> {
         }
     }
     Ok(changed)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Each statement built with the state and opt-out macros is the text it was, literals and all (the hot path's
+    /// prepared statements are cached by their text; the partial indexes need the literals).
+    #[test]
+    fn the_statements_are_the_ones_they_were() {
+        assert_eq!(
+            MARK_SENT,
+            "
+    UPDATE solicitudes_notificacion s
+    SET estado = 'Enviado', fecha_envio = now(), proveedor = u.proveedor, id_proveedor = left(u.id_proveedor, 255),
+        ultimo_error = u.aviso, proximo_intento = NULL, actualizado_en = now(),
+        espera_recibo_hasta = CASE WHEN s.canales_respaldo IS NOT NULL AND u.espera IS NOT NULL
+                                   THEN now() + make_interval(secs => u.espera) END
+    FROM unnest($1::int8[], $2::int4[], $3::text[], $4::text[], $5::float8[], $6::text[])
+         AS u(id, intentos, proveedor, id_proveedor, espera, aviso)
+    -- `= ANY($1)` bounds the plan to the listed rows whatever the statistics said when it was cached (a join plan
+    -- made while the table was nearly empty scanned it whole on every write).
+    WHERE s.id_solicitud = ANY($1) AND s.id_solicitud = u.id AND s.intentos = u.intentos AND s.estado = 'Pendiente'
+    RETURNING s.id_solicitud, s.tipo, s.nro_tarjeta"
+        );
+    }
 }

@@ -31,15 +31,15 @@ pub async fn sign_pending_at_upgrade(pool: &Pool, signer: &crate::signing::RowSi
     let mut signed_ids = Vec::with_capacity(rows.len());
     let mut firmas = Vec::with_capacity(rows.len());
     for r in &rows {
-        let datos: Option<Json> = r.get(7);
-        signed_ids.push(r.get::<_, i64>(0));
+        let datos: Option<Json> = r.get("datos");
+        signed_ids.push(r.get::<_, i64>("id_solicitud"));
         firmas.push(signer.sign(&crate::signing::SignedFields {
-            clave_dedup: r.get(1),
-            id_cliente: r.get(2),
-            nro_tarjeta: r.get(3),
-            destino: r.get(4),
-            destinatario: r.get(5),
-            tipo: r.get(6),
+            clave_dedup: r.get("clave_dedup"),
+            id_cliente: r.get("id_cliente"),
+            nro_tarjeta: r.get("nro_tarjeta"),
+            destino: r.get("destino"),
+            destinatario: r.get("destinatario"),
+            tipo: r.get("tipo"),
             datos: datos.as_ref(),
         }));
     }

@@ -2,85 +2,17 @@
 //!
 //! SQL names a state as a literal (`estado = 'Pendiente'`), never as a parameter: the partial indexes (migrations
 //! 0001 and 0013) are chosen only when the plan sees the literal, and a prepared statement's generic plan does not
-//! see a `$n`. [`estado_sql!`] gives that literal, spelled once here, for `concat!` to build the statement text.
+//! see a `$n`. [`estado_sql!`] gives that literal, spelled once in `domain::request_state`, for `concat!` to build the statement text.
 
-/// The name of a state as the table holds it; the one spelling every other form is built from.
-macro_rules! estado_name {
-    (Pendiente) => {
-        "Pendiente"
-    };
-    (Enviado) => {
-        "Enviado"
-    };
-    (Error) => {
-        "Error"
-    };
-    (Omitido) => {
-        "Omitido"
-    };
-}
-pub(crate) use estado_name;
+pub use crate::domain::RequestState;
 
 /// A state as an SQL literal (`'Pendiente'`), for `concat!`.
 macro_rules! estado_sql {
     ($state:ident) => {
-        concat!("'", $crate::requests::state::estado_name!($state), "'")
+        concat!("'", $crate::domain::request_state::estado_name!($state), "'")
     };
 }
 pub(crate) use estado_sql;
-
-/// `solicitudes_notificacion.estado`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum RequestState {
-    /// Waiting to be sent (or being sent: claimed under a lease).
-    Pendiente,
-    Enviado,
-    /// Failed for good.
-    Error,
-    /// Not sent on purpose (opted out, turned off, cancelled by an operator).
-    Omitido,
-}
-
-impl RequestState {
-    /// In the order of the CHECK constraint.
-    pub const ALL: [RequestState; 4] =
-        [RequestState::Pendiente, RequestState::Enviado, RequestState::Error, RequestState::Omitido];
-
-    pub const fn as_str(self) -> &'static str {
-        match self {
-            RequestState::Pendiente => estado_name!(Pendiente),
-            RequestState::Enviado => estado_name!(Enviado),
-            RequestState::Error => estado_name!(Error),
-            RequestState::Omitido => estado_name!(Omitido),
-        }
-    }
-
-    /// The SQL literal, quoted (what [`estado_sql!`] gives).
-    pub const fn sql(self) -> &'static str {
-        match self {
-            RequestState::Pendiente => estado_sql!(Pendiente),
-            RequestState::Enviado => estado_sql!(Enviado),
-            RequestState::Error => estado_sql!(Error),
-            RequestState::Omitido => estado_sql!(Omitido),
-        }
-    }
-
-    /// The state named exactly as the table holds it.
-    pub fn parse(s: &str) -> Option<RequestState> {
-        RequestState::ALL.into_iter().find(|e| e.as_str() == s)
-    }
-
-    /// The state named in any case, surrounding spaces ignored (what staff type).
-    pub fn parse_any_case(s: &str) -> Option<RequestState> {
-        RequestState::ALL.into_iter().find(|e| e.as_str().eq_ignore_ascii_case(s.trim()))
-    }
-}
-
-impl std::fmt::Display for RequestState {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
 
 #[cfg(test)]
 mod tests {

@@ -4,7 +4,10 @@
 use deadpool_postgres::GenericClient;
 use serde_json::Value as Json;
 
+use super::optout_sql::opted_out;
 use super::row::Claimed;
+use super::state::RequestState;
+use super::state::estado_sql;
 use crate::db::DbError;
 use crate::domain::{ChannelKind, NotificationType};
 use crate::rules::NewRequest;
@@ -16,7 +19,7 @@ use crate::signing::{RowSigner, SignedFields};
 //
 // The same statement marks the drain's events done ($16, $17; empty for the sweeps). The new rows' `creada`
 // history follows in the next statement ([`RECORD_CREATED`]), in the same round trip.
-const INSERT_REQUESTS: &str = "
+const INSERT_REQUESTS: &str = concat!("
   WITH nuevas AS (
     INSERT INTO solicitudes_notificacion
         (id_cliente, nro_tarjeta, saldo_alerta, mensaje, destino, estado, tipo, clave_dedup, destinatario, datos,
@@ -24,16 +27,15 @@ const INSERT_REQUESTS: &str = "
     SELECT u.id_cliente, u.nro_tarjeta, u.saldo, u.mensaje, u.destino, u.estado, u.tipo, u.clave, u.destinatario, u.datos,
            u.error, u.respaldo, u.origen, CASE WHEN c.claimed THEN 1 ELSE 0 END,
            CASE WHEN c.claimed THEN now() + make_interval(secs => $15)
-                WHEN u.estado = 'Pendiente' THEN now() END,
+                WHEN u.estado = ", estado_sql!(Pendiente), " THEN now() END,
            now(), u.firma
     FROM unnest($1::int4[], $2::text[], $3::int8[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[],
                 $9::text[], $10::jsonb[], $11::text[], $12::text[], $13::int8[], $14::bool[], $18::text[])
          AS u(id_cliente, nro_tarjeta, saldo, mensaje, destino, estado, tipo, clave, destinatario, datos, error,
               respaldo, origen, claim, firma)
-    CROSS JOIN LATERAL (SELECT u.claim AND u.estado = 'Pendiente' AND NOT EXISTS (
-        SELECT 1 FROM cantina_notify_bajas b
-        WHERE b.fecha_alta IS NULL AND b.destino = u.destino
-          AND b.destinatario = CASE WHEN u.destino = 'Email' THEN lower(u.destinatario) ELSE u.destinatario END)
+    CROSS JOIN LATERAL (SELECT u.claim AND u.estado = ", estado_sql!(Pendiente), " AND NOT ",
+    opted_out!("u", "\n        ", "\n        ", "\n          ", " "),
+    "
         AS claimed) c
     ON CONFLICT (clave_dedup) DO NOTHING
     RETURNING tipo, destino, estado, id_solicitud, intentos, destinatario, datos, clave_dedup, firma, id_cliente,
@@ -45,7 +47,7 @@ const INSERT_REQUESTS: &str = "
     WHERE e.id = ANY($16) AND e.id = u.id
   )
   SELECT tipo, destino, estado, id_solicitud, intentos, destinatario, datos, clave_dedup, firma, id_cliente, nro_tarjeta
-  FROM nuevas";
+  FROM nuevas");
 
 /// The `creada` history rows of the requests the statement before inserted, written by the owner's function from
 /// the rows themselves (migration 0020), only in a transaction marked `cantina_notify.historial = 'propio'` (the
@@ -54,9 +56,11 @@ const RECORD_CREATED: &str = "SELECT cantina_notify_historial_creadas($1::text[]
 
 pub(crate) fn recipient_columns(r: &NewRequest) -> (&'static str, Option<String>, Option<String>) {
     match (&r.omitted, &r.recipient) {
-        (Some(reason), recipient) => ("Omitido", recipient.as_ref().ok().map(|a| a.as_str()), Some(reason.clone())),
-        (None, Ok(addr)) => ("Pendiente", Some(addr.as_str()), None),
-        (None, Err(reason)) => ("Error", None, Some(reason.clone())),
+        (Some(reason), recipient) => {
+            (RequestState::Omitido.as_str(), recipient.as_ref().ok().map(|a| a.as_str()), Some(reason.clone()))
+        }
+        (None, Ok(addr)) => (RequestState::Pendiente.as_str(), Some(addr.as_str()), None),
+        (None, Err(reason)) => (RequestState::Error.as_str(), None, Some(reason.clone())),
     }
 }
 
@@ -66,7 +70,7 @@ pub async fn insert_requests(
     tx: &impl GenericClient,
     signer: &RowSigner,
     requests: Vec<NewRequest>,
-) -> Result<Vec<(NotificationType, ChannelKind, String)>, DbError> {
+) -> Result<Vec<(NotificationType, ChannelKind, RequestState)>, DbError> {
     Ok(insert_and_claim(tx, signer, requests, None).await?.0)
 }
 
@@ -86,7 +90,7 @@ pub async fn insert_and_claim(
     signer: &RowSigner,
     requests: Vec<NewRequest>,
     offer: Option<&ClaimOffer>,
-) -> Result<(Vec<(NotificationType, ChannelKind, String)>, Vec<Claimed>), DbError> {
+) -> Result<(Vec<(NotificationType, ChannelKind, RequestState)>, Vec<Claimed>), DbError> {
     if requests.is_empty() {
         return Ok((Vec::new(), Vec::new()));
     }
@@ -101,7 +105,7 @@ pub async fn write(
     offer: Option<&ClaimOffer>,
     event_ids: &[i64],
     event_results: &[Option<String>],
-) -> Result<(Vec<(NotificationType, ChannelKind, String)>, Vec<Claimed>), DbError> {
+) -> Result<(Vec<(NotificationType, ChannelKind, RequestState)>, Vec<Claimed>), DbError> {
     let mut slots = offer.map_or(0, |o| o.slots);
     let mut cols = InsertColumns::default();
     for r in requests {
@@ -134,8 +138,10 @@ pub async fn write(
         if intentos > 0 {
             claimed.push(Claimed::from_row(&row, false, claimed_at));
         }
-        if let (Ok(t), Ok(c)) = (NotificationType::parse(&tipo), ChannelKind::parse(&destino)) {
-            out.push((t, c, estado));
+        if let (Ok(t), Ok(c), Some(e)) =
+            (NotificationType::parse(&tipo), ChannelKind::parse(&destino), RequestState::parse(&estado))
+        {
+            out.push((t, c, e));
         }
     }
     Ok((out, claimed))
@@ -220,4 +226,48 @@ pub async fn prepare(tx: &impl GenericClient) -> Result<(), DbError> {
     tx.prepare_cached(INSERT_REQUESTS).await?;
     tx.prepare_cached(RECORD_CREATED).await?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Each statement built with the state and opt-out macros is the text it was, literals and all (the hot path's
+    /// prepared statements are cached by their text; the partial indexes need the literals).
+    #[test]
+    fn the_statements_are_the_ones_they_were() {
+        assert_eq!(
+            INSERT_REQUESTS,
+            "
+  WITH nuevas AS (
+    INSERT INTO solicitudes_notificacion
+        (id_cliente, nro_tarjeta, saldo_alerta, mensaje, destino, estado, tipo, clave_dedup, destinatario, datos,
+         ultimo_error, canales_respaldo, id_solicitud_origen, intentos, proximo_intento, actualizado_en, firma)
+    SELECT u.id_cliente, u.nro_tarjeta, u.saldo, u.mensaje, u.destino, u.estado, u.tipo, u.clave, u.destinatario, u.datos,
+           u.error, u.respaldo, u.origen, CASE WHEN c.claimed THEN 1 ELSE 0 END,
+           CASE WHEN c.claimed THEN now() + make_interval(secs => $15)
+                WHEN u.estado = 'Pendiente' THEN now() END,
+           now(), u.firma
+    FROM unnest($1::int4[], $2::text[], $3::int8[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[],
+                $9::text[], $10::jsonb[], $11::text[], $12::text[], $13::int8[], $14::bool[], $18::text[])
+         AS u(id_cliente, nro_tarjeta, saldo, mensaje, destino, estado, tipo, clave, destinatario, datos, error,
+              respaldo, origen, claim, firma)
+    CROSS JOIN LATERAL (SELECT u.claim AND u.estado = 'Pendiente' AND NOT EXISTS (
+        SELECT 1 FROM cantina_notify_bajas b
+        WHERE b.fecha_alta IS NULL AND b.destino = u.destino
+          AND b.destinatario = CASE WHEN u.destino = 'Email' THEN lower(u.destinatario) ELSE u.destinatario END)
+        AS claimed) c
+    ON CONFLICT (clave_dedup) DO NOTHING
+    RETURNING tipo, destino, estado, id_solicitud, intentos, destinatario, datos, clave_dedup, firma, id_cliente,
+              nro_tarjeta
+  ), hechas AS (
+    UPDATE cantina_notify_eventos e SET procesado_en = now(), resultado = u.resultado
+    FROM unnest($16::int8[], $17::text[]) AS u(id, resultado)
+    -- Bounded to the listed rows whatever the cached plan's statistics (see dispatch::sent's MARK_SENT).
+    WHERE e.id = ANY($16) AND e.id = u.id
+  )
+  SELECT tipo, destino, estado, id_solicitud, intentos, destinatario, datos, clave_dedup, firma, id_cliente, nro_tarjeta
+  FROM nuevas"
+        );
+    }
 }

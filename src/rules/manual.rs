@@ -1,5 +1,5 @@
 use super::{Decision, ManualCompletion, MessageData, NewRequest, RuleInput, local_datetime, resolve_recipient};
-use crate::domain::{ChannelKind, Guaranies, NotificationType};
+use crate::domain::{ChannelKind, DedupKey, Guaranies, NotificationType, RequestState};
 
 /// The POS "Notificar" button: a low-balance notice for one card, on the channel the row names (or the first
 /// channel configured for `saldo_bajo`). The service completes the row itself; it is never duplicated.
@@ -7,10 +7,10 @@ pub(super) fn decide(input: &RuleInput<'_>, id_solicitud: i64) -> Decision {
     let Some(row) = input.ctx.manual.get(&id_solicitud) else {
         return Decision::Ignore(format!("la solicitud {id_solicitud} ya no existe"));
     };
-    if row.clave_dedup.is_some() || row.estado != "Pendiente" {
+    if row.clave_dedup.is_some() || row.estado != RequestState::Pendiente.as_str() {
         return Decision::Ignore(format!("la solicitud {id_solicitud} ya fue procesada"));
     }
-    let clave_dedup = format!("manual:{id_solicitud}");
+    let clave_dedup = DedupKey::manual(id_solicitud).into_string();
     let fail = |channel, reason: String| Decision::CompleteManual {
         id_solicitud,
         completion: Box::new(ManualCompletion::Fail { clave_dedup: clave_dedup.clone(), channel, reason }),

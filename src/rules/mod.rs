@@ -23,7 +23,7 @@ pub use recipient::{Recipient, resolve_recipient};
 use jiff::civil::Date;
 
 use crate::config::{Route, RulesConfig};
-use crate::domain::{ChannelKind, Guaranies, NotificationType};
+use crate::domain::{ChannelKind, DedupKey, Guaranies, NotificationType};
 use crate::domain::{EventKind, OutboxEvent};
 
 /// A request to insert into `solicitudes_notificacion`.
@@ -166,7 +166,7 @@ impl Notice<'_> {
             .map(|&channel| NewRequest {
                 tipo,
                 channel,
-                clave_dedup: format!("{key_prefix}:{channel}"),
+                clave_dedup: DedupKey::for_channel(&key_prefix, channel).into_string(),
                 id_cliente: parent.id_cliente,
                 nro_tarjeta: nro_tarjeta.clone(),
                 saldo,

@@ -50,13 +50,13 @@ fn ts(t: SystemTime) -> Timestamp {
     Timestamp::try_from(t).unwrap_or(Timestamp::UNIX_EPOCH)
 }
 
-fn parent_from(r: &tokio_postgres::Row, first: usize) -> Parent {
+fn parent_from(r: &tokio_postgres::Row) -> Parent {
     Parent {
-        id_cliente: r.get(first),
-        nombres: r.get(first + 1),
-        apellidos: r.get(first + 2),
-        email: r.get(first + 3),
-        telefono: r.get(first + 4),
+        id_cliente: r.get("id_cliente"),
+        nombres: r.get("nombres"),
+        apellidos: r.get("apellidos"),
+        email: r.get("email"),
+        telefono: r.get("telefono"),
         activo: true,
     }
 }
@@ -110,21 +110,22 @@ async fn saldo_bajo(tx: &impl GenericClient, rules: &RulesConfig, at: Timestamp)
     // Rows come ordered by client: consecutive cards of one client make one notice.
     let mut parents: Vec<(Parent, Vec<TarjetaSaldoBajo>)> = Vec::new();
     for r in tx.query(crate::cantina::sweeps::SALDO_BAJO, &[&rules.umbral_saldo_bajo]).await? {
-        let nro_tarjeta: String = r.get(0);
-        let stamped_today = r.get::<_, Option<SystemTime>>(3).map(ts).is_some_and(|t| local_date(t) == today);
+        let nro_tarjeta: String = r.get("nro_tarjeta");
+        let stamped_today =
+            r.get::<_, Option<SystemTime>>("ultima_notificacion_saldo").map(ts).is_some_and(|t| local_date(t) == today);
         if stamped_today || notified.contains(&nro_tarjeta) {
             continue;
         }
-        let (nombre, apellido): (String, String) = (r.get(4), r.get(5));
+        let (nombre, apellido): (String, String) = (r.get("nombre"), r.get("apellido"));
         let tarjeta = TarjetaSaldoBajo {
             alumno: format!("{} {}", nombre.trim(), apellido.trim()),
             nro_tarjeta,
-            saldo: Guaranies(r.get(1)),
-            umbral: Guaranies(r.get(2)),
+            saldo: Guaranies(r.get("saldo_actual")),
+            umbral: Guaranies(r.get("umbral")),
         };
         match parents.last_mut() {
-            Some((p, cards)) if p.id_cliente == r.get::<_, i32>(6) => cards.push(tarjeta),
-            _ => parents.push((parent_from(&r, 6), vec![tarjeta])),
+            Some((p, cards)) if p.id_cliente == r.get::<_, i32>("id_cliente") => cards.push(tarjeta),
+            _ => parents.push((parent_from(&r), vec![tarjeta])),
         }
     }
     let found = parents
@@ -160,20 +161,20 @@ async fn cuenta_pendiente(
     let week = format!("{:04}-W{:02}", week.year(), week.week());
     let mut found = Vec::new();
     for r in tx.query(crate::cantina::sweeps::CUENTA_PENDIENTE, &[&cutoff]).await? {
-        let parent = parent_from(&r, 0);
-        let razon_social: Option<String> = r.get(5);
+        let parent = parent_from(&r);
+        let razon_social: Option<String> = r.get("razon_social");
         let cliente = razon_social
             .map(|s| s.trim().to_string())
             .filter(|s| !s.is_empty())
             .unwrap_or_else(|| format!("{} {}", parent.nombres.trim(), parent.apellidos.trim()));
-        let monto = Guaranies(r.get(7));
-        let desde = ts(r.get(9)).to_zoned(super::asuncion()).strftime("%d/%m/%Y").to_string();
+        let monto = Guaranies(r.get("deuda"));
+        let desde = ts(r.get("desde")).to_zoned(super::asuncion()).strftime("%d/%m/%Y").to_string();
         let data = MessageData::CuentaPendiente {
             padre: parent.nombres.trim().to_string(),
             cliente,
-            ruc_ci: r.get::<_, String>(6),
+            ruc_ci: r.get::<_, String>("ruc_ci"),
             monto,
-            ventas: r.get(8),
+            ventas: r.get("ventas"),
             desde,
         };
         found.push(Found {
@@ -203,20 +204,20 @@ async fn recordatorio_deuda(
     let to = SystemTime::from(at.checked_sub(jiff::SignedDuration::from_hours(24)).unwrap_or(at));
     let mut found = Vec::new();
     for r in tx.query(crate::cantina::sweeps::RECORDATORIO_DEUDA, &[&from, &to]).await? {
-        let id: i64 = r.get(0);
-        let nro_tarjeta: String = r.get(1);
-        let autorizada = local_date(ts(r.get(2)));
+        let id: i64 = r.get("id_autorizacion");
+        let nro_tarjeta: String = r.get("nro_tarjeta");
+        let autorizada = local_date(ts(r.get("fecha_autorizacion")));
         let Ok(span) = autorizada.until((jiff::Unit::Day, today)) else { continue };
         let dias = span.get_days();
         if !REMINDER_DAYS.contains(&dias) {
             continue;
         }
-        let saldo: i64 = r.get(3);
-        let resultante: Option<i64> = r.get(4);
+        let saldo: i64 = r.get("saldo_actual");
+        let resultante: Option<i64> = r.get("saldo_resultante");
         let monto = if saldo < 0 { -saldo } else { resultante.filter(|s| *s < 0).map_or(0, |s| -s) };
-        let parent = parent_from(&r, 7);
-        let nombre: String = r.get(5);
-        let apellido: String = r.get(6);
+        let parent = parent_from(&r);
+        let nombre: String = r.get("nombre");
+        let apellido: String = r.get("apellido");
         let data = MessageData::RecordatorioDeuda {
             padre: parent.nombres.trim().to_string(),
             alumno: format!("{} {}", nombre.trim(), apellido.trim()),

@@ -7,6 +7,7 @@ use std::time::Duration;
 use cantina_notify::channels::SendError;
 use cantina_notify::dispatch::store;
 use cantina_notify::domain::ChannelKind;
+use cantina_notify::requests::{HistoryRow, history};
 use cantina_notify::webhooks::receipt::{DeliveryState, record_receipt};
 use serde_json::Value as Json;
 use tokio_postgres::Client;
@@ -56,25 +57,13 @@ async fn insert_request(c: &Client, id_cliente: i32, destino: &str, estado: &str
     .get(0)
 }
 
-/// (evento, estado, intentos, origen, detalle) of one history row.
-type HistoryRow = (String, Option<String>, Option<i32>, String, Option<String>);
-
-/// A request's history, in order.
+/// A request's history, in order, as the staff tools read it.
 async fn history(c: &Client, id: i64) -> Vec<HistoryRow> {
-    c.query(
-        "SELECT evento, estado, intentos, origen, detalle FROM cantina_notify_historial
-         WHERE id_solicitud = $1 ORDER BY registrado_en, id",
-        &[&id],
-    )
-    .await
-    .expect("history")
-    .iter()
-    .map(|r| (r.get(0), r.get(1), r.get(2), r.get(3), r.get(4)))
-    .collect()
+    history::of(c, id).await.expect("history")
 }
 
 fn eventos(h: &[HistoryRow]) -> Vec<&str> {
-    h.iter().map(|r| r.0.as_str()).collect()
+    h.iter().map(|r| r.evento.as_str()).collect()
 }
 
 #[tokio::test]
@@ -93,9 +82,9 @@ async fn history_records_attempts_outcome_and_receipt_but_not_the_claims() {
     let h = history(&c, id).await;
     // Two claims happened (intentos went to 2) and wrote nothing; the outcomes carry their attempt numbers.
     assert_eq!(eventos(&h), ["creada", "reintento", "enviada"], "{h:#?}");
-    assert!(h.iter().all(|r| r.3 == "servicio"), "{h:#?}");
-    assert_eq!((h[1].2, h[1].4.as_deref()), (Some(1), Some("intento 1: 503 Service Unavailable")));
-    assert_eq!((h[2].1.as_deref(), h[2].2), (Some("Enviado"), Some(2)));
+    assert!(h.iter().all(|r| r.origen == "servicio"), "{h:#?}");
+    assert_eq!((h[1].intentos, h[1].detalle.as_deref()), (Some(1), Some("intento 1: 503 Service Unavailable")));
+    assert_eq!((h[2].estado.as_deref(), h[2].intentos), (Some("Enviado"), Some(2)));
     let provider: (String, String) = c
         .query_one(
             "SELECT proveedor, id_proveedor FROM cantina_notify_historial WHERE id_solicitud = $1 AND evento = 'enviada'",
@@ -195,8 +184,8 @@ async fn a_drain_that_completes_a_pos_row_and_creates_requests_records_each_once
     for id in [manual, manual_2] {
         let h = history(&c, id).await;
         assert_eq!(eventos(&h), ["creada", "completada", "enviada"], "{h:#?}");
-        assert!(h[0].3.starts_with("app: "), "{h:#?}");
-        assert!(h[1..].iter().all(|r| r.3 == "servicio"), "{h:#?}");
+        assert!(h[0].origen.starts_with("app: "), "{h:#?}");
+        assert!(h[1..].iter().all(|r| r.origen == "servicio"), "{h:#?}");
     }
     for carga in [id_carga, second] {
         let id: i64 = c
@@ -209,8 +198,8 @@ async fn a_drain_that_completes_a_pos_row_and_creates_requests_records_each_once
             .get(0);
         let h = history(&c, id).await;
         assert_eq!(eventos(&h), ["creada", "enviada"], "{h:#?}");
-        assert!(h.iter().all(|r| r.3 == "servicio"), "{h:#?}");
-        assert_eq!((h[0].1.as_deref(), h[0].4.as_deref()), (Some("Pendiente"), None), "{h:#?}");
+        assert!(h.iter().all(|r| r.origen == "servicio"), "{h:#?}");
+        assert_eq!((h[0].estado.as_deref(), h[0].detalle.as_deref()), (Some("Pendiente"), None), "{h:#?}");
     }
 }
 
@@ -534,11 +523,11 @@ async fn resend_and_cancel_refuse_what_makes_no_sense_and_process_the_rest() {
     let h = history(&c, error).await;
     let last = h.last().unwrap();
     assert_eq!(
-        (last.0.as_str(), last.1.as_deref(), last.3.as_str(), last.4.as_deref()),
+        (last.evento.as_str(), last.estado.as_deref(), last.origen.as_str(), last.detalle.as_deref()),
         ("reenviada", Some("Pendiente"), "operador: ops-tester", Some("reenviada por operador: dirección corregida"))
     );
     // The earlier failure stays in the history.
-    assert!(h.iter().any(|r| r.4.as_deref() == Some("agotado")), "{h:#?}");
+    assert!(h.iter().any(|r| r.detalle.as_deref() == Some("agotado")), "{h:#?}");
     assert_eq!(count(&c, &format!("SELECT count(*) FROM solicitudes_notificacion WHERE id_solicitud IN ({sent}, {pos}) AND estado IN ('Enviado', 'Error')")).await, 2);
 
     // Cancel: reason required; only Pendiente.
@@ -559,7 +548,7 @@ async fn resend_and_cancel_refuse_what_makes_no_sense_and_process_the_rest() {
     assert_eq!(r.get::<_, String>(0), "Omitido");
     assert_eq!(r.get::<_, String>(1), "cancelado por operador: pedido del padre");
     let last = history(&c, pending).await.pop().unwrap();
-    assert_eq!((last.0.as_str(), last.3.as_str()), ("cancelada", "operador: ops-tester"));
+    assert_eq!((last.evento.as_str(), last.origen.as_str()), ("cancelada", "operador: ops-tester"));
     let again = cli(&db, &["requests", "cancel", &pending.to_string(), "--reason", "otra vez"]).await;
     assert!(stderr(&again).contains("está Omitido: solo se cancela una solicitud Pendiente"), "{}", stderr(&again));
 
@@ -629,8 +618,8 @@ async fn a_resent_request_is_sent_again_by_the_running_service() {
 
     let h = history(&c, id).await;
     assert_eq!(eventos(&h), ["creada", "error", "reenviada", "enviada"], "{h:#?}");
-    assert_eq!(h[1].4.as_deref(), Some("550 mailbox unavailable"));
-    assert_eq!((h[3].2, h[3].3.as_str()), (Some(1), "servicio"));
+    assert_eq!(h[1].detalle.as_deref(), Some("550 mailbox unavailable"));
+    assert_eq!((h[3].intentos, h[3].origen.as_str()), (Some(1), "servicio"));
 }
 
 /// (estado, intentos, proximo_intento is later than `secs` from now, id_proveedor) of one request.
