@@ -6,7 +6,7 @@ use deadpool_postgres::{GenericClient, Pool};
 use serde_json::Value as Json;
 
 use crate::db::DbError;
-use crate::rules::{Card, Parent, Student};
+use crate::rules::{Card, Student};
 
 /// A `saldo_bajo` notice that went out stamps `ultima_notificacion_saldo` on the row's card and on every card its
 /// `datos` lists (the daily sweep's notice lists all of a parent's low cards), which the app, the balance rule and
@@ -39,14 +39,7 @@ pub async fn load_into(
                 nombre: r.get("nombre"),
                 apellido: r.get("apellido"),
             });
-            let parent = r.get::<_, Option<i32>>("id_cliente").map(|id_cliente| Parent {
-                id_cliente,
-                nombres: r.get("nombres"),
-                apellidos: r.get("apellidos"),
-                email: r.get("email"),
-                telefono: r.get("telefono"),
-                activo: r.get::<_, Option<bool>>("activo").unwrap_or(true),
-            });
+            let parent = r.get::<_, Option<i32>>("id_cliente").map(|id_cliente| super::parents::parent(&r, id_cliente));
             let card = Card {
                 nro_tarjeta: r.get("nro_tarjeta"),
                 saldo_actual: r.get("saldo_actual"),

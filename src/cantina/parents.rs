@@ -1,6 +1,7 @@
 //! Parents (`clientes`) by id.
 
 use deadpool_postgres::GenericClient;
+use tokio_postgres::Row;
 
 use crate::db::DbError;
 use crate::rules::Parent;
@@ -11,15 +12,19 @@ const LOAD_PARENTS: &str = "
 /// The parents with these ids (those that exist).
 pub async fn load(tx: &impl GenericClient, ids: &[i32]) -> Result<Vec<Parent>, DbError> {
     let rows = tx.query(&tx.prepare_cached(LOAD_PARENTS).await?, &[&ids]).await?;
-    Ok(rows
-        .iter()
-        .map(|r| Parent {
-            id_cliente: r.get("id_cliente"),
-            nombres: r.get("nombres"),
-            apellidos: r.get("apellidos"),
-            email: r.get("email"),
-            telefono: r.get("telefono"),
-            activo: r.get::<_, Option<bool>>("activo").unwrap_or(true),
-        })
-        .collect())
+    Ok(rows.iter().map(|r| parent(r, r.get("id_cliente"))).collect())
+}
+
+/// A parent from a row with `clientes`' columns (here and in the cards' load).
+pub(super) fn parent(r: &Row, id_cliente: i32) -> Parent {
+    Parent {
+        id_cliente,
+        // NOT NULL in the Cantina's schema; a row that breaks it still loads, with an empty name, rather than
+        // failing the whole batch it came in.
+        nombres: r.get::<_, Option<String>>("nombres").unwrap_or_default(),
+        apellidos: r.get::<_, Option<String>>("apellidos").unwrap_or_default(),
+        email: r.get("email"),
+        telefono: r.get("telefono"),
+        activo: r.get::<_, Option<bool>>("activo").unwrap_or(true),
+    }
 }

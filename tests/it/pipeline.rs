@@ -266,6 +266,24 @@ async fn one_request_per_configured_channel() {
     app.stop().await;
 }
 
+/// `clientes.apellidos` is NOT NULL in the Cantina's schema; a database where it is not (an older app version, a
+/// hand-made row) must not stop the notices: the parent's name is left empty, the recharge and the POS row go out.
+#[tokio::test]
+async fn a_parent_row_without_a_surname_still_gets_its_notices() {
+    let db = TestDb::new().await;
+    let c = db.client().await;
+    let fam = seed_family(&c, Some("ana@example.com"), None, 3_000).await;
+    c.batch_execute("ALTER TABLE clientes ALTER COLUMN apellidos DROP NOT NULL").await.unwrap();
+    c.execute("UPDATE clientes SET apellidos = NULL WHERE id_cliente = $1", &[&fam.id_cliente]).await.unwrap();
+    let rec = Recorder::new(ChannelKind::Email);
+    let app = TestApp::start(test_settings(&db, &[]), &rec).await;
+    recharge(&c, &fam.nro_tarjeta, 50_000).await;
+    pos_manual_request(&c, &fam).await;
+    wait_count(&c, "SELECT count(*) FROM solicitudes_notificacion WHERE estado = 'Enviado'", 2, SHORT).await;
+    assert_eq!(rec.sent_count(), 2);
+    app.stop().await;
+}
+
 #[tokio::test]
 async fn a_manual_request_from_the_pos_is_completed_and_sent() {
     let db = TestDb::new().await;
