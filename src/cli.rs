@@ -184,24 +184,29 @@ impl Signals {
 }
 
 async fn sweep(settings: Settings, kind: &str) -> anyhow::Result<ExitCode> {
-    let kind = crate::scheduler::SweepKind::parse(kind).map_err(|e| anyhow::anyhow!(e))?;
+    use crate::scheduler::SweepKind;
+    let kind = SweepKind::parse(kind).map_err(|e| anyhow::anyhow!(e))?;
     let (rules, _) = settings.validate(true)?;
     let url = settings.database.url.as_ref().context("DATABASE_URL: required")?;
     let pool = crate::db::pool(url.expose(), 2, Duration::from_secs(settings.database.connect_timeout_seconds))?;
-    if kind == crate::scheduler::SweepKind::Limpieza {
-        let report = crate::scheduler::run_cleanup(&pool, &settings.retention, jiff::Timestamp::now()).await?;
-        println!("sweep limpieza: {report}");
-        return Ok(ExitCode::SUCCESS);
+    // Exhaustive: a new schedule must say here what `sweep <kind>` does.
+    match kind {
+        SweepKind::Limpieza => {
+            let report = crate::scheduler::run_cleanup(&pool, &settings.retention, jiff::Timestamp::now()).await?;
+            println!("sweep limpieza: {report}");
+        }
+        SweepKind::ResumenDiario => {
+            let report = crate::scheduler::summary::send_from_cli(&settings, rules.umbral_saldo_bajo, pool)
+                .await
+                .map_err(|e| anyhow::anyhow!(e))?;
+            println!("sweep resumen_diario: {report}");
+            return Ok(if report.ok() { ExitCode::SUCCESS } else { ExitCode::FAILURE });
+        }
+        SweepKind::SaldoBajo | SweepKind::CuentaPendiente | SweepKind::RecordatorioDeuda => {
+            let created = crate::scheduler::run_sweep(&pool, &rules, kind, jiff::Timestamp::now()).await?;
+            println!("sweep {}: {created} solicitud(es) creadas", kind.as_str());
+        }
     }
-    if kind == crate::scheduler::SweepKind::ResumenDiario {
-        let report = crate::scheduler::summary::send_from_cli(&settings, rules.umbral_saldo_bajo, pool)
-            .await
-            .map_err(|e| anyhow::anyhow!(e))?;
-        println!("sweep resumen_diario: {report}");
-        return Ok(if report.ok() { ExitCode::SUCCESS } else { ExitCode::FAILURE });
-    }
-    let created = crate::scheduler::run_sweep(&pool, &rules, kind, jiff::Timestamp::now()).await?;
-    println!("sweep {}: {created} solicitud(es) creadas", kind.as_str());
     Ok(ExitCode::SUCCESS)
 }
 
@@ -343,5 +348,43 @@ async fn healthcheck(settings: &Settings, addr: Option<String>, timeout_seconds:
             eprintln!("unhealthy: {addr}: {e}");
             ExitCode::FAILURE
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    use super::Cli;
+    use crate::domain::NotificationType;
+    use crate::scheduler::SweepKind;
+
+    /// A subcommand's long help (about and arguments), split into words.
+    fn help_words(subcommand: &str) -> Vec<String> {
+        let mut command = Cli::command();
+        let sub = command.find_subcommand_mut(subcommand).unwrap_or_else(|| panic!("no subcommand {subcommand}"));
+        let help = sub.render_long_help().to_string();
+        help.split(|c: char| !(c.is_alphanumeric() || c == '_')).map(str::to_string).collect()
+    }
+
+    /// The help of `sweep` is written by hand: it must name every schedule `sweep <kind>` accepts.
+    #[test]
+    fn sweep_help_names_every_schedule() {
+        let words = help_words("sweep");
+        for kind in SweepKind::ALL {
+            assert!(words.iter().any(|w| w == kind.as_str()), "`sweep --help` does not name {kind}");
+        }
+    }
+
+    /// `send-test --help` names one type, its default; a list of types written there would have to name them all.
+    #[test]
+    fn send_test_help_names_the_default_type_or_every_type() {
+        let words = help_words("send-test");
+        let named: Vec<_> =
+            NotificationType::ALL.into_iter().filter(|t| words.iter().any(|w| w == t.as_str())).collect();
+        assert!(
+            named == [NotificationType::RecargaExitosa] || named == NotificationType::ALL,
+            "`send-test --help` names {named:?}"
+        );
     }
 }

@@ -8,50 +8,79 @@ use serde::{Deserialize, Serialize};
 
 use crate::domain::cron::CronSchedule;
 
-/// `settings.scheduler` (env `CANTINA__SCHEDULER__SALDO_BAJO`, ...).
-#[derive(Debug, Clone, Deserialize, Serialize)]
-#[serde(default)]
-pub struct SchedulerSettings {
-    /// Daily low-balance sweep.
-    pub saldo_bajo: String,
-    /// Weekly pending-account reminder.
-    pub cuenta_pendiente: String,
-    /// Daily negative-balance reminders (3, 7 and 15 days).
-    pub recordatorio_deuda: String,
-    /// Weekly clean-up of old events, finished requests and ledger rows (`settings.retention`).
-    pub limpieza: String,
-    /// The staff's daily summary email (`settings.resumen_diario`; off without recipients).
-    pub resumen_diario: String,
-    /// A missed firing still runs when the service comes back within this many hours; older ones are `omitida`.
-    pub catch_up_window_hours: u64,
-    pub enabled: bool,
+/// Generates [`SweepKind`] and [`SchedulerSettings`] from the one list below: the enum, `ALL` (its length
+/// included), the name (the ledger's `programa`, `sweep <kind>` and the settings field, one identifier, so
+/// `CANTINA__SCHEDULER__<NAME>` cannot drift from it), the field's default cron expression and `expr`. What a
+/// schedule runs is matched exhaustively on the enum (`Scheduler::execute`, `scheduler::sweeps::sweep`, the CLI),
+/// so the compiler lists it (see docs/development.md, "Adding a notice type").
+macro_rules! sweep_kinds {
+    ($($(#[$doc:meta])* $variant:ident = $name:ident, default $cron:literal;)+) => {
+        /// A schedule: the sweeps that create requests, the clean-up (`scheduler::cleanup`), which deletes
+        /// instead, and the staff summary (`scheduler::summary`), which sends one email.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+        pub enum SweepKind {
+            $($(#[$doc])* $variant,)+
+        }
+
+        impl SweepKind {
+            /// Every schedule, in declaration order.
+            pub const ALL: [SweepKind; [$(stringify!($name)),+].len()] = [$(SweepKind::$variant),+];
+
+            /// Also the ledger's `programa` and the field of [`SchedulerSettings`].
+            pub fn as_str(self) -> &'static str {
+                match self {
+                    $(SweepKind::$variant => stringify!($name),)+
+                }
+            }
+        }
+
+        /// `settings.scheduler` (env `CANTINA__SCHEDULER__SALDO_BAJO`, ...).
+        #[derive(Debug, Clone, Deserialize, Serialize)]
+        #[serde(default)]
+        pub struct SchedulerSettings {
+            $($(#[$doc])* pub $name: String,)+
+            /// A missed firing still runs when the service comes back within this many hours; older ones are
+            /// `omitida`.
+            pub catch_up_window_hours: u64,
+            pub enabled: bool,
+        }
+
+        impl Default for SchedulerSettings {
+            fn default() -> Self {
+                SchedulerSettings {
+                    $($name: $cron.into(),)+
+                    catch_up_window_hours: 6,
+                    enabled: true,
+                }
+            }
+        }
+
+        impl SchedulerSettings {
+            /// The schedule's cron expression.
+            pub fn expr(&self, kind: SweepKind) -> &str {
+                match kind {
+                    $(SweepKind::$variant => &self.$name,)+
+                }
+            }
+        }
+    };
 }
 
-impl Default for SchedulerSettings {
-    fn default() -> Self {
-        SchedulerSettings {
-            saldo_bajo: "0 18 * * *".into(),
-            cuenta_pendiente: "0 9 * * 1".into(),
-            recordatorio_deuda: "0 8 * * *".into(),
-            limpieza: "0 2 * * 0".into(),
-            resumen_diario: "0 21 * * *".into(),
-            catch_up_window_hours: 6,
-            enabled: true,
-        }
-    }
+// One line per schedule: the variant, its name (ledger, CLI, settings field), its default cron expression.
+sweep_kinds! {
+    /// Daily low-balance sweep.
+    SaldoBajo = saldo_bajo, default "0 18 * * *";
+    /// Weekly pending-account reminder.
+    CuentaPendiente = cuenta_pendiente, default "0 9 * * 1";
+    /// Daily negative-balance reminders (3, 7 and 15 days).
+    RecordatorioDeuda = recordatorio_deuda, default "0 8 * * *";
+    /// Weekly clean-up of old events, finished requests and ledger rows (`settings.retention`).
+    Limpieza = limpieza, default "0 2 * * 0";
+    /// The staff's daily summary email (`settings.resumen_diario`; off without recipients).
+    ResumenDiario = resumen_diario, default "0 21 * * *";
 }
 
 impl SchedulerSettings {
-    pub fn expr(&self, kind: SweepKind) -> &str {
-        match kind {
-            SweepKind::SaldoBajo => &self.saldo_bajo,
-            SweepKind::CuentaPendiente => &self.cuenta_pendiente,
-            SweepKind::RecordatorioDeuda => &self.recordatorio_deuda,
-            SweepKind::Limpieza => &self.limpieza,
-            SweepKind::ResumenDiario => &self.resumen_diario,
-        }
-    }
-
     /// Every problem, naming the environment key (for start-up validation).
     pub fn validate(&self) -> Vec<String> {
         let mut errors = Vec::new();
@@ -71,37 +100,7 @@ impl SchedulerSettings {
     }
 }
 
-/// A schedule: the three sweeps that create requests, the clean-up ([`cleanup`]), which deletes instead, and the
-/// staff summary ([`summary`]), which sends one email.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum SweepKind {
-    SaldoBajo,
-    CuentaPendiente,
-    RecordatorioDeuda,
-    Limpieza,
-    ResumenDiario,
-}
-
 impl SweepKind {
-    pub const ALL: [SweepKind; 5] = [
-        SweepKind::SaldoBajo,
-        SweepKind::CuentaPendiente,
-        SweepKind::RecordatorioDeuda,
-        SweepKind::Limpieza,
-        SweepKind::ResumenDiario,
-    ];
-
-    /// Also the ledger's `programa`.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            SweepKind::SaldoBajo => "saldo_bajo",
-            SweepKind::CuentaPendiente => "cuenta_pendiente",
-            SweepKind::RecordatorioDeuda => "recordatorio_deuda",
-            SweepKind::Limpieza => "limpieza",
-            SweepKind::ResumenDiario => "resumen_diario",
-        }
-    }
-
     pub fn parse(s: &str) -> Result<SweepKind, String> {
         SweepKind::ALL.into_iter().find(|k| k.as_str() == s.trim()).ok_or_else(|| {
             let names = SweepKind::ALL.map(SweepKind::as_str);
@@ -119,7 +118,32 @@ impl fmt::Display for SweepKind {
 
 #[cfg(test)]
 mod tests {
-    use super::SweepKind;
+    use super::{SchedulerSettings, SweepKind};
+
+    /// `CANTINA__SCHEDULER__<NAME>` is the settings field: one field per schedule, named as the schedule, holding
+    /// the expression `expr` returns (serialised and read back).
+    #[test]
+    fn each_schedule_is_the_settings_field_of_its_name() {
+        let defaults = SchedulerSettings::default();
+        let serde_json::Value::Object(fields) = serde_json::to_value(&defaults).unwrap() else {
+            panic!("settings serialise as a map")
+        };
+        let mut keys: Vec<&str> = fields.keys().map(String::as_str).collect();
+        keys.retain(|k| !["catch_up_window_hours", "enabled"].contains(k));
+        keys.sort_unstable();
+        let mut names = SweepKind::ALL.map(SweepKind::as_str);
+        names.sort_unstable();
+        assert_eq!(keys, names);
+        for kind in SweepKind::ALL {
+            assert_eq!(fields[kind.as_str()], defaults.expr(kind), "{kind}");
+            let read: SchedulerSettings =
+                serde_json::from_value(serde_json::json!({ kind.as_str(): "7 7 * * *" })).unwrap();
+            assert_eq!(read.expr(kind), "7 7 * * *", "{kind}");
+            for other in SweepKind::ALL.into_iter().filter(|o| *o != kind) {
+                assert_eq!(read.expr(other), defaults.expr(other), "{kind} set {other}");
+            }
+        }
+    }
 
     /// The list is built from `ALL`; the wording is the one written by hand before.
     #[test]

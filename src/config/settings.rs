@@ -579,3 +579,33 @@ pub(crate) fn string_or_list<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<Stri
         Either::Many(v) => v.into_iter().map(|s| s.trim().to_string()).filter(|s| !s.is_empty()).collect(),
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::RulesSettings;
+    use crate::domain::NotificationType;
+
+    /// `CANTINA__RULES__<TYPE>__…` reads the field of `RulesSettings` named like the type: exactly one field per
+    /// type, named `as_str()`, and it is the one `get` returns (set through its key, the others left alone).
+    #[test]
+    fn each_type_has_the_rules_field_of_its_name() {
+        let serde_json::Value::Object(fields) = serde_json::to_value(RulesSettings::default()).unwrap() else {
+            panic!("rules settings serialise as a map")
+        };
+        let mut keys: Vec<&str> = fields.keys().map(String::as_str).collect();
+        keys.sort_unstable();
+        let mut names = NotificationType::ALL.map(NotificationType::as_str);
+        names.sort_unstable();
+        assert_eq!(keys, names);
+        let defaults = RulesSettings::default();
+        for t in NotificationType::ALL {
+            let read: RulesSettings =
+                serde_json::from_value(serde_json::json!({ t.as_str(): { "channels": "portal", "fallback": "sms" } }))
+                    .unwrap();
+            assert_eq!(read.get(t), (&["portal".to_string()][..], &["sms".to_string()][..]), "{t}");
+            for other in NotificationType::ALL.into_iter().filter(|o| *o != t) {
+                assert_eq!(read.get(other), defaults.get(other), "{t} set {other}");
+            }
+        }
+    }
+}

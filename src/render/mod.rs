@@ -32,11 +32,11 @@ use sailfish::TemplateSimple;
 pub use self::sms::{Encoding, sms_encoding, sms_text};
 use crate::rules::MessageData;
 use layout::{AMARILLO, GRIS, Layout, VERDE, destacada, dia, dia_mes, email, fila};
-use types::bloqueo::{BloqueoHtml, BloqueoShort, BloqueoText};
-use types::cuenta::{CuentaHtml, CuentaShort, CuentaText};
-use types::deuda::{DeudaHtml, DeudaShort, DeudaText, nivel};
-use types::recarga::{RecargaHtml, RecargaShort, RecargaText};
+use types::cuenta_pendiente::{CuentaHtml, CuentaShort, CuentaText};
+use types::recarga_exitosa::{RecargaHtml, RecargaShort, RecargaText};
+use types::recordatorio_deuda::{DeudaHtml, DeudaShort, DeudaText, nivel};
 use types::saldo_bajo::{saldo_bajo, saldo_bajo_short};
+use types::tarjeta_bloqueada::{BloqueoHtml, BloqueoShort, BloqueoText};
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct Rendered {

@@ -1,5 +1,5 @@
 use super::*;
-use crate::domain::Guaranies;
+use crate::domain::{Guaranies, NotificationType};
 use crate::rules::test_support::tarjeta;
 use crate::rules::{AvisoSaldoBajo, NivelRecordatorio, TarjetaSaldoBajo};
 
@@ -66,17 +66,81 @@ fn deuda(alumno: &str, dias: i32) -> MessageData {
     }
 }
 
+/// Each type's cases, named `alumno` where the type names a student. Exhaustive: a new type does not compile
+/// until it has its cases here, and every test that loops over [`all`] then renders it.
+fn cases(t: NotificationType, alumno: &str) -> Vec<MessageData> {
+    match t {
+        NotificationType::SaldoBajo => vec![saldo_bajo(alumno), dos(alumno)],
+        NotificationType::RecargaExitosa => vec![recarga(alumno)],
+        NotificationType::CuentaPendiente => vec![cuenta(alumno)],
+        NotificationType::RecordatorioDeuda => vec![deuda(alumno, 3), deuda(alumno, 7), deuda(alumno, 15)],
+        NotificationType::TarjetaBloqueada => vec![bloqueo(alumno)],
+    }
+}
+
+/// Every type's cases, following `NotificationType::ALL`.
 fn all(alumno: &str) -> Vec<MessageData> {
-    vec![
-        recarga(alumno),
-        saldo_bajo(alumno),
-        dos(alumno),
-        bloqueo(alumno),
-        cuenta(alumno),
-        deuda(alumno, 3),
-        deuda(alumno, 7),
-        deuda(alumno, 15),
-    ]
+    NotificationType::ALL.into_iter().flat_map(|t| cases(t, alumno)).collect()
+}
+
+#[test]
+fn every_type_has_cases_of_its_own_type() {
+    for t in NotificationType::ALL {
+        let cases = cases(t, "Luis");
+        assert!(!cases.is_empty(), "{t}");
+        assert!(cases.iter().all(|d| d.notification_type() == t), "{t}");
+    }
+}
+
+/// What a type's email shows: the amount, the button, its link under the portal, the header colour. Exhaustive
+/// like [`cases`].
+fn layouts(t: NotificationType) -> Vec<(MessageData, &'static str, &'static str, &'static str, &'static str)> {
+    match t {
+        NotificationType::RecargaExitosa => {
+            vec![(recarga("Luis"), "Gs. 50.000", "Ver Movimientos", "/movimientos", "#1e7e34")]
+        }
+        NotificationType::SaldoBajo => {
+            vec![(saldo_bajo("Luis"), "Gs. 3.000", "Realizar Recarga", "/recargas", "#c82333")]
+        }
+        NotificationType::TarjetaBloqueada => vec![(bloqueo("Luis"), "Bloqueada", "Ir al portal", "", "#495057")],
+        NotificationType::CuentaPendiente => {
+            vec![(cuenta("Ana Gómez"), "Gs. 185.000", "Ver mi cuenta", "/cuenta", "#f5a300")]
+        }
+        NotificationType::RecordatorioDeuda => vec![
+            (deuda("Luis", 3), "Gs. 12.500", "Realizar Recarga", "/recargas", "#0b6fa4"),
+            (deuda("Luis", 7), "Gs. 12.500", "Realizar Recarga", "/recargas", "#f5a300"),
+            (deuda("Luis", 15), "Gs. 12.500", "Realizar Recarga", "/recargas", "#b02a37"),
+        ],
+    }
+}
+
+/// The shared layout every email has, whatever its type: a whole document, fluid and Outlook-safe, preheader,
+/// footer, no images or scripts; the plain text with the portal link on its own line and no HTML.
+fn assert_shared_layout(data: &MessageData) {
+    let kind = data.notification_type();
+    let r = render(data, PORTAL).unwrap();
+    let h = &r.html;
+    assert!(h.starts_with("<!DOCTYPE html>") && h.trim_end().ends_with("</html>"), "{kind}");
+    // Robust layout: fluid 600 px container, ghost table for Outlook, preheader, footer, no images or scripts.
+    assert!(h.contains("max-width:600px") && h.contains("<!--[if mso]>"), "{kind}");
+    assert!(h.contains("mso-hide:all"), "{kind}: preheader");
+    assert!(h.contains("Consultas: administración de la cantina"), "{kind}: footer");
+    assert!(h.contains("href=\"https://portal.example/preferencias\""), "{kind}");
+    assert!(!h.contains("<img") && !h.contains("<script") && !h.contains("url("), "{kind}");
+    // Plain text: the portal link on its own line, the footer; no HTML left over.
+    assert!(r.text.lines().any(|l| l.starts_with("https://portal.example")), "{kind}: {}", r.text);
+    assert!(r.text.contains("Cantina Tita · Consultas"), "{kind}");
+    assert!(!r.text.contains('<') && !r.text.contains("&nbsp;"), "{kind}: {}", r.text);
+    assert!(!r.text.contains("\n\n\n") && r.text.ends_with(".example/preferencias\n"), "{kind}: {:?}", r.text);
+    assert!(!r.subject.is_empty() && !r.short.is_empty(), "{kind}");
+}
+
+/// What `send-test --type` sends renders with the shared layout, for every type (no case to write for it).
+#[test]
+fn every_types_sample_renders_with_the_shared_layout() {
+    for t in NotificationType::ALL {
+        assert_shared_layout(&MessageData::sample(t));
+    }
 }
 
 #[test]
@@ -96,37 +160,16 @@ fn recarga_has_amounts_in_guaranies_and_a_portal_button() {
 
 #[test]
 fn every_kind_renders_with_its_amount_button_and_layout() {
-    let cases: [(MessageData, &str, &str, &str, &str); 7] = [
-        (recarga("Luis"), "Gs. 50.000", "Ver Movimientos", "/movimientos", "#1e7e34"),
-        (saldo_bajo("Luis"), "Gs. 3.000", "Realizar Recarga", "/recargas", "#c82333"),
-        (bloqueo("Luis"), "Bloqueada", "Ir al portal", "", "#495057"),
-        (cuenta("Ana Gómez"), "Gs. 185.000", "Ver mi cuenta", "/cuenta", "#f5a300"),
-        (deuda("Luis", 3), "Gs. 12.500", "Realizar Recarga", "/recargas", "#0b6fa4"),
-        (deuda("Luis", 7), "Gs. 12.500", "Realizar Recarga", "/recargas", "#f5a300"),
-        (deuda("Luis", 15), "Gs. 12.500", "Realizar Recarga", "/recargas", "#b02a37"),
-    ];
-    for (data, amount, button, href, colour) in cases {
+    for (data, amount, button, href, colour) in NotificationType::ALL.into_iter().flat_map(layouts) {
         let kind = data.notification_type();
+        assert_shared_layout(&data);
         let r = render(&data, PORTAL).unwrap();
         let h = &r.html;
-        assert!(h.starts_with("<!DOCTYPE html>") && h.trim_end().ends_with("</html>"), "{kind}");
         assert!(h.contains(amount), "{kind}: amount {amount}");
         assert!(h.contains(&format!(">{button}</span>")), "{kind}: button {button}");
         assert!(h.contains(&format!("href=\"https://portal.example{href}\"")), "{kind}: link {href}");
         assert!(h.contains(&format!("bgcolor=\"{colour}\"")), "{kind}: header colour {colour}");
-        // Robust layout: fluid 600 px container, ghost table for Outlook, preheader, footer, no images or scripts.
-        assert!(h.contains("max-width:600px") && h.contains("<!--[if mso]>"), "{kind}");
-        assert!(h.contains("mso-hide:all"), "{kind}: preheader");
-        assert!(h.contains("Consultas: administración de la cantina"), "{kind}: footer");
-        assert!(h.contains("href=\"https://portal.example/preferencias\""), "{kind}");
-        assert!(!h.contains("<img") && !h.contains("<script") && !h.contains("url("), "{kind}");
-        // Plain text: the amount, the portal link on its own line, the footer; no HTML left over.
         assert!(r.text.contains(amount), "{kind}: {}", r.text);
-        assert!(r.text.lines().any(|l| l.starts_with("https://portal.example")), "{kind}: {}", r.text);
-        assert!(r.text.contains("Cantina Tita · Consultas"), "{kind}");
-        assert!(!r.text.contains('<') && !r.text.contains("&nbsp;"), "{kind}: {}", r.text);
-        assert!(!r.text.contains("\n\n\n") && r.text.ends_with(".example/preferencias\n"), "{kind}: {:?}", r.text);
-        assert!(!r.subject.is_empty() && !r.short.is_empty(), "{kind}");
     }
 }
 

@@ -286,6 +286,20 @@ mod tests {
         assert_eq!(local_datetime(ts), "01/07/2026 09:00");
     }
 
+    /// The stored tag (`plantilla`) is the serde name of the variant, a second spelling of the type's name: every
+    /// type's sample carries the tag `as_str()`, is of that type and reads back as itself.
+    #[test]
+    fn every_type_is_tagged_with_its_stored_name() {
+        for t in NotificationType::ALL {
+            let d = MessageData::sample(t);
+            assert_eq!(d.notification_type(), t);
+            let v = serde_json::to_value(&d).unwrap();
+            assert_eq!(v["plantilla"], t.as_str(), "{t}");
+            let back: MessageData = serde_json::from_value(v).unwrap();
+            assert_eq!(back.notification_type(), t);
+        }
+    }
+
     #[test]
     fn data_round_trips_through_json() {
         let d = MessageData::SaldoBajo(

@@ -210,14 +210,19 @@ impl Scheduler {
     async fn execute(&self, kind: SweepKind, at: Timestamp) -> Result<FiringOutcome, DbError> {
         // The clean-up's count is rows deleted (the summary's: emails sent); the breakdown goes to `detalle`.
         // DbError's Display carries the server's message and SQLSTATE, never a connection string.
-        let run = match (kind, &self.summary) {
-            (SweepKind::Limpieza, _) => cleanup::run(&self.pool, &self.retention, at)
+        // Exhaustive: a new schedule must say here what it runs.
+        let run = match kind {
+            SweepKind::Limpieza => cleanup::run(&self.pool, &self.retention, at)
                 .await
                 .map(|r| (usize::try_from(r.total()).unwrap_or(usize::MAX), Some(r.to_string())))
                 .map_err(|e| e.to_string()),
-            (SweepKind::ResumenDiario, Some(s)) => s.run_scheduled(at, &self.replica, self.clock.as_ref()).await,
-            (SweepKind::ResumenDiario, None) => Ok((0, None)),
-            _ => sweeps::sweep(&self.pool, &self.rules, kind, at).await.map(|n| (n, None)).map_err(|e| e.to_string()),
+            SweepKind::ResumenDiario => match &self.summary {
+                Some(s) => s.run_scheduled(at, &self.replica, self.clock.as_ref()).await,
+                None => Ok((0, None)),
+            },
+            SweepKind::SaldoBajo | SweepKind::CuentaPendiente | SweepKind::RecordatorioDeuda => {
+                sweeps::sweep(&self.pool, &self.rules, kind, at).await.map(|n| (n, None)).map_err(|e| e.to_string())
+            }
         };
         let (result, detail) = match run {
             Ok((n, detail)) => (Ok(n), detail),
