@@ -25,6 +25,7 @@ pub(super) fn parent(r: &Row, id_cliente: i32) -> Parent {
         apellidos: r.get::<_, Option<String>>("apellidos").unwrap_or_default(),
         email: r.get("email"),
         telefono: r.get("telefono"),
-        activo: r.get::<_, Option<bool>>("activo").unwrap_or(true),
+        // Statements that keep active clients only do not select it.
+        activo: r.try_get::<_, Option<bool>>("activo").ok().flatten().unwrap_or(true),
     }
 }

@@ -50,17 +50,6 @@ fn ts(t: SystemTime) -> Timestamp {
     Timestamp::try_from(t).unwrap_or(Timestamp::UNIX_EPOCH)
 }
 
-fn parent_from(r: &tokio_postgres::Row) -> Parent {
-    Parent {
-        id_cliente: r.get("id_cliente"),
-        nombres: r.get("nombres"),
-        apellidos: r.get("apellidos"),
-        email: r.get("email"),
-        telefono: r.get("telefono"),
-        activo: true,
-    }
-}
-
 /// A notice a sweep decided on, before the configured channels and the parent's preferences make it requests.
 struct Found {
     tipo: NotificationType,
@@ -109,23 +98,20 @@ async fn saldo_bajo(tx: &impl GenericClient, rules: &RulesConfig, at: Timestamp)
     }
     // Rows come ordered by client: consecutive cards of one client make one notice.
     let mut parents: Vec<(Parent, Vec<TarjetaSaldoBajo>)> = Vec::new();
-    for r in tx.query(crate::cantina::sweeps::SALDO_BAJO, &[&rules.umbral_saldo_bajo]).await? {
-        let nro_tarjeta: String = r.get("nro_tarjeta");
-        let stamped_today =
-            r.get::<_, Option<SystemTime>>("ultima_notificacion_saldo").map(ts).is_some_and(|t| local_date(t) == today);
-        if stamped_today || notified.contains(&nro_tarjeta) {
+    for card in crate::cantina::sweeps::low_cards(tx, &rules.umbral_saldo_bajo).await? {
+        let stamped_today = card.ultima_notificacion_saldo.map(ts).is_some_and(|t| local_date(t) == today);
+        if stamped_today || notified.contains(&card.nro_tarjeta) {
             continue;
         }
-        let (nombre, apellido): (String, String) = (r.get("nombre"), r.get("apellido"));
         let tarjeta = TarjetaSaldoBajo {
-            alumno: format!("{} {}", nombre.trim(), apellido.trim()),
-            nro_tarjeta,
-            saldo: Guaranies(r.get("saldo_actual")),
-            umbral: Guaranies(r.get("umbral")),
+            alumno: format!("{} {}", card.nombre.trim(), card.apellido.trim()),
+            nro_tarjeta: card.nro_tarjeta,
+            saldo: Guaranies(card.saldo_actual),
+            umbral: Guaranies(card.umbral),
         };
         match parents.last_mut() {
-            Some((p, cards)) if p.id_cliente == r.get::<_, i32>("id_cliente") => cards.push(tarjeta),
-            _ => parents.push((parent_from(&r), vec![tarjeta])),
+            Some((p, cards)) if p.id_cliente == card.parent.id_cliente => cards.push(tarjeta),
+            _ => parents.push((card.parent, vec![tarjeta])),
         }
     }
     let found = parents
@@ -160,21 +146,21 @@ async fn cuenta_pendiente(
     let week = local_date(at).iso_week_date();
     let week = format!("{:04}-W{:02}", week.year(), week.week());
     let mut found = Vec::new();
-    for r in tx.query(crate::cantina::sweeps::CUENTA_PENDIENTE, &[&cutoff]).await? {
-        let parent = parent_from(&r);
-        let razon_social: Option<String> = r.get("razon_social");
-        let cliente = razon_social
+    for account in crate::cantina::sweeps::pending_accounts(tx, &cutoff).await? {
+        let parent = account.parent;
+        let cliente = account
+            .razon_social
             .map(|s| s.trim().to_string())
             .filter(|s| !s.is_empty())
             .unwrap_or_else(|| format!("{} {}", parent.nombres.trim(), parent.apellidos.trim()));
-        let monto = Guaranies(r.get("deuda"));
-        let desde = ts(r.get("desde")).to_zoned(super::asuncion()).strftime("%d/%m/%Y").to_string();
+        let monto = Guaranies(account.deuda);
+        let desde = ts(account.desde).to_zoned(super::asuncion()).strftime("%d/%m/%Y").to_string();
         let data = MessageData::CuentaPendiente {
             padre: parent.nombres.trim().to_string(),
             cliente,
-            ruc_ci: r.get::<_, String>("ruc_ci"),
+            ruc_ci: account.ruc_ci,
             monto,
-            ventas: r.get("ventas"),
+            ventas: account.ventas,
             desde,
         };
         found.push(Found {
@@ -203,24 +189,20 @@ async fn recordatorio_deuda(
     let from = SystemTime::from(at.checked_sub(jiff::SignedDuration::from_hours(24 * 17)).unwrap_or(at));
     let to = SystemTime::from(at.checked_sub(jiff::SignedDuration::from_hours(24)).unwrap_or(at));
     let mut found = Vec::new();
-    for r in tx.query(crate::cantina::sweeps::RECORDATORIO_DEUDA, &[&from, &to]).await? {
-        let id: i64 = r.get("id_autorizacion");
-        let nro_tarjeta: String = r.get("nro_tarjeta");
-        let autorizada = local_date(ts(r.get("fecha_autorizacion")));
+    for a in crate::cantina::sweeps::open_authorisations(tx, &from, &to).await? {
+        let (id, nro_tarjeta) = (a.id_autorizacion, a.nro_tarjeta);
+        let autorizada = local_date(ts(a.fecha_autorizacion));
         let Ok(span) = autorizada.until((jiff::Unit::Day, today)) else { continue };
         let dias = span.get_days();
         if !REMINDER_DAYS.contains(&dias) {
             continue;
         }
-        let saldo: i64 = r.get("saldo_actual");
-        let resultante: Option<i64> = r.get("saldo_resultante");
-        let monto = if saldo < 0 { -saldo } else { resultante.filter(|s| *s < 0).map_or(0, |s| -s) };
-        let parent = parent_from(&r);
-        let nombre: String = r.get("nombre");
-        let apellido: String = r.get("apellido");
+        let saldo = a.saldo_actual;
+        let monto = if saldo < 0 { -saldo } else { a.saldo_resultante.filter(|s| *s < 0).map_or(0, |s| -s) };
+        let parent = a.parent;
         let data = MessageData::RecordatorioDeuda {
             padre: parent.nombres.trim().to_string(),
-            alumno: format!("{} {}", nombre.trim(), apellido.trim()),
+            alumno: format!("{} {}", a.nombre.trim(), a.apellido.trim()),
             nro_tarjeta: nro_tarjeta.clone(),
             monto: Guaranies(monto),
             dias,
