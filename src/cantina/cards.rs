@@ -36,8 +36,8 @@ pub async fn load_into(
         for r in tx.query(&tx.prepare_cached(LOAD_CARDS).await?, &[&ids]).await? {
             let student = r.get::<_, Option<i32>>("id_hijo").map(|id_hijo| Student {
                 id_hijo,
-                nombre: r.get("nombre"),
-                apellido: r.get("apellido"),
+                nombre: super::text(&r, "nombre"),
+                apellido: super::text(&r, "apellido"),
             });
             let parent = r.get::<_, Option<i32>>("id_cliente").map(|id_cliente| super::parents::parent(&r, id_cliente));
             let card = Card {

@@ -11,7 +11,14 @@ pub mod sweeps;
 use std::time::SystemTime;
 
 use jiff::Timestamp;
+use tokio_postgres::Row;
 
 pub(crate) fn ts(t: SystemTime) -> Timestamp {
     Timestamp::try_from(t).unwrap_or(Timestamp::UNIX_EPOCH)
+}
+
+/// A text column the Cantina's schema declares NOT NULL (names, `ruc_ci`), read so that a row breaking that (an older
+/// app version, a hand-made row) gives an empty text instead of a panic that would stop its whole batch.
+pub(crate) fn text(r: &Row, column: &str) -> String {
+    r.get::<_, Option<String>>(column).unwrap_or_default()
 }

@@ -19,10 +19,8 @@ pub async fn load(tx: &impl GenericClient, ids: &[i32]) -> Result<Vec<Parent>, D
 pub(super) fn parent(r: &Row, id_cliente: i32) -> Parent {
     Parent {
         id_cliente,
-        // NOT NULL in the Cantina's schema; a row that breaks it still loads, with an empty name, rather than
-        // failing the whole batch it came in.
-        nombres: r.get::<_, Option<String>>("nombres").unwrap_or_default(),
-        apellidos: r.get::<_, Option<String>>("apellidos").unwrap_or_default(),
+        nombres: super::text(r, "nombres"),
+        apellidos: super::text(r, "apellidos"),
         email: r.get("email"),
         telefono: r.get("telefono"),
         // Statements that keep active clients only do not select it.

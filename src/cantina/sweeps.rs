@@ -67,8 +67,8 @@ pub async fn low_cards(tx: &impl GenericClient, umbral: &i64) -> Result<Vec<LowC
             saldo_actual: r.get("saldo_actual"),
             umbral: r.get("umbral"),
             ultima_notificacion_saldo: r.get("ultima_notificacion_saldo"),
-            nombre: r.get("nombre"),
-            apellido: r.get("apellido"),
+            nombre: super::text(r, "nombre"),
+            apellido: super::text(r, "apellido"),
             parent: active_parent(r),
         })
         .collect())
@@ -94,7 +94,7 @@ pub async fn pending_accounts(tx: &impl GenericClient, cutoff: &SystemTime) -> R
         .map(|r| PendingAccount {
             parent: active_parent(r),
             razon_social: r.get("razon_social"),
-            ruc_ci: r.get("ruc_ci"),
+            ruc_ci: super::text(r, "ruc_ci"),
             deuda: r.get("deuda"),
             ventas: r.get("ventas"),
             desde: r.get("desde"),
@@ -129,8 +129,8 @@ pub async fn open_authorisations(
             fecha_autorizacion: r.get("fecha_autorizacion"),
             saldo_actual: r.get("saldo_actual"),
             saldo_resultante: r.get("saldo_resultante"),
-            nombre: r.get("nombre"),
-            apellido: r.get("apellido"),
+            nombre: super::text(r, "nombre"),
+            apellido: super::text(r, "apellido"),
             parent: active_parent(r),
         })
         .collect())

@@ -266,15 +266,19 @@ async fn one_request_per_configured_channel() {
     app.stop().await;
 }
 
-/// `clientes.apellidos` is NOT NULL in the Cantina's schema; a database where it is not (an older app version, a
-/// hand-made row) must not stop the notices: the parent's name is left empty, the recharge and the POS row go out.
+/// `clientes.apellidos` and `hijos.nombre` are NOT NULL in the Cantina's schema; a database where they are not (an
+/// older app version, a hand-made row) must not stop the notices: the names are left empty, the recharge and the
+/// POS row go out.
 #[tokio::test]
 async fn a_parent_row_without_a_surname_still_gets_its_notices() {
     let db = TestDb::new().await;
     let c = db.client().await;
     let fam = seed_family(&c, Some("ana@example.com"), None, 3_000).await;
-    c.batch_execute("ALTER TABLE clientes ALTER COLUMN apellidos DROP NOT NULL").await.unwrap();
+    c.batch_execute("ALTER TABLE clientes ALTER COLUMN apellidos DROP NOT NULL; ALTER TABLE hijos ALTER COLUMN nombre DROP NOT NULL")
+        .await
+        .unwrap();
     c.execute("UPDATE clientes SET apellidos = NULL WHERE id_cliente = $1", &[&fam.id_cliente]).await.unwrap();
+    c.execute("UPDATE hijos SET nombre = NULL WHERE id_cliente_responsable = $1", &[&fam.id_cliente]).await.unwrap();
     let rec = Recorder::new(ChannelKind::Email);
     let app = TestApp::start(test_settings(&db, &[]), &rec).await;
     recharge(&c, &fam.nro_tarjeta, 50_000).await;
