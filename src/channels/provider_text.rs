@@ -79,6 +79,22 @@ pub fn clean(s: &str, max_chars: usize) -> String {
     out
 }
 
+/// How much of a provider's answer a reason quotes.
+pub const SNIPPET_CHARS: usize = 200;
+
+/// A provider's answer quoted in a reason: one line, at most [`SNIPPET_CHARS`] characters (`…` when cut).
+pub fn snippet(body: &str) -> String {
+    let one_line = body.split_whitespace().collect::<Vec<_>>().join(" ");
+    if one_line.is_empty() {
+        return "(sin cuerpo)".to_string();
+    }
+    let mut out: String = one_line.chars().take(SNIPPET_CHARS).collect();
+    if one_line.chars().count() > SNIPPET_CHARS {
+        out.push('…');
+    }
+    out
+}
+
 /// A provider's message id, cleaned and trimmed to `id_proveedor`'s length; `None` when nothing usable is left.
 pub fn clean_id(s: &str) -> Option<String> {
     let cleaned = clean(s.trim(), ID_CHARS);

@@ -26,7 +26,7 @@ use async_trait::async_trait;
 use reqwest::StatusCode;
 use reqwest::header::{HeaderMap, HeaderValue};
 
-use super::provider_text::read_body;
+use super::provider_text::{read_body, snippet};
 use super::{Channel, OutgoingMessage, SendError, SendReceipt};
 use crate::config::{Secret, Settings};
 use crate::domain::{ChannelKind, MobilePhone, NotificationType};
@@ -37,8 +37,6 @@ const API_VERSION_PATH: &str = "2010-04-01";
 const IDEMPOTENCY_HEADER: &str = "I-Twilio-Idempotency-Token";
 const WHATSAPP_PREFIX: &str = "whatsapp:";
 const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
-/// How much of an unreadable error body goes into a reason.
-const SNIPPET_CHARS: usize = 200;
 
 /// Twilio's Messages API as an SMS or a WhatsApp channel.
 pub struct TwilioChannel {
@@ -304,19 +302,6 @@ impl ErrorContext<'_> {
             None => text.to_string(),
         }
     }
-}
-
-/// One line, at most [`SNIPPET_CHARS`] characters.
-fn snippet(body: &str) -> String {
-    let one_line = body.split_whitespace().collect::<Vec<_>>().join(" ");
-    if one_line.is_empty() {
-        return "(sin cuerpo)".to_string();
-    }
-    let mut out: String = one_line.chars().take(SNIPPET_CHARS).collect();
-    if one_line.chars().count() > SNIPPET_CHARS {
-        out.push('…');
-    }
-    out
 }
 
 /// Twilio's error code and message, if the body is Twilio's error JSON.

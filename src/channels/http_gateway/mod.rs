@@ -27,7 +27,7 @@ use self::rules::{
     message_id_rule, method_and_format, statuses_text, success_rule,
 };
 use self::template::{Template, Values, Var, e164_digits, local_digits};
-use super::provider_text::read_body;
+use super::provider_text::{self, read_body};
 use super::{Channel, OutgoingMessage, SendError, SendReceipt};
 /// The settings live in `config::gateway` (so config does not import channels); kept at this path too.
 pub use crate::config::GatewaySettings;
@@ -36,8 +36,6 @@ use crate::domain::{ChannelKind, MobilePhone};
 use crate::rules::Recipient;
 
 const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
-/// How much of a body goes into a reason.
-const SNIPPET_CHARS: usize = 200;
 /// `solicitudes_notificacion.id_proveedor` is `varchar(255)`.
 const MAX_ID_CHARS: usize = 255;
 
@@ -223,17 +221,9 @@ impl HttpGatewayChannel {
         out
     }
 
-    /// One line, at most [`SNIPPET_CHARS`] characters, masked.
+    /// The answer quoted in a reason ([`provider_text::snippet`]), with the recipient's number masked.
     fn snippet(&self, body: &str, phone: &MobilePhone) -> String {
-        let one_line = self.mask(&body.split_whitespace().collect::<Vec<_>>().join(" "), phone);
-        if one_line.is_empty() {
-            return "(sin cuerpo)".to_string();
-        }
-        let mut out: String = one_line.chars().take(SNIPPET_CHARS).collect();
-        if one_line.chars().count() > SNIPPET_CHARS {
-            out.push('…');
-        }
-        out
+        provider_text::snippet(&self.mask(&body.split_whitespace().collect::<Vec<_>>().join(" "), phone))
     }
 
     /// Why a success status's body does not say "accepted", if it does not.

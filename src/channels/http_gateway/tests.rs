@@ -6,6 +6,7 @@ use wiremock::{Match, Mock, MockServer, Request, ResponseTemplate};
 
 use super::rules::parse_statuses;
 use super::*;
+use crate::channels::provider_text::SNIPPET_CHARS;
 use crate::channels::test_support;
 use crate::config::LoadOptions;
 use crate::config::gateway::parse_fields;
