@@ -111,6 +111,16 @@ fn samples() -> Vec<(&'static str, MessageData)> {
                 fecha: "25/11/2026 08:05".into(),
             },
         ),
+        (
+            // The POS "Notificar" button with the staff's own text.
+            "mensaje_cantina",
+            MessageData::MensajeCantina {
+                padre: "Rocío".into(),
+                alumno: Some("Tomás Benítez".into()),
+                mensaje: "Hola, Tomás olvidó su almuerzo en la cantina.\nPuede retirarlo hasta las 14:00.".into(),
+                fecha: "25/11/2026 11:20".into(),
+            },
+        ),
     ]
 }
 

@@ -230,6 +230,8 @@ pub struct RulesSettings {
     pub cuenta_pendiente: RuleSettings,
     pub recordatorio_deuda: RuleSettings,
     pub tarjeta_bloqueada: RuleSettings,
+    /// The POS's own text (a POS row with `mensaje`); its channels are used when the row names no `destino`.
+    pub mensaje_cantina: RuleSettings,
 }
 
 impl RulesSettings {
@@ -243,6 +245,7 @@ impl RulesSettings {
             T::CuentaPendiente => (&self.cuenta_pendiente.channels, &self.cuenta_pendiente.fallback),
             T::RecordatorioDeuda => (&self.recordatorio_deuda.channels, &self.recordatorio_deuda.fallback),
             T::TarjetaBloqueada => (&self.tarjeta_bloqueada.channels, &self.tarjeta_bloqueada.fallback),
+            T::MensajeCantina => (&self.mensaje_cantina.channels, &self.mensaje_cantina.fallback),
         }
     }
 }

@@ -39,6 +39,7 @@ notification_types! {
     CuentaPendiente = "cuenta_pendiente", label "Cuenta pendiente";
     RecordatorioDeuda = "recordatorio_deuda", label "Recordatorio de deuda";
     TarjetaBloqueada = "tarjeta_bloqueada", label "Tarjeta bloqueada";
+    MensajeCantina = "mensaje_cantina", label "Mensaje de la cantina";
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -90,16 +91,23 @@ mod tests {
         let e = NotificationType::parse("consumo_realizado").unwrap_err();
         assert_eq!(
             e.to_string(),
-            "unknown notification type 'consumo_realizado' (expected one of: saldo_bajo, recarga_exitosa, cuenta_pendiente, recordatorio_deuda, tarjeta_bloqueada)"
+            "unknown notification type 'consumo_realizado' (expected one of: saldo_bajo, recarga_exitosa, cuenta_pendiente, recordatorio_deuda, tarjeta_bloqueada, mensaje_cantina)"
         );
         assert_eq!(
             NotificationType::names_o(),
-            "saldo_bajo, recarga_exitosa, cuenta_pendiente, recordatorio_deuda o tarjeta_bloqueada"
+            "saldo_bajo, recarga_exitosa, cuenta_pendiente, recordatorio_deuda, tarjeta_bloqueada o mensaje_cantina"
         );
         let labels = NotificationType::ALL.map(NotificationType::label);
         assert_eq!(
             labels,
-            ["Saldo bajo", "Recarga exitosa", "Cuenta pendiente", "Recordatorio de deuda", "Tarjeta bloqueada"]
+            [
+                "Saldo bajo",
+                "Recarga exitosa",
+                "Cuenta pendiente",
+                "Recordatorio de deuda",
+                "Tarjeta bloqueada",
+                "Mensaje de la cantina"
+            ]
         );
         assert!(NotificationType::ALL.is_sorted(), "ALL follows the enum's order");
     }

@@ -31,8 +31,9 @@ use sailfish::TemplateSimple;
 
 pub use self::sms::{Encoding, sms_encoding, sms_text};
 use crate::rules::MessageData;
-use layout::{AMARILLO, GRIS, Layout, VERDE, destacada, dia, dia_mes, email, fila};
+use layout::{AMARILLO, AZUL, GRIS, Layout, VERDE, destacada, dia, dia_mes, email, fila};
 use types::cuenta_pendiente::{CuentaHtml, CuentaShort, CuentaText};
+use types::mensaje_cantina::{MensajeHtml, MensajeShort, MensajeText, lineas};
 use types::recarga_exitosa::{RecargaHtml, RecargaShort, RecargaText};
 use types::recordatorio_deuda::{DeudaHtml, DeudaShort, DeudaText, nivel};
 use types::saldo_bajo::{saldo_bajo, saldo_bajo_short};
@@ -162,6 +163,37 @@ pub fn render(data: &MessageData, portal_url: &str) -> Result<Rendered, RenderEr
                 email("tarjeta_bloqueada", BloqueoHtml { l: &l, padre, alumno }, BloqueoText { l: &l, padre, alumno })?;
             Rendered { subject: format!("Tarjeta bloqueada - {alumno}"), html, text, short: short_text(data)? }
         }
+        MessageData::MensajeCantina { padre, alumno, mensaje, fecha } => {
+            let mensaje = mensaje.trim();
+            let mut filas = Vec::new();
+            if let Some(a) = alumno {
+                filas.push(fila("Alumno", a.as_str()));
+            }
+            filas.push(fila("Fecha y hora", fecha.as_str()));
+            let l = Layout {
+                titulo: "Mensaje de la cantina",
+                preheader: mensaje.split_whitespace().collect::<Vec<_>>().join(" "),
+                tema: AZUL,
+                importe: None,
+                detalles_titulo: "Detalles",
+                filas,
+                boton: "Ir al portal",
+                accion: "Portal de padres",
+                boton_url: portal_url.to_string(),
+                portal_url,
+            };
+            let lineas = lineas(mensaje);
+            let (html, text) = email(
+                "mensaje_cantina",
+                MensajeHtml { l: &l, padre, lineas: &lineas },
+                MensajeText { l: &l, padre, mensaje },
+            )?;
+            let subject = match alumno {
+                Some(a) => format!("Mensaje de la cantina - {a}"),
+                None => "Mensaje de la cantina".to_string(),
+            };
+            Rendered { subject, html, text, short: short_text(data)? }
+        }
     })
 }
 
@@ -188,6 +220,11 @@ fn short_text(data: &MessageData) -> Result<String, RenderError> {
         }
         MessageData::TarjetaBloqueada { alumno, nro_tarjeta, fecha, .. } => {
             run("tarjeta_bloqueada.sms", BloqueoShort { alumno, nro_tarjeta, fecha })
+        }
+        // The staff's text as they wrote it: at most 255 characters (the `mensaje` column), so at most 2 GSM-7
+        // segments once `sms_text` transliterates it (4 if it keeps an emoji and travels as UCS-2).
+        MessageData::MensajeCantina { mensaje, .. } => {
+            run("mensaje_cantina.sms", MensajeShort { mensaje: mensaje.trim() })
         }
     }
 }

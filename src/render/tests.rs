@@ -43,6 +43,16 @@ fn bloqueo(alumno: &str) -> MessageData {
     }
 }
 
+/// The POS button with the staff's text (no á/í/ó/ú of its own, so the name decides the SMS encoding).
+fn mensaje(alumno: &str) -> MessageData {
+    MessageData::MensajeCantina {
+        padre: "Ana".into(),
+        alumno: Some(alumno.into()),
+        mensaje: format!("Hola, {alumno} tiene su almuerzo en la cantina.\nPuede pasar a retirarlo hasta las 14:00."),
+        fecha: "23/11/2026 11:20".into(),
+    }
+}
+
 fn cuenta(cliente: &str) -> MessageData {
     MessageData::CuentaPendiente {
         padre: "Ana".into(),
@@ -75,6 +85,7 @@ fn cases(t: NotificationType, alumno: &str) -> Vec<MessageData> {
         NotificationType::CuentaPendiente => vec![cuenta(alumno)],
         NotificationType::RecordatorioDeuda => vec![deuda(alumno, 3), deuda(alumno, 7), deuda(alumno, 15)],
         NotificationType::TarjetaBloqueada => vec![bloqueo(alumno)],
+        NotificationType::MensajeCantina => vec![mensaje(alumno)],
     }
 }
 
@@ -103,6 +114,10 @@ fn layouts(t: NotificationType) -> Vec<(MessageData, &'static str, &'static str,
             vec![(saldo_bajo("Luis"), "Gs. 3.000", "Realizar Recarga", "/recargas", "#c82333")]
         }
         NotificationType::TarjetaBloqueada => vec![(bloqueo("Luis"), "Bloqueada", "Ir al portal", "", "#495057")],
+        // No amount: the staff's text is what the email shows.
+        NotificationType::MensajeCantina => {
+            vec![(mensaje("Luis"), "tiene su almuerzo en la cantina.", "Ir al portal", "", "#0b6fa4")]
+        }
         NotificationType::CuentaPendiente => {
             vec![(cuenta("Ana Gómez"), "Gs. 185.000", "Ver mi cuenta", "/cuenta", "#f5a300")]
         }
@@ -436,4 +451,66 @@ fn saldo_bajo_short_text_for_several_cards_stays_one_sms_segment() {
         let sms = sms_text(&render(&data, PORTAL).unwrap().short);
         assert_eq!(sms_encoding(&sms), (Encoding::Gsm7, 1), "{sms}");
     }
+}
+
+#[test]
+fn mensaje_cantina_carries_the_staffs_text_escaped_with_its_line_breaks() {
+    let data = MessageData::MensajeCantina {
+        padre: "Ana".into(),
+        alumno: Some("Tomás Benítez".into()),
+        mensaje: "  Hola, Tomás olvidó su almuerzo <b>& la mochila</b>.\r\nPuede retirarlo \"hoy\".\n\nGracias  "
+            .into(),
+        fecha: "23/11/2026 11:20".into(),
+    };
+    let r = render(&data, PORTAL).unwrap();
+    assert_eq!(r.subject, "Mensaje de la cantina - Tomás Benítez");
+    // HTML: escaped (nothing the staff type is markup), each line break a <br> (the shared layout is checked with
+    // the other types in `every_kind_renders_with_its_amount_button_and_layout`).
+    assert!(
+        r.html.contains(
+            "Hola, Tomás olvidó su almuerzo &lt;b&gt;&amp; la mochila&lt;/b&gt;.<br>Puede retirarlo &quot;hoy&quot;.<br><br>Gracias</td>"
+        ),
+        "{}",
+        r.html
+    );
+    assert!(!r.html.contains("<b>"));
+    assert!(r.html.contains("Hola Ana,") && r.html.contains("Tomás Benítez"));
+    assert!(!r.html.contains("saldo") && !r.html.contains("Recargue"));
+    // Plain text: the text as written, its lines kept.
+    assert!(
+        r.text.contains("Hola, Tomás olvidó su almuerzo <b>& la mochila</b>.\nPuede retirarlo \"hoy\".\n\nGracias\n"),
+        "{}",
+        r.text
+    );
+    assert!(r.text.contains("- Alumno: Tomás Benítez") && r.text.contains("Cantina Tita"), "{}", r.text);
+    // SMS / WhatsApp fallback / portal: the text as is (trimmed), nothing added.
+    assert_eq!(r.short, "Hola, Tomás olvidó su almuerzo <b>& la mochila</b>.\r\nPuede retirarlo \"hoy\".\n\nGracias");
+    assert_eq!(
+        data.template_parameters(),
+        [
+            "Ana",
+            "Hola, Tomás olvidó su almuerzo <b>& la mochila</b>. Puede retirarlo \"hoy\". Gracias",
+            "23/11/2026 11:20"
+        ]
+    );
+}
+
+#[test]
+fn mensaje_cantina_without_a_card_names_no_student_and_a_long_text_is_sent_whole() {
+    // The longest text the `mensaje` column holds: 255 characters, with accents.
+    let texto: String =
+        "Buenos días, mañana no habrá almuerzo por la jornada pedagógica. ".repeat(4).chars().take(255).collect();
+    let data = MessageData::MensajeCantina {
+        padre: "Ana".into(),
+        alumno: None,
+        mensaje: texto.clone(),
+        fecha: "23/11/2026 11:20".into(),
+    };
+    let r = render(&data, PORTAL).unwrap();
+    assert_eq!(r.subject, "Mensaje de la cantina");
+    assert!(!r.text.contains("Alumno") && !r.html.contains("Alumno"));
+    // Never cut: the whole text, in two concatenated GSM-7 segments once transliterated for SMS.
+    assert_eq!(r.short, texto.trim());
+    assert_eq!(summary(&data), texto.trim());
+    assert_eq!(sms_encoding(&sms_text(&r.short)), (Encoding::Gsm7, 2));
 }

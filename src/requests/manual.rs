@@ -13,7 +13,7 @@ use crate::rules::{ManualCompletion, ManualRow};
 use crate::signing::RowSigner;
 
 const LOAD_MANUAL: &str = "
-    SELECT id_solicitud, id_cliente, nro_tarjeta, destino, estado, clave_dedup
+    SELECT id_solicitud, id_cliente, nro_tarjeta, destino, estado, clave_dedup, mensaje, tipo
     FROM solicitudes_notificacion WHERE id_solicitud = ANY($1)";
 
 const COMPLETE_MANUAL: &str = concat!("
@@ -58,6 +58,8 @@ impl PosRows {
                 destino: r.get("destino"),
                 estado: r.get::<_, Option<String>>("estado").unwrap_or_default(),
                 clave_dedup: r.get("clave_dedup"),
+                mensaje: r.get("mensaje"),
+                tipo: r.get("tipo"),
             })
             .collect())
     }
@@ -102,16 +104,16 @@ pub async fn complete(
                 counted = Some((r.tipo, r.channel, estado == RequestState::Pendiente.as_str()));
             }
         }
-        ManualCompletion::Fail { clave_dedup, channel, reason } => {
+        ManualCompletion::Fail { tipo, clave_dedup, channel, reason } => {
             if let Some(c) = channel {
-                counted = Some((NotificationType::SaldoBajo, c, false));
+                counted = Some((tipo, c, false));
             }
             let none: Option<String> = None;
             tx.execute(
                 COMPLETE_MANUAL,
                 &[
                     &id_solicitud,
-                    &NotificationType::SaldoBajo.as_str(),
+                    &tipo.as_str(),
                     &clave_dedup,
                     &channel.map(|c| c.destino()),
                     &none,
@@ -138,6 +140,13 @@ mod tests {
     /// prepared statements are cached by their text; the partial indexes need the literals).
     #[test]
     fn the_statements_are_the_ones_they_were() {
+        // Changed on purpose (issue 18): the row's own `mensaje` and `tipo` decide what it becomes.
+        assert_eq!(
+            LOAD_MANUAL,
+            "
+    SELECT id_solicitud, id_cliente, nro_tarjeta, destino, estado, clave_dedup, mensaje, tipo
+    FROM solicitudes_notificacion WHERE id_solicitud = ANY($1)"
+        );
         assert_eq!(
             COMPLETE_MANUAL,
             "

@@ -75,4 +75,8 @@ pub struct ManualRow {
     pub destino: Option<String>,
     pub estado: String,
     pub clave_dedup: Option<String>,
+    /// The staff's own text, when they wrote one (the row is then a `mensaje_cantina`).
+    pub mensaje: Option<String>,
+    /// The type the row names, when the POS fills it.
+    pub tipo: Option<String>,
 }

@@ -49,6 +49,15 @@ pub enum MessageData {
         nivel: NivelRecordatorio,
         fecha: String,
     },
+    /// The POS "Notificar" button with the staff's own text: sent as written, inside the Cantina's header and footer.
+    MensajeCantina {
+        padre: String,
+        /// The student of the card the row names, if it names one.
+        alumno: Option<String>,
+        /// The staff's text as they wrote it (`solicitudes_notificacion.mensaje`, at most 255 characters).
+        mensaje: String,
+        fecha: String,
+    },
 }
 
 /// A low-balance notice: the parent and at least one card (the first is the row's `nro_tarjeta`).
@@ -149,6 +158,7 @@ impl MessageData {
             MessageData::TarjetaBloqueada { .. } => NotificationType::TarjetaBloqueada,
             MessageData::CuentaPendiente { .. } => NotificationType::CuentaPendiente,
             MessageData::RecordatorioDeuda { .. } => NotificationType::RecordatorioDeuda,
+            MessageData::MensajeCantina { .. } => NotificationType::MensajeCantina,
         }
     }
 
@@ -189,6 +199,12 @@ impl MessageData {
                 nivel: NivelRecordatorio::Urgente,
                 fecha,
             },
+            NotificationType::MensajeCantina => MessageData::MensajeCantina {
+                padre,
+                alumno: Some(alumno),
+                mensaje: "Hola, Luis olvidó su almuerzo en la cantina.\nPuede retirarlo hasta las 14:00.".into(),
+                fecha,
+            },
         }
     }
 
@@ -198,7 +214,8 @@ impl MessageData {
             MessageData::RecargaExitosa { padre, .. }
             | MessageData::TarjetaBloqueada { padre, .. }
             | MessageData::CuentaPendiente { padre, .. }
-            | MessageData::RecordatorioDeuda { padre, .. } => padre,
+            | MessageData::RecordatorioDeuda { padre, .. }
+            | MessageData::MensajeCantina { padre, .. } => padre,
             MessageData::SaldoBajo(a) => &mut a.padre,
         }
     }
@@ -211,6 +228,9 @@ impl MessageData {
     /// - `tarjeta_bloqueada`: padre, alumno, nro_tarjeta, fecha
     /// - `cuenta_pendiente`: padre, monto, desde
     /// - `recordatorio_deuda`: padre, alumno, monto, dias
+    /// - `mensaje_cantina`: padre, mensaje, fecha; the staff's text with its line breaks and runs of spaces as one
+    ///   space (WhatsApp refuses a parameter with a newline, a tab or more than four spaces in a row); no student
+    ///   (a row may name none, and WhatsApp refuses an empty parameter)
     pub fn template_parameters(&self) -> Vec<String> {
         match self {
             MessageData::RecargaExitosa { padre, alumno, monto, saldo, fecha, .. } => {
@@ -238,6 +258,9 @@ impl MessageData {
             }
             MessageData::RecordatorioDeuda { padre, alumno, monto, dias, .. } => {
                 vec![padre.clone(), alumno.clone(), monto.to_string(), dias.to_string()]
+            }
+            MessageData::MensajeCantina { padre, mensaje, fecha, .. } => {
+                vec![padre.clone(), mensaje.split_whitespace().collect::<Vec<_>>().join(" "), fecha.clone()]
             }
         }
     }

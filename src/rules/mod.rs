@@ -59,8 +59,8 @@ pub fn turned_off_reason(id_cliente: i32, tipo: NotificationType, channel: Chann
 pub enum ManualCompletion {
     /// Fill in the row and let the dispatcher send it.
     Send(NewRequest),
-    /// Record the row as `Error` with this reason.
-    Fail { clave_dedup: String, channel: Option<ChannelKind>, reason: String },
+    /// Record the row as `Error` with this reason, under the type it asked for.
+    Fail { tipo: NotificationType, clave_dedup: String, channel: Option<ChannelKind>, reason: String },
 }
 
 #[derive(Debug, Clone, PartialEq)]

@@ -108,6 +108,8 @@ fn manual_row() -> ManualRow {
         destino: Some("Email".into()),
         estado: "Pendiente".into(),
         clave_dedup: None,
+        mensaje: None,
+        tipo: None,
     }
 }
 
@@ -254,7 +256,7 @@ fn manual_sent(decision: Decision) -> NewRequest {
 fn manual_failed(decision: Decision) -> (String, Option<ChannelKind>, String) {
     match decision {
         Decision::CompleteManual { id_solicitud, completion } => match *completion {
-            ManualCompletion::Fail { clave_dedup, channel, reason } => {
+            ManualCompletion::Fail { clave_dedup, channel, reason, .. } => {
                 assert_eq!(id_solicitud, SOLICITUD);
                 (clave_dedup, channel, reason)
             }
@@ -1004,6 +1006,152 @@ mod manual {
                 )),
             }
         );
+    }
+
+    const TEXTO: &str = "Hola, Tomás olvidó su almuerzo…";
+
+    /// The type a failed row is recorded under.
+    fn failed_tipo(decision: Decision) -> NotificationType {
+        match decision {
+            Decision::CompleteManual { completion, .. } => match *completion {
+                ManualCompletion::Fail { tipo, .. } => tipo,
+                other => panic!("expected CompleteManual Fail, got {other:?}"),
+            },
+            other => panic!("expected CompleteManual Fail, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_row_with_the_staffs_text_is_a_mensaje_cantina_carrying_it() {
+        // Whatever `tipo` says, and even if the parent switched the type off: staff pressed the button.
+        for tipo in [None, Some("saldo_bajo"), Some("mensaje_cantina")] {
+            let mut ctx = family_with_manual(|m| {
+                m.mensaje = Some(format!("  {TEXTO}\n")); // trimmed, not otherwise touched
+                m.tipo = tipo.map(String::from);
+            });
+            ctx.turned_off = [(CLIENTE, NotificationType::MensajeCantina, Email)].into_iter().collect();
+            let request = manual_sent(run_manual(&ctx, &config()));
+            assert_eq!(
+                request,
+                NewRequest {
+                    omitted: None,
+                    fallback: Vec::new(),
+                    origin: None,
+                    tipo: NotificationType::MensajeCantina,
+                    channel: Email,
+                    clave_dedup: "manual:555".into(),
+                    id_cliente: CLIENTE,
+                    nro_tarjeta: Some(TARJETA.into()),
+                    saldo: None,
+                    recipient: Ok(email(EMAIL)),
+                    data: MessageData::MensajeCantina {
+                        padre: PADRE.into(),
+                        alumno: Some(ALUMNO.into()),
+                        mensaje: TEXTO.into(),
+                        fecha: EVENT_LOCAL.into(),
+                    },
+                },
+                "{tipo:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn the_staffs_text_may_go_to_a_client_without_a_card_and_uses_its_own_channels() {
+        let ctx = family_with_manual(|m| {
+            m.mensaje = Some(TEXTO.into());
+            m.nro_tarjeta = None;
+            m.id_cliente = Some(OTRO_CLIENTE);
+            m.destino = None;
+        });
+        let cfg = Config::new()
+            .channels(NotificationType::MensajeCantina, &[Sms])
+            .channels(NotificationType::SaldoBajo, &[Email])
+            .available(&[Email, Sms])
+            .build();
+        let request = manual_sent(run_manual(&ctx, &cfg));
+        assert_eq!(
+            (request.tipo, request.channel, request.id_cliente),
+            (NotificationType::MensajeCantina, Sms, OTRO_CLIENTE)
+        );
+        assert_eq!(request.nro_tarjeta, None);
+        assert!(
+            matches!(&request.data, MessageData::MensajeCantina { padre, alumno: None, mensaje, .. } if padre == "Carlos" && mensaje == TEXTO),
+            "{:?}",
+            request.data
+        );
+        // Neither a card nor a client: nobody to write to.
+        let ctx = family_with_manual(|m| {
+            m.mensaje = Some(TEXTO.into());
+            m.nro_tarjeta = None;
+        });
+        let (_, _, reason) = manual_failed(run_manual(&ctx, &config()));
+        assert_eq!(reason, "la solicitud manual no indica nro_tarjeta ni id_cliente");
+    }
+
+    #[test]
+    fn a_row_naming_a_card_type_gets_that_types_template() {
+        let ctx = family_with_manual(|m| m.tipo = Some("tarjeta_bloqueada".into()));
+        let request = manual_sent(run_manual(&ctx, &config()));
+        assert_eq!(
+            (request.tipo, request.channel, request.clave_dedup.as_str()),
+            (NotificationType::TarjetaBloqueada, Email, "manual:555")
+        );
+        assert_eq!(
+            request.data,
+            MessageData::TarjetaBloqueada {
+                padre: PADRE.into(),
+                alumno: ALUMNO.into(),
+                nro_tarjeta: TARJETA.into(),
+                fecha: EVENT_LOCAL.into(),
+            }
+        );
+        assert_eq!(request.omitted, None);
+        let ctx = family_with_manual(|m| m.tipo = Some(" saldo_bajo ".into()));
+        let request = manual_sent(run_manual(&ctx, &config()));
+        assert_eq!(request, manual_sent(run_manual(&family(), &config())));
+    }
+
+    #[test]
+    fn a_row_with_neither_text_nor_type_keeps_the_low_balance_notice() {
+        let ctx = family_with_manual(|m| {
+            m.mensaje = Some("   ".into());
+            m.tipo = Some("".into());
+        });
+        let request = manual_sent(run_manual(&ctx, &config()));
+        assert_eq!(request.tipo, NotificationType::SaldoBajo);
+        assert_eq!(request, manual_sent(run_manual(&family(), &config())));
+    }
+
+    #[test]
+    fn a_row_naming_a_type_the_pos_cannot_build_is_an_error_saying_why() {
+        for (tipo, recorded, reason) in [
+            (
+                "recarga_exitosa",
+                NotificationType::RecargaExitosa,
+                "el tipo recarga_exitosa no puede enviarse desde la caja (se espera saldo_bajo o tarjeta_bloqueada, o un mensaje escrito)",
+            ),
+            (
+                "recordatorio_deuda",
+                NotificationType::RecordatorioDeuda,
+                "el tipo recordatorio_deuda no puede enviarse desde la caja (se espera saldo_bajo o tarjeta_bloqueada, o un mensaje escrito)",
+            ),
+            (
+                "mensaje_cantina",
+                NotificationType::MensajeCantina,
+                "la solicitud indica tipo mensaje_cantina pero no trae mensaje",
+            ),
+            (
+                "consumo_realizado",
+                NotificationType::SaldoBajo,
+                "tipo de aviso desconocido 'consumo_realizado' (se espera saldo_bajo o tarjeta_bloqueada, o un mensaje escrito)",
+            ),
+        ] {
+            let ctx = family_with_manual(|m| m.tipo = Some(tipo.into()));
+            assert_eq!(failed_tipo(run_manual(&ctx, &config())), recorded, "{tipo}");
+            let (clave, channel, got) = manual_failed(run_manual(&ctx, &config()));
+            assert_eq!((clave.as_str(), channel, got.as_str()), ("manual:555", None, reason), "{tipo}");
+        }
     }
 
     #[test]

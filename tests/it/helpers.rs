@@ -407,10 +407,15 @@ pub const SHORT: Duration = Duration::from_secs(15);
 
 /// What the POS "Notificar" button inserts: a `Pendiente` Email row with the staff's own text and no dedup key.
 pub async fn pos_manual_request(c: &Client, fam: &Family) -> i64 {
+    pos_request(c, fam, Some("Aviso manual"), None).await
+}
+
+/// A POS "Notificar" row by email for the family's card, with the staff's text and the type the POS may fill.
+pub async fn pos_request(c: &Client, fam: &Family, mensaje: Option<&str>, tipo: Option<&str>) -> i64 {
     c.query_one(
-        "INSERT INTO solicitudes_notificacion (id_cliente, nro_tarjeta, saldo_alerta, mensaje, destino, estado)
-         VALUES ($1, $2, 3000, 'Aviso manual', 'Email', 'Pendiente') RETURNING id_solicitud",
-        &[&fam.id_cliente, &fam.nro_tarjeta],
+        "INSERT INTO solicitudes_notificacion (id_cliente, nro_tarjeta, saldo_alerta, mensaje, tipo, destino, estado)
+         VALUES ($1, $2, 3000, $3, $4, 'Email', 'Pendiente') RETURNING id_solicitud",
+        &[&fam.id_cliente, &fam.nro_tarjeta, &mensaje, &tipo],
     )
     .await
     .expect("insert POS request")

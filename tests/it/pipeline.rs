@@ -1,7 +1,7 @@
 //! Triggers → outbox → rules → requests → dispatch, end to end.
 
 use cantina_notify::config::Settings;
-use cantina_notify::domain::ChannelKind;
+use cantina_notify::domain::{ChannelKind, NotificationType};
 use cantina_notify::events::drain::drain_batch;
 
 use crate::helpers::*;
@@ -288,6 +288,47 @@ async fn a_parent_row_without_a_surname_still_gets_its_notices() {
     app.stop().await;
 }
 
+/// Issue 18: the staff's words reached the parent as a low-balance notice ("saldo bajo … Gs. 150.000 …
+/// Recargue") whatever they wrote. A POS row with text is a `mensaje_cantina`: the parent reads the text.
+#[tokio::test]
+async fn a_pos_row_with_the_staffs_text_reaches_the_parent_as_that_text() {
+    const TEXTO: &str = "Hola, Tomás olvidó su almuerzo…";
+    let db = TestDb::new().await;
+    let c = db.client().await;
+    let fam = seed_family(&c, Some("ana@example.com"), None, 150_000).await;
+    let rec = Recorder::new(ChannelKind::Email);
+    let app = TestApp::start(test_settings(&db, &[]), &rec).await;
+    let id = pos_request(&c, &fam, Some(TEXTO), None).await;
+    // A type the POS cannot build is recorded with the reason, not sent as something else.
+    let bad = pos_request(&c, &fam, None, Some("recarga_exitosa")).await;
+    wait_count(&c, "SELECT count(*) FROM solicitudes_notificacion WHERE estado = 'Enviado'", 1, SHORT).await;
+    wait_count(&c, "SELECT count(*) FROM solicitudes_notificacion WHERE estado = 'Error'", 1, SHORT).await;
+    let r = c
+        .query_one("SELECT tipo, clave_dedup, mensaje FROM solicitudes_notificacion WHERE id_solicitud = $1", &[&id])
+        .await
+        .unwrap();
+    assert_eq!(r.get::<_, String>(0), "mensaje_cantina");
+    assert_eq!(r.get::<_, String>(1), format!("manual:{id}"));
+    assert_eq!(r.get::<_, String>(2), TEXTO, "the staff's own text is kept");
+    let sent = rec.sent.lock().unwrap().clone();
+    assert_eq!(sent.len(), 1);
+    let m = &sent[0];
+    assert_eq!(m.notification_type, NotificationType::MensajeCantina);
+    assert!(m.html.contains(TEXTO) && m.text.contains(TEXTO), "{}", m.text);
+    assert!(m.html.contains("Cantina Tita") && m.html.contains("Hola Ana,"), "inside the Cantina's header and footer");
+    for part in [&m.subject, &m.html, &m.text, &m.short_text] {
+        let lower = part.to_lowercase();
+        assert!(!lower.contains("saldo bajo") && !lower.contains("recargue") && !lower.contains("150.000"), "{part}");
+    }
+    let r = c
+        .query_one("SELECT tipo, ultimo_error FROM solicitudes_notificacion WHERE id_solicitud = $1", &[&bad])
+        .await
+        .unwrap();
+    assert_eq!(r.get::<_, String>(0), "recarga_exitosa");
+    assert!(r.get::<_, String>(1).contains("no puede enviarse desde la caja"), "{:?}", r.get::<_, String>(1));
+    app.stop().await;
+}
+
 #[tokio::test]
 async fn a_manual_request_from_the_pos_is_completed_and_sent() {
     let db = TestDb::new().await;
@@ -295,7 +336,8 @@ async fn a_manual_request_from_the_pos_is_completed_and_sent() {
     let fam = seed_family(&c, Some("ana@example.com"), None, 3_000).await;
     let rec = Recorder::new(ChannelKind::Email);
     let app = TestApp::start(test_settings(&db, &[]), &rec).await;
-    let id: i64 = pos_manual_request(&c, &fam).await;
+    // The plain button: neither a text nor a type (a row with text is a `mensaje_cantina`, tested below).
+    let id: i64 = pos_request(&c, &fam, None, None).await;
     wait_count(&c, "SELECT count(*) FROM solicitudes_notificacion WHERE estado = 'Enviado'", 1, SHORT).await;
     let r = c
         .query_one(
@@ -307,7 +349,10 @@ async fn a_manual_request_from_the_pos_is_completed_and_sent() {
     assert_eq!(r.get::<_, String>(0), "saldo_bajo");
     assert_eq!(r.get::<_, String>(1), format!("manual:{id}"));
     assert_eq!(r.get::<_, String>(2), "ana@example.com");
-    assert_eq!(r.get::<_, String>(3), "Aviso manual", "the staff's own text is kept");
+    assert!(
+        r.get::<_, String>(3).starts_with("Cantina Tita: saldo bajo"),
+        "the service's summary fills an empty mensaje"
+    );
     assert_eq!(count(&c, "SELECT count(*) FROM solicitudes_notificacion").await, 1, "completed in place, not copied");
     assert_eq!(rec.sent_count(), 1);
     assert!(rec.sent.lock().unwrap()[0].text.contains("Gs. 3.000"));

@@ -2,6 +2,7 @@
 //! helpers only that kind uses. The shared layout is in `render::layout`.
 
 pub(in crate::render) mod cuenta_pendiente;
+pub(in crate::render) mod mensaje_cantina;
 pub(in crate::render) mod recarga_exitosa;
 pub(in crate::render) mod recordatorio_deuda;
 pub(in crate::render) mod saldo_bajo;
