@@ -29,6 +29,9 @@ DECLARE
         ['autorizacion_saldo_negativo',     'SELECT', ''],   -- recordatorio_deuda sweep
         ['usuario_portal',                  'SELECT', ''],   -- preferences, portal channel
         ['preferencia_notificacion',        'SELECT', ''],
+        -- The spending notices (opt-in): what each child bought, for the families that switched them on. Only these
+        -- columns: not who sold it, nor the balances before and after (the card's current balance is in tarjetas).
+        ['consumos_tarjeta',                'SELECT', 'id_consumo, nro_tarjeta, fecha_consumo, monto_consumido, detalle'],
         -- A low-balance notice that went out stamps the card (the app, the rule and the daily sweep read it).
         ['tarjetas',                        'UPDATE', 'ultima_notificacion_saldo'],
         -- The requests: the service inserts its own, completes the POS's manual rows, records outcomes and
@@ -87,13 +90,19 @@ DECLARE
         ['cantina_notify_estado_canales',   'INSERT', 'replica, destino, configurado, proveedor, estado, motivo, desde, proxima_prueba, visto_en'],
         ['cantina_notify_estado_canales',   'UPDATE', 'configurado, proveedor, estado, motivo, desde, proxima_prueba, visto_en'],
         ['cantina_notify_estado_canales',   'DELETE', ''],
+        -- The parents' explicit choices (migration 0022): the rules read them; `preferences set` (run with the same
+        -- URL, like `channel pause`) writes them.
+        ['cantina_notify_preferencias_cliente', 'SELECT', ''],
+        ['cantina_notify_preferencias_cliente', 'INSERT', ''],
+        ['cantina_notify_preferencias_cliente', 'UPDATE', 'activo, cambiado_en, cambiado_por'],
+        ['cantina_notify_preferencias_cliente', 'DELETE', ''],
         -- `run` checks the database is migrated; only `migrate` writes the ledger.
         ['cantina_notify_migraciones',      'SELECT', ''],
         -- The requests pending when migration 0018 ran: signed at the next start, then taken off the list. Only
         -- the migration adds to it.
         ['cantina_notify_sin_firma',        'SELECT', ''],
         ['cantina_notify_sin_firma',        'DELETE', '']
-        -- cantina_notify_restricciones_originales, consumos_tarjeta and every other table: nothing.
+        -- cantina_notify_restricciones_originales and every other table: nothing.
     ];
     fila     text[];
     rel      regclass;

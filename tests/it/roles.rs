@@ -360,6 +360,15 @@ async fn the_runtime_role_cannot_touch_what_is_not_the_services() {
         .unwrap();
     rt.batch_execute("UPDATE tarjetas SET ultima_notificacion_saldo = now() WHERE false").await.unwrap();
     rt.batch_execute(
+        "SELECT id_consumo, nro_tarjeta, fecha_consumo, monto_consumido, detalle FROM consumos_tarjeta;
+         INSERT INTO cantina_notify_preferencias_cliente (id_cliente, tipo, canal, activo, cambiado_por)
+             VALUES (1, 'resumen_consumos', 'Email', true, 'cli');
+         UPDATE cantina_notify_preferencias_cliente SET activo = false, cambiado_en = now(), cambiado_por = 'cli';
+         DELETE FROM cantina_notify_preferencias_cliente",
+    )
+    .await
+    .unwrap();
+    rt.batch_execute(
         "INSERT INTO cantina_notify_estado_canales (replica, destino, configurado, proveedor, estado, desde)
              VALUES ('pod-a:1:0001', 'SMS', true, 'twilio', 'activo', now());
          UPDATE cantina_notify_estado_canales SET estado = 'pausado_proveedor', motivo = '401', visto_en = now();
@@ -382,7 +391,13 @@ async fn the_runtime_role_cannot_touch_what_is_not_the_services() {
         "TRUNCATE solicitudes_notificacion".to_string(),
         "INSERT INTO cantina_notify_migraciones (version, nombre) VALUES (999, 'falsa')".to_string(),
         "INSERT INTO cantina_notify_eventos (tipo, nro_tarjeta) VALUES ('saldo_bajo', 'X')".to_string(),
-        "SELECT count(*) FROM consumos_tarjeta".to_string(),
+        // The spending notices read what was bought (migration 0022's grants), not who sold it nor the balances
+        // around each sale.
+        "SELECT saldo_anterior FROM consumos_tarjeta".to_string(),
+        "SELECT id_empleado_registro FROM consumos_tarjeta".to_string(),
+        "SELECT * FROM consumos_tarjeta".to_string(),
+        "INSERT INTO consumos_tarjeta (nro_tarjeta, monto_consumido) VALUES ('X', 1)".to_string(),
+        "UPDATE cantina_notify_preferencias_cliente SET id_cliente = 0".to_string(),
         "SELECT count(*) FROM cantina_notify_restricciones_originales".to_string(),
         "SELECT mensaje FROM notificacion".to_string(),
         "INSERT INTO cargas_saldo (nro_tarjeta, monto_cargado, estado) VALUES ('X', 1, 'CONFIRMADO')".to_string(),
