@@ -262,6 +262,11 @@ fn template_body(to: &str, name: &str, language: &str, parameters: &[String]) ->
     })
 }
 
+/// The body parameters of the notice's approved template, as they travel (see [`clean_parameter`]).
+pub fn body_parameters(data: &crate::rules::MessageData) -> Vec<String> {
+    data.template_parameters().iter().map(|p| clean_parameter(p)).collect()
+}
+
 /// Meta rejects body parameters with new lines, tabs or more than four consecutive spaces, and empty ones.
 fn clean_parameter(p: &str) -> String {
     let cleaned = p.split_whitespace().collect::<Vec<_>>().join(" ");

@@ -24,6 +24,7 @@
 //! segments a text needs.
 
 mod layout;
+pub mod samples;
 mod sms;
 mod types;
 

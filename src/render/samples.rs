@@ -1,0 +1,140 @@
+//! One notice of every kind with realistic data (the Benítez family: Rocío, and her children Tomás and María José),
+//! rendered as each channel sends it. `cargo run --example channel_samples` prints the Markdown that the channels
+//! page of the documentation carries between its `samples` markers; `tests/doc_samples.rs` fails when the page and
+//! the templates drift apart, so the page always shows what a parent receives.
+
+use crate::domain::{ChannelKind, Guaranies, NotificationType};
+use crate::rules::{AvisoSaldoBajo, MessageData, TarjetaSaldoBajo};
+
+/// The portal address the samples' links point at.
+pub const PORTAL: &str = "https://portal.cantinatita.com.py";
+
+/// Every sample: a heading and the data; at least one per notification type (a unit test checks it).
+pub fn all() -> Vec<(&'static str, MessageData)> {
+    let rocio = || "Rocío".to_string();
+    let tomas = || "Tomás Benítez".to_string();
+    vec![
+        (
+            "recarga_exitosa",
+            MessageData::RecargaExitosa {
+                padre: rocio(),
+                alumno: tomas(),
+                nro_tarjeta: "TAR-000731".into(),
+                monto: Guaranies(150_000),
+                saldo: Guaranies(153_000),
+                fecha: "23/11/2026 19:45".into(),
+                referencia: Some("Pago en línea Bancard N.º 8841207".into()),
+            },
+        ),
+        (
+            "saldo_bajo",
+            MessageData::SaldoBajo(AvisoSaldoBajo::una(
+                rocio(),
+                TarjetaSaldoBajo {
+                    alumno: tomas(),
+                    nro_tarjeta: "TAR-000731".into(),
+                    saldo: Guaranies(3_000),
+                    umbral: Guaranies(5_000),
+                },
+                "24/11/2026 12:10".into(),
+            )),
+        ),
+        (
+            "tarjeta_bloqueada",
+            MessageData::TarjetaBloqueada {
+                padre: rocio(),
+                alumno: "María José Benítez".into(),
+                nro_tarjeta: "TAR-000732".into(),
+                fecha: "25/11/2026 10:05".into(),
+            },
+        ),
+        (
+            "cuenta_pendiente",
+            MessageData::CuentaPendiente {
+                padre: rocio(),
+                cliente: "Rocío Benítez".into(),
+                ruc_ci: "3.456.789".into(),
+                monto: Guaranies(185_000),
+                ventas: 4,
+                desde: "03/11/2026".into(),
+            },
+        ),
+        (
+            "recordatorio_deuda",
+            MessageData::RecordatorioDeuda {
+                padre: rocio(),
+                alumno: tomas(),
+                nro_tarjeta: "TAR-000731".into(),
+                monto: Guaranies(12_000),
+                dias: 7,
+                nivel: crate::rules::NivelRecordatorio::Urgente,
+                fecha: "01/12/2026 08:00".into(),
+            },
+        ),
+        (
+            "mensaje_cantina",
+            MessageData::MensajeCantina {
+                padre: rocio(),
+                alumno: Some(tomas()),
+                mensaje: "Hola, Tomás olvidó su almuerzo en la cantina.\nPuede retirarlo hasta las 14:00.".into(),
+                fecha: "25/11/2026 11:20".into(),
+            },
+        ),
+    ]
+}
+
+/// The Markdown of every sample on every channel: the email's subject and plain text, the SMS as the providers send
+/// it (transliterated, with its encoding and segments), the WhatsApp template's name and parameters as the Meta
+/// adapter sends them, and the portal notice's title and text.
+pub fn markdown() -> Result<String, super::RenderError> {
+    let mut out = String::new();
+    for (name, data) in all() {
+        let r = super::render(&data, PORTAL)?;
+        let tipo = data.notification_type();
+        out.push_str(&format!("#### `{name}` ({})\n\n", tipo.label()));
+        for channel in ChannelKind::ALL {
+            let (label, body) = match channel {
+                ChannelKind::Email => ("Email", format!("Asunto: {}\n\n{}", r.subject, r.text.trim_end())),
+                ChannelKind::Sms => {
+                    let sms = super::sms_text(&r.short);
+                    let (encoding, parts) = super::sms_encoding(&sms);
+                    ("SMS", format!("{sms}\n\n({} caracteres, {encoding:?}, {parts} segmento(s))", sms.chars().count()))
+                }
+                ChannelKind::WhatsApp => ("WhatsApp", whatsapp(tipo, &data)),
+                ChannelKind::Portal => ("Portal", format!("Título: {}\n\n{}", r.subject, r.short)),
+            };
+            out.push_str(&format!("{label}:\n\n```text\n{body}\n```\n\n"));
+        }
+    }
+    Ok(out)
+}
+
+fn whatsapp(tipo: NotificationType, data: &MessageData) -> String {
+    let mut s = format!("plantilla {tipo} (es)");
+    for (i, p) in crate::channels::whatsapp_cloud::body_parameters(data).iter().enumerate() {
+        s.push_str(&format!("\n{{{{{}}}}} {p}", i + 1));
+    }
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_type_has_a_sample() {
+        let covered: Vec<NotificationType> = all().iter().map(|(_, d)| d.notification_type()).collect();
+        for t in NotificationType::ALL {
+            assert!(covered.contains(&t), "no sample of {t} in render::samples::all()");
+        }
+    }
+
+    #[test]
+    fn every_sample_renders_on_every_channel() {
+        let md = markdown().expect("every sample renders");
+        for (name, _) in all() {
+            assert!(md.contains(&format!("#### `{name}`")), "{name} missing");
+        }
+        assert_eq!(md.matches("```text").count(), all().len() * ChannelKind::ALL.len());
+    }
+}
