@@ -483,8 +483,12 @@ fn mensaje_cantina_carries_the_staffs_text_escaped_with_its_line_breaks() {
         r.text
     );
     assert!(r.text.contains("- Alumno: Tomás Benítez") && r.text.contains("Cantina Tita"), "{}", r.text);
-    // SMS / WhatsApp fallback / portal: the text as is (trimmed), nothing added.
-    assert_eq!(r.short, "Hola, Tomás olvidó su almuerzo <b>& la mochila</b>.\r\nPuede retirarlo \"hoy\".\n\nGracias");
+    // SMS / WhatsApp fallback / portal: the text as is (trimmed), after the sender's name that every SMS starts with
+    // (a parent must know who writes before reading "Tomás olvidó…" from an unknown number).
+    assert_eq!(
+        r.short,
+        "Cantina Tita: Hola, Tomás olvidó su almuerzo <b>& la mochila</b>.\r\nPuede retirarlo \"hoy\".\n\nGracias"
+    );
     assert_eq!(
         data.template_parameters(),
         [
@@ -510,7 +514,8 @@ fn mensaje_cantina_without_a_card_names_no_student_and_a_long_text_is_sent_whole
     assert_eq!(r.subject, "Mensaje de la cantina");
     assert!(!r.text.contains("Alumno") && !r.html.contains("Alumno"));
     // Never cut: the whole text, in two concatenated GSM-7 segments once transliterated for SMS.
-    assert_eq!(r.short, texto.trim());
-    assert_eq!(summary(&data), texto.trim());
+    assert_eq!(r.short, format!("Cantina Tita: {}", texto.trim()));
+    // The `mensaje` column's copy is cut at its 255 characters (a POS row keeps the staff's own text there anyway).
+    assert_eq!(summary(&data), r.short.chars().take(255).collect::<String>());
     assert_eq!(sms_encoding(&sms_text(&r.short)), (Encoding::Gsm7, 2));
 }
