@@ -83,30 +83,34 @@ pub fn all() -> Vec<(&'static str, MessageData)> {
     ]
 }
 
-/// The Markdown of every sample on every channel: the email's subject and plain text, the SMS as the providers send
-/// it (transliterated, with its encoding and segments), the WhatsApp template's name and parameters as the Meta
-/// adapter sends them, and the portal notice's title and text.
+/// The Markdown of every sample on every channel ([`as_sent`]).
 pub fn markdown() -> Result<String, super::RenderError> {
     let mut out = String::new();
     for (name, data) in all() {
-        let r = super::render(&data, PORTAL)?;
-        let tipo = data.notification_type();
-        out.push_str(&format!("#### `{name}` ({})\n\n", tipo.label()));
+        out.push_str(&format!("#### `{name}` ({})\n\n", data.notification_type().label()));
         for channel in ChannelKind::ALL {
-            let (label, body) = match channel {
-                ChannelKind::Email => ("Email", format!("Asunto: {}\n\n{}", r.subject, r.text.trim_end())),
-                ChannelKind::Sms => {
-                    let sms = super::sms_text(&r.short);
-                    let (encoding, parts) = super::sms_encoding(&sms);
-                    ("SMS", format!("{sms}\n\n({} caracteres, {encoding:?}, {parts} segmento(s))", sms.chars().count()))
-                }
-                ChannelKind::WhatsApp => ("WhatsApp", whatsapp(tipo, &data)),
-                ChannelKind::Portal => ("Portal", format!("Título: {}\n\n{}", r.subject, r.short)),
-            };
-            out.push_str(&format!("{label}:\n\n```text\n{body}\n```\n\n"));
+            let body = as_sent(channel, &data)?;
+            out.push_str(&format!("{}:\n\n```text\n{body}\n```\n\n", channel.destino()));
         }
     }
     Ok(out)
+}
+
+/// The notice as `channel` sends it: the email's subject and plain text, the SMS as the providers send it
+/// (transliterated, with its encoding and segments), the WhatsApp template's name and parameters as the Meta adapter
+/// sends them, the portal notice's title and text.
+pub fn as_sent(channel: ChannelKind, data: &MessageData) -> Result<String, super::RenderError> {
+    let r = super::render(data, PORTAL)?;
+    Ok(match channel {
+        ChannelKind::Email => format!("Asunto: {}\n\n{}", r.subject, r.text.trim_end()),
+        ChannelKind::Sms => {
+            let sms = super::sms_text(&r.short);
+            let (encoding, parts) = super::sms_encoding(&sms);
+            format!("{sms}\n\n({} caracteres, {encoding:?}, {parts} segmento(s))", sms.chars().count())
+        }
+        ChannelKind::WhatsApp => whatsapp(data.notification_type(), data),
+        ChannelKind::Portal => format!("Título: {}\n\n{}", r.subject, r.short),
+    })
 }
 
 fn whatsapp(tipo: NotificationType, data: &MessageData) -> String {
