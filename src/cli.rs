@@ -82,6 +82,12 @@ pub enum Command {
         #[command(subcommand)]
         action: crate::ops::RequestsCommand,
     },
+    /// List, set or unset a client's explicit notice preferences per type and channel (they win over the portal's
+    /// and the defaults; consumo_realizado and resumen_consumos are sent only where they are set on).
+    Preferences {
+        #[command(subcommand)]
+        action: crate::ops::preferences::PreferencesCommand,
+    },
     /// Exit 0 if the service at CANTINA__HTTP__ADDR answers /healthz, 1 otherwise (container HEALTHCHECK).
     Healthcheck {
         /// Address to check instead of the configured one.
@@ -148,6 +154,7 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Channel { action } => crate::operator_pauses::run_cli(&settings, &action).await,
         Command::Stats { since, json } => Ok(crate::ops::run_stats(&settings, &since, json).await?),
         Command::Requests { action } => Ok(crate::ops::run_requests(&settings, action).await?),
+        Command::Preferences { action } => Ok(crate::ops::run_preferences(&settings, action).await?),
         Command::Healthcheck { addr, timeout_seconds } => Ok(healthcheck(&settings, addr, timeout_seconds).await),
     }
 }

@@ -18,6 +18,7 @@ mod migrate;
 mod ops;
 mod pg_tls;
 mod pipeline;
+mod preferences;
 mod provider_bytes;
 mod resilience;
 mod roles;
