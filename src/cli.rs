@@ -42,12 +42,14 @@ pub enum Command {
     Demo,
     /// Print the effective configuration (secrets masked) and any problems with it.
     CheckConfig,
-    /// Create one sweep's requests now (saldo_bajo, cuenta_pendiente or recordatorio_deuda), deduplicated against
-    /// the scheduled runs and itself, and exit; the running service sends them. `limpieza` runs the clean-up now
+    /// Create one sweep's requests now (saldo_bajo, cuenta_pendiente, recordatorio_deuda, or the opt-in
+    /// consumo_realizado and resumen_consumos), deduplicated against the scheduled runs and itself, and exit; the
+    /// running service sends them. `limpieza` runs the clean-up now
     /// (CANTINA__RETENTION__…) and prints what it deleted; `resumen_diario` emails yesterday's staff summary now
     /// to CANTINA__RESUMEN_DIARIO__DESTINATARIOS (outside the run ledger) and prints to whom (masked).
     Sweep {
-        /// saldo_bajo, cuenta_pendiente, recordatorio_deuda, limpieza or resumen_diario.
+        /// saldo_bajo, cuenta_pendiente, recordatorio_deuda, limpieza, resumen_diario, consumo_realizado or
+        /// resumen_consumos.
         kind: String,
     },
     /// Send one rendered sample through the configured provider and print its answer (checks credentials).
@@ -209,7 +211,11 @@ async fn sweep(settings: Settings, kind: &str) -> anyhow::Result<ExitCode> {
             println!("sweep resumen_diario: {report}");
             return Ok(if report.ok() { ExitCode::SUCCESS } else { ExitCode::FAILURE });
         }
-        SweepKind::SaldoBajo | SweepKind::CuentaPendiente | SweepKind::RecordatorioDeuda => {
+        SweepKind::SaldoBajo
+        | SweepKind::CuentaPendiente
+        | SweepKind::RecordatorioDeuda
+        | SweepKind::ConsumoRealizado
+        | SweepKind::ResumenConsumos => {
             let created = crate::scheduler::run_sweep(&pool, &rules, kind, jiff::Timestamp::now()).await?;
             println!("sweep {}: {created} solicitud(es) creadas", kind.as_str());
         }

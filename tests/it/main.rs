@@ -24,5 +24,6 @@ mod resilience;
 mod roles;
 mod scheduler;
 mod slow_clients;
+mod spending;
 mod summary;
 mod webhooks;
