@@ -99,7 +99,8 @@ pub async fn consumo_realizado(
             key_prefix: format!("consumo_realizado:{}", p.id_consumo),
             parent: p.parent,
             nro_tarjeta: Some(p.nro_tarjeta),
-            saldo: Some(Guaranies(p.monto)),
+            // The balance the notice is about (`saldo_alerta`): the card's, as the notice shows it.
+            saldo: Some(Guaranies(p.saldo_actual)),
             data,
         });
     }
@@ -153,12 +154,12 @@ pub async fn resumen_consumos(
         .into_iter()
         .map(|(parent, hijos)| {
             let resumen = ResumenConsumos { padre: parent.nombres.trim().to_string(), fecha: fecha.clone(), hijos };
-            let total = resumen.total();
+            // No single balance: the summary lists each card's.
             Found {
                 key_prefix: format!("resumen_consumos:{}:{day}", parent.id_cliente),
                 parent,
                 nro_tarjeta: None,
-                saldo: Some(total),
+                saldo: None,
                 data: MessageData::ResumenConsumos(resumen),
             }
         })

@@ -123,7 +123,7 @@ async fn resumen_consumos_once_per_opted_in_family_and_day_with_purchases() {
     let (key, estado, datos, saldo, mensaje) = &got[0];
     assert_eq!(key, &format!("resumen_consumos:{}:{DAY}:email", fam.id_cliente));
     assert_eq!(estado, "Pendiente");
-    assert_eq!(*saldo, Some(39_000), "the day's total");
+    assert_eq!(*saldo, None, "one balance per card, in the data");
     // Every purchase with time, detalle and amount, per child; the balance left on each card.
     assert_eq!(datos["fecha"], "08/12/2026");
     let hijos = datos["hijos"].as_array().unwrap();
@@ -183,7 +183,7 @@ async fn consumo_realizado_once_per_purchase_of_opted_in_families_only() {
     assert_eq!(keys, [format!("consumo_realizado:{first}:email"), format!("consumo_realizado:{second}:email")]);
     let (_, estado, datos, saldo, mensaje) = &got[0];
     assert_eq!(estado, "Pendiente");
-    assert_eq!(*saldo, Some(8_000));
+    assert_eq!(*saldo, Some(69_000), "the card's balance");
     assert_eq!(datos["detalle"], "Empanada");
     assert_eq!(datos["fecha"], "08/12/2026 09:40");
     assert_eq!(datos["saldo"], 80_000 - 3_000 - 8_000);
@@ -257,4 +257,34 @@ async fn after_a_stop_the_every_minute_schedule_runs_once_and_catches_every_purc
     let runs = count(&c, "SELECT count(*) FROM cantina_notify_ejecuciones WHERE programa = 'consumo_realizado'").await;
     // The baseline, 09:00, 09:01 and 12:01: not one row per missed minute.
     assert_eq!(runs, 4);
+}
+
+/// Through the normal request path: the running service sends what the sweeps created, rendered for the channel.
+#[tokio::test]
+async fn the_service_sends_the_spending_notices_like_any_other() {
+    let (db, c, pool, rules) = setup().await;
+    let fam = seed_family(&c, Some("ana@example.com"), None, 80_000).await;
+    let opted_in = Timestamp::now() - SignedDuration::from_mins(5);
+    opt(&c, fam.id_cliente, "consumo_realizado", "Email", true, opted_in).await;
+    opt(&c, fam.id_cliente, "resumen_consumos", "Email", true, opted_in).await;
+    let rec = Recorder::new(cantina_notify::domain::ChannelKind::Email);
+    let app = TestApp::start(test_settings(&db, &[]), &rec).await;
+    let now = Timestamp::now();
+    // At `now` itself: the same local day as the summary's firing, even a second before midnight.
+    buy(&c, &fam.nro_tarjeta, 25_000, "Almuerzo completo", now).await;
+
+    assert_eq!(run_sweep(&pool, &rules, SweepKind::ConsumoRealizado, now).await.unwrap(), 1);
+    assert_eq!(run_sweep(&pool, &rules, SweepKind::ResumenConsumos, now).await.unwrap(), 1);
+    wait_count(&c, "SELECT count(*) FROM solicitudes_notificacion WHERE estado = 'Enviado'", 2, SHORT).await;
+    let sent = rec.sent.lock().unwrap().clone();
+    let mut subjects: Vec<&str> = sent.iter().map(|m| m.subject.as_str()).collect();
+    subjects.sort_unstable();
+    let day = cantina_notify::rules::local_date(now).strftime("%d/%m/%Y").to_string();
+    assert_eq!(
+        subjects,
+        ["Consumo de Gs. 25.000 - Luis Benítez".to_string(), format!("Consumos del {day} en la cantina")]
+    );
+    assert!(sent.iter().all(|m| m.text.contains("Almuerzo completo") && m.text.contains("Gs. 55.000")), "{sent:?}");
+    assert!(rec.duplicates().is_empty());
+    app.stop().await;
 }
