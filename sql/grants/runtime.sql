@@ -102,7 +102,7 @@ DECLARE
         -- the migration adds to it.
         ['cantina_notify_sin_firma',        'SELECT', ''],
         ['cantina_notify_sin_firma',        'DELETE', '']
-        -- cantina_notify_restricciones_originales and every other table: nothing.
+        -- cantina_notify_restricciones_originales, and every other table not listed: nothing.
     ];
     fila     text[];
     rel      regclass;
