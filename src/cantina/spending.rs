@@ -15,8 +15,8 @@ use crate::db::DbError;
 use crate::rules::Parent;
 
 /// Purchases since $2 of the children of the active clients that switched `consumo_realizado` on for a channel of
-/// $1 (destino names), each not before the client switched it on, and not notified yet: no request under any
-/// channel's key `consumo_realizado:<id_consumo>:<channel>`. Oldest first.
+/// $1 (destino names), each not before the client switched it on. Oldest first. (Which of them already have a
+/// request is `requests::taken`'s to say: SQL on the requests lives in `src/requests/`.)
 const NUEVOS_CONSUMOS: &str = "
     SELECT k.id_consumo, k.fecha_consumo, k.monto_consumido, k.detalle,
            t.nro_tarjeta, t.saldo_actual, h.nombre, h.apellido,
@@ -30,12 +30,6 @@ const NUEVOS_CONSUMOS: &str = "
     JOIN tarjetas t ON t.id_hijo = h.id_hijo
     JOIN consumos_tarjeta k ON k.nro_tarjeta = t.nro_tarjeta
     WHERE coalesce(c.activo, true) AND k.fecha_consumo >= greatest($2, p.desde)
-      AND NOT EXISTS (
-          SELECT 1 FROM solicitudes_notificacion s
-          WHERE s.clave_dedup IN ('consumo_realizado:' || k.id_consumo || ':email',
-                                  'consumo_realizado:' || k.id_consumo || ':sms',
-                                  'consumo_realizado:' || k.id_consumo || ':whatsapp',
-                                  'consumo_realizado:' || k.id_consumo || ':portal'))
     ORDER BY k.id_consumo";
 
 /// Purchases between $2 and $3 of the children of the active clients that switched `resumen_consumos` on for a
@@ -80,7 +74,8 @@ fn purchase(r: &Row) -> Purchase {
     }
 }
 
-/// Purchases since `desde` not notified yet, of the families with `consumo_realizado` on for one of `canales`.
+/// Purchases since `desde` of the families with `consumo_realizado` on for one of `canales` (each not before the
+/// family switched it on).
 pub async fn new_purchases(
     tx: &impl GenericClient,
     canales: &[&str],

@@ -72,7 +72,7 @@ fn detalle(p: &Purchase) -> String {
 }
 
 /// One request per channel for each purchase not notified yet (since `at` − [`CONSUMO_MAX_AGE`]) of the families
-/// with `consumo_realizado` on.
+/// with `consumo_realizado` on: the purchases of the window, less those with a request under any channel's key.
 pub async fn consumo_realizado(
     tx: &impl GenericClient,
     rules: &RulesConfig,
@@ -84,8 +84,12 @@ pub async fn consumo_realizado(
         return Ok(Vec::new());
     }
     let desde = SystemTime::from(at.checked_sub(CONSUMO_MAX_AGE).unwrap_or(at));
+    let purchases = crate::cantina::spending::new_purchases(tx, &canales, &desde).await?;
+    let prefix = |p: &Purchase| format!("consumo_realizado:{}", p.id_consumo);
+    let prefixes: Vec<String> = purchases.iter().map(prefix).collect();
+    let taken = crate::requests::taken::prefixes_taken(tx, &prefixes).await?;
     let mut notices = Vec::new();
-    for p in crate::cantina::spending::new_purchases(tx, &canales, &desde).await? {
+    for p in purchases.into_iter().filter(|p| !taken.contains(&prefix(p))) {
         let data = MessageData::ConsumoRealizado {
             padre: p.parent.nombres.trim().to_string(),
             alumno: alumno(&p),
@@ -96,7 +100,7 @@ pub async fn consumo_realizado(
             fecha: local_datetime(ts(p.fecha_consumo)),
         };
         notices.push(Found {
-            key_prefix: format!("consumo_realizado:{}", p.id_consumo),
+            key_prefix: prefix(&p),
             parent: p.parent,
             nro_tarjeta: Some(p.nro_tarjeta),
             // The balance the notice is about (`saldo_alerta`): the card's, as the notice shows it.
