@@ -8,7 +8,9 @@ use std::path::PathBuf;
 
 use cantina_notify::domain::Guaranies;
 use cantina_notify::render::{render, sms_encoding, sms_text};
-use cantina_notify::rules::{AvisoSaldoBajo, MessageData, NivelRecordatorio, TarjetaSaldoBajo};
+use cantina_notify::rules::{
+    AvisoSaldoBajo, Consumo, ConsumosHijo, MessageData, NivelRecordatorio, ResumenConsumos, TarjetaSaldoBajo,
+};
 
 const PORTAL: &str = "https://portal.cantinatita.com.py";
 
@@ -120,6 +122,56 @@ fn samples() -> Vec<(&'static str, MessageData)> {
                 mensaje: "Hola, Tomás olvidó su almuerzo en la cantina.\nPuede retirarlo hasta las 14:00.".into(),
                 fecha: "25/11/2026 11:20".into(),
             },
+        ),
+        (
+            // One purchase, for a family that switched the per-purchase notice on.
+            "consumo_realizado",
+            MessageData::ConsumoRealizado {
+                padre: "Rocío".into(),
+                alumno: "Tomás Benítez".into(),
+                nro_tarjeta: "TAR-000731".into(),
+                detalle: "Almuerzo: milanesa con ensalada".into(),
+                monto: Guaranies(25_000),
+                saldo: Guaranies(43_000),
+                fecha: "25/11/2026 12:15".into(),
+            },
+        ),
+        (
+            // The day's purchases of two children, for a family that switched the daily summary on.
+            "resumen_consumos",
+            MessageData::ResumenConsumos(ResumenConsumos {
+                padre: "Rocío".into(),
+                fecha: "25/11/2026".into(),
+                hijos: vec![
+                    ConsumosHijo {
+                        alumno: "Tomás Benítez".into(),
+                        nro_tarjeta: "TAR-000731".into(),
+                        consumos: vec![
+                            Consumo {
+                                hora: "09:40".into(),
+                                detalle: "Empanada de carne".into(),
+                                monto: Guaranies(8_000),
+                            },
+                            Consumo {
+                                hora: "12:15".into(),
+                                detalle: "Almuerzo: milanesa con ensalada".into(),
+                                monto: Guaranies(25_000),
+                            },
+                        ],
+                        saldo: Guaranies(43_000),
+                    },
+                    ConsumosHijo {
+                        alumno: "Valentina Benítez".into(),
+                        nro_tarjeta: "TAR-000732".into(),
+                        consumos: vec![Consumo {
+                            hora: "10:05".into(),
+                            detalle: "Jugo de naranja".into(),
+                            monto: Guaranies(6_000),
+                        }],
+                        saldo: Guaranies(12_000),
+                    },
+                ],
+            }),
         ),
     ]
 }

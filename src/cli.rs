@@ -42,12 +42,14 @@ pub enum Command {
     Demo,
     /// Print the effective configuration (secrets masked) and any problems with it.
     CheckConfig,
-    /// Create one sweep's requests now (saldo_bajo, cuenta_pendiente or recordatorio_deuda), deduplicated against
-    /// the scheduled runs and itself, and exit; the running service sends them. `limpieza` runs the clean-up now
+    /// Create one sweep's requests now (saldo_bajo, cuenta_pendiente, recordatorio_deuda, or the opt-in
+    /// consumo_realizado and resumen_consumos), deduplicated against the scheduled runs and itself, and exit; the
+    /// running service sends them. `limpieza` runs the clean-up now
     /// (CANTINA__RETENTION__…) and prints what it deleted; `resumen_diario` emails yesterday's staff summary now
     /// to CANTINA__RESUMEN_DIARIO__DESTINATARIOS (outside the run ledger) and prints to whom (masked).
     Sweep {
-        /// saldo_bajo, cuenta_pendiente, recordatorio_deuda, limpieza or resumen_diario.
+        /// saldo_bajo, cuenta_pendiente, recordatorio_deuda, limpieza, resumen_diario, consumo_realizado or
+        /// resumen_consumos.
         kind: String,
     },
     /// Send one rendered sample through the configured provider and print its answer (checks credentials).
@@ -81,6 +83,12 @@ pub enum Command {
     Requests {
         #[command(subcommand)]
         action: crate::ops::RequestsCommand,
+    },
+    /// List, set or unset a client's explicit notice preferences per type and channel (they win over the portal's
+    /// and the defaults; consumo_realizado and resumen_consumos are sent only where they are set on).
+    Preferences {
+        #[command(subcommand)]
+        action: crate::ops::preferences::PreferencesCommand,
     },
     /// Exit 0 if the service at CANTINA__HTTP__ADDR answers /healthz, 1 otherwise (container HEALTHCHECK).
     Healthcheck {
@@ -148,6 +156,7 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Channel { action } => crate::operator_pauses::run_cli(&settings, &action).await,
         Command::Stats { since, json } => Ok(crate::ops::run_stats(&settings, &since, json).await?),
         Command::Requests { action } => Ok(crate::ops::run_requests(&settings, action).await?),
+        Command::Preferences { action } => Ok(crate::ops::run_preferences(&settings, action).await?),
         Command::Healthcheck { addr, timeout_seconds } => Ok(healthcheck(&settings, addr, timeout_seconds).await),
     }
 }
@@ -202,7 +211,11 @@ async fn sweep(settings: Settings, kind: &str) -> anyhow::Result<ExitCode> {
             println!("sweep resumen_diario: {report}");
             return Ok(if report.ok() { ExitCode::SUCCESS } else { ExitCode::FAILURE });
         }
-        SweepKind::SaldoBajo | SweepKind::CuentaPendiente | SweepKind::RecordatorioDeuda => {
+        SweepKind::SaldoBajo
+        | SweepKind::CuentaPendiente
+        | SweepKind::RecordatorioDeuda
+        | SweepKind::ConsumoRealizado
+        | SweepKind::ResumenConsumos => {
             let created = crate::scheduler::run_sweep(&pool, &rules, kind, jiff::Timestamp::now()).await?;
             println!("sweep {}: {created} solicitud(es) creadas", kind.as_str());
         }

@@ -6,6 +6,7 @@ pub mod cards;
 pub mod context;
 pub mod parents;
 pub mod preferences;
+pub mod spending;
 pub mod sweeps;
 
 use std::time::SystemTime;

@@ -78,6 +78,10 @@ sweep_kinds! {
     Limpieza = limpieza, default "0 2 * * 0";
     /// The staff's daily summary email (`settings.resumen_diario`; off without recipients).
     ResumenDiario = resumen_diario, default "0 21 * * *";
+    /// The opt-in notice per purchase: reads the new purchases of the families that switched it on (every minute).
+    ConsumoRealizado = consumo_realizado, default "* * * * *";
+    /// The opt-in daily summary of each family's purchases of the day.
+    ResumenConsumos = resumen_consumos, default "0 20 * * *";
 }
 
 impl SchedulerSettings {
@@ -150,7 +154,7 @@ mod tests {
     fn an_unknown_sweep_lists_the_known_ones() {
         assert_eq!(
             SweepKind::parse("consumo").unwrap_err(),
-            "unknown sweep 'consumo' (expected saldo_bajo, cuenta_pendiente, recordatorio_deuda, limpieza or resumen_diario)"
+            "unknown sweep 'consumo' (expected saldo_bajo, cuenta_pendiente, recordatorio_deuda, limpieza, resumen_diario, consumo_realizado or resumen_consumos)"
         );
         for k in SweepKind::ALL {
             assert_eq!(SweepKind::parse(k.as_str()), Ok(k));

@@ -232,6 +232,10 @@ pub struct RulesSettings {
     pub tarjeta_bloqueada: RuleSettings,
     /// The POS's own text (a POS row with `mensaje`); its channels are used when the row names no `destino`.
     pub mensaje_cantina: RuleSettings,
+    /// One notice per purchase; opt-in: sent only on the channels a parent switched on (`preferences set`).
+    pub consumo_realizado: RuleSettings,
+    /// The day's purchases per family; opt-in like `consumo_realizado`.
+    pub resumen_consumos: RuleSettings,
 }
 
 impl RulesSettings {
@@ -246,6 +250,8 @@ impl RulesSettings {
             T::RecordatorioDeuda => (&self.recordatorio_deuda.channels, &self.recordatorio_deuda.fallback),
             T::TarjetaBloqueada => (&self.tarjeta_bloqueada.channels, &self.tarjeta_bloqueada.fallback),
             T::MensajeCantina => (&self.mensaje_cantina.channels, &self.mensaje_cantina.fallback),
+            T::ConsumoRealizado => (&self.consumo_realizado.channels, &self.consumo_realizado.fallback),
+            T::ResumenConsumos => (&self.resumen_consumos.channels, &self.resumen_consumos.fallback),
         }
     }
 }

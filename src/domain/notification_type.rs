@@ -4,7 +4,9 @@ use std::fmt;
 /// string and the staff's label. Everything else that must handle a type matches on the enum exhaustively, so the
 /// compiler lists it (see docs/development.md, "Adding a notice type").
 macro_rules! notification_types {
-    ($($(#[$doc:meta])* $variant:ident = $name:literal, label $label:literal;)+) => {
+    (@opt_in opt_in) => { true };
+    (@opt_in) => { false };
+    ($($(#[$doc:meta])* $variant:ident = $name:literal, label $label:literal $(, $opt_in:ident)?;)+) => {
         /// The kinds of notice the service sends; the string is stored in `solicitudes_notificacion.tipo`.
         #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
         pub enum NotificationType {
@@ -28,11 +30,20 @@ macro_rules! notification_types {
                     $(Self::$variant => $label,)+
                 }
             }
+
+            /// Sent only to parents who switched it on (a row `activo = true` in
+            /// `cantina_notify_preferencias_cliente`): the portal's rows and the configured defaults do not.
+            pub fn opt_in(self) -> bool {
+                match self {
+                    $(Self::$variant => notification_types!(@opt_in $($opt_in)?),)+
+                }
+            }
         }
     };
 }
 
-// One line per type: the variant, its stored name, its label. The order is `ALL`'s (and the settings').
+// One line per type: the variant, its stored name, its label, and `opt_in` for a type sent only to parents who switched
+// it on. The order is `ALL`'s (and the settings').
 notification_types! {
     SaldoBajo = "saldo_bajo", label "Saldo bajo";
     RecargaExitosa = "recarga_exitosa", label "Recarga exitosa";
@@ -40,6 +51,10 @@ notification_types! {
     RecordatorioDeuda = "recordatorio_deuda", label "Recordatorio de deuda";
     TarjetaBloqueada = "tarjeta_bloqueada", label "Tarjeta bloqueada";
     MensajeCantina = "mensaje_cantina", label "Mensaje de la cantina";
+    /// One notice per purchase (`consumos_tarjeta`), read by the `consumo_realizado` sweep.
+    ConsumoRealizado = "consumo_realizado", label "Consumo realizado", opt_in;
+    /// The day's purchases of a family's children, at a configured local time.
+    ResumenConsumos = "resumen_consumos", label "Resumen de consumos", opt_in;
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -82,20 +97,27 @@ mod tests {
         for t in NotificationType::ALL {
             assert_eq!(NotificationType::parse(t.as_str()).ok(), Some(t));
         }
-        assert!(NotificationType::parse("consumo_realizado").is_err());
+        assert!(NotificationType::parse("restriccion_aplicada").is_err());
+    }
+
+    /// Only the spending notices are opt-in; the declaration says so, not a match elsewhere.
+    #[test]
+    fn only_the_spending_notices_are_opt_in() {
+        let opt_in: Vec<&str> = NotificationType::ALL.into_iter().filter(|t| t.opt_in()).map(|t| t.as_str()).collect();
+        assert_eq!(opt_in, ["consumo_realizado", "resumen_consumos"]);
     }
 
     /// The texts built from the declaration are the ones written by hand before it (operators and tests read them).
     #[test]
     fn listed_types_and_labels_keep_their_wording() {
-        let e = NotificationType::parse("consumo_realizado").unwrap_err();
+        let e = NotificationType::parse("restriccion_aplicada").unwrap_err();
         assert_eq!(
             e.to_string(),
-            "unknown notification type 'consumo_realizado' (expected one of: saldo_bajo, recarga_exitosa, cuenta_pendiente, recordatorio_deuda, tarjeta_bloqueada, mensaje_cantina)"
+            "unknown notification type 'restriccion_aplicada' (expected one of: saldo_bajo, recarga_exitosa, cuenta_pendiente, recordatorio_deuda, tarjeta_bloqueada, mensaje_cantina, consumo_realizado, resumen_consumos)"
         );
         assert_eq!(
             NotificationType::names_o(),
-            "saldo_bajo, recarga_exitosa, cuenta_pendiente, recordatorio_deuda, tarjeta_bloqueada o mensaje_cantina"
+            "saldo_bajo, recarga_exitosa, cuenta_pendiente, recordatorio_deuda, tarjeta_bloqueada, mensaje_cantina, consumo_realizado o resumen_consumos"
         );
         let labels = NotificationType::ALL.map(NotificationType::label);
         assert_eq!(
@@ -106,7 +128,9 @@ mod tests {
                 "Cuenta pendiente",
                 "Recordatorio de deuda",
                 "Tarjeta bloqueada",
-                "Mensaje de la cantina"
+                "Mensaje de la cantina",
+                "Consumo realizado",
+                "Resumen de consumos"
             ]
         );
         assert!(NotificationType::ALL.is_sorted(), "ALL follows the enum's order");

@@ -1,9 +1,10 @@
-//! Staff and operator commands: `stats`, `requests list|show|resend|cancel`. Read-only queries and small, explicit
+//! Staff and operator commands: `stats`, `requests list|show|resend|cancel`, `preferences list|set|unset`. Read-only queries and small, explicit
 //! writes over one database connection; the running service does the sending. What staff read is Spanish, with
 //! times in America/Asuncion; `--json` gives the same facts for scripts, with times in UTC (RFC 3339).
 
 pub mod format;
 pub use crate::present::mask;
+pub mod preferences;
 pub mod requests;
 pub mod stats;
 
@@ -126,6 +127,20 @@ pub async fn run_requests(settings: &Settings, command: RequestsCommand) -> Resu
             Ok(report_actions(&results))
         }
     }
+}
+
+/// `cantina-notify preferences …`: exit 1 on a bad argument or an unknown client (printed on stderr by `main`).
+pub async fn run_preferences(
+    settings: &Settings,
+    command: preferences::PreferencesCommand,
+) -> Result<ExitCode, OpsError> {
+    let url = settings.database.url.as_ref().ok_or(OpsError::NoDatabaseUrl)?;
+    let timeout = std::time::Duration::from_secs(settings.database.connect_timeout_seconds);
+    let pool = crate::db::pool(url.expose(), 1, timeout)?;
+    let client = pool.get().await.map_err(DbError::from)?;
+    let out = preferences::run(&client, command, &settings.preferences, requests::operator()).await?;
+    print!("{}", format::terminal_safe(&out));
+    Ok(ExitCode::SUCCESS)
 }
 
 fn report_actions(results: &[requests::ActionResult]) -> ExitCode {

@@ -33,6 +33,7 @@ use sailfish::TemplateSimple;
 pub use self::sms::{Encoding, sms_encoding, sms_text};
 use crate::rules::MessageData;
 use layout::{AMARILLO, AZUL, GRIS, Layout, VERDE, destacada, dia, dia_mes, email, fila};
+use types::consumos::{ConsumoHtml, ConsumoShort, ConsumoText, ResumenHtml, ResumenShort, ResumenText, detalle_corto};
 use types::cuenta_pendiente::{CuentaHtml, CuentaShort, CuentaText};
 use types::mensaje_cantina::{MensajeHtml, MensajeShort, MensajeText, lineas};
 use types::recarga_exitosa::{RecargaHtml, RecargaShort, RecargaText};
@@ -195,6 +196,64 @@ pub fn render(data: &MessageData, portal_url: &str) -> Result<Rendered, RenderEr
             };
             Rendered { subject, html, text, short: short_text(data)? }
         }
+        MessageData::ConsumoRealizado { padre, alumno, nro_tarjeta, detalle, monto, saldo, fecha } => {
+            let (monto, saldo) = (monto.to_string(), saldo.to_string());
+            let detalle = detalle.trim();
+            let l = Layout {
+                titulo: "Consumo realizado",
+                preheader: format!("Compra de {alumno}: {} por {monto}. Saldo: {saldo}.", detalle_corto(detalle)),
+                tema: AZUL,
+                importe: Some(("Monto", monto.clone())),
+                detalles_titulo: "Detalles de la compra",
+                filas: vec![
+                    fila("Alumno", alumno),
+                    fila("Tarjeta", nro_tarjeta),
+                    fila("Detalle", detalle),
+                    fila("Fecha y hora", fecha),
+                    destacada("Saldo de la tarjeta", saldo.as_str()),
+                ],
+                boton: "Ver Movimientos",
+                accion: "Ver los movimientos en el portal",
+                boton_url: format!("{portal_url}/movimientos"),
+                portal_url,
+            };
+            let (html, text) =
+                email("consumo_realizado", ConsumoHtml { l: &l, padre, alumno }, ConsumoText { l: &l, padre, alumno })?;
+            Rendered { subject: format!("Consumo de {monto} - {alumno}"), html, text, short: short_text(data)? }
+        }
+        MessageData::ResumenConsumos(r) => {
+            let total = r.total().to_string();
+            let mut filas = Vec::new();
+            for h in &r.hijos {
+                for c in &h.consumos {
+                    filas.push(fila(
+                        format!("{} · {}", h.alumno, c.hora),
+                        format!("{} · {}", c.detalle.trim(), c.monto),
+                    ));
+                }
+                filas.push(destacada(format!("Saldo de {}", h.alumno), h.saldo.to_string()));
+            }
+            let compras = match r.compras() {
+                1 => "1 compra".to_string(),
+                n => format!("{n} compras"),
+            };
+            let l = Layout {
+                titulo: "Resumen de consumos",
+                preheader: format!("Consumos del {}: {compras}, {total} en total.", r.fecha),
+                tema: AZUL,
+                importe: Some(("Total del día", total.clone())),
+                detalles_titulo: "Consumos del día",
+                filas,
+                boton: "Ver Movimientos",
+                accion: "Ver los movimientos en el portal",
+                boton_url: format!("{portal_url}/movimientos"),
+                portal_url,
+            };
+            let (padre, fecha) = (r.padre.as_str(), r.fecha.as_str());
+            let (html, text) =
+                email("resumen_consumos", ResumenHtml { l: &l, padre, fecha }, ResumenText { l: &l, padre, fecha })?;
+            Rendered { subject: format!("Consumos del {fecha} en la cantina"), html, text, short: short_text(data)? }
+        }
     })
 }
 
@@ -226,6 +285,30 @@ fn short_text(data: &MessageData) -> Result<String, RenderError> {
         // segments once `sms_text` transliterates it (4 if it keeps an emoji and travels as UCS-2).
         MessageData::MensajeCantina { mensaje, .. } => {
             run("mensaje_cantina.sms", MensajeShort { mensaje: mensaje.trim() })
+        }
+        MessageData::ConsumoRealizado { alumno, detalle, monto, saldo, fecha, .. } => run(
+            "consumo_realizado.sms",
+            ConsumoShort {
+                alumno,
+                detalle: &detalle_corto(detalle),
+                monto: &monto.to_string(),
+                cuando: &format!("{} {}", dia_mes(fecha), fecha.split_whitespace().nth(1).unwrap_or_default()),
+                saldo: &saldo.to_string(),
+            },
+        ),
+        MessageData::ResumenConsumos(r) => {
+            let hijos: Vec<String> = r
+                .hijos
+                .iter()
+                .map(|h| {
+                    let compras = match h.consumos.len() {
+                        1 => "1 compra".to_string(),
+                        n => format!("{n} compras"),
+                    };
+                    format!("{} {} ({compras}, saldo {})", h.alumno, h.total(), h.saldo)
+                })
+                .collect();
+            run("resumen_consumos.sms", ResumenShort { dia: dia_mes(&r.fecha), hijos: &hijos })
         }
     }
 }

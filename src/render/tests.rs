@@ -53,6 +53,47 @@ fn mensaje(alumno: &str) -> MessageData {
     }
 }
 
+fn consumo(alumno: &str) -> MessageData {
+    MessageData::ConsumoRealizado {
+        padre: "Ana".into(),
+        alumno: alumno.into(),
+        nro_tarjeta: "0001".into(),
+        // The POS's text decides the SMS encoding like a name does: no á/í/ó/ú here.
+        detalle: "Almuerzo completo".into(),
+        monto: Guaranies(25_000),
+        saldo: Guaranies(40_000),
+        fecha: "23/11/2026 12:15".into(),
+    }
+}
+
+/// A day with two children: two purchases of one, one of the other.
+fn resumen(alumno: &str) -> MessageData {
+    use crate::rules::{Consumo, ConsumosHijo, ResumenConsumos};
+    let c = |hora: &str, detalle: &str, monto: i64| Consumo {
+        hora: hora.into(),
+        detalle: detalle.into(),
+        monto: Guaranies(monto),
+    };
+    MessageData::ResumenConsumos(ResumenConsumos {
+        padre: "Ana".into(),
+        fecha: "23/11/2026".into(),
+        hijos: vec![
+            ConsumosHijo {
+                alumno: alumno.into(),
+                nro_tarjeta: "0001".into(),
+                consumos: vec![c("09:40", "Empanada", 8_000), c("12:15", "Almuerzo del día", 25_000)],
+                saldo: Guaranies(40_000),
+            },
+            ConsumosHijo {
+                alumno: "Inés Pérez".into(),
+                nro_tarjeta: "0002".into(),
+                consumos: vec![c("10:05", "Jugo", 6_000)],
+                saldo: Guaranies(12_000),
+            },
+        ],
+    })
+}
+
 fn cuenta(cliente: &str) -> MessageData {
     MessageData::CuentaPendiente {
         padre: "Ana".into(),
@@ -86,6 +127,8 @@ fn cases(t: NotificationType, alumno: &str) -> Vec<MessageData> {
         NotificationType::RecordatorioDeuda => vec![deuda(alumno, 3), deuda(alumno, 7), deuda(alumno, 15)],
         NotificationType::TarjetaBloqueada => vec![bloqueo(alumno)],
         NotificationType::MensajeCantina => vec![mensaje(alumno)],
+        NotificationType::ConsumoRealizado => vec![consumo(alumno)],
+        NotificationType::ResumenConsumos => vec![resumen(alumno)],
     }
 }
 
@@ -120,6 +163,12 @@ fn layouts(t: NotificationType) -> Vec<(MessageData, &'static str, &'static str,
         }
         NotificationType::CuentaPendiente => {
             vec![(cuenta("Ana Gómez"), "Gs. 185.000", "Ver mi cuenta", "/cuenta", "#f5a300")]
+        }
+        NotificationType::ConsumoRealizado => {
+            vec![(consumo("Luis"), "Gs. 25.000", "Ver Movimientos", "/movimientos", "#0b6fa4")]
+        }
+        NotificationType::ResumenConsumos => {
+            vec![(resumen("Luis"), "Gs. 39.000", "Ver Movimientos", "/movimientos", "#0b6fa4")]
         }
         NotificationType::RecordatorioDeuda => vec![
             (deuda("Luis", 3), "Gs. 12.500", "Realizar Recarga", "/recargas", "#0b6fa4"),
@@ -518,4 +567,62 @@ fn mensaje_cantina_without_a_card_names_no_student_and_a_long_text_is_sent_whole
     // The `mensaje` column's copy is cut at its 255 characters (a POS row keeps the staff's own text there anyway).
     assert_eq!(summary(&data), r.short.chars().take(255).collect::<String>());
     assert_eq!(sms_encoding(&sms_text(&r.short)), (Encoding::Gsm7, 2));
+}
+
+#[test]
+fn consumo_realizado_says_what_was_bought_for_how_much_and_the_balance_left() {
+    let r = render(&consumo("Luis Pérez"), PORTAL).unwrap();
+    assert_eq!(r.subject, "Consumo de Gs. 25.000 - Luis Pérez");
+    assert!(r.html.contains("Almuerzo completo") && r.html.contains("Gs. 40.000"), "{}", r.html);
+    assert!(r.text.contains("- Detalle: Almuerzo completo\n"), "{}", r.text);
+    assert!(r.text.contains("- Fecha y hora: 23/11/2026 12:15\n"), "{}", r.text);
+    assert!(r.text.contains("- Saldo de la tarjeta: Gs. 40.000\n"), "{}", r.text);
+    assert_eq!(
+        r.short,
+        "Cantina Tita, compra de Luis Pérez: Almuerzo completo por Gs. 25.000 (23/11 12:15). Saldo: Gs. 40.000."
+    );
+    // A long `detalle` is cut in the short text, whole in the email.
+    let long = "Combo almuerzo: milanesa con puré, ensalada mixta, jugo de naranja y postre";
+    let MessageData::ConsumoRealizado { padre, alumno, nro_tarjeta, monto, saldo, fecha, .. } = consumo("Luis") else {
+        unreachable!()
+    };
+    let data = MessageData::ConsumoRealizado { padre, alumno, nro_tarjeta, detalle: long.into(), monto, saldo, fecha };
+    let r = render(&data, PORTAL).unwrap();
+    assert!(r.text.contains(long));
+    assert!(r.short.contains("Luis: Combo almuerzo: milanesa con puré, ensa… por"), "{}", r.short);
+    assert!(sms_encoding(&sms_text(&r.short)).1 <= 2, "{}", r.short);
+}
+
+#[test]
+fn resumen_consumos_lists_every_purchase_with_time_and_each_cards_balance() {
+    let r = render(&resumen("Luis Pérez"), PORTAL).unwrap();
+    assert_eq!(r.subject, "Consumos del 23/11/2026 en la cantina");
+    let rows = [
+        "- Luis Pérez · 09:40: Empanada · Gs. 8.000\n",
+        "- Luis Pérez · 12:15: Almuerzo del día · Gs. 25.000\n",
+        "- Saldo de Luis Pérez: Gs. 40.000\n",
+        "- Inés Pérez · 10:05: Jugo · Gs. 6.000\n",
+        "- Saldo de Inés Pérez: Gs. 12.000\n",
+    ];
+    let mut at = 0;
+    for row in rows {
+        let found = r.text[at..].find(row).unwrap_or_else(|| panic!("{row:?} in order in {}", r.text));
+        at += found + row.len();
+    }
+    assert!(r.text.contains("Total del día: Gs. 39.000\n"), "{}", r.text);
+    assert!(r.html.contains("Almuerzo del día") && r.html.contains("Saldo de Inés Pérez"));
+    assert_eq!(
+        r.short,
+        "Cantina Tita: consumos del 23/11: Luis Pérez Gs. 33.000 (2 compras, saldo Gs. 40.000); \
+         Inés Pérez Gs. 6.000 (1 compra, saldo Gs. 12.000)."
+    );
+    assert_eq!(
+        resumen("Luis").template_parameters(),
+        [
+            "Ana",
+            "23/11/2026",
+            "Gs. 39.000",
+            "Luis: 2 compras, Gs. 33.000 (saldo Gs. 40.000); Inés Pérez: 1 compra, Gs. 6.000 (saldo Gs. 12.000)"
+        ]
+    );
 }

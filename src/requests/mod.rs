@@ -26,6 +26,7 @@ pub mod sent;
 pub mod signing_upgrade;
 pub mod staff;
 pub mod state;
+pub mod taken;
 pub mod write;
 
 pub use history::HistoryRow;

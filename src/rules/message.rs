@@ -58,6 +58,77 @@ pub enum MessageData {
         mensaje: String,
         fecha: String,
     },
+    /// One purchase (`consumos_tarjeta`), for parents who switched it on.
+    ConsumoRealizado {
+        padre: String,
+        alumno: String,
+        nro_tarjeta: String,
+        /// What was bought, as the POS wrote it (`detalle`; "Consumo" when it wrote nothing).
+        detalle: String,
+        monto: Guaranies,
+        /// The card's balance when the service read the purchase.
+        saldo: Guaranies,
+        /// When it was bought: `23/11/2026 12:35`.
+        fecha: String,
+    },
+    /// The day's purchases of a family's children, for parents who switched it on.
+    ResumenConsumos(ResumenConsumos),
+}
+
+/// A family's purchases of one local day, per child (only children with purchases that day).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ResumenConsumos {
+    pub padre: String,
+    /// The day: `23/11/2026`.
+    pub fecha: String,
+    pub hijos: Vec<ConsumosHijo>,
+}
+
+/// One child's purchases of the day and the card's balance left.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ConsumosHijo {
+    pub alumno: String,
+    pub nro_tarjeta: String,
+    pub consumos: Vec<Consumo>,
+    /// The card's balance when the summary was made.
+    pub saldo: Guaranies,
+}
+
+/// One purchase in a summary.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Consumo {
+    /// Local time: `12:35`.
+    pub hora: String,
+    pub detalle: String,
+    pub monto: Guaranies,
+}
+
+impl ConsumosHijo {
+    pub fn total(&self) -> Guaranies {
+        Guaranies(self.consumos.iter().map(|c| c.monto.0).sum())
+    }
+}
+
+impl ResumenConsumos {
+    pub fn total(&self) -> Guaranies {
+        Guaranies(self.hijos.iter().map(|h| h.total().0).sum())
+    }
+
+    pub fn compras(&self) -> usize {
+        self.hijos.iter().map(|h| h.consumos.len()).sum()
+    }
+
+    /// One line per child: "Luis Benítez: 2 compras, Gs. 33.000 (saldo Gs. 40.000)".
+    pub fn por_hijo(&self) -> Vec<String> {
+        self.hijos
+            .iter()
+            .map(|h| {
+                let n = h.consumos.len();
+                let compras = if n == 1 { "1 compra".to_string() } else { format!("{n} compras") };
+                format!("{}: {compras}, {} (saldo {})", h.alumno, h.total(), h.saldo)
+            })
+            .collect()
+    }
 }
 
 /// A low-balance notice: the parent and at least one card (the first is the row's `nro_tarjeta`).
@@ -159,6 +230,8 @@ impl MessageData {
             MessageData::CuentaPendiente { .. } => NotificationType::CuentaPendiente,
             MessageData::RecordatorioDeuda { .. } => NotificationType::RecordatorioDeuda,
             MessageData::MensajeCantina { .. } => NotificationType::MensajeCantina,
+            MessageData::ConsumoRealizado { .. } => NotificationType::ConsumoRealizado,
+            MessageData::ResumenConsumos(_) => NotificationType::ResumenConsumos,
         }
     }
 
@@ -205,6 +278,44 @@ impl MessageData {
                 mensaje: "Hola, Luis olvidó su almuerzo en la cantina.\nPuede retirarlo hasta las 14:00.".into(),
                 fecha,
             },
+            NotificationType::ConsumoRealizado => MessageData::ConsumoRealizado {
+                padre,
+                alumno,
+                nro_tarjeta,
+                detalle: "Almuerzo del día".into(),
+                monto: Guaranies(25_000),
+                saldo: Guaranies(40_000),
+                fecha,
+            },
+            NotificationType::ResumenConsumos => MessageData::ResumenConsumos(ResumenConsumos {
+                padre,
+                fecha: local_date(Timestamp::now()).strftime("%d/%m/%Y").to_string(),
+                hijos: vec![
+                    ConsumosHijo {
+                        alumno,
+                        nro_tarjeta,
+                        consumos: vec![
+                            Consumo { hora: "09:40".into(), detalle: "Empanada".into(), monto: Guaranies(8_000) },
+                            Consumo {
+                                hora: "12:15".into(),
+                                detalle: "Almuerzo del día".into(),
+                                monto: Guaranies(25_000),
+                            },
+                        ],
+                        saldo: Guaranies(40_000),
+                    },
+                    ConsumosHijo {
+                        alumno: "Sofía Benítez".into(),
+                        nro_tarjeta: "0001235".into(),
+                        consumos: vec![Consumo {
+                            hora: "10:05".into(),
+                            detalle: "Jugo".into(),
+                            monto: Guaranies(6_000),
+                        }],
+                        saldo: Guaranies(12_000),
+                    },
+                ],
+            }),
         }
     }
 
@@ -215,8 +326,10 @@ impl MessageData {
             | MessageData::TarjetaBloqueada { padre, .. }
             | MessageData::CuentaPendiente { padre, .. }
             | MessageData::RecordatorioDeuda { padre, .. }
-            | MessageData::MensajeCantina { padre, .. } => padre,
+            | MessageData::MensajeCantina { padre, .. }
+            | MessageData::ConsumoRealizado { padre, .. } => padre,
             MessageData::SaldoBajo(a) => &mut a.padre,
+            MessageData::ResumenConsumos(r) => &mut r.padre,
         }
     }
 
@@ -231,6 +344,10 @@ impl MessageData {
     /// - `mensaje_cantina`: padre, mensaje, fecha; the staff's text with its line breaks and runs of spaces as one
     ///   space (WhatsApp refuses a parameter with a newline, a tab or more than four spaces in a row); no student
     ///   (a row may name none, and WhatsApp refuses an empty parameter)
+    /// - `consumo_realizado`: padre, alumno, detalle, monto, fecha, saldo; the `detalle` on one line as for
+    ///   `mensaje_cantina`
+    /// - `resumen_consumos`: padre, fecha (the day), total, one line per child joined with "; " ("Luis Benítez:
+    ///   2 compras, Gs. 33.000 (saldo Gs. 40.000); Sofía Benítez: 1 compra, Gs. 6.000 (saldo Gs. 12.000)")
     pub fn template_parameters(&self) -> Vec<String> {
         match self {
             MessageData::RecargaExitosa { padre, alumno, monto, saldo, fecha, .. } => {
@@ -261,6 +378,17 @@ impl MessageData {
             }
             MessageData::MensajeCantina { padre, mensaje, fecha, .. } => {
                 vec![padre.clone(), mensaje.split_whitespace().collect::<Vec<_>>().join(" "), fecha.clone()]
+            }
+            MessageData::ConsumoRealizado { padre, alumno, detalle, monto, saldo, fecha, .. } => vec![
+                padre.clone(),
+                alumno.clone(),
+                detalle.split_whitespace().collect::<Vec<_>>().join(" "),
+                monto.to_string(),
+                fecha.clone(),
+                saldo.to_string(),
+            ],
+            MessageData::ResumenConsumos(r) => {
+                vec![r.padre.clone(), r.fecha.clone(), r.total().to_string(), r.por_hijo().join("; ")]
             }
         }
     }

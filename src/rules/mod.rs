@@ -16,7 +16,8 @@ mod tests;
 
 pub use context::{Card, Context, ManualRow, Parent, Recharge, Student};
 pub use message::{
-    AvisoSaldoBajo, MessageData, NivelRecordatorio, TarjetaSaldoBajo, enumeracion, local_date, local_datetime,
+    AvisoSaldoBajo, Consumo, ConsumosHijo, MessageData, NivelRecordatorio, ResumenConsumos, TarjetaSaldoBajo,
+    enumeracion, local_date, local_datetime,
 };
 pub use recipient::{Recipient, resolve_recipient};
 
@@ -105,10 +106,14 @@ pub fn decide(input: &RuleInput<'_>) -> Decision {
 pub struct TurnedOff(std::collections::HashMap<(i32, NotificationType, ChannelKind), OffBy>);
 
 /// Why a channel is off for a parent.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum OffBy {
+    /// An explicit choice in `cantina_notify_preferencias_cliente`: who recorded it (`cambiado_por`), and when.
+    Explicit { por: String, en: jiff::Timestamp },
     /// The parent switched it off in the portal.
     Portal,
+    /// An opt-in type (`NotificationType::opt_in`) the parent did not switch on for this channel.
+    OptIn,
     /// The parent never said, and the channel is off by default (`CANTINA__PREFERENCES__…=false`).
     Default,
 }
@@ -125,7 +130,17 @@ impl TurnedOff {
     /// The reason recorded on an `Omitido` request, if the channel is off for this parent and type.
     pub fn reason(&self, id_cliente: i32, tipo: NotificationType, channel: ChannelKind) -> Option<String> {
         self.0.get(&(id_cliente, tipo, channel)).map(|by| match by {
+            OffBy::Explicit { por, en } => format!(
+                "el cliente {id_cliente} desactivó los avisos {tipo} por {} (cambiado por {} el {})",
+                channel.destino(),
+                por.trim(),
+                local_date(*en).strftime("%d/%m/%Y")
+            ),
             OffBy::Portal => turned_off_reason(id_cliente, tipo, channel),
+            OffBy::OptIn => format!(
+                "el cliente {id_cliente} no activó los avisos {tipo} por {} (se envían solo a quien los activa)",
+                channel.destino()
+            ),
             OffBy::Default => format!(
                 "el cliente {id_cliente} no activó los avisos {tipo} por {} (desactivados salvo que el cliente los active en el portal)",
                 channel.destino()

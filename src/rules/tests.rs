@@ -1143,8 +1143,13 @@ mod manual {
             ),
             (
                 "consumo_realizado",
+                NotificationType::ConsumoRealizado,
+                "el tipo consumo_realizado no puede enviarse desde la caja (se espera saldo_bajo o tarjeta_bloqueada, o un mensaje escrito)",
+            ),
+            (
+                "restriccion_aplicada",
                 NotificationType::SaldoBajo,
-                "tipo de aviso desconocido 'consumo_realizado' (se espera saldo_bajo o tarjeta_bloqueada, o un mensaje escrito)",
+                "tipo de aviso desconocido 'restriccion_aplicada' (se espera saldo_bajo o tarjeta_bloqueada, o un mensaje escrito)",
             ),
         ] {
             let ctx = family_with_manual(|m| m.tipo = Some(tipo.into()));

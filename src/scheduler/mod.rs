@@ -17,6 +17,7 @@
 
 pub mod cleanup;
 pub mod ledger;
+pub mod spending;
 pub mod summary;
 pub mod sweeps;
 
@@ -74,6 +75,12 @@ pub fn failure_alert_message(kind: SweepKind, at: Timestamp, error: &str) -> Str
 
 pub fn failure_alert_resolution(kind: SweepKind, at: Timestamp) -> String {
     format!("cantina-notify: el barrido {kind} programado para el {} terminó bien", local_time(at))
+}
+
+/// A schedule whose run creates whatever is due since a bound before its firing (the per-purchase sweep, every
+/// minute): missed firings need no run of their own.
+fn reads_since_a_bound(kind: SweepKind) -> bool {
+    matches!(kind, SweepKind::ConsumoRealizado)
 }
 
 /// The scheduler's notion of now (a fake one in tests).
@@ -186,7 +193,13 @@ impl Scheduler {
                 return Ok(());
             }
         };
-        for at in schedule.firings_between(&self.tz, after, now) {
+        let mut firings = schedule.firings_between(&self.tz, after, now);
+        if reads_since_a_bound(kind) && firings.len() > 1 {
+            // Each run reads everything since its own bound, so the latest firing covers the earlier ones: after a
+            // stop, one run instead of one per missed minute (and no `omitida` row per minute).
+            firings.drain(..firings.len() - 1);
+        }
+        for at in firings {
             if at < window_start {
                 let why = format!(
                     "fuera de la ventana de recuperación ({} h): el servicio no estaba activo a la hora programada",
@@ -220,7 +233,11 @@ impl Scheduler {
                 Some(s) => s.run_scheduled(at, &self.replica, self.clock.as_ref()).await,
                 None => Ok((0, None)),
             },
-            SweepKind::SaldoBajo | SweepKind::CuentaPendiente | SweepKind::RecordatorioDeuda => {
+            SweepKind::SaldoBajo
+            | SweepKind::CuentaPendiente
+            | SweepKind::RecordatorioDeuda
+            | SweepKind::ConsumoRealizado
+            | SweepKind::ResumenConsumos => {
                 sweeps::sweep(&self.pool, &self.rules, kind, at).await.map(|n| (n, None)).map_err(|e| e.to_string())
             }
         };
@@ -294,6 +311,8 @@ mod tests {
         assert_eq!(s.recordatorio_deuda, "0 8 * * *");
         assert_eq!(s.limpieza, "0 2 * * 0");
         assert_eq!(s.resumen_diario, "0 21 * * *");
+        assert_eq!(s.consumo_realizado, "* * * * *");
+        assert_eq!(s.resumen_consumos, "0 20 * * *");
         assert_eq!(s.window(), SignedDuration::from_hours(6));
         assert!(s.enabled);
     }
@@ -316,7 +335,13 @@ mod tests {
         }
         assert_eq!(SweepKind::parse(" limpieza ").unwrap(), SweepKind::Limpieza);
         let err = SweepKind::parse("limpiar").unwrap_err();
-        assert!(err.contains("saldo_bajo, cuenta_pendiente, recordatorio_deuda, limpieza or resumen_diario"), "{err}");
+        assert!(
+            err.contains(
+                "saldo_bajo, cuenta_pendiente, recordatorio_deuda, limpieza, resumen_diario, consumo_realizado or \
+                 resumen_consumos"
+            ),
+            "{err}"
+        );
     }
 
     #[test]

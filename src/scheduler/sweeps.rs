@@ -34,6 +34,8 @@ pub async fn sweep(pool: &Pool, rules: &RulesConfig, kind: SweepKind, at: Timest
             SweepKind::SaldoBajo => saldo_bajo(&tx, rules, at).await?,
             SweepKind::CuentaPendiente => cuenta_pendiente(&tx, rules, at).await?,
             SweepKind::RecordatorioDeuda => recordatorio_deuda(&tx, rules, at).await?,
+            SweepKind::ConsumoRealizado => super::spending::consumo_realizado(&tx, rules, at).await?,
+            SweepKind::ResumenConsumos => super::spending::resumen_consumos(&tx, rules, at).await?,
             // Deletes rather than creates: scheduler::cleanup, which the scheduler and the CLI call instead.
             SweepKind::Limpieza => Vec::new(),
             // Sends an email instead: scheduler::summary.

@@ -239,6 +239,18 @@ async fn the_service_runs_end_to_end_as_the_runtime_role() {
     assert_eq!(run_sweep(&pool, &rules, SweepKind::SaldoBajo, now).await.unwrap(), 2, "email and portal for B only");
     assert_eq!(run_sweep(&pool, &rules, SweepKind::CuentaPendiente, now).await.unwrap(), 1);
     assert_eq!(run_sweep(&pool, &rules, SweepKind::RecordatorioDeuda, now).await.unwrap(), 0);
+    // The spending sweeps read the purchases (consumos_tarjeta's granted columns) of the families that opted in.
+    c.execute(
+        "INSERT INTO cantina_notify_preferencias_cliente (id_cliente, tipo, canal, activo, cambiado_por)
+         SELECT $1, t, 'Email', true, 'test' FROM unnest(ARRAY['consumo_realizado', 'resumen_consumos']) AS t",
+        &[&b.id_cliente],
+    )
+    .await
+    .unwrap();
+    consume(&c, &b.nro_tarjeta, 500).await;
+    let now = Timestamp::now();
+    assert_eq!(run_sweep(&pool, &rules, SweepKind::ConsumoRealizado, now).await.unwrap(), 1);
+    assert_eq!(run_sweep(&pool, &rules, SweepKind::ResumenConsumos, now).await.unwrap(), 1);
     wait_count(&c, "SELECT count(*) FROM solicitudes_notificacion WHERE estado = 'Pendiente'", 0, SHORT).await;
     assert_eq!(count(&c, "SELECT count(*) FROM notificacion").await, 2);
 

@@ -78,6 +78,21 @@ async fn authorise(c: &Client, nro_tarjeta: &str, saldo: i64, fecha: Timestamp) 
     .get(0)
 }
 
+/// The firings these tests are about: the opt-in spending schedules (one of them every minute) have their own tests
+/// (tests/it/spending.rs).
+fn not_spending(out: Vec<FiringOutcome>) -> Vec<FiringOutcome> {
+    out.into_iter()
+        .filter(|o| {
+            let (FiringOutcome::Ran { kind, .. } | FiringOutcome::Skipped { kind, .. }) = o;
+            !matches!(kind, SweepKind::ConsumoRealizado | SweepKind::ResumenConsumos)
+        })
+        .collect()
+}
+
+async fn ticked(s: &Scheduler) -> Vec<FiringOutcome> {
+    not_spending(s.tick().await.unwrap())
+}
+
 async fn keys(c: &Client, tipo: &str) -> Vec<String> {
     c.query("SELECT clave_dedup FROM solicitudes_notificacion WHERE tipo = $1 ORDER BY clave_dedup", &[&tipo])
         .await
@@ -127,8 +142,8 @@ async fn two_replicas_over_a_simulated_week_run_each_firing_once() {
     while t <= start + SignedDuration::from_hours(24 * 7) {
         clock.set(t);
         let (ra, rb) = tokio::join!(a.tick(), b.tick());
-        ran.extend(ra.unwrap());
-        ran.extend(rb.unwrap());
+        ran.extend(not_spending(ra.unwrap()));
+        ran.extend(not_spending(rb.unwrap()));
         t += SignedDuration::from_mins(30);
     }
     assert!(ran.iter().all(|o| matches!(o, FiringOutcome::Ran { result: Ok(_), .. })), "{ran:?}");
@@ -184,7 +199,7 @@ async fn a_schedules_first_start_runs_nothing_scheduled_before_it() {
         clock.clone(),
     )
     .unwrap();
-    assert_eq!(s.tick().await.unwrap(), []);
+    assert_eq!(ticked(&s).await, []);
     assert_eq!(count(&c, "SELECT count(*) FROM solicitudes_notificacion").await, 0);
     let baselines: Vec<(String, String, String)> = c
         .query("SELECT programa, estado, detalle FROM cantina_notify_ejecuciones ORDER BY programa", &[])
@@ -193,17 +208,20 @@ async fn a_schedules_first_start_runs_nothing_scheduled_before_it() {
         .iter()
         .map(|r| (r.get(0), r.get(1), r.get(2)))
         .collect();
-    let expected: Vec<(String, String, String)> = ["cuenta_pendiente", "limpieza", "recordatorio_deuda", "saldo_bajo"]
-        .iter()
-        .map(|p| (p.to_string(), "omitida".to_string(), cantina_notify::scheduler::ledger::BASELINE_DETAIL.to_string()))
-        .collect();
+    let expected: Vec<(String, String, String)> =
+        ["consumo_realizado", "cuenta_pendiente", "limpieza", "recordatorio_deuda", "resumen_consumos", "saldo_bajo"]
+            .iter()
+            .map(|p| {
+                (p.to_string(), "omitida".to_string(), cantina_notify::scheduler::ledger::BASELINE_DETAIL.to_string())
+            })
+            .collect();
     assert_eq!(baselines, expected);
 
     // A restart an hour later does not go back either; Tuesday 18:00 runs.
     clock.set(at("2026-11-23T22:30:00Z"));
-    assert_eq!(s.tick().await.unwrap(), []);
+    assert_eq!(ticked(&s).await, []);
     clock.set(at("2026-11-24T21:01:00Z"));
-    let out = s.tick().await.unwrap();
+    let out = ticked(&s).await;
     assert!(
         out.contains(&FiringOutcome::Ran { kind: SweepKind::SaldoBajo, at: at("2026-11-24T21:00:00Z"), result: Ok(1) }),
         "{out:?}"
@@ -226,25 +244,23 @@ async fn a_missed_firing_runs_once_within_the_window_and_is_skipped_beyond_it() 
         clock.clone(),
     )
     .unwrap();
-    s.tick().await.unwrap();
+    ticked(&s).await;
     assert_eq!(ledger(&c, "saldo_bajo").await, [("2026-11-23T21:00".to_string(), "completada".to_string())]);
 
     // Down across Tuesday 18:00, back at 20:00 (within 6 h): runs once.
     clock.set(at("2026-11-24T23:00:00Z"));
-    let out = s.tick().await.unwrap();
+    let out = ticked(&s).await;
     assert!(out.contains(&FiringOutcome::Ran {
         kind: SweepKind::SaldoBajo,
         at: at("2026-11-24T21:00:00Z"),
         result: Ok(1)
     }));
     clock.set(at("2026-11-24T23:01:00Z"));
-    assert!(
-        s.tick().await.unwrap().iter().all(|o| !matches!(o, FiringOutcome::Ran { kind: SweepKind::SaldoBajo, .. }))
-    );
+    assert!(ticked(&s).await.iter().all(|o| !matches!(o, FiringOutcome::Ran { kind: SweepKind::SaldoBajo, .. })));
 
     // Down across Wednesday 18:00, back Thursday 03:00 local (9 h later): recorded omitida, not run.
     clock.set(at("2026-11-26T06:00:00Z"));
-    let out = s.tick().await.unwrap();
+    let out = ticked(&s).await;
     assert!(out.contains(&FiringOutcome::Skipped { kind: SweepKind::SaldoBajo, at: at("2026-11-25T21:00:00Z") }));
     assert_eq!(
         ledger(&c, "saldo_bajo").await,
@@ -287,9 +303,9 @@ async fn a_run_left_en_curso_by_a_dead_replica_is_reclaimed_after_30_minutes() {
         clock.clone(),
     )
     .unwrap();
-    assert!(s.tick().await.unwrap().is_empty(), "still presumed running");
+    assert!(ticked(&s).await.is_empty(), "still presumed running");
     clock.set(at("2026-11-23T21:31:00Z"));
-    let out = s.tick().await.unwrap();
+    let out = ticked(&s).await;
     assert_eq!(out, [FiringOutcome::Ran { kind: SweepKind::SaldoBajo, at: at("2026-11-23T21:00:00Z"), result: Ok(1) }]);
     let row = c
         .query_one(
@@ -483,7 +499,7 @@ async fn a_failed_sweep_raises_one_staff_alert_that_its_next_success_resolves() 
     let s =
         Scheduler::new(pool.clone(), rules, &SchedulerSettings::default(), &retention, "r1", clock.clone()).unwrap();
     let firing = at("2026-11-23T11:00:00Z");
-    let out = s.tick().await.unwrap();
+    let out = ticked(&s).await;
     let [FiringOutcome::Ran { kind: SweepKind::RecordatorioDeuda, at: ran_at, result: Err(e) }] = out.as_slice() else {
         panic!("{out:?}")
     };
@@ -501,14 +517,14 @@ async fn a_failed_sweep_raises_one_staff_alert_that_its_next_success_resolves() 
 
     // Retried 5 minutes later, still failing: still one alert.
     clock.set(at("2026-11-23T11:07:00Z"));
-    let out = s.tick().await.unwrap();
+    let out = ticked(&s).await;
     assert!(matches!(out.as_slice(), [FiringOutcome::Ran { result: Err(_), .. }]), "{out:?}");
     assert_eq!(alerts(&c).await.len(), 1);
 
     // Repaired: the next retry completes and resolves the alert.
     c.batch_execute(repair).await.unwrap();
     clock.set(at("2026-11-23T11:13:00Z"));
-    let out = s.tick().await.unwrap();
+    let out = ticked(&s).await;
     assert_eq!(out, [FiringOutcome::Ran { kind: SweepKind::RecordatorioDeuda, at: firing, result: Ok(1) }]);
     assert_eq!(keys(&c, "recordatorio_deuda").await, [format!("recordatorio_deuda:{id}:3:email")]);
     let rows = alerts(&c).await;
@@ -523,7 +539,7 @@ async fn a_failed_sweep_raises_one_staff_alert_that_its_next_success_resolves() 
     // It fails again the next day: a new incident, a new alert.
     c.batch_execute(break_it).await.unwrap();
     clock.set(at("2026-11-24T11:01:00Z"));
-    let out = s.tick().await.unwrap();
+    let out = ticked(&s).await;
     // (Monday's 18:00 low-balance and 09:00 account firings are now beyond the window: recorded as skipped.)
     let ran: Vec<_> = out.iter().filter(|o| matches!(o, FiringOutcome::Ran { .. })).collect();
     assert!(matches!(ran.as_slice(), [FiringOutcome::Ran { result: Err(_), .. }]), "{out:?}");
@@ -622,8 +638,8 @@ async fn the_weekly_clean_up_deletes_only_old_finished_rows_once_across_replicas
     let a = Scheduler::new(pool.clone(), rules.clone(), &settings, &retention, "replica-a", clock.clone()).unwrap();
     let b = Scheduler::new(pool.clone(), rules.clone(), &settings, &retention, "replica-b", clock.clone()).unwrap();
     let (ra, rb) = tokio::join!(a.tick(), b.tick());
-    let mut ran = ra.unwrap();
-    ran.extend(rb.unwrap());
+    let mut ran = not_spending(ra.unwrap());
+    ran.extend(not_spending(rb.unwrap()));
     assert_eq!(ran, [FiringOutcome::Ran { kind: SweepKind::Limpieza, at: now, result: Ok(8) }]);
 
     assert_eq!(
@@ -645,6 +661,8 @@ async fn the_weekly_clean_up_deletes_only_old_finished_rows_once_across_replicas
         .map(|r| (r.get(0), r.get(1)))
         .collect();
     let expected: Vec<(String, String)> = [
+        // The every-minute spending schedule's run of the same tick.
+        ("consumo_realizado", "2026-11-29"),
         ("cuenta_pendiente", "2026-11-23"),
         ("limpieza", "2026-11-29"),
         ("recordatorio_deuda", "2026-11-28"),
@@ -673,7 +691,7 @@ async fn the_weekly_clean_up_deletes_only_old_finished_rows_once_across_replicas
     // Later ticks do not run it again.
     clock.set(now + SignedDuration::from_mins(30));
     let (ra, rb) = tokio::join!(a.tick(), b.tick());
-    assert!(ra.unwrap().is_empty() && rb.unwrap().is_empty());
+    assert!(not_spending(ra.unwrap()).is_empty() && not_spending(rb.unwrap()).is_empty());
 }
 
 #[tokio::test]

@@ -1,0 +1,172 @@
+//! The spending sweeps (opt-in, issue 18 item 6): `consumo_realizado`, one notice per purchase, and
+//! `resumen_consumos`, one summary per family and local day. Both read only the purchases of the families that
+//! switched the type on ([`crate::cantina::spending`]) and insert through the normal request path
+//! ([`super::sweeps::insert_requests`]), so quiet hours, preferences, dry run, stats, metrics and the history apply.
+//!
+//! Nothing runs on a sale: the POS's insert into `consumos_tarjeta` costs what it did, for every family. A purchase
+//! is noticed by the next `consumo_realizado` firing (every minute by default), so it reaches the parent within
+//! about a minute plus the send. Exactly once through the keys: `consumo_realizado:<id_consumo>:<channel>` and
+//! `resumen_consumos:<id_cliente>:<local date>:<channel>` (`ON CONFLICT (clave_dedup) DO NOTHING`).
+
+use std::time::SystemTime;
+
+use deadpool_postgres::GenericClient;
+use jiff::{SignedDuration, Timestamp};
+
+use crate::cantina::spending::Purchase;
+use crate::config::RulesConfig;
+use crate::db::DbError;
+use crate::domain::{Guaranies, NotificationType};
+use crate::rules::{Consumo, ConsumosHijo, MessageData, NewRequest, Notice, Parent, ResumenConsumos, local_datetime};
+
+/// A purchase older than this at the firing is not notified one by one (the service was down for longer, or the
+/// parent switched the notice on later): a notice about yesterday's lunch is noise. The daily summary still has it.
+pub const CONSUMO_MAX_AGE: SignedDuration = SignedDuration::from_hours(24);
+
+fn ts(t: SystemTime) -> Timestamp {
+    Timestamp::try_from(t).unwrap_or(Timestamp::UNIX_EPOCH)
+}
+
+/// The `destino` names of the type's configured channels: only families that switched it on for one of them are
+/// read (a choice for a channel the service does not use for the type would only make `Omitido` rows).
+fn canales(rules: &RulesConfig, tipo: NotificationType) -> Vec<&'static str> {
+    rules.channels_for(tipo).channels.iter().map(|c| c.destino()).collect()
+}
+
+/// A notice a spending sweep decided on, before the channels and the parent's preferences make it requests.
+struct Found {
+    /// The dedup key without the channel.
+    key_prefix: String,
+    parent: Parent,
+    nro_tarjeta: Option<String>,
+    saldo: Option<Guaranies>,
+    data: MessageData,
+}
+
+/// The requests of the notices, with the preferences of all their clients in one query.
+async fn requests(
+    tx: &impl GenericClient,
+    rules: &RulesConfig,
+    tipo: NotificationType,
+    notices: Vec<Found>,
+) -> Result<Vec<NewRequest>, DbError> {
+    let mut clients: Vec<i32> = notices.iter().map(|n| n.parent.id_cliente).collect();
+    clients.sort_unstable();
+    clients.dedup();
+    let turned_off = crate::cantina::preferences::turned_off(tx, &clients, &rules.preference_defaults).await?;
+    Ok(notices
+        .into_iter()
+        .flat_map(|Found { key_prefix, parent, nro_tarjeta, saldo, data }| {
+            Notice { tipo, key_prefix, parent: &parent, nro_tarjeta, saldo, data }
+                .requests(rules.channels_for(tipo), &turned_off)
+        })
+        .collect())
+}
+
+fn alumno(p: &Purchase) -> String {
+    format!("{} {}", p.nombre.trim(), p.apellido.trim()).trim().to_string()
+}
+
+fn detalle(p: &Purchase) -> String {
+    if p.detalle.is_empty() { "Consumo".to_string() } else { p.detalle.clone() }
+}
+
+/// One request per channel for each purchase not notified yet (since `at` − [`CONSUMO_MAX_AGE`]) of the families
+/// with `consumo_realizado` on: the purchases of the window, less those with a request under any channel's key.
+pub async fn consumo_realizado(
+    tx: &impl GenericClient,
+    rules: &RulesConfig,
+    at: Timestamp,
+) -> Result<Vec<NewRequest>, DbError> {
+    let tipo = NotificationType::ConsumoRealizado;
+    let canales = canales(rules, tipo);
+    if canales.is_empty() {
+        return Ok(Vec::new());
+    }
+    let desde = SystemTime::from(at.checked_sub(CONSUMO_MAX_AGE).unwrap_or(at));
+    let purchases = crate::cantina::spending::new_purchases(tx, &canales, &desde).await?;
+    let prefix = |p: &Purchase| format!("consumo_realizado:{}", p.id_consumo);
+    let prefixes: Vec<String> = purchases.iter().map(prefix).collect();
+    let taken = crate::requests::taken::prefixes_taken(tx, &prefixes).await?;
+    let mut notices = Vec::new();
+    for p in purchases.into_iter().filter(|p| !taken.contains(&prefix(p))) {
+        let data = MessageData::ConsumoRealizado {
+            padre: p.parent.nombres.trim().to_string(),
+            alumno: alumno(&p),
+            nro_tarjeta: p.nro_tarjeta.clone(),
+            detalle: detalle(&p),
+            monto: Guaranies(p.monto),
+            saldo: Guaranies(p.saldo_actual),
+            fecha: local_datetime(ts(p.fecha_consumo)),
+        };
+        notices.push(Found {
+            key_prefix: prefix(&p),
+            parent: p.parent,
+            nro_tarjeta: Some(p.nro_tarjeta),
+            // The balance the notice is about (`saldo_alerta`): the card's, as the notice shows it.
+            saldo: Some(Guaranies(p.saldo_actual)),
+            data,
+        });
+    }
+    requests(tx, rules, tipo, notices).await
+}
+
+/// One summary per family with `resumen_consumos` on and purchases on the firing's local date, listing each
+/// child's purchases (time, `detalle`, amount) and the card's balance now. Keyed
+/// `resumen_consumos:<id_cliente>:<local date>`; a day without purchases sends nothing.
+pub async fn resumen_consumos(
+    tx: &impl GenericClient,
+    rules: &RulesConfig,
+    at: Timestamp,
+) -> Result<Vec<NewRequest>, DbError> {
+    let tipo = NotificationType::ResumenConsumos;
+    let canales = canales(rules, tipo);
+    if canales.is_empty() {
+        return Ok(Vec::new());
+    }
+    let tz = super::asuncion();
+    let day = at.to_zoned(tz.clone()).date();
+    // The local day's bounds; only a date at the end of jiff's range has none.
+    let bounds =
+        day.to_zoned(tz.clone()).and_then(|s| Ok((s.timestamp(), day.tomorrow()?.to_zoned(tz.clone())?.timestamp())));
+    let Ok((start, end)) = bounds else { return Ok(Vec::new()) };
+    let fecha = day.strftime("%d/%m/%Y").to_string();
+    let rows = crate::cantina::spending::purchases_between(tx, &canales, &start.into(), &end.into()).await?;
+    // Rows come ordered by client, child and card: consecutive rows make one family's summary.
+    let mut families: Vec<(Parent, Vec<ConsumosHijo>)> = Vec::new();
+    for p in rows {
+        let consumo = Consumo {
+            hora: ts(p.fecha_consumo).to_zoned(tz.clone()).strftime("%H:%M").to_string(),
+            detalle: detalle(&p),
+            monto: Guaranies(p.monto),
+        };
+        if families.last().is_none_or(|(parent, _)| parent.id_cliente != p.parent.id_cliente) {
+            families.push((p.parent.clone(), Vec::new()));
+        }
+        let Some((_, hijos)) = families.last_mut() else { continue };
+        match hijos.last_mut() {
+            Some(h) if h.nro_tarjeta == p.nro_tarjeta => h.consumos.push(consumo),
+            _ => hijos.push(ConsumosHijo {
+                alumno: alumno(&p),
+                nro_tarjeta: p.nro_tarjeta.clone(),
+                consumos: vec![consumo],
+                saldo: Guaranies(p.saldo_actual),
+            }),
+        }
+    }
+    let notices = families
+        .into_iter()
+        .map(|(parent, hijos)| {
+            let resumen = ResumenConsumos { padre: parent.nombres.trim().to_string(), fecha: fecha.clone(), hijos };
+            // No single balance: the summary lists each card's.
+            Found {
+                key_prefix: format!("resumen_consumos:{}:{day}", parent.id_cliente),
+                parent,
+                nro_tarjeta: None,
+                saldo: None,
+                data: MessageData::ResumenConsumos(resumen),
+            }
+        })
+        .collect();
+    requests(tx, rules, tipo, notices).await
+}
