@@ -4,7 +4,7 @@
 //! the templates drift apart, so the page always shows what a parent receives.
 
 use crate::domain::{ChannelKind, Guaranies, NotificationType};
-use crate::rules::{AvisoSaldoBajo, MessageData, TarjetaSaldoBajo};
+use crate::rules::{AvisoSaldoBajo, Consumo, ConsumosHijo, MessageData, ResumenConsumos, TarjetaSaldoBajo};
 
 /// The portal address the samples' links point at.
 pub const PORTAL: &str = "https://portal.cantinatita.com.py";
@@ -79,6 +79,54 @@ pub fn all() -> Vec<(&'static str, MessageData)> {
                 mensaje: "Hola, Tomás olvidó su almuerzo en la cantina.\nPuede retirarlo hasta las 14:00.".into(),
                 fecha: "25/11/2026 11:20".into(),
             },
+        ),
+        (
+            "consumo_realizado",
+            MessageData::ConsumoRealizado {
+                padre: rocio(),
+                alumno: tomas(),
+                nro_tarjeta: "TAR-000731".into(),
+                detalle: "Empanada de carne y jugo de naranja".into(),
+                monto: Guaranies(12_000),
+                saldo: Guaranies(41_000),
+                fecha: "26/11/2026 10:15".into(),
+            },
+        ),
+        (
+            "resumen_consumos",
+            MessageData::ResumenConsumos(ResumenConsumos {
+                padre: rocio(),
+                fecha: "26/11/2026".into(),
+                hijos: vec![
+                    ConsumosHijo {
+                        alumno: tomas(),
+                        nro_tarjeta: "TAR-000731".into(),
+                        consumos: vec![
+                            Consumo {
+                                hora: "10:15".into(),
+                                detalle: "Empanada de carne y jugo de naranja".into(),
+                                monto: Guaranies(12_000),
+                            },
+                            Consumo {
+                                hora: "12:40".into(),
+                                detalle: "Almuerzo del día".into(),
+                                monto: Guaranies(25_000),
+                            },
+                        ],
+                        saldo: Guaranies(16_000),
+                    },
+                    ConsumosHijo {
+                        alumno: "María José Benítez".into(),
+                        nro_tarjeta: "TAR-000732".into(),
+                        consumos: vec![Consumo {
+                            hora: "09:50".into(),
+                            detalle: "Chipa y cocido".into(),
+                            monto: Guaranies(6_000),
+                        }],
+                        saldo: Guaranies(-8_000),
+                    },
+                ],
+            }),
         ),
     ]
 }
