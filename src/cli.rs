@@ -202,7 +202,10 @@ async fn sweep(settings: Settings, kind: &str) -> anyhow::Result<ExitCode> {
             println!("sweep resumen_diario: {report}");
             return Ok(if report.ok() { ExitCode::SUCCESS } else { ExitCode::FAILURE });
         }
-        SweepKind::SaldoBajo | SweepKind::CuentaPendiente | SweepKind::RecordatorioDeuda => {
+        SweepKind::SaldoBajo
+        | SweepKind::CuentaPendiente
+        | SweepKind::RecordatorioDeuda
+        | SweepKind::TarjetaPorVencer => {
             let created = crate::scheduler::run_sweep(&pool, &rules, kind, jiff::Timestamp::now()).await?;
             println!("sweep {}: {created} solicitud(es) creadas", kind.as_str());
         }

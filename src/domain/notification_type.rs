@@ -40,6 +40,8 @@ notification_types! {
     RecordatorioDeuda = "recordatorio_deuda", label "Recordatorio de deuda";
     TarjetaBloqueada = "tarjeta_bloqueada", label "Tarjeta bloqueada";
     MensajeCantina = "mensaje_cantina", label "Mensaje de la cantina";
+    TarjetaPorVencer = "tarjeta_por_vencer", label "Tarjeta por vencer";
+    TarjetaVencida = "tarjeta_vencida", label "Tarjeta vencida";
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -91,11 +93,11 @@ mod tests {
         let e = NotificationType::parse("consumo_realizado").unwrap_err();
         assert_eq!(
             e.to_string(),
-            "unknown notification type 'consumo_realizado' (expected one of: saldo_bajo, recarga_exitosa, cuenta_pendiente, recordatorio_deuda, tarjeta_bloqueada, mensaje_cantina)"
+            "unknown notification type 'consumo_realizado' (expected one of: saldo_bajo, recarga_exitosa, cuenta_pendiente, recordatorio_deuda, tarjeta_bloqueada, mensaje_cantina, tarjeta_por_vencer, tarjeta_vencida)"
         );
         assert_eq!(
             NotificationType::names_o(),
-            "saldo_bajo, recarga_exitosa, cuenta_pendiente, recordatorio_deuda, tarjeta_bloqueada o mensaje_cantina"
+            "saldo_bajo, recarga_exitosa, cuenta_pendiente, recordatorio_deuda, tarjeta_bloqueada, mensaje_cantina, tarjeta_por_vencer o tarjeta_vencida"
         );
         let labels = NotificationType::ALL.map(NotificationType::label);
         assert_eq!(
@@ -106,7 +108,9 @@ mod tests {
                 "Cuenta pendiente",
                 "Recordatorio de deuda",
                 "Tarjeta bloqueada",
-                "Mensaje de la cantina"
+                "Mensaje de la cantina",
+                "Tarjeta por vencer",
+                "Tarjeta vencida"
             ]
         );
         assert!(NotificationType::ALL.is_sorted(), "ALL follows the enum's order");

@@ -325,6 +325,30 @@ pub async fn saldo_bajo_of_day(
     Ok(client.query(SALDO_BAJO_OF_DAY, &[&pattern]).await?.iter().map(|r| (r.get(0), r.get(1))).collect())
 }
 
+/// The keys of every `saldo_bajo` request naming one of the cards $1 (the trigger's crossings among them).
+const SALDO_BAJO_KEYS_OF_CARDS: &str = "
+    SELECT nro_tarjeta, clave_dedup FROM solicitudes_notificacion
+    WHERE tipo = 'saldo_bajo' AND nro_tarjeta = ANY($1) AND clave_dedup IS NOT NULL";
+
+/// `(nro_tarjeta, clave_dedup)` of the `saldo_bajo` requests about `cards`: the daily sweep finds a card's latest
+/// crossing notice in them (`saldo_bajo:<nro>:<date>:<channel>`).
+pub async fn saldo_bajo_keys_of_cards(
+    client: &impl deadpool_postgres::GenericClient,
+    cards: &[String],
+) -> Result<Vec<(String, String)>, tokio_postgres::Error> {
+    Ok(client.query(SALDO_BAJO_KEYS_OF_CARDS, &[&cards]).await?.iter().map(|r| (r.get(0), r.get(1))).collect())
+}
+
+const KEYS_TAKEN: &str = "SELECT clave_dedup FROM solicitudes_notificacion WHERE clave_dedup = ANY($1)";
+
+/// Which of `keys` some request already holds (the daily sweep: a `tarjeta_vencida` the trigger's rule sent).
+pub async fn keys_taken(
+    client: &impl deadpool_postgres::GenericClient,
+    keys: &[String],
+) -> Result<std::collections::HashSet<String>, tokio_postgres::Error> {
+    Ok(client.query(KEYS_TAKEN, &[&keys]).await?.iter().map(|r| r.get(0)).collect())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

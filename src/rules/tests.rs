@@ -83,6 +83,7 @@ fn card() -> Card {
         estado: "Activa".into(),
         notificar_saldo_bajo: true,
         ultima_notificacion_saldo: None,
+        fecha_vencimiento: None,
         student: Some(student()),
         parent: Some(parent()),
     }
@@ -158,6 +159,8 @@ impl Config {
             fallback: Default::default(),
             preference_defaults: Default::default(),
             umbral_saldo_bajo: 5_000,
+            saldo_bajo_recordatorio: crate::config::ReminderSchedule::default(),
+            dias_aviso_vencimiento: 15,
             available: vec![Email],
             signer: crate::signing::RowSigner::ephemeral(),
         })

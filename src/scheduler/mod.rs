@@ -16,6 +16,8 @@
 //! inside the window. Sweeps are idempotent through their dedup keys, so a re-run creates only what is missing.
 
 pub mod cleanup;
+pub mod family;
+mod family_store;
 pub mod ledger;
 pub mod summary;
 pub mod sweeps;
@@ -220,7 +222,10 @@ impl Scheduler {
                 Some(s) => s.run_scheduled(at, &self.replica, self.clock.as_ref()).await,
                 None => Ok((0, None)),
             },
-            SweepKind::SaldoBajo | SweepKind::CuentaPendiente | SweepKind::RecordatorioDeuda => {
+            SweepKind::SaldoBajo
+            | SweepKind::CuentaPendiente
+            | SweepKind::RecordatorioDeuda
+            | SweepKind::TarjetaPorVencer => {
                 sweeps::sweep(&self.pool, &self.rules, kind, at).await.map(|n| (n, None)).map_err(|e| e.to_string())
             }
         };
