@@ -42,12 +42,13 @@ pub enum Command {
     Demo,
     /// Print the effective configuration (secrets masked) and any problems with it.
     CheckConfig,
-    /// Create one sweep's requests now (saldo_bajo, cuenta_pendiente or recordatorio_deuda), deduplicated against
+    /// Create one sweep's requests now (saldo_bajo, cuenta_pendiente, recordatorio_deuda or tarjeta_por_vencer; the
+    /// first, third and fourth all send the families' daily message of whatever is due), deduplicated against
     /// the scheduled runs and itself, and exit; the running service sends them. `limpieza` runs the clean-up now
     /// (CANTINA__RETENTION__…) and prints what it deleted; `resumen_diario` emails yesterday's staff summary now
     /// to CANTINA__RESUMEN_DIARIO__DESTINATARIOS (outside the run ledger) and prints to whom (masked).
     Sweep {
-        /// saldo_bajo, cuenta_pendiente, recordatorio_deuda, limpieza or resumen_diario.
+        /// saldo_bajo, cuenta_pendiente, recordatorio_deuda, tarjeta_por_vencer, limpieza or resumen_diario.
         kind: String,
     },
     /// Send one rendered sample through the configured provider and print its answer (checks credentials).

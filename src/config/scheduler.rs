@@ -152,7 +152,7 @@ mod tests {
     fn an_unknown_sweep_lists_the_known_ones() {
         assert_eq!(
             SweepKind::parse("consumo").unwrap_err(),
-            "unknown sweep 'consumo' (expected saldo_bajo, cuenta_pendiente, recordatorio_deuda, limpieza or resumen_diario)"
+            "unknown sweep 'consumo' (expected saldo_bajo, cuenta_pendiente, recordatorio_deuda, tarjeta_por_vencer, limpieza or resumen_diario)"
         );
         for k in SweepKind::ALL {
             assert_eq!(SweepKind::parse(k.as_str()), Ok(k));

@@ -1,6 +1,6 @@
 //! Scheduled sweeps with a replica-safe run ledger.
 //!
-//! Each schedule (the request sweeps `saldo_bajo`, `cuenta_pendiente`, `recordatorio_deuda`, the weekly
+//! Each schedule (the request sweeps `saldo_bajo`, `cuenta_pendiente`, `recordatorio_deuda`, `tarjeta_por_vencer`, the weekly
 //! clean-up `limpieza`, [`cleanup`], and the staff's daily email `resumen_diario`, [`summary`]) is a 5-field cron expression evaluated in America/Asuncion ([`cron`]). Every minute the [`Scheduler`] lists the firings since the last one recorded in the
 //! ledger ([`ledger`]) and, for each:
 //! - older than the catch-up window (default 6 h): recorded `omitida`, never run;
@@ -321,7 +321,12 @@ mod tests {
         }
         assert_eq!(SweepKind::parse(" limpieza ").unwrap(), SweepKind::Limpieza);
         let err = SweepKind::parse("limpiar").unwrap_err();
-        assert!(err.contains("saldo_bajo, cuenta_pendiente, recordatorio_deuda, limpieza or resumen_diario"), "{err}");
+        assert!(
+            err.contains(
+                "saldo_bajo, cuenta_pendiente, recordatorio_deuda, tarjeta_por_vencer, limpieza or resumen_diario"
+            ),
+            "{err}"
+        );
     }
 
     #[test]

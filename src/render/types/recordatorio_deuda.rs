@@ -148,22 +148,21 @@ fn sujeto_tiene(alumnos: &str, varias: bool) -> String {
     if varias { format!("las tarjetas de {alumnos} tienen") } else { format!("la tarjeta de {alumnos} tiene") }
 }
 
-/// The short text: the total and the oldest date (the cards come oldest first).
+/// The short text: the total and the oldest date (the cards come oldest first); several cards are counted, not
+/// named, to stay within one SMS segment.
 pub(in crate::render) fn deuda_short(aviso: &AvisoDeuda) -> Result<String, RenderError> {
     let alumnos = enumeracion(aviso.tarjetas.iter().map(|t| t.alumno.as_str()));
     let varias = aviso.tarjetas.len() > 1;
     let n = nivel(aviso.nivel, &alumnos, varias, aviso.dias);
     let total = aviso.total().to_string();
-    let monto = if varias { format!("{total} en total") } else { total };
+    let (sujeto, monto) = if varias {
+        (format!("{} tarjetas de sus hijos tienen", aviso.tarjetas.len()), format!("{total} en total"))
+    } else {
+        (sujeto_tiene(&alumnos, false), total)
+    };
     let desde = aviso.tarjetas.first().map_or("", |t| dia_mes(&t.desde));
     run(
         "recordatorio_deuda.sms",
-        DeudaShort {
-            prefijo: n.prefijo,
-            sujeto: &sujeto_tiene(&alumnos, varias),
-            monto: &monto,
-            desde,
-            cierre: n.cierre,
-        },
+        DeudaShort { prefijo: n.prefijo, sujeto: &sujeto, monto: &monto, desde, cierre: n.cierre },
     )
 }
