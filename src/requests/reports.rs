@@ -1,16 +1,12 @@
 //! Reads that report on requests: `stats`, the daily summary, the failure-rate alert, the sweeps' "already notified
 //! today". The callers keep their logic and output; the SQL and the rows are here.
 
-use std::fmt;
 use std::time::SystemTime;
 
 use serde::Serialize;
-use serde_json::Value as Json;
 use tokio_postgres::{Client, GenericClient};
 
-use super::key::DedupKey;
 use super::state::estado_sql;
-use crate::domain::NotificationType;
 
 // ---------------------------------------------------------------------------------------------------------------
 // `stats`.
@@ -311,19 +307,6 @@ pub async fn failure_rates(client: &Client, minutes: i32) -> Result<Vec<FailureR
 
 // ---------------------------------------------------------------------------------------------------------------
 // The sweeps.
-
-/// Every `saldo_bajo` request of one local day ([`DedupKey::day_pattern`]).
-const SALDO_BAJO_OF_DAY: &str = "
-    SELECT nro_tarjeta, datos FROM solicitudes_notificacion WHERE tipo = 'saldo_bajo' AND clave_dedup LIKE $1";
-
-/// (`nro_tarjeta`, `datos`) of the `saldo_bajo` requests keyed for local day `day`.
-pub async fn saldo_bajo_of_day(
-    client: &impl deadpool_postgres::GenericClient,
-    day: impl fmt::Display,
-) -> Result<Vec<(Option<String>, Option<Json>)>, tokio_postgres::Error> {
-    let pattern = DedupKey::day_pattern(NotificationType::SaldoBajo, day);
-    Ok(client.query(SALDO_BAJO_OF_DAY, &[&pattern]).await?.iter().map(|r| (r.get(0), r.get(1))).collect())
-}
 
 /// The keys of every `saldo_bajo` request naming one of the cards $1 (the trigger's crossings among them).
 const SALDO_BAJO_KEYS_OF_CARDS: &str = "

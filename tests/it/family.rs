@@ -279,7 +279,7 @@ async fn debt_expiry_and_low_balance_on_one_day_make_one_message() {
     let low = child(&c, fam.id_cliente, "Tomás", &format!("{}-l", fam.nro_tarjeta), 2_000).await;
     assert_eq!(run_sweep(&pool, &rules, SweepKind::RecordatorioDeuda, morning("2026-12-04")).await.unwrap(), 1);
     let key = format!("recordatorio_deuda:{}:{id}:3:email", fam.id_cliente);
-    assert_eq!(all_keys(&c).await, [key.clone()]);
+    assert_eq!(all_keys(&c).await, std::slice::from_ref(&key));
     let d = datos(&c, &key).await;
     let ademas: Vec<String> =
         d["ademas"].as_array().unwrap().iter().map(|a| a["texto"].as_str().unwrap().to_string()).collect();
