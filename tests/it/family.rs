@@ -237,6 +237,12 @@ async fn expiry_is_notified_15_days_before_and_on_the_date_once() {
     expires(&c, &fam.nro_tarjeta, "2026-12-20").await;
     let early = seed_family(&c, Some("beto@example.com"), None, 20_000).await;
     expires(&c, &early.nro_tarjeta, "2026-12-20").await;
+    // The second family also has a debt reminder due on the 10th, the day its card is marked Vencida: the expired
+    // card, which the trigger's notice already told them about, must not ride along in it.
+    let sibling = child(&c, early.id_cliente, "Sofía", &format!("{}-b", early.nro_tarjeta), 20_000).await;
+    let id = authorise(&c, &sibling, -1_000, at("2026-12-07T15:00:00Z")).await;
+    // (The sale below zero crosses the low-balance threshold: not what this test is about.)
+    c.execute("UPDATE tarjetas SET notificar_saldo_bajo = false WHERE nro_tarjeta = $1", &[&sibling]).await.unwrap();
     let mut sent = Vec::new();
     for d in 1..=25 {
         let firing = morning(&format!("2026-12-{d:02}"));
@@ -253,8 +259,13 @@ async fn expiry_is_notified_15_days_before_and_on_the_date_once() {
             sent.push((d, n));
         }
     }
-    assert_eq!(sent, [(5, 2), (20, 1)]);
+    assert_eq!(sent, [(5, 2), (10, 1), (14, 1), (20, 1), (22, 1)], "(10, 14, 22: the debt's levels)");
+    let debt = format!("recordatorio_deuda:{}:{id}:3:email", early.id_cliente);
+    assert!(datos(&c, &debt).await.get("ademas").is_none(), "the trigger already told them");
     let mut want = vec![
+        debt,
+        format!("recordatorio_deuda:{}:{id}:7:email", early.id_cliente),
+        format!("recordatorio_deuda:{}:{id}:15:email", early.id_cliente),
         format!("tarjeta_por_vencer:{}:2026-12-20:email", fam.nro_tarjeta),
         format!("tarjeta_por_vencer:{}:2026-12-20:email", early.nro_tarjeta),
         format!("tarjeta_vencida:{}:2026-12-20:email", fam.nro_tarjeta),
