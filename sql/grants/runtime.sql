@@ -111,7 +111,7 @@ DECLARE
         -- the migration adds to it.
         ['cantina_notify_sin_firma',        'SELECT', ''],
         ['cantina_notify_sin_firma',        'DELETE', '']
-        -- cantina_notify_restricciones_originales and every other table: nothing.
+        -- cantina_notify_restricciones_originales, the rest of consumos_tarjeta, every other table: nothing.
     ];
     fila     text[];
     rel      regclass;
