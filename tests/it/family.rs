@@ -346,3 +346,70 @@ async fn a_later_firing_defers_less_urgent_items_and_sends_more_urgent_ones() {
     want.sort();
     assert_eq!(all_keys(&c).await, want);
 }
+
+/// The week: a family whose two children have one low card expiring in 10 days (Luis) and one card in debt
+/// through three sales (Sofía). Over a simulated week of scheduled firings (08:00 debt and expiry, 18:00 low
+/// balance) it receives at most one scheduled message a day; each message is printed in full (`--nocapture`) for
+/// the documentation.
+#[tokio::test]
+async fn a_simulated_week_of_one_family_is_at_most_one_message_a_day() {
+    let (_db, c, pool, rules) = setup().await;
+    let fam = seed_family(&c, Some("rocio@example.com"), None, 3_000).await;
+    expires(&c, &fam.nro_tarjeta, "2026-12-11").await;
+    let sofia = child(&c, fam.id_cliente, "Sofía", &format!("{}-s", fam.nro_tarjeta), 0).await;
+    c.execute(
+        "UPDATE hijos SET nombre = 'Luis' WHERE id_hijo = (SELECT id_hijo FROM tarjetas WHERE nro_tarjeta = $1)",
+        &[&fam.nro_tarjeta],
+    )
+    .await
+    .unwrap();
+    for (saldo, fecha) in
+        [(-4_000, "2026-11-28T15:00:00Z"), (-7_500, "2026-11-29T15:30:00Z"), (-9_000, "2026-11-30T16:00:00Z")]
+    {
+        authorise(&c, &sofia, saldo, at(fecha)).await;
+    }
+    let mut last = 0i64;
+    let mut days = Vec::new();
+    for day in 1..=7 {
+        let date = format!("2026-12-{day:02}");
+        let firings = [
+            (SweepKind::RecordatorioDeuda, morning(&date)),
+            (SweepKind::TarjetaPorVencer, morning(&date)),
+            (SweepKind::SaldoBajo, at(&format!("{date}T21:00:00Z"))),
+        ];
+        for (kind, firing) in firings {
+            run_sweep(&pool, &rules, kind, firing).await.unwrap();
+        }
+        let rows = c
+            .query(
+                "SELECT id_solicitud, tipo, datos FROM solicitudes_notificacion WHERE id_solicitud > $1 ORDER BY id_solicitud",
+                &[&last],
+            )
+            .await
+            .unwrap();
+        assert!(rows.len() <= 1, "{date}: one channel (email), at most one message: {}", rows.len());
+        for r in &rows {
+            last = r.get(0);
+            let data: cantina_notify::rules::MessageData = serde_json::from_value(r.get(2)).unwrap();
+            let rendered = cantina_notify::render::render(&data, "https://portal.cantinatita.com.py").unwrap();
+            println!(
+                "==== {date} ({})\nAsunto: {}\n\n{}\nSMS: {}\n",
+                r.get::<_, String>(1),
+                rendered.subject,
+                rendered.text,
+                cantina_notify::render::sms_text(&rendered.short)
+            );
+            days.push((day, r.get::<_, String>(1), data.ademas().len()));
+        }
+    }
+    // Day 1: the debt reminder (3 days since the first sale) with the expiry and the low card; day 2: the low card's
+    // first reminder; day 5: the debt's urgent level (7 days).
+    assert_eq!(
+        days,
+        [
+            (1, "recordatorio_deuda".to_string(), 2),
+            (2, "saldo_bajo".to_string(), 0),
+            (5, "recordatorio_deuda".to_string(), 0)
+        ]
+    );
+}
