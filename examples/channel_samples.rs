@@ -5,7 +5,7 @@
 
 use std::process::ExitCode;
 
-use cantina_notify::render::samples;
+use cantina_notify::channels::samples;
 
 const PAGE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/docs/channels.md");
 const START: &str = "<!-- samples:start -->\n";

@@ -9,21 +9,58 @@ use std::path::PathBuf;
 use cantina_notify::domain::Guaranies;
 use cantina_notify::render::{render, sms_encoding, sms_text};
 use cantina_notify::rules::{
-    AvisoSaldoBajo, Consumo, ConsumosHijo, MessageData, NivelRecordatorio, ResumenConsumos, TarjetaSaldoBajo,
+    Ademas, AvisoDeuda, AvisoSaldoBajo, Consumo, ConsumosHijo, MessageData, NivelRecordatorio, ResumenConsumos,
+    TarjetaDeuda, TarjetaSaldoBajo,
 };
 
 const PORTAL: &str = "https://portal.cantinatita.com.py";
 
-fn reminder(alumno: &str, monto: i64, dias: i32, fecha: &str) -> MessageData {
-    MessageData::RecordatorioDeuda {
+fn reminder(alumno: &str, monto: i64, dias: i32, desde: &str) -> MessageData {
+    MessageData::RecordatorioDeuda(AvisoDeuda {
         padre: "Rocío Benítez".into(),
-        alumno: alumno.into(),
-        nro_tarjeta: "TAR-000731".into(),
-        monto: Guaranies(monto),
+        tarjetas: vec![TarjetaDeuda {
+            alumno: alumno.into(),
+            nro_tarjeta: "TAR-000731".into(),
+            monto: Guaranies(monto),
+            desde: desde.into(),
+        }],
         dias,
         nivel: NivelRecordatorio::for_days(dias),
-        fecha: fecha.into(),
-    }
+        ademas: Vec::new(),
+    })
+}
+
+/// A family's daily message: two cards in debt, with an expiring card and a low card carried along.
+fn family_message() -> MessageData {
+    MessageData::RecordatorioDeuda(AvisoDeuda {
+        padre: "Rocío Benítez".into(),
+        tarjetas: vec![
+            TarjetaDeuda {
+                alumno: "Tomás Benítez".into(),
+                nro_tarjeta: "TAR-000731".into(),
+                monto: Guaranies(9_000),
+                desde: "20/11/2026".into(),
+            },
+            TarjetaDeuda {
+                alumno: "María José Benítez".into(),
+                nro_tarjeta: "TAR-000732".into(),
+                monto: Guaranies(3_000),
+                desde: "21/11/2026".into(),
+            },
+        ],
+        dias: 3,
+        nivel: NivelRecordatorio::Amistoso,
+        ademas: vec![
+            Ademas {
+                texto: "La tarjeta TAR-000733 de Lucas Benítez vence el 03/12/2026: renuévela en la cantina antes de esa fecha.".into(),
+                breve: "tarjeta de Lucas Benítez vence el 03/12".into(),
+            },
+            Ademas {
+                texto: "Saldo bajo: Ana Benítez tiene Gs. 3.000. Recargue en el portal de padres o en la cantina.".into(),
+                breve: "saldo bajo de Ana Benítez".into(),
+            },
+        ],
+    })
 }
 
 fn samples() -> Vec<(&'static str, MessageData)> {
@@ -101,9 +138,31 @@ fn samples() -> Vec<(&'static str, MessageData)> {
                 desde: "02/11/2026".into(),
             },
         ),
-        ("recordatorio_deuda_amistoso", reminder("Tomás Benítez", 12_500, 3, "20/11/2026 10:30")),
-        ("recordatorio_deuda_urgente", reminder("Tomás Benítez", 12_500, 7, "16/11/2026 10:30")),
-        ("recordatorio_deuda_critico", reminder("Tomás Benítez", 27_000, 15, "08/11/2026 10:30")),
+        ("recordatorio_deuda_amistoso", reminder("Tomás Benítez", 12_500, 3, "20/11/2026")),
+        ("recordatorio_deuda_urgente", reminder("Tomás Benítez", 12_500, 7, "16/11/2026")),
+        ("recordatorio_deuda_critico", reminder("Tomás Benítez", 27_000, 15, "08/11/2026")),
+        ("mensaje_del_dia_familia", family_message()),
+        (
+            "tarjeta_por_vencer",
+            MessageData::TarjetaPorVencer {
+                padre: "Lucía Ortiz".into(),
+                alumno: "Joaquín Ortiz Peña".into(),
+                nro_tarjeta: "TAR-000127".into(),
+                vence: "20/12/2026".into(),
+                dias: 15,
+                ademas: Vec::new(),
+            },
+        ),
+        (
+            "tarjeta_vencida",
+            MessageData::TarjetaVencida {
+                padre: "Lucía Ortiz".into(),
+                alumno: "Joaquín Ortiz Peña".into(),
+                nro_tarjeta: "TAR-000127".into(),
+                vencio: "20/12/2026".into(),
+                ademas: Vec::new(),
+            },
+        ),
         (
             "tarjeta_bloqueada",
             MessageData::TarjetaBloqueada {

@@ -42,14 +42,15 @@ pub enum Command {
     Demo,
     /// Print the effective configuration (secrets masked) and any problems with it.
     CheckConfig,
-    /// Create one sweep's requests now (saldo_bajo, cuenta_pendiente, recordatorio_deuda, or the opt-in
-    /// consumo_realizado and resumen_consumos), deduplicated against the scheduled runs and itself, and exit; the
-    /// running service sends them. `limpieza` runs the clean-up now
+    /// Create one sweep's requests now (saldo_bajo, cuenta_pendiente, recordatorio_deuda, tarjeta_por_vencer, or the
+    /// opt-in consumo_realizado and resumen_consumos; saldo_bajo, recordatorio_deuda and tarjeta_por_vencer all send
+    /// the families' daily message of whatever is due), deduplicated against the scheduled runs and itself, and exit;
+    /// the running service sends them. `limpieza` runs the clean-up now
     /// (CANTINA__RETENTION__…) and prints what it deleted; `resumen_diario` emails yesterday's staff summary now
     /// to CANTINA__RESUMEN_DIARIO__DESTINATARIOS (outside the run ledger) and prints to whom (masked).
     Sweep {
-        /// saldo_bajo, cuenta_pendiente, recordatorio_deuda, limpieza, resumen_diario, consumo_realizado or
-        /// resumen_consumos.
+        /// saldo_bajo, cuenta_pendiente, recordatorio_deuda, tarjeta_por_vencer, limpieza, resumen_diario,
+        /// consumo_realizado or resumen_consumos.
         kind: String,
     },
     /// Send one rendered sample through the configured provider and print its answer (checks credentials).
@@ -214,6 +215,7 @@ async fn sweep(settings: Settings, kind: &str) -> anyhow::Result<ExitCode> {
         SweepKind::SaldoBajo
         | SweepKind::CuentaPendiente
         | SweepKind::RecordatorioDeuda
+        | SweepKind::TarjetaPorVencer
         | SweepKind::ConsumoRealizado
         | SweepKind::ResumenConsumos => {
             let created = crate::scheduler::run_sweep(&pool, &rules, kind, jiff::Timestamp::now()).await?;

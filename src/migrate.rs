@@ -31,6 +31,7 @@ pub const MIGRATIONS: &[(i32, &str, &str)] = &[
     (20, "historial_por_funciones", include_str!("../sql/migrations/0020_historial_por_funciones.sql")),
     (21, "estado_canales", include_str!("../sql/migrations/0021_estado_canales.sql")),
     (22, "preferencias_cliente", include_str!("../sql/migrations/0022_preferencias_cliente.sql")),
+    (23, "mensaje_diario", include_str!("../sql/migrations/0023_mensaje_diario.sql")),
 ];
 
 /// Run after every migration run, so a function a later migration adds is covered without anyone remembering:

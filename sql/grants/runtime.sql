@@ -96,6 +96,15 @@ DECLARE
         ['cantina_notify_preferencias_cliente', 'INSERT', ''],
         ['cantina_notify_preferencias_cliente', 'UPDATE', 'activo, cambiado_en, cambiado_por'],
         ['cantina_notify_preferencias_cliente', 'DELETE', ''],
+        -- The family's daily scheduled message (migration 0023): the sweeps lock, insert and raise a day's row, and
+        -- record each item they sent; the clean-up deletes old rows.
+        ['cantina_notify_mensaje_diario',   'SELECT', ''],
+        ['cantina_notify_mensaje_diario',   'INSERT', ''],
+        ['cantina_notify_mensaje_diario',   'UPDATE', 'urgencia, actualizado_en'],
+        ['cantina_notify_mensaje_diario',   'DELETE', ''],
+        ['cantina_notify_avisos_enviados',  'SELECT', ''],
+        ['cantina_notify_avisos_enviados',  'INSERT', ''],
+        ['cantina_notify_avisos_enviados',  'DELETE', ''],
         -- `run` checks the database is migrated; only `migrate` writes the ledger.
         ['cantina_notify_migraciones',      'SELECT', ''],
         -- The requests pending when migration 0018 ran: signed at the next start, then taken off the list. Only

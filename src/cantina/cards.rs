@@ -19,6 +19,7 @@ const STAMP_CARD: &str = "
 
 const LOAD_CARDS: &str = "
     SELECT t.nro_tarjeta, t.saldo_actual, t.saldo_alerta, t.estado, t.notificar_saldo_bajo, t.ultima_notificacion_saldo,
+           t.fecha_vencimiento::text AS fecha_vencimiento,
            h.id_hijo, h.nombre, h.apellido,
            c.id_cliente, c.nombres, c.apellidos, c.email, c.telefono, c.activo
     FROM tarjetas t
@@ -47,6 +48,7 @@ pub async fn load_into(
                 estado: r.get::<_, Option<String>>("estado").unwrap_or_default(),
                 notificar_saldo_bajo: r.get::<_, Option<bool>>("notificar_saldo_bajo").unwrap_or(true),
                 ultima_notificacion_saldo: r.get::<_, Option<SystemTime>>("ultima_notificacion_saldo").map(super::ts),
+                fecha_vencimiento: super::date(&r, "fecha_vencimiento"),
                 student,
                 parent,
             };

@@ -29,7 +29,9 @@ pub async fn load_context(
     for e in events {
         match &e.kind {
             EventKind::RecargaConfirmada { id_carga } => recharge_ids.push(*id_carga),
-            EventKind::SaldoBajo { nro_tarjeta, .. } | EventKind::TarjetaBloqueada { nro_tarjeta } => {
+            EventKind::SaldoBajo { nro_tarjeta, .. }
+            | EventKind::TarjetaBloqueada { nro_tarjeta }
+            | EventKind::TarjetaVencida { nro_tarjeta } => {
                 card_ids.insert(nro_tarjeta.clone());
             }
             EventKind::SolicitudManual { .. } | EventKind::Invalid { .. } => {}

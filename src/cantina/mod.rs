@@ -20,6 +20,11 @@ pub(crate) fn ts(t: SystemTime) -> Timestamp {
 
 /// A text column the Cantina's schema declares NOT NULL (names, `ruc_ci`), read so that a row breaking that (an older
 /// app version, a hand-made row) gives an empty text instead of a panic that would stop its whole batch.
+/// A `date` column read as text (`::text`, ISO), as a civil date; `None` for NULL.
+pub(crate) fn date(r: &Row, column: &str) -> Option<jiff::civil::Date> {
+    r.get::<_, Option<String>>(column).and_then(|s| s.parse().ok())
+}
+
 pub(crate) fn text(r: &Row, column: &str) -> String {
     r.get::<_, Option<String>>(column).unwrap_or_default()
 }

@@ -1,8 +1,9 @@
-//! What the sweeps read of the app's tables: low cards, unpaid sales, debts awaiting a reminder, as typed rows.
+//! What the sweeps read of the app's tables: low cards, unpaid sales, cards in debt, expiring cards, as typed rows.
 
 use std::time::SystemTime;
 
 use deadpool_postgres::GenericClient;
+use jiff::civil::Date;
 use tokio_postgres::Row;
 
 use super::parents::parent;
@@ -32,18 +33,33 @@ const CUENTA_PENDIENTE: &str = "
     HAVING sum(v.saldo_pendiente) > 0 AND bool_or(v.saldo_pendiente > 0 AND v.fecha <= $1)
     ORDER BY c.id_cliente";
 
-/// Open negative-balance authorisations made between $1 and $2, with the card, student and active parent.
-const RECORDATORIO_DEUDA: &str = "
-    SELECT a.id_autorizacion, a.nro_tarjeta, a.fecha_autorizacion, t.saldo_actual, a.saldo_resultante,
-           h.nombre, h.apellido,
-           c.id_cliente, c.nombres, c.apellidos, c.email, c.telefono
+/// Cards in debt: a negative balance and at least one open authorisation, per card with the earliest open
+/// authorisation (its date, and its id: the first by date then id), by client, oldest debt first. A card back at
+/// zero or above is not in debt, even while its rows are still open (the app may regularise them late).
+const DEUDAS: &str = "
+    SELECT c.id_cliente, c.nombres, c.apellidos, c.email, c.telefono,
+           t.nro_tarjeta, t.saldo_actual, h.nombre, h.apellido,
+           min(a.fecha_autorizacion) AS desde,
+           (array_agg(a.id_autorizacion ORDER BY a.fecha_autorizacion, a.id_autorizacion))[1] AS primera
     FROM autorizacion_saldo_negativo a
     JOIN tarjetas t ON t.nro_tarjeta = a.nro_tarjeta
     JOIN hijos h ON h.id_hijo = t.id_hijo
     JOIN clientes c ON c.id_cliente = h.id_cliente_responsable
     WHERE NOT coalesce(a.regularizado, false) AND a.fecha_autorizacion IS NOT NULL AND coalesce(c.activo, true)
-      AND a.fecha_autorizacion BETWEEN $1 AND $2
-    ORDER BY a.id_autorizacion";
+      AND t.saldo_actual < 0
+    GROUP BY c.id_cliente, t.nro_tarjeta, h.id_hijo
+    ORDER BY c.id_cliente, desde, t.nro_tarjeta";
+
+/// `Activa` or `Vencida` cards whose expiry date is between $1 and $2 (ISO dates), with student and active parent.
+const VENCIMIENTOS: &str = "
+    SELECT t.nro_tarjeta, t.estado, t.fecha_vencimiento::text AS fecha_vencimiento, h.nombre, h.apellido,
+           c.id_cliente, c.nombres, c.apellidos, c.email, c.telefono
+    FROM tarjetas t
+    JOIN hijos h ON h.id_hijo = t.id_hijo
+    JOIN clientes c ON c.id_cliente = h.id_cliente_responsable
+    WHERE t.estado IN ('Activa', 'Vencida') AND coalesce(c.activo, true)
+      AND t.fecha_vencimiento BETWEEN $1::text::date AND $2::text::date
+    ORDER BY c.id_cliente, t.fecha_vencimiento, t.nro_tarjeta";
 
 /// An active card under its threshold.
 pub struct LowCard {
@@ -102,36 +118,59 @@ pub async fn pending_accounts(tx: &impl GenericClient, cutoff: &SystemTime) -> R
         .collect())
 }
 
-/// An open negative-balance authorisation, with its card, student and active parent.
-pub struct OpenAuthorisation {
-    pub id_autorizacion: i64,
+/// A card in debt (negative balance, open authorisation), with its student and active parent.
+pub struct DebtCard {
     pub nro_tarjeta: String,
-    pub fecha_autorizacion: SystemTime,
     pub saldo_actual: i64,
-    pub saldo_resultante: Option<i64>,
+    /// The card's earliest open authorisation: when it went negative, and its id.
+    pub desde: SystemTime,
+    pub primera: i64,
     pub nombre: String,
     pub apellido: String,
     pub parent: Parent,
 }
 
-/// Open negative-balance authorisations made between `from` and `to`.
-pub async fn open_authorisations(
-    tx: &impl GenericClient,
-    from: &SystemTime,
-    to: &SystemTime,
-) -> Result<Vec<OpenAuthorisation>, DbError> {
-    let rows = tx.query(RECORDATORIO_DEUDA, &[from, to]).await?;
+/// Cards in debt, by client, oldest debt first.
+pub async fn debt_cards(tx: &impl GenericClient) -> Result<Vec<DebtCard>, DbError> {
+    let rows = tx.query(DEUDAS, &[]).await?;
     Ok(rows
         .iter()
-        .map(|r| OpenAuthorisation {
-            id_autorizacion: r.get("id_autorizacion"),
+        .map(|r| DebtCard {
             nro_tarjeta: r.get("nro_tarjeta"),
-            fecha_autorizacion: r.get("fecha_autorizacion"),
             saldo_actual: r.get("saldo_actual"),
-            saldo_resultante: r.get("saldo_resultante"),
+            desde: r.get("desde"),
+            primera: r.get("primera"),
             nombre: super::text(r, "nombre"),
             apellido: super::text(r, "apellido"),
             parent: active_parent(r),
+        })
+        .collect())
+}
+
+/// A card with an expiry date in the sweep's range.
+pub struct ExpiringCard {
+    pub nro_tarjeta: String,
+    pub estado: String,
+    pub fecha_vencimiento: Date,
+    pub nombre: String,
+    pub apellido: String,
+    pub parent: Parent,
+}
+
+/// `Activa` or `Vencida` cards expiring between `from` and `to` (inclusive), by client.
+pub async fn expiring_cards(tx: &impl GenericClient, from: Date, to: Date) -> Result<Vec<ExpiringCard>, DbError> {
+    let rows = tx.query(VENCIMIENTOS, &[&from.to_string(), &to.to_string()]).await?;
+    Ok(rows
+        .iter()
+        .filter_map(|r| {
+            Some(ExpiringCard {
+                nro_tarjeta: r.get("nro_tarjeta"),
+                estado: super::text(r, "estado"),
+                fecha_vencimiento: super::date(r, "fecha_vencimiento")?,
+                nombre: super::text(r, "nombre"),
+                apellido: super::text(r, "apellido"),
+                parent: active_parent(r),
+            })
         })
         .collect())
 }

@@ -7,6 +7,7 @@ mod file;
 pub mod http_gateway;
 pub mod portal;
 pub mod provider_text;
+pub mod samples;
 pub mod sendgrid;
 pub mod smtp;
 pub mod twilio;

@@ -23,5 +23,6 @@ pub use settings::*;
 pub use sources::{ConfigError, LoadOptions};
 pub use summary::SummarySettings;
 pub use validate::{
-    ChannelProviders, EmailBackend, Route, RulesConfig, SmsProvider, ValidationErrors, WhatsAppProvider,
+    ChannelProviders, EmailBackend, ReminderSchedule, Route, RulesConfig, SmsProvider, ValidationErrors,
+    WhatsAppProvider,
 };

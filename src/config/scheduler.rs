@@ -74,6 +74,8 @@ sweep_kinds! {
     CuentaPendiente = cuenta_pendiente, default "0 9 * * 1";
     /// Daily negative-balance reminders (3, 7 and 15 days).
     RecordatorioDeuda = recordatorio_deuda, default "0 8 * * *";
+    /// Daily card-expiry notices (`tarjeta_por_vencer`, and `tarjeta_vencida` for a date that passed).
+    TarjetaPorVencer = tarjeta_por_vencer, default "0 8 * * *";
     /// Weekly clean-up of old events, finished requests and ledger rows (`settings.retention`).
     Limpieza = limpieza, default "0 2 * * 0";
     /// The staff's daily summary email (`settings.resumen_diario`; off without recipients).
@@ -154,7 +156,7 @@ mod tests {
     fn an_unknown_sweep_lists_the_known_ones() {
         assert_eq!(
             SweepKind::parse("consumo").unwrap_err(),
-            "unknown sweep 'consumo' (expected saldo_bajo, cuenta_pendiente, recordatorio_deuda, limpieza, resumen_diario, consumo_realizado or resumen_consumos)"
+            "unknown sweep 'consumo' (expected saldo_bajo, cuenta_pendiente, recordatorio_deuda, tarjeta_por_vencer, limpieza, resumen_diario, consumo_realizado or resumen_consumos)"
         );
         for k in SweepKind::ALL {
             assert_eq!(SweepKind::parse(k.as_str()), Ok(k));

@@ -232,6 +232,8 @@ pub struct RulesSettings {
     pub tarjeta_bloqueada: RuleSettings,
     /// The POS's own text (a POS row with `mensaje`); its channels are used when the row names no `destino`.
     pub mensaje_cantina: RuleSettings,
+    pub tarjeta_por_vencer: TarjetaPorVencerRule,
+    pub tarjeta_vencida: RuleSettings,
     /// One notice per purchase; opt-in: sent only on the channels a parent switched on (`preferences set`).
     pub consumo_realizado: RuleSettings,
     /// The day's purchases per family; opt-in like `consumo_realizado`.
@@ -250,6 +252,8 @@ impl RulesSettings {
             T::RecordatorioDeuda => (&self.recordatorio_deuda.channels, &self.recordatorio_deuda.fallback),
             T::TarjetaBloqueada => (&self.tarjeta_bloqueada.channels, &self.tarjeta_bloqueada.fallback),
             T::MensajeCantina => (&self.mensaje_cantina.channels, &self.mensaje_cantina.fallback),
+            T::TarjetaPorVencer => (&self.tarjeta_por_vencer.channels, &self.tarjeta_por_vencer.fallback),
+            T::TarjetaVencida => (&self.tarjeta_vencida.channels, &self.tarjeta_vencida.fallback),
             T::ConsumoRealizado => (&self.consumo_realizado.channels, &self.consumo_realizado.fallback),
             T::ResumenConsumos => (&self.resumen_consumos.channels, &self.resumen_consumos.fallback),
         }
@@ -281,11 +285,41 @@ pub struct SaldoBajoRule {
     pub fallback: Vec<String>,
     /// Default low-balance threshold in guaraníes (a card's own `saldo_alerta` > 0 overrides it).
     pub umbral: i64,
+    /// While a card stays low: the first reminder this many local days after the crossing notice
+    /// (`CANTINA__RULES__SALDO_BAJO__RECORDATORIO_PRIMERO_DIAS`, at least 1)…
+    pub recordatorio_primero_dias: i64,
+    /// …then one every this many days (`CANTINA__RULES__SALDO_BAJO__RECORDATORIO_CADA_DIAS`, at least 1; 1 is
+    /// the old "every day").
+    pub recordatorio_cada_dias: i64,
 }
 
 impl Default for SaldoBajoRule {
     fn default() -> Self {
-        Self { channels: vec!["email".into()], fallback: Vec::new(), umbral: 5_000 }
+        Self {
+            channels: vec!["email".into()],
+            fallback: Vec::new(),
+            umbral: 5_000,
+            recordatorio_primero_dias: 1,
+            recordatorio_cada_dias: 7,
+        }
+    }
+}
+
+/// `settings.rules.tarjeta_por_vencer`: its channels and how many days before `fecha_vencimiento` it is due.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(default)]
+pub struct TarjetaPorVencerRule {
+    #[serde(deserialize_with = "string_or_list")]
+    pub channels: Vec<String>,
+    #[serde(deserialize_with = "string_or_list")]
+    pub fallback: Vec<String>,
+    /// `CANTINA__RULES__TARJETA_POR_VENCER__DIAS_ANTES`: due from this many local days before the expiry date.
+    pub dias_antes: i64,
+}
+
+impl Default for TarjetaPorVencerRule {
+    fn default() -> Self {
+        Self { channels: vec!["email".into()], fallback: Vec::new(), dias_antes: 15 }
     }
 }
 

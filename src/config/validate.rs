@@ -78,6 +78,10 @@ pub struct RulesConfig {
     /// Types whose list is a fallback order (`CANTINA__RULES__<TYPE>__FALLBACK`): one channel at a time.
     pub fallback: std::collections::BTreeSet<NotificationType>,
     pub umbral_saldo_bajo: i64,
+    /// Low-balance reminders while a card stays low: the first `primero` days after the crossing, then every `cada`.
+    pub saldo_bajo_recordatorio: ReminderSchedule,
+    /// `tarjeta_por_vencer` is due from this many local days before a card's `fecha_vencimiento`.
+    pub dias_aviso_vencimiento: i64,
     /// Whether each channel is on for a parent who has not said otherwise in the portal.
     pub preference_defaults: super::settings::PreferenceDefaults,
     /// Channels with a provider configured (a manual request may name any of them).
@@ -85,6 +89,19 @@ pub struct RulesConfig {
     /// Signs the requests the service writes (`CANTINA__DATABASE__SIGNING_KEY`; a throwaway key where none is
     /// needed, see [`Settings::validate`]).
     pub signer: crate::signing::RowSigner,
+}
+
+/// When low-balance reminders fall due after a crossing (both at least 1).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ReminderSchedule {
+    pub primero: i64,
+    pub cada: i64,
+}
+
+impl Default for ReminderSchedule {
+    fn default() -> Self {
+        ReminderSchedule { primero: 1, cada: 7 }
+    }
 }
 
 /// Where a type's notices go: every channel at once, or the first with the rest as fallbacks.
@@ -226,6 +243,15 @@ impl Settings {
                 r.saldo_bajo.umbral
             ));
         }
+        for (key, value) in [
+            ("CANTINA__RULES__SALDO_BAJO__RECORDATORIO_PRIMERO_DIAS", r.saldo_bajo.recordatorio_primero_dias),
+            ("CANTINA__RULES__SALDO_BAJO__RECORDATORIO_CADA_DIAS", r.saldo_bajo.recordatorio_cada_dias),
+            ("CANTINA__RULES__TARJETA_POR_VENCER__DIAS_ANTES", r.tarjeta_por_vencer.dias_antes),
+        ] {
+            if !(1..=366).contains(&value) {
+                errors.push(format!("{key}: must be a number of days from 1 to 366 (got {value})"));
+            }
+        }
         let signer = match &self.database.signing_key {
             Some(key) => crate::signing::RowSigner::new(key.expose()).map_err(|e| errors.push(e)).ok(),
             None => Some(crate::signing::RowSigner::ephemeral()),
@@ -235,6 +261,11 @@ impl Settings {
                 channels,
                 fallback,
                 umbral_saldo_bajo: r.saldo_bajo.umbral,
+                saldo_bajo_recordatorio: ReminderSchedule {
+                    primero: r.saldo_bajo.recordatorio_primero_dias,
+                    cada: r.saldo_bajo.recordatorio_cada_dias,
+                },
+                dias_aviso_vencimiento: r.tarjeta_por_vencer.dias_antes,
                 preference_defaults: self.preferences,
                 available: Vec::new(),
                 signer,

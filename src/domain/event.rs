@@ -23,6 +23,10 @@ pub enum EventKind {
     TarjetaBloqueada {
         nro_tarjeta: String,
     },
+    /// A card's `estado` became `Vencida` (migration 0023).
+    TarjetaVencida {
+        nro_tarjeta: String,
+    },
     SolicitudManual {
         id_solicitud: i64,
     },
@@ -54,6 +58,8 @@ impl EventKind {
             },
             "tarjeta_bloqueada" => nro_tarjeta
                 .map_or_else(|| missing("nro_tarjeta"), |nro_tarjeta| EventKind::TarjetaBloqueada { nro_tarjeta }),
+            "tarjeta_vencida" => nro_tarjeta
+                .map_or_else(|| missing("nro_tarjeta"), |nro_tarjeta| EventKind::TarjetaVencida { nro_tarjeta }),
             "solicitud_manual" => {
                 id_ref.map_or_else(|| missing("id_ref"), |id_solicitud| EventKind::SolicitudManual { id_solicitud })
             }
@@ -67,6 +73,7 @@ impl EventKind {
             EventKind::RecargaConfirmada { .. } => "recarga_confirmada",
             EventKind::SaldoBajo { .. } => "saldo_bajo",
             EventKind::TarjetaBloqueada { .. } => "tarjeta_bloqueada",
+            EventKind::TarjetaVencida { .. } => "tarjeta_vencida",
             EventKind::SolicitudManual { .. } => "solicitud_manual",
             EventKind::Invalid { .. } => "invalido",
         }

@@ -51,6 +51,8 @@ notification_types! {
     RecordatorioDeuda = "recordatorio_deuda", label "Recordatorio de deuda";
     TarjetaBloqueada = "tarjeta_bloqueada", label "Tarjeta bloqueada";
     MensajeCantina = "mensaje_cantina", label "Mensaje de la cantina";
+    TarjetaPorVencer = "tarjeta_por_vencer", label "Tarjeta por vencer";
+    TarjetaVencida = "tarjeta_vencida", label "Tarjeta vencida";
     /// One notice per purchase (`consumos_tarjeta`), read by the `consumo_realizado` sweep.
     ConsumoRealizado = "consumo_realizado", label "Consumo realizado", opt_in;
     /// The day's purchases of a family's children, at a configured local time.
@@ -113,11 +115,11 @@ mod tests {
         let e = NotificationType::parse("restriccion_aplicada").unwrap_err();
         assert_eq!(
             e.to_string(),
-            "unknown notification type 'restriccion_aplicada' (expected one of: saldo_bajo, recarga_exitosa, cuenta_pendiente, recordatorio_deuda, tarjeta_bloqueada, mensaje_cantina, consumo_realizado, resumen_consumos)"
+            "unknown notification type 'restriccion_aplicada' (expected one of: saldo_bajo, recarga_exitosa, cuenta_pendiente, recordatorio_deuda, tarjeta_bloqueada, mensaje_cantina, tarjeta_por_vencer, tarjeta_vencida, consumo_realizado, resumen_consumos)"
         );
         assert_eq!(
             NotificationType::names_o(),
-            "saldo_bajo, recarga_exitosa, cuenta_pendiente, recordatorio_deuda, tarjeta_bloqueada, mensaje_cantina, consumo_realizado o resumen_consumos"
+            "saldo_bajo, recarga_exitosa, cuenta_pendiente, recordatorio_deuda, tarjeta_bloqueada, mensaje_cantina, tarjeta_por_vencer, tarjeta_vencida, consumo_realizado o resumen_consumos"
         );
         let labels = NotificationType::ALL.map(NotificationType::label);
         assert_eq!(
@@ -129,6 +131,8 @@ mod tests {
                 "Recordatorio de deuda",
                 "Tarjeta bloqueada",
                 "Mensaje de la cantina",
+                "Tarjeta por vencer",
+                "Tarjeta vencida",
                 "Consumo realizado",
                 "Resumen de consumos"
             ]

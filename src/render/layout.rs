@@ -120,6 +120,8 @@ pub(super) struct Layout<'a> {
     pub(super) accion: &'static str,
     pub(super) boton_url: String,
     pub(super) portal_url: &'a str,
+    /// The other items of a family's daily message ("Además: …" before the button); empty for any other notice.
+    pub(super) ademas: &'a [crate::rules::Ademas],
 }
 
 /// The date part of `23/11/2026 19:45`.

@@ -24,7 +24,6 @@
 //! segments a text needs.
 
 mod layout;
-pub mod samples;
 mod sms;
 mod types;
 
@@ -37,9 +36,12 @@ use types::consumos::{ConsumoHtml, ConsumoShort, ConsumoText, ResumenHtml, Resum
 use types::cuenta_pendiente::{CuentaHtml, CuentaShort, CuentaText};
 use types::mensaje_cantina::{MensajeHtml, MensajeShort, MensajeText, lineas};
 use types::recarga_exitosa::{RecargaHtml, RecargaShort, RecargaText};
-use types::recordatorio_deuda::{DeudaHtml, DeudaShort, DeudaText, nivel};
+use types::recordatorio_deuda::{deuda, deuda_short};
 use types::saldo_bajo::{saldo_bajo, saldo_bajo_short};
 use types::tarjeta_bloqueada::{BloqueoHtml, BloqueoShort, BloqueoText};
+use types::tarjeta_vencimiento::{
+    PorVencerHtml, PorVencerShort, PorVencerText, VencidaHtml, VencidaShort, VencidaText,
+};
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct Rendered {
@@ -81,6 +83,7 @@ pub fn render(data: &MessageData, portal_url: &str) -> Result<Rendered, RenderEr
                 accion: "Ver los movimientos en el portal",
                 boton_url: format!("{portal_url}/movimientos"),
                 portal_url,
+                ademas: data.ademas(),
             };
             let (html, text) =
                 email("recarga_exitosa", RecargaHtml { l: &l, padre, alumno }, RecargaText { l: &l, padre, alumno })?;
@@ -105,6 +108,7 @@ pub fn render(data: &MessageData, portal_url: &str) -> Result<Rendered, RenderEr
                 accion: "Ver el detalle de la cuenta en el portal",
                 boton_url: format!("{portal_url}/cuenta"),
                 portal_url,
+                ademas: data.ademas(),
             };
             let (html, text) =
                 email("cuenta_pendiente", CuentaHtml { l: &l, padre, desde }, CuentaText { l: &l, padre, desde })?;
@@ -115,33 +119,58 @@ pub fn render(data: &MessageData, portal_url: &str) -> Result<Rendered, RenderEr
                 short: short_text(data)?,
             }
         }
-        MessageData::RecordatorioDeuda { padre, alumno, nro_tarjeta, monto, dias, nivel: n, fecha } => {
-            let monto = monto.to_string();
-            let n = nivel(*n, alumno, *dias);
+        MessageData::RecordatorioDeuda(aviso) => deuda(aviso, data.ademas(), portal_url, short_text(data)?)?,
+        MessageData::TarjetaPorVencer { padre, alumno, nro_tarjeta, vence, dias, ademas } => {
             let l = Layout {
-                titulo: n.titulo,
-                preheader: format!("La tarjeta de {alumno} tiene un saldo negativo de {monto}."),
-                tema: n.tema,
-                importe: Some(("Monto adeudado", monto.clone())),
-                detalles_titulo: "Detalles",
+                titulo: "Tarjeta por vencer",
+                preheader: format!("La tarjeta {nro_tarjeta} de {alumno} vence el {vence}. Renuévela en la cantina."),
+                tema: AMARILLO,
+                importe: None,
+                detalles_titulo: "Datos de la tarjeta",
                 filas: vec![
                     fila("Alumno", alumno),
                     fila("Tarjeta", nro_tarjeta),
-                    fila("Saldo negativo desde", fecha),
-                    fila("Días transcurridos", dias.to_string()),
+                    destacada("Vence el", vence.as_str()),
+                    fila("Días restantes", dias.to_string()),
                 ],
-                boton: "Realizar Recarga",
-                accion: "Realizar una recarga en el portal",
-                boton_url: format!("{portal_url}/recargas"),
+                boton: "Ir al portal",
+                accion: "Portal de padres",
+                boton_url: portal_url.to_string(),
                 portal_url,
+                ademas,
             };
-            let (intro, aviso) = (n.intro.as_str(), n.aviso);
             let (html, text) = email(
-                "recordatorio_deuda",
-                DeudaHtml { l: &l, padre, intro, aviso },
-                DeudaText { l: &l, padre, intro, aviso },
+                "tarjeta_por_vencer",
+                PorVencerHtml { l: &l, padre, alumno, vence },
+                PorVencerText { l: &l, padre, alumno, vence },
             )?;
-            Rendered { subject: format!("{} - {alumno}", n.titulo), html, text, short: short_text(data)? }
+            Rendered { subject: format!("Tarjeta por vencer - {alumno}"), html, text, short: short_text(data)? }
+        }
+        MessageData::TarjetaVencida { padre, alumno, nro_tarjeta, vencio, ademas } => {
+            let l = Layout {
+                titulo: "Tarjeta vencida",
+                preheader: format!("La tarjeta {nro_tarjeta} de {alumno} venció el {vencio}. Renuévela en la cantina."),
+                tema: GRIS,
+                importe: None,
+                detalles_titulo: "Datos de la tarjeta",
+                filas: vec![
+                    fila("Alumno", alumno),
+                    fila("Tarjeta", nro_tarjeta),
+                    destacada("Estado", "Vencida"),
+                    fila("Venció el", vencio.as_str()),
+                ],
+                boton: "Ir al portal",
+                accion: "Portal de padres",
+                boton_url: portal_url.to_string(),
+                portal_url,
+                ademas,
+            };
+            let (html, text) = email(
+                "tarjeta_vencida",
+                VencidaHtml { l: &l, padre, alumno, vencio },
+                VencidaText { l: &l, padre, alumno, vencio },
+            )?;
+            Rendered { subject: format!("Tarjeta vencida - {alumno}"), html, text, short: short_text(data)? }
         }
         MessageData::TarjetaBloqueada { padre, alumno, nro_tarjeta, fecha } => {
             let l = Layout {
@@ -160,6 +189,7 @@ pub fn render(data: &MessageData, portal_url: &str) -> Result<Rendered, RenderEr
                 accion: "Portal de padres",
                 boton_url: portal_url.to_string(),
                 portal_url,
+                ademas: data.ademas(),
             };
             let (html, text) =
                 email("tarjeta_bloqueada", BloqueoHtml { l: &l, padre, alumno }, BloqueoText { l: &l, padre, alumno })?;
@@ -183,6 +213,7 @@ pub fn render(data: &MessageData, portal_url: &str) -> Result<Rendered, RenderEr
                 accion: "Portal de padres",
                 boton_url: portal_url.to_string(),
                 portal_url,
+                ademas: data.ademas(),
             };
             let lineas = lineas(mensaje);
             let (html, text) = email(
@@ -216,6 +247,7 @@ pub fn render(data: &MessageData, portal_url: &str) -> Result<Rendered, RenderEr
                 accion: "Ver los movimientos en el portal",
                 boton_url: format!("{portal_url}/movimientos"),
                 portal_url,
+                ademas: &[],
             };
             let (html, text) =
                 email("consumo_realizado", ConsumoHtml { l: &l, padre, alumno }, ConsumoText { l: &l, padre, alumno })?;
@@ -248,6 +280,7 @@ pub fn render(data: &MessageData, portal_url: &str) -> Result<Rendered, RenderEr
                 accion: "Ver los movimientos en el portal",
                 boton_url: format!("{portal_url}/movimientos"),
                 portal_url,
+                ademas: &[],
             };
             let (padre, fecha) = (r.padre.as_str(), r.fecha.as_str());
             let (html, text) =
@@ -257,8 +290,18 @@ pub fn render(data: &MessageData, portal_url: &str) -> Result<Rendered, RenderEr
     })
 }
 
-/// The short text (SMS, WhatsApp fallback, portal, `mensaje`) of a notice.
+/// The short text (SMS, WhatsApp fallback, portal, `mensaje`) of a notice; a family's daily message adds its
+/// other items briefly ("También: …"; GSM-7 wording).
 fn short_text(data: &MessageData) -> Result<String, RenderError> {
+    let main = main_short_text(data)?;
+    let ademas = data.ademas();
+    if ademas.is_empty() {
+        return Ok(main);
+    }
+    Ok(format!("{main} También: {}.", ademas.iter().map(|a| a.breve.as_str()).collect::<Vec<_>>().join("; ")))
+}
+
+fn main_short_text(data: &MessageData) -> Result<String, RenderError> {
     match data {
         MessageData::RecargaExitosa { alumno, monto, saldo, .. } => {
             run("recarga_exitosa.sms", RecargaShort { alumno, monto: &monto.to_string(), saldo: &saldo.to_string() })
@@ -267,16 +310,12 @@ fn short_text(data: &MessageData) -> Result<String, RenderError> {
         MessageData::CuentaPendiente { monto, desde, .. } => {
             run("cuenta_pendiente.sms", CuentaShort { monto: &monto.to_string(), desde: dia(desde) })
         }
-        MessageData::RecordatorioDeuda { alumno, monto, dias, nivel: n, fecha, .. } => {
-            let n = nivel(*n, alumno, *dias);
-            let short = DeudaShort {
-                prefijo: n.prefijo,
-                alumno,
-                monto: &monto.to_string(),
-                desde: dia_mes(fecha),
-                cierre: n.cierre,
-            };
-            run("recordatorio_deuda.sms", short)
+        MessageData::RecordatorioDeuda(aviso) => deuda_short(aviso),
+        MessageData::TarjetaPorVencer { alumno, nro_tarjeta, vence, .. } => {
+            run("tarjeta_por_vencer.sms", PorVencerShort { alumno, nro_tarjeta, vence })
+        }
+        MessageData::TarjetaVencida { alumno, nro_tarjeta, vencio, .. } => {
+            run("tarjeta_vencida.sms", VencidaShort { alumno, nro_tarjeta, vencio })
         }
         MessageData::TarjetaBloqueada { alumno, nro_tarjeta, fecha, .. } => {
             run("tarjeta_bloqueada.sms", BloqueoShort { alumno, nro_tarjeta, fecha })

@@ -1,7 +1,8 @@
 use super::*;
 use crate::domain::{Guaranies, NotificationType};
+use crate::render::layout::dia_mes;
 use crate::rules::test_support::tarjeta;
-use crate::rules::{AvisoSaldoBajo, NivelRecordatorio, TarjetaSaldoBajo};
+use crate::rules::{Ademas, AvisoDeuda, AvisoSaldoBajo, NivelRecordatorio, TarjetaDeuda, TarjetaSaldoBajo};
 
 const PORTAL: &str = "https://portal.example/";
 
@@ -106,14 +107,67 @@ fn cuenta(cliente: &str) -> MessageData {
 }
 
 fn deuda(alumno: &str, dias: i32) -> MessageData {
-    MessageData::RecordatorioDeuda {
+    MessageData::RecordatorioDeuda(AvisoDeuda {
         padre: "Ana".into(),
-        alumno: alumno.into(),
-        nro_tarjeta: "0001".into(),
-        monto: Guaranies(12_500),
+        tarjetas: vec![TarjetaDeuda {
+            alumno: alumno.into(),
+            nro_tarjeta: "0001".into(),
+            monto: Guaranies(12_500),
+            desde: "20/11/2026".into(),
+        }],
         dias,
         nivel: NivelRecordatorio::for_days(dias),
-        fecha: "20/11/2026 10:30".into(),
+        ademas: Vec::new(),
+    })
+}
+
+/// A family's reminder: two cards, each with its own date, and the other items of the day's message.
+fn deuda_familia(alumno: &str) -> MessageData {
+    MessageData::RecordatorioDeuda(AvisoDeuda {
+        padre: "Ana".into(),
+        tarjetas: vec![
+            TarjetaDeuda {
+                alumno: alumno.into(),
+                nro_tarjeta: "0001".into(),
+                monto: Guaranies(12_500),
+                desde: "20/11/2026".into(),
+            },
+            TarjetaDeuda {
+                alumno: "Inés Pérez".into(),
+                nro_tarjeta: "0002".into(),
+                monto: Guaranies(3_000),
+                desde: "22/11/2026".into(),
+            },
+        ],
+        dias: 7,
+        nivel: NivelRecordatorio::Urgente,
+        ademas: vec![Ademas {
+            texto: format!(
+                "La tarjeta 0003 de {alumno} vence el 20/12/2026: renuévela en la cantina antes de esa fecha."
+            ),
+            breve: format!("tarjeta de {alumno} vence el 20/12"),
+        }],
+    })
+}
+
+fn por_vencer(alumno: &str) -> MessageData {
+    MessageData::TarjetaPorVencer {
+        padre: "Ana".into(),
+        alumno: alumno.into(),
+        nro_tarjeta: "0003".into(),
+        vence: "20/12/2026".into(),
+        dias: 15,
+        ademas: Vec::new(),
+    }
+}
+
+fn vencida(alumno: &str) -> MessageData {
+    MessageData::TarjetaVencida {
+        padre: "Ana".into(),
+        alumno: alumno.into(),
+        nro_tarjeta: "0003".into(),
+        vencio: "20/12/2026".into(),
+        ademas: Vec::new(),
     }
 }
 
@@ -124,9 +178,13 @@ fn cases(t: NotificationType, alumno: &str) -> Vec<MessageData> {
         NotificationType::SaldoBajo => vec![saldo_bajo(alumno), dos(alumno)],
         NotificationType::RecargaExitosa => vec![recarga(alumno)],
         NotificationType::CuentaPendiente => vec![cuenta(alumno)],
-        NotificationType::RecordatorioDeuda => vec![deuda(alumno, 3), deuda(alumno, 7), deuda(alumno, 15)],
+        NotificationType::RecordatorioDeuda => {
+            vec![deuda(alumno, 3), deuda(alumno, 7), deuda(alumno, 15), deuda_familia(alumno)]
+        }
         NotificationType::TarjetaBloqueada => vec![bloqueo(alumno)],
         NotificationType::MensajeCantina => vec![mensaje(alumno)],
+        NotificationType::TarjetaPorVencer => vec![por_vencer(alumno)],
+        NotificationType::TarjetaVencida => vec![vencida(alumno)],
         NotificationType::ConsumoRealizado => vec![consumo(alumno)],
         NotificationType::ResumenConsumos => vec![resumen(alumno)],
     }
@@ -174,7 +232,10 @@ fn layouts(t: NotificationType) -> Vec<(MessageData, &'static str, &'static str,
             (deuda("Luis", 3), "Gs. 12.500", "Realizar Recarga", "/recargas", "#0b6fa4"),
             (deuda("Luis", 7), "Gs. 12.500", "Realizar Recarga", "/recargas", "#f5a300"),
             (deuda("Luis", 15), "Gs. 12.500", "Realizar Recarga", "/recargas", "#b02a37"),
+            (deuda_familia("Luis"), "Gs. 15.500", "Realizar Recarga", "/recargas", "#f5a300"),
         ],
+        NotificationType::TarjetaPorVencer => vec![(por_vencer("Luis"), "20/12/2026", "Ir al portal", "", "#f5a300")],
+        NotificationType::TarjetaVencida => vec![(vencida("Luis"), "Vencida", "Ir al portal", "", "#495057")],
     }
 }
 
@@ -330,6 +391,11 @@ fn short_texts_fit_one_gsm7_segment_for_typical_names() {
     // é and ñ are GSM-7: such names keep the short text GSM-7 as rendered.
     for data in all("Juan Pérez Ibañez") {
         let r = render(&data, PORTAL).unwrap();
+        if !data.ademas().is_empty() {
+            // A family's daily message with other items may take a second segment.
+            assert_eq!(sms_encoding(&r.short), (Encoding::Gsm7, 2), "{}: {}", data.notification_type(), r.short);
+            continue;
+        }
         assert!(r.short.chars().count() <= 160, "{}: {}", data.notification_type(), r.short);
         assert_eq!(sms_encoding(&r.short), (Encoding::Gsm7, 1), "{}: {}", data.notification_type(), r.short);
     }
@@ -340,7 +406,8 @@ fn short_texts_fit_one_gsm7_segment_for_typical_names() {
         assert_eq!(sms_encoding(&r.short).0 == Encoding::Ucs2, named, "{}", r.short);
         let sms = sms_text(&r.short);
         assert!(!sms.contains('í') && !sms.contains('á'), "{sms}");
-        assert_eq!(sms_encoding(&sms), (Encoding::Gsm7, 1), "{}: {sms}", data.notification_type());
+        let segments = if data.ademas().is_empty() { 1 } else { 2 };
+        assert_eq!(sms_encoding(&sms), (Encoding::Gsm7, segments), "{}: {sms}", data.notification_type());
     }
 }
 
@@ -624,5 +691,58 @@ fn resumen_consumos_lists_every_purchase_with_time_and_each_cards_balance() {
             "Gs. 39.000",
             "Luis: 2 compras, Gs. 33.000 (saldo Gs. 40.000); Inés Pérez: 1 compra, Gs. 6.000 (saldo Gs. 12.000)"
         ]
+    );
+}
+
+/// A family's daily message: the debt reminder lists each card with its own date and amount, the total as the
+/// amount, and the other item under "Además" in the HTML, the text and (briefly) the short text.
+#[test]
+fn a_family_message_lists_each_card_and_the_other_items() {
+    let r = render(&deuda_familia("Luis Pérez"), PORTAL).unwrap();
+    assert_eq!(r.subject, "Saldo pendiente: recordatorio urgente - Luis Pérez y Inés Pérez");
+    assert!(r.html.contains("Gs. 15.500") && r.html.contains("Monto adeudado en total"), "{}", r.html);
+    assert!(r.text.contains("- Luis Pérez (tarjeta 0001): Gs. 12.500, desde el 20/11/2026\n"), "{}", r.text);
+    assert!(r.text.contains("- Inés Pérez (tarjeta 0002): Gs. 3.000, desde el 22/11/2026\n"), "{}", r.text);
+    assert!(
+        r.text.contains("Las tarjetas de Luis Pérez y Inés Pérez siguen con saldo negativo después de 7 días."),
+        "{}",
+        r.text
+    );
+    assert!(r.html.contains("<strong>Además:</strong>") && r.html.contains("vence el 20/12/2026"), "{}", r.html);
+    assert!(r.text.contains("Además:\n- La tarjeta 0003 de Luis Pérez vence el 20/12/2026"), "{}", r.text);
+    assert_eq!(
+        r.short,
+        "Cantina Tita, URGENTE: 2 tarjetas de sus hijos tienen saldo negativo de Gs. 15.500 en total desde el 20/11. Por favor, regularice a la brevedad. También: tarjeta de Luis Pérez vence el 20/12."
+    );
+    // Without other items, no "Además".
+    let single = render(&deuda("Luis", 7), PORTAL).unwrap();
+    assert!(!single.html.contains("Además") && !single.text.contains("Además") && !single.short.contains("También"));
+}
+
+#[test]
+fn expiry_notices_say_when_and_what_to_do() {
+    let p = render(&por_vencer("Luis Pérez"), PORTAL).unwrap();
+    assert_eq!(p.subject, "Tarjeta por vencer - Luis Pérez");
+    assert!(
+        p.text.contains("La tarjeta de Luis Pérez vence el 20/12/2026.")
+            && p.text.contains("renueve la tarjeta en la administración de la cantina"),
+        "{}",
+        p.text
+    );
+    assert_eq!(
+        p.short,
+        "Cantina Tita: la tarjeta 0003 de Luis Pérez vence el 20/12/2026. Renuévela en la cantina antes de esa fecha."
+    );
+    let v = render(&vencida("Luis Pérez"), PORTAL).unwrap();
+    assert_eq!(v.subject, "Tarjeta vencida - Luis Pérez");
+    assert!(
+        v.text.contains("venció el 20/12/2026 y ya no puede usarse")
+            && v.text.contains("Para volver a usarla, renueve"),
+        "{}",
+        v.text
+    );
+    assert_eq!(
+        v.short,
+        "Cantina Tita: la tarjeta 0003 de Luis Pérez tiene vencimiento el 20/12/2026 y ya no puede usarse. Renuévela en la cantina."
     );
 }

@@ -1,16 +1,12 @@
 //! Reads that report on requests: `stats`, the daily summary, the failure-rate alert, the sweeps' "already notified
 //! today". The callers keep their logic and output; the SQL and the rows are here.
 
-use std::fmt;
 use std::time::SystemTime;
 
 use serde::Serialize;
-use serde_json::Value as Json;
 use tokio_postgres::{Client, GenericClient};
 
-use super::key::DedupKey;
 use super::state::estado_sql;
-use crate::domain::NotificationType;
 
 // ---------------------------------------------------------------------------------------------------------------
 // `stats`.
@@ -312,17 +308,28 @@ pub async fn failure_rates(client: &Client, minutes: i32) -> Result<Vec<FailureR
 // ---------------------------------------------------------------------------------------------------------------
 // The sweeps.
 
-/// Every `saldo_bajo` request of one local day ([`DedupKey::day_pattern`]).
-const SALDO_BAJO_OF_DAY: &str = "
-    SELECT nro_tarjeta, datos FROM solicitudes_notificacion WHERE tipo = 'saldo_bajo' AND clave_dedup LIKE $1";
+/// The keys of every `saldo_bajo` request naming one of the cards $1 (the trigger's crossings among them).
+const SALDO_BAJO_KEYS_OF_CARDS: &str = "
+    SELECT nro_tarjeta, clave_dedup FROM solicitudes_notificacion
+    WHERE tipo = 'saldo_bajo' AND nro_tarjeta = ANY($1) AND clave_dedup IS NOT NULL";
 
-/// (`nro_tarjeta`, `datos`) of the `saldo_bajo` requests keyed for local day `day`.
-pub async fn saldo_bajo_of_day(
+/// `(nro_tarjeta, clave_dedup)` of the `saldo_bajo` requests about `cards`: the daily sweep finds a card's latest
+/// crossing notice in them (`saldo_bajo:<nro>:<date>:<channel>`).
+pub async fn saldo_bajo_keys_of_cards(
     client: &impl deadpool_postgres::GenericClient,
-    day: impl fmt::Display,
-) -> Result<Vec<(Option<String>, Option<Json>)>, tokio_postgres::Error> {
-    let pattern = DedupKey::day_pattern(NotificationType::SaldoBajo, day);
-    Ok(client.query(SALDO_BAJO_OF_DAY, &[&pattern]).await?.iter().map(|r| (r.get(0), r.get(1))).collect())
+    cards: &[String],
+) -> Result<Vec<(String, String)>, tokio_postgres::Error> {
+    Ok(client.query(SALDO_BAJO_KEYS_OF_CARDS, &[&cards]).await?.iter().map(|r| (r.get(0), r.get(1))).collect())
+}
+
+const KEYS_TAKEN: &str = "SELECT clave_dedup FROM solicitudes_notificacion WHERE clave_dedup = ANY($1)";
+
+/// Which of `keys` some request already holds (the daily sweep: a `tarjeta_vencida` the trigger's rule sent).
+pub async fn keys_taken(
+    client: &impl deadpool_postgres::GenericClient,
+    keys: &[String],
+) -> Result<std::collections::HashSet<String>, tokio_postgres::Error> {
+    Ok(client.query(KEYS_TAKEN, &[&keys]).await?.iter().map(|r| r.get(0)).collect())
 }
 
 #[cfg(test)]

@@ -23,6 +23,7 @@ pub struct Card {
     pub estado: String,
     pub notificar_saldo_bajo: bool,
     pub ultima_notificacion_saldo: Option<Timestamp>,
+    pub fecha_vencimiento: Option<jiff::civil::Date>,
     pub student: Option<Student>,
     pub parent: Option<Parent>,
 }

@@ -38,16 +38,29 @@ pub enum MessageData {
         /// Date of the oldest unpaid sale.
         desde: String,
     },
-    /// A card allowed below zero and not regularised: 3, 7 and 15 days after the authorisation.
-    RecordatorioDeuda {
+    /// A family's cards allowed below zero and not regularised: 3, 7 and 15 days after its oldest open authorisation.
+    RecordatorioDeuda(AvisoDeuda),
+    /// A card whose `fecha_vencimiento` is near (the daily sweep, `dias_antes` days before).
+    TarjetaPorVencer {
         padre: String,
         alumno: String,
         nro_tarjeta: String,
-        /// What is owed (the card's negative balance, as a positive amount).
-        monto: Guaranies,
-        dias: i32,
-        nivel: NivelRecordatorio,
-        fecha: String,
+        /// The expiry date, `dd/mm/yyyy`.
+        vence: String,
+        /// Local days left until the expiry date.
+        dias: i64,
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        ademas: Vec<Ademas>,
+    },
+    /// A card that expired: its `estado` became `Vencida` (the trigger) or its date passed (the daily sweep).
+    TarjetaVencida {
+        padre: String,
+        alumno: String,
+        nro_tarjeta: String,
+        /// The expiry date, `dd/mm/yyyy`.
+        vencio: String,
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        ademas: Vec<Ademas>,
     },
     /// The POS "Notificar" button with the staff's own text: sent as written, inside the Cantina's header and footer.
     MensajeCantina {
@@ -144,6 +157,9 @@ pub struct AvisoSaldoBajo {
     /// Never empty: the constructors and the deserialiser refuse an empty list.
     tarjetas: Vec<TarjetaSaldoBajo>,
     pub fecha: String,
+    /// The other items of the family's daily message this notice leads (empty for the trigger's notice).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub ademas: Vec<Ademas>,
 }
 
 /// One card of a low-balance notice.
@@ -159,12 +175,12 @@ pub struct TarjetaSaldoBajo {
 impl AvisoSaldoBajo {
     /// A notice about one card.
     pub fn una(padre: String, tarjeta: TarjetaSaldoBajo, fecha: String) -> AvisoSaldoBajo {
-        AvisoSaldoBajo { padre, tarjetas: vec![tarjeta], fecha }
+        AvisoSaldoBajo { padre, tarjetas: vec![tarjeta], fecha, ademas: Vec::new() }
     }
 
     /// A notice about several cards of one parent, in this order; `None` for an empty list.
     pub fn varias(padre: String, tarjetas: Vec<TarjetaSaldoBajo>, fecha: String) -> Option<AvisoSaldoBajo> {
-        (!tarjetas.is_empty()).then_some(AvisoSaldoBajo { padre, tarjetas, fecha })
+        (!tarjetas.is_empty()).then_some(AvisoSaldoBajo { padre, tarjetas, fecha, ademas: Vec::new() })
     }
 
     /// The cards, never empty.
@@ -183,8 +199,21 @@ impl AvisoSaldoBajo {
 #[derive(Deserialize)]
 #[serde(untagged)]
 enum SaldoBajoGuardado {
-    Lista { padre: String, tarjetas: Vec<TarjetaSaldoBajo>, fecha: String },
-    Una { padre: String, alumno: String, nro_tarjeta: String, saldo: Guaranies, umbral: Guaranies, fecha: String },
+    Lista {
+        padre: String,
+        tarjetas: Vec<TarjetaSaldoBajo>,
+        fecha: String,
+        #[serde(default)]
+        ademas: Vec<Ademas>,
+    },
+    Una {
+        padre: String,
+        alumno: String,
+        nro_tarjeta: String,
+        saldo: Guaranies,
+        umbral: Guaranies,
+        fecha: String,
+    },
 }
 
 impl TryFrom<SaldoBajoGuardado> for AvisoSaldoBajo {
@@ -192,11 +221,99 @@ impl TryFrom<SaldoBajoGuardado> for AvisoSaldoBajo {
 
     fn try_from(g: SaldoBajoGuardado) -> Result<AvisoSaldoBajo, &'static str> {
         match g {
-            SaldoBajoGuardado::Lista { padre, tarjetas, fecha } => {
-                AvisoSaldoBajo::varias(padre, tarjetas, fecha).ok_or("saldo_bajo sin tarjetas")
+            SaldoBajoGuardado::Lista { padre, tarjetas, fecha, ademas } => {
+                let mut a = AvisoSaldoBajo::varias(padre, tarjetas, fecha).ok_or("saldo_bajo sin tarjetas")?;
+                a.ademas = ademas;
+                Ok(a)
             }
             SaldoBajoGuardado::Una { padre, alumno, nro_tarjeta, saldo, umbral, fecha } => {
                 Ok(AvisoSaldoBajo::una(padre, TarjetaSaldoBajo { alumno, nro_tarjeta, saldo, umbral }, fecha))
+            }
+        }
+    }
+}
+
+/// One more item of a family's daily message, after its main notice: "Además: …" in the email, briefly in SMS.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Ademas {
+    /// A full sentence for the email ("La tarjeta 0001234 de Luis Benítez vence el 20/12/2026; …").
+    pub texto: String,
+    /// A few words for the SMS ("tarjeta de Luis vence 20/12").
+    pub breve: String,
+}
+
+/// A debt reminder: the family's cards in debt, each with the date it went negative.
+///
+/// Stored as `{"plantilla": "recordatorio_deuda", "padre", "tarjetas": [{"alumno", "nro_tarjeta", "monto",
+/// "desde"}, …], "dias", "nivel", "ademas"?}`. Rows written when reminders were per authorisation carry one
+/// card's fields at the top level (`alumno`, `nro_tarjeta`, `monto`, `fecha`); they still read, as one card.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(from = "DeudaGuardada")]
+pub struct AvisoDeuda {
+    pub padre: String,
+    pub tarjetas: Vec<TarjetaDeuda>,
+    /// Local days since the family's oldest open authorisation.
+    pub dias: i32,
+    pub nivel: NivelRecordatorio,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub ademas: Vec<Ademas>,
+}
+
+/// One card of a debt reminder.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TarjetaDeuda {
+    pub alumno: String,
+    pub nro_tarjeta: String,
+    /// What is owed (the card's negative balance, as a positive amount).
+    pub monto: Guaranies,
+    /// The card's earliest open authorisation, `dd/mm/yyyy` in Asunción.
+    pub desde: String,
+}
+
+impl AvisoDeuda {
+    /// The whole debt of the cards listed.
+    pub fn total(&self) -> Guaranies {
+        Guaranies(self.tarjetas.iter().map(|t| t.monto.0).sum())
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum DeudaGuardada {
+    Lista {
+        padre: String,
+        tarjetas: Vec<TarjetaDeuda>,
+        dias: i32,
+        nivel: NivelRecordatorio,
+        #[serde(default)]
+        ademas: Vec<Ademas>,
+    },
+    Una {
+        padre: String,
+        alumno: String,
+        nro_tarjeta: String,
+        monto: Guaranies,
+        dias: i32,
+        nivel: NivelRecordatorio,
+        fecha: String,
+    },
+}
+
+impl From<DeudaGuardada> for AvisoDeuda {
+    fn from(g: DeudaGuardada) -> AvisoDeuda {
+        match g {
+            DeudaGuardada::Lista { padre, tarjetas, dias, nivel, ademas } => {
+                AvisoDeuda { padre, tarjetas, dias, nivel, ademas }
+            }
+            DeudaGuardada::Una { padre, alumno, nro_tarjeta, monto, dias, nivel, fecha } => {
+                let desde = fecha.split_whitespace().next().unwrap_or_default().to_string();
+                AvisoDeuda {
+                    padre,
+                    tarjetas: vec![TarjetaDeuda { alumno, nro_tarjeta, monto, desde }],
+                    dias,
+                    nivel,
+                    ademas: Vec::new(),
+                }
             }
         }
     }
@@ -228,11 +345,47 @@ impl MessageData {
             MessageData::SaldoBajo(_) => NotificationType::SaldoBajo,
             MessageData::TarjetaBloqueada { .. } => NotificationType::TarjetaBloqueada,
             MessageData::CuentaPendiente { .. } => NotificationType::CuentaPendiente,
-            MessageData::RecordatorioDeuda { .. } => NotificationType::RecordatorioDeuda,
+            MessageData::RecordatorioDeuda(_) => NotificationType::RecordatorioDeuda,
             MessageData::MensajeCantina { .. } => NotificationType::MensajeCantina,
+            MessageData::TarjetaPorVencer { .. } => NotificationType::TarjetaPorVencer,
+            MessageData::TarjetaVencida { .. } => NotificationType::TarjetaVencida,
             MessageData::ConsumoRealizado { .. } => NotificationType::ConsumoRealizado,
             MessageData::ResumenConsumos(_) => NotificationType::ResumenConsumos,
         }
+    }
+
+    /// The other items of a family's daily message this notice leads; empty for every other notice.
+    pub fn ademas(&self) -> &[Ademas] {
+        match self {
+            MessageData::RecordatorioDeuda(a) => &a.ademas,
+            MessageData::SaldoBajo(a) => &a.ademas,
+            MessageData::TarjetaPorVencer { ademas, .. } | MessageData::TarjetaVencida { ademas, .. } => ademas,
+            MessageData::RecargaExitosa { .. }
+            | MessageData::TarjetaBloqueada { .. }
+            | MessageData::CuentaPendiente { .. }
+            | MessageData::MensajeCantina { .. }
+            | MessageData::ConsumoRealizado { .. }
+            | MessageData::ResumenConsumos(_) => &[],
+        }
+    }
+
+    /// Sets the other items of a family's daily message; `false` (and nothing set) for a type that is never part of
+    /// one.
+    pub fn set_ademas(&mut self, items: Vec<Ademas>) -> bool {
+        match self {
+            MessageData::RecordatorioDeuda(a) => a.ademas = items,
+            MessageData::SaldoBajo(a) => a.ademas = items,
+            MessageData::TarjetaPorVencer { ademas, .. } | MessageData::TarjetaVencida { ademas, .. } => {
+                *ademas = items
+            }
+            MessageData::RecargaExitosa { .. }
+            | MessageData::TarjetaBloqueada { .. }
+            | MessageData::CuentaPendiente { .. }
+            | MessageData::MensajeCantina { .. }
+            | MessageData::ConsumoRealizado { .. }
+            | MessageData::ResumenConsumos(_) => return false,
+        }
+        true
     }
 
     /// Realistic sample data for `send-test` and template previews.
@@ -263,14 +416,32 @@ impl MessageData {
                 ventas: 4,
                 desde: "03/11/2026".into(),
             },
-            NotificationType::RecordatorioDeuda => MessageData::RecordatorioDeuda {
+            NotificationType::RecordatorioDeuda => MessageData::RecordatorioDeuda(AvisoDeuda {
+                padre,
+                tarjetas: vec![TarjetaDeuda {
+                    alumno,
+                    nro_tarjeta,
+                    monto: Guaranies(12_000),
+                    desde: "16/11/2026".into(),
+                }],
+                dias: 7,
+                nivel: NivelRecordatorio::Urgente,
+                ademas: Vec::new(),
+            }),
+            NotificationType::TarjetaPorVencer => MessageData::TarjetaPorVencer {
                 padre,
                 alumno,
                 nro_tarjeta,
-                monto: Guaranies(12_000),
-                dias: 7,
-                nivel: NivelRecordatorio::Urgente,
-                fecha,
+                vence: "20/12/2026".into(),
+                dias: 15,
+                ademas: Vec::new(),
+            },
+            NotificationType::TarjetaVencida => MessageData::TarjetaVencida {
+                padre,
+                alumno,
+                nro_tarjeta,
+                vencio: "20/12/2026".into(),
+                ademas: Vec::new(),
             },
             NotificationType::MensajeCantina => MessageData::MensajeCantina {
                 padre,
@@ -325,10 +496,12 @@ impl MessageData {
             MessageData::RecargaExitosa { padre, .. }
             | MessageData::TarjetaBloqueada { padre, .. }
             | MessageData::CuentaPendiente { padre, .. }
-            | MessageData::RecordatorioDeuda { padre, .. }
             | MessageData::MensajeCantina { padre, .. }
+            | MessageData::TarjetaPorVencer { padre, .. }
+            | MessageData::TarjetaVencida { padre, .. }
             | MessageData::ConsumoRealizado { padre, .. } => padre,
             MessageData::SaldoBajo(a) => &mut a.padre,
+            MessageData::RecordatorioDeuda(a) => &mut a.padre,
             MessageData::ResumenConsumos(r) => &mut r.padre,
         }
     }
@@ -340,7 +513,13 @@ impl MessageData {
     ///   share it (an approved template's parameters cannot change in number or order)
     /// - `tarjeta_bloqueada`: padre, alumno, nro_tarjeta, fecha
     /// - `cuenta_pendiente`: padre, monto, desde
-    /// - `recordatorio_deuda`: padre, alumno, monto, dias
+    /// - `recordatorio_deuda`: padre, alumno, monto, dias; a family with several cards in debt lists students and
+    ///   amounts in the same order in each parameter, as `saldo_bajo` does
+    /// - `tarjeta_por_vencer`: padre, alumno, nro_tarjeta, vence
+    /// - `tarjeta_vencida`: padre, alumno, nro_tarjeta, vencio
+    ///
+    /// A family's daily message sends its main item's template with these parameters unchanged (an approved
+    /// template cannot change its number of parameters); the other items it carries are not repeated in WhatsApp.
     /// - `mensaje_cantina`: padre, mensaje, fecha; the staff's text with its line breaks and runs of spaces as one
     ///   space (WhatsApp refuses a parameter with a newline, a tab or more than four spaces in a row); no student
     ///   (a row may name none, and WhatsApp refuses an empty parameter)
@@ -373,8 +552,17 @@ impl MessageData {
             MessageData::CuentaPendiente { padre, monto, desde, .. } => {
                 vec![padre.clone(), monto.to_string(), desde.clone()]
             }
-            MessageData::RecordatorioDeuda { padre, alumno, monto, dias, .. } => {
-                vec![padre.clone(), alumno.clone(), monto.to_string(), dias.to_string()]
+            MessageData::RecordatorioDeuda(a) => vec![
+                a.padre.clone(),
+                enumeracion(a.tarjetas.iter().map(|t| t.alumno.as_str())),
+                enumeracion(a.tarjetas.iter().map(|t| t.monto.to_string())),
+                a.dias.to_string(),
+            ],
+            MessageData::TarjetaPorVencer { padre, alumno, nro_tarjeta, vence, .. } => {
+                vec![padre.clone(), alumno.clone(), nro_tarjeta.clone(), vence.clone()]
+            }
+            MessageData::TarjetaVencida { padre, alumno, nro_tarjeta, vencio, .. } => {
+                vec![padre.clone(), alumno.clone(), nro_tarjeta.clone(), vencio.clone()]
             }
             MessageData::MensajeCantina { padre, mensaje, fecha, .. } => {
                 vec![padre.clone(), mensaje.split_whitespace().collect::<Vec<_>>().join(" "), fecha.clone()]

@@ -10,14 +10,15 @@ mod recipient;
 mod saldo_bajo;
 #[cfg(test)]
 pub(crate) mod test_support;
+mod vencida;
 
 #[cfg(test)]
 mod tests;
 
 pub use context::{Card, Context, ManualRow, Parent, Recharge, Student};
 pub use message::{
-    AvisoSaldoBajo, Consumo, ConsumosHijo, MessageData, NivelRecordatorio, ResumenConsumos, TarjetaSaldoBajo,
-    enumeracion, local_date, local_datetime,
+    Ademas, AvisoDeuda, AvisoSaldoBajo, Consumo, ConsumosHijo, MessageData, NivelRecordatorio, ResumenConsumos,
+    TarjetaDeuda, TarjetaSaldoBajo, enumeracion, local_date, local_datetime,
 };
 pub use recipient::{Recipient, resolve_recipient};
 
@@ -46,6 +47,12 @@ pub struct NewRequest {
     pub fallback: Vec<ChannelKind>,
     /// The first request of a fallback chain (`id_solicitud_origen`); `None` on the first itself.
     pub origin: Option<i64>,
+}
+
+/// The key (without the channel) of a card-expiry notice: `tarjeta_por_vencer:<nro>:<yyyy-mm-dd>` or
+/// `tarjeta_vencida:<nro>:<yyyy-mm-dd>`, shared by the event rule and the daily sweep.
+pub fn expiry_key(tipo: NotificationType, nro_tarjeta: &str, fecha_vencimiento: &str) -> String {
+    format!("{tipo}:{nro_tarjeta}:{fecha_vencimiento}")
 }
 
 /// The reason recorded on a request for a channel the parent turned off in the portal.
@@ -96,6 +103,7 @@ pub fn decide(input: &RuleInput<'_>) -> Decision {
             saldo_bajo::decide(input, nro_tarjeta, *saldo_anterior, *saldo_nuevo)
         }
         EventKind::TarjetaBloqueada { nro_tarjeta } => bloqueo::decide(input, nro_tarjeta),
+        EventKind::TarjetaVencida { nro_tarjeta } => vencida::decide(input, nro_tarjeta),
         EventKind::SolicitudManual { id_solicitud } => manual::decide(input, *id_solicitud),
         EventKind::Invalid { reason } => Decision::Ignore(reason.clone()),
     }

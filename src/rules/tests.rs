@@ -83,6 +83,7 @@ fn card() -> Card {
         estado: "Activa".into(),
         notificar_saldo_bajo: true,
         ultima_notificacion_saldo: None,
+        fecha_vencimiento: None,
         student: Some(student()),
         parent: Some(parent()),
     }
@@ -158,6 +159,8 @@ impl Config {
             fallback: Default::default(),
             preference_defaults: Default::default(),
             umbral_saldo_bajo: 5_000,
+            saldo_bajo_recordatorio: crate::config::ReminderSchedule::default(),
+            dias_aviso_vencimiento: 15,
             available: vec![Email],
             signer: crate::signing::RowSigner::ephemeral(),
         })
@@ -884,6 +887,45 @@ mod saldo_bajo {
 }
 
 // ---------------------------------------------------------------------------------------------------------------
+// tarjeta_vencida
+// ---------------------------------------------------------------------------------------------------------------
+
+mod tarjeta_vencida {
+    use super::*;
+
+    fn vencida_event(id: i64) -> OutboxEvent {
+        event(id, EventKind::TarjetaVencida { nro_tarjeta: TARJETA.into() }, EVENT_AT)
+    }
+
+    /// Keyed by card and expiry date, not by event: the daily sweep uses the same key, and a second change to
+    /// `Vencida` for the same date is the same notice.
+    #[test]
+    fn an_expired_card_is_keyed_by_its_expiry_date_as_the_sweep_keys_it() {
+        let ctx = family_with_card(|c| {
+            c.estado = "Vencida".into();
+            c.fecha_vencimiento = Some(jiff::civil::date(2026, 12, 20));
+        });
+        let first = created(run(&vencida_event(314), &ctx, &config()));
+        let again = created(run(&vencida_event(315), &ctx, &config()));
+        assert_eq!(keys(&first), ["tarjeta_vencida:TAR-0042:2026-12-20:email"]);
+        assert_eq!(first, again);
+        assert_eq!(
+            first[0].data,
+            MessageData::TarjetaVencida {
+                padre: PADRE.into(),
+                alumno: ALUMNO.into(),
+                nro_tarjeta: TARJETA.into(),
+                vencio: "20/12/2026".into(),
+                ademas: Vec::new(),
+            }
+        );
+        assert_eq!(
+            crate::rules::expiry_key(NotificationType::TarjetaVencida, TARJETA, "2026-12-20"),
+            "tarjeta_vencida:TAR-0042:2026-12-20"
+        );
+    }
+}
+
 // tarjeta_bloqueada
 // ---------------------------------------------------------------------------------------------------------------
 

@@ -1,6 +1,6 @@
 //! Scheduled sweeps with a replica-safe run ledger.
 //!
-//! Each schedule (the request sweeps `saldo_bajo`, `cuenta_pendiente`, `recordatorio_deuda`, the weekly
+//! Each schedule (the request sweeps `saldo_bajo`, `cuenta_pendiente`, `recordatorio_deuda`, `tarjeta_por_vencer`, the weekly
 //! clean-up `limpieza`, [`cleanup`], and the staff's daily email `resumen_diario`, [`summary`]) is a 5-field cron expression evaluated in America/Asuncion ([`cron`]). Every minute the [`Scheduler`] lists the firings since the last one recorded in the
 //! ledger ([`ledger`]) and, for each:
 //! - older than the catch-up window (default 6 h): recorded `omitida`, never run;
@@ -16,6 +16,8 @@
 //! inside the window. Sweeps are idempotent through their dedup keys, so a re-run creates only what is missing.
 
 pub mod cleanup;
+pub mod family;
+mod family_store;
 pub mod ledger;
 pub mod spending;
 pub mod summary;
@@ -236,6 +238,7 @@ impl Scheduler {
             SweepKind::SaldoBajo
             | SweepKind::CuentaPendiente
             | SweepKind::RecordatorioDeuda
+            | SweepKind::TarjetaPorVencer
             | SweepKind::ConsumoRealizado
             | SweepKind::ResumenConsumos => {
                 sweeps::sweep(&self.pool, &self.rules, kind, at).await.map(|n| (n, None)).map_err(|e| e.to_string())
@@ -337,8 +340,8 @@ mod tests {
         let err = SweepKind::parse("limpiar").unwrap_err();
         assert!(
             err.contains(
-                "saldo_bajo, cuenta_pendiente, recordatorio_deuda, limpieza, resumen_diario, consumo_realizado or \
-                 resumen_consumos"
+                "saldo_bajo, cuenta_pendiente, recordatorio_deuda, tarjeta_por_vencer, limpieza, resumen_diario, \
+                 consumo_realizado or resumen_consumos"
             ),
             "{err}"
         );

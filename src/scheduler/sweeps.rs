@@ -1,27 +1,29 @@
-//! The three sweeps. Each reads the Cantina tables as of now, builds the requests for the firing instant `at`
-//! and inserts them with `ON CONFLICT (clave_dedup) DO NOTHING`: the keys are derived from the firing (local
-//! date, ISO week, days since the authorisation), so running a sweep again, on another replica, from the CLI, or
-//! after a trigger already notified the same crossing, creates nothing new. Like the rules, the sweeps honour the
-//! portal preferences: a channel the parent turned off for the type gets a request recorded `Omitido` with the
-//! reason (the drain's own query, [`crate::cantina::preferences::turned_off`]).
+//! The request sweeps. Each reads the Cantina tables as of now, builds the requests for the firing instant `at`
+//! and inserts them with `ON CONFLICT (clave_dedup) DO NOTHING`. Like the rules, the sweeps honour the portal
+//! preferences: a channel the parent turned off for the type gets a request recorded `Omitido` with the reason (the
+//! drain's own query, [`crate::cantina::preferences::turned_off`]).
+//!
+//! `saldo_bajo`, `recordatorio_deuda` and `tarjeta_por_vencer` are one job at different hours: the family's daily
+//! scheduled message ([`family`]). Each firing gathers, per family, everything due (debt reminder, card expiry,
+//! low-balance crossing or reminder); the first firing of a local day with anything due sends one message per
+//! channel carrying all of it; a later firing that day sends only what is more urgent than what went (debt, then
+//! expiry, then low balance) and leaves the rest due for the next day. The day's row
+//! (`cantina_notify_mensaje_diario`) is locked while a family is decided, and the items sent are recorded
+//! (`cantina_notify_avisos_enviados`), so replicas and re-runs send each item once. `cuenta_pendiente` stays
+//! weekly and separate.
 
-use std::collections::HashSet;
+use std::collections::{BTreeMap, HashMap};
 use std::time::SystemTime;
 
 use deadpool_postgres::{GenericClient, Pool};
 use jiff::Timestamp;
 
-use super::SweepKind;
+use super::family::{self, DebtFact, ExpiryFact, FamilyFacts, Item, LowFact};
+use super::{SweepKind, family_store};
 use crate::config::RulesConfig;
 use crate::db::DbError;
-use crate::domain::{Guaranies, NotificationType};
-use crate::rules::{
-    AvisoSaldoBajo, MessageData, NewRequest, NivelRecordatorio, Notice, Parent, TarjetaSaldoBajo, local_date,
-    local_datetime,
-};
-
-/// Days after the authorisation at which a `recordatorio_deuda` goes out.
-pub const REMINDER_DAYS: [i32; 3] = [3, 7, 15];
+use crate::domain::{ChannelKind, DedupKey, Guaranies, NotificationType};
+use crate::rules::{MessageData, NewRequest, Notice, Parent, TurnedOff, local_date, local_datetime};
 /// A sale must be at least this old for the weekly `cuenta_pendiente` reminder.
 pub const PENDING_SALE_MIN_DAYS: i64 = 7;
 
@@ -31,9 +33,10 @@ pub async fn sweep(pool: &Pool, rules: &RulesConfig, kind: SweepKind, at: Timest
         let mut conn = pool.get().await?;
         let tx = conn.transaction().await?;
         let requests = match kind {
-            SweepKind::SaldoBajo => saldo_bajo(&tx, rules, at).await?,
+            SweepKind::SaldoBajo | SweepKind::RecordatorioDeuda | SweepKind::TarjetaPorVencer => {
+                daily_messages(&tx, rules, at).await?
+            }
             SweepKind::CuentaPendiente => cuenta_pendiente(&tx, rules, at).await?,
-            SweepKind::RecordatorioDeuda => recordatorio_deuda(&tx, rules, at).await?,
             SweepKind::ConsumoRealizado => super::spending::consumo_realizado(&tx, rules, at).await?,
             SweepKind::ResumenConsumos => super::spending::resumen_consumos(&tx, rules, at).await?,
             // Deletes rather than creates: scheduler::cleanup, which the scheduler and the CLI call instead.
@@ -78,64 +81,6 @@ async fn requests(tx: &impl GenericClient, rules: &RulesConfig, found: Vec<Found
         .collect())
 }
 
-/// Cards under their threshold that had no low-balance notice on the firing's local date: not stamped today
-/// (`ultima_notificacion_saldo`, set when a notice went out), and not in any request of today (a trigger's notice
-/// still pending, or a sweep's notice to a parent the card belonged to). One notice per parent listing all of
-/// their cards (first card = the row's `nro_tarjeta` and `saldo_alerta`), keyed
-/// `saldo_bajo:cliente:<id_cliente>:<local date>:<channel>`: whatever the cards, a parent gets at most one sweep
-/// notice a day, so a second run (CLI, another replica, catch-up) creates nothing even when more cards fell low
-/// since (those crossings have the trigger's own notice).
-async fn saldo_bajo(tx: &impl GenericClient, rules: &RulesConfig, at: Timestamp) -> Result<Vec<NewRequest>, DbError> {
-    let today = local_date(at);
-    let fecha = local_datetime(at);
-    let mut notified: HashSet<String> = HashSet::new();
-    // Every `saldo_bajo` request of the firing's local date, by the trigger (`saldo_bajo:<card>:<date>:<channel>`)
-    // or by a sweep (`saldo_bajo:cliente:<id>:<date>:<channel>`): the row's card and the cards its data lists.
-    for (nro_tarjeta, datos) in crate::requests::reports::saldo_bajo_of_day(tx, today).await? {
-        notified.extend(nro_tarjeta);
-        let data = datos.and_then(|d| serde_json::from_value(d).ok());
-        if let Some(MessageData::SaldoBajo(aviso)) = data {
-            notified.extend(aviso.tarjetas().iter().map(|t| t.nro_tarjeta.clone()));
-        }
-    }
-    // Rows come ordered by client: consecutive cards of one client make one notice.
-    let mut parents: Vec<(Parent, Vec<TarjetaSaldoBajo>)> = Vec::new();
-    for card in crate::cantina::sweeps::low_cards(tx, &rules.umbral_saldo_bajo).await? {
-        let stamped_today = card.ultima_notificacion_saldo.map(ts).is_some_and(|t| local_date(t) == today);
-        if stamped_today || notified.contains(&card.nro_tarjeta) {
-            continue;
-        }
-        let tarjeta = TarjetaSaldoBajo {
-            alumno: format!("{} {}", card.nombre.trim(), card.apellido.trim()),
-            nro_tarjeta: card.nro_tarjeta,
-            saldo: Guaranies(card.saldo_actual),
-            umbral: Guaranies(card.umbral),
-        };
-        match parents.last_mut() {
-            Some((p, cards)) if p.id_cliente == card.parent.id_cliente => cards.push(tarjeta),
-            _ => parents.push((card.parent, vec![tarjeta])),
-        }
-    }
-    let found = parents
-        .into_iter()
-        .filter_map(|(parent, cards)| {
-            let aviso = AvisoSaldoBajo::varias(parent.nombres.trim().to_string(), cards, fecha.clone())?;
-            let first = aviso.primera();
-            // The row names one card: the first, with its own balance (a sum would not match the card shown).
-            let (nro_tarjeta, saldo) = (Some(first.nro_tarjeta.clone()), Some(first.saldo));
-            Some(Found {
-                tipo: NotificationType::SaldoBajo,
-                key_prefix: format!("saldo_bajo:cliente:{}:{today}", parent.id_cliente),
-                parent,
-                nro_tarjeta,
-                saldo,
-                data: MessageData::SaldoBajo(aviso),
-            })
-        })
-        .collect();
-    requests(tx, rules, found).await
-}
-
 /// Clients whose debt includes a sale at least 7 days old at the firing; the amount is the whole debt. Keyed by
 /// the firing's ISO week: `cuenta_pendiente:<id_cliente>:<2026-W48>:<channel>`.
 async fn cuenta_pendiente(
@@ -177,50 +122,151 @@ async fn cuenta_pendiente(
     requests(tx, rules, found).await
 }
 
-/// Unregularised authorisations whose age in local days is exactly 3, 7 or 15 on the firing's date. Keyed
-/// `recordatorio_deuda:<id_autorizacion>:<dias>:<channel>`. The amount is the card's negative balance (or, if
-/// the card is already back above zero but the authorisation is still open, the authorised negative balance).
-async fn recordatorio_deuda(
+/// The families' daily messages for the firing `at` (see the module's notes).
+async fn daily_messages(
     tx: &impl GenericClient,
     rules: &RulesConfig,
     at: Timestamp,
 ) -> Result<Vec<NewRequest>, DbError> {
     let today = local_date(at);
     let fecha = local_datetime(at);
-    // A generous window in instants; the exact local-day count is checked below.
-    let from = SystemTime::from(at.checked_sub(jiff::SignedDuration::from_hours(24 * 17)).unwrap_or(at));
-    let to = SystemTime::from(at.checked_sub(jiff::SignedDuration::from_hours(24)).unwrap_or(at));
-    let mut found = Vec::new();
-    for a in crate::cantina::sweeps::open_authorisations(tx, &from, &to).await? {
-        let (id, nro_tarjeta) = (a.id_autorizacion, a.nro_tarjeta);
-        let autorizada = local_date(ts(a.fecha_autorizacion));
-        let Ok(span) = autorizada.until((jiff::Unit::Day, today)) else { continue };
-        let dias = span.get_days();
-        if !REMINDER_DAYS.contains(&dias) {
-            continue;
-        }
-        let saldo = a.saldo_actual;
-        let monto = if saldo < 0 { -saldo } else { a.saldo_resultante.filter(|s| *s < 0).map_or(0, |s| -s) };
-        let parent = a.parent;
-        let data = MessageData::RecordatorioDeuda {
-            padre: parent.nombres.trim().to_string(),
-            alumno: format!("{} {}", a.nombre.trim(), a.apellido.trim()),
-            nro_tarjeta: nro_tarjeta.clone(),
-            monto: Guaranies(monto),
-            dias,
-            nivel: NivelRecordatorio::for_days(dias),
-            fecha: fecha.clone(),
-        };
-        found.push(Found {
-            tipo: NotificationType::RecordatorioDeuda,
-            key_prefix: format!("recordatorio_deuda:{id}:{dias}"),
+    let dias_antes = rules.dias_aviso_vencimiento;
+    let mut families: BTreeMap<i32, FamilyFacts> = BTreeMap::new();
+    fn family(families: &mut BTreeMap<i32, FamilyFacts>, parent: Parent) -> &mut FamilyFacts {
+        families.entry(parent.id_cliente).or_insert_with(|| FamilyFacts {
             parent,
-            nro_tarjeta: Some(nro_tarjeta),
-            saldo: Some(Guaranies(saldo)),
-            data,
-        });
+            deudas: Vec::new(),
+            bajas: Vec::new(),
+            vencimientos: Vec::new(),
+        })
     }
-    requests(tx, rules, found).await
+    let alumno = |n: &str, a: &str| format!("{} {}", n.trim(), a.trim());
+    for d in crate::cantina::sweeps::debt_cards(tx).await? {
+        let fact = DebtFact {
+            alumno: alumno(&d.nombre, &d.apellido),
+            nro_tarjeta: d.nro_tarjeta,
+            saldo: d.saldo_actual,
+            desde: local_date(ts(d.desde)),
+            primera: d.primera,
+        };
+        family(&mut families, d.parent).deudas.push(fact);
+    }
+    let low = crate::cantina::sweeps::low_cards(tx, &rules.umbral_saldo_bajo).await?;
+    let low_nros: Vec<String> = low.iter().map(|c| c.nro_tarjeta.clone()).collect();
+    // A card's latest crossing notice: the trigger's requests, or the crossings the sweep itself sent.
+    let mut cruces: HashMap<String, jiff::civil::Date> = HashMap::new();
+    let mut keys = crate::requests::reports::saldo_bajo_keys_of_cards(tx, &low_nros).await?;
+    keys.extend(family_store::low_keys_of_cards(tx, &low_nros).await?);
+    for (nro, key) in keys {
+        if let Some(d) = family::crossing_date(&key, &nro) {
+            let e = cruces.entry(nro).or_insert(d);
+            *e = (*e).max(d);
+        }
+    }
+    for c in low {
+        let fact = LowFact {
+            alumno: alumno(&c.nombre, &c.apellido),
+            cruce: cruces.get(&c.nro_tarjeta).copied(),
+            nro_tarjeta: c.nro_tarjeta,
+            saldo: c.saldo_actual,
+            umbral: c.umbral,
+        };
+        family(&mut families, c.parent).bajas.push(fact);
+    }
+    let span = jiff::Span::new().days(dias_antes);
+    let (from, to) = (today.checked_sub(span).unwrap_or(today), today.checked_add(span).unwrap_or(today));
+    for v in crate::cantina::sweeps::expiring_cards(tx, from, to).await? {
+        let fact = ExpiryFact {
+            alumno: alumno(&v.nombre, &v.apellido),
+            nro_tarjeta: v.nro_tarjeta,
+            vencida: v.estado == "Vencida",
+            vence: v.fecha_vencimiento,
+        };
+        family(&mut families, v.parent).vencimientos.push(fact);
+    }
+    // What each family has due, before the ledger; families in client order, so replicas lock rows in one order.
+    let due: Vec<(FamilyFacts, Vec<Item>)> = families
+        .into_values()
+        .map(|f| {
+            let items = family::due_items(&f, today, rules.saldo_bajo_recordatorio, dias_antes, &fecha);
+            (f, items)
+        })
+        .filter(|(_, items)| !items.is_empty())
+        .collect();
+    // An expired card's notice the trigger's rule already sent, on any channel, is not due again.
+    let vencida_keys: Vec<String> = due
+        .iter()
+        .flat_map(|(_, items)| items.iter().filter(|i| i.tipo == NotificationType::TarjetaVencida))
+        .flat_map(|i| ChannelKind::ALL.map(|c| DedupKey::for_channel(&i.key, c).into_string()))
+        .collect();
+    let vencida_taken = crate::requests::reports::keys_taken(tx, &vencida_keys).await?;
+    let mut sending: Vec<(Parent, Vec<Item>)> = Vec::new();
+    for (f, items) in due {
+        let id = f.parent.id_cliente;
+        let sent_today = family_store::lock_day(tx, id, today).await?;
+        let all_keys: Vec<String> = items.iter().flat_map(|i| i.keys.iter().map(|(k, _)| k.clone())).collect();
+        let sent = family_store::sent_keys(tx, &all_keys).await?;
+        let items: Vec<Item> = items
+            .into_iter()
+            .filter(|i| !i.keys.iter().all(|(k, _)| sent.contains(k)))
+            .filter(|i| {
+                !(i.tipo == NotificationType::TarjetaVencida
+                    && ChannelKind::ALL
+                        .iter()
+                        .any(|c| vencida_taken.contains(DedupKey::for_channel(&i.key, *c).as_str())))
+            })
+            .collect();
+        let items = family::to_send(items, sent_today);
+        let Some(top) = items.iter().map(|i| i.urgencia).max() else { continue };
+        family_store::raise_day(tx, id, today, top).await?;
+        for item in &items {
+            for (key, nro) in &item.keys {
+                family_store::record_sent(tx, key, id, item.tipo.as_str(), nro, today).await?;
+            }
+        }
+        sending.push((f.parent, items));
+    }
+    let clients: Vec<i32> = sending.iter().map(|(p, _)| p.id_cliente).collect();
+    let turned_off = crate::cantina::preferences::turned_off(tx, &clients, &rules.preference_defaults).await?;
+    let mut out = Vec::new();
+    for (parent, items) in sending {
+        out.extend(family_requests(rules, &turned_off, &parent, &items));
+    }
+    Ok(out)
+}
+
+/// One family's message on each channel: the route of its most urgent item that has channels; on each channel the
+/// items whose type is routed there and not turned off, the most urgent as the main one. A channel with none of
+/// them keeps the main item's request, recorded `Omitido` as any turned-off notice.
+fn family_requests(rules: &RulesConfig, turned_off: &TurnedOff, parent: &Parent, items: &[Item]) -> Vec<NewRequest> {
+    let Some(lead) = items.iter().find(|i| !rules.channels_for(i.tipo).is_empty()) else { return Vec::new() };
+    let notice = Notice {
+        tipo: lead.tipo,
+        key_prefix: lead.key.clone(),
+        parent,
+        nro_tarjeta: lead.nro_tarjeta.clone(),
+        saldo: lead.saldo,
+        data: lead.data.clone(),
+    };
+    let on = |tipo: NotificationType, channel: ChannelKind| {
+        rules.channels_for(tipo).channels.contains(&channel)
+            && turned_off.reason(parent.id_cliente, tipo, channel).is_none()
+    };
+    notice
+        .requests(rules.channels_for(lead.tipo), turned_off)
+        .into_iter()
+        .map(|mut r| {
+            if let Some(main) = family::compose(items, r.channel, on) {
+                r.tipo = main.tipo;
+                r.clave_dedup = DedupKey::for_channel(&main.key, r.channel).into_string();
+                r.nro_tarjeta = main.nro_tarjeta;
+                r.saldo = main.saldo;
+                r.data = main.data;
+                r.omitted = None;
+            }
+            r
+        })
+        .collect()
 }
 
 /// The drain's insert: one statement, `ON CONFLICT (clave_dedup) DO NOTHING`; returns how many were new.

@@ -24,7 +24,17 @@ async fn the_sql_next_link_key_is_the_rust_one_for_every_channel_pair_and_manual
         }
     };
     let mut compared = 0;
-    for prefix in ["recarga_exitosa:12", "saldo_bajo:T0001:2026-11-24", "saldo_bajo:cliente:7:2026-11-24"] {
+    // The family's daily message keys too: more parts, still `<prefix>:<channel>`.
+    let prefixes = [
+        "recarga_exitosa:12",
+        "saldo_bajo:T0001:2026-11-24",
+        "saldo_bajo:cliente:7:2026-11-24",
+        "recordatorio_deuda:7:345:15",
+        "saldo_bajo:recordatorio:T0001:2026-12-02",
+        "tarjeta_por_vencer:T0001:2026-12-20",
+        "tarjeta_vencida:T0001:2026-12-20",
+    ];
+    for prefix in prefixes {
         for from in ChannelKind::ALL {
             for next in ChannelKind::ALL {
                 let key = DedupKey::for_channel(prefix, from);
@@ -50,7 +60,7 @@ async fn the_sql_next_link_key_is_the_rust_one_for_every_channel_pair_and_manual
         assert_eq!(got, Some(format!("manual:{next}")));
         compared += 1;
     }
-    assert_eq!(compared, 3 * 16 * 3 + 4);
+    assert_eq!(compared, prefixes.len() * 16 * 3 + 4);
 }
 
 #[tokio::test]

@@ -12,6 +12,7 @@ mod cluster;
 mod dedup_key;
 mod dispatch;
 mod fallback;
+mod family;
 mod http;
 mod levers;
 mod migrate;

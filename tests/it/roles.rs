@@ -668,6 +668,9 @@ async fn the_event_triggers_resolve_nothing_through_the_callers_search_path() {
         c.execute("UPDATE public.tarjetas SET estado = 'Bloqueada' WHERE nro_tarjeta = $1", &[&fam.nro_tarjeta])
             .await
             .expect("block as the app");
+        c.execute("UPDATE public.tarjetas SET estado = 'Vencida' WHERE nro_tarjeta = $1", &[&fam.nro_tarjeta])
+            .await
+            .expect("expire as the app");
         let id_solicitud: i64 = c
             .query_one(
                 "INSERT INTO public.solicitudes_notificacion
@@ -682,6 +685,7 @@ async fn the_event_triggers_resolve_nothing_through_the_callers_search_path() {
             ("recarga_confirmada".to_string(), Some(id_carga), None, None),
             ("saldo_bajo".to_string(), None, Some(16000), Some(4000)),
             ("tarjeta_bloqueada".to_string(), None, None, None),
+            ("tarjeta_vencida".to_string(), None, None, None),
             ("solicitud_manual".to_string(), Some(id_solicitud), None, None),
         ]);
         let hijacked: Vec<(String, String)> = c
@@ -949,6 +953,7 @@ async fn no_security_definer_function_reaches_a_look_alike_of_its_callers() {
         ),
         format!("UPDATE public.tarjetas SET saldo_actual = 1000 WHERE nro_tarjeta = '{}'", fam.nro_tarjeta),
         format!("UPDATE public.tarjetas SET estado = 'Bloqueada' WHERE nro_tarjeta = '{}'", fam.nro_tarjeta),
+        format!("UPDATE public.tarjetas SET estado = 'Vencida' WHERE nro_tarjeta = '{}'", fam.nro_tarjeta),
         format!(
             "INSERT INTO public.solicitudes_notificacion (id_cliente, nro_tarjeta, saldo_alerta, mensaje, destino, estado)
              VALUES ({}, '{}', 3000, 'Aviso manual', 'Email', 'Pendiente')",

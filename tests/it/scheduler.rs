@@ -147,9 +147,9 @@ async fn two_replicas_over_a_simulated_week_run_each_firing_once() {
         t += SignedDuration::from_mins(30);
     }
     assert!(ran.iter().all(|o| matches!(o, FiringOutcome::Ran { result: Ok(_), .. })), "{ran:?}");
-    // 7 daily low-balance, 1 weekly account, 7 daily reminder firings and the Sunday 02:00 clean-up: each exactly
-    // once across both replicas.
-    assert_eq!(ran.len(), 16, "{ran:?}");
+    // 7 daily low-balance, 1 weekly account, 7 daily reminder, 7 daily expiry firings and the Sunday 02:00
+    // clean-up: each exactly once across both replicas.
+    assert_eq!(ran.len(), 23, "{ran:?}");
     let mut firings: Vec<_> = ran
         .iter()
         .map(|o| match o {
@@ -158,7 +158,7 @@ async fn two_replicas_over_a_simulated_week_run_each_firing_once() {
         .collect();
     firings.sort_by_key(|(k, t)| (k.as_str(), *t));
     firings.dedup();
-    assert_eq!(firings.len(), 16);
+    assert_eq!(firings.len(), 23);
 
     let saldo = ledger(&c, "saldo_bajo").await;
     assert_eq!(saldo.len(), 7);
@@ -168,19 +168,27 @@ async fn two_replicas_over_a_simulated_week_run_each_firing_once() {
     assert_eq!(ledger(&c, "recordatorio_deuda").await.len(), 7);
     assert_eq!(ledger(&c, "limpieza").await, [("2026-11-22T05:00".to_string(), "completada".to_string())]);
 
-    // Notices: the low-balance card's parent once per local day (nobody stamps it in this test: no dispatcher).
-    let expected: Vec<String> =
-        (22..=28).map(|d| format!("saldo_bajo:cliente:{}:2026-11-{d}:email", low.id_cliente)).collect();
-    assert_eq!(keys(&c, "saldo_bajo").await, expected);
+    // Notices: the low card (no crossing on record) as a crossing on the first firing of Sunday, then its first
+    // reminder the next day (the next is due on the 30th, after the week).
+    assert_eq!(
+        keys(&c, "saldo_bajo").await,
+        [
+            format!("saldo_bajo:{}:2026-11-22:email", low.nro_tarjeta),
+            format!("saldo_bajo:recordatorio:{}:2026-11-23:email", low.nro_tarjeta)
+        ]
+    );
     assert_eq!(keys(&c, "cuenta_pendiente").await, [format!("cuenta_pendiente:{}:2026-W48:email", debtor.id_cliente)]);
     assert_eq!(
         keys(&c, "recordatorio_deuda").await,
-        [format!("recordatorio_deuda:{id_aut}:3:email"), format!("recordatorio_deuda:{id_aut}:7:email")]
+        [
+            format!("recordatorio_deuda:{}:{id_aut}:3:email", neg.id_cliente),
+            format!("recordatorio_deuda:{}:{id_aut}:7:email", neg.id_cliente)
+        ]
     );
     let total: i64 =
         c.query_one("SELECT sum(solicitudes)::int8 FROM cantina_notify_ejecuciones", &[]).await.unwrap().get(0);
-    assert_eq!(total, 10);
-    assert_eq!(count(&c, "SELECT count(*) FROM solicitudes_notificacion").await, 10);
+    assert_eq!(total, 5);
+    assert_eq!(count(&c, "SELECT count(*) FROM solicitudes_notificacion").await, 5);
 }
 
 /// The cut-over: Celery beat sent Monday's 18:00 low-balance notices and was stopped; the service starts at 18:30.
@@ -208,13 +216,18 @@ async fn a_schedules_first_start_runs_nothing_scheduled_before_it() {
         .iter()
         .map(|r| (r.get(0), r.get(1), r.get(2)))
         .collect();
-    let expected: Vec<(String, String, String)> =
-        ["consumo_realizado", "cuenta_pendiente", "limpieza", "recordatorio_deuda", "resumen_consumos", "saldo_bajo"]
-            .iter()
-            .map(|p| {
-                (p.to_string(), "omitida".to_string(), cantina_notify::scheduler::ledger::BASELINE_DETAIL.to_string())
-            })
-            .collect();
+    let expected: Vec<(String, String, String)> = [
+        "consumo_realizado",
+        "cuenta_pendiente",
+        "limpieza",
+        "recordatorio_deuda",
+        "resumen_consumos",
+        "saldo_bajo",
+        "tarjeta_por_vencer",
+    ]
+    .iter()
+    .map(|p| (p.to_string(), "omitida".to_string(), cantina_notify::scheduler::ledger::BASELINE_DETAIL.to_string()))
+    .collect();
     assert_eq!(baselines, expected);
 
     // A restart an hour later does not go back either; Tuesday 18:00 runs.
@@ -226,7 +239,7 @@ async fn a_schedules_first_start_runs_nothing_scheduled_before_it() {
         out.contains(&FiringOutcome::Ran { kind: SweepKind::SaldoBajo, at: at("2026-11-24T21:00:00Z"), result: Ok(1) }),
         "{out:?}"
     );
-    assert_eq!(keys(&c, "saldo_bajo").await, [format!("saldo_bajo:cliente:{}:2026-11-24:email", fam.id_cliente)]);
+    assert_eq!(keys(&c, "saldo_bajo").await, [format!("saldo_bajo:{}:2026-11-24:email", fam.nro_tarjeta)]);
 }
 
 #[tokio::test]
@@ -273,8 +286,8 @@ async fn a_missed_firing_runs_once_within_the_window_and_is_skipped_beyond_it() 
     assert_eq!(
         keys(&c, "saldo_bajo").await,
         [
-            format!("saldo_bajo:cliente:{}:2026-11-23:email", fam.id_cliente),
-            format!("saldo_bajo:cliente:{}:2026-11-24:email", fam.id_cliente)
+            format!("saldo_bajo:{}:2026-11-23:email", fam.nro_tarjeta),
+            format!("saldo_bajo:recordatorio:{}:2026-11-24:email", fam.nro_tarjeta)
         ]
     );
     // The recordatorio_deuda 08:00 firing of Wednesday and Thursday were also beyond reach or not yet due.
@@ -317,11 +330,11 @@ async fn a_run_left_en_curso_by_a_dead_replica_is_reclaimed_after_30_minutes() {
     assert_eq!(row.get::<_, String>(0), "completada");
     assert_eq!(row.get::<_, String>(1), "viva");
     assert_eq!(row.get::<_, i32>(2), 1);
-    assert_eq!(keys(&c, "saldo_bajo").await, [format!("saldo_bajo:cliente:{}:2026-11-23:email", fam.id_cliente)]);
+    assert_eq!(keys(&c, "saldo_bajo").await, [format!("saldo_bajo:{}:2026-11-23:email", fam.nro_tarjeta)]);
 }
 
 #[tokio::test]
-async fn saldo_bajo_sweep_skips_cards_the_trigger_already_notified_today() {
+async fn saldo_bajo_sweep_skips_cards_the_trigger_notified_today_and_notifies_the_others_as_crossings() {
     let (db, c, pool, rules) = setup().await;
     // Crossing through the trigger and the drain: request saldo_bajo:<card>:<today>:email.
     let crossed = seed_family(&c, Some("a@example.com"), None, 10_000).await;
@@ -330,7 +343,8 @@ async fn saldo_bajo_sweep_skips_cards_the_trigger_already_notified_today() {
     let (drain_rules, _) = settings.validate(true).unwrap();
     drain_batch(&pool, &drain_rules, 100, None).await.unwrap();
     assert_eq!(keys(&c, "saldo_bajo").await.len(), 1);
-    // Stamped today (a notice already went out), stamped yesterday, own threshold, blocked, opted out, no email.
+    // Low with no crossing on record (stamped today or yesterday by the app, or not at all), own threshold, blocked,
+    // opted out, no email.
     let stamped = seed_family(&c, Some("b@example.com"), None, 1_000).await;
     c.execute("UPDATE tarjetas SET ultima_notificacion_saldo = now() WHERE nro_tarjeta = $1", &[&stamped.nro_tarjeta])
         .await
@@ -357,11 +371,11 @@ async fn saldo_bajo_sweep_skips_cards_the_trigger_already_notified_today() {
 
     let now = Timestamp::now();
     let n = run_sweep(&pool, &rules, SweepKind::SaldoBajo, now).await.unwrap();
-    assert_eq!(n, 3, "yesterday's, the own-threshold card and the one without email");
+    assert_eq!(n, 4, "the stamped ones, the own-threshold card and the one without email");
     let today = cantina_notify::rules::local_date(now);
-    let mut expected: Vec<String> = [&yesterday, &own, &no_email]
+    let mut expected: Vec<String> = [&stamped, &yesterday, &own, &no_email]
         .iter()
-        .map(|f| format!("saldo_bajo:cliente:{}:{today}:email", f.id_cliente))
+        .map(|f| format!("saldo_bajo:{}:{today}:email", f.nro_tarjeta))
         .collect();
     expected.push(format!("saldo_bajo:{}:{today}:email", crossed.nro_tarjeta));
     expected.sort();
@@ -443,6 +457,10 @@ async fn recordatorio_deuda_at_3_7_and_15_local_days_with_the_right_level() {
     c.execute("UPDATE autorizacion_saldo_negativo SET regularizado = true WHERE id_autorizacion = $1", &[&id_done])
         .await
         .unwrap();
+    // (Its card is low, not in debt: no low-balance notices in this test.)
+    c.execute("UPDATE tarjetas SET notificar_saldo_bajo = false WHERE nro_tarjeta = $1", &[&done.nro_tarjeta])
+        .await
+        .unwrap();
 
     let mut created = Vec::new();
     for day in 2..=20 {
@@ -455,7 +473,7 @@ async fn recordatorio_deuda_at_3_7_and_15_local_days_with_the_right_level() {
     assert_eq!(days, [4, 8, 16]);
     let rows = c
         .query(
-            "SELECT clave_dedup, datos->>'nivel', datos->>'dias', datos->>'monto', nro_tarjeta
+            "SELECT clave_dedup, datos->>'nivel', datos->>'dias', datos->'tarjetas'->0->>'monto', nro_tarjeta
              FROM solicitudes_notificacion WHERE tipo = 'recordatorio_deuda' ORDER BY (datos->>'dias')::int",
             &[],
         )
@@ -466,9 +484,24 @@ async fn recordatorio_deuda_at_3_7_and_15_local_days_with_the_right_level() {
     assert_eq!(
         got,
         [
-            (format!("recordatorio_deuda:{id}:3:email"), "amistoso".into(), "3".into(), "12000".into()),
-            (format!("recordatorio_deuda:{id}:7:email"), "urgente".into(), "7".into(), "12000".into()),
-            (format!("recordatorio_deuda:{id}:15:email"), "critico".into(), "15".into(), "12000".into()),
+            (
+                format!("recordatorio_deuda:{}:{id}:3:email", fam.id_cliente),
+                "amistoso".into(),
+                "3".into(),
+                "12000".into()
+            ),
+            (
+                format!("recordatorio_deuda:{}:{id}:7:email", fam.id_cliente),
+                "urgente".into(),
+                "7".into(),
+                "12000".into()
+            ),
+            (
+                format!("recordatorio_deuda:{}:{id}:15:email", fam.id_cliente),
+                "critico".into(),
+                "15".into(),
+                "12000".into()
+            ),
         ]
     );
     assert!(rows.iter().all(|r| r.get::<_, Option<String>>(4).as_deref() == Some(fam.nro_tarjeta.as_str())));
@@ -496,8 +529,9 @@ async fn a_failed_sweep_raises_one_staff_alert_that_its_next_success_resolves() 
     let clock = FakeClock::new(at("2026-11-23T11:01:00Z")); // Monday 08:01 local
     scheduler_started_before(&c, clock.now()).await;
     let retention = RetentionSettings::default();
-    let s =
-        Scheduler::new(pool.clone(), rules, &SchedulerSettings::default(), &retention, "r1", clock.clone()).unwrap();
+    // The expiry sweep (also 08:00, and it reads the same table) out of the way: one failing schedule here.
+    let settings = SchedulerSettings { tarjeta_por_vencer: "0 8 1 1 *".into(), ..SchedulerSettings::default() };
+    let s = Scheduler::new(pool.clone(), rules, &settings, &retention, "r1", clock.clone()).unwrap();
     let firing = at("2026-11-23T11:00:00Z");
     let out = ticked(&s).await;
     let [FiringOutcome::Ran { kind: SweepKind::RecordatorioDeuda, at: ran_at, result: Err(e) }] = out.as_slice() else {
@@ -526,7 +560,7 @@ async fn a_failed_sweep_raises_one_staff_alert_that_its_next_success_resolves() 
     clock.set(at("2026-11-23T11:13:00Z"));
     let out = ticked(&s).await;
     assert_eq!(out, [FiringOutcome::Ran { kind: SweepKind::RecordatorioDeuda, at: firing, result: Ok(1) }]);
-    assert_eq!(keys(&c, "recordatorio_deuda").await, [format!("recordatorio_deuda:{id}:3:email")]);
+    assert_eq!(keys(&c, "recordatorio_deuda").await, [format!("recordatorio_deuda:{}:{id}:3:email", fam.id_cliente)]);
     let rows = alerts(&c).await;
     assert_eq!(rows.len(), 1);
     assert_eq!(rows[0].1, "Resuelta");
@@ -791,7 +825,8 @@ async fn saldo_bajo_sweep_sends_one_notice_per_parent_listing_all_their_cards() 
     let now = Timestamp::now();
     let today = cantina_notify::rules::local_date(now);
     assert_eq!(run_sweep(&pool, &rules, SweepKind::SaldoBajo, now).await.unwrap(), 2, "one per channel");
-    let key = |channel: &str| format!("saldo_bajo:cliente:{}:{today}:{channel}", fam.id_cliente);
+    // The family's message is keyed by its first card's crossing (no crossing on record for either card).
+    let key = |channel: &str| format!("saldo_bajo:{}:{today}:{channel}", fam.nro_tarjeta);
     assert_eq!(keys(&c, "saldo_bajo").await, [key("email"), key("sms")]);
     for channel in ["email", "sms"] {
         assert_eq!(listed(&c, &key(channel)).await, [fam.nro_tarjeta.clone(), second.clone()]);
@@ -815,7 +850,8 @@ async fn saldo_bajo_sweep_sends_one_notice_per_parent_listing_all_their_cards() 
         assert_eq!(row.get::<_, i32>(4), fam.id_cliente);
     }
 
-    // Again the same day, even with one more card low since: nothing new.
+    // Again the same day, even with one more card low since: nothing new (its crossing waits for tomorrow's
+    // message: a family gets one scheduled low-balance message a day).
     c.execute("UPDATE tarjetas SET saldo_actual = 500 WHERE nro_tarjeta = $1", &[&format!("{}-c", fam.nro_tarjeta)])
         .await
         .unwrap();
@@ -861,7 +897,7 @@ async fn saldo_bajo_sweep_leaves_out_cards_that_had_a_notice_today() {
     let other = seed_family(&c, Some("rosa@example.com"), None, 1_000).await;
 
     assert_eq!(run_sweep(&pool, &rules, SweepKind::SaldoBajo, now).await.unwrap(), 2);
-    let sweep_key = format!("saldo_bajo:cliente:{}:{today}:email", fam.id_cliente);
+    let sweep_key = format!("saldo_bajo:{low}:{today}:email");
     assert_eq!(listed(&c, &sweep_key).await, [low.as_str()], "the card the trigger notified is left out");
     let first: Option<String> = c
         .query_one("SELECT nro_tarjeta FROM solicitudes_notificacion WHERE clave_dedup = $1", &[&sweep_key])
@@ -869,10 +905,10 @@ async fn saldo_bajo_sweep_leaves_out_cards_that_had_a_notice_today() {
         .unwrap()
         .get(0);
     assert_eq!(first, Some(low.clone()));
-    let other_key = format!("saldo_bajo:cliente:{}:{today}:email", other.id_cliente);
+    let other_key = format!("saldo_bajo:{}:{today}:email", other.nro_tarjeta);
     assert_eq!(listed(&c, &other_key).await, [other.nro_tarjeta.as_str()]);
 
-    // The other family's card is moved to a new parent the same day: already listed in today's notice, so the new
+    // The other family's card is moved to a new parent the same day: its crossing is in the ledger, so the new
     // parent gets nothing for it.
     let new_parent = seed_family(&c, Some("nuevo@example.com"), None, 50_000).await;
     c.execute(
@@ -903,12 +939,10 @@ async fn sweeps_record_a_channel_the_parent_turned_off_as_omitido_with_the_reaso
         .await
         .unwrap();
 
-    let now = Timestamp::now();
-    let today = cantina_notify::rules::local_date(now);
-    assert_eq!(run_sweep(&pool, &rules, SweepKind::SaldoBajo, now).await.unwrap(), 2);
     let monday = at("2026-11-30T12:00:00Z"); // 7 days after the sale, 3 local days after the authorisation
     assert_eq!(run_sweep(&pool, &rules, SweepKind::CuentaPendiente, monday).await.unwrap(), 1);
-    assert_eq!(run_sweep(&pool, &rules, SweepKind::RecordatorioDeuda, monday).await.unwrap(), 1);
+    // The day's first daily firing: the debt reminder and both low cards (their crossings: none on record).
+    assert_eq!(run_sweep(&pool, &rules, SweepKind::RecordatorioDeuda, monday).await.unwrap(), 3);
 
     let state = |key: String| {
         let c = &c;
@@ -923,23 +957,20 @@ async fn sweeps_record_a_channel_the_parent_turned_off_as_omitido_with_the_reaso
     let reason =
         |id: i32, tipo: &str| Some(format!("el cliente {id} desactivó los avisos {tipo} por Email en el portal"));
     assert_eq!(
-        state(format!("saldo_bajo:cliente:{}:{today}:email", off.id_cliente)).await,
+        state(format!("saldo_bajo:{}:2026-11-30:email", off.nro_tarjeta)).await,
         ("Omitido".to_string(), reason(off.id_cliente, "saldo_bajo"))
     );
-    assert_eq!(
-        state(format!("saldo_bajo:cliente:{}:{today}:email", on.id_cliente)).await,
-        ("Pendiente".to_string(), None)
-    );
+    assert_eq!(state(format!("saldo_bajo:{}:2026-11-30:email", on.nro_tarjeta)).await, ("Pendiente".to_string(), None));
     assert_eq!(
         state(format!("cuenta_pendiente:{}:2026-W49:email", debtor.id_cliente)).await,
         ("Omitido".to_string(), reason(debtor.id_cliente, "cuenta_pendiente"))
     );
     assert_eq!(
-        state(format!("recordatorio_deuda:{id_aut}:3:email")).await,
+        state(format!("recordatorio_deuda:{}:{id_aut}:3:email", debtor.id_cliente)).await,
         ("Omitido".to_string(), reason(debtor.id_cliente, "recordatorio_deuda"))
     );
-    // Recorded once: a second run adds nothing.
-    assert_eq!(run_sweep(&pool, &rules, SweepKind::SaldoBajo, now).await.unwrap(), 0);
+    // Recorded once: the day's later firing adds nothing.
+    assert_eq!(run_sweep(&pool, &rules, SweepKind::SaldoBajo, at("2026-11-30T21:00:00Z")).await.unwrap(), 0);
 }
 
 #[tokio::test]

@@ -8,3 +8,4 @@ pub(in crate::render) mod recarga_exitosa;
 pub(in crate::render) mod recordatorio_deuda;
 pub(in crate::render) mod saldo_bajo;
 pub(in crate::render) mod tarjeta_bloqueada;
+pub(in crate::render) mod tarjeta_vencimiento;

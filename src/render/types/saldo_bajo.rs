@@ -81,6 +81,7 @@ pub(in crate::render) fn saldo_bajo(
             accion,
             boton_url,
             portal_url,
+            ademas: &aviso.ademas,
         };
         (l, umbral, format!("Saldo bajo en la tarjeta de {alumno}: {saldo}"))
     } else {
@@ -113,6 +114,7 @@ pub(in crate::render) fn saldo_bajo(
             accion,
             boton_url,
             portal_url,
+            ademas: &aviso.ademas,
         };
         (l, String::new(), format!("Saldo bajo en las tarjetas de {nombres}"))
     };

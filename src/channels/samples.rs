@@ -4,7 +4,10 @@
 //! the templates drift apart, so the page always shows what a parent receives.
 
 use crate::domain::{ChannelKind, Guaranies, NotificationType};
-use crate::rules::{AvisoSaldoBajo, Consumo, ConsumosHijo, MessageData, ResumenConsumos, TarjetaSaldoBajo};
+use crate::rules::{
+    Ademas, AvisoDeuda, AvisoSaldoBajo, Consumo, ConsumosHijo, MessageData, NivelRecordatorio, ResumenConsumos,
+    TarjetaDeuda, TarjetaSaldoBajo,
+};
 
 /// The portal address the samples' links point at.
 pub const PORTAL: &str = "https://portal.cantinatita.com.py";
@@ -60,15 +63,53 @@ pub fn all() -> Vec<(&'static str, MessageData)> {
             },
         ),
         (
+            // A family's daily message: the debt reminder leads, the card about to expire rides along.
             "recordatorio_deuda",
-            MessageData::RecordatorioDeuda {
+            MessageData::RecordatorioDeuda(AvisoDeuda {
+                padre: rocio(),
+                tarjetas: vec![
+                    TarjetaDeuda {
+                        alumno: "María José Benítez".into(),
+                        nro_tarjeta: "TAR-000732".into(),
+                        monto: Guaranies(8_000),
+                        desde: "24/11/2026".into(),
+                    },
+                    TarjetaDeuda {
+                        alumno: tomas(),
+                        nro_tarjeta: "TAR-000731".into(),
+                        monto: Guaranies(4_500),
+                        desde: "27/11/2026".into(),
+                    },
+                ],
+                dias: 7,
+                nivel: NivelRecordatorio::Urgente,
+                ademas: vec![Ademas {
+                    texto: "La tarjeta TAR-000733 de Tomás Benítez vence el 11/12/2026: renuévela en la cantina antes \
+                            de esa fecha."
+                        .into(),
+                    breve: "tarjeta de Tomás Benítez vence el 11/12".into(),
+                }],
+            }),
+        ),
+        (
+            "tarjeta_por_vencer",
+            MessageData::TarjetaPorVencer {
                 padre: rocio(),
                 alumno: tomas(),
-                nro_tarjeta: "TAR-000731".into(),
-                monto: Guaranies(12_000),
-                dias: 7,
-                nivel: crate::rules::NivelRecordatorio::Urgente,
-                fecha: "01/12/2026 08:00".into(),
+                nro_tarjeta: "TAR-000733".into(),
+                vence: "11/12/2026".into(),
+                dias: 10,
+                ademas: Vec::new(),
+            },
+        ),
+        (
+            "tarjeta_vencida",
+            MessageData::TarjetaVencida {
+                padre: rocio(),
+                alumno: tomas(),
+                nro_tarjeta: "TAR-000733".into(),
+                vencio: "11/12/2026".into(),
+                ademas: Vec::new(),
             },
         ),
         (
@@ -132,7 +173,7 @@ pub fn all() -> Vec<(&'static str, MessageData)> {
 }
 
 /// The Markdown of every sample on every channel ([`as_sent`]).
-pub fn markdown() -> Result<String, super::RenderError> {
+pub fn markdown() -> Result<String, crate::render::RenderError> {
     let mut out = String::new();
     for (name, data) in all() {
         out.push_str(&format!("#### `{name}` ({})\n\n", data.notification_type().label()));
@@ -147,13 +188,13 @@ pub fn markdown() -> Result<String, super::RenderError> {
 /// The notice as `channel` sends it: the email's subject and plain text, the SMS as the providers send it
 /// (transliterated, with its encoding and segments), the WhatsApp template's name and parameters as the Meta adapter
 /// sends them, the portal notice's title and text.
-pub fn as_sent(channel: ChannelKind, data: &MessageData) -> Result<String, super::RenderError> {
-    let r = super::render(data, PORTAL)?;
+pub fn as_sent(channel: ChannelKind, data: &MessageData) -> Result<String, crate::render::RenderError> {
+    let r = crate::render::render(data, PORTAL)?;
     Ok(match channel {
         ChannelKind::Email => format!("Asunto: {}\n\n{}", r.subject, r.text.trim_end()),
         ChannelKind::Sms => {
-            let sms = super::sms_text(&r.short);
-            let (encoding, parts) = super::sms_encoding(&sms);
+            let sms = crate::render::sms_text(&r.short);
+            let (encoding, parts) = crate::render::sms_encoding(&sms);
             format!("{sms}\n\n({} caracteres, {encoding:?}, {parts} segmento(s))", sms.chars().count())
         }
         ChannelKind::WhatsApp => whatsapp(data.notification_type(), data),
@@ -163,7 +204,7 @@ pub fn as_sent(channel: ChannelKind, data: &MessageData) -> Result<String, super
 
 fn whatsapp(tipo: NotificationType, data: &MessageData) -> String {
     let mut s = format!("plantilla {tipo} (es)");
-    for (i, p) in crate::channels::whatsapp_cloud::body_parameters(data).iter().enumerate() {
+    for (i, p) in super::whatsapp_cloud::body_parameters(data).iter().enumerate() {
         s.push_str(&format!("\n{{{{{}}}}} {p}", i + 1));
     }
     s
@@ -177,7 +218,7 @@ mod tests {
     fn every_type_has_a_sample() {
         let covered: Vec<NotificationType> = all().iter().map(|(_, d)| d.notification_type()).collect();
         for t in NotificationType::ALL {
-            assert!(covered.contains(&t), "no sample of {t} in render::samples::all()");
+            assert!(covered.contains(&t), "no sample of {t} in channels::samples::all()");
         }
     }
 
