@@ -235,38 +235,39 @@ async fn daily_messages(
     Ok(out)
 }
 
-/// One family's message on each channel: the route of its most urgent item that has channels; on each channel the
-/// items whose type is routed there and not turned off, the most urgent as the main one. A channel with none of
-/// them keeps the main item's request, recorded `Omitido` as any turned-off notice.
+/// A family's message as requests, one per channel that any of its items goes to (`…__CHANNELS`, or the first of a
+/// fallback list): on each, the items routed there and not turned off by the parent, the most urgent leading
+/// ([`family::compose`]); a channel where all of them are off records the most urgent one's request `Omitido`.
+/// (Taking only the lead item's channels would drop, say, a low-balance reminder routed to SMS behind an expiry
+/// notice that goes by email only.)
 fn family_requests(rules: &RulesConfig, turned_off: &TurnedOff, parent: &Parent, items: &[Item]) -> Vec<NewRequest> {
-    let Some(lead) = items.iter().find(|i| !rules.channels_for(i.tipo).is_empty()) else { return Vec::new() };
-    let notice = Notice {
-        tipo: lead.tipo,
-        key_prefix: lead.key.clone(),
-        parent,
-        nro_tarjeta: lead.nro_tarjeta.clone(),
-        saldo: lead.saldo,
-        data: lead.data.clone(),
+    let starts_on = |tipo: NotificationType, channel: ChannelKind| {
+        let route = rules.channels_for(tipo);
+        match route.fallback {
+            true => route.channels.first() == Some(&channel),
+            false => route.channels.contains(&channel),
+        }
     };
-    let on = |tipo: NotificationType, channel: ChannelKind| {
-        rules.channels_for(tipo).channels.contains(&channel)
-            && turned_off.reason(parent.id_cliente, tipo, channel).is_none()
-    };
-    notice
-        .requests(rules.channels_for(lead.tipo), turned_off)
-        .into_iter()
-        .map(|mut r| {
-            if let Some(main) = family::compose(items, r.channel, on) {
-                r.tipo = main.tipo;
-                r.clave_dedup = DedupKey::for_channel(&main.key, r.channel).into_string();
-                r.nro_tarjeta = main.nro_tarjeta;
-                r.saldo = main.saldo;
-                r.data = main.data;
-                r.omitted = None;
-            }
-            r
-        })
-        .collect()
+    let on =
+        |tipo: NotificationType, channel: ChannelKind| turned_off.reason(parent.id_cliente, tipo, channel).is_none();
+    let mut out = Vec::new();
+    for channel in ChannelKind::ALL {
+        let routed: Vec<Item> = items.iter().filter(|i| starts_on(i.tipo, channel)).cloned().collect();
+        let Some(first) = routed.first() else { continue };
+        let main = family::compose(&routed, channel, on).unwrap_or_else(|| first.clone());
+        let notice = Notice {
+            tipo: main.tipo,
+            key_prefix: main.key.clone(),
+            parent,
+            nro_tarjeta: main.nro_tarjeta.clone(),
+            saldo: main.saldo,
+            data: main.data.clone(),
+        };
+        out.extend(
+            notice.requests(rules.channels_for(main.tipo), turned_off).into_iter().filter(|r| r.channel == channel),
+        );
+    }
+    out
 }
 
 /// The drain's insert: one statement, `ON CONFLICT (clave_dedup) DO NOTHING`; returns how many were new.

@@ -413,3 +413,49 @@ async fn a_simulated_week_of_one_family_is_at_most_one_message_a_day() {
         ]
     );
 }
+
+/// Each item goes to its own type's channels: a low-balance reminder routed to email and SMS, whose email the parent
+/// turned off in the portal, still reaches the SMS when the day's message is led by an expiry notice that goes by
+/// email only (before, the lead's channels were the message's: the low card was dropped).
+#[tokio::test]
+async fn each_item_reaches_its_own_channels_when_another_type_leads() {
+    let db = TestDb::new().await;
+    let c = db.client().await;
+    let settings =
+        test_settings(&db, &[("SMS_PROVIDER", "console"), ("CANTINA__RULES__SALDO_BAJO__CHANNELS", "email,sms")]);
+    let (rules, _) = settings.validate(true).unwrap();
+    let pool = cantina_notify::db::pool(&db.url, 4, std::time::Duration::from_secs(5)).unwrap();
+    let fam = seed_family(&c, Some("ana@example.com"), Some("0981123456"), 20_000).await;
+    expires(&c, &fam.nro_tarjeta, "2026-12-14").await;
+    let low = child(&c, fam.id_cliente, "Tomás", &format!("{}-l", fam.nro_tarjeta), 2_000).await;
+    c.batch_execute(&format!(
+        "INSERT INTO usuario_portal (id_usuario_portal, id_cliente, email) VALUES (4242, {0}, 'ana@example.com');
+         INSERT INTO preferencia_notificacion (id_usuario_portal, tipo_notificacion, email_activo, sms_activo)
+         VALUES (4242, 'saldo_bajo', false, true)",
+        fam.id_cliente
+    ))
+    .await
+    .unwrap();
+    assert_eq!(run_sweep(&pool, &rules, SweepKind::TarjetaPorVencer, morning("2026-12-01")).await.unwrap(), 2);
+    let rows: Vec<(String, String, String)> = c
+        .query("SELECT clave_dedup, tipo, estado FROM solicitudes_notificacion ORDER BY clave_dedup", &[])
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| (r.get(0), r.get(1), r.get(2)))
+        .collect();
+    assert_eq!(
+        rows,
+        [
+            (format!("saldo_bajo:{low}:2026-12-01:sms"), "saldo_bajo".into(), "Pendiente".into()),
+            (
+                format!("tarjeta_por_vencer:{}:2026-12-14:email", fam.nro_tarjeta),
+                "tarjeta_por_vencer".into(),
+                "Pendiente".into()
+            ),
+        ]
+    );
+    // The email carries only what the parent wants by email: no low-balance line under "Además".
+    let email = datos(&c, &format!("tarjeta_por_vencer:{}:2026-12-14:email", fam.nro_tarjeta)).await;
+    assert!(email.get("ademas").is_none(), "{email}");
+}
