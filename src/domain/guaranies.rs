@@ -21,6 +21,14 @@ impl fmt::Display for Guaranies {
     }
 }
 
+impl Guaranies {
+    /// A card's balance as a parent reads it: `Gs. 16.000`, or `debe Gs. 8.000` below zero ("Gs. -8.000" is easily
+    /// read as 8.000 left).
+    pub fn saldo(self) -> String {
+        if self.0 < 0 { format!("debe {}", Guaranies(self.0.saturating_neg())) } else { self.to_string() }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::Guaranies;
@@ -34,5 +42,12 @@ mod tests {
         assert_eq!(Guaranies(1_234_567).to_string(), "Gs. 1.234.567");
         assert_eq!(Guaranies(-15_500).to_string(), "Gs. -15.500");
         assert_eq!(Guaranies(i64::MIN).to_string(), "Gs. -9.223.372.036.854.775.808");
+    }
+
+    #[test]
+    fn a_negative_balance_reads_as_a_debt() {
+        assert_eq!(Guaranies(16_000).saldo(), "Gs. 16.000");
+        assert_eq!(Guaranies(0).saldo(), "Gs. 0");
+        assert_eq!(Guaranies(-8_000).saldo(), "debe Gs. 8.000");
     }
 }

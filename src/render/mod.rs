@@ -228,7 +228,7 @@ pub fn render(data: &MessageData, portal_url: &str) -> Result<Rendered, RenderEr
             Rendered { subject, html, text, short: short_text(data)? }
         }
         MessageData::ConsumoRealizado { padre, alumno, nro_tarjeta, detalle, monto, saldo, fecha } => {
-            let (monto, saldo) = (monto.to_string(), saldo.to_string());
+            let (monto, saldo) = (monto.to_string(), saldo.saldo());
             let detalle = detalle.trim();
             let l = Layout {
                 titulo: "Consumo realizado",
@@ -263,7 +263,7 @@ pub fn render(data: &MessageData, portal_url: &str) -> Result<Rendered, RenderEr
                         format!("{} · {}", c.detalle.trim(), c.monto),
                     ));
                 }
-                filas.push(destacada(format!("Saldo de {}", h.alumno), h.saldo.to_string()));
+                filas.push(destacada(format!("Saldo de {}", h.alumno), h.saldo.saldo()));
             }
             let compras = match r.compras() {
                 1 => "1 compra".to_string(),
@@ -344,7 +344,7 @@ fn main_short_text(data: &MessageData) -> Result<String, RenderError> {
                         1 => "1 compra".to_string(),
                         n => format!("{n} compras"),
                     };
-                    format!("{} {} ({compras}, saldo {})", h.alumno, h.total(), h.saldo)
+                    format!("{} {} ({compras}, saldo: {})", h.alumno, h.total(), h.saldo.saldo())
                 })
                 .collect();
             run("resumen_consumos.sms", ResumenShort { dia: dia_mes(&r.fecha), hijos: &hijos })

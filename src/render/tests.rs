@@ -338,7 +338,7 @@ fn recarga_without_reference_has_no_empty_row() {
 fn text_parts_carry_the_key_data() {
     let r = render(&saldo_bajo("Luis Benítez"), PORTAL).unwrap();
     assert_eq!(r.subject, "Saldo bajo en la tarjeta de Luis Benítez: Gs. 3.000");
-    for needle in ["Hola Ana,", "Saldo actual: Gs. 3.000", "- Tarjeta: 0001", "- Aviso por debajo de: Gs. 5.000"] {
+    for needle in ["Hola Ana,", "Saldo actual: Gs. 3.000", "- Tarjeta: 0001", "- Monto de aviso: Gs. 5.000"] {
         assert!(r.text.contains(needle), "{needle}: {}", r.text);
     }
     assert!(r.text.contains("Realizar una recarga en el portal:\nhttps://portal.example/recargas\n"));
@@ -374,14 +374,14 @@ fn reminder_levels_differ_in_tone_and_colour() {
     assert!(c.text.contains("lleva 15 días") && c.text.contains("Importante: si el saldo no se regulariza"));
     assert!(c.html.contains("podrá restringirse"));
     for r in [&a, &u, &c] {
-        assert!(r.text.contains("Monto adeudado: Gs. 12.500") && r.text.contains("- Días transcurridos: "));
+        assert!(r.text.contains("Monto adeudado: Gs. 12.500") && r.text.contains("- Días con saldo negativo: "));
     }
     assert_eq!(
         a.short,
         "Cantina Tita: la tarjeta de Luis tiene saldo negativo de Gs. 12.500 desde el 20/11. Cuando pueda, realice una recarga."
     );
-    assert!(u.short.starts_with("Cantina Tita, URGENTE: la tarjeta de Luis "), "{}", u.short);
-    assert!(c.short.starts_with("Cantina Tita, AVISO FINAL: la tarjeta de Luis "), "{}", c.short);
+    assert!(u.short.starts_with("Cantina Tita, importante: la tarjeta de Luis "), "{}", u.short);
+    assert!(c.short.starts_with("Cantina Tita, aviso final: la tarjeta de Luis "), "{}", c.short);
     assert_eq!(dia_mes("05/01/2027 10:00"), "05/01");
     assert_eq!(dia_mes("2027-01-05"), "2027-01-05", "another format is kept whole");
 }
@@ -479,10 +479,10 @@ fn sms_text_transliterates_what_gsm7_lacks_and_keeps_what_it_has() {
 #[test]
 fn saldo_bajo_with_one_card_keeps_its_wording() {
     let r = render(&saldo_bajo("Luis Benítez"), PORTAL).unwrap();
-    assert!(r.text.contains("El saldo de la tarjeta de Luis Benítez bajó de Gs. 5.000."), "{}", r.text);
-    assert!(
-        r.html.contains("El saldo de la tarjeta de <strong>Luis Benítez</strong> bajó de <strong>Gs. 5.000</strong>.")
-    );
+    assert!(r.text.contains("El saldo de la tarjeta de Luis Benítez quedó por debajo de Gs. 5.000."), "{}", r.text);
+    assert!(r.html.contains(
+        "El saldo de la tarjeta de <strong>Luis Benítez</strong> quedó por debajo de <strong>Gs. 5.000</strong>."
+    ));
     assert!(r.text.contains("Saldo actual: Gs. 3.000\n") && r.text.contains("Datos del alumno\n"), "{}", r.text);
     assert_eq!(
         r.short,
@@ -496,18 +496,18 @@ fn saldo_bajo_with_several_cards_lists_each_with_its_balance() {
     assert_eq!(r.subject, "Saldo bajo en las tarjetas de Ana Pérez y Inés Pérez");
     for needle in [
         "Hola Ana,",
-        "El saldo de las tarjetas de Ana Pérez y Inés Pérez está por debajo del monto de aviso.",
+        "El saldo de las tarjetas de Ana Pérez y Inés Pérez quedó por debajo del monto de aviso.",
         "Tarjetas con saldo bajo\n",
         "- Ana Pérez (tarjeta 1001): Gs. 3.000\n",
         "- Inés Pérez (tarjeta 1002): Gs. 1.500\n",
-        "- Aviso por debajo de: Gs. 5.000\n",
+        "- Monto de aviso: Gs. 5.000\n",
         "- Fecha: 23/11/2026 18:00\n",
     ] {
         assert!(r.text.contains(needle), "{needle}: {}", r.text);
     }
     // No single highlighted figure, no "Saldo actual" of one card.
     assert!(!r.text.contains("Saldo actual") && !r.html.contains("class=\"ct-monto\""), "{}", r.text);
-    assert!(r.html.contains("de <strong>Ana Pérez</strong> y <strong>Inés Pérez</strong> está"), "{}", r.html);
+    assert!(r.html.contains("de <strong>Ana Pérez</strong> y <strong>Inés Pérez</strong> quedó"), "{}", r.html);
     assert!(r.html.contains("Ana Pérez (tarjeta 1001)") && r.html.contains("Gs. 1.500"));
     assert!(r.html.contains("Las tarjetas de Ana Pérez y Inés Pérez tienen saldo bajo."), "preheader");
     assert_eq!(
@@ -528,10 +528,10 @@ fn saldo_bajo_cards_with_their_own_thresholds_say_each() {
     )
     .unwrap();
     assert_eq!(r.subject, "Saldo bajo en las tarjetas de Luis, Sofía y Tomás");
-    assert!(r.text.contains("- Sofía (tarjeta 2): Gs. 8.000 (aviso por debajo de Gs. 10.000)\n"), "{}", r.text);
-    assert!(r.text.contains("- Tomás (tarjeta 3): Gs. 0 (aviso por debajo de Gs. 5.000)\n"), "{}", r.text);
-    assert!(!r.text.contains("- Aviso por debajo de:"), "{}", r.text);
-    assert!(r.text.contains("tarjetas de Luis, Sofía y Tomás está"), "{}", r.text);
+    assert!(r.text.contains("- Sofía (tarjeta 2): Gs. 8.000 (monto de aviso Gs. 10.000)\n"), "{}", r.text);
+    assert!(r.text.contains("- Tomás (tarjeta 3): Gs. 0 (monto de aviso Gs. 5.000)\n"), "{}", r.text);
+    assert!(!r.text.contains("- Monto de aviso:"), "{}", r.text);
+    assert!(r.text.contains("tarjetas de Luis, Sofía y Tomás quedó"), "{}", r.text);
 }
 
 #[test]
@@ -680,8 +680,8 @@ fn resumen_consumos_lists_every_purchase_with_time_and_each_cards_balance() {
     assert!(r.html.contains("Almuerzo del día") && r.html.contains("Saldo de Inés Pérez"));
     assert_eq!(
         r.short,
-        "Cantina Tita: consumos del 23/11: Luis Pérez Gs. 33.000 (2 compras, saldo Gs. 40.000); \
-         Inés Pérez Gs. 6.000 (1 compra, saldo Gs. 12.000)."
+        "Cantina Tita: consumos del 23/11: Luis Pérez Gs. 33.000 (2 compras, saldo: Gs. 40.000); \
+         Inés Pérez Gs. 6.000 (1 compra, saldo: Gs. 12.000)."
     );
     assert_eq!(
         resumen("Luis").template_parameters(),
@@ -689,7 +689,7 @@ fn resumen_consumos_lists_every_purchase_with_time_and_each_cards_balance() {
             "Ana",
             "23/11/2026",
             "Gs. 39.000",
-            "Luis: 2 compras, Gs. 33.000 (saldo Gs. 40.000); Inés Pérez: 1 compra, Gs. 6.000 (saldo Gs. 12.000)"
+            "Luis: 2 compras, Gs. 33.000 (saldo: Gs. 40.000); Inés Pérez: 1 compra, Gs. 6.000 (saldo: Gs. 12.000)"
         ]
     );
 }
@@ -704,7 +704,9 @@ fn a_family_message_lists_each_card_and_the_other_items() {
     assert!(r.text.contains("- Luis Pérez (tarjeta 0001): Gs. 12.500, desde el 20/11/2026\n"), "{}", r.text);
     assert!(r.text.contains("- Inés Pérez (tarjeta 0002): Gs. 3.000, desde el 22/11/2026\n"), "{}", r.text);
     assert!(
-        r.text.contains("Las tarjetas de Luis Pérez y Inés Pérez siguen con saldo negativo después de 7 días."),
+        r.text.contains(
+            "Las tarjetas de Luis Pérez y Inés Pérez siguen con saldo negativo, la primera desde hace 7 días."
+        ),
         "{}",
         r.text
     );
@@ -712,7 +714,7 @@ fn a_family_message_lists_each_card_and_the_other_items() {
     assert!(r.text.contains("Además:\n- La tarjeta 0003 de Luis Pérez vence el 20/12/2026"), "{}", r.text);
     assert_eq!(
         r.short,
-        "Cantina Tita, URGENTE: 2 tarjetas de sus hijos tienen saldo negativo de Gs. 15.500 en total desde el 20/11. Por favor, regularice a la brevedad. También: tarjeta de Luis Pérez vence el 20/12."
+        "Cantina Tita, importante: 2 tarjetas de sus hijos tienen saldo negativo de Gs. 15.500 en total desde el 20/11. Por favor, regularice a la brevedad. También: tarjeta de Luis Pérez vence el 20/12."
     );
     // Without other items, no "Además".
     let single = render(&deuda("Luis", 7), PORTAL).unwrap();
@@ -743,6 +745,42 @@ fn expiry_notices_say_when_and_what_to_do() {
     );
     assert_eq!(
         v.short,
-        "Cantina Tita: la tarjeta 0003 de Luis Pérez tiene vencimiento el 20/12/2026 y ya no puede usarse. Renuévela en la cantina."
+        "Cantina Tita: la tarjeta 0003 de Luis Pérez ya no puede usarse: vencida el 20/12/2026. Renuévela en la cantina."
     );
+}
+
+/// A low-balance reminder (the family's daily message, while the card stays low) says since when, so it does not
+/// read as a new drop: the crossing's own notice says the balance fell under the threshold.
+#[test]
+fn a_low_balance_reminder_says_since_when_the_card_is_low() {
+    let mut aviso = AvisoSaldoBajo::una(
+        "Ana".into(),
+        TarjetaSaldoBajo {
+            alumno: "Luis Benítez".into(),
+            nro_tarjeta: "0001".into(),
+            saldo: Guaranies(3_000),
+            umbral: Guaranies(5_000),
+        },
+        "02/12/2026 08:00".into(),
+    );
+    aviso.desde = Some("01/12/2026".into());
+    let data = MessageData::SaldoBajo(aviso);
+    let r = render(&data, PORTAL).unwrap();
+    assert_eq!(r.subject, "Recordatorio: saldo bajo en la tarjeta de Luis Benítez: Gs. 3.000");
+    assert!(
+        r.text.contains(
+            "La tarjeta de Luis Benítez sigue con saldo bajo desde el 01/12/2026: quedó por debajo de Gs. 5.000."
+        ),
+        "{}",
+        r.text
+    );
+    assert!(r.text.contains("- Saldo bajo desde: 01/12/2026\n") && !r.text.contains("- Fecha:"), "{}", r.text);
+    assert!(r.html.contains("sigue con saldo bajo desde el <strong>01/12/2026</strong>"), "{}", r.html);
+    assert_eq!(
+        r.short,
+        "Cantina Tita: saldo bajo en la tarjeta de Luis Benítez desde el 01/12: Gs. 3.000. Recargue en el portal de padres o en la cantina."
+    );
+    // Stored and read back with its date (a retry renders the same reminder).
+    let back: MessageData = serde_json::from_value(serde_json::to_value(&data).unwrap()).unwrap();
+    assert_eq!(back, data);
 }

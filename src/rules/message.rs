@@ -138,7 +138,7 @@ impl ResumenConsumos {
             .map(|h| {
                 let n = h.consumos.len();
                 let compras = if n == 1 { "1 compra".to_string() } else { format!("{n} compras") };
-                format!("{}: {compras}, {} (saldo {})", h.alumno, h.total(), h.saldo)
+                format!("{}: {compras}, {} (saldo: {})", h.alumno, h.total(), h.saldo.saldo())
             })
             .collect()
     }
@@ -157,6 +157,10 @@ pub struct AvisoSaldoBajo {
     /// Never empty: the constructors and the deserialiser refuse an empty list.
     tarjetas: Vec<TarjetaSaldoBajo>,
     pub fecha: String,
+    /// A reminder (the family's daily message, while the card stays low): the date of the crossing it reminds of,
+    /// `dd/mm/yyyy`; `None` on the crossing's own notice.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub desde: Option<String>,
     /// The other items of the family's daily message this notice leads (empty for the trigger's notice).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub ademas: Vec<Ademas>,
@@ -175,12 +179,12 @@ pub struct TarjetaSaldoBajo {
 impl AvisoSaldoBajo {
     /// A notice about one card.
     pub fn una(padre: String, tarjeta: TarjetaSaldoBajo, fecha: String) -> AvisoSaldoBajo {
-        AvisoSaldoBajo { padre, tarjetas: vec![tarjeta], fecha, ademas: Vec::new() }
+        AvisoSaldoBajo { padre, tarjetas: vec![tarjeta], fecha, desde: None, ademas: Vec::new() }
     }
 
     /// A notice about several cards of one parent, in this order; `None` for an empty list.
     pub fn varias(padre: String, tarjetas: Vec<TarjetaSaldoBajo>, fecha: String) -> Option<AvisoSaldoBajo> {
-        (!tarjetas.is_empty()).then_some(AvisoSaldoBajo { padre, tarjetas, fecha, ademas: Vec::new() })
+        (!tarjetas.is_empty()).then_some(AvisoSaldoBajo { padre, tarjetas, fecha, desde: None, ademas: Vec::new() })
     }
 
     /// The cards, never empty.
@@ -204,6 +208,8 @@ enum SaldoBajoGuardado {
         tarjetas: Vec<TarjetaSaldoBajo>,
         fecha: String,
         #[serde(default)]
+        desde: Option<String>,
+        #[serde(default)]
         ademas: Vec<Ademas>,
     },
     Una {
@@ -221,8 +227,9 @@ impl TryFrom<SaldoBajoGuardado> for AvisoSaldoBajo {
 
     fn try_from(g: SaldoBajoGuardado) -> Result<AvisoSaldoBajo, &'static str> {
         match g {
-            SaldoBajoGuardado::Lista { padre, tarjetas, fecha, ademas } => {
+            SaldoBajoGuardado::Lista { padre, tarjetas, fecha, desde, ademas } => {
                 let mut a = AvisoSaldoBajo::varias(padre, tarjetas, fecha).ok_or("saldo_bajo sin tarjetas")?;
+                a.desde = desde;
                 a.ademas = ademas;
                 Ok(a)
             }

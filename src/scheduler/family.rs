@@ -259,7 +259,13 @@ fn low_item(f: &FamilyFacts, padre: &str, today: Date, s: ReminderSchedule, fech
             });
         }
     }
-    let aviso = AvisoSaldoBajo::varias(padre.to_string(), cards, fecha.to_string())?;
+    // A reminder says since when the cards are low (a mix with a first sighting reads as a new notice).
+    let desde = match keys.iter().all(|(k, _)| k.starts_with("saldo_bajo:recordatorio:")) {
+        true => f.bajas.iter().filter(|b| keys.iter().any(|(_, n)| *n == b.nro_tarjeta)).filter_map(|b| b.cruce).min(),
+        false => None,
+    };
+    let mut aviso = AvisoSaldoBajo::varias(padre.to_string(), cards, fecha.to_string())?;
+    aviso.desde = desde.map(ddmmyyyy);
     let first = aviso.primera().clone();
     let resumen = Ademas {
         texto: format!(

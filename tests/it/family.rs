@@ -200,6 +200,11 @@ async fn a_low_card_gets_the_crossing_then_reminders_on_the_schedule() {
     let mut want = vec![format!("saldo_bajo:{}:{}:email", fam.nro_tarjeta, date(0)), reminder(1), reminder(8)];
     want.sort();
     assert_eq!(all_keys(&c).await, want);
+    // Each reminder says since when the card is low: the crossing's date, not the reminder's.
+    let crossing = date(0).strftime("%d/%m/%Y").to_string();
+    for d in [1, 8] {
+        assert_eq!(datos(&c, &reminder(d)).await["desde"], crossing.as_str());
+    }
 }
 
 /// A card already low when the service started (no crossing on record): the sweep notifies it as the crossing, and

@@ -145,8 +145,8 @@ async fn resumen_consumos_once_per_opted_in_family_and_day_with_purchases() {
     assert_eq!(hijos[1]["saldo"], 18_000 - 6_000);
     assert_eq!(
         mensaje,
-        "Cantina Tita: consumos del 08/12: Luis Benítez Gs. 33.000 (2 compras, saldo Gs. 43.000); \
-         Sofía Benítez Gs. 6.000 (1 compra, saldo Gs. 12.000)."
+        "Cantina Tita: consumos del 08/12: Luis Benítez Gs. 33.000 (2 compras, saldo: Gs. 43.000); \
+         Sofía Benítez Gs. 6.000 (1 compra, saldo: Gs. 12.000)."
     );
 
     // Again (CLI, another replica, catch-up), and two at once: nothing new.

@@ -66,24 +66,37 @@ pub(in crate::render) fn nivel(nivel: NivelRecordatorio, alumnos: &str, varias: 
         },
         NivelRecordatorio::Urgente => Nivel {
             titulo: "Saldo pendiente: recordatorio urgente",
-            intro: format!(
-                "{} {sigue} con saldo negativo después de {dias} días. Le pedimos {regularizar} a la brevedad con una recarga.",
-                capitalizada(&sujeto)
-            ),
+            intro: match varias {
+                // The cards went negative on different days: the count is the oldest's (each date is listed).
+                true => format!(
+                    "{} {sigue} con saldo negativo, la primera desde hace {dias} días. Le pedimos {regularizar} a la brevedad con una recarga.",
+                    capitalizada(&sujeto)
+                ),
+                false => format!(
+                    "{} {sigue} con saldo negativo después de {dias} días. Le pedimos {regularizar} a la brevedad con una recarga.",
+                    capitalizada(&sujeto)
+                ),
+            },
             aviso: None,
             tema: AMARILLO,
-            prefijo: ", URGENTE",
+            prefijo: ", importante",
             cierre: "Por favor, regularice a la brevedad.",
         },
         NivelRecordatorio::Critico => Nivel {
             titulo: "Saldo pendiente: aviso final",
-            intro: format!(
-                "{} {lleva} {dias} días con saldo negativo. Le pedimos {regularizar} hoy mismo con una recarga.",
-                capitalizada(&sujeto)
-            ),
+            intro: match varias {
+                true => format!(
+                    "{} {sigue} con saldo negativo, la primera desde hace {dias} días. Le pedimos {regularizar} hoy mismo con una recarga.",
+                    capitalizada(&sujeto)
+                ),
+                false => format!(
+                    "{} {lleva} {dias} días con saldo negativo. Le pedimos {regularizar} hoy mismo con una recarga.",
+                    capitalizada(&sujeto)
+                ),
+            },
             aviso: Some("si el saldo no se regulariza, podrá restringirse el uso de la tarjeta en la cantina."),
             tema: ROJO_OSCURO,
-            prefijo: ", AVISO FINAL",
+            prefijo: ", aviso final",
             cierre: "Recargue hoy para evitar restricciones.",
         },
     }
@@ -120,7 +133,7 @@ pub(in crate::render) fn deuda(
             ));
         }
     }
-    filas.push(fila("Días transcurridos", dias.to_string()));
+    filas.push(fila("Días con saldo negativo", dias.to_string()));
     let l = Layout {
         titulo: n.titulo,
         preheader: format!("{} saldo negativo de {monto}.", capitalizada(&sujeto_tiene(&alumnos, varias))),

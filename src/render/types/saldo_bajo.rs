@@ -17,6 +17,8 @@ pub(in crate::render) struct SaldoBajoHtml<'a> {
     pub(in crate::render) padre: &'a str,
     pub(in crate::render) alumnos: &'a [(&'static str, &'a str)],
     pub(in crate::render) umbral: &'a str,
+    /// A reminder: since when the card is low.
+    pub(in crate::render) desde: Option<&'a str>,
 }
 
 #[derive(TemplateSimple)]
@@ -26,6 +28,8 @@ pub(in crate::render) struct SaldoBajoText<'a> {
     pub(in crate::render) padre: &'a str,
     pub(in crate::render) alumnos: &'a [(&'static str, &'a str)],
     pub(in crate::render) umbral: &'a str,
+    /// A reminder: since when the card is low.
+    pub(in crate::render) desde: Option<&'a str>,
 }
 
 #[derive(TemplateSimple)]
@@ -33,6 +37,8 @@ pub(in crate::render) struct SaldoBajoText<'a> {
 pub(in crate::render) struct SaldoBajoShort<'a> {
     pub(in crate::render) alumno: &'a str,
     pub(in crate::render) saldo: &'a str,
+    /// A reminder: since when (`01/12`).
+    pub(in crate::render) desde: Option<&'a str>,
 }
 
 /// Several cards: `lista` is "Luis Benítez (Gs. 3.000) y Ana Benítez (Gs. 1.500)", or the names alone.
@@ -74,8 +80,11 @@ pub(in crate::render) fn saldo_bajo(
                 fila("Alumno", alumno),
                 fila("Tarjeta", nro_tarjeta),
                 destacada("Saldo actual", saldo.clone()),
-                fila("Aviso por debajo de", umbral.clone()),
-                fila("Fecha", fecha),
+                fila("Monto de aviso", umbral.clone()),
+                fila(
+                    if aviso.desde.is_some() { "Saldo bajo desde" } else { "Fecha" },
+                    aviso.desde.as_deref().unwrap_or(fecha),
+                ),
             ],
             boton,
             accion,
@@ -83,7 +92,8 @@ pub(in crate::render) fn saldo_bajo(
             portal_url,
             ademas: &aviso.ademas,
         };
-        (l, umbral, format!("Saldo bajo en la tarjeta de {alumno}: {saldo}"))
+        let recordatorio = if aviso.desde.is_some() { "Recordatorio: saldo bajo" } else { "Saldo bajo" };
+        (l, umbral, format!("{recordatorio} en la tarjeta de {alumno}: {saldo}"))
     } else {
         let nombres = enumeracion(tarjetas.iter().map(|t| t.alumno.as_str()));
         // One threshold row when the cards share it; otherwise each balance says its own.
@@ -92,14 +102,17 @@ pub(in crate::render) fn saldo_bajo(
             .iter()
             .map(|t| {
                 let valor =
-                    if comun { t.saldo.to_string() } else { format!("{} (aviso por debajo de {})", t.saldo, t.umbral) };
+                    if comun { t.saldo.to_string() } else { format!("{} (monto de aviso {})", t.saldo, t.umbral) };
                 destacada(format!("{} (tarjeta {})", t.alumno, t.nro_tarjeta), valor)
             })
             .collect();
         if comun {
-            filas.push(fila("Aviso por debajo de", tarjetas[0].umbral.to_string()));
+            filas.push(fila("Monto de aviso", tarjetas[0].umbral.to_string()));
         }
-        filas.push(fila("Fecha", fecha));
+        match &aviso.desde {
+            Some(desde) => filas.push(fila("Saldo bajo desde", desde.as_str())),
+            None => filas.push(fila("Fecha", fecha)),
+        }
         let l = Layout {
             titulo: "Saldo bajo",
             preheader: format!(
@@ -116,12 +129,13 @@ pub(in crate::render) fn saldo_bajo(
             portal_url,
             ademas: &aviso.ademas,
         };
-        (l, String::new(), format!("Saldo bajo en las tarjetas de {nombres}"))
+        let recordatorio = if aviso.desde.is_some() { "Recordatorio: saldo bajo" } else { "Saldo bajo" };
+        (l, String::new(), format!("{recordatorio} en las tarjetas de {nombres}"))
     };
     let (html, text) = email(
         "saldo_bajo",
-        SaldoBajoHtml { l: &l, padre, alumnos: &alumnos, umbral: &umbral },
-        SaldoBajoText { l: &l, padre, alumnos: &alumnos, umbral: &umbral },
+        SaldoBajoHtml { l: &l, padre, alumnos: &alumnos, umbral: &umbral, desde: aviso.desde.as_deref() },
+        SaldoBajoText { l: &l, padre, alumnos: &alumnos, umbral: &umbral, desde: aviso.desde.as_deref() },
     )?;
     Ok(Rendered { subject, html, text, short })
 }
@@ -131,7 +145,8 @@ pub(in crate::render) fn saldo_bajo(
 pub(in crate::render) fn saldo_bajo_short(aviso: &AvisoSaldoBajo) -> Result<String, RenderError> {
     let tarjetas = aviso.tarjetas();
     if let [t] = tarjetas {
-        return run("saldo_bajo.sms", SaldoBajoShort { alumno: &t.alumno, saldo: &t.saldo.to_string() });
+        let desde = aviso.desde.as_deref().map(crate::render::layout::dia_mes);
+        return run("saldo_bajo.sms", SaldoBajoShort { alumno: &t.alumno, saldo: &t.saldo.to_string(), desde });
     }
     let one_segment = |text: &str| sms_encoding(&sms_text(text)) == (Encoding::Gsm7, 1);
     let con_saldos = enumeracion(tarjetas.iter().map(|t| format!("{} ({})", t.alumno, t.saldo)));
