@@ -464,3 +464,41 @@ async fn each_item_reaches_its_own_channels_when_another_type_leads() {
     let email = datos(&c, &format!("tarjeta_por_vencer:{}:2026-12-14:email", fam.nro_tarjeta)).await;
     assert!(email.get("ademas").is_none(), "{email}");
 }
+
+/// An expired card told inside the day's debt reminder ("Además") is not told again when the app marks the card
+/// `Vencida` later that day: the trigger's notice finds its key taken (the daily message recorded it `Omitido`,
+/// naming the message that carried it). Found by an adversarial trial.
+#[tokio::test]
+async fn an_expiry_told_inside_the_daily_message_is_not_repeated_by_the_trigger() {
+    let (db, c, pool, rules) = setup().await;
+    let fam = seed_family(&c, Some("ana@example.com"), None, 20_000).await;
+    expires(&c, &fam.nro_tarjeta, "2026-12-10").await;
+    let sibling = child(&c, fam.id_cliente, "Sofía", &format!("{}-b", fam.nro_tarjeta), 20_000).await;
+    authorise(&c, &sibling, -1_000, at("2026-12-07T15:00:00Z")).await;
+    let (drain_rules, _) = test_settings(&db, &[]).validate(true).unwrap();
+    drain_batch(&pool, &drain_rules, 100, None).await.unwrap();
+    c.execute("DELETE FROM solicitudes_notificacion", &[]).await.unwrap();
+    // 10 Dec 08:00: the debt's level 3, and the card's date is today.
+    run_sweep(&pool, &rules, SweepKind::RecordatorioDeuda, morning("2026-12-10")).await.unwrap();
+    let debt = format!("recordatorio_deuda:{}:", fam.id_cliente);
+    let debt_key = all_keys(&c).await.into_iter().find(|k| k.starts_with(&debt)).expect("the debt reminder");
+    assert_eq!(datos(&c, &debt_key).await["ademas"].as_array().map(Vec::len), Some(1), "the expiry rode along");
+    // 10 Dec 14:00: the app's job marks the card Vencida; its event is drained.
+    c.execute("UPDATE tarjetas SET estado = 'Vencida' WHERE nro_tarjeta = $1", &[&fam.nro_tarjeta]).await.unwrap();
+    drain_batch(&pool, &drain_rules, 100, None).await.unwrap();
+    let vencida: Vec<(String, String, Option<String>)> = c
+        .query(
+            "SELECT clave_dedup, estado, ultimo_error FROM solicitudes_notificacion WHERE tipo = 'tarjeta_vencida'",
+            &[],
+        )
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| (r.get(0), r.get(1), r.get(2)))
+        .collect();
+    let reason = format!("incluido en el aviso del día {}", debt_key.trim_end_matches(":email"));
+    assert_eq!(
+        vencida,
+        [(format!("tarjeta_vencida:{}:2026-12-10:email", fam.nro_tarjeta), "Omitido".into(), Some(reason))]
+    );
+}
