@@ -534,7 +534,30 @@ impl MessageData {
     ///   `mensaje_cantina`
     /// - `resumen_consumos`: padre, fecha (the day), total, one line per child joined with "; " ("Luis Benítez:
     ///   2 compras, Gs. 33.000 (saldo Gs. 40.000); Sofía Benítez: 1 compra, Gs. 6.000 (saldo Gs. 12.000)")
+    ///
+    /// The types of the family's daily message (`saldo_bajo`, `recordatorio_deuda`, `tarjeta_por_vencer`,
+    /// `tarjeta_vencida`) end with one more parameter: the day's other notices ("Además: la tarjeta 0003 de Luis
+    /// vence el 20/12/2026: …"), or "Gracias." when there are none (an approved template has a fixed number of
+    /// parameters, and WhatsApp refuses an empty one). Without it a parent on WhatsApp would never read them.
     pub fn template_parameters(&self) -> Vec<String> {
+        let mut p = self.own_template_parameters();
+        if matches!(
+            self,
+            MessageData::SaldoBajo(_)
+                | MessageData::RecordatorioDeuda(_)
+                | MessageData::TarjetaPorVencer { .. }
+                | MessageData::TarjetaVencida { .. }
+        ) {
+            let ademas = self.ademas();
+            p.push(match ademas.is_empty() {
+                true => "Gracias.".to_string(),
+                false => format!("Además: {}", ademas.iter().map(|a| a.texto.as_str()).collect::<Vec<_>>().join(" ")),
+            });
+        }
+        p
+    }
+
+    fn own_template_parameters(&self) -> Vec<String> {
         match self {
             MessageData::RecargaExitosa { padre, alumno, monto, saldo, fecha, .. } => {
                 vec![padre.clone(), alumno.clone(), monto.to_string(), saldo.to_string(), fecha.clone()]
@@ -704,7 +727,7 @@ mod tests {
             tarjeta("Luis Pérez", "T1", 3000, 5000),
             "01/07/2026 09:00".into(),
         ));
-        assert_eq!(one.template_parameters(), ["Ana", "Luis Pérez", "Gs. 3.000", "Gs. 5.000"]);
+        assert_eq!(one.template_parameters(), ["Ana", "Luis Pérez", "Gs. 3.000", "Gs. 5.000", "Gracias."]);
         let same = MessageData::SaldoBajo(
             AvisoSaldoBajo::varias(
                 "Ana".into(),
@@ -713,7 +736,10 @@ mod tests {
             )
             .unwrap(),
         );
-        assert_eq!(same.template_parameters(), ["Ana", "Luis Pérez y Sofía Pérez", "Gs. 3.000 y Gs. 800", "Gs. 5.000"]);
+        assert_eq!(
+            same.template_parameters(),
+            ["Ana", "Luis Pérez y Sofía Pérez", "Gs. 3.000 y Gs. 800", "Gs. 5.000", "Gracias."]
+        );
         let mixed = MessageData::SaldoBajo(
             AvisoSaldoBajo::varias(
                 "Ana".into(),
@@ -728,8 +754,25 @@ mod tests {
         );
         assert_eq!(
             mixed.template_parameters(),
-            ["Ana", "Luis, Sofía y Tomás", "Gs. 3.000, Gs. 800 y Gs. 9.000", "Gs. 5.000, Gs. 5.000 y Gs. 10.000"]
+            [
+                "Ana",
+                "Luis, Sofía y Tomás",
+                "Gs. 3.000, Gs. 800 y Gs. 9.000",
+                "Gs. 5.000, Gs. 5.000 y Gs. 10.000",
+                "Gracias."
+            ]
         );
+        // The day's other notices ride in the last parameter: a parent on WhatsApp reads them too.
+        let mut family = one.clone();
+        family.set_ademas(vec![Ademas {
+            texto: "La tarjeta T3 de Tomás vence el 20/12/2026: renuévela en la cantina antes de esa fecha.".into(),
+            breve: "tarjeta de Tomás vence el 20/12".into(),
+        }]);
+        assert_eq!(
+            family.template_parameters().last().map(String::as_str),
+            Some("Además: La tarjeta T3 de Tomás vence el 20/12/2026: renuévela en la cantina antes de esa fecha.")
+        );
+        assert_eq!(family.template_parameters().len(), one.template_parameters().len());
     }
 
     #[test]

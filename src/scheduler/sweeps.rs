@@ -250,7 +250,7 @@ fn family_requests(rules: &RulesConfig, turned_off: &TurnedOff, parent: &Parent,
     };
     let on =
         |tipo: NotificationType, channel: ChannelKind| turned_off.reason(parent.id_cliente, tipo, channel).is_none();
-    let mut out = Vec::new();
+    let (mut out, mut leads) = (Vec::new(), Vec::new());
     for channel in ChannelKind::ALL {
         let routed: Vec<Item> = items.iter().filter(|i| starts_on(i.tipo, channel)).cloned().collect();
         let Some(first) = routed.first() else { continue };
@@ -266,6 +266,25 @@ fn family_requests(rules: &RulesConfig, turned_off: &TurnedOff, parent: &Parent,
         out.extend(
             notice.requests(rules.channels_for(main.tipo), turned_off).into_iter().filter(|r| r.channel == channel),
         );
+        leads.push(main.key);
+    }
+    // An expired card that rode inside another type's message: its own key is recorded too (`Omitido`, naming the
+    // message that carried it), so the trigger's notice when the app later sets `estado = 'Vencida'` (same key)
+    // finds it taken instead of telling the parent twice.
+    let carrier = leads.first().cloned().unwrap_or_default();
+    for item in items.iter().filter(|i| i.tipo == NotificationType::TarjetaVencida && !leads.contains(&i.key)) {
+        let notice = Notice {
+            tipo: item.tipo,
+            key_prefix: item.key.clone(),
+            parent,
+            nro_tarjeta: item.nro_tarjeta.clone(),
+            saldo: item.saldo,
+            data: item.data.clone(),
+        };
+        out.extend(notice.requests(rules.channels_for(item.tipo), turned_off).into_iter().map(|mut r| {
+            r.omitted = Some(format!("incluido en el aviso del día {carrier}"));
+            r
+        }));
     }
     out
 }
