@@ -63,6 +63,18 @@ fn run<T: TemplateSimple>(template: &'static str, t: T) -> Result<String, Render
 }
 
 pub fn render(data: &MessageData, portal_url: &str) -> Result<Rendered, RenderError> {
+    let mut rendered = render_notice(data, portal_url)?;
+    // A family's daily message: the subject says there is more than its main notice, which a parent reading only
+    // the subject would otherwise miss.
+    match data.ademas().len() {
+        0 => {}
+        1 => rendered.subject.push_str(" (y 1 aviso más)"),
+        n => rendered.subject.push_str(&format!(" (y {n} avisos más)")),
+    }
+    Ok(rendered)
+}
+
+fn render_notice(data: &MessageData, portal_url: &str) -> Result<Rendered, RenderError> {
     let portal_url = portal_url.trim_end_matches('/');
     Ok(match data {
         MessageData::RecargaExitosa { padre, alumno, nro_tarjeta, monto, saldo, fecha, referencia } => {

@@ -699,7 +699,7 @@ fn resumen_consumos_lists_every_purchase_with_time_and_each_cards_balance() {
 #[test]
 fn a_family_message_lists_each_card_and_the_other_items() {
     let r = render(&deuda_familia("Luis Pérez"), PORTAL).unwrap();
-    assert_eq!(r.subject, "Saldo pendiente: recordatorio urgente - Luis Pérez y Inés Pérez");
+    assert_eq!(r.subject, "Saldo pendiente: recordatorio urgente - Luis Pérez y Inés Pérez (y 1 aviso más)");
     assert!(r.html.contains("Gs. 15.500") && r.html.contains("Monto adeudado en total"), "{}", r.html);
     assert!(r.text.contains("- Luis Pérez (tarjeta 0001): Gs. 12.500, desde el 20/11/2026\n"), "{}", r.text);
     assert!(r.text.contains("- Inés Pérez (tarjeta 0002): Gs. 3.000, desde el 22/11/2026\n"), "{}", r.text);
