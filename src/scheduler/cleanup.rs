@@ -9,6 +9,10 @@
 //!   `requests_days` ago. Meta's and SendGrid's messages carry a timestamp, so a replay older than that is still
 //!   refused by the order of changes; a Twilio message (no timestamp) replayed after it would apply again.
 //!
+//! - the family's daily message (migration 0023): its day rows (`cantina_notify_mensaje_diario`, which only matter
+//!   on their day) older than `ledger_days`, and the items it sent (`cantina_notify_avisos_enviados`) older than
+//!   `requests_days`, like the requests that carried them.
+//!
 //! Deletes go in batches of [`BATCH`] rows, one short statement each (`FOR UPDATE SKIP LOCKED`: a row someone is
 //! updating right now is left for next week), so the app's busy `solicitudes_notificacion` is never locked for long.
 
@@ -48,6 +52,19 @@ const DELETE_SEEN_MESSAGES: &str = "
         WHERE recibido_en < $1
         LIMIT $2)";
 
+// No FOR UPDATE: a day row is only locked by the sweep of its own day, long past; items are only ever inserted.
+const DELETE_FAMILY_DAYS: &str = "
+    DELETE FROM cantina_notify_mensaje_diario WHERE (id_cliente, fecha) IN (
+        SELECT id_cliente, fecha FROM cantina_notify_mensaje_diario
+        WHERE actualizado_en < $1
+        LIMIT $2)";
+
+const DELETE_FAMILY_ITEMS: &str = "
+    DELETE FROM cantina_notify_avisos_enviados WHERE clave IN (
+        SELECT clave FROM cantina_notify_avisos_enviados
+        WHERE creado_en < $1
+        LIMIT $2)";
+
 /// What one clean-up deleted.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct CleanupReport {
@@ -55,11 +72,13 @@ pub struct CleanupReport {
     pub solicitudes: u64,
     pub ejecuciones: u64,
     pub mensajes: u64,
+    /// The family's daily message: day rows and items sent.
+    pub avisos: u64,
 }
 
 impl CleanupReport {
     pub fn total(&self) -> u64 {
-        self.eventos + self.solicitudes + self.ejecuciones + self.mensajes
+        self.eventos + self.solicitudes + self.ejecuciones + self.mensajes + self.avisos
     }
 }
 
@@ -69,8 +88,8 @@ impl fmt::Display for CleanupReport {
         write!(
             f,
             "borradas: {} eventos procesados, {} solicitudes terminadas, {} ejecuciones del registro, \
-             {} mensajes entrantes ya aplicados",
-            self.eventos, self.solicitudes, self.ejecuciones, self.mensajes
+             {} mensajes entrantes ya aplicados, {} registros del aviso diario de las familias",
+            self.eventos, self.solicitudes, self.ejecuciones, self.mensajes, self.avisos
         )
     }
 }
@@ -105,12 +124,15 @@ pub async fn run_in_batches(
         .await?,
         ejecuciones: delete_all(pool, DELETE_LEDGER, cutoff(now, retention.ledger_days), batch).await?,
         mensajes: delete_all(pool, DELETE_SEEN_MESSAGES, cutoff(now, retention.requests_days), batch).await?,
+        avisos: delete_all(pool, DELETE_FAMILY_DAYS, cutoff(now, retention.ledger_days), batch).await?
+            + delete_all(pool, DELETE_FAMILY_ITEMS, cutoff(now, retention.requests_days), batch).await?,
     };
     tracing::info!(
         events = report.eventos,
         requests = report.solicitudes,
         ledger = report.ejecuciones,
         seen_messages = report.mensajes,
+        family_message = report.avisos,
         "clean-up finished"
     );
     Ok(report)
@@ -148,12 +170,12 @@ mod tests {
 
     #[test]
     fn the_report_reads_in_spanish_and_adds_up() {
-        let r = CleanupReport { eventos: 120, solicitudes: 40, ejecuciones: 3, mensajes: 2 };
-        assert_eq!(r.total(), 165);
+        let r = CleanupReport { eventos: 120, solicitudes: 40, ejecuciones: 3, mensajes: 2, avisos: 5 };
+        assert_eq!(r.total(), 170);
         assert_eq!(
             r.to_string(),
             "borradas: 120 eventos procesados, 40 solicitudes terminadas, 3 ejecuciones del registro, \
-             2 mensajes entrantes ya aplicados"
+             2 mensajes entrantes ya aplicados, 5 registros del aviso diario de las familias"
         );
     }
 

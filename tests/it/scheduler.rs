@@ -719,7 +719,7 @@ async fn the_weekly_clean_up_deletes_only_old_finished_rows_once_across_replicas
     assert_eq!(row.get::<_, i32>(1), 8);
     assert_eq!(
         row.get::<_, Option<String>>(2).as_deref(),
-        Some(CleanupReport { eventos: 1, solicitudes: 4, ejecuciones: 3, mensajes: 0 }.to_string().as_str())
+        Some(CleanupReport { eventos: 1, solicitudes: 4, ejecuciones: 3, mensajes: 0, avisos: 0 }.to_string().as_str())
     );
 
     // Later ticks do not run it again.
@@ -749,9 +749,32 @@ async fn the_clean_up_goes_in_batches_until_nothing_old_is_left() {
         .await
         .unwrap();
     }
+    // The family's daily message (migration 0023): five day rows older than the ledger's retention and one recent;
+    // three items older than the requests' retention and one recent.
+    let old_day = now - SignedDuration::from_hours(24 * 100);
+    for (i, when) in [old_day, old_day, old_day, old_day, old_day, recent].into_iter().enumerate() {
+        c.execute(
+            "INSERT INTO cantina_notify_mensaje_diario (id_cliente, fecha, urgencia, actualizado_en)
+             VALUES ($1, DATE '2026-01-01' + $2::int4, 1, $3)",
+            &[&fam.id_cliente, &(i as i32), &std::time::SystemTime::from(when)],
+        )
+        .await
+        .unwrap();
+    }
+    for (i, when) in [old, old, old, recent].into_iter().enumerate() {
+        c.execute(
+            "INSERT INTO cantina_notify_avisos_enviados (clave, id_cliente, tipo, fecha, creado_en)
+             VALUES ($1, $2, 'saldo_bajo', DATE '2026-01-01', $3)",
+            &[&format!("saldo_bajo:T{i}:2026-01-01"), &fam.id_cliente, &std::time::SystemTime::from(when)],
+        )
+        .await
+        .unwrap();
+    }
     let retention = RetentionSettings { events_days: 30, requests_days: 365, ledger_days: 90 };
     let report = cleanup::run_in_batches(&pool, &retention, now, 2).await.unwrap();
-    assert_eq!(report, CleanupReport { eventos: 7, solicitudes: 7, ejecuciones: 0, mensajes: 3 });
+    assert_eq!(report, CleanupReport { eventos: 7, solicitudes: 7, ejecuciones: 0, mensajes: 3, avisos: 8 });
+    assert_eq!(count(&c, "SELECT count(*) FROM cantina_notify_mensaje_diario").await, 1, "the recent day stays");
+    assert_eq!(count(&c, "SELECT count(*) FROM cantina_notify_avisos_enviados").await, 1, "the recent item stays");
     assert_eq!(count(&c, "SELECT count(*) FROM cantina_notify_mensajes_entrantes").await, 1, "the recent id stays");
     assert_eq!(ids(&c, "SELECT id_solicitud FROM solicitudes_notificacion").await, [pending]);
     assert_eq!(count(&c, "SELECT count(*) FROM cantina_notify_eventos WHERE procesado_en IS NOT NULL").await, 0);
