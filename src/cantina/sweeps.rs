@@ -33,14 +33,23 @@ const CUENTA_PENDIENTE: &str = "
     HAVING sum(v.saldo_pendiente) > 0 AND bool_or(v.saldo_pendiente > 0 AND v.fecha <= $1)
     ORDER BY c.id_cliente";
 
-/// Cards in debt: a negative balance and at least one open authorisation, per card with the earliest open
-/// authorisation (its date, and its id: the first by date then id), by client, oldest debt first. A card back at
-/// zero or above is not in debt, even while its rows are still open (the app may regularise them late).
+/// Cards in debt: a negative balance and at least one open authorisation, by client, oldest debt first; per card the
+/// start of its current negative streak (its date, and the authorisation's id). The streak starts at the latest open
+/// authorisation whose `saldo_anterior >= 0` (the sale that took the card from zero or above to below zero): open rows
+/// before it belong to a debt already paid that the app has not marked `regularizado` yet (it may do so late). With no
+/// such row (all negative or unknown), the earliest open one. A card back at zero or above is not in debt, even while
+/// its rows are still open. "Latest"/"earliest" are by date, then id.
 const DEUDAS: &str = "
     SELECT c.id_cliente, c.nombres, c.apellidos, c.email, c.telefono,
            t.nro_tarjeta, t.saldo_actual, h.nombre, h.apellido,
-           min(a.fecha_autorizacion) AS desde,
-           (array_agg(a.id_autorizacion ORDER BY a.fecha_autorizacion, a.id_autorizacion))[1] AS primera
+           coalesce(
+               (array_agg(a.fecha_autorizacion ORDER BY a.fecha_autorizacion DESC, a.id_autorizacion DESC)
+                    FILTER (WHERE a.saldo_anterior >= 0))[1],
+               min(a.fecha_autorizacion)) AS desde,
+           coalesce(
+               (array_agg(a.id_autorizacion ORDER BY a.fecha_autorizacion DESC, a.id_autorizacion DESC)
+                    FILTER (WHERE a.saldo_anterior >= 0))[1],
+               (array_agg(a.id_autorizacion ORDER BY a.fecha_autorizacion, a.id_autorizacion))[1]) AS primera
     FROM autorizacion_saldo_negativo a
     JOIN tarjetas t ON t.nro_tarjeta = a.nro_tarjeta
     JOIN hijos h ON h.id_hijo = t.id_hijo
@@ -122,7 +131,7 @@ pub async fn pending_accounts(tx: &impl GenericClient, cutoff: &SystemTime) -> R
 pub struct DebtCard {
     pub nro_tarjeta: String,
     pub saldo_actual: i64,
-    /// The card's earliest open authorisation: when it went negative, and its id.
+    /// The start of the card's current negative streak (see `DEUDAS`): when it went negative, and the authorisation's id.
     pub desde: SystemTime,
     pub primera: i64,
     pub nombre: String,

@@ -4,8 +4,12 @@
 //!
 //! Items and their keys (the dedup key without the channel; the ledger `cantina_notify_avisos_enviados` holds one
 //! row per item sent, whichever message carried it):
-//! - debt: `recordatorio_deuda:<id_cliente>:<id_autorizacion of the family's oldest open authorisation>:<level>`,
-//!   level 3, 7 or 15 by the local days since that authorisation; only the highest level reached is due;
+//! - debt: `recordatorio_deuda:<id_cliente>:<id_autorizacion>:<level>`, the authorisation that started the family's
+//!   oldest card debt (a card's debt starts at the sale that took it below zero: see `cantina::sweeps`), level 3, 7
+//!   or 15 by the local days since that authorisation; only the highest level reached is due. A
+//!   family still in the debt of its last reminder (some card now in debt has been since that reminder's day or
+//!   before) gets no level at or below that reminder's again: paying the oldest card while a younger one stays
+//!   in debt does not restart the levels at the friendly one;
 //! - expiry: `tarjeta_por_vencer:<nro>:<fecha_vencimiento>` from `dias_antes` days before the date until the day
 //!   before; `tarjeta_vencida:<nro>:<fecha_vencimiento>` from the date (or the card's `Vencida` state) for
 //!   `dias_antes` days (a card that expired long before the service existed is not notified);
@@ -46,7 +50,7 @@ pub struct DebtFact {
     pub nro_tarjeta: String,
     pub alumno: String,
     pub saldo: i64,
-    /// The local date of the card's earliest open authorisation, and that authorisation's id.
+    /// The local date the card's current negative streak started, and that authorisation's id.
     pub desde: Date,
     pub primera: i64,
 }
@@ -78,6 +82,26 @@ pub struct FamilyFacts {
     pub deudas: Vec<DebtFact>,
     pub bajas: Vec<LowFact>,
     pub vencimientos: Vec<ExpiryFact>,
+    /// The family's last debt reminder (the ledger), if any.
+    pub ultimo_recordatorio: Option<LastDebtReminder>,
+}
+
+/// The last debt reminder sent to a family: its local date and level (the highest that day).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LastDebtReminder {
+    pub fecha: Date,
+    pub nivel: i32,
+}
+
+/// The level of a debt item key (`recordatorio_deuda:<id_cliente>:<id_autorizacion>:<level>`).
+pub fn debt_level(key: &str) -> Option<i32> {
+    let rest = key.strip_prefix("recordatorio_deuda:")?;
+    let mut parts = rest.split(':');
+    let (_, _, level) = (parts.next()?, parts.next()?, parts.next()?);
+    if parts.next().is_some() {
+        return None;
+    }
+    level.parse().ok()
 }
 
 /// One due item of a family's daily message.
@@ -129,6 +153,14 @@ fn debt_item(f: &FamilyFacts, padre: &str, today: Date) -> Option<Item> {
     let oldest = f.deudas.iter().min_by_key(|d| (d.desde, d.primera))?;
     let dias = i32::try_from(days_between(oldest.desde, today)).ok()?;
     let level = REMINDER_DAYS.iter().copied().filter(|l| *l <= dias).max()?;
+    // The debt of the last reminder goes on when a card now in debt has been since that reminder's day (a card's
+    // streak is unbroken by definition): then only a higher level than that reminder's is news to the parent.
+    if let Some(last) = f.ultimo_recordatorio
+        && level <= last.nivel
+        && f.deudas.iter().any(|d| d.desde <= last.fecha)
+    {
+        return None;
+    }
     let mut cards: Vec<&DebtFact> = f.deudas.iter().collect();
     cards.sort_by_key(|d| (d.desde, d.primera));
     let tarjetas: Vec<TarjetaDeuda> = cards

@@ -1,12 +1,12 @@
 //! The SQL of the family's daily message (migration 0023): the day's row per client, locked while a sweep decides,
 //! and the ledger of the items sent.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 
 use deadpool_postgres::GenericClient;
 use jiff::civil::Date;
 
-use super::family::Urgencia;
+use super::family::{LastDebtReminder, Urgencia, debt_level};
 use crate::db::DbError;
 
 /// Makes sure the day's row exists (urgency 0: nothing sent yet).
@@ -29,6 +29,10 @@ const SENT_KEYS: &str = "SELECT clave FROM cantina_notify_avisos_enviados WHERE 
 const RECORD_SENT: &str = "
     INSERT INTO cantina_notify_avisos_enviados (clave, id_cliente, tipo, nro_tarjeta, fecha)
     VALUES ($1, $2, $3, $4, $5::text::date) ON CONFLICT (clave) DO NOTHING";
+
+const DEBT_KEYS_OF_CLIENTS: &str = "
+    SELECT id_cliente, fecha::text, clave FROM cantina_notify_avisos_enviados
+    WHERE tipo = 'recordatorio_deuda' AND id_cliente = ANY($1)";
 
 const LOW_KEYS_OF_CARDS: &str = "
     SELECT nro_tarjeta, clave FROM cantina_notify_avisos_enviados
@@ -73,4 +77,21 @@ pub async fn record_sent(
 /// `(nro_tarjeta, clave)` of the low-balance items sent about `cards` (crossings among them).
 pub async fn low_keys_of_cards(tx: &impl GenericClient, cards: &[String]) -> Result<Vec<(String, String)>, DbError> {
     Ok(tx.query(LOW_KEYS_OF_CARDS, &[&cards]).await?.iter().map(|r| (r.get(0), r.get(1))).collect())
+}
+
+/// Each of `clients`' last debt reminder in the ledger: the latest date, and the highest level sent that day.
+pub async fn last_debt_reminders(
+    tx: &impl GenericClient,
+    clients: &[i32],
+) -> Result<HashMap<i32, LastDebtReminder>, DbError> {
+    let mut last: HashMap<i32, LastDebtReminder> = HashMap::new();
+    for r in tx.query(DEBT_KEYS_OF_CLIENTS, &[&clients]).await? {
+        let (Ok(fecha), Some(nivel)) = (r.get::<_, String>(1).parse::<Date>(), debt_level(r.get(2))) else { continue };
+        let this = LastDebtReminder { fecha, nivel };
+        let e = last.entry(r.get(0)).or_insert(this);
+        if (this.fecha, this.nivel) > (e.fecha, e.nivel) {
+            *e = this;
+        }
+    }
+    Ok(last)
 }

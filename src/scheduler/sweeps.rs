@@ -138,6 +138,7 @@ async fn daily_messages(
             deudas: Vec::new(),
             bajas: Vec::new(),
             vencimientos: Vec::new(),
+            ultimo_recordatorio: None,
         })
     }
     let alumno = |n: &str, a: &str| format!("{} {}", n.trim(), a.trim());
@@ -150,6 +151,12 @@ async fn daily_messages(
             primera: d.primera,
         };
         family(&mut families, d.parent).deudas.push(fact);
+    }
+    let in_debt: Vec<i32> = families.keys().copied().collect();
+    for (id, last) in family_store::last_debt_reminders(tx, &in_debt).await? {
+        if let Some(f) = families.get_mut(&id) {
+            f.ultimo_recordatorio = Some(last);
+        }
     }
     let low = crate::cantina::sweeps::low_cards(tx, &rules.umbral_saldo_bajo).await?;
     let low_nros: Vec<String> = low.iter().map(|c| c.nro_tarjeta.clone()).collect();

@@ -44,7 +44,11 @@ async fn child(c: &Client, id_cliente: i32, nombre: &str, nro_tarjeta: &str, sal
 }
 
 /// A sale allowed below zero on `nro_tarjeta` at `fecha`, leaving the card at `saldo`; returns the authorisation.
+/// Like the app's row: `saldo_anterior` is the card's balance before the sale (a second sale of a card already
+/// below zero has a negative one).
 async fn authorise(c: &Client, nro_tarjeta: &str, saldo: i64, fecha: Timestamp) -> i64 {
+    let anterior: i64 =
+        c.query_one("SELECT saldo_actual FROM tarjetas WHERE nro_tarjeta = $1", &[&nro_tarjeta]).await.unwrap().get(0);
     c.execute(
         "UPDATE tarjetas SET permite_saldo_negativo = true, limite_credito = 100000, saldo_actual = $2 WHERE nro_tarjeta = $1",
         &[&nro_tarjeta, &saldo],
@@ -53,12 +57,25 @@ async fn authorise(c: &Client, nro_tarjeta: &str, saldo: i64, fecha: Timestamp) 
     .unwrap();
     c.query_one(
         "INSERT INTO autorizacion_saldo_negativo (nro_tarjeta, saldo_anterior, monto_venta, saldo_resultante, fecha_autorizacion)
-         VALUES ($1, 0, 1000, $2, $3) RETURNING id_autorizacion",
-        &[&nro_tarjeta, &saldo, &std::time::SystemTime::from(fecha)],
+         VALUES ($1, $2, $3, $4, $5) RETURNING id_autorizacion",
+        &[&nro_tarjeta, &anterior, &(anterior - saldo), &saldo, &std::time::SystemTime::from(fecha)],
     )
     .await
     .unwrap()
     .get(0)
+}
+
+/// The level of every debt reminder request, in the order created.
+async fn debt_levels(c: &Client) -> Vec<String> {
+    c.query(
+        "SELECT clave_dedup FROM solicitudes_notificacion WHERE tipo = 'recordatorio_deuda' ORDER BY id_solicitud",
+        &[],
+    )
+    .await
+    .unwrap()
+    .iter()
+    .map(|r| r.get::<_, String>(0).split(':').nth(3).unwrap_or_default().to_string())
+    .collect()
 }
 
 /// Every request key, in order.
@@ -173,6 +190,123 @@ async fn a_family_that_paid_is_not_reminded_and_a_new_debt_starts_new_keys() {
     let new = authorise(&c, &fam.nro_tarjeta, -2_000, at("2026-11-10T15:00:00Z")).await;
     assert_eq!(run_sweep(&pool, &rules, SweepKind::RecordatorioDeuda, morning("2026-11-13")).await.unwrap(), 1);
     assert_eq!(all_keys(&c).await, [format!("recordatorio_deuda:{}:{new}:3:email", fam.id_cliente)]);
+}
+
+/// Paid back on the 3rd while the app has not regularised the row yet, then a NEW sale below zero on the 20th: the
+/// card's debt is the new one (its streak starts at the sale that took it from zero or above to below zero), so on
+/// the 21st nothing is due, and its reminders are keyed by the new authorisation and dated the 20th. (Before: the
+/// old open row made it a 20-day-old debt, level 15 "desde 01/11/2026" on the 21st.)
+#[tokio::test]
+async fn a_new_debt_after_paying_with_the_old_row_not_yet_regularised_starts_at_the_new_sale() {
+    let (_db, c, pool, rules) = setup().await;
+    let fam = seed_family(&c, Some("ana@example.com"), None, 20_000).await;
+    authorise(&c, &fam.nro_tarjeta, -5_000, at("2026-11-01T15:00:00Z")).await;
+    c.execute("UPDATE tarjetas SET saldo_actual = 20000 WHERE nro_tarjeta = $1", &[&fam.nro_tarjeta]).await.unwrap();
+    let new = authorise(&c, &fam.nro_tarjeta, -2_000, at("2026-11-20T15:00:00Z")).await;
+    assert_eq!(run_sweep(&pool, &rules, SweepKind::RecordatorioDeuda, morning("2026-11-21")).await.unwrap(), 0);
+    assert_eq!(all_keys(&c).await, Vec::<String>::new());
+    assert_eq!(run_sweep(&pool, &rules, SweepKind::RecordatorioDeuda, morning("2026-11-23")).await.unwrap(), 1);
+    let key = format!("recordatorio_deuda:{}:{new}:3:email", fam.id_cliente);
+    assert_eq!(all_keys(&c).await, std::slice::from_ref(&key));
+    let d = datos(&c, &key).await;
+    assert_eq!((d["nivel"].as_str(), d["dias"].as_i64()), (Some("amistoso"), Some(3)));
+    assert_eq!(d["tarjetas"][0]["desde"], "20/11/2026");
+}
+
+/// A card's streak when no open row took it from zero or above: rows with no `saldo_anterior` (older app versions),
+/// or only negative ones (the sale that crossed zero is regularised already): the earliest open row.
+#[tokio::test]
+async fn a_card_with_no_open_row_from_zero_or_above_counts_from_its_earliest_open_row() {
+    let (_db, c, pool, rules) = setup().await;
+    let row = |nro: &str, anterior: Option<i64>, resultante: i64, fecha: &str| {
+        let (nro, fecha) = (nro.to_string(), std::time::SystemTime::from(at(fecha)));
+        let c = &c;
+        async move {
+            c.query_one(
+                "INSERT INTO autorizacion_saldo_negativo (nro_tarjeta, saldo_anterior, saldo_resultante, fecha_autorizacion)
+                 VALUES ($1, $2, $3, $4) RETURNING id_autorizacion",
+                &[&nro, &anterior, &resultante, &fecha],
+            )
+            .await
+            .unwrap()
+            .get::<_, i64>(0)
+        }
+    };
+    let in_debt = |nro: String, saldo: i64| {
+        let c = &c;
+        async move {
+            c.execute(
+                "UPDATE tarjetas SET permite_saldo_negativo = true, limite_credito = 100000, saldo_actual = $2
+                 WHERE nro_tarjeta = $1",
+                &[&nro, &saldo],
+            )
+            .await
+            .unwrap();
+        }
+    };
+    let unknown = seed_family(&c, Some("ana@example.com"), None, 0).await;
+    in_debt(unknown.nro_tarjeta.clone(), -6_000).await;
+    let first = row(&unknown.nro_tarjeta, None, -2_000, "2026-11-01T15:00:00Z").await;
+    row(&unknown.nro_tarjeta, None, -6_000, "2026-11-02T15:00:00Z").await;
+    let negative = seed_family(&c, Some("beto@example.com"), None, 0).await;
+    in_debt(negative.nro_tarjeta.clone(), -9_000).await;
+    let crossed = row(&negative.nro_tarjeta, Some(1_000), -3_000, "2026-10-20T15:00:00Z").await;
+    c.execute("UPDATE autorizacion_saldo_negativo SET regularizado = true WHERE id_autorizacion = $1", &[&crossed])
+        .await
+        .unwrap();
+    let open = row(&negative.nro_tarjeta, Some(-3_000), -5_000, "2026-11-01T16:00:00Z").await;
+    row(&negative.nro_tarjeta, Some(-5_000), -9_000, "2026-11-03T15:00:00Z").await;
+    assert_eq!(run_sweep(&pool, &rules, SweepKind::RecordatorioDeuda, morning("2026-11-04")).await.unwrap(), 2);
+    let mut want = vec![
+        format!("recordatorio_deuda:{}:{first}:3:email", unknown.id_cliente),
+        format!("recordatorio_deuda:{}:{open}:3:email", negative.id_cliente),
+    ];
+    want.sort();
+    assert_eq!(all_keys(&c).await, want);
+}
+
+/// Luis in debt from 1 Nov, Sofía from 3 Nov; Luis's card is paid and regularised on the 9th. The family's debt never
+/// ended (Sofía's has gone on since before the last reminder), so it gets no level again at or below one already
+/// sent: 3 on the 4th, 7 on the 8th, then 15 when Sofía's own debt reaches 15 days (the 18th). (Before: a friendly
+/// level 3 on the 9th, the day after an urgent one, then 7 again on the 10th.)
+#[tokio::test]
+async fn paying_the_oldest_card_does_not_restart_the_levels_of_a_family_still_in_debt() {
+    let (_db, c, pool, rules) = setup().await;
+    let fam = seed_family(&c, Some("ana@example.com"), None, 20_000).await;
+    let luis = fam.nro_tarjeta.clone();
+    let sofia = child(&c, fam.id_cliente, "Sofía", &format!("{luis}-b"), 20_000).await;
+    authorise(&c, &luis, -4_000, at("2026-11-01T15:00:00Z")).await;
+    let second = authorise(&c, &sofia, -3_000, at("2026-11-03T15:00:00Z")).await;
+    let mut sent = Vec::new();
+    for day in 2..=25 {
+        if day == 9 {
+            // Luis's card is topped up; the app regularises his row.
+            c.execute("UPDATE tarjetas SET saldo_actual = 20000 WHERE nro_tarjeta = $1", &[&luis]).await.unwrap();
+            c.execute("UPDATE autorizacion_saldo_negativo SET regularizado = true WHERE nro_tarjeta = $1", &[&luis])
+                .await
+                .unwrap();
+        }
+        let n = run_sweep(&pool, &rules, SweepKind::RecordatorioDeuda, morning(&format!("2026-11-{day:02}")))
+            .await
+            .unwrap();
+        if n > 0 {
+            sent.push(day);
+        }
+    }
+    assert_eq!(sent, [4, 8, 18]);
+    assert_eq!(debt_levels(&c).await, ["3", "7", "15"]);
+    let last = datos(&c, &format!("recordatorio_deuda:{}:{second}:15:email", fam.id_cliente)).await;
+    assert_eq!((last["nivel"].as_str(), last["dias"].as_i64()), (Some("critico"), Some(15)));
+    // Once Sofía pays too, a new debt is a new one: its friendly level 3 comes again.
+    c.execute("UPDATE tarjetas SET saldo_actual = 20000 WHERE nro_tarjeta = $1", &[&sofia]).await.unwrap();
+    c.execute("UPDATE autorizacion_saldo_negativo SET regularizado = true WHERE nro_tarjeta = $1", &[&sofia])
+        .await
+        .unwrap();
+    assert_eq!(run_sweep(&pool, &rules, SweepKind::RecordatorioDeuda, morning("2026-11-26")).await.unwrap(), 0);
+    let new = authorise(&c, &luis, -1_000, at("2026-11-27T15:00:00Z")).await;
+    assert_eq!(run_sweep(&pool, &rules, SweepKind::RecordatorioDeuda, morning("2026-11-30")).await.unwrap(), 1);
+    assert_eq!(debt_levels(&c).await, ["3", "7", "15", "3"]);
+    assert!(all_keys(&c).await.contains(&format!("recordatorio_deuda:{}:{new}:3:email", fam.id_cliente)));
 }
 
 /// Crossing day: the trigger's notice only; the next day one reminder; days 2–7 nothing; day 8 a reminder.

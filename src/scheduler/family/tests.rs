@@ -16,7 +16,13 @@ fn parent() -> Parent {
 }
 
 fn facts() -> FamilyFacts {
-    FamilyFacts { parent: parent(), deudas: Vec::new(), bajas: Vec::new(), vencimientos: Vec::new() }
+    FamilyFacts {
+        parent: parent(),
+        deudas: Vec::new(),
+        bajas: Vec::new(),
+        vencimientos: Vec::new(),
+        ultimo_recordatorio: None,
+    }
 }
 
 fn deuda(nro: &str, alumno: &str, saldo: i64, desde: &str, primera: i64) -> DebtFact {
@@ -60,6 +66,50 @@ fn debt_level_is_the_highest_reached_since_the_oldest_authorisation() {
         let items = due_items(&f, today, S, 15, "x");
         assert_eq!(items.first().map(|i| i.key.as_str()), want, "{today}");
     }
+}
+
+/// While the family stays in the debt of its last reminder (a card now in debt has been since that reminder's day or
+/// before), no level at or below that reminder's is due again, whatever card is now the oldest; a debt that started
+/// after the last reminder (everything was paid in between) starts again at the friendly level.
+#[test]
+fn an_ongoing_debt_never_gets_a_level_at_or_below_its_last_reminder_again() {
+    let last = |fecha: &str, nivel: i32| Some(LastDebtReminder { fecha: d(fecha), nivel });
+    // (cards in debt as (nro, desde, primera), last reminder, today, the debt key due)
+    let sofia = ("T2", "2026-11-03", 8);
+    let cases = [
+        // Luis (1 Nov, id 7) paid after the level 7 of the 8th; Sofía's debt (3 Nov) goes on.
+        (vec![sofia], last("2026-11-08", 7), "2026-11-09", None),
+        (vec![sofia], last("2026-11-08", 7), "2026-11-10", None),
+        (vec![sofia], last("2026-11-08", 7), "2026-11-17", None),
+        (vec![sofia], last("2026-11-08", 7), "2026-11-18", Some("recordatorio_deuda:42:8:15")),
+        // The same with Luis still in debt: unchanged (his own levels are above the last one, or sent already).
+        (vec![("T1", "2026-11-01", 7), sofia], last("2026-11-08", 7), "2026-11-16", Some("recordatorio_deuda:42:7:15")),
+        // A card that went into debt on the reminder's own day counts as ongoing.
+        (vec![("T2", "2026-11-08", 8)], last("2026-11-08", 7), "2026-11-15", None),
+        // After the critical level nothing more, even once the oldest card is paid.
+        (vec![sofia], last("2026-11-16", 15), "2027-01-30", None),
+        // Everything paid, then a new debt after the last reminder: the friendly level again, then the others.
+        (vec![("T1", "2026-11-09", 9)], last("2026-11-08", 7), "2026-11-12", Some("recordatorio_deuda:42:9:3")),
+        (vec![("T1", "2026-11-09", 9)], last("2026-11-08", 15), "2026-11-16", Some("recordatorio_deuda:42:9:7")),
+        // No reminder yet: the level reached.
+        (vec![sofia], None, "2026-11-09", Some("recordatorio_deuda:42:8:3")),
+    ];
+    for (cards, ultimo, today, want) in cases {
+        let mut f = facts();
+        f.deudas = cards.iter().map(|(nro, desde, id)| deuda(nro, "Sofía", -3_000, desde, *id)).collect();
+        f.ultimo_recordatorio = ultimo;
+        let items = due_items(&f, d(today), S, 15, "x");
+        assert_eq!(items.first().map(|i| i.key.as_str()), want, "{today} {cards:?} {ultimo:?}");
+    }
+}
+
+#[test]
+fn the_level_of_a_debt_key() {
+    assert_eq!(debt_level("recordatorio_deuda:42:7:15"), Some(15));
+    assert_eq!(debt_level("recordatorio_deuda:42:7:3"), Some(3));
+    assert_eq!(debt_level("recordatorio_deuda:42:7:3:email"), None);
+    assert_eq!(debt_level("recordatorio_deuda:42:7"), None);
+    assert_eq!(debt_level("saldo_bajo:T1:2026-12-01"), None);
 }
 
 #[test]
