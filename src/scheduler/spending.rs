@@ -1,5 +1,5 @@
 //! The spending sweeps (opt-in, issue 18 item 6): `consumo_realizado`, one notice per purchase, and
-//! `resumen_consumos`, one summary per family and local day. Both read only the purchases of the families that
+//! `resumen_consumos`, one summary per family and firing (the purchases since the previous firing). Both read only the purchases of the families that
 //! switched the type on ([`crate::cantina::spending`]) and insert through the normal request path
 //! ([`super::sweeps::insert_requests`]), so quiet hours, preferences, dry run, stats, metrics and the history apply.
 //!
@@ -111,9 +111,39 @@ pub async fn consumo_realizado(
     requests(tx, rules, tipo, notices).await
 }
 
-/// One summary per family with `resumen_consumos` on and purchases on the firing's local date, listing each
-/// child's purchases (time, `detalle`, amount) and the card's balance now. Keyed
-/// `resumen_consumos:<id_cliente>:<local date>`; a day without purchases sends nothing.
+/// A purchase stamped this little before a summary's firing goes in the next summary, not this one: a sale's
+/// `fecha_consumo` is its transaction's start, so one stamped just before the firing may commit just after the
+/// summary read the table. Five minutes covers a slow POS transaction, not a POS that syncs an hour later.
+pub const RESUMEN_GRACE: SignedDuration = SignedDuration::from_mins(5);
+
+/// How far back the firings of the summary's schedule are looked for (a monthly schedule still has two).
+const RESUMEN_LOOKBACK: SignedDuration = SignedDuration::from_hours(24 * 62);
+
+/// The summary window for `at`: the schedule's last firing at or before `at` (so a run at any instant, a re-run or
+/// the CLI, redoes that firing's summary under the same key) and the previous firing. The summary of firing `f`
+/// lists the purchases stamped in `[prev − grace, f − grace)`: consecutive firings' windows meet, so each purchase
+/// is in exactly one summary whatever the schedule. Without a firing in the look-back, `at` itself and the day
+/// before.
+pub fn resumen_window(
+    schedule: &crate::domain::cron::CronSchedule,
+    at: Timestamp,
+) -> (Timestamp, Timestamp, Timestamp) {
+    let tz = super::asuncion();
+    let firings = schedule.firings_between(&tz, at.checked_sub(RESUMEN_LOOKBACK).unwrap_or(at), at);
+    let day = SignedDuration::from_hours(24);
+    let (prev, firing) = match firings.as_slice() {
+        [.., prev, f] => (*prev, *f),
+        [f] => (f.checked_sub(day).unwrap_or(*f), *f),
+        [] => (at.checked_sub(day).unwrap_or(at), at),
+    };
+    let minus_grace = |t: Timestamp| t.checked_sub(RESUMEN_GRACE).unwrap_or(t);
+    (firing, minus_grace(prev), minus_grace(firing))
+}
+
+/// One summary per family with `resumen_consumos` on and purchases in the firing's window ([`resumen_window`]),
+/// listing each child's purchases (time, `detalle`, amount; the date too for one not on the firing's local date)
+/// and the card's balance now. Keyed `resumen_consumos:<id_cliente>:<local date of the firing>` (one firing a day:
+/// a second firing the same local day finds its key taken); a window without purchases sends nothing.
 pub async fn resumen_consumos(
     tx: &impl GenericClient,
     rules: &RulesConfig,
@@ -125,21 +155,17 @@ pub async fn resumen_consumos(
         return Ok(Vec::new());
     }
     let tz = super::asuncion();
-    let day = at.to_zoned(tz.clone()).date();
-    // The local day's bounds; only a date at the end of jiff's range has none.
-    let bounds =
-        day.to_zoned(tz.clone()).and_then(|s| Ok((s.timestamp(), day.tomorrow()?.to_zoned(tz.clone())?.timestamp())));
-    let Ok((start, end)) = bounds else { return Ok(Vec::new()) };
+    let (firing, start, end) = resumen_window(&rules.resumen_consumos_schedule, at);
+    let day = firing.to_zoned(tz.clone()).date();
     let fecha = day.strftime("%d/%m/%Y").to_string();
     let rows = crate::cantina::spending::purchases_between(tx, &canales, &start.into(), &end.into()).await?;
     // Rows come ordered by client, child and card: consecutive rows make one family's summary.
     let mut families: Vec<(Parent, Vec<ConsumosHijo>)> = Vec::new();
     for p in rows {
-        let consumo = Consumo {
-            hora: ts(p.fecha_consumo).to_zoned(tz.clone()).strftime("%H:%M").to_string(),
-            detalle: detalle(&p),
-            monto: Guaranies(p.monto),
-        };
+        let when = ts(p.fecha_consumo).to_zoned(tz.clone());
+        // A purchase from before the firing's day (after the previous summary) says which day.
+        let hora = if when.date() == day { when.strftime("%H:%M") } else { when.strftime("%d/%m %H:%M") };
+        let consumo = Consumo { hora: hora.to_string(), detalle: detalle(&p), monto: Guaranies(p.monto) };
         if families.last().is_none_or(|(parent, _)| parent.id_cliente != p.parent.id_cliente) {
             families.push((p.parent.clone(), Vec::new()));
         }
