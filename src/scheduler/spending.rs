@@ -140,6 +140,13 @@ pub fn resumen_window(
     (firing, minus_grace(prev), minus_grace(firing))
 }
 
+/// The firing whose summary lists a purchase stamped at `t`: the first one more than the grace after it (`None`
+/// when the schedule does not fire in the look-back's span after `t`).
+pub fn resumen_firing_for(schedule: &crate::domain::cron::CronSchedule, t: Timestamp) -> Option<Timestamp> {
+    let after = t.checked_add(RESUMEN_GRACE).ok()?;
+    schedule.firings_between(&super::asuncion(), after, after.checked_add(RESUMEN_LOOKBACK).ok()?).first().copied()
+}
+
 /// One summary per family with `resumen_consumos` on and purchases in the firing's window ([`resumen_window`]),
 /// listing each child's purchases (time, `detalle`, amount; the date too for one not on the firing's local date)
 /// and the card's balance now. Keyed `resumen_consumos:<id_cliente>:<local date of the firing>` (one firing a day:
@@ -195,4 +202,44 @@ pub async fn resumen_consumos(
         })
         .collect();
     requests(tx, rules, tipo, notices).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::cron::CronSchedule;
+
+    fn at(s: &str) -> Timestamp {
+        s.parse().unwrap()
+    }
+
+    #[test]
+    fn a_late_run_redoes_its_firing_whose_window_starts_at_the_previous_one() {
+        let daily = CronSchedule::parse("0 20 * * *").unwrap();
+        let (firing, start, end) = resumen_window(&daily, at("2026-12-09T20:40:00-03:00"));
+        assert_eq!(firing, at("2026-12-09T20:00:00-03:00"));
+        assert_eq!((start, end), (at("2026-12-08T19:55:00-03:00"), at("2026-12-09T19:55:00-03:00")));
+        // Weekdays only: Monday's summary has the weekend's purchases (Friday 2026-12-04 to Monday 2026-12-07).
+        let weekdays = CronSchedule::parse("0 20 * * 1-5").unwrap();
+        let (_, start, end) = resumen_window(&weekdays, at("2026-12-07T20:00:00-03:00"));
+        assert_eq!((start, end), (at("2026-12-04T19:55:00-03:00"), at("2026-12-07T19:55:00-03:00")));
+    }
+
+    #[test]
+    fn every_instant_is_in_the_window_of_exactly_the_firing_that_lists_it() {
+        for expr in ["0 20 * * *", "30 7 * * *", "0 20 * * 1-5", "0 0 1 * *"] {
+            let schedule = CronSchedule::parse(expr).unwrap();
+            let mut t = at("2026-12-01T00:00:00-03:00");
+            while t < at("2026-12-10T00:00:00-03:00") {
+                let f = resumen_firing_for(&schedule, t).unwrap();
+                let (firing, start, end) = resumen_window(&schedule, f);
+                assert_eq!(firing, f, "{expr}");
+                assert!(start <= t && t < end, "{expr}: {t} not in [{start}, {end}) of {f}");
+                // The windows of consecutive firings meet: the previous firing's ends where this one starts.
+                let (_, _, before_end) = resumen_window(&schedule, start + RESUMEN_GRACE);
+                assert_eq!(before_end, start, "{expr} at {t}");
+                t += SignedDuration::from_mins(37);
+            }
+        }
+    }
 }
