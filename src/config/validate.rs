@@ -89,6 +89,9 @@ pub struct RulesConfig {
     /// Signs the requests the service writes (`CANTINA__DATABASE__SIGNING_KEY`; a throwaway key where none is
     /// needed, see [`Settings::validate`]).
     pub signer: crate::signing::RowSigner,
+    /// When `resumen_consumos` fires (`CANTINA__SCHEDULER__RESUMEN_CONSUMOS`): a summary lists the purchases since
+    /// the previous firing, so the sweep needs the schedule, not only the instant.
+    pub resumen_consumos_schedule: crate::domain::cron::CronSchedule,
 }
 
 /// When low-balance reminders fall due after a crossing (both at least 1).
@@ -256,7 +259,13 @@ impl Settings {
             Some(key) => crate::signing::RowSigner::new(key.expose()).map_err(|e| errors.push(e)).ok(),
             None => Some(crate::signing::RowSigner::ephemeral()),
         };
-        if let (true, Some(signer)) = (errors.is_empty(), signer) {
+        // A bad expression is reported by the scheduler's own check; the default keeps this config whole meanwhile.
+        let resumen_consumos_schedule =
+            crate::domain::cron::CronSchedule::parse(self.scheduler.expr(crate::config::SweepKind::ResumenConsumos))
+                .or_else(|_| crate::domain::cron::CronSchedule::parse("0 20 * * *"));
+        if let (true, Some(signer), Ok(resumen_consumos_schedule)) =
+            (errors.is_empty(), signer, resumen_consumos_schedule)
+        {
             Ok(RulesConfig {
                 channels,
                 fallback,
@@ -269,6 +278,7 @@ impl Settings {
                 preference_defaults: self.preferences,
                 available: Vec::new(),
                 signer,
+                resumen_consumos_schedule,
             })
         } else {
             Err(errors)

@@ -47,12 +47,49 @@ pub enum PreferencesCommand {
     },
 }
 
-/// A type name, with the error staff read.
+/// The longest `--por` accepted: a name or a ticket reference, as much as `list` shows of it.
+pub const POR_MAX_CHARS: usize = 100;
+
+/// Characters that would move the cursor, recolour or reorder a terminal's text: the control characters
+/// (newline, tab, ESC of an ANSI sequence, C1) and the bidirectional overrides.
+fn is_unprintable(c: char) -> bool {
+    c.is_control() || matches!(c, '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}')
+}
+
+/// Text from the database as `list` and `set` print it: each unprintable character replaced by `�`, so a row
+/// written by other means cannot break the table or drive the terminal; at most [`POR_MAX_CHARS`] characters.
+pub fn printable(s: &str) -> String {
+    let s = s.trim();
+    let mut out: String =
+        s.chars().take(POR_MAX_CHARS).map(|c| if is_unprintable(c) { '\u{FFFD}' } else { c }).collect();
+    if s.chars().nth(POR_MAX_CHARS).is_some() {
+        out.push('…');
+    }
+    out
+}
+
+/// Who asked for a choice (`--por`, or the OS user): printable text of at most [`POR_MAX_CHARS`] characters.
+pub fn parse_por(s: &str) -> Result<String, OpsError> {
+    let s = s.trim();
+    if s.chars().any(is_unprintable) {
+        return Err(OpsError::InvalidArgument(
+            "--por no puede contener caracteres de control (saltos de línea, tabulaciones, secuencias de escape)"
+                .into(),
+        ));
+    }
+    let n = s.chars().count();
+    if n > POR_MAX_CHARS {
+        return Err(OpsError::InvalidArgument(format!("--por admite hasta {POR_MAX_CHARS} caracteres (tiene {n})")));
+    }
+    Ok(s.to_string())
+}
+
+/// A type name in any case (`SALDO_BAJO`), with the error staff read.
 pub fn parse_tipo(s: &str) -> Result<NotificationType, OpsError> {
-    NotificationType::parse(s).map_err(|_| {
+    NotificationType::parse(&s.trim().to_lowercase()).map_err(|_| {
         OpsError::InvalidArgument(format!(
             "tipo de aviso desconocido '{}' (se espera {})",
-            s.trim(),
+            printable(s),
             NotificationType::names_o()
         ))
     })
@@ -61,7 +98,10 @@ pub fn parse_tipo(s: &str) -> Result<NotificationType, OpsError> {
 /// A channel name, with the error staff read.
 pub fn parse_canal(s: &str) -> Result<ChannelKind, OpsError> {
     ChannelKind::parse(s).map_err(|_| {
-        OpsError::InvalidArgument(format!("canal desconocido '{}' (se espera email, sms, whatsapp o portal)", s.trim()))
+        OpsError::InvalidArgument(format!(
+            "canal desconocido '{}' (se espera email, sms, whatsapp o portal)",
+            printable(s)
+        ))
     })
 }
 
@@ -70,7 +110,7 @@ pub fn parse_valor(s: &str) -> Result<bool, OpsError> {
     match s.trim().to_lowercase().as_str() {
         "on" | "si" | "sí" | "true" => Ok(true),
         "off" | "no" | "false" => Ok(false),
-        _ => Err(OpsError::InvalidArgument(format!("valor '{}' no válido (se espera on u off)", s.trim()))),
+        _ => Err(OpsError::InvalidArgument(format!("valor '{}' no válido (se espera on u off)", printable(s)))),
     }
 }
 
@@ -90,7 +130,7 @@ async fn cliente(client: &impl GenericClient, id: i32) -> Result<String, OpsErro
         .query_opt("SELECT nombres, apellidos, email, telefono FROM clientes WHERE id_cliente = $1", &[&id])
         .await?
         .ok_or_else(|| OpsError::InvalidArgument(format!("el cliente {id} no existe")))?;
-    let text = |i: usize| row.get::<_, Option<String>>(i).map(|s| s.trim().to_string()).filter(|s| !s.is_empty());
+    let text = |i: usize| row.get::<_, Option<String>>(i).map(|s| printable(&s)).filter(|s| !s.is_empty());
     let nombre = [text(0), text(1)].into_iter().flatten().collect::<Vec<_>>().join(" ");
     let mut contacto = Vec::new();
     if let Some(e) = text(2) {
@@ -112,7 +152,7 @@ pub fn origen(c: &Choice) -> String {
     }
     match &c.source {
         Source::Explicit { por, en } => {
-            format!("explícito ({}, {})", por.trim(), crate::rules::local_datetime(*en))
+            format!("explícito ({}, {})", printable(por), crate::rules::local_datetime(*en))
         }
         Source::Portal => "portal".into(),
         Source::Default => "predeterminado".into(),
@@ -163,11 +203,12 @@ pub async fn run(
         PreferencesCommand::Set { cliente: id, tipo, canal, valor, por } => {
             let (tipo, channel, activo) = (parse_tipo(&tipo)?, parse_canal(&canal)?, parse_valor(&valor)?);
             preferenceable(tipo)?;
-            let por = por
-                .or(operator)
-                .map(|p| p.trim().to_string())
-                .filter(|p| !p.is_empty())
-                .unwrap_or_else(|| "cli".into());
+            let por = match por {
+                Some(p) => parse_por(&p)?,
+                // The OS user is not staff's to fix: made printable rather than refused.
+                None => operator.map(|p| printable(&p)).unwrap_or_default(),
+            };
+            let por = if por.is_empty() { "cli".to_string() } else { por };
             let encabezado = cliente(client, id).await?;
             let before = one(client, id, tipo, channel, defaults).await?;
             preferences::set_explicit(client, id, tipo, channel, activo, &por).await?;

@@ -163,6 +163,7 @@ impl Config {
             dias_aviso_vencimiento: 15,
             available: vec![Email],
             signer: crate::signing::RowSigner::ephemeral(),
+            resumen_consumos_schedule: crate::domain::cron::CronSchedule::parse("0 20 * * *").unwrap(),
         })
     }
 

@@ -1,5 +1,5 @@
 //! The spending sweeps (opt-in, issue 18 item 6): `consumo_realizado`, one notice per purchase, and
-//! `resumen_consumos`, one summary per family and local day. Both read only the purchases of the families that
+//! `resumen_consumos`, one summary per family and firing (the purchases since the previous firing). Both read only the purchases of the families that
 //! switched the type on ([`crate::cantina::spending`]) and insert through the normal request path
 //! ([`super::sweeps::insert_requests`]), so quiet hours, preferences, dry run, stats, metrics and the history apply.
 //!
@@ -111,9 +111,46 @@ pub async fn consumo_realizado(
     requests(tx, rules, tipo, notices).await
 }
 
-/// One summary per family with `resumen_consumos` on and purchases on the firing's local date, listing each
-/// child's purchases (time, `detalle`, amount) and the card's balance now. Keyed
-/// `resumen_consumos:<id_cliente>:<local date>`; a day without purchases sends nothing.
+/// A purchase stamped this little before a summary's firing goes in the next summary, not this one: a sale's
+/// `fecha_consumo` is its transaction's start, so one stamped just before the firing may commit just after the
+/// summary read the table. Five minutes covers a slow POS transaction, not a POS that syncs an hour later.
+pub const RESUMEN_GRACE: SignedDuration = SignedDuration::from_mins(5);
+
+/// How far back the firings of the summary's schedule are looked for (a monthly schedule still has two).
+const RESUMEN_LOOKBACK: SignedDuration = SignedDuration::from_hours(24 * 62);
+
+/// The summary window for `at`: the schedule's last firing at or before `at` (so a run at any instant, a re-run or
+/// the CLI, redoes that firing's summary under the same key) and the previous firing. The summary of firing `f`
+/// lists the purchases stamped in `[prev − grace, f − grace)`: consecutive firings' windows meet, so each purchase
+/// is in exactly one summary whatever the schedule. Without a firing in the look-back, `at` itself and the day
+/// before.
+pub fn resumen_window(
+    schedule: &crate::domain::cron::CronSchedule,
+    at: Timestamp,
+) -> (Timestamp, Timestamp, Timestamp) {
+    let tz = super::asuncion();
+    let firings = schedule.firings_between(&tz, at.checked_sub(RESUMEN_LOOKBACK).unwrap_or(at), at);
+    let day = SignedDuration::from_hours(24);
+    let (prev, firing) = match firings.as_slice() {
+        [.., prev, f] => (*prev, *f),
+        [f] => (f.checked_sub(day).unwrap_or(*f), *f),
+        [] => (at.checked_sub(day).unwrap_or(at), at),
+    };
+    let minus_grace = |t: Timestamp| t.checked_sub(RESUMEN_GRACE).unwrap_or(t);
+    (firing, minus_grace(prev), minus_grace(firing))
+}
+
+/// The firing whose summary lists a purchase stamped at `t`: the first one more than the grace after it (`None`
+/// when the schedule does not fire in the look-back's span after `t`).
+pub fn resumen_firing_for(schedule: &crate::domain::cron::CronSchedule, t: Timestamp) -> Option<Timestamp> {
+    let after = t.checked_add(RESUMEN_GRACE).ok()?;
+    schedule.firings_between(&super::asuncion(), after, after.checked_add(RESUMEN_LOOKBACK).ok()?).first().copied()
+}
+
+/// One summary per family with `resumen_consumos` on and purchases in the firing's window ([`resumen_window`]),
+/// listing each child's purchases (time, `detalle`, amount; the date too for one not on the firing's local date)
+/// and the card's balance now. Keyed `resumen_consumos:<id_cliente>:<local date of the firing>` (one firing a day:
+/// a second firing the same local day finds its key taken); a window without purchases sends nothing.
 pub async fn resumen_consumos(
     tx: &impl GenericClient,
     rules: &RulesConfig,
@@ -125,21 +162,17 @@ pub async fn resumen_consumos(
         return Ok(Vec::new());
     }
     let tz = super::asuncion();
-    let day = at.to_zoned(tz.clone()).date();
-    // The local day's bounds; only a date at the end of jiff's range has none.
-    let bounds =
-        day.to_zoned(tz.clone()).and_then(|s| Ok((s.timestamp(), day.tomorrow()?.to_zoned(tz.clone())?.timestamp())));
-    let Ok((start, end)) = bounds else { return Ok(Vec::new()) };
+    let (firing, start, end) = resumen_window(&rules.resumen_consumos_schedule, at);
+    let day = firing.to_zoned(tz.clone()).date();
     let fecha = day.strftime("%d/%m/%Y").to_string();
     let rows = crate::cantina::spending::purchases_between(tx, &canales, &start.into(), &end.into()).await?;
     // Rows come ordered by client, child and card: consecutive rows make one family's summary.
     let mut families: Vec<(Parent, Vec<ConsumosHijo>)> = Vec::new();
     for p in rows {
-        let consumo = Consumo {
-            hora: ts(p.fecha_consumo).to_zoned(tz.clone()).strftime("%H:%M").to_string(),
-            detalle: detalle(&p),
-            monto: Guaranies(p.monto),
-        };
+        let when = ts(p.fecha_consumo).to_zoned(tz.clone());
+        // A purchase from before the firing's day (after the previous summary) says which day.
+        let hora = if when.date() == day { when.strftime("%H:%M") } else { when.strftime("%d/%m %H:%M") };
+        let consumo = Consumo { hora: hora.to_string(), detalle: detalle(&p), monto: Guaranies(p.monto) };
         if families.last().is_none_or(|(parent, _)| parent.id_cliente != p.parent.id_cliente) {
             families.push((p.parent.clone(), Vec::new()));
         }
@@ -169,4 +202,44 @@ pub async fn resumen_consumos(
         })
         .collect();
     requests(tx, rules, tipo, notices).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::cron::CronSchedule;
+
+    fn at(s: &str) -> Timestamp {
+        s.parse().unwrap()
+    }
+
+    #[test]
+    fn a_late_run_redoes_its_firing_whose_window_starts_at_the_previous_one() {
+        let daily = CronSchedule::parse("0 20 * * *").unwrap();
+        let (firing, start, end) = resumen_window(&daily, at("2026-12-09T20:40:00-03:00"));
+        assert_eq!(firing, at("2026-12-09T20:00:00-03:00"));
+        assert_eq!((start, end), (at("2026-12-08T19:55:00-03:00"), at("2026-12-09T19:55:00-03:00")));
+        // Weekdays only: Monday's summary has the weekend's purchases (Friday 2026-12-04 to Monday 2026-12-07).
+        let weekdays = CronSchedule::parse("0 20 * * 1-5").unwrap();
+        let (_, start, end) = resumen_window(&weekdays, at("2026-12-07T20:00:00-03:00"));
+        assert_eq!((start, end), (at("2026-12-04T19:55:00-03:00"), at("2026-12-07T19:55:00-03:00")));
+    }
+
+    #[test]
+    fn every_instant_is_in_the_window_of_exactly_the_firing_that_lists_it() {
+        for expr in ["0 20 * * *", "30 7 * * *", "0 20 * * 1-5", "0 0 1 * *"] {
+            let schedule = CronSchedule::parse(expr).unwrap();
+            let mut t = at("2026-12-01T00:00:00-03:00");
+            while t < at("2026-12-10T00:00:00-03:00") {
+                let f = resumen_firing_for(&schedule, t).unwrap();
+                let (firing, start, end) = resumen_window(&schedule, f);
+                assert_eq!(firing, f, "{expr}");
+                assert!(start <= t && t < end, "{expr}: {t} not in [{start}, {end}) of {f}");
+                // The windows of consecutive firings meet: the previous firing's ends where this one starts.
+                let (_, _, before_end) = resumen_window(&schedule, start + RESUMEN_GRACE);
+                assert_eq!(before_end, start, "{expr} at {t}");
+                t += SignedDuration::from_mins(37);
+            }
+        }
+    }
 }

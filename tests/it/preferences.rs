@@ -266,3 +266,67 @@ async fn the_cli_sets_lists_and_unsets_explicit_choices() {
     }
     assert_eq!(count(&c, "SELECT count(*) FROM cantina_notify_preferencias_cliente").await, 1);
 }
+
+/// `--por` is one printable line of at most 100 characters: a newline or an ANSI escape would break `list`'s
+/// table or drive the staff's terminal.
+#[tokio::test]
+async fn the_cli_refuses_control_characters_and_a_long_por() {
+    let (db, c, _pool) = setup().await;
+    let fam = seed_family(&c, Some("ana.benitez@example.com"), None, 50_000).await;
+    let id = fam.id_cliente.to_string();
+    let long = "a".repeat(5_000);
+    for (por, expected) in [
+        ("Marta\nsaldo_bajo  Email  sí  falso", "--por no puede contener caracteres de control"),
+        ("\u{1b}[31mMarta\u{1b}[0m", "--por no puede contener caracteres de control"),
+        ("Marta\u{202E}atraM", "--por no puede contener caracteres de control"),
+        (long.as_str(), "--por admite hasta 100 caracteres (tiene 5000)"),
+    ] {
+        let o =
+            cli(&db, &["set", "--cliente", &id, "--tipo", "saldo_bajo", "--canal", "email", "on", "--por", por]).await;
+        assert_eq!(o.status.code(), Some(1), "{por:?}");
+        assert!(err(&o).contains(expected), "{por:?}: {}", err(&o));
+    }
+    assert_eq!(count(&c, "SELECT count(*) FROM cantina_notify_preferencias_cliente").await, 0);
+}
+
+/// Type and channel names in any case; `--por` of 100 characters exactly is whole in `list`.
+#[tokio::test]
+async fn the_cli_takes_names_in_any_case() {
+    let (db, c, _pool) = setup().await;
+    let fam = seed_family(&c, Some("ana.benitez@example.com"), None, 50_000).await;
+    let id = fam.id_cliente.to_string();
+    let hundred = "M".repeat(100);
+    let o =
+        cli(&db, &["set", "--cliente", &id, "--tipo", "SALDO_BAJO", "--canal", "EMAIL", "on", "--por", &hundred]).await;
+    assert!(o.status.success(), "{}", err(&o));
+    assert!(out(&o).contains("saldo_bajo por Email: activado"), "{}", out(&o));
+    let text = out(&cli(&db, &["list", "--cliente", &id]).await);
+    let origen = &line(&text, "saldo_bajo", "Email")[1];
+    assert!(origen.starts_with(&format!("explícito ({hundred}, ")), "{origen}");
+}
+
+/// A row written by other means (SQL, an older version): `list` prints it with its control characters replaced.
+#[tokio::test]
+async fn the_cli_never_prints_control_characters_from_the_database() {
+    let (db, c, _pool) = setup().await;
+    let fam = seed_family(&c, Some("ana.benitez@example.com"), None, 50_000).await;
+    let id = fam.id_cliente.to_string();
+    explicit(&c, fam.id_cliente, "consumo_realizado", "Email", true).await;
+    c.execute(
+        "UPDATE cantina_notify_preferencias_cliente SET cambiado_por = E'Marta\\nfalso\\u001b[2J\\r'
+         WHERE id_cliente = $1 AND tipo = 'consumo_realizado'",
+        &[&fam.id_cliente],
+    )
+    .await
+    .unwrap();
+    let stored = count(
+        &c,
+        "SELECT count(*) FROM cantina_notify_preferencias_cliente WHERE cambiado_por LIKE '%' || chr(27) || '%'",
+    );
+    assert_eq!(stored.await, 1, "the row holds an ESC");
+    let text = out(&cli(&db, &["list", "--cliente", &id]).await);
+    assert!(!text.chars().any(|c| c.is_control() && c != '\n'), "{text:?}");
+    assert_eq!(text.lines().count(), 2 + NotificationType::ALL.len() * 4, "{text}");
+    let origen = &line(&text, "consumo_realizado", "Email")[1];
+    assert!(origen.starts_with("explícito (Marta\u{FFFD}falso\u{FFFD}[2J, "), "{origen}");
+}

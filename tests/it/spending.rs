@@ -97,6 +97,60 @@ fn local(hhmm: &str) -> Timestamp {
     at(&format!("{DAY}T{hhmm}:00-03:00"))
 }
 
+/// Every purchase is in exactly one summary: one after the 20:00 firing goes in the next day's (with its date), one
+/// stamped within the grace before the firing but committed after it too. One committed after the run but stamped
+/// long before it (a POS offline for an hour) is in none: a window ends at the firing less the grace.
+#[tokio::test]
+async fn resumen_consumos_purchase_after_the_firing_goes_in_the_next_summary_with_its_date() {
+    let (_db, c, pool, rules) = setup().await;
+    let fam = seed_family(&c, Some("ana@example.com"), None, 50_000).await;
+    opt(&c, fam.id_cliente, "resumen_consumos", "Email", true, at("2026-12-01T12:00:00Z")).await;
+    buy(&c, &fam.nro_tarjeta, 5_000, "Empanada", at("2026-12-08T12:00:00-03:00")).await;
+    let first = at("2026-12-08T20:00:00-03:00");
+    assert_eq!(run_sweep(&pool, &rules, SweepKind::ResumenConsumos, first).await.unwrap(), 1);
+    buy(&c, &fam.nro_tarjeta, 7_000, "Cena", at("2026-12-08T20:30:00-03:00")).await;
+    // Committed after the run, stamped inside the grace: the next summary.
+    buy(&c, &fam.nro_tarjeta, 2_000, "Caramelo", at("2026-12-08T19:58:00-03:00")).await;
+    // Committed late (the POS was offline), stamped 19:00: in no summary (documented limit).
+    buy(&c, &fam.nro_tarjeta, 3_000, "Jugo tardío", at("2026-12-08T19:00:00-03:00")).await;
+    buy(&c, &fam.nro_tarjeta, 4_000, "Alfajor", at("2026-12-09T10:00:00-03:00")).await;
+    // The next firing, run late (catch-up, CLI): the same window as at 20:00 sharp.
+    let late = at("2026-12-09T20:40:00-03:00");
+    assert_eq!(run_sweep(&pool, &rules, SweepKind::ResumenConsumos, late).await.unwrap(), 1);
+    // A purchase after the second run: the 10th's summary, not a second one for the 9th.
+    buy(&c, &fam.nro_tarjeta, 1_000, "Chicle", at("2026-12-09T20:50:00-03:00")).await;
+    assert_eq!(run_sweep(&pool, &rules, SweepKind::ResumenConsumos, late).await.unwrap(), 0);
+
+    let got = rows(&c, "resumen_consumos").await;
+    let keys: Vec<&str> = got.iter().map(|r| r.0.as_str()).collect();
+    let id = fam.id_cliente;
+    assert_eq!(
+        keys,
+        [format!("resumen_consumos:{id}:2026-12-08:email"), format!("resumen_consumos:{id}:2026-12-09:email")]
+    );
+    let consumos = |i: usize| got[i].2["hijos"][0]["consumos"].clone();
+    assert_eq!(consumos(0), serde_json::json!([{"hora": "12:00", "detalle": "Empanada", "monto": 5000}]));
+    assert_eq!(
+        consumos(1),
+        serde_json::json!([
+            {"hora": "08/12 19:58", "detalle": "Caramelo", "monto": 2000},
+            {"hora": "08/12 20:30", "detalle": "Cena", "monto": 7000},
+            {"hora": "10:00", "detalle": "Alfajor", "monto": 4000}
+        ])
+    );
+    assert_eq!(got[1].2["fecha"], "09/12/2026");
+    let all: String = got.iter().map(|r| r.2.to_string()).collect();
+    assert!(!all.contains("Jugo tardío") && !all.contains("Chicle"), "{all}");
+    // The 10th's summary has the purchase after the 9th's run.
+    let next = at("2026-12-10T20:00:00-03:00");
+    assert_eq!(run_sweep(&pool, &rules, SweepKind::ResumenConsumos, next).await.unwrap(), 1);
+    let got = rows(&c, "resumen_consumos").await;
+    assert_eq!(
+        got[2].2["hijos"][0]["consumos"],
+        serde_json::json!([{"hora": "09/12 20:50", "detalle": "Chicle", "monto": 1000}])
+    );
+}
+
 #[tokio::test]
 async fn resumen_consumos_once_per_opted_in_family_and_day_with_purchases() {
     let (_db, c, pool, rules) = setup().await;
@@ -106,8 +160,8 @@ async fn resumen_consumos_once_per_opted_in_family_and_day_with_purchases() {
     buy(&c, &fam.nro_tarjeta, 8_000, "Empanada", local("09:40")).await;
     buy(&c, &sofia, 6_000, "Jugo de naranja", local("10:05")).await;
     buy(&c, &fam.nro_tarjeta, 25_000, "Almuerzo del día", local("12:15")).await;
-    // The day before and the day after: not in this day's summary.
-    buy(&c, &fam.nro_tarjeta, 4_000, "Ayer", at("2026-12-07T23:59:00-03:00")).await;
+    // Before the previous day's 20:00 summary (in that one's window): not in this day's summary.
+    buy(&c, &fam.nro_tarjeta, 4_000, "Ayer", at("2026-12-07T19:50:00-03:00")).await;
     // A family that did not opt in (its portal says yes to everything), and one that switched it off.
     let other = seed_family(&c, Some("pedro@example.com"), None, 50_000).await;
     portal_all_on(&c, other.id_cliente, "resumen_consumos").await;
@@ -264,22 +318,25 @@ async fn after_a_stop_the_every_minute_schedule_runs_once_and_catches_every_purc
 async fn the_service_sends_the_spending_notices_like_any_other() {
     let (db, c, pool, rules) = setup().await;
     let fam = seed_family(&c, Some("ana@example.com"), None, 80_000).await;
-    let opted_in = Timestamp::now() - SignedDuration::from_mins(5);
+    // The summary run now redoes the schedule's last firing: the purchase an hour before that firing is in it.
+    let (firing, _, _) =
+        cantina_notify::scheduler::spending::resumen_window(&rules.resumen_consumos_schedule, Timestamp::now());
+    let bought = firing - SignedDuration::from_hours(1);
+    let opted_in = bought - SignedDuration::from_hours(1);
     opt(&c, fam.id_cliente, "consumo_realizado", "Email", true, opted_in).await;
     opt(&c, fam.id_cliente, "resumen_consumos", "Email", true, opted_in).await;
     let rec = Recorder::new(cantina_notify::domain::ChannelKind::Email);
     let app = TestApp::start(test_settings(&db, &[]), &rec).await;
-    let now = Timestamp::now();
-    // At `now` itself: the same local day as the summary's firing, even a second before midnight.
-    buy(&c, &fam.nro_tarjeta, 25_000, "Almuerzo completo", now).await;
+    buy(&c, &fam.nro_tarjeta, 25_000, "Almuerzo completo", bought).await;
 
-    assert_eq!(run_sweep(&pool, &rules, SweepKind::ConsumoRealizado, now).await.unwrap(), 1);
-    assert_eq!(run_sweep(&pool, &rules, SweepKind::ResumenConsumos, now).await.unwrap(), 1);
+    let noticed = bought + SignedDuration::from_mins(1);
+    assert_eq!(run_sweep(&pool, &rules, SweepKind::ConsumoRealizado, noticed).await.unwrap(), 1);
+    assert_eq!(run_sweep(&pool, &rules, SweepKind::ResumenConsumos, Timestamp::now()).await.unwrap(), 1);
     wait_count(&c, "SELECT count(*) FROM solicitudes_notificacion WHERE estado = 'Enviado'", 2, SHORT).await;
     let sent = rec.sent.lock().unwrap().clone();
     let mut subjects: Vec<&str> = sent.iter().map(|m| m.subject.as_str()).collect();
     subjects.sort_unstable();
-    let day = cantina_notify::rules::local_date(now).strftime("%d/%m/%Y").to_string();
+    let day = cantina_notify::rules::local_date(firing).strftime("%d/%m/%Y").to_string();
     assert_eq!(
         subjects,
         ["Consumo de Gs. 25.000 - Luis Benítez".to_string(), format!("Consumos del {day} en la cantina")]
