@@ -84,7 +84,7 @@ pub fn all() -> Vec<(&'static str, MessageData)> {
                 dias: 7,
                 nivel: NivelRecordatorio::Urgente,
                 ademas: vec![Ademas {
-                    texto: "La tarjeta TAR-000733 de Tomás Benítez vence el 11/12/2026: renuévela en la cantina antes \
+                    texto: "La tarjeta TAR-000731 de Tomás Benítez vence el 11/12/2026: renuévela en la cantina antes \
                             de esa fecha."
                         .into(),
                     breve: "tarjeta de Tomás Benítez vence el 11/12".into(),
@@ -96,7 +96,7 @@ pub fn all() -> Vec<(&'static str, MessageData)> {
             MessageData::TarjetaPorVencer {
                 padre: rocio(),
                 alumno: tomas(),
-                nro_tarjeta: "TAR-000733".into(),
+                nro_tarjeta: "TAR-000731".into(),
                 vence: "11/12/2026".into(),
                 dias: 10,
                 ademas: Vec::new(),
@@ -107,7 +107,7 @@ pub fn all() -> Vec<(&'static str, MessageData)> {
             MessageData::TarjetaVencida {
                 padre: rocio(),
                 alumno: tomas(),
-                nro_tarjeta: "TAR-000733".into(),
+                nro_tarjeta: "TAR-000731".into(),
                 vencio: "11/12/2026".into(),
                 ademas: Vec::new(),
             },

@@ -302,7 +302,11 @@ fn low_item(f: &FamilyFacts, padre: &str, today: Date, s: ReminderSchedule, fech
     let resumen = Ademas {
         texto: format!(
             "Saldo bajo: {}. Recargue en el portal de padres o en la cantina.",
-            enumeracion(aviso.tarjetas().iter().map(|t| format!("{} tiene {}", t.alumno, t.saldo)))
+            enumeracion(aviso.tarjetas().iter().map(|t| match t.saldo.0 < 0 {
+                // "Luis tiene Gs. -1.500" reads as money left.
+                true => format!("{} {}", t.alumno, t.saldo.saldo()),
+                false => format!("{} tiene {}", t.alumno, t.saldo),
+            }))
         ),
         breve: format!("saldo bajo de {}", enumeracion(aviso.tarjetas().iter().map(|t| t.alumno.as_str()))),
     };

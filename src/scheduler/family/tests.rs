@@ -225,3 +225,22 @@ fn compose_carries_the_items_on_for_the_channel() {
     assert_eq!(no_debt.data.ademas().len(), 1);
     assert!(compose(&items, ChannelKind::Sms, |_, _| false).is_none());
 }
+
+/// A low card's line under "Además" reads a balance below zero as a debt, not as money left ("tiene Gs. -1.500").
+#[test]
+fn a_low_cards_line_reads_a_negative_balance_as_a_debt() {
+    let mut f = facts();
+    f.bajas.push(LowFact { saldo: -1_500, ..baja("T1", Some("2026-12-01")) });
+    f.bajas.push(LowFact {
+        nro_tarjeta: "T2".into(),
+        alumno: "Sofía Benítez".into(),
+        ..baja("T2", Some("2026-12-01"))
+    });
+    let items = due_items(&f, d("2026-12-02"), S, 15, "02/12/2026 08:00");
+    let low = items.iter().find(|i| i.tipo == NotificationType::SaldoBajo).expect("a low-balance item");
+    assert_eq!(
+        low.resumen.texto,
+        "Saldo bajo: Luis Benítez debe Gs. 1.500 y Sofía Benítez tiene Gs. 3.000. Recargue en el portal de padres o en \
+         la cantina."
+    );
+}
