@@ -6,7 +6,7 @@ use deadpool_postgres::GenericClient;
 
 use crate::config::PreferenceDefaults;
 use crate::db::DbError;
-use crate::domain::{EventKind, NotificationType, OutboxEvent};
+use crate::domain::{EventKind, OutboxEvent};
 use crate::rules::{Context, ManualRow, Recharge};
 
 const LOAD_RECHARGES: &str = "
@@ -38,10 +38,6 @@ pub async fn load_context(
         }
     }
     // Recharges, the cards already known and the manual rows in one round trip.
-    // Only the types these events' rules create: a batch of recharges aggregates one type per parent, not ten.
-    let mut tipos: Vec<NotificationType> = events.iter().filter_map(|e| e.kind.preference_type()).collect();
-    tipos.sort_by_key(|t| t.as_str());
-    tipos.dedup();
     let recharges = tx.prepare_cached(LOAD_RECHARGES).await?;
     let known: Vec<String> = card_ids.iter().cloned().collect();
     let known_keys = card_ids.clone();
@@ -60,9 +56,9 @@ pub async fn load_context(
         },
         manual,
         async {
-            match known.is_empty() || tipos.is_empty() {
+            match known.is_empty() {
                 true => Ok(Vec::new()),
-                false => super::preferences::by_card(tx, &known, &tipos, defaults).await,
+                false => super::preferences::by_card(tx, &known, defaults).await,
             }
         },
     )?;
@@ -99,6 +95,6 @@ pub async fn load_context(
     if !missing.is_empty() {
         super::cards::load_into(tx, &missing, &mut ctx.cards).await?;
     }
-    super::preferences::load_into(tx, &mut ctx, preference_rows_by_card, &known_keys, &tipos, defaults).await?;
+    super::preferences::load_into(tx, &mut ctx, preference_rows_by_card, &known_keys, defaults).await?;
     Ok(ctx)
 }

@@ -191,7 +191,6 @@ pub async fn load_into(
     ctx: &mut Context,
     by_card: Vec<tokio_postgres::Row>,
     card_keys: &HashSet<String>,
-    tipos: &[NotificationType],
     defaults: &PreferenceDefaults,
 ) -> Result<(), DbError> {
     let mut covered = Vec::new();
@@ -207,8 +206,8 @@ pub async fn load_into(
     rest.extend(ctx.parents.keys().filter(|id| !covered.contains(id)));
     let mut out = TurnedOff::new();
     fold_preferences(&by_card, &covered, defaults, &mut out);
-    if !rest.is_empty() && !tipos.is_empty() {
-        let rows = preference_rows(tx, LOAD_PREFERENCES, &rest, tipos, defaults).await?;
+    if !rest.is_empty() {
+        let rows = preference_rows(tx, LOAD_PREFERENCES, &rest, defaults).await?;
         fold_preferences(&rows, &rest, defaults, &mut out);
     }
     ctx.turned_off = out;
@@ -225,7 +224,7 @@ pub async fn turned_off(
     if clients.is_empty() {
         return Ok(out);
     }
-    let rows = preference_rows(tx, LOAD_PREFERENCES, &clients, &NotificationType::ALL, defaults).await?;
+    let rows = preference_rows(tx, LOAD_PREFERENCES, &clients, defaults).await?;
     fold_preferences(&rows, clients, defaults, &mut out);
     Ok(out)
 }
@@ -236,8 +235,7 @@ pub async fn choices(
     id_cliente: i32,
     defaults: &PreferenceDefaults,
 ) -> Result<Vec<Choice>, DbError> {
-    let rows =
-        preference_rows(tx, LOAD_PREFERENCES, &[id_cliente].as_slice(), &NotificationType::ALL, defaults).await?;
+    let rows = preference_rows(tx, LOAD_PREFERENCES, &[id_cliente].as_slice(), defaults).await?;
     Ok(fold_choices(&rows, &[id_cliente], defaults).into_iter().map(|(_, c)| c).collect())
 }
 
@@ -245,23 +243,21 @@ async fn preference_rows(
     tx: &impl GenericClient,
     sql: &str,
     keys: &(dyn tokio_postgres::types::ToSql + Sync),
-    tipos: &[NotificationType],
     defaults: &PreferenceDefaults,
 ) -> Result<Vec<tokio_postgres::Row>, DbError> {
-    let tipos: Vec<&str> = tipos.iter().map(|t| t.as_str()).collect();
+    let tipos: Vec<&str> = NotificationType::ALL.iter().map(|t| t.as_str()).collect();
     let params: [&(dyn tokio_postgres::types::ToSql + Sync); 6] =
         [keys, &tipos, &defaults.email, &defaults.sms, &defaults.whatsapp, &defaults.portal];
     Ok(tx.query(&tx.prepare_cached(sql).await?, &params).await?)
 }
 
-/// The preference rows of the cards' parents (see [`LOAD_PREFERENCES_BY_CARD`]) for these types, for [`load_into`].
+/// The preference rows of the cards' parents (see [`LOAD_PREFERENCES_BY_CARD`]), for [`load_into`].
 pub async fn by_card(
     tx: &impl GenericClient,
     cards: &[String],
-    tipos: &[NotificationType],
     defaults: &PreferenceDefaults,
 ) -> Result<Vec<tokio_postgres::Row>, DbError> {
-    preference_rows(tx, LOAD_PREFERENCES_BY_CARD, &cards, tipos, defaults).await
+    preference_rows(tx, LOAD_PREFERENCES_BY_CARD, &cards, defaults).await
 }
 
 /// Records a client's explicit choice for a type and channel (`preferences set`); replaces an earlier one.

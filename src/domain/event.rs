@@ -67,19 +67,6 @@ impl EventKind {
         }
     }
 
-    /// The type of the notices the event's rule creates under the parent's preferences (the POS's rows follow none):
-    /// the drain loads the preferences of these types only.
-    pub fn preference_type(&self) -> Option<super::NotificationType> {
-        use super::NotificationType as T;
-        match self {
-            EventKind::RecargaConfirmada { .. } => Some(T::RecargaExitosa),
-            EventKind::SaldoBajo { .. } => Some(T::SaldoBajo),
-            EventKind::TarjetaBloqueada { .. } => Some(T::TarjetaBloqueada),
-            EventKind::TarjetaVencida { .. } => Some(T::TarjetaVencida),
-            EventKind::SolicitudManual { .. } | EventKind::Invalid { .. } => None,
-        }
-    }
-
     /// Metric label.
     pub fn label(&self) -> &'static str {
         match self {

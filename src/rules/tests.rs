@@ -221,28 +221,6 @@ fn manual_event() -> OutboxEvent {
     event(EVENTO, EventKind::SolicitudManual { id_solicitud: SOLICITUD }, EVENT_AT)
 }
 
-/// The drain loads the parents' preferences only for the type each event's rule creates
-/// ([`EventKind::preference_type`]): a rule creating another type would be sent against the parent's choice.
-#[test]
-fn each_rule_creates_only_the_type_the_drain_loads_preferences_for() {
-    let mut ctx = family();
-    ctx.recharges.insert(CARGA, recharge());
-    let events = [
-        recarga_event(CARGA),
-        saldo_event(),
-        bloqueo_event(EVENTO),
-        event(EVENTO, EventKind::TarjetaVencida { nro_tarjeta: TARJETA.into() }, EVENT_AT),
-    ];
-    for e in &events {
-        let requests = created(run(e, &ctx, &config()));
-        assert!(!requests.is_empty(), "{:?}", e.kind);
-        for r in requests {
-            assert_eq!(Some(r.tipo), e.kind.preference_type(), "{:?}", e.kind);
-        }
-    }
-    assert_eq!(manual_event().kind.preference_type(), None, "the POS's rows follow no preferences");
-}
-
 fn run(event: &OutboxEvent, ctx: &Context, config: &RulesConfig) -> Decision {
     decide(&RuleInput { event, ctx, config })
 }

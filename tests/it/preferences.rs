@@ -52,9 +52,7 @@ async fn explicit(c: &Client, id_cliente: i32, tipo: &str, canal: &str, activo: 
 async fn both(pool: &Pool, fam: &Family, defaults: &PreferenceDefaults) -> TurnedOff {
     let conn = pool.get().await.unwrap();
     let by_client = preferences::turned_off(&conn, &[fam.id_cliente], defaults).await.unwrap();
-    let rows = preferences::by_card(&conn, std::slice::from_ref(&fam.nro_tarjeta), &NotificationType::ALL, defaults)
-        .await
-        .unwrap();
+    let rows = preferences::by_card(&conn, std::slice::from_ref(&fam.nro_tarjeta), defaults).await.unwrap();
     let mut by_card = TurnedOff::new();
     preferences::fold_preferences(&rows, &[fam.id_cliente], defaults, &mut by_card);
     assert_eq!(by_client, by_card, "the drain's query and the sweeps' agree");
