@@ -21,6 +21,11 @@ pub fn timestamp(t: SystemTime) -> Timestamp {
 }
 
 /// `dd/mm/yyyy HH:MM` in America/Asuncion.
+/// A day as parents and staff read it: `23/11/2026`.
+pub fn fecha(d: jiff::civil::Date) -> String {
+    d.strftime("%d/%m/%Y").to_string()
+}
+
 pub fn local(t: Timestamp) -> String {
     t.to_zoned(asuncion()).strftime("%d/%m/%Y %H:%M").to_string()
 }

@@ -467,7 +467,7 @@ impl MessageData {
             },
             NotificationType::ResumenConsumos => MessageData::ResumenConsumos(ResumenConsumos {
                 padre,
-                fecha: local_date(Timestamp::now()).strftime("%d/%m/%Y").to_string(),
+                fecha: crate::present::format::fecha(local_date(Timestamp::now())),
                 hijos: vec![
                     ConsumosHijo {
                         alumno,

@@ -142,7 +142,7 @@ impl TurnedOff {
                 "el cliente {id_cliente} desactivó los avisos {tipo} por {} (cambiado por {} el {})",
                 channel.destino(),
                 por.trim(),
-                local_date(*en).strftime("%d/%m/%Y")
+                crate::present::format::fecha(local_date(*en))
             ),
             OffBy::Portal => turned_off_reason(id_cliente, tipo, channel),
             OffBy::OptIn => format!(

@@ -10,8 +10,8 @@ pub(super) fn decide(input: &RuleInput<'_>, nro_tarjeta: &str) -> Decision {
         Err(reason) => return Decision::Ignore(reason),
     };
     let (fecha, vencio) = match card.fecha_vencimiento {
-        Some(d) => (d.to_string(), d.strftime("%d/%m/%Y").to_string()),
-        None => ("sin-fecha".to_string(), input.today().strftime("%d/%m/%Y").to_string()),
+        Some(d) => (d.to_string(), crate::present::format::fecha(d)),
+        None => ("sin-fecha".to_string(), crate::present::format::fecha(input.today())),
     };
     let data = MessageData::TarjetaVencida {
         padre: parent.nombres.trim().to_string(),

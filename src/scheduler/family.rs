@@ -18,6 +18,7 @@
 //!   being the crossing + `primero` days, then every `cada` days. A card in debt gets none (the debt reminder
 //!   covers it).
 
+use crate::present::format::fecha;
 use jiff::civil::Date;
 
 use crate::config::ReminderSchedule;
@@ -145,10 +146,6 @@ fn days_between(from: Date, to: Date) -> i64 {
     from.until((jiff::Unit::Day, to)).map_or(0, |s| i64::from(s.get_days()))
 }
 
-fn ddmmyyyy(d: Date) -> String {
-    d.strftime("%d/%m/%Y").to_string()
-}
-
 fn debt_item(f: &FamilyFacts, padre: &str, today: Date) -> Option<Item> {
     let oldest = f.deudas.iter().min_by_key(|d| (d.desde, d.primera))?;
     let dias = i32::try_from(days_between(oldest.desde, today)).ok()?;
@@ -169,7 +166,7 @@ fn debt_item(f: &FamilyFacts, padre: &str, today: Date) -> Option<Item> {
             alumno: d.alumno.clone(),
             nro_tarjeta: d.nro_tarjeta.clone(),
             monto: Guaranies(-d.saldo),
-            desde: ddmmyyyy(d.desde),
+            desde: fecha(d.desde),
         })
         .collect();
     let aviso = AvisoDeuda {
@@ -185,7 +182,7 @@ fn debt_item(f: &FamilyFacts, padre: &str, today: Date) -> Option<Item> {
         texto: format!(
             "Saldo negativo de {total} en {} de {alumnos} desde el {}. Realice una recarga para regularizarlo.",
             if aviso.tarjetas.len() > 1 { "las tarjetas" } else { "la tarjeta" },
-            ddmmyyyy(oldest.desde)
+            fecha(oldest.desde)
         ),
         breve: format!("saldo negativo de {total}"),
     };
@@ -204,7 +201,7 @@ fn debt_item(f: &FamilyFacts, padre: &str, today: Date) -> Option<Item> {
 
 fn expiry_item(v: &ExpiryFact, padre: &str, today: Date, dias_antes: i64) -> Option<Item> {
     let left = days_between(today, v.vence);
-    let vence = ddmmyyyy(v.vence);
+    let vence = fecha(v.vence);
     let (nro, alumno) = (v.nro_tarjeta.clone(), v.alumno.clone());
     let (tipo, data, resumen) = if v.vencida || left <= 0 {
         // Expired: from the date (or the state) for `dias_antes` days.
@@ -297,7 +294,7 @@ fn low_item(f: &FamilyFacts, padre: &str, today: Date, s: ReminderSchedule, fech
         false => None,
     };
     let mut aviso = AvisoSaldoBajo::varias(padre.to_string(), cards, fecha.to_string())?;
-    aviso.desde = desde.map(ddmmyyyy);
+    aviso.desde = desde.map(crate::present::format::fecha);
     let first = aviso.primera().clone();
     let resumen = Ademas {
         texto: format!(

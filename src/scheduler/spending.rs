@@ -164,7 +164,7 @@ pub async fn resumen_consumos(
     let tz = super::asuncion();
     let (firing, start, end) = resumen_window(&rules.resumen_consumos_schedule, at);
     let day = firing.to_zoned(tz.clone()).date();
-    let fecha = day.strftime("%d/%m/%Y").to_string();
+    let fecha = crate::present::format::fecha(day);
     let rows = crate::cantina::spending::purchases_between(tx, &canales, &start.into(), &end.into()).await?;
     // Rows come ordered by client, child and card: consecutive rows make one family's summary.
     let mut families: Vec<(Parent, Vec<ConsumosHijo>)> = Vec::new();

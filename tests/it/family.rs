@@ -1,27 +1,12 @@
 //! The family's daily scheduled message over the real database: debt reminders per family and level, low-balance
 //! crossing then reminders, card expiry, and at most one scheduled message a day per family.
 
-use cantina_notify::config::RulesConfig;
 use cantina_notify::events::drain::drain_batch;
 use cantina_notify::scheduler::{SweepKind, run_sweep};
-use deadpool_postgres::Pool;
 use jiff::{SignedDuration, Timestamp};
 use tokio_postgres::Client;
 
-use crate::helpers::{TestDb, count, seed_family, test_settings};
-
-fn at(s: &str) -> Timestamp {
-    s.parse().unwrap()
-}
-
-async fn setup() -> (TestDb, Client, Pool, RulesConfig) {
-    let db = TestDb::new().await;
-    let c = db.client().await;
-    let settings = test_settings(&db, &[]);
-    let (rules, _) = settings.validate(true).unwrap();
-    let pool = cantina_notify::db::pool(&db.url, 4, std::time::Duration::from_secs(5)).unwrap();
-    (db, c, pool, rules)
-}
+use crate::helpers::{TestDb, at, count, seed_family, sweep_setup, test_settings};
 
 /// Another child of `id_cliente` with a card holding `saldo`.
 async fn child(c: &Client, id_cliente: i32, nombre: &str, nro_tarjeta: &str, saldo: i64) -> String {
@@ -99,7 +84,7 @@ fn morning(date: &str) -> Timestamp {
 
 #[tokio::test]
 async fn two_children_in_debt_through_three_authorisations_get_one_reminder_per_level() {
-    let (_db, c, pool, rules) = setup().await;
+    let (_db, c, pool, rules) = sweep_setup().await;
     let fam = seed_family(&c, Some("ana@example.com"), None, 20_000).await;
     let luis = fam.nro_tarjeta.clone();
     let sofia = child(&c, fam.id_cliente, "Sofía", &format!("{luis}-b"), 20_000).await;
@@ -143,7 +128,7 @@ async fn two_children_in_debt_through_three_authorisations_get_one_reminder_per_
 
 #[tokio::test]
 async fn after_missed_days_only_the_highest_level_reached_goes_once() {
-    let (_db, c, pool, rules) = setup().await;
+    let (_db, c, pool, rules) = sweep_setup().await;
     let fam = seed_family(&c, Some("ana@example.com"), None, 20_000).await;
     let id = authorise(&c, &fam.nro_tarjeta, -5_000, at("2026-11-01T15:00:00Z")).await;
     // The service was down from day 2 to day 9.
@@ -157,7 +142,7 @@ async fn after_missed_days_only_the_highest_level_reached_goes_once() {
 
 #[tokio::test]
 async fn two_replicas_firing_at_once_send_one_message() {
-    let (_db, c, pool, rules) = setup().await;
+    let (_db, c, pool, rules) = sweep_setup().await;
     let fam = seed_family(&c, Some("ana@example.com"), None, 20_000).await;
     authorise(&c, &fam.nro_tarjeta, -5_000, at("2026-11-01T15:00:00Z")).await;
     let firing = morning("2026-11-05");
@@ -174,7 +159,7 @@ async fn two_replicas_firing_at_once_send_one_message() {
 
 #[tokio::test]
 async fn a_family_that_paid_is_not_reminded_and_a_new_debt_starts_new_keys() {
-    let (_db, c, pool, rules) = setup().await;
+    let (_db, c, pool, rules) = sweep_setup().await;
     let fam = seed_family(&c, Some("ana@example.com"), None, 20_000).await;
     let old = authorise(&c, &fam.nro_tarjeta, -5_000, at("2026-11-01T15:00:00Z")).await;
     // Paid: the card is back above zero, the app has not marked the row regularizado yet.
@@ -198,7 +183,7 @@ async fn a_family_that_paid_is_not_reminded_and_a_new_debt_starts_new_keys() {
 /// old open row made it a 20-day-old debt, level 15 "desde 01/11/2026" on the 21st.)
 #[tokio::test]
 async fn a_new_debt_after_paying_with_the_old_row_not_yet_regularised_starts_at_the_new_sale() {
-    let (_db, c, pool, rules) = setup().await;
+    let (_db, c, pool, rules) = sweep_setup().await;
     let fam = seed_family(&c, Some("ana@example.com"), None, 20_000).await;
     authorise(&c, &fam.nro_tarjeta, -5_000, at("2026-11-01T15:00:00Z")).await;
     c.execute("UPDATE tarjetas SET saldo_actual = 20000 WHERE nro_tarjeta = $1", &[&fam.nro_tarjeta]).await.unwrap();
@@ -217,7 +202,7 @@ async fn a_new_debt_after_paying_with_the_old_row_not_yet_regularised_starts_at_
 /// or only negative ones (the sale that crossed zero is regularised already): the earliest open row.
 #[tokio::test]
 async fn a_card_with_no_open_row_from_zero_or_above_counts_from_its_earliest_open_row() {
-    let (_db, c, pool, rules) = setup().await;
+    let (_db, c, pool, rules) = sweep_setup().await;
     let row = |nro: &str, anterior: Option<i64>, resultante: i64, fecha: &str| {
         let (nro, fecha) = (nro.to_string(), std::time::SystemTime::from(at(fecha)));
         let c = &c;
@@ -271,7 +256,7 @@ async fn a_card_with_no_open_row_from_zero_or_above_counts_from_its_earliest_ope
 /// level 3 on the 9th, the day after an urgent one, then 7 again on the 10th.)
 #[tokio::test]
 async fn paying_the_oldest_card_does_not_restart_the_levels_of_a_family_still_in_debt() {
-    let (_db, c, pool, rules) = setup().await;
+    let (_db, c, pool, rules) = sweep_setup().await;
     let fam = seed_family(&c, Some("ana@example.com"), None, 20_000).await;
     let luis = fam.nro_tarjeta.clone();
     let sofia = child(&c, fam.id_cliente, "Sofía", &format!("{luis}-b"), 20_000).await;
@@ -312,7 +297,7 @@ async fn paying_the_oldest_card_does_not_restart_the_levels_of_a_family_still_in
 /// Crossing day: the trigger's notice only; the next day one reminder; days 2–7 nothing; day 8 a reminder.
 #[tokio::test]
 async fn a_low_card_gets_the_crossing_then_reminders_on_the_schedule() {
-    let (db, c, pool, rules) = setup().await;
+    let (db, c, pool, rules) = sweep_setup().await;
     let fam = seed_family(&c, Some("ana@example.com"), None, 10_000).await;
     crate::helpers::consume(&c, &fam.nro_tarjeta, 8_000).await;
     let (drain_rules, _) = test_settings(&db, &[]).validate(true).unwrap();
@@ -345,7 +330,7 @@ async fn a_low_card_gets_the_crossing_then_reminders_on_the_schedule() {
 /// anchors its reminders there; a card in debt gets none of this.
 #[tokio::test]
 async fn a_card_low_with_no_crossing_on_record_is_notified_once_as_the_crossing() {
-    let (_db, c, pool, rules) = setup().await;
+    let (_db, c, pool, rules) = sweep_setup().await;
     let fam = seed_family(&c, Some("ana@example.com"), None, 1_000).await;
     let debtor = seed_family(&c, Some("beto@example.com"), None, 20_000).await;
     authorise(&c, &debtor.nro_tarjeta, -500, at("2026-12-02T15:00:00Z")).await;
@@ -371,7 +356,7 @@ async fn expires(c: &Client, nro_tarjeta: &str, fecha: &str) {
 /// nothing more from the sweep.
 #[tokio::test]
 async fn expiry_is_notified_15_days_before_and_on_the_date_once() {
-    let (db, c, pool, rules) = setup().await;
+    let (db, c, pool, rules) = sweep_setup().await;
     let fam = seed_family(&c, Some("ana@example.com"), None, 20_000).await;
     expires(&c, &fam.nro_tarjeta, "2026-12-20").await;
     let early = seed_family(&c, Some("beto@example.com"), None, 20_000).await;
@@ -421,7 +406,7 @@ async fn expiry_is_notified_15_days_before_and_on_the_date_once() {
 /// Debt, an expiring card and a low card on the same day: ONE message, the debt reminder, with the other two.
 #[tokio::test]
 async fn debt_expiry_and_low_balance_on_one_day_make_one_message() {
-    let (_db, c, pool, rules) = setup().await;
+    let (_db, c, pool, rules) = sweep_setup().await;
     let fam = seed_family(&c, Some("ana@example.com"), None, 20_000).await;
     let id = authorise(&c, &fam.nro_tarjeta, -6_000, at("2026-12-01T15:00:00Z")).await;
     let expiring = child(&c, fam.id_cliente, "Sofía", &format!("{}-v", fam.nro_tarjeta), 20_000).await;
@@ -460,7 +445,7 @@ async fn debt_expiry_and_low_balance_on_one_day_make_one_message() {
 /// A later firing the same day defers a less urgent item to the next day's message, and sends a more urgent one.
 #[tokio::test]
 async fn a_later_firing_defers_less_urgent_items_and_sends_more_urgent_ones() {
-    let (_db, c, pool, rules) = setup().await;
+    let (_db, c, pool, rules) = sweep_setup().await;
     let fam = seed_family(&c, Some("ana@example.com"), None, 20_000).await;
     let expiring = child(&c, fam.id_cliente, "Sofía", &format!("{}-v", fam.nro_tarjeta), 20_000).await;
     expires(&c, &expiring, "2026-12-14").await;
@@ -492,7 +477,7 @@ async fn a_later_firing_defers_less_urgent_items_and_sends_more_urgent_ones() {
 /// the documentation.
 #[tokio::test]
 async fn a_simulated_week_of_one_family_is_at_most_one_message_a_day() {
-    let (_db, c, pool, rules) = setup().await;
+    let (_db, c, pool, rules) = sweep_setup().await;
     let fam = seed_family(&c, Some("rocio@example.com"), None, 3_000).await;
     expires(&c, &fam.nro_tarjeta, "2026-12-11").await;
     let sofia = child(&c, fam.id_cliente, "Sofía", &format!("{}-s", fam.nro_tarjeta), 0).await;
@@ -604,7 +589,7 @@ async fn each_item_reaches_its_own_channels_when_another_type_leads() {
 /// naming the message that carried it). Found by an adversarial trial.
 #[tokio::test]
 async fn an_expiry_told_inside_the_daily_message_is_not_repeated_by_the_trigger() {
-    let (db, c, pool, rules) = setup().await;
+    let (db, c, pool, rules) = sweep_setup().await;
     let fam = seed_family(&c, Some("ana@example.com"), None, 20_000).await;
     expires(&c, &fam.nro_tarjeta, "2026-12-10").await;
     let sibling = child(&c, fam.id_cliente, "Sofía", &format!("{}-b", fam.nro_tarjeta), 20_000).await;

@@ -462,3 +462,17 @@ impl Drop for ChildGuard {
         }
     }
 }
+
+/// An instant written as RFC 3339 (`2026-12-01T11:00:00Z`).
+pub fn at(s: &str) -> jiff::Timestamp {
+    s.parse().expect("an RFC 3339 instant")
+}
+
+/// A fresh database, a client, a pool and the default rules: what a test that runs the sweeps itself needs.
+pub async fn sweep_setup() -> (TestDb, Client, deadpool_postgres::Pool, cantina_notify::config::RulesConfig) {
+    let db = TestDb::new().await;
+    let c = db.client().await;
+    let (rules, _) = test_settings(&db, &[]).validate(true).expect("valid test settings");
+    let pool = cantina_notify::db::pool(&db.url, 4, Duration::from_secs(5)).expect("a pool");
+    (db, c, pool, rules)
+}

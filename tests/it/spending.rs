@@ -3,27 +3,13 @@
 
 use std::sync::{Arc, Mutex};
 
-use cantina_notify::config::{RetentionSettings, RulesConfig};
+use cantina_notify::config::RetentionSettings;
 use cantina_notify::scheduler::{Clock, FiringOutcome, Scheduler, SchedulerSettings, SweepKind, run_sweep};
-use deadpool_postgres::Pool;
 use jiff::{SignedDuration, Timestamp};
 use serde_json::Value as Json;
 use tokio_postgres::Client;
 
 use crate::helpers::*;
-
-fn at(s: &str) -> Timestamp {
-    s.parse().unwrap()
-}
-
-async fn setup() -> (TestDb, Client, Pool, RulesConfig) {
-    let db = TestDb::new().await;
-    let c = db.client().await;
-    let settings = test_settings(&db, &[]);
-    let (rules, _) = settings.validate(true).unwrap();
-    let pool = cantina_notify::db::pool(&db.url, 4, std::time::Duration::from_secs(5)).unwrap();
-    (db, c, pool, rules)
-}
 
 /// A purchase on the card at `fecha` (the app's triggers lower the card's balance); returns its id.
 async fn buy(c: &Client, nro_tarjeta: &str, monto: i64, detalle: &str, fecha: Timestamp) -> i64 {
@@ -102,7 +88,7 @@ fn local(hhmm: &str) -> Timestamp {
 /// long before it (a POS offline for an hour) is in none: a window ends at the firing less the grace.
 #[tokio::test]
 async fn resumen_consumos_purchase_after_the_firing_goes_in_the_next_summary_with_its_date() {
-    let (_db, c, pool, rules) = setup().await;
+    let (_db, c, pool, rules) = sweep_setup().await;
     let fam = seed_family(&c, Some("ana@example.com"), None, 50_000).await;
     opt(&c, fam.id_cliente, "resumen_consumos", "Email", true, at("2026-12-01T12:00:00Z")).await;
     buy(&c, &fam.nro_tarjeta, 5_000, "Empanada", at("2026-12-08T12:00:00-03:00")).await;
@@ -153,7 +139,7 @@ async fn resumen_consumos_purchase_after_the_firing_goes_in_the_next_summary_wit
 
 #[tokio::test]
 async fn resumen_consumos_once_per_opted_in_family_and_day_with_purchases() {
-    let (_db, c, pool, rules) = setup().await;
+    let (_db, c, pool, rules) = sweep_setup().await;
     let fam = seed_family(&c, Some("ana@example.com"), None, 80_000).await;
     let sofia = second_child(&c, fam.id_cliente, "Sofía", 18_000).await;
     opt(&c, fam.id_cliente, "resumen_consumos", "Email", true, at("2026-12-01T12:00:00Z")).await;
@@ -218,7 +204,7 @@ async fn resumen_consumos_once_per_opted_in_family_and_day_with_purchases() {
 
 #[tokio::test]
 async fn consumo_realizado_once_per_purchase_of_opted_in_families_only() {
-    let (_db, c, pool, rules) = setup().await;
+    let (_db, c, pool, rules) = sweep_setup().await;
     let fam = seed_family(&c, Some("ana@example.com"), None, 80_000).await;
     let sofia = second_child(&c, fam.id_cliente, "Sofía", 18_000).await;
     // Switched on at 08:00: a purchase before it is not notified, nor one older than a day.
@@ -286,7 +272,7 @@ impl Clock for FakeClock {
 /// since its bound), with no `omitida` row per missed minute.
 #[tokio::test]
 async fn after_a_stop_the_every_minute_schedule_runs_once_and_catches_every_purchase() {
-    let (_db, c, pool, rules) = setup().await;
+    let (_db, c, pool, rules) = sweep_setup().await;
     let fam = seed_family(&c, Some("ana@example.com"), None, 80_000).await;
     opt(&c, fam.id_cliente, "consumo_realizado", "Email", true, local("08:00")).await;
     let start = local("09:00");
@@ -316,7 +302,7 @@ async fn after_a_stop_the_every_minute_schedule_runs_once_and_catches_every_purc
 /// Through the normal request path: the running service sends what the sweeps created, rendered for the channel.
 #[tokio::test]
 async fn the_service_sends_the_spending_notices_like_any_other() {
-    let (db, c, pool, rules) = setup().await;
+    let (db, c, pool, rules) = sweep_setup().await;
     let fam = seed_family(&c, Some("ana@example.com"), None, 80_000).await;
     // The summary run now redoes the schedule's last firing: the purchase an hour before that firing is in it.
     let (firing, _, _) =

@@ -133,10 +133,7 @@ fn dia_semana(d: Date) -> &'static str {
     }
 }
 
-/// `23/11/2026`
-pub fn fecha(d: Date) -> String {
-    d.strftime("%d/%m/%Y").to_string()
-}
+pub use crate::present::format::fecha;
 
 /// `24/11/2026 21:00`, in America/Asuncion.
 fn hora_local(t: Timestamp) -> String {
